@@ -1,0 +1,475 @@
+//! The manifests-directory source: load `*.yaml`/`*.yml`/`*.json` files,
+//! translate them, and watch the directory to publish every good set.
+
+use crate::objects::{describe, KubeObject, SourcedObject, DEFAULT_NAMESPACE};
+use crate::problem::{Problem, Severity};
+use crate::translate::{translate, Translation};
+use crate::ClassSelector;
+use rauta_shared::config::RouteConfig;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Nesting limit for `kind: List` inside `kind: List`, against hostile input.
+const MAX_LIST_DEPTH: usize = 8;
+
+/// Loads every manifest file directly in `dir` (not recursive, like
+/// `kubectl apply -f DIR`), in file-name order.
+pub fn load_dir(dir: &Path) -> (Vec<SourcedObject>, Vec<Problem>) {
+    let mut objects = Vec::new();
+    let mut problems = Vec::new();
+    let files = match manifest_files(dir, &mut problems) {
+        Ok(files) => files,
+        Err(e) => {
+            problems.push(
+                Problem::error(None, format!("cannot read manifests directory: {e}"))
+                    .in_file(Some(dir.to_path_buf())),
+            );
+            return (objects, problems);
+        }
+    };
+    for file in files {
+        load_file(&file, &mut objects, &mut problems);
+    }
+    reject_duplicates(&mut objects, &mut problems);
+    (objects, problems)
+}
+
+/// Loads `dir` and translates it; load problems come before translate problems.
+pub fn load_and_translate(dir: &Path, sel: &ClassSelector) -> Translation {
+    let (objects, mut problems) = load_dir(dir);
+    let mut translation = translate(&objects, sel);
+    problems.append(&mut translation.problems);
+    translation.problems = problems;
+    translation
+}
+
+/// The manifest files of `dir`, sorted by name; unreadable entries become problems.
+fn manifest_files(dir: &Path, problems: &mut Vec<Problem>) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        // Dot files include a ConfigMap volume's `..data` and `..<timestamp>`
+        // entries, whose files are already reachable through the top-level symlinks.
+        if name.starts_with('.') || !is_manifest_name(&name) {
+            continue;
+        }
+        let path = entry.path();
+        // `fs::metadata` follows symlinks: ConfigMap volumes are made of them.
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => files.push(path),
+            Ok(_) => tracing::debug!(path = %path.display(), "not a regular file, skipped"),
+            Err(e) => problems
+                .push(Problem::error(None, format!("cannot read file: {e}")).in_file(Some(path))),
+        }
+    }
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}
+
+/// True for the extensions `kubectl apply -f DIR` reads.
+fn is_manifest_name(name: &str) -> bool {
+    [".yaml", ".yml", ".json"]
+        .iter()
+        .any(|ext| name.len() > ext.len() && name.ends_with(ext))
+}
+
+/// Parses one file into objects; every failure becomes a problem.
+fn load_file(file: &Path, objects: &mut Vec<SourcedObject>, problems: &mut Vec<Problem>) {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            problems.push(
+                Problem::error(None, format!("cannot read file: {e}"))
+                    .in_file(Some(file.to_path_buf())),
+            );
+            return;
+        }
+    };
+    let is_json = file.extension().is_some_and(|ext| ext == "json");
+    let (documents, syntax_error) = if is_json {
+        json_documents(&text)
+    } else {
+        yaml_documents(&text)
+    };
+    let mut ctx = FileCtx {
+        file,
+        objects,
+        problems,
+    };
+    for document in documents {
+        ctx.collect(document, 0);
+    }
+    if let Some(message) = syntax_error {
+        ctx.error(None, message);
+    }
+}
+
+/// The documents of a JSON file (one value, or a stream of them), and the
+/// syntax error that stopped reading, if any.
+fn json_documents(text: &str) -> (Vec<Value>, Option<String>) {
+    let mut documents = Vec::new();
+    for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+        match value {
+            Ok(value) => documents.push(value),
+            Err(e) => return (documents, Some(format!("invalid JSON: {e}"))),
+        }
+    }
+    (documents, None)
+}
+
+/// The documents of a YAML stream (separated by `---`), and the syntax error
+/// that stopped reading, if any.
+fn yaml_documents(text: &str) -> (Vec<Value>, Option<String>) {
+    let mut documents = Vec::new();
+    for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        match Value::deserialize(document) {
+            Ok(value) => documents.push(value),
+            // A broken stream cannot be resynchronised reliably: stop here.
+            Err(e) => {
+                return (
+                    documents,
+                    Some(format!("invalid YAML in document {}: {e}", i + 1)),
+                )
+            }
+        }
+    }
+    (documents, None)
+}
+
+/// Where objects and problems of one file go.
+struct FileCtx<'a> {
+    file: &'a Path,
+    objects: &'a mut Vec<SourcedObject>,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl FileCtx<'_> {
+    /// Records an error about `object` in this file.
+    fn error(&mut self, object: Option<String>, message: impl Into<String>) {
+        self.problems
+            .push(Problem::error(object, message).in_file(Some(self.file.to_path_buf())));
+    }
+
+    /// Turns one document (an object or a `kind: List`) into objects.
+    fn collect(&mut self, document: Value, depth: usize) {
+        let map = match &document {
+            // An empty YAML document (`---` followed by nothing) is null.
+            Value::Null => return,
+            Value::Object(map) => map,
+            other => {
+                let what = match other {
+                    Value::Array(_) => "a sequence",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    _ => "a scalar",
+                };
+                self.error(None, format!("document is {what}, not a mapping"));
+                return;
+            }
+        };
+        let kind = map.get("kind").and_then(Value::as_str).map(str::to_string);
+        let api_version = map
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let (Some(kind), Some(api_version)) = (kind, api_version) else {
+            let missing = match (map.get("kind"), map.get("apiVersion")) {
+                (None, None) => "kind and apiVersion are missing",
+                (None, _) => "kind is missing",
+                (_, None) => "apiVersion is missing",
+                _ => "kind and apiVersion must be strings",
+            };
+            self.error(raw_describe(None, map), missing);
+            return;
+        };
+        if kind.ends_with("List") {
+            if let Some(Value::Array(_)) = map.get("items") {
+                if depth >= MAX_LIST_DEPTH {
+                    self.error(None, "lists nested too deeply");
+                    return;
+                }
+                if let Value::Object(mut map) = document {
+                    if let Some(Value::Array(items)) = map.remove("items") {
+                        for item in items {
+                            self.collect(item, depth + 1);
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        let object = match (api_version.as_str(), kind.as_str()) {
+            ("networking.k8s.io/v1", "Ingress") => self.parse(document, KubeObject::Ingress),
+            ("networking.k8s.io/v1", "IngressClass") => {
+                self.parse(document, KubeObject::IngressClass)
+            }
+            ("v1", "Service") => self.parse(document, KubeObject::Service),
+            ("discovery.k8s.io/v1", "EndpointSlice") => {
+                self.parse(document, KubeObject::EndpointSlice)
+            }
+            _ => {
+                tracing::debug!(
+                    file = %self.file.display(),
+                    api_version,
+                    kind,
+                    "object kind not used for routing, skipped"
+                );
+                None
+            }
+        };
+        if let Some(object) = object {
+            self.objects.push(SourcedObject {
+                file: Some(self.file.to_path_buf()),
+                object,
+            });
+        }
+    }
+
+    /// Deserializes a known kind; checks the name and defaults the namespace.
+    fn parse<T: DeserializeOwned>(
+        &mut self,
+        document: Value,
+        wrap: fn(T) -> KubeObject,
+    ) -> Option<KubeObject> {
+        let kind = document
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("object")
+            .to_string();
+        let described = document
+            .as_object()
+            .and_then(|map| raw_describe(Some(&kind), map))
+            .unwrap_or_else(|| kind.clone());
+        let mut object = match serde_json::from_value::<T>(document) {
+            Ok(typed) => wrap(typed),
+            Err(e) => {
+                self.error(Some(described), format!("invalid {kind}: {e}"));
+                return None;
+            }
+        };
+        if object.name().is_empty() {
+            self.error(Some(described), "metadata.name is missing");
+            return None;
+        }
+        object.default_namespace();
+        Some(object)
+    }
+}
+
+/// `Kind ns/name` read from a raw document, for messages about objects that
+/// did not parse; `None` when even the kind is unknown.
+fn raw_describe(kind: Option<&str>, map: &Map<String, Value>) -> Option<String> {
+    let kind = kind.or_else(|| map.get("kind").and_then(Value::as_str))?;
+    let meta = map.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str);
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Some(kind.to_string());
+    };
+    let namespace = (kind != "IngressClass").then(|| {
+        meta.and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str)
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or(DEFAULT_NAMESPACE)
+    });
+    Some(describe(kind, namespace, name))
+}
+
+/// Reports the second and later objects with the same kind and name as errors
+/// and drops them, so that translation sees each object once.
+fn reject_duplicates(objects: &mut Vec<SourcedObject>, problems: &mut Vec<Problem>) {
+    let mut first: BTreeMap<String, Option<PathBuf>> = BTreeMap::new();
+    objects.retain(|o| {
+        let id = o.object.describe();
+        match first.get(&id) {
+            None => {
+                first.insert(id, o.file.clone());
+                true
+            }
+            Some(first_file) => {
+                let where_ = match first_file {
+                    Some(f) => format!(" (first defined in {})", f.display()),
+                    None => String::new(),
+                };
+                problems.push(
+                    Problem::error(Some(id), format!("defined more than once{where_}"))
+                        .in_file(o.file.clone()),
+                );
+                false
+            }
+        }
+    });
+}
+
+/// What the watcher thread is told.
+enum Msg {
+    /// Something happened in the directory.
+    Fs(notify::Result<notify::Event>),
+    /// Leave the loop.
+    Stop,
+}
+
+/// A running watcher of a manifests directory (thread `rauta-manifests`).
+///
+/// Dropping it leaves the thread running for the life of the process; call
+/// [`ManifestSource::stop`] to end it.
+#[derive(Debug)]
+pub struct ManifestSource {
+    control: mpsc::Sender<Msg>,
+    thread: JoinHandle<()>,
+}
+
+impl ManifestSource {
+    /// Watches `dir`, loads it once, and calls `publish` with every good
+    /// configuration that differs from the last one published; reloads
+    /// happen `debounce` after the last of a burst of changes.
+    pub fn spawn(
+        dir: PathBuf,
+        sel: ClassSelector,
+        debounce: Duration,
+        publish: impl FnMut(RouteConfig) + Send + 'static,
+    ) -> io::Result<ManifestSource> {
+        let (control, rx) = mpsc::channel();
+        let events = control.clone();
+        let mut watcher = notify::recommended_watcher(move |event| {
+            // The receiver is gone only after the thread ended; nothing to do then.
+            let _ = events.send(Msg::Fs(event));
+        })
+        .map_err(|e| watch_error(&dir, e))?;
+        // Watching before the first load means no change can slip in between.
+        notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive)
+            .map_err(|e| watch_error(&dir, e))?;
+        let thread = thread::Builder::new()
+            .name("rauta-manifests".to_string())
+            .spawn(move || {
+                // Keep the watcher alive as long as the loop runs.
+                let _watcher = watcher;
+                run(&dir, &sel, debounce, publish, &rx);
+            })?;
+        Ok(ManifestSource { control, thread })
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(self) {
+        // A send error means the thread has already ended.
+        let _ = self.control.send(Msg::Stop);
+        if self.thread.join().is_err() {
+            tracing::error!("the manifests thread panicked");
+        }
+    }
+
+    /// Waits for the thread, which normally runs until [`ManifestSource::stop`].
+    pub fn join(self) -> thread::Result<()> {
+        self.thread.join()
+    }
+}
+
+/// A notify error as an `io::Error`, keeping the I/O kind where there is one.
+fn watch_error(dir: &Path, e: notify::Error) -> io::Error {
+    match e.kind {
+        notify::ErrorKind::Io(io) => {
+            io::Error::new(io.kind(), format!("cannot watch {}: {io}", dir.display()))
+        }
+        _ => io::Error::other(format!("cannot watch {}: {e}", dir.display())),
+    }
+}
+
+/// The watcher loop: initial load, then debounced reloads until told to stop.
+fn run(
+    dir: &Path,
+    sel: &ClassSelector,
+    debounce: Duration,
+    mut publish: impl FnMut(RouteConfig),
+    rx: &mpsc::Receiver<Msg>,
+) {
+    let mut last: Option<RouteConfig> = None;
+    reload(dir, sel, &mut last, &mut publish);
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let msg = match deadline {
+            None => match rx.recv() {
+                Ok(msg) => msg,
+                Err(mpsc::RecvError) => break,
+            },
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(msg) => msg,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    deadline = None;
+                    reload(dir, sel, &mut last, &mut publish);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        match msg {
+            Msg::Stop => break,
+            Msg::Fs(Ok(event)) => {
+                if is_change(&event.kind) {
+                    deadline = Some(Instant::now() + debounce);
+                }
+            }
+            Msg::Fs(Err(e)) => {
+                // Events may have been lost (e.g. queue overflow): reload to be sure.
+                tracing::warn!(dir = %dir.display(), "watching the manifests directory: {e}");
+                deadline = Some(Instant::now() + debounce);
+            }
+        }
+    }
+    tracing::debug!(dir = %dir.display(), "manifests watcher stopped");
+}
+
+/// True for events that may change what the directory holds; our own reads
+/// produce open/close events that must not trigger reloads.
+fn is_change(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+/// Loads and translates `dir`; publishes the result when it is good and new.
+fn reload(
+    dir: &Path,
+    sel: &ClassSelector,
+    last: &mut Option<RouteConfig>,
+    publish: &mut impl FnMut(RouteConfig),
+) {
+    let translation = load_and_translate(dir, sel);
+    for problem in &translation.problems {
+        match problem.severity {
+            Severity::Error => tracing::error!("{problem}"),
+            Severity::Warning => tracing::warn!("{problem}"),
+        }
+    }
+    if translation.has_errors() {
+        let errors = translation.problems.iter().filter(|p| p.is_error()).count();
+        tracing::error!(
+            dir = %dir.display(),
+            errors,
+            "manifest set rejected; the last good configuration stays live"
+        );
+        return;
+    }
+    if last.as_ref() == Some(&translation.config) {
+        tracing::debug!(dir = %dir.display(), "manifests reloaded, configuration unchanged");
+        return;
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        rules = translation.config.rules.len(),
+        backends = translation.config.backends.len(),
+        "publishing a new route configuration"
+    );
+    *last = Some(translation.config.clone());
+    publish(translation.config);
+}

@@ -1,0 +1,145 @@
+//! The Kubernetes objects that k8s-sync understands, tagged with their source.
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::path::PathBuf;
+
+/// The namespace of a namespaced object without `metadata.namespace`, as
+/// `kubectl apply` does without `-n`.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// An object together with the manifest file it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourcedObject {
+    /// The manifest file, or `None` when the object did not come from a file.
+    pub file: Option<PathBuf>,
+    /// The object itself.
+    pub object: KubeObject,
+}
+
+/// One of the kinds that routing depends on.
+// Objects live once in a Vec per load; boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum KubeObject {
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress(Ingress),
+    /// `networking.k8s.io/v1` IngressClass (cluster-scoped).
+    IngressClass(IngressClass),
+    /// `v1` Service.
+    Service(Service),
+    /// `discovery.k8s.io/v1` EndpointSlice.
+    EndpointSlice(EndpointSlice),
+}
+
+impl KubeObject {
+    /// The object's kind, e.g. `Ingress`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KubeObject::Ingress(_) => "Ingress",
+            KubeObject::IngressClass(_) => "IngressClass",
+            KubeObject::Service(_) => "Service",
+            KubeObject::EndpointSlice(_) => "EndpointSlice",
+        }
+    }
+
+    /// True for kinds that live in a namespace.
+    pub fn is_namespaced(&self) -> bool {
+        !matches!(self, KubeObject::IngressClass(_))
+    }
+
+    /// The object's metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            KubeObject::Ingress(o) => &o.metadata,
+            KubeObject::IngressClass(o) => &o.metadata,
+            KubeObject::Service(o) => &o.metadata,
+            KubeObject::EndpointSlice(o) => &o.metadata,
+        }
+    }
+
+    /// The object's metadata, mutable.
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            KubeObject::Ingress(o) => &mut o.metadata,
+            KubeObject::IngressClass(o) => &mut o.metadata,
+            KubeObject::Service(o) => &mut o.metadata,
+            KubeObject::EndpointSlice(o) => &mut o.metadata,
+        }
+    }
+
+    /// `metadata.name`, empty when missing.
+    pub fn name(&self) -> &str {
+        self.metadata().name.as_deref().unwrap_or("")
+    }
+
+    /// The namespace (defaulted for namespaced kinds), `None` when cluster-scoped.
+    pub fn namespace(&self) -> Option<&str> {
+        if !self.is_namespaced() {
+            return None;
+        }
+        Some(
+            self.metadata()
+                .namespace
+                .as_deref()
+                .filter(|ns| !ns.is_empty())
+                .unwrap_or(DEFAULT_NAMESPACE),
+        )
+    }
+
+    /// Fills in `metadata.namespace` with `default` where a namespaced object lacks it.
+    pub fn default_namespace(&mut self) {
+        if self.is_namespaced() {
+            let meta = self.metadata_mut();
+            if meta.namespace.as_deref().is_none_or(str::is_empty) {
+                meta.namespace = Some(DEFAULT_NAMESPACE.to_string());
+            }
+        }
+    }
+
+    /// `Kind ns/name` (or `Kind name` when cluster-scoped), for messages.
+    pub fn describe(&self) -> String {
+        describe(self.kind(), self.namespace(), self.name())
+    }
+}
+
+/// `Kind ns/name` or `Kind name`, for messages about objects that may not
+/// have been parsed yet.
+pub fn describe(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_namespace_means_default() {
+        let mut ing = KubeObject::Ingress(Ingress {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                ..ObjectMeta::default()
+            },
+            ..Ingress::default()
+        });
+        assert_eq!(ing.describe(), "Ingress default/web");
+        ing.default_namespace();
+        assert_eq!(ing.metadata().namespace.as_deref(), Some("default"));
+
+        let mut class = KubeObject::IngressClass(IngressClass {
+            metadata: ObjectMeta {
+                name: Some("rauta".into()),
+                ..ObjectMeta::default()
+            },
+            ..IngressClass::default()
+        });
+        class.default_namespace();
+        assert_eq!(class.metadata().namespace, None);
+        assert_eq!(class.describe(), "IngressClass rauta");
+    }
+}

@@ -1,0 +1,134 @@
+//! A human-readable rendering of a [`RouteConfig`], for `rauta check`.
+
+use rauta_shared::config::{HashKey, HostMatch, LbPolicy, PathType, RouteConfig};
+use std::fmt::Write;
+
+/// Renders rules, backends and the default backend as aligned plain-text tables.
+pub fn render(config: &RouteConfig) -> String {
+    let backend_name = |i: usize| {
+        config
+            .backends
+            .get(i)
+            .map_or_else(|| format!("<missing backend {i}>"), |b| b.name.clone())
+    };
+    let mut out = String::new();
+
+    out.push_str("Rules:\n");
+    if config.rules.is_empty() {
+        out.push_str("  (none)\n");
+    } else {
+        let mut rows = vec![row(["HOST", "PATH", "MATCH", "BACKEND", "SOURCE"])];
+        for rule in &config.rules {
+            rows.push(vec![
+                host(&rule.host),
+                rule.path.clone(),
+                path_type(rule.path_type).to_string(),
+                backend_name(rule.backend),
+                format!("Ingress {}", rule.source),
+            ]);
+        }
+        table(&mut out, &rows);
+    }
+
+    out.push_str("\nBackends:\n");
+    if config.backends.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for backend in &config.backends {
+        let _ = writeln!(
+            out,
+            "  {}  policy {}",
+            backend.name,
+            policy(&backend.policy)
+        );
+        if backend.endpoints.is_empty() {
+            out.push_str("    no endpoints\n");
+            continue;
+        }
+        let mut rows = vec![row(["ADDRESS", "WEIGHT", "STATE", "TARGET"])];
+        for ep in &backend.endpoints {
+            rows.push(vec![
+                ep.addr.to_string(),
+                ep.weight.to_string(),
+                if ep.ready { "ready" } else { "terminating" }.to_string(),
+                ep.target.clone().unwrap_or_else(|| "-".to_string()),
+            ]);
+        }
+        let mut endpoints = String::new();
+        table(&mut endpoints, &rows);
+        for line in endpoints.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+
+    out.push_str("\nDefault backend: ");
+    match (config.default_backend, &config.default_backend_source) {
+        (Some(i), Some(source)) => {
+            let _ = writeln!(out, "{} (from Ingress {source})", backend_name(i));
+        }
+        (Some(i), None) => {
+            let _ = writeln!(out, "{}", backend_name(i));
+        }
+        (None, _) => out.push_str("none (unmatched requests get 404)\n"),
+    }
+    out
+}
+
+/// A row of owned cells from string literals.
+fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+/// Appends `rows` indented by two spaces, columns padded to their widest cell.
+fn table(out: &mut String, rows: &[Vec<String>]) {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in rows {
+        let mut line = String::from(" ");
+        for (cell, width) in r.iter().zip(&widths) {
+            let _ = write!(line, " {cell:<width$} ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+/// `*` for any host, `*.example.com` for a wildcard.
+fn host(host: &HostMatch) -> String {
+    match host {
+        HostMatch::Any => "*".to_string(),
+        HostMatch::Exact(h) => h.clone(),
+        HostMatch::Wildcard(h) => format!("*.{h}"),
+    }
+}
+
+/// The path type as written in an Ingress.
+fn path_type(path_type: PathType) -> &'static str {
+    match path_type {
+        PathType::Exact => "Exact",
+        PathType::Prefix => "Prefix",
+        PathType::ImplementationSpecific => "ImplementationSpecific",
+    }
+}
+
+/// A policy in words.
+fn policy(policy: &LbPolicy) -> String {
+    match policy {
+        LbPolicy::RoundRobin => "round-robin".to_string(),
+        LbPolicy::LeastRequest => "least-request".to_string(),
+        LbPolicy::Maglev(key) => match key {
+            HashKey::ClientIp => "maglev(client-ip)".to_string(),
+            HashKey::Header(h) => format!("maglev(header {h})"),
+            HashKey::RequestUri => "maglev(request-uri)".to_string(),
+            HashKey::Host => "maglev(host)".to_string(),
+        },
+    }
+}

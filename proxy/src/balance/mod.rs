@@ -1,0 +1,215 @@
+//! Load balancing over a backend's endpoints: weighted round robin,
+//! least request (P2C) and Maglev consistent hashing.
+//!
+//! A [`Backend`] is immutable and shared by all shards; the mutable part
+//! (round-robin cursor, in-flight counts) is a [`BackendState`] per shard.
+
+pub mod least_request;
+pub mod maglev;
+pub mod round_robin;
+
+use least_request::Rng;
+use maglev::Maglev;
+use rauta_shared::config::{BackendConfig, HashKey, LbPolicy};
+use std::cell::Cell;
+use std::net::SocketAddr;
+
+/// One endpoint of a compiled backend.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Address to connect to.
+    pub addr: SocketAddr,
+    /// Relative weight (>= 1).
+    pub weight: u32,
+    /// False for a serving+terminating fallback endpoint.
+    pub ready: bool,
+    /// The pod behind it, when known.
+    pub target: Option<Box<str>>,
+}
+
+/// The compiled balancing policy.
+#[derive(Debug)]
+pub enum Policy {
+    /// Weighted round robin over [`Backend::schedule`].
+    RoundRobin,
+    /// Power of two choices on per-shard in-flight counts.
+    LeastRequest,
+    /// Maglev lookup on a hash of the request key.
+    Maglev(HashKey, Maglev),
+}
+
+/// A backend as the proxy uses it.
+#[derive(Debug)]
+pub struct Backend {
+    /// e.g. `default/echo:http`.
+    pub name: Box<str>,
+    /// Endpoints with positive weight.
+    pub endpoints: Box<[Endpoint]>,
+    /// The policy.
+    pub policy: Policy,
+    schedule: Box<[u32]>,
+    weights: Box<[u32]>,
+}
+
+impl Backend {
+    /// Compiles a backend; endpoints of weight 0 are left out.
+    pub fn compile(config: &BackendConfig) -> Backend {
+        let endpoints: Box<[Endpoint]> = config
+            .endpoints
+            .iter()
+            .filter(|e| e.weight > 0)
+            .map(|e| Endpoint {
+                addr: e.addr,
+                weight: e.weight,
+                ready: e.ready,
+                target: e.target.as_deref().map(Into::into),
+            })
+            .collect();
+        let weights: Box<[u32]> = endpoints.iter().map(|e| e.weight).collect();
+        let policy = match &config.policy {
+            LbPolicy::RoundRobin => Policy::RoundRobin,
+            LbPolicy::LeastRequest => Policy::LeastRequest,
+            LbPolicy::Maglev(key) => {
+                let names: Vec<String> = endpoints.iter().map(|e| e.addr.to_string()).collect();
+                let pairs: Vec<(&str, u32)> = names.iter().map(String::as_str).zip(weights.iter().copied()).collect();
+                match Maglev::build(&pairs) {
+                    Some(table) => Policy::Maglev(key.clone(), table),
+                    None => Policy::RoundRobin,
+                }
+            }
+        };
+        Backend {
+            name: config.name.as_str().into(),
+            schedule: round_robin::schedule(&weights),
+            weights,
+            endpoints,
+            policy,
+        }
+    }
+
+    /// The key a request must supply for hashing, if the policy hashes.
+    pub fn hash_key(&self) -> Option<&HashKey> {
+        match &self.policy {
+            Policy::Maglev(key, _) => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Picks an endpoint index. `key_hash` is the hashed request key for
+    /// Maglev; without one (e.g. the header is missing) round robin is used.
+    #[inline]
+    pub fn pick(&self, state: &BackendState, key_hash: Option<u64>, rng: &Rng) -> Option<usize> {
+        if self.endpoints.is_empty() {
+            return None;
+        }
+        match (&self.policy, key_hash) {
+            (Policy::Maglev(_, table), Some(hash)) => Some(table.pick(hash)),
+            (Policy::LeastRequest, _) => least_request::pick(&self.weights, &state.inflight, rng),
+            _ => {
+                let turn = state.cursor.get();
+                state.cursor.set(turn.wrapping_add(1));
+                Some(self.schedule[turn % self.schedule.len()] as usize)
+            }
+        }
+    }
+
+    /// The endpoint to try after `first` failed `attempt` times: the next
+    /// ones in order, so retries never repeat an endpoint before all were tried.
+    #[inline]
+    pub fn retry(&self, first: usize, attempt: usize) -> usize {
+        (first + attempt) % self.endpoints.len()
+    }
+}
+
+/// One shard's mutable balancing state for one backend.
+#[derive(Debug)]
+pub struct BackendState {
+    cursor: Cell<usize>,
+    inflight: Box<[Cell<u32>]>,
+}
+
+impl BackendState {
+    /// Fresh state; `start` offsets the round-robin cursor so that shards
+    /// do not all begin with the same endpoint.
+    pub fn new(backend: &Backend, start: usize) -> BackendState {
+        BackendState {
+            cursor: Cell::new(start),
+            inflight: backend.endpoints.iter().map(|_| Cell::new(0)).collect(),
+        }
+    }
+
+    /// Counts a request in flight on an endpoint until the guard drops.
+    #[inline]
+    pub fn start(&self, endpoint: usize) -> InflightGuard<'_> {
+        let cell = &self.inflight[endpoint];
+        cell.set(cell.get() + 1);
+        InflightGuard(cell)
+    }
+}
+
+/// Decrements an endpoint's in-flight count when dropped.
+#[derive(Debug)]
+pub struct InflightGuard<'a>(&'a Cell<u32>);
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rauta_shared::config::{EndpointConfig, ServicePort};
+
+    fn backend(policy: LbPolicy, weights: &[u32]) -> Backend {
+        Backend::compile(&BackendConfig {
+            name: "ns/svc:80".into(),
+            namespace: "ns".into(),
+            service: "svc".into(),
+            port: ServicePort::Number(80),
+            endpoints: weights
+                .iter()
+                .enumerate()
+                .map(|(i, w)| EndpointConfig {
+                    addr: SocketAddr::from(([10, 0, 0, i as u8 + 1], 80)),
+                    weight: *w,
+                    ready: true,
+                    target: None,
+                })
+                .collect(),
+            policy,
+        })
+    }
+
+    #[test]
+    fn round_robin_cycles_and_honours_weights() {
+        let b = backend(LbPolicy::RoundRobin, &[2, 1, 0]);
+        assert_eq!(b.endpoints.len(), 2, "weight 0 left out");
+        let state = BackendState::new(&b, 0);
+        let rng = Rng::new(1);
+        let picks: Vec<usize> = (0..6).filter_map(|_| b.pick(&state, None, &rng)).collect();
+        assert_eq!(picks.iter().filter(|p| **p == 0).count(), 4);
+        assert_eq!(picks.iter().filter(|p| **p == 1).count(), 2);
+    }
+
+    #[test]
+    fn maglev_is_sticky_and_falls_back_without_key() {
+        let b = backend(LbPolicy::Maglev(HashKey::ClientIp), &[1, 1, 1]);
+        let state = BackendState::new(&b, 0);
+        let rng = Rng::new(1);
+        let h = Maglev::hash_key(b"192.0.2.7");
+        let first = b.pick(&state, Some(h), &rng);
+        for _ in 0..10 {
+            assert_eq!(b.pick(&state, Some(h), &rng), first);
+        }
+        let spread: std::collections::HashSet<_> = (0..3).filter_map(|_| b.pick(&state, None, &rng)).collect();
+        assert_eq!(spread.len(), 3);
+    }
+
+    #[test]
+    fn empty_backend_picks_nothing() {
+        let b = backend(LbPolicy::LeastRequest, &[]);
+        assert_eq!(b.pick(&BackendState::new(&b, 0), None, &Rng::new(1)), None);
+    }
+}

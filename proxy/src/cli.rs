@@ -1,0 +1,110 @@
+//! The command line (clap). Other tools drive exactly these flags.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// rauta: a Kubernetes ingress data plane.
+#[derive(Debug, Parser)]
+#[command(name = "rauta", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve traffic: one pinned shard per CPU, routing by Ingress rules.
+    Serve(ServeArgs),
+    /// Parse and compile manifests, print the route table and every problem.
+    Check(CheckArgs),
+}
+
+/// `rauta check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Directory of Kubernetes manifests (*.yaml, *.yml, *.json).
+    #[arg(long)]
+    pub manifests: PathBuf,
+    #[command(flatten)]
+    pub class: ClassArgs,
+}
+
+/// Which IngressClass is ours.
+#[derive(Debug, Args, Clone)]
+pub struct ClassArgs {
+    /// Name of the IngressClass served.
+    #[arg(long, default_value = "rauta")]
+    pub ingress_class: String,
+    /// `spec.controller` of that IngressClass.
+    #[arg(long, default_value = "rauta.io/ingress-controller")]
+    pub controller_name: String,
+}
+
+/// `rauta serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory of Kubernetes manifests, watched for changes.
+    #[arg(long)]
+    pub manifests: PathBuf,
+    /// Address for client traffic (every shard listens on it, SO_REUSEPORT).
+    #[arg(long, default_value = "0.0.0.0:80")]
+    pub listen: SocketAddr,
+    /// Address of the admin listener (/healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    pub admin: SocketAddr,
+    /// Number of shards (default: one per allowed CPU).
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// CPUs to pin shards to, e.g. `0-3,6` (default: the allowed CPU set).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    #[command(flatten)]
+    pub class: ClassArgs,
+    /// Wait for quiet this long before reloading changed manifests.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub reload_debounce: Duration,
+    /// Time a client has to send a complete request head.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Idle keep-alive timeout, and per-read timeout on request bodies.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Deadline for one upstream TCP connect.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+    /// Per-read/write timeout on upstream connections (covers the wait for
+    /// the response head).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub upstream_timeout: Duration,
+    /// How long in-flight requests may run after SIGTERM/SIGINT.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Largest request head in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+    /// Most headers in a request (at most 128).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=128))]
+    pub max_headers: u16,
+    /// Largest request body in bytes (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub max_body_bytes: u64,
+    /// Most client connections per shard; further ones wait in the backlog.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_connections_per_shard: usize,
+    /// Idle upstream connections kept per endpoint and shard.
+    #[arg(long, default_value_t = 64)]
+    pub upstream_max_idle: usize,
+    /// How long an idle upstream connection is kept.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub upstream_idle_timeout: Duration,
+    /// Most endpoints tried when connecting fails.
+    #[arg(long, default_value_t = 3)]
+    pub connect_attempts: usize,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long)]
+    pub log_json: bool,
+}

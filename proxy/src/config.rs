@@ -1,0 +1,52 @@
+//! Runtime settings every shard reads (immutable after start).
+
+use crate::cli::ServeArgs;
+use crate::upstream::ConnectPolicy;
+use std::time::Duration;
+
+/// Limits and timeouts of the data plane.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Time to receive a complete request head once it started.
+    pub header_read_timeout: Duration,
+    /// Keep-alive idle time, and per-read timeout on request bodies.
+    pub idle_timeout: Duration,
+    /// After SIGTERM, how long in-flight requests may take.
+    pub drain_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+    /// Most request headers.
+    pub max_headers: usize,
+    /// Largest request body (None: unlimited).
+    pub max_body_bytes: Option<u64>,
+    /// Client connections per shard.
+    pub max_connections_per_shard: usize,
+    /// Upstream connect/IO settings.
+    pub connect: ConnectPolicy,
+    /// Idle upstream connections kept per endpoint and shard.
+    pub upstream_max_idle: usize,
+    /// How long idle upstream connections are kept.
+    pub upstream_idle_timeout: Duration,
+}
+
+impl ProxyConfig {
+    /// Settings from `rauta serve` flags.
+    pub fn from_args(args: &ServeArgs) -> ProxyConfig {
+        ProxyConfig {
+            header_read_timeout: args.header_read_timeout,
+            idle_timeout: args.idle_timeout,
+            drain_timeout: args.drain_timeout,
+            max_header_bytes: args.max_header_bytes.max(1024),
+            max_headers: usize::from(args.max_headers).min(crate::http::MAX_HEADERS),
+            max_body_bytes: (args.max_body_bytes > 0).then_some(args.max_body_bytes),
+            max_connections_per_shard: args.max_connections_per_shard.max(1),
+            connect: ConnectPolicy {
+                timeout: args.connect_timeout,
+                attempts: args.connect_attempts.max(1),
+                io_timeout: args.upstream_timeout,
+            },
+            upstream_max_idle: args.upstream_max_idle,
+            upstream_idle_timeout: args.upstream_idle_timeout,
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! One client connection: wait for a request head (idle and header-read
+//! timeouts, drain), hand each request to [`crate::forward`], in order, so
+//! pipelined requests are answered in sequence; answer failures.
+
+use crate::error::{write_answer, ProxyError};
+use crate::forward::{self, Outcome};
+use crate::http::buf::IoBuf;
+use crate::http::RequestError;
+use crate::rt::{self, TcpStream};
+use crate::shard::Shard;
+use futures_lite::{future, AsyncWriteExt};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Initial size of each connection buffer; grows only for large heads.
+const INITIAL_BUF: usize = 16 * 1024;
+
+/// A client connection and its reused buffers.
+#[derive(Debug)]
+pub struct ClientConn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Bytes read from the client.
+    pub rbuf: IoBuf,
+    /// Bytes read from the upstream.
+    pub ubuf: IoBuf,
+    /// Heads being written.
+    pub out: Vec<u8>,
+}
+
+/// Serves a client connection until it closes, fails or the shard drains.
+pub async fn serve(shard: &Shard, stream: TcpStream) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let cfg = &shard.cfg;
+    // Per-read timeouts on the socket: idle keep-alive wait and body reads.
+    if stream.set_nodelay(true).and(stream.set_read_timeout(Some(cfg.idle_timeout))).and(stream.set_write_timeout(Some(cfg.idle_timeout))).is_err() {
+        return;
+    }
+    let mut conn = ClientConn {
+        stream,
+        peer,
+        rbuf: IoBuf::new(INITIAL_BUF, cfg.max_header_bytes),
+        ubuf: IoBuf::new(INITIAL_BUF, cfg.max_header_bytes.max(INITIAL_BUF)),
+        out: Vec::with_capacity(4096),
+    };
+    loop {
+        match wait_for_head(shard, &mut conn).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                answer_and_close(&mut conn, &e).await;
+                return;
+            }
+        }
+        match forward::exchange(shard, &mut conn).await {
+            Outcome::KeepAlive if !shard.drain.is_draining() => {}
+            Outcome::KeepAlive | Outcome::Close => {
+                let _ = conn.stream.close().await;
+                return;
+            }
+            Outcome::Done => return,
+        }
+    }
+}
+
+/// Writes an error answer, then closes the connection.
+pub async fn answer_and_close(conn: &mut ClientConn, e: &ProxyError) {
+    tracing::debug!(peer = %conn.peer, status = e.status(), fault = ?e.fault(), error = %e, "answered with an error");
+    write_answer(&mut conn.out, e.status(), e, true);
+    let _ = conn.stream.write_all(&conn.out).await;
+    let _ = conn.stream.close().await;
+}
+
+/// True when the buffer holds a complete head (an empty line after the
+/// request line); the real parse happens once, in [`forward`].
+fn head_complete(data: &[u8]) -> bool {
+    memchr::memmem::find(data, b"\r\n\r\n").is_some() || memchr::memmem::find(data, b"\n\n").is_some()
+}
+
+/// Reads until a complete head is buffered. `Ok(false)`: the client closed
+/// (or the shard drains) between requests, nothing to answer.
+async fn wait_for_head(shard: &Shard, conn: &mut ClientConn) -> Result<bool, ProxyError> {
+    // Idle: nothing buffered yet. The socket's read timeout is the idle
+    // timeout; a drain ends the wait at once.
+    if conn.rbuf.is_empty() {
+        let read = future::or(async { Some(conn.rbuf.fill(&mut conn.stream).await) }, async {
+            shard.drain.wait().await;
+            None
+        })
+        .await;
+        match read {
+            None | Some(Ok(0)) | Some(Err(_)) => return Ok(false),
+            Some(Ok(_)) => {}
+        }
+    }
+    if head_complete(conn.rbuf.data()) {
+        return Ok(true);
+    }
+    // A head in several pieces: the whole head must arrive before the
+    // header-read deadline (a slow-loris client gets 408, not a slot).
+    let deadline = Instant::now() + shard.cfg.header_read_timeout;
+    loop {
+        if conn.rbuf.is_full() {
+            return Err(RequestError::HeadTooLarge.into());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rt::timeout(left, conn.rbuf.fill(&mut conn.stream)).await {
+            None => return Err(ProxyError::ClientTimeout),
+            Some(Ok(0)) | Some(Err(_)) => return Ok(false),
+            Some(Ok(_)) => {}
+        }
+        if head_complete(conn.rbuf.data()) {
+            return Ok(true);
+        }
+    }
+}

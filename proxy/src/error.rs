@@ -1,0 +1,169 @@
+//! Every way an exchange can fail, who is at fault, whether a retry is
+//! safe, and the one place where a failure becomes an HTTP answer.
+
+use crate::http::body::BodyError;
+use crate::http::RequestError;
+use std::io;
+
+/// Who caused a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The client sent something wrong, too slowly, or went away.
+    Downstream,
+    /// The backend failed, was slow, or does not exist.
+    Upstream,
+    /// The proxy itself (configuration, not ready).
+    Internal,
+}
+
+/// Why an exchange did not complete normally.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The request head is unacceptable.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The request body exceeds the configured limit.
+    #[error("request body larger than the limit")]
+    BodyTooLarge,
+    /// The client did not send a complete head in time.
+    #[error("client did not send a complete request head in time")]
+    ClientTimeout,
+    /// The request body could not be read from the client.
+    #[error("request body: {0}")]
+    ClientBody(BodyError),
+    /// The Host header is not a valid host.
+    #[error("invalid Host header")]
+    BadHost,
+    /// No rule and no default backend match.
+    #[error("no route for this host and path")]
+    NoRoute,
+    /// The backend has no endpoint.
+    #[error("no endpoint available for the backend")]
+    NoEndpoint,
+    /// No route table has been received yet.
+    #[error("no route table loaded yet")]
+    NotReady,
+    /// No endpoint accepted a connection.
+    #[error("connecting to the upstream failed: {0}")]
+    Connect(io::Error),
+    /// The upstream did not answer in time.
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    /// The upstream connection failed or closed mid-exchange.
+    #[error("upstream connection failed: {0}")]
+    UpstreamIo(io::Error),
+    /// The upstream sent something that is not valid HTTP/1.x.
+    #[error("invalid upstream response: {0}")]
+    UpstreamProtocol(&'static str),
+}
+
+impl ProxyError {
+    /// The status code the client receives.
+    pub fn status(&self) -> u16 {
+        match self {
+            ProxyError::Request(RequestError::Bad(_)) | ProxyError::BadHost => 400,
+            ProxyError::Request(RequestError::HeadTooLarge) => 431,
+            ProxyError::Request(RequestError::Expectation) => 417,
+            ProxyError::Request(RequestError::NotImplemented(_)) => 501,
+            ProxyError::Request(RequestError::Method) => 405,
+            ProxyError::BodyTooLarge | ProxyError::ClientBody(BodyError::TooLarge) => 413,
+            ProxyError::ClientTimeout => 408,
+            ProxyError::ClientBody(BodyError::Framing(_)) => 400,
+            ProxyError::ClientBody(_) => 400,
+            ProxyError::NoRoute => 404,
+            ProxyError::NoEndpoint | ProxyError::NotReady => 503,
+            ProxyError::Connect(_) | ProxyError::UpstreamIo(_) | ProxyError::UpstreamProtocol(_) => 502,
+            ProxyError::UpstreamTimeout => 504,
+        }
+    }
+
+    /// Who is at fault.
+    pub fn fault(&self) -> Fault {
+        match self {
+            ProxyError::Request(_)
+            | ProxyError::BodyTooLarge
+            | ProxyError::ClientTimeout
+            | ProxyError::ClientBody(_)
+            | ProxyError::BadHost => Fault::Downstream,
+            ProxyError::NoRoute | ProxyError::NotReady => Fault::Internal,
+            ProxyError::NoEndpoint
+            | ProxyError::Connect(_)
+            | ProxyError::UpstreamTimeout
+            | ProxyError::UpstreamIo(_)
+            | ProxyError::UpstreamProtocol(_) => Fault::Upstream,
+        }
+    }
+
+    /// True when nothing reached the upstream, so another endpoint may be
+    /// tried whatever the method.
+    pub fn retry_safe(&self) -> bool {
+        matches!(self, ProxyError::Connect(_))
+    }
+}
+
+/// Writes a complete short plain-text answer for `status` into `out`.
+pub fn write_answer(out: &mut Vec<u8>, status: u16, detail: &dyn std::fmt::Display, close: bool) {
+    use std::io::Write;
+    let reason = reason(status);
+    out.clear();
+    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n");
+    let body_start = out.len();
+    // Body first into the tail, then move the length header in front of it.
+    let _ = writeln!(out, "{status} {reason}: {detail}");
+    let body_len = out.len() - body_start;
+    let mut header = Vec::with_capacity(64);
+    let _ = write!(header, "Content-Length: {body_len}\r\n");
+    if close {
+        header.extend_from_slice(b"Connection: close\r\n");
+    }
+    header.extend_from_slice(b"\r\n");
+    out.splice(body_start..body_start, header);
+}
+
+/// The reason phrase of the statuses the proxy itself sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_is_a_complete_response() {
+        let mut out = Vec::new();
+        write_answer(&mut out, 404, &ProxyError::NoRoute, true);
+        let text = String::from_utf8(out).expect("ascii");
+        let body = "404 Not Found: no route for this host and path\n";
+        assert_eq!(
+            text,
+            format!(
+                "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+        );
+    }
+
+    #[test]
+    fn statuses_and_faults() {
+        assert_eq!(ProxyError::Request(RequestError::HeadTooLarge).status(), 431);
+        assert_eq!(ProxyError::UpstreamTimeout.status(), 504);
+        assert_eq!(ProxyError::NoEndpoint.fault(), Fault::Upstream);
+        assert!(ProxyError::Connect(io::ErrorKind::ConnectionRefused.into()).retry_safe());
+        assert!(!ProxyError::UpstreamTimeout.retry_safe());
+    }
+}

@@ -1,0 +1,261 @@
+//! A strict, incremental decoder of the chunked transfer coding. It finds
+//! where a chunked body ends (so the bytes after it stay for the next
+//! message) and where its data bytes are, without copying. Strict means:
+//! CRLF line ends only, hex sizes only, bounded lines; everything else is a
+//! framing error, because lenient chunk parsing is a request-smuggling
+//! vector.
+
+use std::ops::Range;
+
+/// Longest chunk-size line (with extensions) or trailer line accepted.
+const MAX_LINE: usize = 4096;
+/// Most trailer bytes accepted.
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// A chunked-coding framing error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid chunked encoding: {0}")]
+pub struct ChunkError(pub &'static str);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Size,
+    SizeSpace,
+    Extension,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,
+    Trailer,
+    TrailerLf,
+    EndLf,
+    Done,
+}
+
+/// What one [`ChunkedDecoder::decode`] call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes of the input that belong to the body so far.
+    pub consumed: usize,
+    /// Data bytes (payload without framing) inside the consumed bytes.
+    pub data: Range<usize>,
+    /// The body ended at `consumed`.
+    pub done: bool,
+}
+
+/// Incremental chunked-body decoder.
+#[derive(Debug, Clone)]
+pub struct ChunkedDecoder {
+    state: State,
+    size: u64,
+    digits: u8,
+    line: usize,
+    trailers: usize,
+    data_total: u64,
+}
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        ChunkedDecoder { state: State::Size, size: 0, digits: 0, line: 0, trailers: 0, data_total: 0 }
+    }
+}
+
+impl ChunkedDecoder {
+    /// Payload bytes seen so far.
+    pub fn data_total(&self) -> u64 {
+        self.data_total
+    }
+
+    /// True once the final chunk and trailers have been read.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Advances over `input`. Stops after a run of data bytes (reported in
+    /// `data`), at the end of the body, or when the input is used up.
+    pub fn decode(&mut self, input: &[u8]) -> Result<Progress, ChunkError> {
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            match self.state {
+                State::Data => {
+                    let n = (self.size.min((input.len() - i) as u64)) as usize;
+                    self.size -= n as u64;
+                    self.data_total += n as u64;
+                    if self.size == 0 {
+                        self.state = State::DataCr;
+                    }
+                    return Ok(Progress { consumed: i + n, data: i..i + n, done: false });
+                }
+                State::Size => {
+                    if let Some(v) = hex_value(b) {
+                        if self.digits == 15 {
+                            return Err(ChunkError("chunk size too large"));
+                        }
+                        self.size = self.size << 4 | u64::from(v);
+                        self.digits += 1;
+                    } else if self.digits == 0 {
+                        return Err(ChunkError("chunk size is not hexadecimal"));
+                    } else {
+                        self.state = match b {
+                            b';' => State::Extension,
+                            b' ' | b'\t' => State::SizeSpace,
+                            b'\r' => State::SizeLf,
+                            _ => return Err(ChunkError("chunk size is not hexadecimal")),
+                        };
+                    }
+                }
+                State::SizeSpace => {
+                    self.state = match b {
+                        b' ' | b'\t' => State::SizeSpace,
+                        b';' => State::Extension,
+                        b'\r' => State::SizeLf,
+                        _ => return Err(ChunkError("junk after chunk size")),
+                    };
+                }
+                State::Extension => match b {
+                    b'\r' => self.state = State::SizeLf,
+                    b'\n' => return Err(ChunkError("bare LF in chunk extension")),
+                    _ => self.bump_line()?,
+                },
+                State::SizeLf => {
+                    expect(b, b'\n')?;
+                    self.line = 0;
+                    self.state = if self.size == 0 { State::TrailerStart } else { State::Data };
+                }
+                State::DataCr => {
+                    expect(b, b'\r')?;
+                    self.state = State::DataLf;
+                }
+                State::DataLf => {
+                    expect(b, b'\n')?;
+                    self.size = 0;
+                    self.digits = 0;
+                    self.state = State::Size;
+                }
+                State::TrailerStart => {
+                    self.state = if b == b'\r' { State::EndLf } else { State::Trailer };
+                    if self.state == State::Trailer {
+                        self.bump_trailer(b)?;
+                    }
+                }
+                State::Trailer => match b {
+                    b'\r' => self.state = State::TrailerLf,
+                    _ => self.bump_trailer(b)?,
+                },
+                State::TrailerLf => {
+                    expect(b, b'\n')?;
+                    self.line = 0;
+                    self.state = State::TrailerStart;
+                }
+                State::EndLf => {
+                    expect(b, b'\n')?;
+                    self.state = State::Done;
+                    return Ok(Progress { consumed: i + 1, data: i + 1..i + 1, done: true });
+                }
+                State::Done => break,
+            }
+            i += 1;
+        }
+        let done = self.state == State::Done;
+        Ok(Progress { consumed: if done { 0 } else { i }, data: i..i, done })
+    }
+
+    fn bump_line(&mut self) -> Result<(), ChunkError> {
+        self.line += 1;
+        if self.line > MAX_LINE {
+            return Err(ChunkError("chunk line too long"));
+        }
+        Ok(())
+    }
+
+    fn bump_trailer(&mut self, b: u8) -> Result<(), ChunkError> {
+        if b == b'\n' {
+            return Err(ChunkError("bare LF in trailer"));
+        }
+        self.trailers += 1;
+        if self.trailers > MAX_TRAILERS {
+            return Err(ChunkError("trailers too large"));
+        }
+        self.bump_line()
+    }
+}
+
+fn expect(got: u8, want: u8) -> Result<(), ChunkError> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(ChunkError("missing CRLF"))
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in pieces of `step` bytes; returns (data, body length).
+    fn run(input: &[u8], step: usize) -> Result<(Vec<u8>, usize), ChunkError> {
+        let mut d = ChunkedDecoder::default();
+        let mut data = Vec::new();
+        let mut pos = 0;
+        while pos < input.len() {
+            let end = (pos + step).min(input.len());
+            let mut piece = &input[pos..end];
+            while !piece.is_empty() {
+                let p = d.decode(piece)?;
+                data.extend_from_slice(&piece[p.data.clone()]);
+                if p.done {
+                    return Ok((data, pos + p.consumed));
+                }
+                pos += p.consumed;
+                piece = &piece[p.consumed..];
+            }
+        }
+        Err(ChunkError("incomplete"))
+    }
+
+    #[test]
+    fn decodes_in_any_split() {
+        let body = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        for step in [1, 2, 3, 7, 100] {
+            let (data, len) = run(body, step).expect("valid");
+            assert_eq!(data, b"hello world", "step {step}");
+            assert_eq!(&body[len..], b"NEXT", "step {step}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_framing() {
+        let bad: &[&[u8]] = &[
+            b"x\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b"5\r\nhelloXX0\r\n\r\n",
+            b"ffffffffffffffff0\r\n",
+            b"-1\r\n",
+            b"5 x\r\n",
+            b"0\r\nX: 1\n\r\n",
+        ];
+        for input in bad {
+            assert!(run(input, 100).is_err(), "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn counts_data_and_reports_incomplete() {
+        let mut d = ChunkedDecoder::default();
+        let p = d.decode(b"a\r\n0123").expect("valid");
+        assert_eq!((p.consumed, p.data, p.done), (7, 3..7, false));
+        assert_eq!(d.data_total(), 4);
+        assert!(!d.is_done());
+    }
+}

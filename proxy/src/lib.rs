@@ -1,0 +1,21 @@
+//! rauta-proxy: the data plane. A request goes accept -> parse -> route ->
+//! pick -> pool -> forward, each step one module, never back up the chain.
+
+pub mod admin;
+pub mod balance;
+pub mod cli;
+pub mod config;
+pub mod conn;
+pub mod control;
+pub mod cpus;
+pub mod drain;
+pub mod error;
+pub mod forward;
+pub mod http;
+pub mod listener;
+pub mod router;
+pub mod rt;
+pub mod serve;
+pub mod shard;
+pub mod tunnel;
+pub mod upstream;

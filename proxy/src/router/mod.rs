@@ -1,0 +1,219 @@
+//! The compiled route table: host map -> path matcher -> route -> backend.
+//!
+//! Built once from a [`RouteConfig`] off the shard cores, then immutable and
+//! shared read-only by every shard until the next swap. Host choice is
+//! exclusive, most specific first (exact host, then one-label wildcard, then
+//! the rules without host), as ingress-nginx's server blocks behave: when the
+//! chosen host has no matching path, the default backend answers.
+
+pub mod host;
+pub mod path;
+
+use crate::balance::Backend;
+use path::{PathMatcher, RouteId};
+use rauta_shared::config::{HostMatch, PathType, RouteConfig};
+use rustc_hash::FxHashMap;
+
+/// One routing rule as compiled.
+#[derive(Debug)]
+pub struct Route {
+    /// `namespace/ingress` the rule came from.
+    pub ingress: Box<str>,
+    /// Host as written in the rule (`*` for any host).
+    pub host: Box<str>,
+    /// Path as written in the rule.
+    pub path: Box<str>,
+    /// How the path matches.
+    pub path_type: PathType,
+    /// Index into [`RouteTable::backends`].
+    pub backend: usize,
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// A rule matched.
+    Route { route: RouteId, backend: usize },
+    /// No rule matched; the default backend takes it.
+    Default { backend: usize },
+    /// Nothing matched and there is no default backend.
+    None,
+}
+
+/// The immutable, compiled routing table of one generation.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    exact_hosts: FxHashMap<Box<str>, PathMatcher>,
+    wildcard_hosts: FxHashMap<Box<str>, PathMatcher>,
+    any_host: Option<PathMatcher>,
+    default_backend: Option<usize>,
+    routes: Vec<Route>,
+    backends: Vec<Backend>,
+}
+
+/// Why a [`RouteConfig`] could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// A rule or the default backend names a backend that does not exist.
+    #[error("rule {0} points at backend #{1}, which does not exist")]
+    MissingBackend(String, usize),
+}
+
+impl RouteTable {
+    /// Compiles a validated configuration.
+    pub fn compile(config: &RouteConfig) -> Result<RouteTable, CompileError> {
+        let mut table = RouteTable {
+            backends: config.backends.iter().map(Backend::compile).collect(),
+            ..RouteTable::default()
+        };
+        for rule in &config.rules {
+            if rule.backend >= table.backends.len() {
+                let name = format!("{} {:?} {}", rule.source, rule.host, rule.path);
+                return Err(CompileError::MissingBackend(name, rule.backend));
+            }
+            let id = table.routes.len() as RouteId;
+            let (matcher, host) = match &rule.host {
+                HostMatch::Any => (table.any_host.get_or_insert_with(Default::default), "*".to_string()),
+                HostMatch::Exact(h) => (table.exact_hosts.entry(h.as_str().into()).or_default(), h.clone()),
+                HostMatch::Wildcard(s) => {
+                    (table.wildcard_hosts.entry(s.as_str().into()).or_default(), format!("*.{s}"))
+                }
+            };
+            // The translation already resolved conflicts; should a duplicate
+            // still arrive, the first rule stays, as in the translation.
+            match rule.path_type {
+                PathType::Exact => matcher.insert_exact(&rule.path, id),
+                PathType::Prefix | PathType::ImplementationSpecific => matcher.insert_prefix(&rule.path, id),
+            };
+            table.routes.push(Route {
+                ingress: rule.source.to_string().into(),
+                host: host.into(),
+                path: rule.path.as_str().into(),
+                path_type: rule.path_type,
+                backend: rule.backend,
+            });
+        }
+        if let Some(b) = config.default_backend {
+            if b >= table.backends.len() {
+                return Err(CompileError::MissingBackend("defaultBackend".into(), b));
+            }
+            table.default_backend = Some(b);
+        }
+        Ok(table)
+    }
+
+    /// Finds the rule for a normalised (lower-case, port-less) host and a
+    /// request path (without query string).
+    pub fn lookup(&self, host: &str, path: &str) -> Match {
+        let matcher = self
+            .exact_hosts
+            .get(host)
+            .or_else(|| {
+                let (_, parent) = host.split_once('.')?;
+                self.wildcard_hosts.get(parent)
+            })
+            .or(self.any_host.as_ref());
+        if let Some(route) = matcher.and_then(|m| m.lookup(path)) {
+            let backend = self.routes[route as usize].backend;
+            return Match::Route { route, backend };
+        }
+        match self.default_backend {
+            Some(backend) => Match::Default { backend },
+            None => Match::None,
+        }
+    }
+
+    /// A compiled route by id.
+    pub fn route(&self, id: RouteId) -> &Route {
+        &self.routes[id as usize]
+    }
+
+    /// Every compiled route.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Every backend.
+    pub fn backends(&self) -> &[Backend] {
+        &self.backends
+    }
+
+    /// A backend by index.
+    pub fn backend(&self, index: usize) -> &Backend {
+        &self.backends[index]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rauta_shared::config::{BackendConfig, IngressRef, LbPolicy, RuleConfig, ServicePort};
+
+    fn backend(name: &str) -> BackendConfig {
+        BackendConfig {
+            name: name.into(),
+            namespace: "default".into(),
+            service: name.into(),
+            port: ServicePort::Number(80),
+            endpoints: vec![],
+            policy: LbPolicy::RoundRobin,
+        }
+    }
+
+    fn rule(host: HostMatch, path: &str, path_type: PathType, backend: usize) -> RuleConfig {
+        RuleConfig {
+            host,
+            path: path.into(),
+            path_type,
+            backend,
+            source: IngressRef { namespace: "default".into(), name: "ing".into() },
+        }
+    }
+
+    #[test]
+    fn host_precedence_is_exclusive_and_most_specific_first() {
+        let config = RouteConfig {
+            rules: vec![
+                rule(HostMatch::Exact("a.example.com".into()), "/only", PathType::Prefix, 0),
+                rule(HostMatch::Wildcard("example.com".into()), "/", PathType::Prefix, 1),
+                rule(HostMatch::Any, "/", PathType::Prefix, 2),
+            ],
+            default_backend: Some(3),
+            default_backend_source: None,
+            backends: vec![backend("a"), backend("wild"), backend("any"), backend("def")],
+        };
+        let t = RouteTable::compile(&config).expect("compiles");
+        let b = |host: &str, path: &str| match t.lookup(host, path) {
+            Match::Route { backend, .. } | Match::Default { backend } => Some(backend),
+            Match::None => None,
+        };
+        assert_eq!(b("a.example.com", "/only/x"), Some(0));
+        assert_eq!(b("a.example.com", "/other"), Some(3), "exact host owns its paths");
+        assert_eq!(b("b.example.com", "/x"), Some(1));
+        assert_eq!(b("x.b.example.com", "/x"), Some(2), "wildcard covers one label only");
+        assert_eq!(b("example.com", "/x"), Some(2), "wildcard needs one extra label");
+        assert_eq!(b("other.org", "/"), Some(2));
+    }
+
+    #[test]
+    fn no_match_without_default_is_none() {
+        let config = RouteConfig {
+            rules: vec![rule(HostMatch::Exact("h".into()), "/a", PathType::Exact, 0)],
+            backends: vec![backend("a")],
+            ..RouteConfig::default()
+        };
+        let t = RouteTable::compile(&config).expect("compiles");
+        assert_eq!(t.lookup("h", "/a"), Match::Route { route: 0, backend: 0 });
+        assert_eq!(t.lookup("h", "/b"), Match::None);
+        assert_eq!(t.lookup("x", "/a"), Match::None);
+    }
+
+    #[test]
+    fn missing_backend_is_a_compile_error() {
+        let config = RouteConfig {
+            rules: vec![rule(HostMatch::Any, "/", PathType::Prefix, 5)],
+            ..RouteConfig::default()
+        };
+        assert!(RouteTable::compile(&config).is_err());
+    }
+}

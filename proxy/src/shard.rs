@@ -1,0 +1,217 @@
+//! One shard per CPU: its listener, accept loop, live route table, upstream
+//! pool and request ids. Everything here is touched by one thread only.
+
+use crate::balance::least_request::Rng;
+use crate::balance::BackendState;
+use crate::config::ProxyConfig;
+use crate::control::{Readiness, ShardMsg};
+use crate::drain::DrainSignal;
+use crate::router::RouteTable;
+use crate::rt::{self, TcpListener};
+use crate::upstream::pool::Pool;
+use crate::conn;
+use crossbeam_channel::{Receiver, TryRecvError};
+use futures_lite::future;
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a shard looks for a new table or a drain order. Swaps are
+/// rare; a short poll keeps the control channel free of wake-up plumbing.
+const CONTROL_POLL: Duration = Duration::from_millis(10);
+
+/// A route table as one shard uses it: the shared immutable table plus this
+/// shard's balancing state for it.
+#[derive(Debug)]
+pub struct LocalTable {
+    /// Generation number.
+    pub generation: u64,
+    /// The compiled table (shared read-only by all shards).
+    pub routes: Arc<RouteTable>,
+    /// Balancing state per backend, this shard's own.
+    pub states: Box<[crate::balance::BackendState]>,
+}
+
+/// State of one shard.
+#[derive(Debug)]
+pub struct Shard {
+    /// Shard index.
+    pub id: usize,
+    /// Settings.
+    pub cfg: Arc<ProxyConfig>,
+    /// Port clients connect to (for X-Forwarded-Port).
+    pub listen_port: u16,
+    /// Idle upstream connections.
+    pub pool: Pool,
+    /// Set when the shard drains.
+    pub drain: DrainSignal,
+    /// Randomness for balancing.
+    pub rng: Rng,
+    table: RefCell<Option<Rc<LocalTable>>>,
+    id_prefix: u64,
+    id_counter: Cell<u64>,
+    open: Cell<usize>,
+}
+
+impl Shard {
+    /// The live table; requests hold the `Rc` so a swap never affects them.
+    #[inline]
+    pub fn table(&self) -> Option<Rc<LocalTable>> {
+        self.table.borrow().clone()
+    }
+
+    fn swap(&self, routes: Arc<RouteTable>, generation: u64) {
+        let start = self.id;
+        let states = routes.backends().iter().map(|b| BackendState::new(b, start)).collect();
+        *self.table.borrow_mut() = Some(Rc::new(LocalTable { generation, routes, states }));
+    }
+
+    /// A new request id: 32 hex digits, unique per process start and shard.
+    #[inline]
+    pub fn next_request_id(&self, out: &mut [u8; 32]) {
+        let n = self.id_counter.get().wrapping_add(1);
+        self.id_counter.set(n);
+        hex(self.id_prefix, &mut out[..16]);
+        hex(n, &mut out[16..]);
+    }
+
+    /// Number of open client connections.
+    pub fn open_connections(&self) -> usize {
+        self.open.get()
+    }
+}
+
+fn hex(v: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, o) in out.iter_mut().enumerate().take(16) {
+        *o = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+}
+
+/// Counts a client connection as open until dropped.
+#[derive(Debug)]
+pub struct OpenGuard(Rc<Shard>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get() - 1);
+    }
+}
+
+/// Everything a shard thread needs to start.
+#[derive(Debug)]
+pub struct ShardSpec {
+    /// Shard index.
+    pub id: usize,
+    /// CPU to pin to.
+    pub cpu: usize,
+    /// Its own bound, listening SO_REUSEPORT socket.
+    pub listener: socket2::Socket,
+    /// Tables and drain orders from the control thread.
+    pub control: Receiver<ShardMsg>,
+    /// Where to report the live generation.
+    pub readiness: Arc<Readiness>,
+    /// Settings.
+    pub cfg: Arc<ProxyConfig>,
+}
+
+/// Starts the shard's pinned executor.
+pub fn start(spec: ShardSpec) -> io::Result<rt::ExecutorJoinHandle<()>> {
+    let name = format!("rauta-shard-{}", spec.id);
+    rt::spawn_pinned(spec.cpu, &name, move || run(spec))
+}
+
+async fn run(spec: ShardSpec) {
+    let listen_port = spec.listener.local_addr().ok().and_then(|a| a.as_socket()).map_or(0, |a| a.port());
+    let seed = xxhash_rust::xxh3::xxh3_64(
+        format!("{:?}{}{}", Instant::now(), std::process::id(), spec.id).as_bytes(),
+    );
+    let shard = Rc::new(Shard {
+        id: spec.id,
+        cfg: spec.cfg.clone(),
+        listen_port,
+        pool: Pool::new(spec.cfg.upstream_max_idle, spec.cfg.upstream_idle_timeout),
+        drain: DrainSignal::default(),
+        rng: Rng::new(seed),
+        table: RefCell::new(None),
+        id_prefix: seed,
+        id_counter: Cell::new(0),
+        open: Cell::new(0),
+    });
+    let listener = rt::listener_from_socket(spec.listener);
+    rt::spawn_local(control_loop(shard.clone(), spec.control, spec.readiness)).detach();
+    accept_loop(&shard, &listener).await;
+    // Closing the listener first: new connections go to other processes
+    // (a rolling update's new pod) or are refused, never half-served.
+    drop(listener);
+    let deadline = Instant::now() + shard.cfg.drain_timeout;
+    while shard.open_connections() > 0 && Instant::now() < deadline {
+        rt::sleep(CONTROL_POLL).await;
+    }
+    if shard.open_connections() > 0 {
+        tracing::warn!(shard = shard.id, open = shard.open_connections(), "drain timeout: closing remaining connections");
+    }
+}
+
+async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
+    let permits = Rc::new(glommio::sync::Semaphore::new(shard.cfg.max_connections_per_shard as u64));
+    loop {
+        let permit = future::or(async { permits.acquire_static_permit(1).await.ok() }, async {
+            shard.drain.wait().await;
+            None
+        })
+        .await;
+        let Some(permit) = permit else { return };
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            shard.drain.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => return,
+            Some(Ok(stream)) => {
+                shard.open.set(shard.open.get() + 1);
+                let guard = OpenGuard(shard.clone());
+                let shard = shard.clone();
+                rt::spawn_local(async move {
+                    conn::serve(&shard, stream).await;
+                    drop(guard);
+                    drop(permit);
+                })
+                .detach();
+            }
+            Some(Err(e)) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(shard = shard.id, error = %e, "accept failed");
+                rt::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+async fn control_loop(shard: Rc<Shard>, control: Receiver<ShardMsg>, readiness: Arc<Readiness>) {
+    let mut last_eviction = Instant::now();
+    loop {
+        loop {
+            match control.try_recv() {
+                Ok(ShardMsg::Table(routes, generation)) => {
+                    shard.swap(routes, generation);
+                    readiness.set(shard.id, generation);
+                    tracing::debug!(shard = shard.id, generation, "route table swapped");
+                }
+                Ok(ShardMsg::Drain) | Err(TryRecvError::Disconnected) => {
+                    shard.drain.start();
+                    return;
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        if last_eviction.elapsed() > Duration::from_secs(1) {
+            shard.pool.evict_expired();
+            last_eviction = Instant::now();
+        }
+        rt::sleep(CONTROL_POLL).await;
+    }
+}

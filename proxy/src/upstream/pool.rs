@@ -1,0 +1,79 @@
+//! A shard's idle keep-alive connections, per endpoint address. Shard-local:
+//! no locks; most-recently-used first so that warm connections are reused
+//! and cold ones age out.
+
+use crate::rt::{self, TcpStream};
+use rustc_hash::FxHashMap;
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+/// Idle upstream connections of one shard.
+#[derive(Debug)]
+pub struct Pool {
+    idle: RefCell<FxHashMap<SocketAddr, Vec<Idle>>>,
+    max_idle: usize,
+    idle_timeout: Duration,
+    created: Cell<u64>,
+}
+
+impl Pool {
+    /// A pool keeping at most `max_idle` connections per endpoint, each for
+    /// at most `idle_timeout`.
+    pub fn new(max_idle: usize, idle_timeout: Duration) -> Pool {
+        Pool { idle: RefCell::default(), max_idle, idle_timeout, created: Cell::new(0) }
+    }
+
+    /// The most recently returned live connection to `addr`, if any.
+    pub fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(&addr)?;
+        while let Some(conn) = list.pop() {
+            if conn.since.elapsed() < self.idle_timeout && !rt::idle_is_dead(&conn.stream) {
+                return Some(conn.stream);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection that finished an exchange cleanly.
+    pub fn put(&self, addr: SocketAddr, stream: TcpStream) {
+        if self.max_idle == 0 {
+            return;
+        }
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.entry(addr).or_default();
+        if list.len() >= self.max_idle {
+            // Drop the coldest one: it is the most likely to be stale.
+            list.remove(0);
+        }
+        list.push(Idle { stream, since: Instant::now() });
+    }
+
+    /// Counts a new connection (for statistics and tests).
+    pub fn note_created(&self) {
+        self.created.set(self.created.get() + 1);
+    }
+
+    /// Connections created by this shard so far.
+    pub fn created(&self) -> u64 {
+        self.created.get()
+    }
+
+    /// Closes idle connections past their timeout (called periodically, so
+    /// upstreams are not left holding sockets nobody will use).
+    pub fn evict_expired(&self) {
+        let now = Instant::now();
+        let mut idle = self.idle.borrow_mut();
+        idle.retain(|_, list| {
+            list.retain(|c| now.duration_since(c.since) < self.idle_timeout);
+            !list.is_empty()
+        });
+    }
+}

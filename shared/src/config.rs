@@ -1,0 +1,149 @@
+//! The route-config model: what k8s-sync hands to the proxy.
+//!
+//! It is the translated, validated and conflict-free form of a set of
+//! Kubernetes objects. The proxy compiles it into its own lookup structures;
+//! nothing here is tuned for lookup speed.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// A whole, validated routing configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteConfig {
+    /// Rules after merging and conflict resolution; at most one rule per
+    /// (host, path, path type).
+    pub rules: Vec<RuleConfig>,
+    /// Index into `backends` of the backend that takes what no rule matches.
+    pub default_backend: Option<usize>,
+    /// Ingress that supplied `default_backend`.
+    pub default_backend_source: Option<IngressRef>,
+    /// Every backend that a rule or the default backend points at.
+    pub backends: Vec<BackendConfig>,
+}
+
+/// One routing rule: host + path -> backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleConfig {
+    /// Which hosts the rule applies to.
+    pub host: HostMatch,
+    /// The path as written in the Ingress (starts with `/`).
+    pub path: String,
+    /// How `path` is compared with the request path.
+    pub path_type: PathType,
+    /// Index into [`RouteConfig::backends`].
+    pub backend: usize,
+    /// The Ingress this rule came from.
+    pub source: IngressRef,
+}
+
+/// Host part of a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum HostMatch {
+    /// No host in the rule: matches every request host.
+    Any,
+    /// An exact host, lower-case, without port.
+    Exact(String),
+    /// `*.example.com`, stored as the suffix `example.com` (lower-case);
+    /// matches exactly one extra DNS label.
+    Wildcard(String),
+}
+
+/// Ingress path types (networking.k8s.io/v1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PathType {
+    /// The whole path, case-sensitive, trailing slash significant.
+    Exact,
+    /// Element-wise prefix on `/`-separated segments.
+    Prefix,
+    /// rauta treats it exactly as `Prefix` (as ingress-nginx does without
+    /// its regex annotation).
+    ImplementationSpecific,
+}
+
+/// Namespace and name of an Ingress.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IngressRef {
+    /// Namespace of the Ingress.
+    pub namespace: String,
+    /// Name of the Ingress.
+    pub name: String,
+}
+
+impl std::fmt::Display for IngressRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A set of endpoints behind one Service port, with its balancing policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendConfig {
+    /// Human-readable name, e.g. `default/echo:http`.
+    pub name: String,
+    /// Namespace of the Service.
+    pub namespace: String,
+    /// Name of the Service.
+    pub service: String,
+    /// The Service port as the Ingress named it.
+    pub port: ServicePort,
+    /// Endpoints to send traffic to (already filtered: ready ones, or
+    /// serving+terminating ones when none is ready).
+    pub endpoints: Vec<EndpointConfig>,
+    /// How requests are spread over `endpoints`.
+    pub policy: LbPolicy,
+}
+
+/// A Service port, by number or by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ServicePort {
+    /// `port.number` in the Ingress backend.
+    Number(u16),
+    /// `port.name` in the Ingress backend.
+    Name(String),
+}
+
+impl std::fmt::Display for ServicePort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServicePort::Number(n) => write!(f, "{n}"),
+            ServicePort::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// One backend address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointConfig {
+    /// IP and target port.
+    pub addr: SocketAddr,
+    /// Relative weight (>= 1); 1 unless an annotation says otherwise.
+    pub weight: u32,
+    /// False when the endpoint is only serving+terminating (a fallback).
+    pub ready: bool,
+    /// The pod (or other object) behind the endpoint, when known.
+    pub target: Option<String>,
+}
+
+/// Load-balancing policy of a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LbPolicy {
+    /// Weighted round robin (the default).
+    RoundRobin,
+    /// Power of two random choices on the shard's in-flight request counts.
+    LeastRequest,
+    /// Maglev consistent hashing on a request key.
+    Maglev(HashKey),
+}
+
+/// What a consistent hash is computed over.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HashKey {
+    /// The client's IP address (`$remote_addr`).
+    ClientIp,
+    /// A request header, name lower-case (`$http_x_user` -> `x-user`).
+    Header(String),
+    /// The request target, path and query (`$request_uri`).
+    RequestUri,
+    /// The request host (`$host`).
+    Host,
+}
