@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 /// Nesting limit for `kind: List` inside `kind: List`, against hostile input.
 const MAX_LIST_DEPTH: usize = 8;
 
-/// Loads every manifest file directly in `dir` (not recursive, like
-/// `kubectl apply -f DIR`), in file-name order.
+/// Loads every manifest file directly in `dir`, in file-name order.
+///
+/// Not recursive, like `kubectl apply -f DIR`; dot files are skipped.
 pub fn load_dir(dir: &Path) -> (Vec<SourcedObject>, Vec<Problem>) {
     let mut objects = Vec::new();
     let mut problems = Vec::new();
@@ -328,9 +329,11 @@ pub struct ManifestSource {
 }
 
 impl ManifestSource {
-    /// Watches `dir`, loads it once, and calls `publish` with every good
-    /// configuration that differs from the last one published; reloads
-    /// happen `debounce` after the last of a burst of changes.
+    /// Starts the `rauta-manifests` thread: load once, then reload on every change.
+    ///
+    /// `publish` gets every good configuration that differs from the last one
+    /// published; a set with errors is logged and not published. Reloads happen
+    /// `debounce` after the last event of a burst.
     pub fn spawn(
         dir: PathBuf,
         sel: ClassSelector,

@@ -105,8 +105,7 @@ impl KubeObject {
     }
 }
 
-/// `Kind ns/name` or `Kind name`, for messages about objects that may not
-/// have been parsed yet.
+/// `Kind ns/name` or `Kind name`, for objects that may not have parsed.
 pub fn describe(kind: &str, namespace: Option<&str>, name: &str) -> String {
     match namespace {
         Some(ns) => format!("{kind} {ns}/{name}"),

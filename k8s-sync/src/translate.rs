@@ -1,5 +1,10 @@
 //! Kubernetes objects -> [`RouteConfig`]: class selection, validation,
 //! merging, conflict resolution and endpoint resolution. Pure: no I/O.
+//!
+//! Ingress annotations (prefix `rauta.io/` or `nginx.ingress.kubernetes.io/`,
+//! `rauta.io/` winning): `load-balance` (`round_robin`, `least_request`, and
+//! `ewma`, which is approximated by least-request), `upstream-hash-by`
+//! (Maglev; wins over `load-balance`), and `rauta.io/endpoint-weights`.
 
 use crate::objects::{describe, KubeObject, SourcedObject, DEFAULT_NAMESPACE};
 use crate::problem::Problem;
@@ -45,7 +50,7 @@ impl Translation {
     }
 }
 
-/// Translates a set of objects into a route configuration.
+/// Translates a set of objects into a route configuration and its problems.
 ///
 /// The result does not depend on the order of `objects`.
 pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation {

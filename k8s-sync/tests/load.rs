@@ -50,7 +50,13 @@ metadata: {name: rauta}
 spec: {controller: rauta.io/ingress-controller}
 ...
 ";
-    let (_dir, objects, problems) = load(&[("b.yaml", yaml), ("a.yml", "apiVersion: v1\nkind: Service\nmetadata: {name: first, namespace: demo}\n")]);
+    let (_dir, objects, problems) = load(&[
+        ("b.yaml", yaml),
+        (
+            "a.yml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: first, namespace: demo}\n",
+        ),
+    ]);
     assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(
         described(&objects),
@@ -62,8 +68,14 @@ spec: {controller: rauta.io/ingress-controller}
         ]
     );
     // A missing namespace is filled in, as kubectl apply would.
-    assert_eq!(objects[1].object.metadata().namespace.as_deref(), Some("default"));
-    assert!(objects[0].file.as_deref().is_some_and(|f| f.ends_with("a.yml")));
+    assert_eq!(
+        objects[1].object.metadata().namespace.as_deref(),
+        Some("default")
+    );
+    assert!(objects[0]
+        .file
+        .as_deref()
+        .is_some_and(|f| f.ends_with("a.yml")));
 }
 
 #[test]
@@ -75,7 +87,10 @@ fn json_files() {
          "labels": {"kubernetes.io/service-name": "one"}}, "addressType": "IPv4", "endpoints": []}]}"#;
     let (_dir, objects, problems) = load(&[("svc.json", single), ("slices.json", list)]);
     assert!(problems.is_empty(), "{problems:#?}");
-    assert_eq!(described(&objects), ["EndpointSlice demo/one-x", "Service demo/one"]);
+    assert_eq!(
+        described(&objects),
+        ["EndpointSlice demo/one-x", "Service demo/one"]
+    );
     assert!(matches!(objects[0].object, KubeObject::EndpointSlice(_)));
 }
 
@@ -99,8 +114,13 @@ fn follows_configmap_style_symlinks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let version = dir.path().join("..2024_01_01_00_00_00.1");
     std::fs::create_dir(&version).expect("mkdir");
-    write(&version, "svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n");
-    std::os::unix::fs::symlink("..2024_01_01_00_00_00.1", dir.path().join("..data")).expect("symlink");
+    write(
+        &version,
+        "svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n",
+    );
+    std::os::unix::fs::symlink("..2024_01_01_00_00_00.1", dir.path().join("..data"))
+        .expect("symlink");
     std::os::unix::fs::symlink("..data/svc.yaml", dir.path().join("svc.yaml")).expect("symlink");
     let (objects, problems) = load_dir(dir.path());
     assert!(problems.is_empty(), "{problems:#?}");
@@ -135,7 +155,13 @@ fn errors_name_the_file_and_object() {
         ("no name", "n.yaml", "apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\n", Some("Service"), "metadata.name is missing"),
     ];
     for (case, name, content, object, message) in cases {
-        let (_dir, _objects, problems) = load(&[(name, content), ("ok.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: ok}\n")]);
+        let (_dir, _objects, problems) = load(&[
+            (name, content),
+            (
+                "ok.yaml",
+                "apiVersion: v1\nkind: Service\nmetadata: {name: ok}\n",
+            ),
+        ]);
         assert_eq!(problems.len(), 1, "{case}: {problems:#?}");
         let p = &problems[0];
         assert_eq!(p.severity, Severity::Error, "{case}");
@@ -152,7 +178,9 @@ fn duplicates_are_errors() {
     let (_dir, objects, problems) = load(&[("a.yaml", svc), ("b.yaml", svc), ("c.yaml", other_ns)]);
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert_eq!(file_name(&problems[0]).as_deref(), Some("b.yaml"));
-    assert!(problems[0].to_string().contains("Service demo/web: defined more than once (first defined in"));
+    assert!(problems[0]
+        .to_string()
+        .contains("Service demo/web: defined more than once (first defined in"));
     assert_eq!(objects.len(), 2);
 }
 
@@ -170,10 +198,18 @@ fn unreadable_directory() {
 #[test]
 fn load_and_translate_combines_problems() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "a.yaml", &format!("{CLASS}{WEB}{}", ingress("web", "", &rules("", &["api"]))));
+    write(
+        dir.path(),
+        "a.yaml",
+        &format!("{CLASS}{WEB}{}", ingress("web", "", &rules("", &["api"]))),
+    );
     write(dir.path(), "b.yaml", "kind: [");
     let t = load_and_translate(dir.path(), &ClassSelector::default());
-    let files: Vec<_> = t.problems.iter().map(|p| (p.severity, file_name(p))).collect();
+    let files: Vec<_> = t
+        .problems
+        .iter()
+        .map(|p| (p.severity, file_name(p)))
+        .collect();
     assert_eq!(
         files,
         [
@@ -184,7 +220,11 @@ fn load_and_translate_combines_problems() {
     assert!(t.has_errors());
 
     write(dir.path(), "b.yaml", "");
-    write(dir.path(), "a.yaml", &format!("{CLASS}{WEB}{}", ingress("web", "", &rules("", &["/api"]))));
+    write(
+        dir.path(),
+        "a.yaml",
+        &format!("{CLASS}{WEB}{}", ingress("web", "", &rules("", &["/api"]))),
+    );
     let t = load_and_translate(dir.path(), &ClassSelector::default());
     assert!(t.problems.is_empty(), "{:#?}", t.problems);
     assert_eq!(t.config.rules.len(), 1);

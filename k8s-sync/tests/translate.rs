@@ -53,16 +53,65 @@ spec: {controller: example.com/other}
     let legacy_other = ", annotations: {kubernetes.io/ingress.class: nginx}";
     // (case, class objects, ingress metadata extra, ingressClassName part, served, warnings)
     let cases: &[(&str, &str, &str, &str, bool, usize)] = &[
-        ("ingressClassName", CLASS, "", "ingressClassName: rauta, ", true, 0),
-        ("class object missing", "", "", "ingressClassName: rauta, ", false, 1),
-        ("foreign class", CLASS, "", "ingressClassName: nginx, ", false, 0),
-        ("foreign controller", foreign_controller, "", "ingressClassName: rauta, ", false, 1),
+        (
+            "ingressClassName",
+            CLASS,
+            "",
+            "ingressClassName: rauta, ",
+            true,
+            0,
+        ),
+        (
+            "class object missing",
+            "",
+            "",
+            "ingressClassName: rauta, ",
+            false,
+            1,
+        ),
+        (
+            "foreign class",
+            CLASS,
+            "",
+            "ingressClassName: nginx, ",
+            false,
+            0,
+        ),
+        (
+            "foreign controller",
+            foreign_controller,
+            "",
+            "ingressClassName: rauta, ",
+            false,
+            1,
+        ),
         ("default class", default_class, "", "", true, 0),
         ("no class, ours not default", CLASS, "", "", false, 0),
-        ("default class but other name", default_class, "", "ingressClassName: nginx, ", false, 0),
+        (
+            "default class but other name",
+            default_class,
+            "",
+            "ingressClassName: nginx, ",
+            false,
+            0,
+        ),
         ("legacy annotation", "", legacy, "", true, 0),
-        ("legacy annotation wins", CLASS, legacy_other, "ingressClassName: rauta, ", false, 0),
-        ("legacy over missing class", CLASS, legacy, "ingressClassName: nginx, ", true, 0),
+        (
+            "legacy annotation wins",
+            CLASS,
+            legacy_other,
+            "ingressClassName: rauta, ",
+            false,
+            0,
+        ),
+        (
+            "legacy over missing class",
+            CLASS,
+            legacy,
+            "ingressClassName: nginx, ",
+            true,
+            0,
+        ),
     ];
     for (case, classes, meta, class, served, warnings) in cases {
         let t = run(&format!("{classes}{WEB}{}", plain(meta, class)));
@@ -85,7 +134,8 @@ fn custom_selector() {
     let yaml = format!(
         "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: edge}}\n\
          spec: {{controller: example.com/edge}}\n---\n{WEB}{}",
-        ingress("a", "", &rules("", &["/"])).replace("ingressClassName: rauta", "ingressClassName: edge")
+        ingress("a", "", &rules("", &["/"]))
+            .replace("ingressClassName: rauta", "ingressClassName: edge")
     );
     let sel = ClassSelector {
         class_name: "edge".into(),
@@ -107,11 +157,20 @@ fn service_port_by_name_and_number() {
     let a = &t.config.rules[0];
     let b = &t.config.rules[1];
     assert_eq!((a.path.as_str(), b.path.as_str()), ("/a", "/b"));
-    assert_eq!(t.config.backends[a.backend].port, ServicePort::Name("http".into()));
+    assert_eq!(
+        t.config.backends[a.backend].port,
+        ServicePort::Name("http".into())
+    );
     assert_eq!(t.config.backends[a.backend].name, "demo/web:http");
-    assert_eq!(addrs(&t.config, a.backend), ["10.0.0.1:8080", "10.0.0.2:8080"]);
+    assert_eq!(
+        addrs(&t.config, a.backend),
+        ["10.0.0.1:8080", "10.0.0.2:8080"]
+    );
     assert_eq!(t.config.backends[b.backend].port, ServicePort::Number(9000));
-    assert_eq!(addrs(&t.config, b.backend), ["10.0.0.1:9090", "10.0.0.2:9090"]);
+    assert_eq!(
+        addrs(&t.config, b.backend),
+        ["10.0.0.1:9090", "10.0.0.2:9090"]
+    );
     let targets: Vec<_> = t.config.backends[a.backend]
         .endpoints
         .iter()
@@ -119,7 +178,10 @@ fn service_port_by_name_and_number() {
         .collect();
     assert_eq!(
         targets,
-        [(Some("web-1".into()), 1, true), (Some("web-2".into()), 1, true)]
+        [
+            (Some("web-1".into()), 1, true),
+            (Some("web-2".into()), 1, true)
+        ]
     );
 }
 
@@ -143,7 +205,10 @@ endpoints: [{{addresses: [\"fd00::1\"]}}]
         ingress(
             "app",
             "",
-            &format!(", rules: [{{http: {{paths: [{}]}}}}]", path("/", "Prefix", "solo", "number: 80"))
+            &format!(
+                ", rules: [{{http: {{paths: [{}]}}}}]",
+                path("/", "Prefix", "solo", "number: 80")
+            )
         )
     );
     let t = run(&yaml);
@@ -173,24 +238,59 @@ endpoints: {endpoints}
 
 #[test]
 fn ready_and_terminating_fallback() {
-    let terminating = "{addresses: [10.1.0.1], conditions: {ready: false, serving: true, terminating: true}}";
-    let not_serving = "{addresses: [10.1.0.2], conditions: {ready: false, serving: false, terminating: true}}";
+    let terminating =
+        "{addresses: [10.1.0.1], conditions: {ready: false, serving: true, terminating: true}}";
+    let not_serving =
+        "{addresses: [10.1.0.2], conditions: {ready: false, serving: false, terminating: true}}";
     let ready = "{addresses: [10.1.0.3], conditions: {ready: true}}";
     let unknown = "{addresses: [10.1.0.4]}";
     let not_ready = "{addresses: [10.1.0.5], conditions: {ready: false}}";
     // (case, endpoints, expected addresses, expected ready flag)
     let cases: &[(&str, String, &[&str], bool)] = &[
-        ("ready only", format!("[{ready}, {terminating}, {not_serving}]"), &["10.1.0.3:8080"], true),
-        ("conditions absent mean ready", format!("[{unknown}, {terminating}]"), &["10.1.0.4:8080"], true),
-        ("fallback", format!("[{terminating}, {not_serving}, {not_ready}]"), &["10.1.0.1:8080"], false),
-        ("nothing usable", format!("[{not_serving}, {not_ready}]"), &[], false),
+        (
+            "ready only",
+            format!("[{ready}, {terminating}, {not_serving}]"),
+            &["10.1.0.3:8080"],
+            true,
+        ),
+        (
+            "conditions absent mean ready",
+            format!("[{unknown}, {terminating}]"),
+            &["10.1.0.4:8080"],
+            true,
+        ),
+        (
+            "fallback",
+            format!("[{terminating}, {not_serving}, {not_ready}]"),
+            &["10.1.0.1:8080"],
+            false,
+        ),
+        (
+            "nothing usable",
+            format!("[{not_serving}, {not_ready}]"),
+            &[],
+            false,
+        ),
     ];
     for (case, endpoints, expected, is_ready) in cases {
-        let spec = format!(", rules: [{{http: {{paths: [{}]}}}}]", path("/", "Prefix", "svc", "name: http"));
-        let t = run(&format!("{CLASS}{}{}", service_with(endpoints), ingress("app", "", &spec)));
+        let spec = format!(
+            ", rules: [{{http: {{paths: [{}]}}}}]",
+            path("/", "Prefix", "svc", "name: http")
+        );
+        let t = run(&format!(
+            "{CLASS}{}{}",
+            service_with(endpoints),
+            ingress("app", "", &spec)
+        ));
         assert!(t.problems.is_empty(), "{case}: {:#?}", t.problems);
         assert_eq!(addrs(&t.config, 0), *expected, "{case}");
-        assert!(t.config.backends[0].endpoints.iter().all(|e| e.ready == *is_ready), "{case}");
+        assert!(
+            t.config.backends[0]
+                .endpoints
+                .iter()
+                .all(|e| e.ready == *is_ready),
+            "{case}"
+        );
     }
 }
 
@@ -214,13 +314,26 @@ endpoints: [{{addresses: [db.example.com]}}]
 ---
 {}",
         service_with("[{addresses: [10.1.0.2]}, {addresses: [10.1.0.0]}]"),
-        ingress("app", "", &format!(", rules: [{{http: {{paths: [{}]}}}}]", path("/", "Prefix", "svc", "name: http")))
+        ingress(
+            "app",
+            "",
+            &format!(
+                ", rules: [{{http: {{paths: [{}]}}}}]",
+                path("/", "Prefix", "svc", "name: http")
+            )
+        )
     );
     let t = run(&yaml);
-    assert_eq!(addrs(&t.config, 0), ["10.1.0.0:8080", "10.1.0.1:8080", "10.1.0.2:8080"]);
+    assert_eq!(
+        addrs(&t.config, 0),
+        ["10.1.0.0:8080", "10.1.0.1:8080", "10.1.0.2:8080"]
+    );
     let warnings = messages(&t.problems, Severity::Warning);
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
-    assert!(warnings[0].contains("EndpointSlice demo/svc-3: addressType FQDN"), "{warnings:?}");
+    assert!(
+        warnings[0].contains("EndpointSlice demo/svc-3: addressType FQDN"),
+        "{warnings:?}"
+    );
 }
 
 #[test]
@@ -235,16 +348,33 @@ spec: {type: ExternalName, externalName: example.org}
     let cases: &[(&str, &str, &str)] = &[
         ("missing service", "gone", "Service demo/gone not found"),
         ("missing port", "web", "Service demo/web has no port 81"),
-        ("ExternalName", "ext", "Service demo/ext is of type ExternalName"),
+        (
+            "ExternalName",
+            "ext",
+            "Service demo/ext is of type ExternalName",
+        ),
     ];
     for (case, service, expected) in cases {
-        let port = if *service == "web" { "number: 81" } else { "number: 80" };
-        let spec = format!(", rules: [{{http: {{paths: [{}]}}}}]", path("/", "Prefix", service, port));
-        let t = run(&format!("{CLASS}{WEB}{external}{}", ingress("app", "", &spec)));
+        let port = if *service == "web" {
+            "number: 81"
+        } else {
+            "number: 80"
+        };
+        let spec = format!(
+            ", rules: [{{http: {{paths: [{}]}}}}]",
+            path("/", "Prefix", service, port)
+        );
+        let t = run(&format!(
+            "{CLASS}{WEB}{external}{}",
+            ingress("app", "", &spec)
+        ));
         assert!(!t.has_errors(), "{case}");
         let warnings = messages(&t.problems, Severity::Warning);
         assert_eq!(warnings.len(), 1, "{case}: {warnings:?}");
-        assert!(warnings[0].contains("Ingress demo/app"), "{case}: {warnings:?}");
+        assert!(
+            warnings[0].contains("Ingress demo/app"),
+            "{case}: {warnings:?}"
+        );
         assert!(warnings[0].contains(expected), "{case}: {warnings:?}");
         assert_eq!(t.config.rules.len(), 1, "{case}");
         assert!(t.config.backends[0].endpoints.is_empty(), "{case}");
@@ -253,31 +383,61 @@ spec: {type: ExternalName, externalName: example.org}
 
 #[test]
 fn validation_errors_name_the_ingress_and_drop_its_rules() {
-    let p = |path_: &str, ty: &str| format!(", rules: [{{http: {{paths: [{}]}}}}]", path(path_, ty, "web", "name: http"));
+    let p = |path_: &str, ty: &str| {
+        format!(
+            ", rules: [{{http: {{paths: [{}]}}}}]",
+            path(path_, ty, "web", "name: http")
+        )
+    };
     let host = |h: &str| rules(h, &["/"]);
     let no_type = ", rules: [{http: {paths: [{path: /, backend: {service: {name: web, port: {number: 80}}}}]}}]".to_string();
-    let no_backend = ", rules: [{http: {paths: [{path: /, pathType: Prefix, backend: {}}]}}]".to_string();
+    let no_backend =
+        ", rules: [{http: {paths: [{path: /, pathType: Prefix, backend: {}}]}}]".to_string();
     let no_port = ", rules: [{http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web}}}]}}]".to_string();
     let empty_port = ", rules: [{http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {}}}}]}}]".to_string();
     let bad_default = ", defaultBackend: {service: {name: web}}".to_string();
     let cases: Vec<(&str, String, &str)> = vec![
-        ("relative path", p("api", "Prefix"), r#"path "api" must start with "/""#),
+        (
+            "relative path",
+            p("api", "Prefix"),
+            r#"path "api" must start with "/""#,
+        ),
         ("missing pathType", no_type, "pathType is missing"),
         ("unknown pathType", p("/", "Regex"), "unknown pathType"),
         ("dot segment", p("/a/../b", "Exact"), "must not contain"),
         ("IPv4 host", host("10.0.0.1"), "is an IP address"),
         ("IPv6 host", host("\"[::1]\""), "is an IP address"),
-        ("host with port", host("\"example.com:8080\""), "must not contain a port"),
+        (
+            "host with port",
+            host("\"example.com:8080\""),
+            "must not contain a port",
+        ),
         ("inner wildcard", host("\"foo.*.com\""), "wildcard"),
         ("partial wildcard", host("\"*foo.com\""), "wildcard"),
         ("bare wildcard", host("\"*\""), "wildcard"),
         ("empty label", host("foo..com"), "empty label"),
         ("trailing dot", host("foo.com."), "empty label"),
-        ("invalid characters", host("foo_bar.com"), "invalid characters"),
-        ("neither service nor resource", no_backend, "neither service nor resource"),
+        (
+            "invalid characters",
+            host("foo_bar.com"),
+            "invalid characters",
+        ),
+        (
+            "neither service nor resource",
+            no_backend,
+            "neither service nor resource",
+        ),
         ("no port", no_port, "neither port number nor port name"),
-        ("empty port", empty_port, "neither port number nor port name"),
-        ("default backend", bad_default, "defaultBackend: backend service web has neither"),
+        (
+            "empty port",
+            empty_port,
+            "neither port number nor port name",
+        ),
+        (
+            "default backend",
+            bad_default,
+            "defaultBackend: backend service web has neither",
+        ),
     ];
     for (case, spec, expected) in cases {
         let good = ingress("good", "", &rules("good.example.com", &["/"]));
@@ -297,7 +457,10 @@ fn validation_errors_name_the_ingress_and_drop_its_rules() {
 
 #[test]
 fn error_message_format() {
-    let t = run(&format!("{CLASS}{WEB}{}", ingress("web", "", &rules("", &["api"]))));
+    let t = run(&format!(
+        "{CLASS}{WEB}{}",
+        ingress("web", "", &rules("", &["api"]))
+    ));
     let errors = messages(&t.problems, Severity::Error);
     assert_eq!(errors.len(), 1);
     assert!(
@@ -311,12 +474,18 @@ fn error_message_format() {
 fn hosts() {
     let cases: &[(&str, HostMatch)] = &[
         ("Example.COM", HostMatch::Exact("example.com".into())),
-        ("\"*.Example.com\"", HostMatch::Wildcard("example.com".into())),
+        (
+            "\"*.Example.com\"",
+            HostMatch::Wildcard("example.com".into()),
+        ),
         ("a-1.b2.example", HostMatch::Exact("a-1.b2.example".into())),
         ("\"\"", HostMatch::Any),
     ];
     for (host, expected) in cases {
-        let t = run(&format!("{CLASS}{WEB}{}", ingress("app", "", &rules(host, &["/"]))));
+        let t = run(&format!(
+            "{CLASS}{WEB}{}",
+            ingress("app", "", &rules(host, &["/"]))
+        ));
         assert!(t.problems.is_empty(), "{host}: {:#?}", t.problems);
         assert_eq!(t.config.rules[0].host, *expected, "{host}");
     }
@@ -336,7 +505,12 @@ fn path_types_and_resource_backends() {
     let warnings = messages(&t.problems, Severity::Warning);
     assert_eq!(warnings.len(), 1);
     assert!(warnings[0].contains(r#"path "/bucket": resource backends are not supported"#));
-    let rules: Vec<_> = t.config.rules.iter().map(|r| (r.path.as_str(), r.path_type)).collect();
+    let rules: Vec<_> = t
+        .config
+        .rules
+        .iter()
+        .map(|r| (r.path.as_str(), r.path_type))
+        .collect();
     assert_eq!(
         rules,
         [
@@ -353,27 +527,60 @@ fn merging_and_conflicts() {
     let old = ", creationTimestamp: \"2024-01-01T00:00:00Z\"";
     let new = ", creationTimestamp: \"2025-01-01T00:00:00Z\"";
     // (case, [(name, metadata)], winner, loser)
-    let cases: &[(&str, [(&str, &str); 2], &str, &str)] = &[
-        ("older wins over name", [("a", new), ("z", old)], "demo/z", "demo/a"),
-        ("same time: name order", [("b", old), ("a", old)], "demo/a", "demo/b"),
-        ("no timestamp: name order", [("b", ""), ("a", "")], "demo/a", "demo/b"),
-        ("timestamp beats none", [("a", ""), ("b", new)], "demo/b", "demo/a"),
+    type Case<'a> = (&'a str, [(&'a str, &'a str); 2], &'a str, &'a str);
+    let cases: &[Case<'_>] = &[
+        (
+            "older wins over name",
+            [("a", new), ("z", old)],
+            "demo/z",
+            "demo/a",
+        ),
+        (
+            "same time: name order",
+            [("b", old), ("a", old)],
+            "demo/a",
+            "demo/b",
+        ),
+        (
+            "no timestamp: name order",
+            [("b", ""), ("a", "")],
+            "demo/a",
+            "demo/b",
+        ),
+        (
+            "timestamp beats none",
+            [("a", ""), ("b", new)],
+            "demo/b",
+            "demo/a",
+        ),
     ];
     for (case, ings, winner, loser) in cases {
         let mut yaml = format!("{CLASS}{WEB}");
         for (name, meta) in ings {
             // Each also has a path of its own: rules of one host are merged.
-            yaml += &ingress(name, meta, &rules("example.com", &["/shared", &format!("/{name}")]));
+            yaml += &ingress(
+                name,
+                meta,
+                &rules("example.com", &["/shared", &format!("/{name}")]),
+            );
         }
         let t = run(&yaml);
         assert!(!t.has_errors(), "{case}");
-        let shared: Vec<_> = t.config.rules.iter().filter(|r| r.path == "/shared").collect();
+        let shared: Vec<_> = t
+            .config
+            .rules
+            .iter()
+            .filter(|r| r.path == "/shared")
+            .collect();
         assert_eq!(shared.len(), 1, "{case}");
         assert_eq!(shared[0].source.to_string(), *winner, "{case}");
         assert_eq!(t.config.rules.len(), 3, "{case}");
         let warnings = messages(&t.problems, Severity::Warning);
         assert_eq!(warnings.len(), 1, "{case}: {warnings:?}");
-        assert!(warnings[0].contains(&format!("Ingress {loser}: ")), "{case}: {warnings:?}");
+        assert!(
+            warnings[0].contains(&format!("Ingress {loser}: ")),
+            "{case}: {warnings:?}"
+        );
         assert!(
             warnings[0].contains(&format!("already served by Ingress {winner}")),
             "{case}: {warnings:?}"
@@ -384,7 +591,14 @@ fn merging_and_conflicts() {
 #[test]
 fn same_path_other_type_or_host_is_no_conflict() {
     let a = ingress("a", "", &rules("example.com", &["/p"]));
-    let b = ingress("b", "", &format!(", rules: [{{host: example.com, http: {{paths: [{}]}}}}]", path("/p", "Exact", "web", "name: http")));
+    let b = ingress(
+        "b",
+        "",
+        &format!(
+            ", rules: [{{host: example.com, http: {{paths: [{}]}}}}]",
+            path("/p", "Exact", "web", "name: http")
+        ),
+    );
     let c = ingress("c", "", &rules("other.example.com", &["/p"]));
     let t = run(&format!("{CLASS}{WEB}{a}{b}{c}"));
     assert!(t.problems.is_empty(), "{:#?}", t.problems);
@@ -396,16 +610,24 @@ fn same_path_other_type_or_host_is_no_conflict() {
 fn default_backend_conflict() {
     let spec = ", defaultBackend: {service: {name: web, port: {name: http}}}";
     let old = ingress("old", ", creationTimestamp: \"2023-05-01T10:00:00Z\"", spec);
-    let young = ingress("a-young", ", creationTimestamp: \"2024-05-01T10:00:00Z\"", spec);
+    let young = ingress(
+        "a-young",
+        ", creationTimestamp: \"2024-05-01T10:00:00Z\"",
+        spec,
+    );
     let t = run(&format!("{CLASS}{WEB}{young}{old}"));
     assert_eq!(
         t.config.default_backend_source,
-        Some(IngressRef { namespace: "demo".into(), name: "old".into() })
+        Some(IngressRef {
+            namespace: "demo".into(),
+            name: "old".into()
+        })
     );
     assert_eq!(t.config.default_backend, Some(0));
     let warnings = messages(&t.problems, Severity::Warning);
     assert_eq!(warnings.len(), 1);
-    assert!(warnings[0].contains("Ingress demo/a-young: defaultBackend is already set by Ingress demo/old"));
+    assert!(warnings[0]
+        .contains("Ingress demo/a-young: defaultBackend is already set by Ingress demo/old"));
 }
 
 #[test]
@@ -413,14 +635,46 @@ fn annotations() {
     use HashKey::*;
     let cases: &[(&str, &str, Option<LbPolicy>)] = &[
         ("none", "", Some(LbPolicy::RoundRobin)),
-        ("round_robin", "nginx.ingress.kubernetes.io/load-balance: round_robin", Some(LbPolicy::RoundRobin)),
-        ("least_request", "rauta.io/load-balance: least_request", Some(LbPolicy::LeastRequest)),
-        ("ewma", "nginx.ingress.kubernetes.io/load-balance: ewma", Some(LbPolicy::LeastRequest)),
-        ("remote_addr", "nginx.ingress.kubernetes.io/upstream-hash-by: $remote_addr", Some(LbPolicy::Maglev(ClientIp))),
-        ("binary_remote_addr", "rauta.io/upstream-hash-by: $binary_remote_addr", Some(LbPolicy::Maglev(ClientIp))),
-        ("header", "rauta.io/upstream-hash-by: $http_X_User_Id", Some(LbPolicy::Maglev(Header("x-user-id".into())))),
-        ("request_uri", "rauta.io/upstream-hash-by: $request_uri", Some(LbPolicy::Maglev(RequestUri))),
-        ("host", "rauta.io/upstream-hash-by: $host", Some(LbPolicy::Maglev(Host))),
+        (
+            "round_robin",
+            "nginx.ingress.kubernetes.io/load-balance: round_robin",
+            Some(LbPolicy::RoundRobin),
+        ),
+        (
+            "least_request",
+            "rauta.io/load-balance: least_request",
+            Some(LbPolicy::LeastRequest),
+        ),
+        (
+            "ewma",
+            "nginx.ingress.kubernetes.io/load-balance: ewma",
+            Some(LbPolicy::LeastRequest),
+        ),
+        (
+            "remote_addr",
+            "nginx.ingress.kubernetes.io/upstream-hash-by: $remote_addr",
+            Some(LbPolicy::Maglev(ClientIp)),
+        ),
+        (
+            "binary_remote_addr",
+            "rauta.io/upstream-hash-by: $binary_remote_addr",
+            Some(LbPolicy::Maglev(ClientIp)),
+        ),
+        (
+            "header",
+            "rauta.io/upstream-hash-by: $http_X_User_Id",
+            Some(LbPolicy::Maglev(Header("x-user-id".into()))),
+        ),
+        (
+            "request_uri",
+            "rauta.io/upstream-hash-by: $request_uri",
+            Some(LbPolicy::Maglev(RequestUri)),
+        ),
+        (
+            "host",
+            "rauta.io/upstream-hash-by: $host",
+            Some(LbPolicy::Maglev(Host)),
+        ),
         (
             "hash beats load-balance",
             "rauta.io/load-balance: ewma, rauta.io/upstream-hash-by: $host",
@@ -432,13 +686,28 @@ fn annotations() {
             Some(LbPolicy::RoundRobin),
         ),
         ("bad load-balance", "rauta.io/load-balance: random", None),
-        ("bad hash", "rauta.io/upstream-hash-by: $cookie_session", None),
+        (
+            "bad hash",
+            "rauta.io/upstream-hash-by: $cookie_session",
+            None,
+        ),
         ("empty header", "rauta.io/upstream-hash-by: $http_", None),
-        ("bad hash with good balance", "rauta.io/load-balance: ewma, rauta.io/upstream-hash-by: $args", None),
+        (
+            "bad hash with good balance",
+            "rauta.io/load-balance: ewma, rauta.io/upstream-hash-by: $args",
+            None,
+        ),
     ];
     for (case, annotations, expected) in cases {
-        let meta = if annotations.is_empty() { String::new() } else { format!(", annotations: {{{annotations}}}") };
-        let t = run(&format!("{CLASS}{WEB}{}", ingress("app", &meta, &rules("", &["/"]))));
+        let meta = if annotations.is_empty() {
+            String::new()
+        } else {
+            format!(", annotations: {{{annotations}}}")
+        };
+        let t = run(&format!(
+            "{CLASS}{WEB}{}",
+            ingress("app", &meta, &rules("", &["/"]))
+        ));
         match expected {
             Some(policy) => {
                 assert!(t.problems.is_empty(), "{case}: {:#?}", t.problems);
@@ -447,7 +716,10 @@ fn annotations() {
             None => {
                 let errors = messages(&t.problems, Severity::Error);
                 assert_eq!(errors.len(), 1, "{case}: {errors:?}");
-                assert!(errors[0].contains("Ingress demo/app: annotation "), "{case}: {errors:?}");
+                assert!(
+                    errors[0].contains("Ingress demo/app: annotation "),
+                    "{case}: {errors:?}"
+                );
                 assert!(t.config.rules.is_empty(), "{case}");
             }
         }
@@ -456,16 +728,31 @@ fn annotations() {
 
 #[test]
 fn policies_make_distinct_backends() {
-    let a = ingress("a", ", annotations: {rauta.io/load-balance: ewma}", &rules("a.example", &["/"]));
+    let a = ingress(
+        "a",
+        ", annotations: {rauta.io/load-balance: ewma}",
+        &rules("a.example", &["/"]),
+    );
     let b = ingress("b", "", &rules("b.example", &["/"]));
     let t = run(&format!("{CLASS}{WEB}{a}{b}"));
     assert!(t.problems.is_empty(), "{:#?}", t.problems);
-    let names: Vec<_> = t.config.backends.iter().map(|b| (b.name.as_str(), b.policy.clone())).collect();
+    let names: Vec<_> = t
+        .config
+        .backends
+        .iter()
+        .map(|b| (b.name.as_str(), b.policy.clone()))
+        .collect();
     assert_eq!(
         names,
-        [("demo/web:http", LbPolicy::RoundRobin), ("demo/web:http#2", LbPolicy::LeastRequest)]
+        [
+            ("demo/web:http", LbPolicy::RoundRobin),
+            ("demo/web:http#2", LbPolicy::LeastRequest)
+        ]
     );
-    assert_eq!(t.config.backends[t.config.rules[0].backend].policy, LbPolicy::LeastRequest);
+    assert_eq!(
+        t.config.backends[t.config.rules[0].backend].policy,
+        LbPolicy::LeastRequest
+    );
 }
 
 #[test]
@@ -473,11 +760,31 @@ fn endpoint_weights() {
     // web has 10.0.0.1 (web-1) and 10.0.0.2 (web-2) on port 8080.
     type Expected = Option<&'static [(&'static str, u32)]>;
     let cases: &[(&str, &str, Expected, usize)] = &[
-        ("by ip", "10.0.0.1=5", Some(&[("10.0.0.1:8080", 5), ("10.0.0.2:8080", 1)]), 0),
-        ("by ip:port", "10.0.0.2:8080=7, 10.0.0.2=3", Some(&[("10.0.0.1:8080", 1), ("10.0.0.2:8080", 7)]), 0),
-        ("by pod", "web-2=10000,", Some(&[("10.0.0.1:8080", 1), ("10.0.0.2:8080", 10000)]), 0),
+        (
+            "by ip",
+            "10.0.0.1=5",
+            Some(&[("10.0.0.1:8080", 5), ("10.0.0.2:8080", 1)]),
+            0,
+        ),
+        (
+            "by ip:port",
+            "10.0.0.2:8080=7, 10.0.0.2=3",
+            Some(&[("10.0.0.1:8080", 1), ("10.0.0.2:8080", 7)]),
+            0,
+        ),
+        (
+            "by pod",
+            "web-2=10000,",
+            Some(&[("10.0.0.1:8080", 1), ("10.0.0.2:8080", 10000)]),
+            0,
+        ),
         ("zero drops", "web-1=0", Some(&[("10.0.0.2:8080", 1)]), 0),
-        ("unused key", "10.9.9.9=2", Some(&[("10.0.0.1:8080", 1), ("10.0.0.2:8080", 1)]), 1),
+        (
+            "unused key",
+            "10.9.9.9=2",
+            Some(&[("10.0.0.1:8080", 1), ("10.0.0.2:8080", 1)]),
+            1,
+        ),
         ("too heavy", "web-1=10001", None, 0),
         ("negative", "web-1=-1", None, 0),
         ("no weight", "web-1", None, 0),
@@ -486,7 +793,10 @@ fn endpoint_weights() {
     ];
     for (case, value, expected, warnings) in cases {
         let meta = format!(", annotations: {{rauta.io/endpoint-weights: \"{value}\"}}");
-        let t = run(&format!("{CLASS}{WEB}{}", ingress("app", &meta, &rules("", &["/"]))));
+        let t = run(&format!(
+            "{CLASS}{WEB}{}",
+            ingress("app", &meta, &rules("", &["/"]))
+        ));
         match expected {
             Some(expected) => {
                 assert!(!t.has_errors(), "{case}: {:#?}", t.problems);
@@ -496,7 +806,8 @@ fn endpoint_weights() {
                     .iter()
                     .map(|e| (e.addr.to_string(), e.weight))
                     .collect();
-                let want: Vec<(String, u32)> = expected.iter().map(|(a, w)| (a.to_string(), *w)).collect();
+                let want: Vec<(String, u32)> =
+                    expected.iter().map(|(a, w)| (a.to_string(), *w)).collect();
                 assert_eq!(got, want, "{case}");
             }
             None => {
@@ -514,8 +825,16 @@ fn deterministic_under_reordering() {
         "{CLASS}{WEB}{}{}{}{}",
         ingress("b", "", &rules("example.com", &["/x", "/b"])),
         ingress("a", "", &rules("example.com", &["/x", "/a"])),
-        ingress("c", ", annotations: {rauta.io/upstream-hash-by: $host}", &rules("\"*.example.com\"", &["/"])),
-        ingress("d", "", ", defaultBackend: {service: {name: web, port: {number: 9000}}}"),
+        ingress(
+            "c",
+            ", annotations: {rauta.io/upstream-hash-by: $host}",
+            &rules("\"*.example.com\"", &["/"])
+        ),
+        ingress(
+            "d",
+            "",
+            ", defaultBackend: {service: {name: web, port: {number: 9000}}}"
+        ),
     );
     let objs = objects(&yaml);
     let sel = ClassSelector::default();
@@ -530,7 +849,12 @@ fn deterministic_under_reordering() {
         assert_eq!(t.config, first.config);
         assert_eq!(t.problems, first.problems);
     }
-    let hosts: Vec<_> = first.config.rules.iter().map(|r| (r.host.clone(), r.path.clone())).collect();
+    let hosts: Vec<_> = first
+        .config
+        .rules
+        .iter()
+        .map(|r| (r.host.clone(), r.path.clone()))
+        .collect();
     assert_eq!(
         hosts,
         [
@@ -541,8 +865,14 @@ fn deterministic_under_reordering() {
         ]
     );
     assert_eq!(sources(&first.config)[2], "demo/a");
-    let default = first.config.default_backend.map(|i| first.config.backends[i].port.clone());
+    let default = first
+        .config
+        .default_backend
+        .map(|i| first.config.backends[i].port.clone());
     assert_eq!(default, Some(ServicePort::Number(9000)));
     let addr: SocketAddr = "10.0.0.1:9090".parse().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(first.config.backends[first.config.default_backend.unwrap_or(0)].endpoints[0].addr, addr);
+    assert_eq!(
+        first.config.backends[first.config.default_backend.unwrap_or(0)].endpoints[0].addr,
+        addr
+    );
 }

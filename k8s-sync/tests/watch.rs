@@ -15,9 +15,14 @@ const WAIT: Duration = Duration::from_millis(400);
 
 fn start(dir: &Path) -> (ManifestSource, mpsc::Receiver<RouteConfig>) {
     let (tx, rx) = mpsc::channel();
-    let source = ManifestSource::spawn(dir.to_path_buf(), ClassSelector::default(), DEBOUNCE, move |config| {
-        let _ = tx.send(config);
-    })
+    let source = ManifestSource::spawn(
+        dir.to_path_buf(),
+        ClassSelector::default(),
+        DEBOUNCE,
+        move |config| {
+            let _ = tx.send(config);
+        },
+    )
     .expect("spawn watcher");
     (source, rx)
 }
@@ -43,11 +48,17 @@ fn publishes_good_sets_and_keeps_the_last_good_one() {
     assert_eq!(paths(&config), ["/one"]);
 
     write(dir.path(), "broken.yaml", "kind: [");
-    assert!(rx.recv_timeout(WAIT).is_err(), "a broken set must not be published");
+    assert!(
+        rx.recv_timeout(WAIT).is_err(),
+        "a broken set must not be published"
+    );
 
     // Touching a file without changing the result publishes nothing either.
     std::fs::remove_file(dir.path().join("broken.yaml")).expect("remove");
-    assert!(rx.recv_timeout(WAIT).is_err(), "an unchanged config must not be republished");
+    assert!(
+        rx.recv_timeout(WAIT).is_err(),
+        "an unchanged config must not be republished"
+    );
 
     write(dir.path(), "web.yaml", &manifest("/two"));
     let config = rx.recv_timeout(WAIT).expect("config after the fix");
@@ -86,6 +97,11 @@ fn configmap_symlink_swap_triggers_a_reload() {
 #[test]
 fn spawn_fails_on_a_missing_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let result = ManifestSource::spawn(dir.path().join("nope"), ClassSelector::default(), DEBOUNCE, |_| {});
+    let result = ManifestSource::spawn(
+        dir.path().join("nope"),
+        ClassSelector::default(),
+        DEBOUNCE,
+        |_| {},
+    );
     assert!(result.is_err());
 }

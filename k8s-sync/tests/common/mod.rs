@@ -60,9 +60,19 @@ pub fn ingress(name: &str, meta: &str, spec: &str) -> String {
 
 /// `, rules: [...]` with one rule for `host` (empty: none) and Prefix paths to `web:http`.
 pub fn rules(host: &str, paths: &[&str]) -> String {
-    let paths: Vec<String> = paths.iter().map(|p| path(p, "Prefix", "web", "name: http")).collect();
-    let host = if host.is_empty() { String::new() } else { format!("host: {host}, ") };
-    format!(", rules: [{{{host}http: {{paths: [{}]}}}}]", paths.join(", "))
+    let paths: Vec<String> = paths
+        .iter()
+        .map(|p| path(p, "Prefix", "web", "name: http"))
+        .collect();
+    let host = if host.is_empty() {
+        String::new()
+    } else {
+        format!("host: {host}, ")
+    };
+    format!(
+        ", rules: [{{{host}http: {{paths: [{}]}}}}]",
+        paths.join(", ")
+    )
 }
 
 /// One flow-style path entry; `port` is `name: x` or `number: n`.

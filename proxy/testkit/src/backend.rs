@@ -399,6 +399,9 @@ fn read_request(wire: &mut Wire) -> Result<Option<Request>, ReadError> {
             let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut parsed = httparse::Request::new(&mut fields);
             match parsed.parse(wire.pending()) {
+                Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
+                    return Err(ReadError::Bad(431, "request head too large"));
+                }
                 Ok(httparse::Status::Complete(n)) => {
                     let headers: Vec<(String, String)> = parsed
                         .headers

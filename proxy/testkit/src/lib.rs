@@ -3,6 +3,8 @@
 //! `rauta` binary ([`Rauta`]) and Kubernetes manifest builders
 //! ([`manifests`]).
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod client;
 pub mod manifests;
