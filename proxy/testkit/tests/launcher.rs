@@ -42,7 +42,12 @@ fn launcher_starts_probes_and_terminates() {
         )),
         "{log}"
     );
-    assert!(log.contains("rauta-echo admin listening on"), "{log}");
+    // The line is printed just after the listener is bound: allow a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !rauta.log().contains("rauta-echo admin listening on") {
+        assert!(std::time::Instant::now() < deadline, "{}", rauta.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(
         log.contains(&format!("--manifests {}", manifests.path().display())),
         "{log}"
