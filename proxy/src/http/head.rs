@@ -106,7 +106,7 @@ pub fn write_response(out: &mut Vec<u8>, resp: &ResponseHead, conn: ClientConnec
     for h in resp.headers {
         let name = h.name;
         let keep_upgrade = conn == ClientConnection::Upgrade && name.eq_ignore_ascii_case("upgrade");
-        if (is_hop_by_hop(name) && !keep_upgrade) || named_in(resp.connection, name) {
+        if !keep_upgrade && (is_hop_by_hop(name) || named_in(resp.connection, name)) {
             continue;
         }
         if dechunk && name.eq_ignore_ascii_case("transfer-encoding") {
