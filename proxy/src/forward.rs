@@ -46,10 +46,11 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
     };
     let plan = match plan(shard, conn, &table) {
         Ok(plan) => plan,
-        // The head was not consumed: the body (if any) is unread, so the
-        // connection cannot carry another request.
-        Err(e) => return fail(conn, e, false).await,
+        Err((e, keep)) => return fail(conn, e, keep).await,
     };
+    // After an upstream failure the connection can carry another request
+    // only if no request body is left unread on it.
+    let keep_on_error = plan.keep_alive && plan.body == BodyLen::None;
     let backend = table.routes.backend(plan.backend);
     let state = &table.states[plan.backend];
     let _inflight = state.start(plan.endpoint);
@@ -57,7 +58,7 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
 
     let mut up = match upstream::acquire(&shard.pool, backend, plan.endpoint, &cfg.connect).await {
         Ok(up) => up,
-        Err(e) => return fail(conn, e, false).await,
+        Err(e) => return fail(conn, e, keep_on_error).await,
     };
     if plan.expect_continue && conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
         return Outcome::Done;
@@ -67,6 +68,8 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
     let mut resent = false;
     loop {
         let sent = send_request(conn, &mut up, &plan, cfg.max_body_bytes).await;
+        // Once the body was sent whole, the client connection is in step.
+        let keep = sent.is_ok() && plan.keep_alive;
         let result = match sent {
             Ok(()) => read_response_head(conn, &mut up, &plan).await,
             Err(e) => Err(e),
@@ -77,11 +80,16 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
                 resent = true;
                 match upstream::connect(up.addr, &cfg.connect).await {
                     Ok(stream) => up = Upstream { stream, reused: false, ..up },
-                    Err(e) => return fail(conn, ProxyError::Connect(e), false).await,
+                    Err(e) => return fail(conn, ProxyError::Connect(e), keep).await,
                 }
             }
-            Err(Failure::Stale) => return fail(conn, ProxyError::UpstreamIo(io::ErrorKind::UnexpectedEof.into()), false).await,
-            Err(Failure::Proxy(e)) => return fail(conn, e, false).await,
+            Err(Failure::Stale) => {
+                return fail(conn, ProxyError::UpstreamIo(io::ErrorKind::UnexpectedEof.into()), keep).await
+            }
+            Err(Failure::Proxy(e)) => {
+                let keep = keep && e.fault() == crate::error::Fault::Upstream;
+                return fail(conn, e, keep).await;
+            }
             Err(Failure::ClientGone) => return Outcome::Done,
         }
     }
@@ -89,12 +97,40 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
 }
 
 /// Parses the head, routes, picks an endpoint and writes the upstream head
-/// into `conn.out`; consumes the head from the read buffer on success.
-fn plan(shard: &Shard, conn: &mut ClientConn, table: &crate::shard::LocalTable) -> Result<Plan, ProxyError> {
+/// into `conn.out`; consumes the head from the read buffer on success. An
+/// error comes with whether the connection may carry another request.
+fn plan(shard: &Shard, conn: &mut ClientConn, table: &crate::shard::LocalTable) -> Result<Plan, (ProxyError, bool)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let limit = shard.cfg.max_headers.min(MAX_HEADERS);
-    let req = request::parse(conn.rbuf.data(), &mut headers[..limit])?
-        .ok_or(ProxyError::Request(crate::http::RequestError::Bad("incomplete request head")))?;
+    let req = match request::parse(conn.rbuf.data(), &mut headers[..limit]) {
+        Ok(Some(req)) => req,
+        Ok(None) => return Err((crate::http::RequestError::Bad("incomplete request head").into(), false)),
+        Err(e) => return Err((e.into(), false)),
+    };
+    let result = route(shard, &mut conn.out, conn.peer, table, &req);
+    // Without a body the request is fully read: an error can keep the connection.
+    let (len, keep) = (req.len, req.body == BodyLen::None && req.keep_alive);
+    match result {
+        Ok(plan) => {
+            conn.rbuf.consume(len);
+            Ok(plan)
+        }
+        Err(e) => {
+            if keep {
+                conn.rbuf.consume(len);
+            }
+            Err((e, keep))
+        }
+    }
+}
+
+fn route(
+    shard: &Shard,
+    out: &mut Vec<u8>,
+    peer: std::net::SocketAddr,
+    table: &crate::shard::LocalTable,
+    req: &request::RequestHead,
+) -> Result<Plan, ProxyError> {
     let mut host_buf = [0u8; host::MAX_HOST_LEN];
     let host = match req.host {
         Some(h) => host::normalize(h, &mut host_buf).ok_or(ProxyError::BadHost)?,
@@ -111,7 +147,7 @@ fn plan(shard: &Shard, conn: &mut ClientConn, table: &crate::shard::LocalTable) 
     }
     let backend = table.routes.backend(backend_index);
     let key_hash = backend.hash_key().and_then(|key| match key {
-        HashKey::ClientIp => Some(match conn.peer.ip() {
+        HashKey::ClientIp => Some(match peer.ip() {
             std::net::IpAddr::V4(ip) => Maglev::hash_key(&ip.octets()),
             std::net::IpAddr::V6(ip) => Maglev::hash_key(&ip.octets()),
         }),
@@ -123,15 +159,15 @@ fn plan(shard: &Shard, conn: &mut ClientConn, table: &crate::shard::LocalTable) 
 
     let mut request_id = [0u8; 32];
     shard.next_request_id(&mut request_id);
-    let fwd = Forwarded { client_ip: conn.peer.ip(), proto: "http", port: shard.listen_port, request_id: &request_id };
+    let fwd = Forwarded { client_ip: peer.ip(), proto: "http", port: shard.listen_port, request_id: &request_id };
     let mut fallback_host = [0u8; 64];
     let fallback_len = {
         let mut cursor = io::Cursor::new(&mut fallback_host[..]);
         let _ = write!(cursor, "{}", backend.endpoints[endpoint].addr);
         cursor.position() as usize
     };
-    head::write_request(&mut conn.out, &req, &fwd, &fallback_host[..fallback_len]);
-    let plan = Plan {
+    head::write_request(out, req, &fwd, &fallback_host[..fallback_len]);
+    Ok(Plan {
         backend: backend_index,
         endpoint,
         body: req.body,
@@ -140,10 +176,7 @@ fn plan(shard: &Shard, conn: &mut ClientConn, table: &crate::shard::LocalTable) 
         head_request: req.is_head(),
         upgrade: req.upgrade.is_some(),
         expect_continue: req.expect_continue,
-    };
-    let len = req.len;
-    conn.rbuf.consume(len);
-    Ok(plan)
+    })
 }
 
 /// How sending a request or reading its answer failed.

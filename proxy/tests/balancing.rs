@@ -7,10 +7,7 @@ use common::{class, start};
 use rauta_testkit::manifests::join;
 use rauta_testkit::{backend_for, endpoint_slice, ingress, service, Backend, Conn, EndpointSpec, ManifestDir};
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 fn ingress_for(annotations: &[(&str, &str)]) -> String {
@@ -64,44 +61,11 @@ fn endpoint_weights_shape_the_share() {
     assert_eq!((counts.get("heavy"), counts.get("light")), (Some(&30), Some(&10)), "{counts:?}");
 }
 
-/// A backend that answers every request after `delay` (one thread per
-/// connection), counting requests.
-fn slow_backend(delay: Duration) -> (u16, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let count = Arc::new(AtomicU64::new(0));
-    let counter = count.clone();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let counter = counter.clone();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut piece = [0u8; 4096];
-                loop {
-                    match stream.read(&mut piece) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&piece[..n]),
-                    }
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        std::thread::sleep(delay);
-                        let answer = b"HTTP/1.1 200 OK\r\nx-backend: slow\r\nContent-Length: 0\r\n\r\n";
-                        if stream.write_all(answer).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (port, count)
-}
-
 #[test]
 fn least_request_steers_away_from_a_slow_endpoint() {
     let fast = Backend::start("fast");
-    let (slow_port, slow_count) = slow_backend(Duration::from_millis(400));
+    let slow = common::ScriptedBackend::start(Duration::from_millis(400), None);
+    let (slow_port, slow_count) = (slow.port, slow.requests.clone());
     let svc = service("lb", "pool", &[(Some("http"), 80, fast.port())]);
     let slices = [
         endpoint_slice("lb", "pool-fast", "pool", &[(Some("http"), fast.port())], &[EndpointSpec::ready("127.0.0.1")]),

@@ -20,6 +20,7 @@
 //!
 //! Every response carries `x-backend: <name>`.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -118,6 +119,27 @@ struct Shared {
     accepted: AtomicU64,
     requests: AtomicU64,
     last: Mutex<Option<RecordedRequest>>,
+    /// Handles of the open connections (by id), shut down on stop.
+    conns: Mutex<HashMap<u64, TcpStream>>,
+}
+
+impl Shared {
+    /// The open-connection registry (poisoning ignored).
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<u64, TcpStream>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Removes a connection from the registry when its thread ends.
+struct Registered<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.shared.conns().remove(&self.id);
+    }
 }
 
 /// A real HTTP/1.1 backend server (thread per connection) that answers per
@@ -165,6 +187,7 @@ impl Backend {
             accepted: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             last: Mutex::new(None),
+            conns: Mutex::new(HashMap::new()),
         });
         let accept_shared = Arc::clone(&shared);
         let handle = thread::Builder::new()
@@ -211,9 +234,9 @@ impl Backend {
             .clone()
     }
 
-    /// Closes the listener (new connections are refused once this returns);
-    /// idle keep-alive connections are closed soon after, in-flight
-    /// responses finish. Idempotent.
+    /// Stops like a killed server: when this returns the listener is closed
+    /// (new connections are refused) and every open connection has been
+    /// shut down (peers see EOF; in-flight responses are cut). Idempotent.
     pub fn stop(&self) {
         if self.shared.stop.swap(true, Ordering::SeqCst) {
             return;
@@ -234,6 +257,10 @@ impl Backend {
         if let (true, Some(handle)) = (woke, handle) {
             let _ = handle.join();
         }
+        let open: Vec<TcpStream> = self.shared.conns().drain().map(|(_, s)| s).collect();
+        for stream in open {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
     }
 }
 
@@ -252,12 +279,25 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         }
         match accepted {
             Ok((stream, _)) => {
-                shared.accepted.fetch_add(1, Ordering::SeqCst);
+                let id = shared.accepted.fetch_add(1, Ordering::SeqCst);
+                let Ok(handle) = stream.try_clone() else {
+                    continue;
+                };
+                shared.conns().insert(id, handle);
                 let conn_shared = Arc::clone(&shared);
-                // If the thread cannot be spawned the stream is dropped (closed).
-                let _ = thread::Builder::new()
+                let spawned = thread::Builder::new()
                     .name(format!("backend-{}-conn", shared.name))
-                    .spawn(move || serve_connection(stream, &conn_shared));
+                    .spawn(move || {
+                        let _registered = Registered {
+                            shared: &conn_shared,
+                            id,
+                        };
+                        serve_connection(stream, &conn_shared);
+                    });
+                if spawned.is_err() {
+                    // The closure (and so the stream) was dropped: forget it.
+                    shared.conns().remove(&id);
+                }
             }
             Err(_) => thread::sleep(Duration::from_millis(10)),
         }

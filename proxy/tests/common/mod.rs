@@ -3,6 +3,10 @@
 #![allow(dead_code)]
 
 use rauta_testkit::{backend_for, ingress_class, Backend, ManifestDir, Rauta};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Our IngressClass, not marked default.
@@ -62,5 +66,56 @@ pub fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
     while !f() {
         assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A minimal keep-alive backend with scripted timing: every request is
+/// answered `delay` after it arrived (200, `x-backend: scripted`, empty
+/// body), and with `idle_close` the connection is closed once it has been
+/// idle that long, as an upstream with a short keepalive_timeout does.
+pub struct ScriptedBackend {
+    /// Port it listens on (127.0.0.1).
+    pub port: u16,
+    /// Requests answered.
+    pub requests: Arc<AtomicU64>,
+    /// Connections accepted.
+    pub accepted: Arc<AtomicU64>,
+}
+
+impl ScriptedBackend {
+    /// Starts it on an ephemeral port.
+    pub fn start(delay: Duration, idle_close: Option<Duration>) -> ScriptedBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let (req, acc) = (requests.clone(), accepted.clone());
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                acc.fetch_add(1, Ordering::SeqCst);
+                let req = req.clone();
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(idle_close.unwrap_or(Duration::from_secs(60))));
+                    let mut buf = Vec::new();
+                    let mut piece = [0u8; 4096];
+                    loop {
+                        match stream.read(&mut piece) {
+                            Ok(0) | Err(_) => return, // closed, or idle too long
+                            Ok(n) => buf.extend_from_slice(&piece[..n]),
+                        }
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            req.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(delay);
+                            let answer = b"HTTP/1.1 200 OK\r\nx-backend: scripted\r\nContent-Length: 0\r\n\r\n";
+                            if stream.write_all(answer).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        ScriptedBackend { port, requests, accepted }
     }
 }
