@@ -8,14 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Starts the admin server on an already bound listener.
-pub fn spawn(listener: TcpListener, readiness: Arc<Readiness>) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("rauta-admin".into()).spawn(move || {
-        for stream in listener.incoming().flatten() {
-            if let Err(e) = handle(stream, &readiness) {
-                tracing::debug!(error = %e, "admin request failed");
+pub fn spawn(
+    listener: TcpListener,
+    readiness: Arc<Readiness>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("rauta-admin".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if let Err(e) = handle(stream, &readiness) {
+                    tracing::debug!(error = %e, "admin request failed");
+                }
             }
-        }
-    })
+        })
 }
 
 fn handle(mut stream: TcpStream, readiness: &Readiness) -> std::io::Result<()> {
@@ -41,8 +46,16 @@ fn handle(mut stream: TcpStream, readiness: &Readiness) -> std::io::Result<()> {
     match path {
         "/healthz" => respond(&mut stream, 200, "ok\n"),
         "/readyz" => match readiness.ready_generation() {
-            Some(generation) => respond(&mut stream, 200, &format!("ready generation={generation}\n")),
-            None => respond(&mut stream, 503, "not ready: no route table live on every shard yet\n"),
+            Some(generation) => respond(
+                &mut stream,
+                200,
+                &format!("ready generation={generation}\n"),
+            ),
+            None => respond(
+                &mut stream,
+                503,
+                "not ready: no route table live on every shard yet\n",
+            ),
         },
         _ => respond(&mut stream, 404, "not found\n"),
     }

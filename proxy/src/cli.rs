@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve traffic: one pinned shard per CPU, routing by Ingress rules.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Parse and compile manifests, print the route table and every problem.
     Check(CheckArgs),
 }

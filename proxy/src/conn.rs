@@ -35,7 +35,12 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
     let Ok(peer) = stream.peer_addr() else { return };
     let cfg = &shard.cfg;
     // Per-read timeouts on the socket: idle keep-alive wait and body reads.
-    if stream.set_nodelay(true).and(stream.set_read_timeout(Some(cfg.idle_timeout))).and(stream.set_write_timeout(Some(cfg.idle_timeout))).is_err() {
+    if stream
+        .set_nodelay(true)
+        .and(stream.set_read_timeout(Some(cfg.idle_timeout)))
+        .and(stream.set_write_timeout(Some(cfg.idle_timeout)))
+        .is_err()
+    {
         return;
     }
     let mut conn = ClientConn {
@@ -76,7 +81,8 @@ pub async fn answer_and_close(conn: &mut ClientConn, e: &ProxyError) {
 /// True when the buffer holds a complete head (an empty line after the
 /// request line); the real parse happens once, in [`forward`].
 fn head_complete(data: &[u8]) -> bool {
-    memchr::memmem::find(data, b"\r\n\r\n").is_some() || memchr::memmem::find(data, b"\n\n").is_some()
+    memchr::memmem::find(data, b"\r\n\r\n").is_some()
+        || memchr::memmem::find(data, b"\n\n").is_some()
 }
 
 /// Reads until a complete head is buffered. `Ok(false)`: the client closed
@@ -85,10 +91,13 @@ async fn wait_for_head(shard: &Shard, conn: &mut ClientConn) -> Result<bool, Pro
     // Idle: nothing buffered yet. The socket's read timeout is the idle
     // timeout; a drain ends the wait at once.
     if conn.rbuf.is_empty() {
-        let read = future::or(async { Some(conn.rbuf.fill(&mut conn.stream).await) }, async {
-            shard.drain.wait().await;
-            None
-        })
+        let read = future::or(
+            async { Some(conn.rbuf.fill(&mut conn.stream).await) },
+            async {
+                shard.drain.wait().await;
+                None
+            },
+        )
         .await;
         match read {
             None | Some(Ok(0)) | Some(Err(_)) => return Ok(false),

@@ -26,7 +26,9 @@ pub struct Readiness {
 impl Readiness {
     /// Tracking for `shards` shards.
     pub fn new(shards: usize) -> Readiness {
-        Readiness { live: (0..shards).map(|_| AtomicU64::new(0)).collect() }
+        Readiness {
+            live: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+        }
     }
 
     /// Called by a shard once a generation is live on it.
@@ -53,7 +55,13 @@ impl Broadcaster {
     /// One channel per shard; the receivers go to the shards.
     pub fn new(shards: usize) -> (Broadcaster, Vec<Receiver<ShardMsg>>) {
         let (senders, receivers) = (0..shards).map(|_| crossbeam_channel::unbounded()).unzip();
-        (Broadcaster { senders, generation: 0 }, receivers)
+        (
+            Broadcaster {
+                senders,
+                generation: 0,
+            },
+            receivers,
+        )
     }
 
     /// Compiles `config` and sends it to every shard; returns its generation.
@@ -69,7 +77,9 @@ impl Broadcaster {
 
     /// A handle that can start the drain from another thread.
     pub fn drainer(&self) -> Drainer {
-        Drainer { senders: self.senders.clone() }
+        Drainer {
+            senders: self.senders.clone(),
+        }
     }
 }
 

@@ -7,7 +7,9 @@ use nix::unistd::Pid;
 /// The CPUs this process may run on, ascending.
 pub fn allowed() -> std::io::Result<Vec<usize>> {
     let set = sched_getaffinity(Pid::from_raw(0)).map_err(std::io::Error::from)?;
-    Ok((0..CpuSet::count()).filter(|c| set.is_set(*c).unwrap_or(false)).collect())
+    Ok((0..CpuSet::count())
+        .filter(|c| set.is_set(*c).unwrap_or(false))
+        .collect())
 }
 
 /// Parses a CPU list such as `0-3,6`.
@@ -18,8 +20,12 @@ pub fn parse_list(list: &str) -> Result<Vec<usize>, String> {
             Some((lo, hi)) => (lo.trim(), hi.trim()),
             None => (part, part),
         };
-        let lo: usize = lo.parse().map_err(|_| format!("invalid CPU {lo:?} in {list:?}"))?;
-        let hi: usize = hi.parse().map_err(|_| format!("invalid CPU {hi:?} in {list:?}"))?;
+        let lo: usize = lo
+            .parse()
+            .map_err(|_| format!("invalid CPU {lo:?} in {list:?}"))?;
+        let hi: usize = hi
+            .parse()
+            .map_err(|_| format!("invalid CPU {hi:?} in {list:?}"))?;
         if lo > hi {
             return Err(format!("invalid CPU range {part:?}"));
         }
@@ -36,7 +42,11 @@ pub fn parse_list(list: &str) -> Result<Vec<usize>, String> {
 /// Chooses the shard CPUs: the requested list (which must lie inside the
 /// allowed set) or the allowed set, cut to `shards` entries; with more
 /// shards than CPUs, CPUs are reused in order.
-pub fn choose(allowed: &[usize], requested: Option<&[usize]>, shards: Option<usize>) -> Result<Vec<usize>, String> {
+pub fn choose(
+    allowed: &[usize],
+    requested: Option<&[usize]>,
+    shards: Option<usize>,
+) -> Result<Vec<usize>, String> {
     let base: Vec<usize> = match requested {
         Some(req) => {
             if let Some(bad) = req.iter().find(|c| !allowed.contains(c)) {
@@ -59,7 +69,11 @@ pub fn choose(allowed: &[usize], requested: Option<&[usize]>, shards: Option<usi
 /// Moves the calling (control/admin) thread to the allowed CPUs no shard
 /// uses, when there are any; otherwise it stays on the allowed set.
 pub fn keep_off_shards(allowed: &[usize], shard_cpus: &[usize]) {
-    let spare: Vec<usize> = allowed.iter().copied().filter(|c| !shard_cpus.contains(c)).collect();
+    let spare: Vec<usize> = allowed
+        .iter()
+        .copied()
+        .filter(|c| !shard_cpus.contains(c))
+        .collect();
     if spare.is_empty() {
         return;
     }
@@ -81,7 +95,10 @@ mod tests {
         assert_eq!(parse_list("0-2,5,1").expect("valid"), vec![0, 1, 2, 5]);
         assert!(parse_list("3-1").is_err());
         assert!(parse_list("x").is_err());
-        assert_eq!(choose(&[0, 1, 2, 3], None, None).expect("ok"), vec![0, 1, 2, 3]);
+        assert_eq!(
+            choose(&[0, 1, 2, 3], None, None).expect("ok"),
+            vec![0, 1, 2, 3]
+        );
         assert_eq!(choose(&[2, 3], None, Some(1)).expect("ok"), vec![2]);
         assert_eq!(choose(&[1], None, Some(3)).expect("ok"), vec![1, 1, 1]);
         assert_eq!(choose(&[0, 1], Some(&[1]), None).expect("ok"), vec![1]);

@@ -31,7 +31,10 @@ impl DrainSignal {
 
     /// A future that completes when the drain starts.
     pub fn wait(&self) -> DrainWait<'_> {
-        DrainWait { signal: self, slot: None }
+        DrainWait {
+            signal: self,
+            slot: None,
+        }
     }
 }
 
@@ -80,14 +83,20 @@ mod tests {
     #[test]
     fn wakes_waiters_and_frees_slots() {
         let signal = DrainSignal::default();
-        let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())));
+        let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
+            Poll::Ready(cx.waker().clone())
+        }));
         let mut cx = Context::from_waker(&waker);
         {
             let mut w = std::pin::pin!(signal.wait());
             assert!(w.as_mut().poll(&mut cx).is_pending());
             assert_eq!(signal.waiters.borrow().len(), 1);
         }
-        assert_eq!(signal.waiters.borrow().len(), 0, "dropped waiter leaves no slot");
+        assert_eq!(
+            signal.waiters.borrow().len(),
+            0,
+            "dropped waiter leaves no slot"
+        );
         let mut w = std::pin::pin!(signal.wait());
         assert!(w.as_mut().poll(&mut cx).is_pending());
         signal.start();

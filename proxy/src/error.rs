@@ -72,7 +72,9 @@ impl ProxyError {
             ProxyError::ClientBody(_) => 400,
             ProxyError::NoRoute => 404,
             ProxyError::NoEndpoint | ProxyError::NotReady => 503,
-            ProxyError::Connect(_) | ProxyError::UpstreamIo(_) | ProxyError::UpstreamProtocol(_) => 502,
+            ProxyError::Connect(_)
+            | ProxyError::UpstreamIo(_)
+            | ProxyError::UpstreamProtocol(_) => 502,
             ProxyError::UpstreamTimeout => 504,
         }
     }
@@ -106,7 +108,10 @@ pub fn write_answer(out: &mut Vec<u8>, status: u16, detail: &dyn std::fmt::Displ
     use std::io::Write;
     let reason = reason(status);
     out.clear();
-    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n");
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    );
     let body_start = out.len();
     // Body first into the tail, then move the length header in front of it.
     let _ = writeln!(out, "{status} {reason}: {detail}");
@@ -160,7 +165,10 @@ mod tests {
 
     #[test]
     fn statuses_and_faults() {
-        assert_eq!(ProxyError::Request(RequestError::HeadTooLarge).status(), 431);
+        assert_eq!(
+            ProxyError::Request(RequestError::HeadTooLarge).status(),
+            431
+        );
         assert_eq!(ProxyError::UpstreamTimeout.status(), 504);
         assert_eq!(ProxyError::NoEndpoint.fault(), Fault::Upstream);
         assert!(ProxyError::Connect(io::ErrorKind::ConnectionRefused.into()).retry_safe());

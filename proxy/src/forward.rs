@@ -60,7 +60,13 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
         Ok(up) => up,
         Err(e) => return fail(conn, e, keep_on_error).await,
     };
-    if plan.expect_continue && conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+    if plan.expect_continue
+        && conn
+            .stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_err()
+    {
         return Outcome::Done;
     }
     // A pooled connection may have been closed by the upstream just now; a
@@ -79,12 +85,23 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
             Err(Failure::Stale) if up.reused && !resent && plan.body == BodyLen::None => {
                 resent = true;
                 match upstream::connect(up.addr, &cfg.connect).await {
-                    Ok(stream) => up = Upstream { stream, reused: false, ..up },
+                    Ok(stream) => {
+                        up = Upstream {
+                            stream,
+                            reused: false,
+                            ..up
+                        }
+                    }
                     Err(e) => return fail(conn, ProxyError::Connect(e), keep).await,
                 }
             }
             Err(Failure::Stale) => {
-                return fail(conn, ProxyError::UpstreamIo(io::ErrorKind::UnexpectedEof.into()), keep).await
+                return fail(
+                    conn,
+                    ProxyError::UpstreamIo(io::ErrorKind::UnexpectedEof.into()),
+                    keep,
+                )
+                .await
             }
             Err(Failure::Proxy(e)) => {
                 let keep = keep && e.fault() == crate::error::Fault::Upstream;
@@ -99,12 +116,21 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
 /// Parses the head, routes, picks an endpoint and writes the upstream head
 /// into `conn.out`; consumes the head from the read buffer on success. An
 /// error comes with whether the connection may carry another request.
-fn plan(shard: &Shard, conn: &mut ClientConn, table: &crate::shard::LocalTable) -> Result<Plan, (ProxyError, bool)> {
+fn plan(
+    shard: &Shard,
+    conn: &mut ClientConn,
+    table: &crate::shard::LocalTable,
+) -> Result<Plan, (ProxyError, bool)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let limit = shard.cfg.max_headers.min(MAX_HEADERS);
     let req = match request::parse(conn.rbuf.data(), &mut headers[..limit]) {
         Ok(Some(req)) => req,
-        Ok(None) => return Err((crate::http::RequestError::Bad("incomplete request head").into(), false)),
+        Ok(None) => {
+            return Err((
+                crate::http::RequestError::Bad("incomplete request head").into(),
+                false,
+            ))
+        }
         Err(e) => return Err((e.into(), false)),
     };
     let result = route(shard, &mut conn.out, conn.peer, table, &req);
@@ -155,11 +181,18 @@ fn route(
         HashKey::RequestUri => Some(Maglev::hash_key(req.origin_target.as_bytes())),
         HashKey::Host => Some(Maglev::hash_key(host.as_bytes())),
     });
-    let endpoint = backend.pick(&table.states[backend_index], key_hash, &shard.rng).ok_or(ProxyError::NoEndpoint)?;
+    let endpoint = backend
+        .pick(&table.states[backend_index], key_hash, &shard.rng)
+        .ok_or(ProxyError::NoEndpoint)?;
 
     let mut request_id = [0u8; 32];
     shard.next_request_id(&mut request_id);
-    let fwd = Forwarded { client_ip: peer.ip(), proto: "http", port: shard.listen_port, request_id: &request_id };
+    let fwd = Forwarded {
+        client_ip: peer.ip(),
+        proto: "http",
+        port: shard.listen_port,
+        request_id: &request_id,
+    };
     let mut fallback_host = [0u8; 64];
     let fallback_len = {
         let mut cursor = io::Cursor::new(&mut fallback_host[..]);
@@ -189,62 +222,110 @@ enum Failure {
     ClientGone,
 }
 
-async fn send_request(conn: &mut ClientConn, up: &mut Upstream, plan: &Plan, limit: Option<u64>) -> Result<(), Failure> {
+async fn send_request(
+    conn: &mut ClientConn,
+    up: &mut Upstream,
+    plan: &Plan,
+    limit: Option<u64>,
+) -> Result<(), Failure> {
     if let Err(e) = up.stream.write_all(&conn.out).await {
-        return Err(if is_reset(&e) { Failure::Stale } else { Failure::Proxy(ProxyError::UpstreamIo(e)) });
+        return Err(if is_reset(&e) {
+            Failure::Stale
+        } else {
+            Failure::Proxy(ProxyError::UpstreamIo(e))
+        });
     }
     let result = match plan.body {
         BodyLen::None | BodyLen::Close => return Ok(()),
-        BodyLen::Length(n) => body::copy_length(&mut conn.stream, &mut conn.rbuf, &mut up.stream, n).await,
-        BodyLen::Chunked => body::copy_chunked(&mut conn.stream, &mut conn.rbuf, &mut up.stream, false, limit).await.map(drop),
+        BodyLen::Length(n) => {
+            body::copy_length(&mut conn.stream, &mut conn.rbuf, &mut up.stream, n).await
+        }
+        BodyLen::Chunked => body::copy_chunked(
+            &mut conn.stream,
+            &mut conn.rbuf,
+            &mut up.stream,
+            false,
+            limit,
+        )
+        .await
+        .map(drop),
     };
     result.map_err(|e| match e {
         BodyError::Write(e) => Failure::Proxy(ProxyError::UpstreamIo(e)),
         BodyError::Eof => Failure::ClientGone,
-        BodyError::Read(e) if e.kind() == io::ErrorKind::TimedOut => Failure::Proxy(ProxyError::ClientTimeout),
+        BodyError::Read(e) if e.kind() == io::ErrorKind::TimedOut => {
+            Failure::Proxy(ProxyError::ClientTimeout)
+        }
         BodyError::Read(_) => Failure::ClientGone,
-        e @ (BodyError::Framing(_) | BodyError::TooLarge) => Failure::Proxy(ProxyError::ClientBody(e)),
+        e @ (BodyError::Framing(_) | BodyError::TooLarge) => {
+            Failure::Proxy(ProxyError::ClientBody(e))
+        }
     })
 }
 
 fn is_reset(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof)
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// Reads until a final (non-1xx) response head is buffered in `conn.ubuf`,
 /// relaying interim responses other than the 100 the proxy already sent.
-async fn read_response_head(conn: &mut ClientConn, up: &mut Upstream, plan: &Plan) -> Result<(), Failure> {
+async fn read_response_head(
+    conn: &mut ClientConn,
+    up: &mut Upstream,
+    plan: &Plan,
+) -> Result<(), Failure> {
     conn.ubuf.clear();
     let mut got_any = false;
     loop {
         let interim = {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             match response::parse(conn.ubuf.data(), &mut headers, plan.head_request) {
-                Ok(Some(resp)) if (100..200).contains(&resp.status) && resp.status != 101 => Some((resp.len, resp.status)),
+                Ok(Some(resp)) if (100..200).contains(&resp.status) && resp.status != 101 => {
+                    Some((resp.len, resp.status))
+                }
                 Ok(Some(_)) => return Ok(()),
                 Ok(None) => None,
-                Err(e) => return Err(Failure::Proxy(ProxyError::UpstreamProtocol(match e {
-                    response::ResponseError::Malformed(m) => m,
-                    response::ResponseError::TooLarge => "response head too large",
-                }))),
+                Err(e) => {
+                    return Err(Failure::Proxy(ProxyError::UpstreamProtocol(match e {
+                        response::ResponseError::Malformed(m) => m,
+                        response::ResponseError::TooLarge => "response head too large",
+                    })))
+                }
             }
         };
         if let Some((len, status)) = interim {
-            let relay = !(status == 100 && plan.expect_continue) && !plan.http10;
-            if relay && conn.stream.write_all(&conn.ubuf.data()[..len]).await.is_err() {
+            let relay = !(plan.http10 || (status == 100 && plan.expect_continue));
+            if relay
+                && conn
+                    .stream
+                    .write_all(&conn.ubuf.data()[..len])
+                    .await
+                    .is_err()
+            {
                 return Err(Failure::ClientGone);
             }
             conn.ubuf.consume(len);
             continue;
         }
         if conn.ubuf.is_full() {
-            return Err(Failure::Proxy(ProxyError::UpstreamProtocol("response head too large")));
+            return Err(Failure::Proxy(ProxyError::UpstreamProtocol(
+                "response head too large",
+            )));
         }
         match conn.ubuf.fill(&mut up.stream).await {
             Ok(0) if !got_any => return Err(Failure::Stale),
-            Ok(0) => return Err(Failure::Proxy(ProxyError::UpstreamProtocol("closed inside the response head"))),
+            Ok(0) => {
+                return Err(Failure::Proxy(ProxyError::UpstreamProtocol(
+                    "closed inside the response head",
+                )))
+            }
             Ok(_) => got_any = true,
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Failure::Proxy(ProxyError::UpstreamTimeout)),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err(Failure::Proxy(ProxyError::UpstreamTimeout))
+            }
             Err(e) if !got_any && is_reset(&e) => return Err(Failure::Stale),
             Err(e) => return Err(Failure::Proxy(ProxyError::UpstreamIo(e))),
         }
@@ -253,24 +334,49 @@ async fn read_response_head(conn: &mut ClientConn, up: &mut Upstream, plan: &Pla
 
 /// Writes the response head and streams the body; returns the upstream
 /// connection to the pool when it ended cleanly.
-async fn relay_response(shard: &Shard, conn: &mut ClientConn, mut up: Upstream, plan: &Plan) -> Outcome {
+async fn relay_response(
+    shard: &Shard,
+    conn: &mut ClientConn,
+    mut up: Upstream,
+    plan: &Plan,
+) -> Outcome {
     let (body_len, reusable, upgraded, head_len, dechunk, client_conn) = {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let resp = match response::parse(conn.ubuf.data(), &mut headers, plan.head_request) {
             Ok(Some(resp)) => resp,
-            _ => return fail(conn, ProxyError::UpstreamProtocol("response head changed"), false).await,
+            _ => {
+                return fail(
+                    conn,
+                    ProxyError::UpstreamProtocol("response head changed"),
+                    false,
+                )
+                .await
+            }
         };
         let upgraded = plan.upgrade && resp.status == 101;
         let dechunk = plan.http10 && resp.body == BodyLen::Chunked;
         let client_conn = if upgraded {
             ClientConnection::Upgrade
-        } else if !plan.keep_alive || resp.body == BodyLen::Close || dechunk || shard.drain.is_draining() {
+        } else if !plan.keep_alive
+            || resp.body == BodyLen::Close
+            || dechunk
+            || shard.drain.is_draining()
+        {
             ClientConnection::Close
         } else {
-            ClientConnection::KeepAlive { http10: plan.http10 }
+            ClientConnection::KeepAlive {
+                http10: plan.http10,
+            }
         };
         head::write_response(&mut conn.out, &resp, client_conn, dechunk);
-        (resp.body, resp.reusable, upgraded, resp.len, dechunk, client_conn)
+        (
+            resp.body,
+            resp.reusable,
+            upgraded,
+            resp.len,
+            dechunk,
+            client_conn,
+        )
     };
     conn.ubuf.consume(head_len);
     // A small body already buffered goes out with the head in one write.
@@ -292,9 +398,21 @@ async fn relay_response(shard: &Shard, conn: &mut ClientConn, mut up: Upstream, 
     }
     let result = match body_len {
         BodyLen::None => Ok(()),
-        BodyLen::Length(n) => body::copy_length(&mut up.stream, &mut conn.ubuf, &mut conn.stream, n).await,
-        BodyLen::Chunked => body::copy_chunked(&mut up.stream, &mut conn.ubuf, &mut conn.stream, dechunk, None).await.map(drop),
-        BodyLen::Close => body::copy_to_eof(&mut up.stream, &mut conn.ubuf, &mut conn.stream).await.map(drop),
+        BodyLen::Length(n) => {
+            body::copy_length(&mut up.stream, &mut conn.ubuf, &mut conn.stream, n).await
+        }
+        BodyLen::Chunked => body::copy_chunked(
+            &mut up.stream,
+            &mut conn.ubuf,
+            &mut conn.stream,
+            dechunk,
+            None,
+        )
+        .await
+        .map(drop),
+        BodyLen::Close => body::copy_to_eof(&mut up.stream, &mut conn.ubuf, &mut conn.stream)
+            .await
+            .map(drop),
     };
     match result {
         Ok(()) => {

@@ -37,7 +37,9 @@ pub fn listener_from_socket(socket: socket2::Socket) -> TcpListener {
 
 /// Connects with a deadline.
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    TcpStream::connect_timeout(addr, timeout).await.map_err(io::Error::from)
+    TcpStream::connect_timeout(addr, timeout)
+        .await
+        .map_err(io::Error::from)
 }
 
 /// True when an idle pooled connection was closed (or sent unexpected

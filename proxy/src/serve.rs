@@ -14,7 +14,10 @@ use signal_hook::iterator::Signals;
 use std::sync::Arc;
 
 fn selector(class: &ClassArgs) -> ClassSelector {
-    ClassSelector { class_name: class.ingress_class.clone(), controller: class.controller_name.clone() }
+    ClassSelector {
+        class_name: class.ingress_class.clone(),
+        controller: class.controller_name.clone(),
+    }
 }
 
 /// `rauta check`: prints the compiled table and every problem; returns
@@ -33,26 +36,40 @@ pub fn check(args: &CheckArgs) -> bool {
     let ok = !translation.has_errors() && compiled.is_ok();
     let errors = translation.problems.iter().filter(|p| p.is_error()).count();
     let warnings = translation.problems.len() - errors;
-    println!("{} ({errors} errors, {warnings} warnings)", if ok { "valid" } else { "INVALID" });
+    println!(
+        "{} ({errors} errors, {warnings} warnings)",
+        if ok { "valid" } else { "INVALID" }
+    );
     ok
 }
 
 /// `rauta serve`: runs until SIGTERM/SIGINT, then drains and returns.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let allowed = cpus::allowed().context("reading the allowed CPU set")?;
-    let requested = args.cpus.as_deref().map(cpus::parse_list).transpose().map_err(|e| anyhow!(e))?;
-    let shard_cpus = cpus::choose(&allowed, requested.as_deref(), args.shards).map_err(|e| anyhow!(e))?;
+    let requested = args
+        .cpus
+        .as_deref()
+        .map(cpus::parse_list)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
+    let shard_cpus =
+        cpus::choose(&allowed, requested.as_deref(), args.shards).map_err(|e| anyhow!(e))?;
     let cfg = Arc::new(ProxyConfig::from_args(args));
 
     // Bind everything before starting anything, so a busy port fails fast.
-    let first = listener::bind_reuseport(args.listen).with_context(|| format!("listening on {}", args.listen))?;
-    let addr = first.local_addr()?.as_socket().ok_or_else(|| anyhow!("listener has no IP address"))?;
+    let first = listener::bind_reuseport(args.listen)
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = first
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| anyhow!("listener has no IP address"))?;
     let mut sockets = vec![first];
     for _ in 1..shard_cpus.len() {
-        sockets.push(listener::bind_reuseport(addr).with_context(|| format!("listening on {addr}"))?);
+        sockets
+            .push(listener::bind_reuseport(addr).with_context(|| format!("listening on {addr}"))?);
     }
-    let admin_listener =
-        std::net::TcpListener::bind(args.admin).with_context(|| format!("admin listener on {}", args.admin))?;
+    let admin_listener = std::net::TcpListener::bind(args.admin)
+        .with_context(|| format!("admin listener on {}", args.admin))?;
     let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
 
     // Control and admin threads inherit this thread's CPUs: keep them off
@@ -62,19 +79,39 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let (mut broadcaster, receivers) = Broadcaster::new(shard_cpus.len());
     let drainer = broadcaster.drainer();
     let mut shards = Vec::new();
-    for (id, ((cpu, listener), control)) in shard_cpus.iter().zip(sockets).zip(receivers).enumerate() {
-        let spec = ShardSpec { id, cpu: *cpu, listener, control, readiness: readiness.clone(), cfg: cfg.clone() };
-        shards.push(shard::start(spec).with_context(|| format!("starting shard {id} on CPU {cpu}"))?);
+    for (id, ((cpu, listener), control)) in
+        shard_cpus.iter().zip(sockets).zip(receivers).enumerate()
+    {
+        let spec = ShardSpec {
+            id,
+            cpu: *cpu,
+            listener,
+            control,
+            readiness: readiness.clone(),
+            cfg: cfg.clone(),
+        };
+        shards
+            .push(shard::start(spec).with_context(|| format!("starting shard {id} on CPU {cpu}"))?);
     }
     tracing::info!(listen = %addr, admin = %args.admin, cpus = ?shard_cpus, "rauta serving");
     admin::spawn(admin_listener, readiness).context("starting the admin listener")?;
 
-    let source = ManifestSource::spawn(args.manifests.clone(), selector(&args.class), args.reload_debounce, move |config| {
-        match broadcaster.publish(&config) {
-            Ok(generation) => tracing::info!(generation, rules = config.rules.len(), backends = config.backends.len(), "route table published"),
-            Err(e) => tracing::error!(error = %e, "route table rejected; the last good table stays live"),
-        }
-    })
+    let source = ManifestSource::spawn(
+        args.manifests.clone(),
+        selector(&args.class),
+        args.reload_debounce,
+        move |config| match broadcaster.publish(&config) {
+            Ok(generation) => tracing::info!(
+                generation,
+                rules = config.rules.len(),
+                backends = config.backends.len(),
+                "route table published"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "route table rejected; the last good table stays live")
+            }
+        },
+    )
     .with_context(|| format!("watching {}", args.manifests.display()))?;
 
     if let Some(signal) = signals.forever().next() {

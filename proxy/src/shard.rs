@@ -4,12 +4,12 @@
 use crate::balance::least_request::Rng;
 use crate::balance::BackendState;
 use crate::config::ProxyConfig;
+use crate::conn;
 use crate::control::{Readiness, ShardMsg};
 use crate::drain::DrainSignal;
 use crate::router::RouteTable;
 use crate::rt::{self, TcpListener};
 use crate::upstream::pool::Pool;
-use crate::conn;
 use crossbeam_channel::{Receiver, TryRecvError};
 use futures_lite::future;
 use std::cell::{Cell, RefCell};
@@ -64,8 +64,16 @@ impl Shard {
 
     fn swap(&self, routes: Arc<RouteTable>, generation: u64) {
         let start = self.id;
-        let states = routes.backends().iter().map(|b| BackendState::new(b, start)).collect();
-        *self.table.borrow_mut() = Some(Rc::new(LocalTable { generation, routes, states }));
+        let states = routes
+            .backends()
+            .iter()
+            .map(|b| BackendState::new(b, start))
+            .collect();
+        *self.table.borrow_mut() = Some(Rc::new(LocalTable {
+            generation,
+            routes,
+            states,
+        }));
     }
 
     /// A new request id: 32 hex digits, unique per process start and shard.
@@ -124,7 +132,12 @@ pub fn start(spec: ShardSpec) -> io::Result<rt::ExecutorJoinHandle<()>> {
 }
 
 async fn run(spec: ShardSpec) {
-    let listen_port = spec.listener.local_addr().ok().and_then(|a| a.as_socket()).map_or(0, |a| a.port());
+    let listen_port = spec
+        .listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map_or(0, |a| a.port());
     let seed = xxhash_rust::xxh3::xxh3_64(
         format!("{:?}{}{}", Instant::now(), std::process::id(), spec.id).as_bytes(),
     );
@@ -151,17 +164,26 @@ async fn run(spec: ShardSpec) {
         rt::sleep(CONTROL_POLL).await;
     }
     if shard.open_connections() > 0 {
-        tracing::warn!(shard = shard.id, open = shard.open_connections(), "drain timeout: closing remaining connections");
+        tracing::warn!(
+            shard = shard.id,
+            open = shard.open_connections(),
+            "drain timeout: closing remaining connections"
+        );
     }
 }
 
 async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
-    let permits = Rc::new(glommio::sync::Semaphore::new(shard.cfg.max_connections_per_shard as u64));
+    let permits = Rc::new(glommio::sync::Semaphore::new(
+        shard.cfg.max_connections_per_shard as u64,
+    ));
     loop {
-        let permit = future::or(async { permits.acquire_static_permit(1).await.ok() }, async {
-            shard.drain.wait().await;
-            None
-        })
+        let permit = future::or(
+            async { permits.acquire_static_permit(1).await.ok() },
+            async {
+                shard.drain.wait().await;
+                None
+            },
+        )
         .await;
         let Some(permit) = permit else { return };
         let accepted = future::or(async { Some(listener.accept().await) }, async {

@@ -5,7 +5,9 @@ mod common;
 
 use common::{class, start};
 use rauta_testkit::manifests::join;
-use rauta_testkit::{backend_for, endpoint_slice, ingress, service, Backend, Conn, EndpointSpec, ManifestDir};
+use rauta_testkit::{
+    backend_for, endpoint_slice, ingress, service, Backend, Conn, EndpointSpec, ManifestDir,
+};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -25,9 +27,13 @@ fn ingress_for(annotations: &[(&str, &str)]) -> String {
 fn spread(conn: &mut Conn, n: usize, headers: &[(&str, &str)]) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for _ in 0..n {
-        let r = conn.request("GET", "lb.example", "/", headers, b"").expect("response");
+        let r = conn
+            .request("GET", "lb.example", "/", headers, b"")
+            .expect("response");
         assert_eq!(r.status, 200, "{}", r.text());
-        *counts.entry(r.header("x-backend").unwrap_or("?").to_string()).or_default() += 1;
+        *counts
+            .entry(r.header("x-backend").unwrap_or("?").to_string())
+            .or_default() += 1;
     }
     counts
 }
@@ -37,7 +43,14 @@ fn round_robin_alternates_over_endpoints() {
     let backends: Vec<Backend> = (0..3).map(|i| Backend::start(&format!("rr-{i}"))).collect();
     let refs: Vec<&Backend> = backends.iter().collect();
     let dir = ManifestDir::new();
-    dir.write("all.yaml", &join(&[&class(), &backend_for("lb", "pool", "http", &refs), &ingress_for(&[])]));
+    dir.write(
+        "all.yaml",
+        &join(&[
+            &class(),
+            &backend_for("lb", "pool", "http", &refs),
+            &ingress_for(&[]),
+        ]),
+    );
     let rauta = start(&dir, &[]);
     let mut conn = Conn::open(rauta.addr()).expect("connect");
     let counts = spread(&mut conn, 30, &[]);
@@ -53,12 +66,20 @@ fn endpoint_weights_shape_the_share() {
     let dir = ManifestDir::new();
     dir.write(
         "all.yaml",
-        &join(&[&class(), &backend_for("lb", "pool", "http", &[&a, &b]), &ingress_for(&[("rauta.io/endpoint-weights", &weights)])]),
+        &join(&[
+            &class(),
+            &backend_for("lb", "pool", "http", &[&a, &b]),
+            &ingress_for(&[("rauta.io/endpoint-weights", &weights)]),
+        ]),
     );
     let rauta = start(&dir, &[]);
     let mut conn = Conn::open(rauta.addr()).expect("connect");
     let counts = spread(&mut conn, 40, &[]);
-    assert_eq!((counts.get("heavy"), counts.get("light")), (Some(&30), Some(&10)), "{counts:?}");
+    assert_eq!(
+        (counts.get("heavy"), counts.get("light")),
+        (Some(&30), Some(&10)),
+        "{counts:?}"
+    );
 }
 
 #[test]
@@ -68,12 +89,27 @@ fn least_request_steers_away_from_a_slow_endpoint() {
     let (slow_port, slow_count) = (slow.port, slow.requests.clone());
     let svc = service("lb", "pool", &[(Some("http"), 80, fast.port())]);
     let slices = [
-        endpoint_slice("lb", "pool-fast", "pool", &[(Some("http"), fast.port())], &[EndpointSpec::ready("127.0.0.1")]),
-        endpoint_slice("lb", "pool-slow", "pool", &[(Some("http"), slow_port)], &[EndpointSpec::ready("127.0.0.1")]),
+        endpoint_slice(
+            "lb",
+            "pool-fast",
+            "pool",
+            &[(Some("http"), fast.port())],
+            &[EndpointSpec::ready("127.0.0.1")],
+        ),
+        endpoint_slice(
+            "lb",
+            "pool-slow",
+            "pool",
+            &[(Some("http"), slow_port)],
+            &[EndpointSpec::ready("127.0.0.1")],
+        ),
     ];
     let dir = ManifestDir::new();
     let ing = ingress_for(&[("nginx.ingress.kubernetes.io/load-balance", "least_request")]);
-    dir.write("all.yaml", &join(&[&class(), &svc, &slices[0], &slices[1], &ing]));
+    dir.write(
+        "all.yaml",
+        &join(&[&class(), &svc, &slices[0], &slices[1], &ing]),
+    );
     // One shard: in-flight counts are per shard, and the test wants them all in one place.
     let rauta = start(&dir, &["--shards", "1"]);
     let addr = rauta.addr();
@@ -91,7 +127,11 @@ fn least_request_steers_away_from_a_slow_endpoint() {
     // Round robin would send 10 of 20 to the slow endpoint; least request
     // sends it only what arrives while the fast one is busier.
     let slow = slow_count.load(Ordering::SeqCst);
-    assert!(slow <= 4, "slow endpoint got {slow} of 20 requests; fast got {}", fast.requests());
+    assert!(
+        slow <= 4,
+        "slow endpoint got {slow} of 20 requests; fast got {}",
+        fast.requests()
+    );
     assert_eq!(slow + fast.requests(), 20);
 }
 
@@ -99,9 +139,15 @@ fn least_request_steers_away_from_a_slow_endpoint() {
 fn maglev_keeps_keys_on_their_endpoint_and_moves_few_when_one_goes() {
     let backends: Vec<Backend> = (0..4).map(|i| Backend::start(&format!("mg-{i}"))).collect();
     let refs: Vec<&Backend> = backends.iter().collect();
-    let ing = ingress_for(&[("nginx.ingress.kubernetes.io/upstream-hash-by", "$http_x_user")]);
+    let ing = ingress_for(&[(
+        "nginx.ingress.kubernetes.io/upstream-hash-by",
+        "$http_x_user",
+    )]);
     let dir = ManifestDir::new();
-    dir.write("all.yaml", &join(&[&class(), &backend_for("lb", "pool", "http", &refs), &ing]));
+    dir.write(
+        "all.yaml",
+        &join(&[&class(), &backend_for("lb", "pool", "http", &refs), &ing]),
+    );
     let rauta = start(&dir, &[]);
     let users: Vec<String> = (0..400).map(|i| format!("user-{i}")).collect();
     let place = |rauta: &rauta_testkit::Rauta| -> Vec<String> {
@@ -109,16 +155,30 @@ fn maglev_keeps_keys_on_their_endpoint_and_moves_few_when_one_goes() {
         users
             .iter()
             .map(|u| {
-                let r = conn.request("GET", "lb.example", "/", &[("X-User", u)], b"").expect("response");
+                let r = conn
+                    .request("GET", "lb.example", "/", &[("X-User", u)], b"")
+                    .expect("response");
                 r.header("x-backend").unwrap_or("?").to_string()
             })
             .collect()
     };
     let before = place(&rauta);
-    assert_eq!(place(&rauta), before, "the same key must reach the same endpoint");
+    assert_eq!(
+        place(&rauta),
+        before,
+        "the same key must reach the same endpoint"
+    );
     // Across new connections (and so across shards) too.
     for (u, want) in users.iter().zip(&before).take(20) {
-        let r = rauta_testkit::client::request(rauta.addr(), "GET", "lb.example", "/", &[("X-User", u)], b"").expect("response");
+        let r = rauta_testkit::client::request(
+            rauta.addr(),
+            "GET",
+            "lb.example",
+            "/",
+            &[("X-User", u)],
+            b"",
+        )
+        .expect("response");
         assert_eq!(r.header("x-backend"), Some(want.as_str()));
     }
     let distinct: std::collections::HashSet<_> = before.iter().collect();
@@ -126,16 +186,33 @@ fn maglev_keeps_keys_on_their_endpoint_and_moves_few_when_one_goes() {
 
     // Remove mg-3 from the EndpointSlices.
     let generation = rauta.generation().expect("ready");
-    dir.write("all.yaml", &join(&[&class(), &backend_for("lb", "pool", "http", &refs[..3]), &ing]));
+    dir.write(
+        "all.yaml",
+        &join(&[
+            &class(),
+            &backend_for("lb", "pool", "http", &refs[..3]),
+            &ing,
+        ]),
+    );
     rauta.wait_ready_generation(generation + 1, Duration::from_secs(10));
     let after = place(&rauta);
-    let moved_others = before.iter().zip(&after).filter(|(b, a)| b.as_str() != "mg-3" && b != a).count();
+    let moved_others = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b.as_str() != "mg-3" && b != a)
+        .count();
     let on_removed = before.iter().filter(|b| b.as_str() == "mg-3").count();
     assert!(after.iter().all(|a| a != "mg-3"));
     // Ideal Maglev moves only the removed endpoint's keys (~1/4); allow a
     // little disruption among the rest.
-    assert!(moved_others * 100 <= users.len() * 6, "{moved_others} keys of surviving endpoints moved");
-    assert!((60..140).contains(&on_removed), "{on_removed} keys were on the removed endpoint");
+    assert!(
+        moved_others * 100 <= users.len() * 6,
+        "{moved_others} keys of surviving endpoints moved"
+    );
+    assert!(
+        (60..140).contains(&on_removed),
+        "{on_removed} keys were on the removed endpoint"
+    );
 }
 
 #[test]
@@ -144,7 +221,10 @@ fn hash_by_client_ip_pins_a_client() {
     let refs: Vec<&Backend> = backends.iter().collect();
     let ing = ingress_for(&[("rauta.io/upstream-hash-by", "$remote_addr")]);
     let dir = ManifestDir::new();
-    dir.write("all.yaml", &join(&[&class(), &backend_for("lb", "pool", "http", &refs), &ing]));
+    dir.write(
+        "all.yaml",
+        &join(&[&class(), &backend_for("lb", "pool", "http", &refs), &ing]),
+    );
     let rauta = start(&dir, &[]);
     let mut seen = std::collections::HashSet::new();
     for _ in 0..20 {

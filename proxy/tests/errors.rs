@@ -5,7 +5,10 @@ mod common;
 
 use common::{class, service, start};
 use rauta_testkit::manifests::join;
-use rauta_testkit::{endpoint_slice, ingress, raw_exchange, status_of, Backend, Conn, EndpointSpec, ManifestDir, Rauta};
+use rauta_testkit::{
+    endpoint_slice, ingress, raw_exchange, status_of, Backend, Conn, EndpointSpec, ManifestDir,
+    Rauta,
+};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
@@ -25,12 +28,23 @@ fn setup(extra: &[&str]) -> (Rauta, Backend, ManifestDir) {
     };
     let dead = join(&[
         &rauta_testkit::service("e", "dead", &[(Some("http"), 80, dead_port)]),
-        &endpoint_slice("e", "dead-1", "dead", &[(Some("http"), dead_port)], &[EndpointSpec::ready("127.0.0.1")]),
+        &endpoint_slice(
+            "e",
+            "dead-1",
+            "dead",
+            &[(Some("http"), dead_port)],
+            &[EndpointSpec::ready("127.0.0.1")],
+        ),
     ]);
     let rule = |host: &str, svc: &str| {
         format!("- host: {host}\n  http:\n    paths:\n    - path: /\n      pathType: Prefix\n      backend:\n        service:\n          name: {svc}\n          port:\n            name: http\n")
     };
-    let rules = [rule("ok.example", "live"), rule("empty.example", "empty"), rule("dead.example", "dead")].concat();
+    let rules = [
+        rule("ok.example", "live"),
+        rule("empty.example", "empty"),
+        rule("dead.example", "dead"),
+    ]
+    .concat();
     let ing = ingress("e", "errors", Some("rauta"), &[], &rules);
     let dir = ManifestDir::new();
     dir.write("all.yaml", &join(&[&class(), &svc, &empty, &dead, &ing]));
@@ -43,9 +57,16 @@ fn status(rauta: &Rauta, raw: &[u8]) -> Option<u16> {
 
 #[test]
 fn every_failure_has_its_status() {
-    let (rauta, _backend, _dir) = setup(&["--max-body-bytes", "1000", "--upstream-timeout", "500ms"]);
-    let big_header = format!("GET / HTTP/1.1\r\nHost: ok.example\r\nX-Big: {}\r\n\r\n", "a".repeat(70 * 1024));
-    let many_headers = format!("GET / HTTP/1.1\r\nHost: ok.example\r\n{}\r\n", "X-H: 1\r\n".repeat(101));
+    let (rauta, _backend, _dir) =
+        setup(&["--max-body-bytes", "1000", "--upstream-timeout", "500ms"]);
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: ok.example\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\nHost: ok.example\r\n{}\r\n",
+        "X-H: 1\r\n".repeat(101)
+    );
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("malformed request line", b"GARBAGE\r\n\r\n".to_vec(), 400),
         ("missing host", b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400),
@@ -70,7 +91,12 @@ fn every_failure_has_its_status() {
             failures.push(format!("{what}: want {want}, got {got:?}"));
         }
     }
-    assert!(failures.is_empty(), "{}\nlog:\n{}", failures.join("\n"), rauta.log());
+    assert!(
+        failures.is_empty(),
+        "{}\nlog:\n{}",
+        failures.join("\n"),
+        rauta.log()
+    );
 }
 
 #[test]
@@ -90,15 +116,26 @@ fn smuggling_shapes_are_rejected_before_reaching_a_backend() {
     ];
     for raw in cases {
         let got = status(&rauta, raw);
-        assert!(matches!(got, Some(400 | 501)), "{:?} got {got:?}", String::from_utf8_lossy(raw));
+        assert!(
+            matches!(got, Some(400 | 501)),
+            "{:?} got {got:?}",
+            String::from_utf8_lossy(raw)
+        );
     }
-    assert_eq!(backend.requests(), 0, "no smuggling shape may reach the backend");
+    assert_eq!(
+        backend.requests(),
+        0,
+        "no smuggling shape may reach the backend"
+    );
     // A bad chunk size is found while streaming: the client gets 400 and
     // its connection is closed.
     let raw = b"POST / HTTP/1.1\r\nHost: ok.example\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: ok.example\r\n\r\n";
     let out = raw_exchange(rauta.addr(), raw, WAIT).expect("exchange");
     assert_eq!(status_of(&out), Some(400));
-    assert!(!String::from_utf8_lossy(&out).contains("path=/smuggled"), "the smuggled request must not be served");
+    assert!(
+        !String::from_utf8_lossy(&out).contains("path=/smuggled"),
+        "the smuggled request must not be served"
+    );
     assert!(backend.last_request().is_none_or(|r| r.path != "/smuggled"));
 }
 
@@ -106,36 +143,81 @@ fn smuggling_shapes_are_rejected_before_reaching_a_backend() {
 fn a_malformed_request_closes_only_its_own_connection() {
     let (rauta, _backend, _dir) = setup(&[]);
     let mut good = Conn::open(rauta.addr()).expect("connect");
-    assert_eq!(good.request("GET", "ok.example", "/", &[], b"").expect("first").status, 200);
+    assert_eq!(
+        good.request("GET", "ok.example", "/", &[], b"")
+            .expect("first")
+            .status,
+        200
+    );
     let mut bad = Conn::open(rauta.addr()).expect("connect");
-    bad.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n").expect("send");
+    bad.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n")
+        .expect("send");
     assert_eq!(bad.read_response(false).expect("answer").status, 400);
     assert!(bad.is_closed_by_peer(WAIT));
-    assert_eq!(good.request("GET", "ok.example", "/", &[], b"").expect("still served").status, 200);
+    assert_eq!(
+        good.request("GET", "ok.example", "/", &[], b"")
+            .expect("still served")
+            .status,
+        200
+    );
 }
 
 #[test]
 fn keep_alive_survives_routing_errors_without_body() {
     let (rauta, _backend, _dir) = setup(&[]);
     let mut conn = Conn::open(rauta.addr()).expect("connect");
-    assert_eq!(conn.request("GET", "nowhere.example", "/", &[], b"").expect("404").status, 404);
-    assert_eq!(conn.request("GET", "empty.example", "/", &[], b"").expect("503").status, 503);
-    assert_eq!(conn.request("GET", "ok.example", "/", &[], b"").expect("then 200").status, 200);
+    assert_eq!(
+        conn.request("GET", "nowhere.example", "/", &[], b"")
+            .expect("404")
+            .status,
+        404
+    );
+    assert_eq!(
+        conn.request("GET", "empty.example", "/", &[], b"")
+            .expect("503")
+            .status,
+        503
+    );
+    assert_eq!(
+        conn.request("GET", "ok.example", "/", &[], b"")
+            .expect("then 200")
+            .status,
+        200
+    );
 }
 
 #[test]
 fn slow_and_idle_clients_are_timed_out() {
-    let (rauta, _backend, _dir) = setup(&["--header-read-timeout", "500ms", "--idle-timeout", "1s"]);
+    let (rauta, _backend, _dir) =
+        setup(&["--header-read-timeout", "500ms", "--idle-timeout", "1s"]);
     let started = Instant::now();
-    let out = raw_exchange(rauta.addr(), b"GET / HTTP/1.1\r\nHost: ok.exa", Duration::from_secs(5)).expect("exchange");
-    assert_eq!(status_of(&out), Some(408), "{}", String::from_utf8_lossy(&out));
-    assert!(started.elapsed() < Duration::from_secs(4), "the header deadline is not per read");
+    let out = raw_exchange(
+        rauta.addr(),
+        b"GET / HTTP/1.1\r\nHost: ok.exa",
+        Duration::from_secs(5),
+    )
+    .expect("exchange");
+    assert_eq!(
+        status_of(&out),
+        Some(408),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the header deadline is not per read"
+    );
     // Trickling bytes does not extend the header deadline.
     let mut slow = std::net::TcpStream::connect(rauta.addr()).expect("connect");
-    slow.set_read_timeout(Some(Duration::from_millis(20))).expect("timeout");
+    slow.set_read_timeout(Some(Duration::from_millis(20)))
+        .expect("timeout");
     let started = Instant::now();
     let mut answer = Vec::new();
-    for b in b"GET / HTTP/1.1\r\nHost: ok.example\r\nX-Slow: ".iter().cycle().take(200) {
+    for b in b"GET / HTTP/1.1\r\nHost: ok.example\r\nX-Slow: "
+        .iter()
+        .cycle()
+        .take(200)
+    {
         if slow.write_all(&[*b]).is_err() {
             break;
         }
@@ -143,19 +225,33 @@ fn slow_and_idle_clients_are_timed_out() {
         match slow.read(&mut piece) {
             Ok(0) => break,
             Ok(n) => answer.extend_from_slice(&piece[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => break,
         }
         if !answer.is_empty() {
             break;
         }
     }
-    assert_eq!(status_of(&answer), Some(408), "slow-loris client kept its slot");
+    assert_eq!(
+        status_of(&answer),
+        Some(408),
+        "slow-loris client kept its slot"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
     // An idle keep-alive connection is closed after the idle timeout.
     let mut conn = Conn::open(rauta.addr()).expect("connect");
-    assert_eq!(conn.request("GET", "ok.example", "/", &[], b"").expect("served").status, 200);
-    assert!(conn.is_closed_by_peer(Duration::from_secs(3)), "idle connection not closed");
+    assert_eq!(
+        conn.request("GET", "ok.example", "/", &[], b"")
+            .expect("served")
+            .status,
+        200
+    );
+    assert!(
+        conn.is_closed_by_peer(Duration::from_secs(3)),
+        "idle connection not closed"
+    );
 }
 
 #[test]
@@ -166,15 +262,39 @@ fn connect_failure_is_retried_on_another_endpoint() {
         l.local_addr().expect("addr").port()
     };
     let svc = rauta_testkit::service("r", "mixed", &[(Some("http"), 80, live.port())]);
-    let ok = endpoint_slice("r", "mixed-live", "mixed", &[(Some("http"), live.port())], &[EndpointSpec::ready("127.0.0.1")]);
-    let bad = endpoint_slice("r", "mixed-dead", "mixed", &[(Some("http"), dead_port)], &[EndpointSpec::ready("127.0.0.1")]);
-    let ing = ingress("r", "mixed", Some("rauta"), &[], "defaultBackend:\n  service:\n    name: mixed\n    port:\n      name: http\n");
+    let ok = endpoint_slice(
+        "r",
+        "mixed-live",
+        "mixed",
+        &[(Some("http"), live.port())],
+        &[EndpointSpec::ready("127.0.0.1")],
+    );
+    let bad = endpoint_slice(
+        "r",
+        "mixed-dead",
+        "mixed",
+        &[(Some("http"), dead_port)],
+        &[EndpointSpec::ready("127.0.0.1")],
+    );
+    let ing = ingress(
+        "r",
+        "mixed",
+        Some("rauta"),
+        &[],
+        "defaultBackend:\n  service:\n    name: mixed\n    port:\n      name: http\n",
+    );
     let dir = ManifestDir::new();
     dir.write("all.yaml", &join(&[&class(), &svc, &ok, &bad, &ing]));
     let rauta = start(&dir, &[]);
     for _ in 0..20 {
-        let r = rauta_testkit::client::request(rauta.addr(), "POST", "any", "/", &[], b"payload").expect("response");
-        assert_eq!(r.status, 200, "a refused connect must be retried elsewhere: {}", r.text());
+        let r = rauta_testkit::client::request(rauta.addr(), "POST", "any", "/", &[], b"payload")
+            .expect("response");
+        assert_eq!(
+            r.status,
+            200,
+            "a refused connect must be retried elsewhere: {}",
+            r.text()
+        );
     }
     assert_eq!(live.requests(), 20);
 }
@@ -185,17 +305,38 @@ fn a_stale_pooled_connection_is_replaced_transparently() {
     // backend with a short keepalive timeout (or a restarting pod) does.
     let upstream = common::ScriptedBackend::start(Duration::ZERO, Some(Duration::from_millis(100)));
     let svc = rauta_testkit::service("s", "short", &[(Some("http"), 80, upstream.port)]);
-    let slice = endpoint_slice("s", "short-1", "short", &[(Some("http"), upstream.port)], &[EndpointSpec::ready("127.0.0.1")]);
-    let ing = ingress("s", "short", Some("rauta"), &[], "defaultBackend:\n  service:\n    name: short\n    port:\n      name: http\n");
+    let slice = endpoint_slice(
+        "s",
+        "short-1",
+        "short",
+        &[(Some("http"), upstream.port)],
+        &[EndpointSpec::ready("127.0.0.1")],
+    );
+    let ing = ingress(
+        "s",
+        "short",
+        Some("rauta"),
+        &[],
+        "defaultBackend:\n  service:\n    name: short\n    port:\n      name: http\n",
+    );
     let dir = ManifestDir::new();
     dir.write("all.yaml", &join(&[&class(), &svc, &slice, &ing]));
     let rauta = start(&dir, &["--shards", "1"]);
     let mut conn = Conn::open(rauta.addr()).expect("connect");
     for _ in 0..5 {
-        assert_eq!(conn.request("GET", "any", "/", &[], b"").expect("served").status, 200);
+        assert_eq!(
+            conn.request("GET", "any", "/", &[], b"")
+                .expect("served")
+                .status,
+            200
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     use std::sync::atomic::Ordering;
     assert_eq!(upstream.requests.load(Ordering::SeqCst), 5);
-    assert_eq!(upstream.accepted.load(Ordering::SeqCst), 5, "each request needed a fresh upstream connection");
+    assert_eq!(
+        upstream.accepted.load(Ordering::SeqCst),
+        5,
+        "each request needed a fresh upstream connection"
+    );
 }

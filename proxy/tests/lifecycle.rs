@@ -64,15 +64,32 @@ fn manifest_changes_apply_under_load_without_a_failed_request() {
     let mut generation = rauta.generation().expect("ready");
     for i in 0..10 {
         std::thread::sleep(Duration::from_millis(100));
-        dir.write("ingress.yaml", &route_to(if i % 2 == 0 { "green" } else { "blue" }));
+        dir.write(
+            "ingress.yaml",
+            &route_to(if i % 2 == 0 { "green" } else { "blue" }),
+        );
         generation = rauta.wait_ready_generation(generation + 1, Duration::from_secs(10));
     }
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
-    let errors: Vec<String> = clients.into_iter().flat_map(|c| c.join().expect("client")).collect();
-    assert!(errors.is_empty(), "{} failed requests, e.g. {:?}", errors.len(), &errors[..errors.len().min(5)]);
-    assert!(ok.load(Ordering::Relaxed) > 100, "too little traffic to mean anything");
-    assert!(blue.requests() > 0 && green.requests() > 0, "both versions served");
+    let errors: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("client"))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} failed requests, e.g. {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "too little traffic to mean anything"
+    );
+    assert!(
+        blue.requests() > 0 && green.requests() > 0,
+        "both versions served"
+    );
     assert_eq!(failed.load(Ordering::Relaxed), 0);
     // The last write routed to blue.
     assert_eq!(common::who(&rauta, "site.example", "/"), "blue");
@@ -82,24 +99,45 @@ fn manifest_changes_apply_under_load_without_a_failed_request() {
 fn a_bad_manifest_is_reported_and_the_last_good_table_stays() {
     let (_blue, blue_svc) = service("live", "blue");
     let dir = ManifestDir::new();
-    dir.write("base.yaml", &join(&[&class(), &blue_svc, &route_to("blue")]));
+    dir.write(
+        "base.yaml",
+        &join(&[&class(), &blue_svc, &route_to("blue")]),
+    );
     let rauta = start(&dir, &[]);
     let generation = rauta.generation().expect("ready");
     // A syntax error in one file, and an invalid Ingress in another.
-    dir.write("broken.yaml", "apiVersion: v1\nkind: Service\nmetadata: [unclosed\n");
+    dir.write(
+        "broken.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: [unclosed\n",
+    );
     dir.write(
         "invalid.yaml",
         &ingress("live", "bad-path", Some("rauta"), &[], "- host: x.example\n  http:\n    paths:\n    - path: no-slash\n      pathType: Prefix\n      backend:\n        service:\n          name: blue\n          port:\n            name: http\n"),
     );
     eventually(Duration::from_secs(10), "the rejection logged", || {
         let log = rauta.log();
-        log.contains("broken.yaml") && log.contains("invalid.yaml") && log.contains("Ingress live/bad-path")
+        log.contains("broken.yaml")
+            && log.contains("invalid.yaml")
+            && log.contains("Ingress live/bad-path")
     });
-    assert_eq!(rauta.generation(), Some(generation), "no new table from a bad set");
-    assert_eq!(common::who(&rauta, "site.example", "/"), "blue", "the last good table serves");
+    assert_eq!(
+        rauta.generation(),
+        Some(generation),
+        "no new table from a bad set"
+    );
+    assert_eq!(
+        common::who(&rauta, "site.example", "/"),
+        "blue",
+        "the last good table serves"
+    );
     dir.remove("broken.yaml");
     dir.remove("invalid.yaml");
-    dir.write("more.yaml", &route_to("blue").replace("site.example", "more.example").replace("name: \"site\"", "name: \"more\""));
+    dir.write(
+        "more.yaml",
+        &route_to("blue")
+            .replace("site.example", "more.example")
+            .replace("name: \"site\"", "name: \"more\""),
+    );
     rauta.wait_ready_generation(generation + 1, Duration::from_secs(10));
     assert_eq!(common::who(&rauta, "more.example", "/"), "blue");
 }
@@ -107,14 +145,21 @@ fn a_bad_manifest_is_reported_and_the_last_good_table_stays() {
 #[test]
 fn not_ready_until_a_table_is_live() {
     let dir = ManifestDir::new();
-    dir.write("broken.yaml", "kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: {name: [x]}\n");
+    dir.write(
+        "broken.yaml",
+        "kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: {name: [x]}\n",
+    );
     let rauta = Rauta::spawn(env!("CARGO_BIN_EXE_rauta"), dir.path(), &[]).expect("spawn");
-    eventually(Duration::from_secs(10), "healthz answers", || rauta.admin_get("/healthz").is_ok_and(|r| r.status == 200));
+    eventually(Duration::from_secs(10), "healthz answers", || {
+        rauta.admin_get("/healthz").is_ok_and(|r| r.status == 200)
+    });
     let ready = rauta.admin_get("/readyz").expect("readyz");
     assert_eq!(ready.status, 503, "{}", ready.text());
     assert_eq!(rauta.admin_get("/nope").expect("404").status, 404);
     dir.write("broken.yaml", &class());
-    eventually(Duration::from_secs(10), "ready after a good set", || rauta.admin_get("/readyz").is_ok_and(|r| r.status == 200));
+    eventually(Duration::from_secs(10), "ready after a good set", || {
+        rauta.admin_get("/readyz").is_ok_and(|r| r.status == 200)
+    });
 }
 
 #[test]
@@ -125,18 +170,41 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let mut rauta = start(&dir, &["--drain-timeout", "10s"]);
     let addr = rauta.addr();
     let mut idle = Conn::open(addr).expect("connect");
-    assert_eq!(idle.request("GET", "site.example", "/", &[], b"").expect("served").status, 200);
-    let in_flight = std::thread::spawn(move || rauta_testkit::get(addr, "site.example", "/slow?ms=1500"));
+    assert_eq!(
+        idle.request("GET", "site.example", "/", &[], b"")
+            .expect("served")
+            .status,
+        200
+    );
+    let in_flight =
+        std::thread::spawn(move || rauta_testkit::get(addr, "site.example", "/slow?ms=1500"));
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     rauta.terminate();
-    assert!(idle.is_closed_by_peer(Duration::from_secs(2)), "idle keep-alive connections are closed at once");
-    let r = in_flight.join().expect("thread").expect("the in-flight request completes");
+    assert!(
+        idle.is_closed_by_peer(Duration::from_secs(2)),
+        "idle keep-alive connections are closed at once"
+    );
+    let r = in_flight
+        .join()
+        .expect("thread")
+        .expect("the in-flight request completes");
     assert_eq!(r.status, 200);
     let status = rauta.wait_exit(Duration::from_secs(10)).expect("exits");
-    assert!(status.success(), "exit status {status:?}; log:\n{}", rauta.log());
-    assert!(started.elapsed() < Duration::from_secs(5), "drain waited for nothing: {:?}", started.elapsed());
-    assert!(std::net::TcpStream::connect(addr).is_err(), "nothing listens after exit");
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        rauta.log()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "drain waited for nothing: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "nothing listens after exit"
+    );
 }
 
 #[test]
@@ -144,15 +212,34 @@ fn check_prints_the_table_and_fails_on_errors() {
     let (_b, svc) = service("live", "blue");
     let dir = ManifestDir::new();
     dir.write("all.yaml", &join(&[&class(), &svc, &route_to("blue")]));
-    let out = Command::new(env!("CARGO_BIN_EXE_rauta")).args(["check", "--manifests"]).arg(dir.path()).output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_rauta"))
+        .args(["check", "--manifests"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("site.example") && text.contains("live/blue:http") && text.contains("127.0.0.1:"), "{text}");
-    dir.write("bad.yaml", "kind: Service\napiVersion: v1\nmetadata:\n  name: x\nspec:\n  ports: 7\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_rauta")).args(["check", "--manifests"]).arg(dir.path()).output().expect("run");
+    assert!(
+        text.contains("site.example")
+            && text.contains("live/blue:http")
+            && text.contains("127.0.0.1:"),
+        "{text}"
+    );
+    dir.write(
+        "bad.yaml",
+        "kind: Service\napiVersion: v1\nmetadata:\n  name: x\nspec:\n  ports: 7\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_rauta"))
+        .args(["check", "--manifests"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
-    assert!(text.contains("bad.yaml") && text.contains("Service default/x"), "{text}");
+    assert!(
+        text.contains("bad.yaml") && text.contains("Service default/x"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -160,7 +247,16 @@ fn cpus_outside_the_allowed_set_are_refused() {
     let dir = ManifestDir::new();
     dir.write("class.yaml", &class());
     let out = Command::new(env!("CARGO_BIN_EXE_rauta"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--cpus", "4095", "--manifests"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--cpus",
+            "4095",
+            "--manifests",
+        ])
         .arg(dir.path())
         .output()
         .expect("run");

@@ -8,7 +8,9 @@ use rauta_testkit::{ingress, ingress_class, ManifestDir};
 
 #[test]
 fn ingress_matching_table() {
-    let names = ["exact", "prefix", "deep", "root", "wild", "any", "default", "legacy", "foreign", "noclass"];
+    let names = [
+        "exact", "prefix", "deep", "root", "wild", "any", "default", "legacy", "foreign", "noclass",
+    ];
     let services: Vec<_> = names.iter().map(|n| service("web", n)).collect();
     let rules = [
         rule(
@@ -25,14 +27,43 @@ fn ingress_matching_table() {
         rule(None, &[path("/any", "ImplementationSpecific", "any")]),
     ]
     .concat();
-    let main = ingress("web", "main", Some("rauta"), &[], &format!(
+    let main = ingress(
+        "web",
+        "main",
+        Some("rauta"),
+        &[],
+        &format!(
         "defaultBackend:\n  service:\n    name: default\n    port:\n      number: 80\nrules:\n{}",
         indent(&rules)
-    ));
-    let legacy = ingress("web", "legacy", None, &[("kubernetes.io/ingress.class", "rauta")],
-        &rule(Some("legacy.example.com"), &[path("/", "Prefix", "legacy")]));
-    let foreign = ingress("web", "foreign", Some("nginx"), &[], &rule(Some("foreign.example.com"), &[path("/", "Prefix", "foreign")]));
-    let noclass = ingress("web", "noclass", None, &[], &rule(Some("noclass.example.com"), &[path("/", "Prefix", "noclass")]));
+    ),
+    );
+    let legacy = ingress(
+        "web",
+        "legacy",
+        None,
+        &[("kubernetes.io/ingress.class", "rauta")],
+        &rule(Some("legacy.example.com"), &[path("/", "Prefix", "legacy")]),
+    );
+    let foreign = ingress(
+        "web",
+        "foreign",
+        Some("nginx"),
+        &[],
+        &rule(
+            Some("foreign.example.com"),
+            &[path("/", "Prefix", "foreign")],
+        ),
+    );
+    let noclass = ingress(
+        "web",
+        "noclass",
+        None,
+        &[],
+        &rule(
+            Some("noclass.example.com"),
+            &[path("/", "Prefix", "noclass")],
+        ),
+    );
     let nginx_class = ingress_class("nginx", "k8s.io/ingress-nginx", false);
     let class_doc = class();
     let mut docs: Vec<&str> = vec![&class_doc, &nginx_class, &main, &legacy, &foreign, &noclass];
@@ -44,27 +75,27 @@ fn ingress_matching_table() {
     let rauta = start(&dir, &[]);
 
     let cases: &[(&str, &str, &str)] = &[
-        ("exact.example.com", "/foo", "exact"),          // Exact beats Prefix on a tie
-        ("EXACT.example.COM", "/foo", "exact"),          // hosts are case-insensitive
-        ("exact.example.com:8080", "/foo", "exact"),     // port stripped
-        ("exact.example.com", "/foo/", "prefix"),        // Prefix /foo matches /foo/
-        ("exact.example.com", "/foo/x", "prefix"),       // element-wise prefix
-        ("exact.example.com", "/foo?q=1", "exact"),      // query ignored
-        ("exact.example.com", "/foobar", "root"),        // never a string prefix
-        ("exact.example.com", "/FOO", "root"),           // paths are case-sensitive
-        ("exact.example.com", "/foo/bar", "deep"),       // rule's trailing slash ignored
-        ("exact.example.com", "/foo/bar/baz", "deep"),   // longest match wins
+        ("exact.example.com", "/foo", "exact"), // Exact beats Prefix on a tie
+        ("EXACT.example.COM", "/foo", "exact"), // hosts are case-insensitive
+        ("exact.example.com:8080", "/foo", "exact"), // port stripped
+        ("exact.example.com", "/foo/", "prefix"), // Prefix /foo matches /foo/
+        ("exact.example.com", "/foo/x", "prefix"), // element-wise prefix
+        ("exact.example.com", "/foo?q=1", "exact"), // query ignored
+        ("exact.example.com", "/foobar", "root"), // never a string prefix
+        ("exact.example.com", "/FOO", "root"),  // paths are case-sensitive
+        ("exact.example.com", "/foo/bar", "deep"), // rule's trailing slash ignored
+        ("exact.example.com", "/foo/bar/baz", "deep"), // longest match wins
         ("exact.example.com", "/exact-slash/", "exact"), // Exact trailing slash significant
         ("exact.example.com", "/exact-slash", "root"),
-        ("a.wild.example.com", "/x", "wild"),            // one-label wildcard
-        ("a.b.wild.example.com", "/any", "any"),         // not two labels: falls to no-host rules
-        ("wild.example.com", "/any", "any"),             // wildcard needs one label
-        ("unknown.example.com", "/any/thing", "any"),    // no-host rule, any host
+        ("a.wild.example.com", "/x", "wild"), // one-label wildcard
+        ("a.b.wild.example.com", "/any", "any"), // not two labels: falls to no-host rules
+        ("wild.example.com", "/any", "any"),  // wildcard needs one label
+        ("unknown.example.com", "/any/thing", "any"), // no-host rule, any host
         ("unknown.example.com", "/anything", "default"), // element-wise, then defaultBackend
         ("unknown.example.com", "/", "default"),
-        ("legacy.example.com", "/", "legacy"),           // legacy class annotation
-        ("foreign.example.com", "/", "default"),         // other class: not served
-        ("noclass.example.com", "/", "default"),         // no class, ours not default
+        ("legacy.example.com", "/", "legacy"), // legacy class annotation
+        ("foreign.example.com", "/", "default"), // other class: not served
+        ("noclass.example.com", "/", "default"), // no class, ours not default
     ];
     let mut failures = Vec::new();
     for (host, path, want) in cases {
@@ -73,7 +104,12 @@ fn ingress_matching_table() {
             failures.push(format!("{host}{path}: want {want}, got {got}"));
         }
     }
-    assert!(failures.is_empty(), "mismatches:\n{}\nlog:\n{}", failures.join("\n"), rauta.log());
+    assert!(
+        failures.is_empty(),
+        "mismatches:\n{}\nlog:\n{}",
+        failures.join("\n"),
+        rauta.log()
+    );
 }
 
 #[test]
@@ -85,7 +121,12 @@ fn default_class_annotation_port_by_number_and_404_without_default() {
     dir.write("class.yaml", &class);
     dir.write("cart.yaml", &join(&[&svc, &ing]));
     let rauta = start(&dir, &[]);
-    assert_eq!(who(&rauta, "shop.example", "/cart/items"), "cart", "{}", rauta.log());
+    assert_eq!(
+        who(&rauta, "shop.example", "/cart/items"),
+        "cart",
+        "{}",
+        rauta.log()
+    );
     let miss = rauta_testkit::get(rauta.addr(), "shop.example", "/other").expect("answer");
     assert_eq!(miss.status, 404);
     assert!(miss.text().contains("no route"), "{}", miss.text());
@@ -97,16 +138,47 @@ fn rules_of_several_ingresses_merge_and_the_oldest_wins_a_conflict() {
     let (_b, svc_b) = service("team", "beta");
     let (_c, svc_c) = service("team", "gamma");
     let with_time = |name: &str, time: &str, paths: &[String]| {
-        ingress("team", name, Some("rauta"), &[], &rule(Some("shared.example"), paths))
-            .replace("metadata:\n", &format!("metadata:\n  creationTimestamp: \"{time}\"\n"))
+        ingress(
+            "team",
+            name,
+            Some("rauta"),
+            &[],
+            &rule(Some("shared.example"), paths),
+        )
+        .replace(
+            "metadata:\n",
+            &format!("metadata:\n  creationTimestamp: \"{time}\"\n"),
+        )
     };
-    let old = with_time("old", "2024-01-01T00:00:00Z", &[path("/api", "Prefix", "alpha")]);
-    let new = with_time("new", "2025-01-01T00:00:00Z", &[path("/api", "Prefix", "beta"), path("/web", "Prefix", "gamma")]);
+    let old = with_time(
+        "old",
+        "2024-01-01T00:00:00Z",
+        &[path("/api", "Prefix", "alpha")],
+    );
+    let new = with_time(
+        "new",
+        "2025-01-01T00:00:00Z",
+        &[
+            path("/api", "Prefix", "beta"),
+            path("/web", "Prefix", "gamma"),
+        ],
+    );
     let dir = ManifestDir::new();
-    dir.write("all.yaml", &join(&[&class(), &svc_a, &svc_b, &svc_c, &new, &old]));
+    dir.write(
+        "all.yaml",
+        &join(&[&class(), &svc_a, &svc_b, &svc_c, &new, &old]),
+    );
     let rauta = start(&dir, &[]);
-    assert_eq!(who(&rauta, "shared.example", "/api"), "alpha", "oldest Ingress wins the conflict");
-    assert_eq!(who(&rauta, "shared.example", "/web"), "gamma", "non-conflicting rules merge");
+    assert_eq!(
+        who(&rauta, "shared.example", "/api"),
+        "alpha",
+        "oldest Ingress wins the conflict"
+    );
+    assert_eq!(
+        who(&rauta, "shared.example", "/web"),
+        "gamma",
+        "non-conflicting rules merge"
+    );
 }
 
 fn indent(text: &str) -> String {

@@ -38,7 +38,8 @@ pub fn pick(weights: &[u32], inflight: &[Cell<u32>], rng: &Rng) -> Option<usize>
             let a = (r % n) as usize;
             let b = (a + 1 + ((r >> 32) % (n - 1)) as usize) % n as usize;
             // Compare inflight_a / w_a with inflight_b / w_b without division.
-            let load = |i: usize, other: usize| u64::from(inflight[i].get()) * u64::from(weights[other]);
+            let load =
+                |i: usize, other: usize| u64::from(inflight[i].get()) * u64::from(weights[other]);
             Some(if load(a, b) <= load(b, a) { a } else { b })
         }
     }

@@ -63,7 +63,9 @@ impl Maglev {
                 }
             }
         }
-        Some(Maglev { table: table.into_boxed_slice() })
+        Some(Maglev {
+            table: table.into_boxed_slice(),
+        })
     }
 
     /// The endpoint index for a key hash.
@@ -84,11 +86,17 @@ mod tests {
     use super::*;
 
     fn names(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("10.0.{}.{}:8080", i / 250, i % 250)).collect()
+        (0..n)
+            .map(|i| format!("10.0.{}.{}:8080", i / 250, i % 250))
+            .collect()
     }
 
     fn build(names: &[String], weight: impl Fn(usize) -> u32) -> Maglev {
-        let eps: Vec<(&str, u32)> = names.iter().enumerate().map(|(i, n)| (n.as_str(), weight(i))).collect();
+        let eps: Vec<(&str, u32)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), weight(i)))
+            .collect();
         Maglev::build(&eps).expect("some weight")
     }
 

@@ -71,7 +71,11 @@ impl Backend {
             LbPolicy::LeastRequest => Policy::LeastRequest,
             LbPolicy::Maglev(key) => {
                 let names: Vec<String> = endpoints.iter().map(|e| e.addr.to_string()).collect();
-                let pairs: Vec<(&str, u32)> = names.iter().map(String::as_str).zip(weights.iter().copied()).collect();
+                let pairs: Vec<(&str, u32)> = names
+                    .iter()
+                    .map(String::as_str)
+                    .zip(weights.iter().copied())
+                    .collect();
                 match Maglev::build(&pairs) {
                     Some(table) => Policy::Maglev(key.clone(), table),
                     None => Policy::RoundRobin,
@@ -203,7 +207,8 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(b.pick(&state, Some(h), &rng), first);
         }
-        let spread: std::collections::HashSet<_> = (0..3).filter_map(|_| b.pick(&state, None, &rng)).collect();
+        let spread: std::collections::HashSet<_> =
+            (0..3).filter_map(|_| b.pick(&state, None, &rng)).collect();
         assert_eq!(spread.len(), 3);
     }
 

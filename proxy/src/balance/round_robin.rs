@@ -11,8 +11,14 @@ pub fn schedule(weights: &[u32]) -> Box<[u32]> {
     if total == 0 {
         return Box::new([]);
     }
-    let divisor = weights.iter().filter(|w| **w > 0).fold(0u64, |g, w| gcd(g, u64::from(*w)));
-    let mut scaled: Vec<i64> = weights.iter().map(|w| (u64::from(*w) / divisor) as i64).collect();
+    let divisor = weights
+        .iter()
+        .filter(|w| **w > 0)
+        .fold(0u64, |g, w| gcd(g, u64::from(*w)));
+    let mut scaled: Vec<i64> = weights
+        .iter()
+        .map(|w| (u64::from(*w) / divisor) as i64)
+        .collect();
     let mut len: u64 = scaled.iter().map(|w| *w as u64).sum();
     if len > MAX_SCHEDULE {
         // Keep proportions roughly, but every live endpoint keeps a turn.

@@ -35,7 +35,12 @@ async fn refill<R: AsyncRead + Unpin>(src: &mut R, buf: &mut IoBuf) -> Result<()
 }
 
 /// Relays exactly `len` bytes.
-pub async fn copy_length<R, W>(src: &mut R, buf: &mut IoBuf, dst: &mut W, len: u64) -> Result<(), BodyError>
+pub async fn copy_length<R, W>(
+    src: &mut R,
+    buf: &mut IoBuf,
+    dst: &mut W,
+    len: u64,
+) -> Result<(), BodyError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -44,7 +49,9 @@ where
     while left > 0 {
         refill(src, buf).await?;
         let n = (buf.len() as u64).min(left) as usize;
-        dst.write_all(&buf.data()[..n]).await.map_err(BodyError::Write)?;
+        dst.write_all(&buf.data()[..n])
+            .await
+            .map_err(BodyError::Write)?;
         buf.consume(n);
         left -= n as u64;
     }
@@ -74,7 +81,9 @@ where
             let p = decoder.decode(&data[used..])?;
             if decode && !p.data.is_empty() {
                 let range = used + p.data.start..used + p.data.end;
-                dst.write_all(&data[range]).await.map_err(BodyError::Write)?;
+                dst.write_all(&data[range])
+                    .await
+                    .map_err(BodyError::Write)?;
             }
             used += p.consumed;
         }
@@ -82,7 +91,9 @@ where
             return Err(BodyError::TooLarge);
         }
         if !decode {
-            dst.write_all(&data[..used]).await.map_err(BodyError::Write)?;
+            dst.write_all(&data[..used])
+                .await
+                .map_err(BodyError::Write)?;
         }
         buf.consume(used);
         if decoder.is_done() {
@@ -119,7 +130,9 @@ mod tests {
             let mut src: &[u8] = b"helloGET / HTTP/1.1\r\n";
             let mut buf = IoBuf::new(1024, 1024);
             let mut out = Vec::new();
-            copy_length(&mut src, &mut buf, &mut out, 5).await.expect("copy");
+            copy_length(&mut src, &mut buf, &mut out, 5)
+                .await
+                .expect("copy");
             assert_eq!(out, b"hello");
             assert_eq!(buf.data(), b"GET / HTTP/1.1\r\n");
         });
@@ -133,11 +146,15 @@ mod tests {
                 let mut src = wire;
                 let mut buf = IoBuf::new(4, 64); // tiny: forces many refills
                 let mut out = Vec::new();
-                let n = copy_chunked(&mut src, &mut buf, &mut out, decode, None).await.expect("copy");
+                let n = copy_chunked(&mut src, &mut buf, &mut out, decode, None)
+                    .await
+                    .expect("copy");
                 assert_eq!(n, 5);
                 assert_eq!(out, want);
                 let mut rest = buf.data().to_vec();
-                futures_lite::AsyncReadExt::read_to_end(&mut src, &mut rest).await.expect("rest");
+                futures_lite::AsyncReadExt::read_to_end(&mut src, &mut rest)
+                    .await
+                    .expect("rest");
                 assert_eq!(rest, b"NEXT");
             }
         });

@@ -16,7 +16,12 @@ pub struct IoBuf {
 impl IoBuf {
     /// A buffer of `initial` bytes that may grow to `max`.
     pub fn new(initial: usize, max: usize) -> IoBuf {
-        IoBuf { buf: vec![0; initial.min(max)], start: 0, end: 0, max }
+        IoBuf {
+            buf: vec![0; initial.min(max)],
+            start: 0,
+            end: 0,
+            max,
+        }
     }
 
     /// The bytes read and not yet consumed.

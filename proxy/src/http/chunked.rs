@@ -57,7 +57,14 @@ pub struct ChunkedDecoder {
 
 impl Default for ChunkedDecoder {
     fn default() -> Self {
-        ChunkedDecoder { state: State::Size, size: 0, digits: 0, line: 0, trailers: 0, data_total: 0 }
+        ChunkedDecoder {
+            state: State::Size,
+            size: 0,
+            digits: 0,
+            line: 0,
+            trailers: 0,
+            data_total: 0,
+        }
     }
 }
 
@@ -86,7 +93,11 @@ impl ChunkedDecoder {
                     if self.size == 0 {
                         self.state = State::DataCr;
                     }
-                    return Ok(Progress { consumed: i + n, data: i..i + n, done: false });
+                    return Ok(Progress {
+                        consumed: i + n,
+                        data: i..i + n,
+                        done: false,
+                    });
                 }
                 State::Size => {
                     if let Some(v) = hex_value(b) {
@@ -122,7 +133,11 @@ impl ChunkedDecoder {
                 State::SizeLf => {
                     expect(b, b'\n')?;
                     self.line = 0;
-                    self.state = if self.size == 0 { State::TrailerStart } else { State::Data };
+                    self.state = if self.size == 0 {
+                        State::TrailerStart
+                    } else {
+                        State::Data
+                    };
                 }
                 State::DataCr => {
                     expect(b, b'\r')?;
@@ -135,7 +150,11 @@ impl ChunkedDecoder {
                     self.state = State::Size;
                 }
                 State::TrailerStart => {
-                    self.state = if b == b'\r' { State::EndLf } else { State::Trailer };
+                    self.state = if b == b'\r' {
+                        State::EndLf
+                    } else {
+                        State::Trailer
+                    };
                     if self.state == State::Trailer {
                         self.bump_trailer(b)?;
                     }
@@ -152,14 +171,22 @@ impl ChunkedDecoder {
                 State::EndLf => {
                     expect(b, b'\n')?;
                     self.state = State::Done;
-                    return Ok(Progress { consumed: i + 1, data: i + 1..i + 1, done: true });
+                    return Ok(Progress {
+                        consumed: i + 1,
+                        data: i + 1..i + 1,
+                        done: true,
+                    });
                 }
                 State::Done => break,
             }
             i += 1;
         }
         let done = self.state == State::Done;
-        Ok(Progress { consumed: if done { 0 } else { i }, data: i..i, done })
+        Ok(Progress {
+            consumed: if done { 0 } else { i },
+            data: i..i,
+            done,
+        })
     }
 
     fn bump_line(&mut self) -> Result<(), ChunkError> {
@@ -246,7 +273,11 @@ mod tests {
             b"0\r\nX: 1\n\r\n",
         ];
         for input in bad {
-            assert!(run(input, 100).is_err(), "{:?}", String::from_utf8_lossy(input));
+            assert!(
+                run(input, 100).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 

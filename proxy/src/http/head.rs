@@ -25,7 +25,12 @@ pub struct Forwarded<'a> {
 /// X-Forwarded-For, merged).
 const OVERWRITTEN: [&str; 6] = [
     "x-forwarded-for",
-    "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "expect"];
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-real-ip",
+    "expect",
+];
 
 fn named_in(connection: Option<&[u8]>, name: &str) -> bool {
     connection.is_some_and(|c| tokens(c).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
@@ -57,7 +62,9 @@ pub fn write_request(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarded, fall
         if is_hop_by_hop(name) || named_in(req.connection, name) {
             continue;
         }
-        if (name.eq_ignore_ascii_case("host") && absolute_form) || OVERWRITTEN.iter().any(|o| o.eq_ignore_ascii_case(name)) {
+        if (name.eq_ignore_ascii_case("host") && absolute_form)
+            || OVERWRITTEN.iter().any(|o| o.eq_ignore_ascii_case(name))
+        {
             continue;
         }
         request_id_seen |= name.eq_ignore_ascii_case("x-request-id") && !h.value.is_empty();
@@ -65,7 +72,11 @@ pub fn write_request(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarded, fall
     }
     // Every client-sent hop, merged into one list, then ours.
     out.extend_from_slice(b"X-Forwarded-For: ");
-    for h in req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for")) {
+    for h in req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+    {
         out.extend_from_slice(h.value.trim_ascii());
         out.extend_from_slice(b", ");
     }
@@ -98,14 +109,20 @@ pub enum ClientConnection {
 /// Writes the client response head into `out` (cleared first). With
 /// `dechunk` the Transfer-Encoding header is dropped (the body is decoded
 /// and delimited by closing the connection).
-pub fn write_response(out: &mut Vec<u8>, resp: &ResponseHead, conn: ClientConnection, dechunk: bool) {
+pub fn write_response(
+    out: &mut Vec<u8>,
+    resp: &ResponseHead,
+    conn: ClientConnection,
+    dechunk: bool,
+) {
     out.clear();
     let _ = write!(out, "HTTP/1.1 {} ", resp.status);
     out.extend_from_slice(resp.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     for h in resp.headers {
         let name = h.name;
-        let keep_upgrade = conn == ClientConnection::Upgrade && name.eq_ignore_ascii_case("upgrade");
+        let keep_upgrade =
+            conn == ClientConnection::Upgrade && name.eq_ignore_ascii_case("upgrade");
         if !keep_upgrade && (is_hop_by_hop(name) || named_in(resp.connection, name)) {
             continue;
         }
@@ -115,7 +132,9 @@ pub fn write_response(out: &mut Vec<u8>, resp: &ResponseHead, conn: ClientConnec
         header_line(out, name.as_bytes(), h.value);
     }
     match conn {
-        ClientConnection::KeepAlive { http10: true } => header_line(out, b"Connection", b"keep-alive"),
+        ClientConnection::KeepAlive { http10: true } => {
+            header_line(out, b"Connection", b"keep-alive")
+        }
         ClientConnection::KeepAlive { http10: false } => {}
         ClientConnection::Close => header_line(out, b"Connection", b"close"),
         ClientConnection::Upgrade => header_line(out, b"Connection", b"upgrade"),
@@ -130,8 +149,15 @@ mod tests {
 
     fn upstream_head(raw: &str) -> String {
         let mut headers = [httparse::EMPTY_HEADER; 32];
-        let req = request::parse(raw.as_bytes(), &mut headers).expect("valid").expect("complete");
-        let fwd = Forwarded { client_ip: [192, 0, 2, 1].into(), proto: "http", port: 80, request_id: b"rid" };
+        let req = request::parse(raw.as_bytes(), &mut headers)
+            .expect("valid")
+            .expect("complete");
+        let fwd = Forwarded {
+            client_ip: [192, 0, 2, 1].into(),
+            proto: "http",
+            port: 80,
+            request_id: b"rid",
+        };
         let mut out = Vec::new();
         write_request(&mut out, &req, &fwd, b"10.0.0.1:8080");
         String::from_utf8(out).expect("ascii")
@@ -154,11 +180,19 @@ mod tests {
 
     #[test]
     fn absolute_form_http10_and_request_id_kept() {
-        let got = upstream_head("GET http://abs.ex/x HTTP/1.1\r\nHost: other\r\nX-Request-Id: abc\r\n\r\n");
-        assert!(got.starts_with("GET /x HTTP/1.1\r\nHost: abs.ex\r\nX-Request-Id: abc\r\n"), "{got}");
+        let got = upstream_head(
+            "GET http://abs.ex/x HTTP/1.1\r\nHost: other\r\nX-Request-Id: abc\r\n\r\n",
+        );
+        assert!(
+            got.starts_with("GET /x HTTP/1.1\r\nHost: abs.ex\r\nX-Request-Id: abc\r\n"),
+            "{got}"
+        );
         assert!(!got.contains("other") && !got.contains("rid"), "{got}");
         let got = upstream_head("GET / HTTP/1.0\r\n\r\n");
-        assert!(got.starts_with("GET / HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n"), "{got}");
+        assert!(
+            got.starts_with("GET / HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n"),
+            "{got}"
+        );
     }
 
     #[test]
@@ -166,11 +200,24 @@ mod tests {
         let raw = "HTTP/1.1 200 OK\r\nContent-Type: t\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
                    Transfer-Encoding: chunked\r\n\r\n";
         let mut headers = [httparse::EMPTY_HEADER; 16];
-        let resp = crate::http::response::parse(raw.as_bytes(), &mut headers, false).expect("ok").expect("complete");
+        let resp = crate::http::response::parse(raw.as_bytes(), &mut headers, false)
+            .expect("ok")
+            .expect("complete");
         let mut out = Vec::new();
-        write_response(&mut out, &resp, ClientConnection::KeepAlive { http10: false }, false);
-        assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Type: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+        write_response(
+            &mut out,
+            &resp,
+            ClientConnection::KeepAlive { http10: false },
+            false,
+        );
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
         write_response(&mut out, &resp, ClientConnection::Close, true);
-        assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Type: t\r\nConnection: close\r\n\r\n");
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: t\r\nConnection: close\r\n\r\n"
+        );
     }
 }

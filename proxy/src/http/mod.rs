@@ -48,13 +48,23 @@ pub enum RequestError {
 
 /// True when `name` is a hop-by-hop header never forwarded as is.
 pub fn is_hop_by_hop(name: &str) -> bool {
-    const HOP: [&str; 6] = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
+    const HOP: [&str; 6] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    ];
     HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// Comma-separated tokens of a header value, trimmed, empty ones skipped.
 pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|b| *b == b',').map(|t| t.trim_ascii()).filter(|t| !t.is_empty())
+    value
+        .split(|b| *b == b',')
+        .map(|t| t.trim_ascii())
+        .filter(|t| !t.is_empty())
 }
 
 /// Parses a Content-Length value: digits only, every comma-separated

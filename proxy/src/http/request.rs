@@ -43,7 +43,10 @@ impl RequestHead<'_, '_> {
 
     /// The first header of that name.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
     }
 }
 
@@ -68,7 +71,10 @@ pub fn parse<'h, 'b>(
     }
     let headers: &'h [Header<'b>] = req.headers;
     let (origin_target, authority) = split_target(target)?;
-    let path = origin_target.split(['?', '#']).next().unwrap_or(origin_target);
+    let path = origin_target
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(origin_target);
 
     let mut host = None;
     let mut content_length: Option<u64> = None;
@@ -85,7 +91,8 @@ pub fn parse<'h, 'b>(
                 return Err(RequestError::Bad("more than one Host header"));
             }
         } else if name.eq_ignore_ascii_case("content-length") {
-            let n = parse_content_length(h.value).ok_or(RequestError::Bad("invalid Content-Length"))?;
+            let n =
+                parse_content_length(h.value).ok_or(RequestError::Bad("invalid Content-Length"))?;
             if content_length.is_some_and(|prev| prev != n) {
                 return Err(RequestError::Bad("conflicting Content-Length headers"));
             }
@@ -94,7 +101,9 @@ pub fn parse<'h, 'b>(
             for t in tokens(h.value) {
                 // Only a single, final `chunked` is understood.
                 if chunked || !t.eq_ignore_ascii_case(b"chunked") {
-                    return Err(RequestError::NotImplemented("transfer coding other than chunked"));
+                    return Err(RequestError::NotImplemented(
+                        "transfer coding other than chunked",
+                    ));
                 }
                 chunked = true;
             }
@@ -119,10 +128,14 @@ pub fn parse<'h, 'b>(
         return Err(RequestError::Bad("empty Transfer-Encoding"));
     }
     if transfer_encoding && minor == 0 {
-        return Err(RequestError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
+        return Err(RequestError::Bad(
+            "Transfer-Encoding in an HTTP/1.0 request",
+        ));
     }
     if transfer_encoding && content_length.is_some() {
-        return Err(RequestError::Bad("both Content-Length and Transfer-Encoding"));
+        return Err(RequestError::Bad(
+            "both Content-Length and Transfer-Encoding",
+        ));
     }
     if minor == 1 && host.is_none() && authority.is_none() {
         return Err(RequestError::Bad("missing Host header"));
@@ -175,7 +188,8 @@ fn split_target(target: &str) -> Result<(&str, Option<&[u8]>), RequestError> {
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 #[cfg(test)]
@@ -184,7 +198,9 @@ mod tests {
 
     fn parse_ok(raw: &str) -> (BodyLen, bool, Option<String>, String) {
         let mut headers = [httparse::EMPTY_HEADER; 32];
-        let head = parse(raw.as_bytes(), &mut headers).expect("valid").expect("complete");
+        let head = parse(raw.as_bytes(), &mut headers)
+            .expect("valid")
+            .expect("complete");
         let host = head.host.map(|h| String::from_utf8_lossy(h).into_owned());
         (head.body, head.keep_alive, host, head.path.to_string())
     }
@@ -200,17 +216,27 @@ mod tests {
     #[test]
     fn accepts_ordinary_requests() {
         let (body, ka, host, path) = parse_ok("GET /a/b?x=1 HTTP/1.1\r\nHost: Ex.com\r\n\r\n");
-        assert_eq!((body, ka, host.as_deref(), path.as_str()), (BodyLen::None, true, Some("Ex.com"), "/a/b"));
-        let (body, ka, ..) = parse_ok("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: close\r\n\r\n");
+        assert_eq!(
+            (body, ka, host.as_deref(), path.as_str()),
+            (BodyLen::None, true, Some("Ex.com"), "/a/b")
+        );
+        let (body, ka, ..) = parse_ok(
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+        );
         assert_eq!((body, ka), (BodyLen::Length(5), false));
-        let (body, ..) = parse_ok("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n");
+        let (body, ..) =
+            parse_ok("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n");
         assert_eq!(body, BodyLen::Chunked);
         let (_, ka, host, _) = parse_ok("GET / HTTP/1.0\r\n\r\n");
         assert_eq!((ka, host), (false, None));
         let (_, ka, ..) = parse_ok("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         assert!(ka);
-        let (_, _, host, path) = parse_ok("GET http://abs.example:8080/p?q HTTP/1.1\r\nHost: other\r\n\r\n");
-        assert_eq!((host.as_deref(), path.as_str()), (Some("abs.example:8080"), "/p"));
+        let (_, _, host, path) =
+            parse_ok("GET http://abs.example:8080/p?q HTTP/1.1\r\nHost: other\r\n\r\n");
+        assert_eq!(
+            (host.as_deref(), path.as_str()),
+            (Some("abs.example:8080"), "/p")
+        );
     }
 
     #[test]
@@ -240,9 +266,15 @@ mod tests {
     #[test]
     fn partial_and_too_many_headers() {
         let mut headers = [httparse::EMPTY_HEADER; 2];
-        assert!(matches!(parse(b"GET / HTTP/1.1\r\nHost: a\r\n", &mut headers), Ok(None)));
+        assert!(matches!(
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\n", &mut headers),
+            Ok(None)
+        ));
         let raw = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n";
-        assert_eq!(parse(raw, &mut headers).err(), Some(RequestError::HeadTooLarge));
+        assert_eq!(
+            parse(raw, &mut headers).err(),
+            Some(RequestError::HeadTooLarge)
+        );
     }
 
     #[test]

@@ -60,13 +60,18 @@ pub fn parse<'h, 'b>(
     let (mut close, mut keep_alive) = (false, false);
     for h in headers {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = parse_content_length(h.value).ok_or(ResponseError::Malformed("invalid Content-Length"))?;
+            let n = parse_content_length(h.value)
+                .ok_or(ResponseError::Malformed("invalid Content-Length"))?;
             if content_length.is_some_and(|prev| prev != n) {
-                return Err(ResponseError::Malformed("conflicting Content-Length headers"));
+                return Err(ResponseError::Malformed(
+                    "conflicting Content-Length headers",
+                ));
             }
             content_length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = tokens(h.value).last().map(|t| t.eq_ignore_ascii_case(b"chunked"));
+            let last = tokens(h.value)
+                .last()
+                .map(|t| t.eq_ignore_ascii_case(b"chunked"));
             transfer_encoding = Some(last.unwrap_or(false));
         } else if h.name.eq_ignore_ascii_case("connection") {
             connection = Some(h.value);
@@ -87,7 +92,15 @@ pub fn parse<'h, 'b>(
         }
     };
     let reusable = !close && (minor == 1 || keep_alive) && body != BodyLen::Close && status != 101;
-    Ok(Some(ResponseHead { status, reason, headers, len, body, reusable, connection }))
+    Ok(Some(ResponseHead {
+        status,
+        reason,
+        headers,
+        len,
+        body,
+        reusable,
+        connection,
+    }))
 }
 
 #[cfg(test)]
@@ -96,24 +109,66 @@ mod tests {
 
     fn framing(raw: &str, head_request: bool) -> (BodyLen, bool) {
         let mut headers = [httparse::EMPTY_HEADER; 16];
-        let r = parse(raw.as_bytes(), &mut headers, head_request).expect("valid").expect("complete");
+        let r = parse(raw.as_bytes(), &mut headers, head_request)
+            .expect("valid")
+            .expect("complete");
         (r.body, r.reusable)
     }
 
     #[test]
     fn framing_table() {
         let cases: &[(&str, bool, (BodyLen, bool))] = &[
-            ("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", false, (BodyLen::Length(3), true)),
-            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", false, (BodyLen::Chunked, true)),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+                false,
+                (BodyLen::Length(3), true),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                false,
+                (BodyLen::Chunked, true),
+            ),
             ("HTTP/1.1 200 OK\r\n\r\n", false, (BodyLen::Close, false)),
-            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, (BodyLen::Close, false)),
-            ("HTTP/1.1 204 No Content\r\n\r\n", false, (BodyLen::None, true)),
-            ("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, (BodyLen::None, true)),
-            ("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true, (BodyLen::None, true)),
-            ("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n", false, (BodyLen::Length(1), false)),
-            ("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false, (BodyLen::Length(1), false)),
-            ("HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\n", false, (BodyLen::Length(1), true)),
-            ("HTTP/1.1 100 Continue\r\n\r\n", false, (BodyLen::None, true)),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                false,
+                (BodyLen::Close, false),
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                false,
+                (BodyLen::None, true),
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+                false,
+                (BodyLen::None, true),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+                true,
+                (BodyLen::None, true),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n",
+                false,
+                (BodyLen::Length(1), false),
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+                false,
+                (BodyLen::Length(1), false),
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\n",
+                false,
+                (BodyLen::Length(1), true),
+            ),
+            (
+                "HTTP/1.1 100 Continue\r\n\r\n",
+                false,
+                (BodyLen::None, true),
+            ),
         ];
         for (raw, head, want) in cases {
             assert_eq!(framing(raw, *head), *want, "{raw:?}");

@@ -22,8 +22,14 @@ pub fn normalize<'o>(value: &[u8], out: &'o mut [u8; MAX_HOST_LEN]) -> Option<&'
 }
 
 fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &v[start..end]
 }
 
@@ -74,7 +80,12 @@ mod tests {
         ];
         for (input, want) in cases {
             let mut buf = [0u8; MAX_HOST_LEN];
-            assert_eq!(normalize(input, &mut buf), *want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                normalize(input, &mut buf),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 

@@ -73,17 +73,26 @@ impl RouteTable {
             }
             let id = table.routes.len() as RouteId;
             let (matcher, host) = match &rule.host {
-                HostMatch::Any => (table.any_host.get_or_insert_with(Default::default), "*".to_string()),
-                HostMatch::Exact(h) => (table.exact_hosts.entry(h.as_str().into()).or_default(), h.clone()),
-                HostMatch::Wildcard(s) => {
-                    (table.wildcard_hosts.entry(s.as_str().into()).or_default(), format!("*.{s}"))
-                }
+                HostMatch::Any => (
+                    table.any_host.get_or_insert_with(Default::default),
+                    "*".to_string(),
+                ),
+                HostMatch::Exact(h) => (
+                    table.exact_hosts.entry(h.as_str().into()).or_default(),
+                    h.clone(),
+                ),
+                HostMatch::Wildcard(s) => (
+                    table.wildcard_hosts.entry(s.as_str().into()).or_default(),
+                    format!("*.{s}"),
+                ),
             };
             // The translation already resolved conflicts; should a duplicate
             // still arrive, the first rule stays, as in the translation.
             match rule.path_type {
                 PathType::Exact => matcher.insert_exact(&rule.path, id),
-                PathType::Prefix | PathType::ImplementationSpecific => matcher.insert_prefix(&rule.path, id),
+                PathType::Prefix | PathType::ImplementationSpecific => {
+                    matcher.insert_prefix(&rule.path, id)
+                }
             };
             table.routes.push(Route {
                 ingress: rule.source.to_string().into(),
@@ -166,7 +175,10 @@ mod tests {
             path: path.into(),
             path_type,
             backend,
-            source: IngressRef { namespace: "default".into(), name: "ing".into() },
+            source: IngressRef {
+                namespace: "default".into(),
+                name: "ing".into(),
+            },
         }
     }
 
@@ -174,13 +186,28 @@ mod tests {
     fn host_precedence_is_exclusive_and_most_specific_first() {
         let config = RouteConfig {
             rules: vec![
-                rule(HostMatch::Exact("a.example.com".into()), "/only", PathType::Prefix, 0),
-                rule(HostMatch::Wildcard("example.com".into()), "/", PathType::Prefix, 1),
+                rule(
+                    HostMatch::Exact("a.example.com".into()),
+                    "/only",
+                    PathType::Prefix,
+                    0,
+                ),
+                rule(
+                    HostMatch::Wildcard("example.com".into()),
+                    "/",
+                    PathType::Prefix,
+                    1,
+                ),
                 rule(HostMatch::Any, "/", PathType::Prefix, 2),
             ],
             default_backend: Some(3),
             default_backend_source: None,
-            backends: vec![backend("a"), backend("wild"), backend("any"), backend("def")],
+            backends: vec![
+                backend("a"),
+                backend("wild"),
+                backend("any"),
+                backend("def"),
+            ],
         };
         let t = RouteTable::compile(&config).expect("compiles");
         let b = |host: &str, path: &str| match t.lookup(host, path) {
@@ -188,10 +215,22 @@ mod tests {
             Match::None => None,
         };
         assert_eq!(b("a.example.com", "/only/x"), Some(0));
-        assert_eq!(b("a.example.com", "/other"), Some(3), "exact host owns its paths");
+        assert_eq!(
+            b("a.example.com", "/other"),
+            Some(3),
+            "exact host owns its paths"
+        );
         assert_eq!(b("b.example.com", "/x"), Some(1));
-        assert_eq!(b("x.b.example.com", "/x"), Some(2), "wildcard covers one label only");
-        assert_eq!(b("example.com", "/x"), Some(2), "wildcard needs one extra label");
+        assert_eq!(
+            b("x.b.example.com", "/x"),
+            Some(2),
+            "wildcard covers one label only"
+        );
+        assert_eq!(
+            b("example.com", "/x"),
+            Some(2),
+            "wildcard needs one extra label"
+        );
         assert_eq!(b("other.org", "/"), Some(2));
     }
 
@@ -203,7 +242,13 @@ mod tests {
             ..RouteConfig::default()
         };
         let t = RouteTable::compile(&config).expect("compiles");
-        assert_eq!(t.lookup("h", "/a"), Match::Route { route: 0, backend: 0 });
+        assert_eq!(
+            t.lookup("h", "/a"),
+            Match::Route {
+                route: 0,
+                backend: 0
+            }
+        );
         assert_eq!(t.lookup("h", "/b"), Match::None);
         assert_eq!(t.lookup("x", "/a"), Match::None);
     }

@@ -37,10 +37,20 @@ pub struct ConnectPolicy {
 /// Takes a pooled connection to `first`, or connects to it; on connect
 /// failure tries the backend's next endpoints (nothing has been sent, so
 /// any method may be retried).
-pub async fn acquire(pool: &Pool, backend: &Backend, first: usize, policy: &ConnectPolicy) -> Result<Upstream, ProxyError> {
+pub async fn acquire(
+    pool: &Pool,
+    backend: &Backend,
+    first: usize,
+    policy: &ConnectPolicy,
+) -> Result<Upstream, ProxyError> {
     let addr = backend.endpoints[first].addr;
     if let Some(stream) = pool.take(addr) {
-        return Ok(Upstream { stream, endpoint: first, addr, reused: true });
+        return Ok(Upstream {
+            stream,
+            endpoint: first,
+            addr,
+            reused: true,
+        });
     }
     let attempts = policy.attempts.clamp(1, backend.endpoints.len());
     let mut last_error = None;
@@ -49,18 +59,32 @@ pub async fn acquire(pool: &Pool, backend: &Backend, first: usize, policy: &Conn
         let addr = backend.endpoints[endpoint].addr;
         if attempt > 0 {
             if let Some(stream) = pool.take(addr) {
-                return Ok(Upstream { stream, endpoint, addr, reused: true });
+                return Ok(Upstream {
+                    stream,
+                    endpoint,
+                    addr,
+                    reused: true,
+                });
             }
         }
         match connect(addr, policy).await {
-            Ok(stream) => return Ok(Upstream { stream, endpoint, addr, reused: false }),
+            Ok(stream) => {
+                return Ok(Upstream {
+                    stream,
+                    endpoint,
+                    addr,
+                    reused: false,
+                })
+            }
             Err(e) => {
                 tracing::debug!(%addr, backend = %backend.name, error = %e, "upstream connect failed");
                 last_error = Some(e);
             }
         }
     }
-    Err(ProxyError::Connect(last_error.unwrap_or_else(|| std::io::ErrorKind::NotConnected.into())))
+    Err(ProxyError::Connect(
+        last_error.unwrap_or_else(|| std::io::ErrorKind::NotConnected.into()),
+    ))
 }
 
 /// A fresh connection with the policy's timeouts applied.

@@ -27,7 +27,12 @@ impl Pool {
     /// A pool keeping at most `max_idle` connections per endpoint, each for
     /// at most `idle_timeout`.
     pub fn new(max_idle: usize, idle_timeout: Duration) -> Pool {
-        Pool { idle: RefCell::default(), max_idle, idle_timeout, created: Cell::new(0) }
+        Pool {
+            idle: RefCell::default(),
+            max_idle,
+            idle_timeout,
+            created: Cell::new(0),
+        }
     }
 
     /// The most recently returned live connection to `addr`, if any.
@@ -53,7 +58,10 @@ impl Pool {
             // Drop the coldest one: it is the most likely to be stale.
             list.remove(0);
         }
-        list.push(Idle { stream, since: Instant::now() });
+        list.push(Idle {
+            stream,
+            since: Instant::now(),
+        });
     }
 
     /// Counts a new connection (for statistics and tests).

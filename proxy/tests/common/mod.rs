@@ -55,7 +55,10 @@ pub fn rule(host: Option<&str>, paths: &[String]) -> String {
 /// when the proxy answered itself.
 pub fn who(rauta: &Rauta, host: &str, path: &str) -> String {
     match rauta_testkit::get(rauta.addr(), host, path) {
-        Ok(r) => r.header("x-backend").map(str::to_string).unwrap_or_else(|| r.status.to_string()),
+        Ok(r) => r
+            .header("x-backend")
+            .map(str::to_string)
+            .unwrap_or_else(|| r.status.to_string()),
         Err(e) => format!("error: {e}"),
     }
 }
@@ -64,7 +67,10 @@ pub fn who(rauta: &Rauta, host: &str, path: &str) -> String {
 pub fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + timeout;
     while !f() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -95,7 +101,8 @@ impl ScriptedBackend {
                 acc.fetch_add(1, Ordering::SeqCst);
                 let req = req.clone();
                 std::thread::spawn(move || {
-                    let _ = stream.set_read_timeout(Some(idle_close.unwrap_or(Duration::from_secs(60))));
+                    let _ = stream
+                        .set_read_timeout(Some(idle_close.unwrap_or(Duration::from_secs(60))));
                     let mut buf = Vec::new();
                     let mut piece = [0u8; 4096];
                     loop {
@@ -116,6 +123,10 @@ impl ScriptedBackend {
                 });
             }
         });
-        ScriptedBackend { port, requests, accepted }
+        ScriptedBackend {
+            port,
+            requests,
+            accepted,
+        }
     }
 }
