@@ -56,7 +56,15 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
     let _inflight = state.start(plan.endpoint);
     let cfg = &shard.cfg;
 
-    let mut up = match upstream::acquire(&shard.pool, backend, plan.endpoint, &cfg.connect).await {
+    let mut up = match upstream::acquire(
+        &shard.pool,
+        backend,
+        plan.endpoint,
+        &cfg.connect,
+        plan.body != BodyLen::None,
+    )
+    .await
+    {
         Ok(up) => up,
         Err(e) => return fail(conn, e, keep_on_error).await,
     };

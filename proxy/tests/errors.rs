@@ -340,3 +340,61 @@ fn a_stale_pooled_connection_is_replaced_transparently() {
         "each request needed a fresh upstream connection"
     );
 }
+
+#[test]
+fn garbage_and_mutated_requests_never_take_the_proxy_down() {
+    let (mut rauta, _backend, _dir) = setup(&["--header-read-timeout", "300ms"]);
+    let valid = b"POST /echo-body HTTP/1.1\r\nHost: ok.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let addr = rauta.addr();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let inputs: Vec<Vec<u8>> = (0..30)
+                .map(|i| {
+                    let mut raw = valid.to_vec();
+                    if i % 4 == 0 {
+                        // Pure noise.
+                        raw = (0..(next() % 300)).map(|_| next() as u8).collect();
+                    } else {
+                        // A valid request with a few bytes flipped, cut or inserted.
+                        for _ in 0..(1 + next() % 4) {
+                            let at = (next() as usize) % raw.len();
+                            match next() % 3 {
+                                0 => raw[at] = next() as u8,
+                                1 => raw.truncate(at.max(1)),
+                                _ => raw.insert(at, next() as u8),
+                            }
+                        }
+                    }
+                    raw
+                })
+                .collect();
+            std::thread::spawn(move || {
+                for raw in inputs {
+                    let _ = raw_exchange(addr, &raw, Duration::from_millis(400));
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client");
+    }
+    assert!(
+        rauta.try_exit().is_none(),
+        "rauta died; log:\n{}",
+        rauta.log()
+    );
+    assert!(
+        !rauta.log().contains("panicked"),
+        "a task panicked:\n{}",
+        rauta.log()
+    );
+    let r = rauta_testkit::get(rauta.addr(), "ok.example", "/").expect("still serving");
+    assert_eq!(r.status, 200);
+}

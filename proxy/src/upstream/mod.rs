@@ -36,15 +36,17 @@ pub struct ConnectPolicy {
 
 /// Takes a pooled connection to `first`, or connects to it; on connect
 /// failure tries the backend's next endpoints (nothing has been sent, so
-/// any method may be retried).
+/// any method may be retried). `has_body`: the request cannot be resent,
+/// so a pooled connection is checked before use.
 pub async fn acquire(
     pool: &Pool,
     backend: &Backend,
     first: usize,
     policy: &ConnectPolicy,
+    has_body: bool,
 ) -> Result<Upstream, ProxyError> {
     let addr = backend.endpoints[first].addr;
-    if let Some(stream) = pool.take(addr) {
+    if let Some(stream) = pool.take(addr, has_body) {
         return Ok(Upstream {
             stream,
             endpoint: first,
@@ -58,7 +60,7 @@ pub async fn acquire(
         let endpoint = backend.retry(first, attempt);
         let addr = backend.endpoints[endpoint].addr;
         if attempt > 0 {
-            if let Some(stream) = pool.take(addr) {
+            if let Some(stream) = pool.take(addr, has_body) {
                 return Ok(Upstream {
                     stream,
                     endpoint,

@@ -4,9 +4,12 @@
 
 use crate::rt::{self, TcpStream};
 use rustc_hash::FxHashMap;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// Idle time after which a pooled connection is checked before reuse.
+const VERIFY_AFTER: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
 struct Idle {
@@ -20,7 +23,6 @@ pub struct Pool {
     idle: RefCell<FxHashMap<SocketAddr, Vec<Idle>>>,
     max_idle: usize,
     idle_timeout: Duration,
-    created: Cell<u64>,
 }
 
 impl Pool {
@@ -31,18 +33,28 @@ impl Pool {
             idle: RefCell::default(),
             max_idle,
             idle_timeout,
-            created: Cell::new(0),
         }
     }
 
     /// The most recently returned live connection to `addr`, if any.
-    pub fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+    ///
+    /// Checking that the upstream has not closed it costs a syscall, so it
+    /// is done only when a failure could not be retried (`must_verify`: the
+    /// request has a body) or when the connection sat idle long enough for
+    /// an upstream keep-alive timeout to have struck. A hot connection that
+    /// turns out dead is retried by the caller when that is safe.
+    pub fn take(&self, addr: SocketAddr, must_verify: bool) -> Option<TcpStream> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
         while let Some(conn) = list.pop() {
-            if conn.since.elapsed() < self.idle_timeout && !rt::idle_is_dead(&conn.stream) {
-                return Some(conn.stream);
+            let age = conn.since.elapsed();
+            if age >= self.idle_timeout {
+                continue;
             }
+            if (must_verify || age >= VERIFY_AFTER) && rt::idle_is_dead(&conn.stream) {
+                continue;
+            }
+            return Some(conn.stream);
         }
         None
     }
@@ -62,16 +74,6 @@ impl Pool {
             stream,
             since: Instant::now(),
         });
-    }
-
-    /// Counts a new connection (for statistics and tests).
-    pub fn note_created(&self) {
-        self.created.set(self.created.get() + 1);
-    }
-
-    /// Connections created by this shard so far.
-    pub fn created(&self) -> u64 {
-        self.created.get()
     }
 
     /// Closes idle connections past their timeout (called periodically, so
