@@ -243,21 +243,16 @@ async fn send_request(
             Failure::Proxy(ProxyError::UpstreamIo(e))
         });
     }
-    let result = match plan.body {
-        BodyLen::None | BodyLen::Close => return Ok(()),
-        BodyLen::Length(n) => {
-            body::copy_length(&mut conn.stream, &mut conn.rbuf, &mut up.stream, n).await
-        }
-        BodyLen::Chunked => body::copy_chunked(
-            &mut conn.stream,
-            &mut conn.rbuf,
-            &mut up.stream,
-            false,
-            limit,
-        )
-        .await
-        .map(drop),
-    };
+    // A request body is never close-delimited (the parser never says so).
+    let result = body::relay(
+        &mut conn.stream,
+        &mut conn.rbuf,
+        &mut up.stream,
+        plan.body,
+        false,
+        limit,
+    )
+    .await;
     result.map_err(|e| match e {
         BodyError::Write(e) => Failure::Proxy(ProxyError::UpstreamIo(e)),
         BodyError::Eof => Failure::ClientGone,
@@ -404,24 +399,15 @@ async fn relay_response(
         tunnel::run(conn, up.stream).await;
         return Outcome::Done;
     }
-    let result = match body_len {
-        BodyLen::None => Ok(()),
-        BodyLen::Length(n) => {
-            body::copy_length(&mut up.stream, &mut conn.ubuf, &mut conn.stream, n).await
-        }
-        BodyLen::Chunked => body::copy_chunked(
-            &mut up.stream,
-            &mut conn.ubuf,
-            &mut conn.stream,
-            dechunk,
-            None,
-        )
-        .await
-        .map(drop),
-        BodyLen::Close => body::copy_to_eof(&mut up.stream, &mut conn.ubuf, &mut conn.stream)
-            .await
-            .map(drop),
-    };
+    let result = body::relay(
+        &mut up.stream,
+        &mut conn.ubuf,
+        &mut conn.stream,
+        body_len,
+        dechunk,
+        None,
+    )
+    .await;
     match result {
         Ok(()) => {
             if reusable && conn.ubuf.is_empty() {

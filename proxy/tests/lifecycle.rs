@@ -212,13 +212,19 @@ fn check_prints_the_table_and_fails_on_errors() {
     let (_b, svc) = service("live", "blue");
     let dir = ManifestDir::new();
     dir.write("all.yaml", &join(&[&class(), &svc, &route_to("blue")]));
-    let out = Command::new(env!("CARGO_BIN_EXE_rauta"))
-        .args(["check", "--manifests"])
-        .arg(dir.path())
-        .output()
-        .expect("run");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let check = |dir: &ManifestDir| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rauta"))
+            .args(["check", "--manifests"])
+            .arg(dir.path())
+            .output()
+            .expect("run");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = check(&dir);
+    assert!(ok, "{text}");
     assert!(
         text.contains("site.example")
             && text.contains("live/blue:http")
@@ -229,13 +235,8 @@ fn check_prints_the_table_and_fails_on_errors() {
         "bad.yaml",
         "kind: Service\napiVersion: v1\nmetadata:\n  name: x\nspec:\n  ports: 7\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_rauta"))
-        .args(["check", "--manifests"])
-        .arg(dir.path())
-        .output()
-        .expect("run");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let (ok, text) = check(&dir);
+    assert!(!ok);
     assert!(
         text.contains("bad.yaml") && text.contains("Service default/x"),
         "{text}"

@@ -4,6 +4,7 @@
 
 use super::buf::IoBuf;
 use super::chunked::{ChunkError, ChunkedDecoder};
+use super::BodyLen;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use std::io;
 
@@ -99,6 +100,28 @@ where
         if decoder.is_done() {
             return Ok(decoder.data_total());
         }
+    }
+}
+
+/// Relays a body framed as `len`. `dechunk` sends a chunked body's data
+/// only; `limit` bounds a chunked body's data bytes.
+pub async fn relay<R, W>(
+    src: &mut R,
+    buf: &mut IoBuf,
+    dst: &mut W,
+    len: BodyLen,
+    dechunk: bool,
+    limit: Option<u64>,
+) -> Result<(), BodyError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match len {
+        BodyLen::None => Ok(()),
+        BodyLen::Length(n) => copy_length(src, buf, dst, n).await,
+        BodyLen::Chunked => copy_chunked(src, buf, dst, dechunk, limit).await.map(drop),
+        BodyLen::Close => copy_to_eof(src, buf, dst).await.map(drop),
     }
 }
 
