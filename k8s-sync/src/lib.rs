@@ -1,15 +1,17 @@
 //! rauta-k8s-sync: turns Kubernetes objects into a [`RouteConfig`].
 //!
-//! Sources (a manifests directory today, the API server later) produce
+//! Sources (a manifests directory, or the API server: [`api::ApiSource`]) produce
 //! [`objects::SourcedObject`]s; [`translate::translate`] is a pure function
 //! from those objects to a validated, conflict-free [`RouteConfig`] plus the
 //! problems found; [`manifests::ManifestSource`] watches a directory and
 //! publishes every good configuration.
 
+pub mod api;
 pub mod manifests;
 pub mod objects;
 pub mod problem;
 pub mod report;
+pub mod stats;
 pub mod translate;
 
 pub use rauta_shared::config::RouteConfig;

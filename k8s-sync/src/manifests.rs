@@ -3,6 +3,7 @@
 
 use crate::objects::{describe, KubeObject, SourcedObject, DEFAULT_NAMESPACE};
 use crate::problem::{Problem, Severity};
+use crate::stats::SourceStats;
 use crate::translate::{translate, Translation};
 use crate::ClassSelector;
 use rauta_shared::config::RouteConfig;
@@ -12,7 +13,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -326,6 +327,7 @@ enum Msg {
 pub struct ManifestSource {
     control: mpsc::Sender<Msg>,
     thread: JoinHandle<()>,
+    stats: Arc<SourceStats>,
 }
 
 impl ManifestSource {
@@ -350,14 +352,25 @@ impl ManifestSource {
         // Watching before the first load means no change can slip in between.
         notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive)
             .map_err(|e| watch_error(&dir, e))?;
+        let stats = Arc::new(SourceStats::default());
+        let thread_stats = stats.clone();
         let thread = thread::Builder::new()
             .name("rauta-manifests".to_string())
             .spawn(move || {
                 // Keep the watcher alive as long as the loop runs.
                 let _watcher = watcher;
-                run(&dir, &sel, debounce, publish, &rx);
+                run(&dir, &sel, debounce, publish, &rx, &thread_stats);
             })?;
-        Ok(ManifestSource { control, thread })
+        Ok(ManifestSource {
+            control,
+            thread,
+            stats,
+        })
+    }
+
+    /// Load counters, for metrics.
+    pub fn stats(&self) -> Arc<SourceStats> {
+        self.stats.clone()
     }
 
     /// Stops the thread and waits for it.
@@ -392,9 +405,10 @@ fn run(
     debounce: Duration,
     mut publish: impl FnMut(RouteConfig),
     rx: &mpsc::Receiver<Msg>,
+    stats: &SourceStats,
 ) {
     let mut last: Option<RouteConfig> = None;
-    reload(dir, sel, &mut last, &mut publish);
+    reload(dir, sel, &mut last, &mut publish, stats);
     let mut deadline: Option<Instant> = None;
     loop {
         let msg = match deadline {
@@ -406,7 +420,7 @@ fn run(
                 Ok(msg) => msg,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     deadline = None;
-                    reload(dir, sel, &mut last, &mut publish);
+                    reload(dir, sel, &mut last, &mut publish, stats);
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -446,8 +460,10 @@ fn reload(
     sel: &ClassSelector,
     last: &mut Option<RouteConfig>,
     publish: &mut impl FnMut(RouteConfig),
+    stats: &SourceStats,
 ) {
     let translation = load_and_translate(dir, sel);
+    stats.record(&translation, translation.has_errors());
     for problem in &translation.problems {
         match problem.severity {
             Severity::Error => tracing::error!("{problem}"),

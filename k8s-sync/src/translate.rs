@@ -74,6 +74,26 @@ pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation 
     }
 }
 
+/// The Ingresses among `objects` that `sel` serves, valid or not, by the
+/// same class rules as [`translate`]; sorted, without duplicates.
+pub fn served_ingresses(objects: &[SourcedObject], sel: &ClassSelector) -> Vec<IngressRef> {
+    let index = Index::new(objects);
+    // The warnings are reported by `translate`; here only the verdict counts.
+    let mut scratch = Vec::new();
+    let mut served: Vec<IngressRef> = index
+        .ingresses
+        .iter()
+        .filter(|(src, ing)| is_served(src, ing, sel, &index, &mut scratch))
+        .map(|(_, ing)| IngressRef {
+            namespace: ingress_namespace(ing).to_string(),
+            name: ing.metadata.name.clone().unwrap_or_default(),
+        })
+        .collect();
+    served.sort();
+    served.dedup();
+    served
+}
+
 /// Drops repeated problems (e.g. one bad EndpointSlice used by many Ingresses).
 fn dedup(problems: Vec<Problem>) -> Vec<Problem> {
     let mut seen = HashSet::new();

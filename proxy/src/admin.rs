@@ -1,76 +1,253 @@
 //! The admin listener: a small blocking HTTP server on its own thread, off
-//! the shard cores. /healthz and /readyz today.
+//! the shard cores and never on the client port. `/healthz`, `/readyz`,
+//! `/metrics`, `/routes`, `/debug/route`.
 
-use crate::control::Readiness;
+use crate::control::{ControlStatus, Readiness, Snapshotter};
+use crate::metrics::exposition::{self, ProcessInfo};
+use crate::metrics::registry::Registry;
+use crate::router::explain;
+use rauta_k8s_sync::stats::SourceStats;
+use serde_json::json;
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// How long a scrape waits for the shards' snapshots.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the admin thread reads from the rest of the process.
+#[derive(Debug)]
+pub struct AdminState {
+    /// Which generation every shard serves.
+    pub readiness: Arc<Readiness>,
+    /// The latest published table and compile failures.
+    pub control: Arc<ControlStatus>,
+    /// Asks shards for statistics.
+    pub snapshotter: Snapshotter,
+    /// Load counters of the configuration source, once it runs.
+    pub source: OnceLock<Arc<SourceStats>>,
+}
 
 /// Starts the admin server on an already bound listener.
 pub fn spawn(
     listener: TcpListener,
-    readiness: Arc<Readiness>,
+    state: Arc<AdminState>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("rauta-admin".into())
         .spawn(move || {
+            let mut registry = Registry::default();
             for stream in listener.incoming().flatten() {
-                if let Err(e) = handle(stream, &readiness) {
+                if let Err(e) = handle(stream, &state, &mut registry) {
                     tracing::debug!(error = %e, "admin request failed");
                 }
             }
         })
 }
 
-fn handle(mut stream: TcpStream, readiness: &Readiness) -> std::io::Result<()> {
+fn handle(
+    mut stream: TcpStream,
+    state: &AdminState,
+    registry: &mut Registry,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; 8192];
     let mut len = 0;
-    let path = loop {
+    let target = loop {
         let n = stream.read(&mut buf[len..])?;
         if n == 0 {
             return Ok(());
         }
         len += n;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf[..len]) {
-            Ok(httparse::Status::Complete(_)) => break req.path.unwrap_or("/").to_string(),
+            Ok(httparse::Status::Complete(_))
+                if req.method == Some("GET") || req.method == Some("HEAD") =>
+            {
+                break req.path.unwrap_or("/").to_string()
+            }
+            Ok(httparse::Status::Complete(_)) => {
+                return respond(&mut stream, 405, "text/plain", "only GET and HEAD\n")
+            }
             Ok(httparse::Status::Partial) if len < buf.len() => continue,
-            _ => return respond(&mut stream, 400, "bad request\n"),
+            _ => return respond(&mut stream, 400, "text/plain", "bad request\n"),
         }
     };
-    let path = path.split('?').next().unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     match path {
-        "/healthz" => respond(&mut stream, 200, "ok\n"),
-        "/readyz" => match readiness.ready_generation() {
+        "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n"),
+        "/readyz" => match state.readiness.ready_generation() {
             Some(generation) => respond(
                 &mut stream,
                 200,
+                "text/plain",
                 &format!("ready generation={generation}\n"),
             ),
             None => respond(
                 &mut stream,
                 503,
+                "text/plain",
                 "not ready: no route table live on every shard yet\n",
             ),
         },
-        _ => respond(&mut stream, 404, "not found\n"),
+        "/metrics" => {
+            let body = metrics(state, registry);
+            respond(
+                &mut stream,
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                &body,
+            )
+        }
+        "/routes" => respond(&mut stream, 200, "application/json", &routes(state)),
+        "/debug/route" => debug_route(&mut stream, state, query),
+        _ => respond(&mut stream, 404, "text/plain", "not found\n"),
     }
 }
 
-fn respond(stream: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
+fn metrics(state: &AdminState, registry: &mut Registry) -> String {
+    let latest = state.control.latest();
+    let live: HashSet<&str> = latest
+        .as_ref()
+        .map(|p| p.table.routes().iter().map(|r| &*r.key).collect())
+        .unwrap_or_default();
+    for snapshot in state.snapshotter.collect(SNAPSHOT_TIMEOUT) {
+        registry.merge(snapshot, &live);
+    }
+    registry.retain(&live);
+    let counts = state.source.get().map(|s| s.counts()).unwrap_or_default();
+    // jemalloc caches its statistics; advancing the epoch refreshes them.
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let process = ProcessInfo {
+        generation: latest.as_ref().map_or(0, |p| p.generation),
+        last_swap_unix: latest
+            .as_ref()
+            .and_then(|p| p.at.duration_since(UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64()),
+        reloads: counts.loads,
+        reloads_failed: counts.rejected + state.control.compile_failures(),
+        config_errors: counts.errors,
+        config_warnings: counts.warnings,
+        allocated_bytes: tikv_jemalloc_ctl::stats::allocated::read()
+            .ok()
+            .map(|v| v as u64),
+        resident_bytes: tikv_jemalloc_ctl::stats::resident::read()
+            .ok()
+            .map(|v| v as u64),
+    };
+    exposition::render(registry, latest.as_ref().map(|p| &*p.table), &process)
+}
+
+fn routes(state: &AdminState) -> String {
+    let Some(published) = state.control.latest() else {
+        return json!({ "generation": 0, "rules": [], "default_backend": null, "backends": [] })
+            .to_string();
+    };
+    let table = &published.table;
+    let rules: Vec<_> = table
+        .routes()
+        .iter()
+        .filter(|r| !r.is_default_backend())
+        .map(|r| {
+            json!({
+                "ingress": format!("{}/{}", r.namespace, r.ingress),
+                "host": &*r.host,
+                "path": &*r.path,
+                "path_type": r.path_type.map(|t| format!("{t:?}")),
+                "backend": &*table.backend(r.backend).name,
+            })
+        })
+        .collect();
+    let default_backend = table.routes().iter().find(|r| r.is_default_backend()).map(|r| {
+        json!({ "ingress": format!("{}/{}", r.namespace, r.ingress), "backend": &*table.backend(r.backend).name })
+    });
+    let backends: Vec<_> = table
+        .backends()
+        .iter()
+        .map(|b| {
+            let endpoints: Vec<_> = b
+                .endpoints
+                .iter()
+                .map(|e| {
+                    json!({
+                        "address": e.addr.to_string(),
+                        "weight": e.weight,
+                        "state": if e.ready { "ready" } else { "serving-terminating" },
+                        "target": e.target.as_deref(),
+                    })
+                })
+                .collect();
+            json!({ "name": &*b.name, "service": &*b.service, "policy": b.policy_name(), "endpoints": endpoints })
+        })
+        .collect();
+    json!({
+        "generation": published.generation,
+        "live_on_every_shard": state.readiness.ready_generation() == Some(published.generation),
+        "rules": rules,
+        "default_backend": default_backend,
+        "backends": backends,
+    })
+    .to_string()
+}
+
+fn debug_route(stream: &mut TcpStream, state: &AdminState, query: &str) -> std::io::Result<()> {
+    let (mut host, mut path, mut method) = (None, None, None);
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "host" => host = Some(v.into_owned()),
+            "path" => path = Some(v.into_owned()),
+            "method" => method = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let (Some(host), Some(path)) = (host, path) else {
+        return respond(
+            stream,
+            400,
+            "text/plain",
+            "usage: /debug/route?host=HOST&path=/PATH[&method=GET]\n",
+        );
+    };
+    let Some(published) = state.control.latest() else {
+        return respond(stream, 503, "text/plain", "no route table loaded yet\n");
+    };
+    let explanation = explain::explain(&published.table, &host, &path);
+    let mut body = serde_json::to_value(&explanation).unwrap_or_default();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("generation".into(), json!(published.generation));
+        // Ingress rules do not match on methods; said so that nobody wonders.
+        obj.insert(
+            "method".into(),
+            json!(method.unwrap_or_else(|| "GET".into())),
+        );
+        obj.insert(
+            "method_note".into(),
+            json!("Ingress rules do not depend on the method"),
+        );
+    }
+    respond(stream, 200, "application/json", &body.to_string())
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         _ => "Service Unavailable",
     };
     write!(
         stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
 }

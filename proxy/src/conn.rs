@@ -55,6 +55,7 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
+                shard.metrics.unrouted_error(e.cause());
                 answer_and_close(&mut conn, &e).await;
                 return;
             }

@@ -2,11 +2,13 @@
 //! immutable table, number it, and send it to every shard; track which
 //! generation each shard has live (for /readyz).
 
+use crate::metrics::snapshot::ShardSnapshot;
 use crate::router::{CompileError, RouteTable};
 use crossbeam_channel::{Receiver, Sender};
 use rauta_shared::config::RouteConfig;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 /// A message to a shard.
 #[derive(Debug)]
@@ -15,6 +17,38 @@ pub enum ShardMsg {
     Table(Arc<RouteTable>, u64),
     /// Stop accepting, finish in-flight requests, exit.
     Drain,
+    /// Send statistics (deltas since the previous request) to the admin thread.
+    Snapshot(Sender<ShardSnapshot>),
+}
+
+/// The latest published table, for the admin thread (never read by shards).
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Generation number.
+    pub generation: u64,
+    /// The table.
+    pub table: Arc<RouteTable>,
+    /// When it was published.
+    pub at: SystemTime,
+}
+
+/// What the admin thread can see of the control plane.
+#[derive(Debug, Default)]
+pub struct ControlStatus {
+    latest: Mutex<Option<Published>>,
+    compile_failures: AtomicU64,
+}
+
+impl ControlStatus {
+    /// The latest published table.
+    pub fn latest(&self) -> Option<Published> {
+        self.latest.lock().ok().and_then(|p| p.clone())
+    }
+
+    /// Configurations the proxy could not compile.
+    pub fn compile_failures(&self) -> u64 {
+        self.compile_failures.load(Ordering::Relaxed)
+    }
 }
 
 /// Which table generation each shard serves (0: none yet).
@@ -49,16 +83,19 @@ impl Readiness {
 pub struct Broadcaster {
     senders: Vec<Sender<ShardMsg>>,
     generation: u64,
+    status: Arc<ControlStatus>,
 }
 
 impl Broadcaster {
     /// One channel per shard; the receivers go to the shards.
     pub fn new(shards: usize) -> (Broadcaster, Vec<Receiver<ShardMsg>>) {
         let (senders, receivers) = (0..shards).map(|_| crossbeam_channel::unbounded()).unzip();
+        let status = Arc::new(ControlStatus::default());
         (
             Broadcaster {
                 senders,
                 generation: 0,
+                status,
             },
             receivers,
         )
@@ -66,13 +103,39 @@ impl Broadcaster {
 
     /// Compiles `config` and sends it to every shard; returns its generation.
     pub fn publish(&mut self, config: &RouteConfig) -> Result<u64, CompileError> {
-        let table = Arc::new(RouteTable::compile(config)?);
+        let table = match RouteTable::compile(config) {
+            Ok(table) => Arc::new(table),
+            Err(e) => {
+                self.status.compile_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         self.generation += 1;
         for s in &self.senders {
             // A shard that has exited no longer needs tables.
             let _ = s.send(ShardMsg::Table(table.clone(), self.generation));
         }
+        let published = Published {
+            generation: self.generation,
+            table,
+            at: SystemTime::now(),
+        };
+        if let Ok(mut latest) = self.status.latest.lock() {
+            *latest = Some(published);
+        }
         Ok(self.generation)
+    }
+
+    /// What the admin thread reads.
+    pub fn status(&self) -> Arc<ControlStatus> {
+        self.status.clone()
+    }
+
+    /// A handle that asks shards for statistics.
+    pub fn snapshotter(&self) -> Snapshotter {
+        Snapshotter {
+            senders: self.senders.clone(),
+        }
     }
 
     /// A handle that can start the drain from another thread.
@@ -95,5 +158,33 @@ impl Drainer {
         for s in &self.senders {
             let _ = s.send(ShardMsg::Drain);
         }
+    }
+}
+
+/// Asks every shard for a statistics snapshot.
+#[derive(Debug, Clone)]
+pub struct Snapshotter {
+    senders: Vec<Sender<ShardMsg>>,
+}
+
+impl Snapshotter {
+    /// Snapshots of every shard that answers within `timeout`.
+    pub fn collect(&self, timeout: Duration) -> Vec<ShardSnapshot> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let asked = self
+            .senders
+            .iter()
+            .filter(|s| s.send(ShardMsg::Snapshot(tx.clone())).is_ok())
+            .count();
+        drop(tx);
+        let deadline = std::time::Instant::now() + timeout;
+        let mut snapshots = Vec::with_capacity(asked);
+        while snapshots.len() < asked {
+            match rx.recv_deadline(deadline) {
+                Ok(s) => snapshots.push(s),
+                Err(_) => break,
+            }
+        }
+        snapshots
     }
 }

@@ -96,6 +96,27 @@ impl ProxyError {
         }
     }
 
+    /// The cause it is counted under in `rauta_errors_total`.
+    pub fn cause(&self) -> crate::metrics::Cause {
+        use crate::metrics::Cause;
+        match self {
+            ProxyError::NoRoute => Cause::NoRoute,
+            ProxyError::NoEndpoint => Cause::NoEndpoint,
+            ProxyError::NotReady => Cause::NotReady,
+            ProxyError::Connect(_) => Cause::ConnectFailure,
+            ProxyError::UpstreamTimeout => Cause::UpstreamTimeout,
+            ProxyError::UpstreamIo(_) => Cause::UpstreamReset,
+            ProxyError::UpstreamProtocol(_) => Cause::UpstreamProtocol,
+            ProxyError::ClientTimeout | ProxyError::ClientBody(BodyError::Read(_)) => {
+                Cause::ClientTimeout
+            }
+            ProxyError::Request(_)
+            | ProxyError::BodyTooLarge
+            | ProxyError::ClientBody(_)
+            | ProxyError::BadHost => Cause::BadRequest,
+        }
+    }
+
     /// True when nothing reached the upstream, so another endpoint may be
     /// tried whatever the method.
     pub fn retry_safe(&self) -> bool {

@@ -1,19 +1,25 @@
 //! One exchange: parse -> route -> pick -> pool -> send head and body ->
-//! stream the answer back -> return the upstream connection to the pool.
+//! stream the answer back -> return the upstream connection to the pool ->
+//! record the route's statistics.
 
 use crate::balance::maglev::Maglev;
 use crate::conn::{answer_and_close, ClientConn};
 use crate::error::{write_answer, ProxyError};
 use crate::http::body::{self, BodyError};
 use crate::http::head::{self, ClientConnection, Forwarded};
-use crate::http::{request, response, BodyLen, MAX_HEADERS};
+use crate::http::{request, response, BodyLen, RequestError, MAX_HEADERS};
+use crate::metrics::{self, Cause};
+use crate::router::path::RouteId;
 use crate::router::{host, Match};
-use crate::shard::Shard;
+use crate::shard::{LocalTable, Shard};
 use crate::tunnel;
+use crate::upstream::pool::Pool;
 use crate::upstream::{self, Upstream};
 use futures_lite::AsyncWriteExt;
 use rauta_shared::config::HashKey;
 use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
 
 /// What the connection does after an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +35,11 @@ pub enum Outcome {
 /// What the exchange needs once the parsed head is released.
 #[derive(Debug)]
 struct Plan {
+    route: RouteId,
     backend: usize,
     endpoint: usize,
+    method: usize,
+    head_len: u64,
     body: BodyLen,
     keep_alive: bool,
     http10: bool,
@@ -39,34 +48,154 @@ struct Plan {
     expect_continue: bool,
 }
 
+/// A request that cannot be forwarded, with what is known about it.
+struct Refused {
+    error: ProxyError,
+    /// The request was read whole, so the connection may go on.
+    keep: bool,
+    /// The route, when one was chosen before the refusal.
+    route: Option<RouteId>,
+    method: usize,
+    head_len: u64,
+}
+
+/// What happened, for the route's statistics.
+#[derive(Debug)]
+struct Tally {
+    /// Status sent to the client; 499 (nginx's "client closed request")
+    /// until a status is sent.
+    status: u16,
+    bytes_in: u64,
+    bytes_out: u64,
+    upstream_us: Option<u64>,
+    connect_us: Option<u64>,
+    cause: Option<Cause>,
+}
+
+impl Tally {
+    fn new(head_len: u64) -> Tally {
+        Tally {
+            status: 499,
+            bytes_in: head_len,
+            bytes_out: 0,
+            upstream_us: None,
+            connect_us: None,
+            cause: None,
+        }
+    }
+}
+
+fn micros(since: Instant) -> u64 {
+    since.elapsed().as_micros() as u64
+}
+
 /// Serves one request whose head is complete in `conn.rbuf`.
 pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
+    let started = Instant::now();
     let Some(table) = shard.table() else {
-        return fail(conn, ProxyError::NotReady, false).await;
+        shard.metrics.unrouted_error(Cause::NotReady);
+        return fail(conn, &ProxyError::NotReady, false, &mut Tally::new(0)).await;
     };
-    let plan = match plan(shard, conn, &table) {
-        Ok(plan) => plan,
-        Err((e, keep)) => return fail(conn, e, keep).await,
+    let (plan, stats) = match plan(shard, conn, &table) {
+        Ok(plan) => {
+            let stats = &table.stats[plan.route as usize];
+            (plan, stats)
+        }
+        Err(refused) => {
+            let Some(route) = refused.route else {
+                shard.metrics.unrouted_error(refused.error.cause());
+                return fail(
+                    conn,
+                    &refused.error,
+                    refused.keep,
+                    &mut Tally::new(refused.head_len),
+                )
+                .await;
+            };
+            let stats = &table.stats[route as usize];
+            stats.begin();
+            let mut tally = Tally::new(refused.head_len);
+            let outcome = fail(conn, &refused.error, refused.keep, &mut tally).await;
+            stats.error(refused.error.cause());
+            stats.end(
+                refused.method,
+                tally.status,
+                tally.bytes_in,
+                tally.bytes_out,
+                micros(started),
+                None,
+            );
+            shard.metrics.touch(stats);
+            return outcome;
+        }
     };
+    stats.begin();
+    shard.metrics.touch(stats);
+    let mut tally = Tally::new(plan.head_len);
+    let outcome = forward(shard, conn, &table, &plan, &mut tally).await;
+    if let Some(cause) = tally.cause {
+        stats.error(cause);
+    }
+    if let Some(us) = tally.connect_us {
+        stats.connected(us);
+    }
+    stats.end(
+        plan.method,
+        tally.status,
+        tally.bytes_in,
+        tally.bytes_out,
+        micros(started),
+        tally.upstream_us,
+    );
+    // A snapshot may have been taken while the request ran.
+    shard.metrics.touch(stats);
+    outcome
+}
+
+/// Counts a connection to an endpoint as active while it is held.
+struct Checkout<'a> {
+    pool: &'a Pool,
+    addr: SocketAddr,
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        self.pool.checkin(self.addr);
+    }
+}
+
+async fn forward(
+    shard: &Shard,
+    conn: &mut ClientConn,
+    table: &LocalTable,
+    plan: &Plan,
+    tally: &mut Tally,
+) -> Outcome {
     // After an upstream failure the connection can carry another request
     // only if no request body is left unread on it.
     let keep_on_error = plan.keep_alive && plan.body == BodyLen::None;
     let backend = table.routes.backend(plan.backend);
-    let state = &table.states[plan.backend];
-    let _inflight = state.start(plan.endpoint);
+    let _inflight = table.states[plan.backend].start(plan.endpoint);
     let cfg = &shard.cfg;
-
+    let upstream_started = Instant::now();
+    let has_body = plan.body != BodyLen::None;
     let mut up = match upstream::acquire(
         &shard.pool,
         backend,
         plan.endpoint,
         &cfg.connect,
-        plan.body != BodyLen::None,
+        has_body,
     )
     .await
     {
         Ok(up) => up,
-        Err(e) => return fail(conn, e, keep_on_error).await,
+        Err(e) => return fail(conn, &e, keep_on_error, tally).await,
+    };
+    tally.connect_us = up.connect_us;
+    shard.pool.checkout(up.addr);
+    let _checkout = Checkout {
+        pool: &shard.pool,
+        addr: up.addr,
     };
     if plan.expect_continue
         && conn
@@ -80,17 +209,20 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
     // A pooled connection may have been closed by the upstream just now; a
     // request without body can safely be sent again on a fresh connection.
     let mut resent = false;
-    loop {
-        let sent = send_request(conn, &mut up, &plan, cfg.max_body_bytes).await;
+    let response = loop {
+        let sent = send_request(conn, &mut up, plan, cfg.max_body_bytes).await;
         // Once the body was sent whole, the client connection is in step.
         let keep = sent.is_ok() && plan.keep_alive;
         let result = match sent {
-            Ok(()) => read_response_head(conn, &mut up, &plan).await,
+            Ok(n) => {
+                tally.bytes_in += n;
+                read_response_head(shard, conn, &mut up, plan).await
+            }
             Err(e) => Err(e),
         };
         match result {
-            Ok(()) => break,
-            Err(Failure::Stale) if up.reused && !resent && plan.body == BodyLen::None => {
+            Ok(response) => break response,
+            Err(Failure::Stale) if up.reused && !resent && !has_body => {
                 resent = true;
                 match upstream::connect(up.addr, &cfg.connect).await {
                     Ok(stream) => {
@@ -100,60 +232,64 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
                             ..up
                         }
                     }
-                    Err(e) => return fail(conn, ProxyError::Connect(e), keep).await,
+                    Err(e) => return fail(conn, &ProxyError::Connect(e), keep, tally).await,
                 }
             }
             Err(Failure::Stale) => {
-                return fail(
-                    conn,
-                    ProxyError::UpstreamIo(io::ErrorKind::UnexpectedEof.into()),
-                    keep,
-                )
-                .await
+                let e = ProxyError::UpstreamIo(io::ErrorKind::UnexpectedEof.into());
+                return fail(conn, &e, keep, tally).await;
             }
             Err(Failure::Proxy(e)) => {
                 let keep = keep && e.fault() == crate::error::Fault::Upstream;
-                return fail(conn, e, keep).await;
+                return fail(conn, &e, keep, tally).await;
             }
             Err(Failure::ClientGone) => return Outcome::Done,
         }
-    }
-    relay_response(shard, conn, up, &plan).await
+    };
+    tally.status = response.status;
+    let outcome = relay_response(shard, conn, up, response, tally).await;
+    tally.upstream_us = Some(micros(upstream_started));
+    outcome
 }
 
 /// Parses the head, routes, picks an endpoint and writes the upstream head
-/// into `conn.out`; consumes the head from the read buffer on success. An
-/// error comes with whether the connection may carry another request.
-fn plan(
-    shard: &Shard,
-    conn: &mut ClientConn,
-    table: &crate::shard::LocalTable,
-) -> Result<Plan, (ProxyError, bool)> {
+/// into `conn.out`; consumes the head from the read buffer when the request
+/// goes on (or when a refused request was read whole).
+fn plan(shard: &Shard, conn: &mut ClientConn, table: &LocalTable) -> Result<Plan, Refused> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let limit = shard.cfg.max_headers.min(MAX_HEADERS);
+    let refused = |error: ProxyError| Refused {
+        error,
+        keep: false,
+        route: None,
+        method: 0,
+        head_len: 0,
+    };
     let req = match request::parse(conn.rbuf.data(), &mut headers[..limit]) {
         Ok(Some(req)) => req,
-        Ok(None) => {
-            return Err((
-                crate::http::RequestError::Bad("incomplete request head").into(),
-                false,
-            ))
-        }
-        Err(e) => return Err((e.into(), false)),
+        Ok(None) => return Err(refused(RequestError::Bad("incomplete request head").into())),
+        Err(e) => return Err(refused(e.into())),
     };
-    let result = route(shard, &mut conn.out, conn.peer, table, &req);
-    // Without a body the request is fully read: an error can keep the connection.
+    let method = metrics::method_index(req.method);
+    let result = route(shard, &mut conn.out, conn.peer, table, &req, method);
+    // Without a body the request is fully read: a refusal can keep the connection.
     let (len, keep) = (req.len, req.body == BodyLen::None && req.keep_alive);
     match result {
         Ok(plan) => {
             conn.rbuf.consume(len);
             Ok(plan)
         }
-        Err(e) => {
+        Err((error, route)) => {
             if keep {
                 conn.rbuf.consume(len);
             }
-            Err((e, keep))
+            Err(Refused {
+                error,
+                keep,
+                route,
+                method,
+                head_len: len as u64,
+            })
         }
     }
 }
@@ -161,22 +297,23 @@ fn plan(
 fn route(
     shard: &Shard,
     out: &mut Vec<u8>,
-    peer: std::net::SocketAddr,
-    table: &crate::shard::LocalTable,
+    peer: SocketAddr,
+    table: &LocalTable,
     req: &request::RequestHead,
-) -> Result<Plan, ProxyError> {
+    method: usize,
+) -> Result<Plan, (ProxyError, Option<RouteId>)> {
     let mut host_buf = [0u8; host::MAX_HOST_LEN];
     let host = match req.host {
-        Some(h) => host::normalize(h, &mut host_buf).ok_or(ProxyError::BadHost)?,
+        Some(h) => host::normalize(h, &mut host_buf).ok_or((ProxyError::BadHost, None))?,
         None => "",
     };
-    let backend_index = match table.routes.lookup(host, req.path) {
-        Match::Route { backend, .. } | Match::Default { backend } => backend,
-        Match::None => return Err(ProxyError::NoRoute),
+    let (route, backend_index) = match table.routes.lookup(host, req.path) {
+        Match::Route { route, backend } => (route, backend),
+        Match::None => return Err((ProxyError::NoRoute, None)),
     };
     if let (BodyLen::Length(n), Some(limit)) = (req.body, shard.cfg.max_body_bytes) {
         if n > limit {
-            return Err(ProxyError::BodyTooLarge);
+            return Err((ProxyError::BodyTooLarge, Some(route)));
         }
     }
     let backend = table.routes.backend(backend_index);
@@ -191,7 +328,7 @@ fn route(
     });
     let endpoint = backend
         .pick(&table.states[backend_index], key_hash, &shard.rng)
-        .ok_or(ProxyError::NoEndpoint)?;
+        .ok_or((ProxyError::NoEndpoint, Some(route)))?;
 
     let mut request_id = [0u8; 32];
     shard.next_request_id(&mut request_id);
@@ -209,8 +346,11 @@ fn route(
     };
     head::write_request(out, req, &fwd, &fallback_host[..fallback_len]);
     Ok(Plan {
+        route,
         backend: backend_index,
         endpoint,
+        method,
+        head_len: req.len as u64,
         body: req.body,
         keep_alive: req.keep_alive,
         http10: req.minor == 0,
@@ -230,12 +370,13 @@ enum Failure {
     ClientGone,
 }
 
+/// Sends the head in `conn.out` and streams the body; returns body bytes.
 async fn send_request(
     conn: &mut ClientConn,
     up: &mut Upstream,
     plan: &Plan,
     limit: Option<u64>,
-) -> Result<(), Failure> {
+) -> Result<u64, Failure> {
     if let Err(e) = up.stream.write_all(&conn.out).await {
         return Err(if is_reset(&e) {
             Failure::Stale
@@ -273,13 +414,26 @@ fn is_reset(e: &io::Error) -> bool {
     )
 }
 
-/// Reads until a final (non-1xx) response head is buffered in `conn.ubuf`,
-/// relaying interim responses other than the 100 the proxy already sent.
+/// A final response head, already rewritten for the client in `conn.out`.
+#[derive(Debug)]
+struct ResponseInfo {
+    status: u16,
+    body: BodyLen,
+    reusable: bool,
+    upgraded: bool,
+    dechunk: bool,
+    client: ClientConnection,
+}
+
+/// Reads until a final (non-1xx) response head is buffered, relaying
+/// interim responses other than the 100 the proxy already sent; writes the
+/// client's head into `conn.out` and consumes the upstream head.
 async fn read_response_head(
+    shard: &Shard,
     conn: &mut ClientConn,
     up: &mut Upstream,
     plan: &Plan,
-) -> Result<(), Failure> {
+) -> Result<ResponseInfo, Failure> {
     conn.ubuf.clear();
     let mut got_any = false;
     loop {
@@ -289,7 +443,35 @@ async fn read_response_head(
                 Ok(Some(resp)) if (100..200).contains(&resp.status) && resp.status != 101 => {
                     Some((resp.len, resp.status))
                 }
-                Ok(Some(_)) => return Ok(()),
+                Ok(Some(resp)) => {
+                    let upgraded = plan.upgrade && resp.status == 101;
+                    let dechunk = plan.http10 && resp.body == BodyLen::Chunked;
+                    let client = if upgraded {
+                        ClientConnection::Upgrade
+                    } else if !plan.keep_alive
+                        || resp.body == BodyLen::Close
+                        || dechunk
+                        || shard.drain.is_draining()
+                    {
+                        ClientConnection::Close
+                    } else {
+                        ClientConnection::KeepAlive {
+                            http10: plan.http10,
+                        }
+                    };
+                    head::write_response(&mut conn.out, &resp, client, dechunk);
+                    let info = ResponseInfo {
+                        status: resp.status,
+                        body: resp.body,
+                        reusable: resp.reusable,
+                        upgraded,
+                        dechunk,
+                        client,
+                    };
+                    let len = resp.len;
+                    conn.ubuf.consume(len);
+                    return Ok(info);
+                }
                 Ok(None) => None,
                 Err(e) => {
                     return Err(Failure::Proxy(ProxyError::UpstreamProtocol(match e {
@@ -341,49 +523,11 @@ async fn relay_response(
     shard: &Shard,
     conn: &mut ClientConn,
     mut up: Upstream,
-    plan: &Plan,
+    resp: ResponseInfo,
+    tally: &mut Tally,
 ) -> Outcome {
-    let (body_len, reusable, upgraded, head_len, dechunk, client_conn) = {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let resp = match response::parse(conn.ubuf.data(), &mut headers, plan.head_request) {
-            Ok(Some(resp)) => resp,
-            _ => {
-                return fail(
-                    conn,
-                    ProxyError::UpstreamProtocol("response head changed"),
-                    false,
-                )
-                .await
-            }
-        };
-        let upgraded = plan.upgrade && resp.status == 101;
-        let dechunk = plan.http10 && resp.body == BodyLen::Chunked;
-        let client_conn = if upgraded {
-            ClientConnection::Upgrade
-        } else if !plan.keep_alive
-            || resp.body == BodyLen::Close
-            || dechunk
-            || shard.drain.is_draining()
-        {
-            ClientConnection::Close
-        } else {
-            ClientConnection::KeepAlive {
-                http10: plan.http10,
-            }
-        };
-        head::write_response(&mut conn.out, &resp, client_conn, dechunk);
-        (
-            resp.body,
-            resp.reusable,
-            upgraded,
-            resp.len,
-            dechunk,
-            client_conn,
-        )
-    };
-    conn.ubuf.consume(head_len);
     // A small body already buffered goes out with the head in one write.
-    let mut body_len = body_len;
+    let mut body_len = resp.body;
     if let BodyLen::Length(n) = body_len {
         if (conn.ubuf.len() as u64) >= n && n <= 16 * 1024 {
             let n = n as usize;
@@ -395,7 +539,8 @@ async fn relay_response(
     if conn.stream.write_all(&conn.out).await.is_err() {
         return Outcome::Done;
     }
-    if upgraded {
+    tally.bytes_out += conn.out.len() as u64;
+    if resp.upgraded {
         tunnel::run(conn, up.stream).await;
         return Outcome::Done;
     }
@@ -404,16 +549,17 @@ async fn relay_response(
         &mut conn.ubuf,
         &mut conn.stream,
         body_len,
-        dechunk,
+        resp.dechunk,
         None,
     )
     .await;
     match result {
-        Ok(()) => {
-            if reusable && conn.ubuf.is_empty() {
+        Ok(n) => {
+            tally.bytes_out += n;
+            if resp.reusable && conn.ubuf.is_empty() {
                 shard.pool.put(up.addr, up.stream);
             }
-            match client_conn {
+            match resp.client {
                 ClientConnection::KeepAlive { .. } => Outcome::KeepAlive,
                 _ => Outcome::Close,
             }
@@ -421,6 +567,14 @@ async fn relay_response(
         Err(e) => {
             // The head is out: the only honest signal left is to cut the
             // client connection, so it sees a truncated body.
+            tally.cause = match e {
+                BodyError::Write(_) => None,
+                BodyError::Read(ref r) if r.kind() == io::ErrorKind::TimedOut => {
+                    Some(Cause::UpstreamTimeout)
+                }
+                BodyError::Framing(_) => Some(Cause::UpstreamProtocol),
+                _ => Some(Cause::UpstreamReset),
+            };
             tracing::debug!(peer = %conn.peer, upstream = %up.addr, error = %e, "response body relay failed");
             Outcome::Done
         }
@@ -429,14 +583,18 @@ async fn relay_response(
 
 /// Answers with an error. `keep` is true when the request was read whole,
 /// so the connection could carry another request.
-async fn fail(conn: &mut ClientConn, e: ProxyError, keep: bool) -> Outcome {
+async fn fail(conn: &mut ClientConn, e: &ProxyError, keep: bool, tally: &mut Tally) -> Outcome {
+    tally.status = e.status();
+    tally.cause = Some(e.cause());
     if keep {
-        write_answer(&mut conn.out, e.status(), &e, false);
+        write_answer(&mut conn.out, e.status(), e, false);
+        tally.bytes_out += conn.out.len() as u64;
         if conn.stream.write_all(&conn.out).await.is_err() {
             return Outcome::Done;
         }
         return Outcome::KeepAlive;
     }
-    answer_and_close(conn, &e).await;
+    answer_and_close(conn, e).await;
+    tally.bytes_out += conn.out.len() as u64;
     Outcome::Done
 }

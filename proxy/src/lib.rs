@@ -13,6 +13,7 @@ pub mod error;
 pub mod forward;
 pub mod http;
 pub mod listener;
+pub mod metrics;
 pub mod router;
 pub mod rt;
 pub mod serve;

@@ -1,17 +1,18 @@
 //! `rauta serve` and `rauta check`: wiring only. CLI -> config source ->
 //! shards -> admin; signals start the drain.
 
+use crate::admin::{self, AdminState};
 use crate::cli::{CheckArgs, ClassArgs, ServeArgs};
 use crate::config::ProxyConfig;
 use crate::control::{Broadcaster, Readiness};
 use crate::shard::{self, ShardSpec};
-use crate::{admin, cpus, listener};
+use crate::{cpus, listener};
 use anyhow::{anyhow, Context};
 use rauta_k8s_sync::manifests::{self, ManifestSource};
 use rauta_k8s_sync::{report, ClassSelector};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 fn selector(class: &ClassArgs) -> ClassSelector {
     ClassSelector {
@@ -94,7 +95,13 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             .push(shard::start(spec).with_context(|| format!("starting shard {id} on CPU {cpu}"))?);
     }
     tracing::info!(listen = %addr, admin = %args.admin, cpus = ?shard_cpus, "rauta serving");
-    admin::spawn(admin_listener, readiness).context("starting the admin listener")?;
+    let admin_state = Arc::new(AdminState {
+        readiness,
+        control: broadcaster.status(),
+        snapshotter: broadcaster.snapshotter(),
+        source: OnceLock::new(),
+    });
+    admin::spawn(admin_listener, admin_state.clone()).context("starting the admin listener")?;
 
     let source = ManifestSource::spawn(
         args.manifests.clone(),
@@ -113,6 +120,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("watching {}", args.manifests.display()))?;
+    let _ = admin_state.source.set(source.stats());
 
     if let Some(signal) = signals.forever().next() {
         tracing::info!(signal, drain_timeout = ?cfg.drain_timeout, "draining: no new connections, finishing in-flight requests");

@@ -7,6 +7,9 @@ use crate::config::ProxyConfig;
 use crate::conn;
 use crate::control::{Readiness, ShardMsg};
 use crate::drain::DrainSignal;
+use crate::metrics::route::RouteStats;
+use crate::metrics::shard::ShardMetrics;
+use crate::metrics::snapshot::ShardSnapshot;
 use crate::router::RouteTable;
 use crate::rt::{self, TcpListener};
 use crate::upstream::pool::Pool;
@@ -32,6 +35,8 @@ pub struct LocalTable {
     pub routes: Arc<RouteTable>,
     /// Balancing state per backend, this shard's own.
     pub states: Box<[crate::balance::BackendState]>,
+    /// Statistics per route, this shard's own (same order as the routes).
+    pub stats: Box<[Rc<RouteStats>]>,
 }
 
 /// State of one shard.
@@ -49,6 +54,8 @@ pub struct Shard {
     pub drain: DrainSignal,
     /// Randomness for balancing.
     pub rng: Rng,
+    /// Statistics.
+    pub metrics: ShardMetrics,
     table: RefCell<Option<Rc<LocalTable>>>,
     id_prefix: u64,
     id_counter: Cell<u64>,
@@ -69,10 +76,12 @@ impl Shard {
             .iter()
             .map(|b| BackendState::new(b, start))
             .collect();
+        let stats = self.metrics.for_table(&routes);
         *self.table.borrow_mut() = Some(Rc::new(LocalTable {
             generation,
             routes,
             states,
+            stats,
         }));
     }
 
@@ -88,6 +97,20 @@ impl Shard {
     /// Number of open client connections.
     pub fn open_connections(&self) -> usize {
         self.open.get()
+    }
+
+    /// Statistics since the previous snapshot, for the admin thread.
+    pub fn snapshot(&self) -> ShardSnapshot {
+        ShardSnapshot {
+            shard: self.id,
+            generation: self.table.borrow().as_ref().map_or(0, |t| t.generation),
+            open_connections: self.open.get() as u64,
+            accepted: self.metrics.accepted_total(),
+            unrouted: self.metrics.unrouted_totals(),
+            routes: self.metrics.take_route_deltas(),
+            pool: self.pool.gauges(),
+            access_log_dropped: 0,
+        }
     }
 }
 
@@ -148,6 +171,7 @@ async fn run(spec: ShardSpec) {
         pool: Pool::new(spec.cfg.upstream_max_idle, spec.cfg.upstream_idle_timeout),
         drain: DrainSignal::default(),
         rng: Rng::new(seed),
+        metrics: ShardMetrics::default(),
         table: RefCell::new(None),
         id_prefix: seed,
         id_counter: Cell::new(0),
@@ -194,6 +218,7 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
         match accepted {
             None => return,
             Some(Ok(stream)) => {
+                shard.metrics.accepted();
                 shard.open.set(shard.open.get() + 1);
                 let guard = OpenGuard(shard.clone());
                 let shard = shard.clone();
@@ -222,6 +247,10 @@ async fn control_loop(shard: Rc<Shard>, control: Receiver<ShardMsg>, readiness: 
                     shard.swap(routes, generation);
                     readiness.set(shard.id, generation);
                     tracing::debug!(shard = shard.id, generation, "route table swapped");
+                }
+                Ok(ShardMsg::Snapshot(reply)) => {
+                    // The admin thread may have given up waiting; nothing to do then.
+                    let _ = reply.send(shard.snapshot());
                 }
                 Ok(ShardMsg::Drain) | Err(TryRecvError::Disconnected) => {
                     shard.drain.start();

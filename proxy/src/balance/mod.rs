@@ -43,6 +43,8 @@ pub enum Policy {
 pub struct Backend {
     /// e.g. `default/echo:http`.
     pub name: Box<str>,
+    /// Name of the Service behind it.
+    pub service: Box<str>,
     /// Endpoints with positive weight.
     pub endpoints: Box<[Endpoint]>,
     /// The policy.
@@ -84,10 +86,20 @@ impl Backend {
         };
         Backend {
             name: config.name.as_str().into(),
+            service: config.service.as_str().into(),
             schedule: round_robin::schedule(&weights),
             weights,
             endpoints,
             policy,
+        }
+    }
+
+    /// The policy as the annotation names it.
+    pub fn policy_name(&self) -> String {
+        match &self.policy {
+            Policy::RoundRobin => "round_robin".into(),
+            Policy::LeastRequest => "least_request".into(),
+            Policy::Maglev(key, _) => format!("maglev({key:?})"),
         }
     }
 

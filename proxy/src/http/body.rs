@@ -35,13 +35,13 @@ async fn refill<R: AsyncRead + Unpin>(src: &mut R, buf: &mut IoBuf) -> Result<()
     Ok(())
 }
 
-/// Relays exactly `len` bytes.
+/// Relays exactly `len` bytes; returns `len`.
 pub async fn copy_length<R, W>(
     src: &mut R,
     buf: &mut IoBuf,
     dst: &mut W,
     len: u64,
-) -> Result<(), BodyError>
+) -> Result<u64, BodyError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -56,12 +56,12 @@ where
         buf.consume(n);
         left -= n as u64;
     }
-    Ok(())
+    Ok(len)
 }
 
 /// Relays a chunked body. With `decode` the destination gets only the data
 /// bytes (for HTTP/1.0 clients); otherwise the framing passes unchanged.
-/// Returns the number of data bytes.
+/// Returns the number of bytes written to `dst`.
 pub async fn copy_chunked<R, W>(
     src: &mut R,
     buf: &mut IoBuf,
@@ -74,6 +74,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut decoder = ChunkedDecoder::default();
+    let mut raw = 0u64;
     loop {
         refill(src, buf).await?;
         let data = buf.data();
@@ -97,14 +98,16 @@ where
                 .map_err(BodyError::Write)?;
         }
         buf.consume(used);
+        raw += used as u64;
         if decoder.is_done() {
-            return Ok(decoder.data_total());
+            return Ok(if decode { decoder.data_total() } else { raw });
         }
     }
 }
 
 /// Relays a body framed as `len`. `dechunk` sends a chunked body's data
-/// only; `limit` bounds a chunked body's data bytes.
+/// only; `limit` bounds a chunked body's data bytes. Returns the bytes
+/// written to `dst`.
 pub async fn relay<R, W>(
     src: &mut R,
     buf: &mut IoBuf,
@@ -112,16 +115,16 @@ pub async fn relay<R, W>(
     len: BodyLen,
     dechunk: bool,
     limit: Option<u64>,
-) -> Result<(), BodyError>
+) -> Result<u64, BodyError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     match len {
-        BodyLen::None => Ok(()),
+        BodyLen::None => Ok(0),
         BodyLen::Length(n) => copy_length(src, buf, dst, n).await,
-        BodyLen::Chunked => copy_chunked(src, buf, dst, dechunk, limit).await.map(drop),
-        BodyLen::Close => copy_to_eof(src, buf, dst).await.map(drop),
+        BodyLen::Chunked => copy_chunked(src, buf, dst, dechunk, limit).await,
+        BodyLen::Close => copy_to_eof(src, buf, dst).await,
     }
 }
 
@@ -172,7 +175,7 @@ mod tests {
                 let n = copy_chunked(&mut src, &mut buf, &mut out, decode, None)
                     .await
                     .expect("copy");
-                assert_eq!(n, 5);
+                assert_eq!(n as usize, want.len());
                 assert_eq!(out, want);
                 let mut rest = buf.data().to_vec();
                 futures_lite::AsyncReadExt::read_to_end(&mut src, &mut rest)

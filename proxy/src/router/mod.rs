@@ -6,6 +6,7 @@
 //! the rules without host), as ingress-nginx's server blocks behave: when the
 //! chosen host has no matching path, the default backend answers.
 
+pub mod explain;
 pub mod host;
 pub mod path;
 
@@ -13,29 +14,63 @@ use crate::balance::Backend;
 use path::{PathMatcher, RouteId};
 use rauta_shared::config::{HostMatch, PathType, RouteConfig};
 use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
-/// One routing rule as compiled.
+/// One routing rule (or the default backend) as compiled.
 #[derive(Debug)]
 pub struct Route {
-    /// `namespace/ingress` the rule came from.
+    /// Namespace of the Ingress the rule came from.
+    pub namespace: Box<str>,
+    /// Name of that Ingress.
     pub ingress: Box<str>,
-    /// Host as written in the rule (`*` for any host).
+    /// Host as written in the rule (`*` for any host; empty for the default backend).
     pub host: Box<str>,
-    /// Path as written in the rule.
+    /// Path as written in the rule (empty for the default backend).
     pub path: Box<str>,
-    /// How the path matches.
-    pub path_type: PathType,
+    /// How the path matches; `None` for the default backend.
+    pub path_type: Option<PathType>,
     /// Index into [`RouteTable::backends`].
     pub backend: usize,
+    /// Identity of the route across table generations (for statistics).
+    pub key: Arc<str>,
+}
+
+impl Route {
+    fn new(
+        namespace: &str,
+        ingress: &str,
+        host: String,
+        path: &str,
+        path_type: Option<PathType>,
+        backend: &Backend,
+        index: usize,
+    ) -> Route {
+        let key = format!(
+            "{namespace}/{ingress}|{host}|{path}|{path_type:?}|{}",
+            backend.name
+        );
+        Route {
+            namespace: namespace.into(),
+            ingress: ingress.into(),
+            host: host.into(),
+            path: path.into(),
+            path_type,
+            backend: index,
+            key: key.into(),
+        }
+    }
+
+    /// True for the pseudo-route of the default backend.
+    pub fn is_default_backend(&self) -> bool {
+        self.path_type.is_none()
+    }
 }
 
 /// What a lookup found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Match {
-    /// A rule matched.
+    /// A rule, or else the default backend, takes the request.
     Route { route: RouteId, backend: usize },
-    /// No rule matched; the default backend takes it.
-    Default { backend: usize },
     /// Nothing matched and there is no default backend.
     None,
 }
@@ -46,7 +81,7 @@ pub struct RouteTable {
     exact_hosts: FxHashMap<Box<str>, PathMatcher>,
     wildcard_hosts: FxHashMap<Box<str>, PathMatcher>,
     any_host: Option<PathMatcher>,
-    default_backend: Option<usize>,
+    default_route: Option<RouteId>,
     routes: Vec<Route>,
     backends: Vec<Backend>,
 }
@@ -67,10 +102,10 @@ impl RouteTable {
             ..RouteTable::default()
         };
         for rule in &config.rules {
-            if rule.backend >= table.backends.len() {
+            let Some(backend) = table.backends.get(rule.backend) else {
                 let name = format!("{} {:?} {}", rule.source, rule.host, rule.path);
                 return Err(CompileError::MissingBackend(name, rule.backend));
-            }
+            };
             let id = table.routes.len() as RouteId;
             let (matcher, host) = match &rule.host {
                 HostMatch::Any => (
@@ -94,40 +129,58 @@ impl RouteTable {
                     matcher.insert_prefix(&rule.path, id)
                 }
             };
-            table.routes.push(Route {
-                ingress: rule.source.to_string().into(),
-                host: host.into(),
-                path: rule.path.as_str().into(),
-                path_type: rule.path_type,
-                backend: rule.backend,
-            });
+            let (ns, name) = (&rule.source.namespace, &rule.source.name);
+            table.routes.push(Route::new(
+                ns,
+                name,
+                host,
+                &rule.path,
+                Some(rule.path_type),
+                backend,
+                rule.backend,
+            ));
         }
         if let Some(b) = config.default_backend {
-            if b >= table.backends.len() {
+            let Some(backend) = table.backends.get(b) else {
                 return Err(CompileError::MissingBackend("defaultBackend".into(), b));
-            }
-            table.default_backend = Some(b);
+            };
+            let (ns, name) = config
+                .default_backend_source
+                .as_ref()
+                .map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()));
+            table.default_route = Some(table.routes.len() as RouteId);
+            table
+                .routes
+                .push(Route::new(ns, name, String::new(), "", None, backend, b));
         }
         Ok(table)
     }
 
-    /// Finds the rule for a normalised (lower-case, port-less) host and a
-    /// request path (without query string).
-    pub fn lookup(&self, host: &str, path: &str) -> Match {
-        let matcher = self
-            .exact_hosts
+    /// The rules a normalised host is matched against: exact host, else
+    /// its one-label wildcard, else the rules without host.
+    fn host_rules(&self, host: &str) -> Option<&PathMatcher> {
+        self.exact_hosts
             .get(host)
             .or_else(|| {
                 let (_, parent) = host.split_once('.')?;
                 self.wildcard_hosts.get(parent)
             })
-            .or(self.any_host.as_ref());
-        if let Some(route) = matcher.and_then(|m| m.lookup(path)) {
-            let backend = self.routes[route as usize].backend;
-            return Match::Route { route, backend };
-        }
-        match self.default_backend {
-            Some(backend) => Match::Default { backend },
+            .or(self.any_host.as_ref())
+    }
+
+    /// Finds the route for a normalised (lower-case, port-less) host and a
+    /// request path (without query string).
+    #[inline]
+    pub fn lookup(&self, host: &str, path: &str) -> Match {
+        let route = self
+            .host_rules(host)
+            .and_then(|m| m.lookup(path))
+            .or(self.default_route);
+        match route {
+            Some(route) => Match::Route {
+                route,
+                backend: self.routes[route as usize].backend,
+            },
             None => Match::None,
         }
     }
@@ -137,7 +190,7 @@ impl RouteTable {
         &self.routes[id as usize]
     }
 
-    /// Every compiled route.
+    /// Every compiled route (rules first, then the default backend).
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }
@@ -211,7 +264,7 @@ mod tests {
         };
         let t = RouteTable::compile(&config).expect("compiles");
         let b = |host: &str, path: &str| match t.lookup(host, path) {
-            Match::Route { backend, .. } | Match::Default { backend } => Some(backend),
+            Match::Route { backend, .. } => Some(backend),
             Match::None => None,
         };
         assert_eq!(b("a.example.com", "/only/x"), Some(0));

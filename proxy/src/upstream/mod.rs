@@ -21,6 +21,8 @@ pub struct Upstream {
     pub addr: SocketAddr,
     /// True when it came from the pool (it may have gone stale).
     pub reused: bool,
+    /// How long connecting took, for a new connection.
+    pub connect_us: Option<u64>,
 }
 
 /// Connection settings for upstreams.
@@ -52,6 +54,7 @@ pub async fn acquire(
             endpoint: first,
             addr,
             reused: true,
+            connect_us: None,
         });
     }
     let attempts = policy.attempts.clamp(1, backend.endpoints.len());
@@ -66,9 +69,11 @@ pub async fn acquire(
                     endpoint,
                     addr,
                     reused: true,
+                    connect_us: None,
                 });
             }
         }
+        let started = std::time::Instant::now();
         match connect(addr, policy).await {
             Ok(stream) => {
                 return Ok(Upstream {
@@ -76,6 +81,7 @@ pub async fn acquire(
                     endpoint,
                     addr,
                     reused: false,
+                    connect_us: Some(started.elapsed().as_micros() as u64),
                 })
             }
             Err(e) => {

@@ -21,6 +21,7 @@ struct Idle {
 #[derive(Debug)]
 pub struct Pool {
     idle: RefCell<FxHashMap<SocketAddr, Vec<Idle>>>,
+    active: RefCell<FxHashMap<SocketAddr, u64>>,
     max_idle: usize,
     idle_timeout: Duration,
 }
@@ -31,6 +32,7 @@ impl Pool {
     pub fn new(max_idle: usize, idle_timeout: Duration) -> Pool {
         Pool {
             idle: RefCell::default(),
+            active: RefCell::default(),
             max_idle,
             idle_timeout,
         }
@@ -74,6 +76,38 @@ impl Pool {
             stream,
             since: Instant::now(),
         });
+    }
+
+    /// Counts a connection to `addr` as carrying a request until
+    /// [`Pool::checkin`].
+    #[inline]
+    pub fn checkout(&self, addr: SocketAddr) {
+        *self.active.borrow_mut().entry(addr).or_default() += 1;
+    }
+
+    /// The connection to `addr` no longer carries a request.
+    #[inline]
+    pub fn checkin(&self, addr: SocketAddr) {
+        if let Some(n) = self.active.borrow_mut().get_mut(&addr) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Idle and active connections per endpoint.
+    pub fn gauges(&self) -> Vec<crate::metrics::snapshot::PoolGauge> {
+        let idle = self.idle.borrow();
+        let active = self.active.borrow();
+        let mut endpoints: Vec<SocketAddr> = idle.keys().chain(active.keys()).copied().collect();
+        endpoints.sort_unstable();
+        endpoints.dedup();
+        endpoints
+            .into_iter()
+            .map(|endpoint| crate::metrics::snapshot::PoolGauge {
+                endpoint,
+                idle: idle.get(&endpoint).map_or(0, |l| l.len() as u64),
+                active: active.get(&endpoint).copied().unwrap_or(0),
+            })
+            .collect()
     }
 
     /// Closes idle connections past their timeout (called periodically, so

@@ -1,0 +1,436 @@
+//! The backend and the three proxies: their configuration files, generated
+//! for equal footing, and starting them pinned to a CPU.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::procs::{self, Child};
+use crate::sys;
+
+/// The small body every backend answer carries (except `/1m`).
+pub const SMALL_BODY: &str = "hello from the rauta-bench backend\n";
+/// Path of the 1 MiB response.
+pub const LARGE_PATH: &str = "/1m";
+/// Size of the large response.
+pub const LARGE_BYTES: usize = 1 << 20;
+
+/// Which proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// rauta, one shard.
+    Rauta,
+    /// nginx, one worker.
+    Nginx,
+    /// HAProxy, one thread.
+    Haproxy,
+}
+
+impl Kind {
+    /// Display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Rauta => "rauta",
+            Kind::Nginx => "nginx",
+            Kind::Haproxy => "HAProxy",
+        }
+    }
+
+    /// Parses `rauta`, `nginx` or `haproxy`.
+    pub fn parse(s: &str) -> Result<Kind> {
+        match s.to_ascii_lowercase().as_str() {
+            "rauta" => Ok(Kind::Rauta),
+            "nginx" => Ok(Kind::Nginx),
+            "haproxy" => Ok(Kind::Haproxy),
+            other => bail!("unknown proxy {other:?} (rauta, nginx, haproxy)"),
+        }
+    }
+}
+
+/// A generated route table: `hosts` × `paths` Prefix rules, host
+/// `h{i}.bench.local`, path `/p{j}`, all to the one backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routes {
+    /// Distinct hosts.
+    pub hosts: usize,
+    /// Paths per host.
+    pub paths: usize,
+}
+
+impl Routes {
+    /// `total` rules as hosts of 100 paths (fewer paths when total < 100).
+    pub fn with_total(total: usize) -> Routes {
+        let paths = total.clamp(1, 100);
+        Routes {
+            hosts: total.div_ceil(paths).max(1),
+            paths,
+        }
+    }
+
+    /// Number of rules.
+    pub fn total(self) -> usize {
+        self.hosts * self.paths
+    }
+}
+
+/// Which routing configuration a proxy starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// One catch-all rule.
+    Basic,
+    /// The generated many-routes table.
+    Many(Routes),
+}
+
+/// How a proxy is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launch {
+    /// As users run it.
+    Plain,
+    /// Under `valgrind --tool=callgrind` (nginx without a master process).
+    Callgrind,
+}
+
+/// Where things live and which CPUs they use.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// Work directory (configs, logs, the large file).
+    pub dir: PathBuf,
+    /// The rauta binary.
+    pub rauta_bin: PathBuf,
+    /// Backend and load generator CPU.
+    pub client_cpu: usize,
+    /// Proxy CPU.
+    pub proxy_cpu: usize,
+    /// Backend port.
+    pub backend_port: u16,
+}
+
+impl Env {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Starts the backend: nginx, one worker, `return 200` small body, and a
+/// 1 MiB static file at [`LARGE_PATH`], pinned to the client CPU.
+pub fn start_backend(env: &Env) -> Result<Child> {
+    let www = env.path("www");
+    fs::create_dir_all(&www)?;
+    let large = www.join("1m.bin");
+    fs::write(&large, vec![b'x'; LARGE_BYTES])?;
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\nerror_log {dir}/backend-error.log warn;\npid {dir}/backend.pid;\n\
+events {{ worker_connections 16384; }}\n\
+http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout 300s;\n  sendfile on;\n  tcp_nopush on;\n\
+  client_body_temp_path {dir}/tmp-body;\n  proxy_temp_path {dir}/tmp-proxy;\n\
+  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n\
+    location = {LARGE_PATH} {{ alias {large}; default_type application/octet-stream; }}\n\
+    location / {{ default_type text/plain; return 200 \"{body}\"; }}\n  }}\n}}\n",
+        dir = env.dir.display(),
+        port = env.backend_port,
+        large = large.display(),
+        body = SMALL_BODY.replace('\n', "\\n"),
+    );
+    let path = env.path("backend.conf");
+    fs::write(&path, conf)?;
+    let mut child = Child::spawn(
+        "backend nginx",
+        env.client_cpu,
+        "nginx",
+        &nginx_args(&env.dir, &path),
+        &[],
+        &env.path("backend.log"),
+    )?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], env.backend_port));
+    procs::wait_until("backend", &mut child, Duration::from_secs(10), || {
+        procs::get(addr, "backend", "/", Duration::from_secs(1))
+            .is_ok_and(|r| r.status == 200 && r.body == SMALL_BODY.as_bytes())
+    })?;
+    Ok(child)
+}
+
+fn nginx_args(prefix: &Path, conf: &Path) -> Vec<String> {
+    vec![
+        "-p".into(),
+        format!("{}/", prefix.display()),
+        "-c".into(),
+        conf.display().to_string(),
+    ]
+}
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Which one.
+    pub kind: Kind,
+    /// Its process (tree).
+    pub child: Child,
+    /// Its client-facing port.
+    pub port: u16,
+    /// From start to the first proxied 200.
+    pub startup: Duration,
+    /// RSS once ready, before any load, in KiB.
+    pub idle_rss_kb: u64,
+}
+
+impl Proxy {
+    /// Client-facing address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+/// The host and path of a request that a table routes to the backend.
+pub fn probe(table: Table) -> (String, String) {
+    match table {
+        Table::Basic => ("bench.local".into(), "/".into()),
+        Table::Many(r) => (
+            format!("h{}.bench.local", r.hosts - 1),
+            format!("/p{}/probe", r.paths - 1),
+        ),
+    }
+}
+
+/// Writes the configuration of `kind` for `table` and starts it pinned to
+/// the proxy CPU; returns once a request through it reaches the backend.
+pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Proxy> {
+    let port = procs::free_port()?;
+    let tag = match table {
+        Table::Basic => "basic",
+        Table::Many(_) => "routes",
+    };
+    let name = format!("{}-{tag}", kind.name().to_ascii_lowercase());
+    let (program, args, envs): (String, Vec<String>, Vec<(&str, &str)>) = match kind {
+        Kind::Nginx => {
+            let conf = env.path(&format!("{name}.conf"));
+            fs::write(&conf, nginx_conf(env, &name, port, table, launch))?;
+            ("nginx".into(), nginx_args(&env.dir, &conf), vec![])
+        }
+        Kind::Haproxy => {
+            let conf = env.path(&format!("{name}.cfg"));
+            fs::write(&conf, haproxy_cfg(env, &name, port, table)?)?;
+            let args = vec!["-db".into(), "-f".into(), conf.display().to_string()];
+            ("haproxy".into(), args, vec![])
+        }
+        Kind::Rauta => {
+            let dir = env.path(&format!("{name}-manifests"));
+            write_manifests(&dir, env.backend_port, table)?;
+            let admin = procs::free_port()?;
+            let args = vec![
+                "serve".into(),
+                "--manifests".into(),
+                dir.display().to_string(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--admin".into(),
+                format!("127.0.0.1:{admin}"),
+                "--shards".into(),
+                "1".into(),
+                "--cpus".into(),
+                env.proxy_cpu.to_string(),
+                "--drain-timeout".into(),
+                "2s".into(),
+            ];
+            let bin = env.rauta_bin.display().to_string();
+            (bin, args, vec![("RUST_LOG", "warn")])
+        }
+    };
+    let (program, args) = match launch {
+        Launch::Plain => (program, args),
+        Launch::Callgrind => {
+            let mut v = vec![
+                "--tool=callgrind".to_string(),
+                format!(
+                    "--callgrind-out-file={}/callgrind-{name}.%p.out",
+                    env.dir.display()
+                ),
+                "--dump-line=no".into(),
+                program,
+            ];
+            v.extend(args);
+            ("valgrind".into(), v)
+        }
+    };
+    let log = env.path(&format!("{name}.log"));
+    let mut child = Child::spawn(&name, env.proxy_cpu, &program, &args, &envs, &log)?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (host, path) = probe(table);
+    let timeout = match (launch, table) {
+        (Launch::Plain, Table::Basic) => Duration::from_secs(15),
+        _ => Duration::from_secs(120),
+    };
+    let startup = procs::wait_until(&name, &mut child, timeout, || {
+        procs::get(addr, &host, &path, Duration::from_secs(2))
+            .is_ok_and(|r| r.status == 200 && r.body == SMALL_BODY.as_bytes())
+    })
+    .with_context(|| format!("starting {name}"))?;
+    // Let deferred start-up work (worker spawn, table broadcast) settle.
+    std::thread::sleep(Duration::from_millis(300));
+    let idle_rss_kb = sys::rss_kb(&child.pids());
+    Ok(Proxy {
+        kind,
+        child,
+        port,
+        startup,
+        idle_rss_kb,
+    })
+}
+
+/// nginx as ingress-nginx configures it where it matters here: upstream
+/// keep-alive, HTTP/1.1 upstream, no response buffering, the same
+/// X-Forwarded-* / X-Real-IP / X-Request-ID headers rauta sets.
+fn nginx_conf(env: &Env, name: &str, port: u16, table: Table, launch: Launch) -> String {
+    let dir = env.dir.display();
+    let mut c = String::new();
+    let master = if launch == Launch::Callgrind {
+        "master_process off;\n"
+    } else {
+        ""
+    };
+    let _ = write!(
+        c,
+        "worker_processes 1;\n{master}daemon off;\nerror_log {dir}/{name}-error.log warn;\npid {dir}/{name}.pid;\n\
+events {{ worker_connections 16384; }}\n\
+http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout 300s;\n\
+  client_body_temp_path {dir}/tmp-body;\n  proxy_temp_path {dir}/tmp-proxy;\n\
+  server_names_hash_max_size 16384;\n  server_names_hash_bucket_size 64;\n\
+  upstream be {{ server 127.0.0.1:{backend}; keepalive 64; keepalive_requests 100000000; keepalive_timeout 300s; }}\n\
+  proxy_http_version 1.1;\n  proxy_buffering off;\n\
+  proxy_set_header Host $host;\n  proxy_set_header Connection \"\";\n\
+  proxy_set_header X-Request-ID $request_id;\n  proxy_set_header X-Real-IP $remote_addr;\n\
+  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n  proxy_set_header X-Forwarded-Host $host;\n\
+  proxy_set_header X-Forwarded-Port $server_port;\n  proxy_set_header X-Forwarded-Proto $scheme;\n",
+        backend = env.backend_port,
+    );
+    match table {
+        Table::Basic => {
+            let _ = writeln!(
+                c,
+                "  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    location / {{ proxy_pass http://be; }}\n  }}"
+            );
+        }
+        Table::Many(r) => {
+            let _ = writeln!(
+                c,
+                "  server {{ listen 127.0.0.1:{port} default_server backlog=4096; return 404; }}"
+            );
+            for h in 0..r.hosts {
+                let _ = writeln!(
+                    c,
+                    "  server {{\n    listen 127.0.0.1:{port};\n    server_name h{h}.bench.local;"
+                );
+                for p in 0..r.paths {
+                    // ingress-nginx writes a Prefix path as `location /p/`
+                    // plus `location = /p`.
+                    let _ = writeln!(
+                        c,
+                        "    location /p{p}/ {{ proxy_pass http://be; }}\n    location = /p{p} {{ proxy_pass http://be; }}"
+                    );
+                }
+                c.push_str("  }\n");
+            }
+        }
+    }
+    c.push_str("}\n");
+    c
+}
+
+/// HAProxy with one thread, `http-reuse always`, the same forwarded
+/// headers; the many-routes table is a `map_beg` over `base` (host + path).
+fn haproxy_cfg(env: &Env, name: &str, port: u16, table: Table) -> Result<String> {
+    let mut c = format!(
+        "global\n  nbthread 1\n  maxconn 4000\n\
+defaults\n  mode http\n  option http-keep-alive\n  timeout connect 5s\n  timeout client 300s\n  timeout server 300s\n  timeout http-keep-alive 300s\n  http-reuse always\n\
+frontend fe\n  bind 127.0.0.1:{port}\n  option forwardfor\n\
+  http-request set-header X-Real-IP %[src]\n  http-request set-header X-Forwarded-Proto http\n\
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]\n  http-request set-header X-Forwarded-Port %[dst_port]\n\
+  http-request set-header X-Request-ID %[uuid] unless {{ req.hdr(x-request-id) -m found }}\n"
+    );
+    match table {
+        Table::Basic => c.push_str("  default_backend be\n"),
+        Table::Many(r) => {
+            let map = env.path(&format!("{name}.map"));
+            let mut m = String::with_capacity(r.total() * 32);
+            for h in 0..r.hosts {
+                for p in 0..r.paths {
+                    // `/p` as an element-wise prefix: `/p` exactly, or `/p/…`.
+                    let _ = writeln!(m, "h{h}.bench.local/p{p}/ be");
+                }
+            }
+            fs::write(&map, m).with_context(|| format!("write {}", map.display()))?;
+            let _ = writeln!(
+                c,
+                "  use_backend %[base,map_beg({},none)]",
+                map.display()
+            );
+            c.push_str("  default_backend none\nbackend none\n  http-request deny deny_status 404\n");
+        }
+    }
+    let _ = writeln!(
+        c,
+        "backend be\n  server s1 127.0.0.1:{}",
+        env.backend_port
+    );
+    Ok(c)
+}
+
+/// The manifests `kubectl apply -f` would send: an IngressClass, a Service
+/// with its EndpointSlice at the backend, and Ingresses.
+fn write_manifests(dir: &Path, backend_port: u16, table: Table) -> Result<()> {
+    fs::create_dir_all(dir)?;
+    let base = format!(
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: rauta\n  annotations:\n    ingressclass.kubernetes.io/is-default-class: \"true\"\nspec:\n  controller: rauta.io/ingress-controller\n\
+---\napiVersion: v1\nkind: Service\nmetadata:\n  name: backend\n  namespace: bench\nspec:\n  ports:\n    - name: http\n      port: 80\n      targetPort: {backend_port}\n\
+---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: backend-1\n  namespace: bench\n  labels:\n    kubernetes.io/service-name: backend\naddressType: IPv4\nports:\n  - name: http\n    port: {backend_port}\nendpoints:\n  - addresses: [\"127.0.0.1\"]\n    conditions: {{ready: true}}\n"
+    );
+    fs::write(dir.join("base.yaml"), base)?;
+    let mut y = String::new();
+    match table {
+        Table::Basic => y.push_str(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: all\n  namespace: bench\nspec:\n  ingressClassName: rauta\n  rules:\n    - http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service: {name: backend, port: {number: 80}}\n",
+        ),
+        Table::Many(r) => {
+            for h in 0..r.hosts {
+                let _ = write!(
+                    y,
+                    "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: h{h}\n  namespace: bench\nspec:\n  ingressClassName: rauta\n  rules:\n    - host: h{h}.bench.local\n      http:\n        paths:\n"
+                );
+                for p in 0..r.paths {
+                    let _ = writeln!(
+                        y,
+                        "          - {{path: /p{p}, pathType: Prefix, backend: {{service: {{name: backend, port: {{number: 80}}}}}}}}"
+                    );
+                }
+            }
+        }
+    }
+    fs::write(dir.join("ingresses.yaml"), y)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_split_into_hosts_of_100_paths() {
+        assert_eq!(Routes::with_total(100_000).hosts, 1000);
+        assert_eq!(Routes::with_total(100_000).total(), 100_000);
+        assert_eq!(Routes::with_total(10).paths, 10);
+        assert_eq!(Routes::with_total(0).total(), 1);
+    }
+
+    #[test]
+    fn probe_hits_the_last_generated_rule() {
+        let r = Routes { hosts: 3, paths: 2 };
+        assert_eq!(
+            probe(Table::Many(r)),
+            ("h2.bench.local".into(), "/p1/probe".into())
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! What the benchmark reads from `/proc`: the machine description, CPU time
+//! of process trees, peak RSS, per-CPU busy time, and the CPU used by other
+//! processes on the machine during a run.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+/// Linux reports `/proc` times in USER_HZ ticks, which is 100 on every
+/// architecture the kernel ABI keeps.
+const TICK_NS: u64 = 10_000_000;
+/// `PF_KTHREAD` in `/proc/PID/stat` flags.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// The machine the benchmark ran on.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// CPUs online.
+    pub nproc: usize,
+    /// `model name` from `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// `uname -r`.
+    pub kernel: String,
+    /// `PRETTY_NAME` from `/etc/os-release`.
+    pub os: String,
+    /// Total memory in MiB.
+    pub mem_mib: u64,
+}
+
+/// Describes this machine; fields that cannot be read say `unknown`.
+pub fn machine() -> Machine {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let os = fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let mem_mib = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024);
+    Machine {
+        nproc,
+        cpu_model,
+        kernel,
+        os,
+        mem_mib,
+    }
+}
+
+/// The fields of `/proc/PID/stat` the benchmark uses.
+#[derive(Debug, Clone, Copy)]
+struct Stat {
+    ppid: u32,
+    flags: u64,
+    /// utime + stime in ticks.
+    ticks: u64,
+}
+
+fn parse_stat(text: &str) -> Option<Stat> {
+    // The command name is in parentheses and may hold spaces or `)`.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        ppid: f.get(1)?.parse().ok()?,
+        flags: f.get(6)?.parse().ok()?,
+        ticks: f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+    })
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn all_pids() -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// `root` and every process descending from it.
+pub fn process_tree(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = all_pids()
+        .into_iter()
+        .filter_map(|p| Some((p, read_stat(p)?.ppid)))
+        .collect();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// CPU time (user + system) of every thread of the processes in ns, from
+/// `/proc/PID/task/TID/schedstat` (falling back to tick-granular `stat`).
+pub fn cpu_ns(pids: &[u32]) -> u64 {
+    let mut total = 0;
+    for pid in pids {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let dir = task.path();
+            let from_schedstat = fs::read_to_string(dir.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+            let ns = from_schedstat.or_else(|| {
+                let stat = fs::read_to_string(dir.join("stat")).ok()?;
+                Some(parse_stat(&stat)?.ticks * TICK_NS)
+            });
+            total += ns.unwrap_or(0);
+        }
+    }
+    total
+}
+
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Sum of `VmHWM` (peak resident set) over the processes, in KiB.
+pub fn peak_rss_kb(pids: &[u32]) -> u64 {
+    pids.iter().filter_map(|p| status_kb(*p, "VmHWM:")).sum()
+}
+
+/// Sum of `VmRSS` (current resident set) over the processes, in KiB.
+pub fn rss_kb(pids: &[u32]) -> u64 {
+    pids.iter().filter_map(|p| status_kb(*p, "VmRSS:")).sum()
+}
+
+/// Resets the peak RSS of the processes to their current RSS (writing `5`
+/// to `clear_refs`); returns false when the kernel refused.
+pub fn reset_peak_rss(pids: &[u32]) -> bool {
+    pids.iter()
+        .all(|p| fs::write(format!("/proc/{p}/clear_refs"), "5").is_ok())
+}
+
+/// Busy and total ticks of one CPU, from `/proc/stat`.
+fn cpu_ticks(stat: &str, cpu: usize) -> Option<(u64, u64)> {
+    let name = format!("cpu{cpu}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    let total: u64 = v.iter().take(8).sum();
+    Some((total - idle, total))
+}
+
+/// A point-in-time view of the machine for judging a run afterwards.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    at: Instant,
+    /// CPU ticks of every user-space process outside our own tree.
+    others: HashMap<u32, u64>,
+    /// (busy, total) ticks per CPU.
+    cpus: Vec<(u64, u64)>,
+}
+
+/// Takes a snapshot; `ours` is our own process (its whole tree is excluded
+/// from "other load").
+pub fn snapshot(ours: u32, ncpu: usize) -> Snapshot {
+    let stats: Vec<(u32, Stat)> = all_pids()
+        .into_iter()
+        .filter_map(|p| Some((p, read_stat(p)?)))
+        .collect();
+    let mut mine: HashSet<u32> = HashSet::from([ours]);
+    // Parents are not always listed before children: iterate to a fixpoint.
+    loop {
+        let before = mine.len();
+        for (p, s) in &stats {
+            if mine.contains(&s.ppid) {
+                mine.insert(*p);
+            }
+        }
+        if mine.len() == before {
+            break;
+        }
+    }
+    let others = stats
+        .iter()
+        .filter(|(p, s)| !mine.contains(p) && s.flags & PF_KTHREAD == 0 && s.ppid != 2)
+        .map(|(p, s)| (*p, s.ticks))
+        .collect();
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpus = (0..ncpu)
+        .map(|c| cpu_ticks(&stat, c).unwrap_or((0, 0)))
+        .collect();
+    Snapshot {
+        at: Instant::now(),
+        others,
+        cpus,
+    }
+}
+
+/// What happened on the machine between two snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct Interval {
+    /// CPUs' worth of time used by processes outside the benchmark.
+    pub other_cpus: f64,
+    /// The busiest outside process, as (pid, CPUs' worth).
+    pub top_other: Option<(u32, f64)>,
+    /// Busy fraction of each CPU (0..1).
+    pub cpu_busy: Vec<f64>,
+}
+
+/// Compares two snapshots (`b` taken after `a`).
+pub fn interval(a: &Snapshot, b: &Snapshot) -> Interval {
+    let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-3);
+    let mut other_ticks = 0u64;
+    let mut top: Option<(u32, u64)> = None;
+    for (pid, ticks) in &b.others {
+        // A process that appeared meanwhile counts with its whole lifetime
+        // (an over-estimate, on the safe side for a warning).
+        let used = ticks.saturating_sub(a.others.get(pid).copied().unwrap_or(0));
+        other_ticks += used;
+        if top.is_none_or(|(_, t)| used > t) {
+            top = Some((*pid, used));
+        }
+    }
+    let to_cpus = |ticks: u64| (ticks * TICK_NS) as f64 / 1e9 / secs;
+    let cpu_busy = a
+        .cpus
+        .iter()
+        .zip(&b.cpus)
+        .map(|((b0, t0), (b1, t1))| {
+            let total = t1.saturating_sub(*t0);
+            if total == 0 {
+                0.0
+            } else {
+                b1.saturating_sub(*b0) as f64 / total as f64
+            }
+        })
+        .collect();
+    Interval {
+        other_cpus: to_cpus(other_ticks),
+        top_other: top.filter(|(_, t)| *t > 0).map(|(p, t)| (p, to_cpus(t))),
+        cpu_busy,
+    }
+}
+
+/// The 1-minute load average.
+pub fn loadavg() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The command name of a process (for naming the busiest outsider).
+pub fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| format!("pid {pid}"))
+}
+
+/// The CPU time of our waited-for children so far (user + system), in ns.
+pub fn children_cpu_ns() -> Result<u64> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let u = getrusage(UsageWho::RUSAGE_CHILDREN).context("getrusage(RUSAGE_CHILDREN)")?;
+    let ns = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000_000 + t.tv_usec() as u64 * 1000;
+    Ok(ns(u.user_time()) + ns(u.system_time()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parens_in_the_name() {
+        let line = "1234 (nginx: a) b) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 100 1000 200";
+        let s = parse_stat(line).expect("parses");
+        assert_eq!(s.ppid, 1);
+        assert_eq!(s.flags, 4_194_560);
+        assert_eq!(s.ticks, 300);
+        assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn cpu_ticks_of_one_cpu() {
+        let stat = "cpu  1 2 3 4 5 6 7 8 0 0\ncpu0 10 0 10 70 10 0 0 0 0 0\ncpu1 1 1 1 1 1 1 1 1 0 0\n";
+        assert_eq!(cpu_ticks(stat, 0), Some((20, 100)));
+        assert_eq!(cpu_ticks(stat, 1), Some((6, 8)));
+        assert_eq!(cpu_ticks(stat, 2), None);
+    }
+
+    #[test]
+    fn our_own_tree_is_found() {
+        let me = std::process::id();
+        assert!(process_tree(me).contains(&me));
+        assert!(cpu_ns(&[me]) > 0);
+    }
+}

@@ -1,0 +1,445 @@
+//! The API-server source: follows Ingress, IngressClass, Service and
+//! EndpointSlice with kube-rs reflectors, translates them with the same
+//! [`translate`] as the manifests source, and publishes every new
+//! configuration. Unlike the manifests source, an invalid Ingress never
+//! holds the others back: it is left out of the table, logged, and
+//! reported as a Kubernetes Event on it, while the rest is published.
+//!
+//! The leader among the instances (a `coordination.k8s.io/v1` Lease, see
+//! [`leader`]) also writes `status.loadBalancer.ingress` of the Ingresses
+//! it serves and sends the Events; the others only route.
+//!
+//! Everything runs on one thread (`rauta-kube`) with a tokio current-thread
+//! runtime: the reflectors, the debounced reconcile loop, the leader
+//! elector and the status writer, which runs apart from the reconcile loop
+//! so that a slow API server never delays a route table.
+
+mod backoff;
+pub mod client;
+mod events;
+pub mod leader;
+pub mod status;
+mod watch;
+
+pub use client::ClientSource;
+pub use events::{REASON_INVALID, REASON_WARNING};
+pub use leader::LeaderOptions;
+pub use status::PublishTarget;
+pub use watch::WatchBackoff;
+
+use crate::problem::{Problem, Severity};
+use crate::translate::{served_ingresses, translate};
+use crate::ClassSelector;
+use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
+use kube::runtime::reflector::ObjectRef;
+use leader::{Elector, Leadership};
+use rauta_shared::config::{IngressRef, RouteConfig};
+use status::{Addr, ClassTracker};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io;
+use std::sync::{mpsc, Arc};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+use tokio::sync::{watch as channel, Notify};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use watch::Stores;
+
+/// Default debounce of the API source.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
+/// Longest wait for one status or Event write.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Delay before failed status or Event writes are tried again.
+const DEFAULT_WRITE_RETRY: Duration = Duration::from_secs(5);
+
+/// What the API source needs to know.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Where the API server is.
+    pub client: ClientSource,
+    /// Our IngressClass.
+    pub selector: ClassSelector,
+    /// Quiet time after a change before the table is rebuilt; a steady
+    /// stream of changes still rebuilds every ten debounces.
+    pub debounce: Duration,
+    /// What to write into the status of served Ingresses.
+    pub publish: PublishTarget,
+    /// The Lease to compete for; `None`: this instance always writes
+    /// status and Events (a single replica).
+    pub leader: Option<LeaderOptions>,
+    /// Retry delays of failing watches.
+    pub backoff: WatchBackoff,
+    /// Delay before failed status or Event writes are tried again.
+    pub write_retry: Duration,
+}
+
+impl ApiOptions {
+    /// Defaults: 50 ms debounce, no status, no leader election, client-go's backoff.
+    pub fn new(client: ClientSource, selector: ClassSelector) -> ApiOptions {
+        ApiOptions {
+            client,
+            selector,
+            debounce: DEFAULT_DEBOUNCE,
+            publish: PublishTarget::None,
+            leader: None,
+            backoff: WatchBackoff::default(),
+            write_retry: DEFAULT_WRITE_RETRY,
+        }
+    }
+}
+
+/// A running API source (thread `rauta-kube`).
+///
+/// Dropping it leaves the thread running for the life of the process; call
+/// [`ApiSource::stop`] to end it (and release the leader Lease).
+#[derive(Debug)]
+pub struct ApiSource {
+    stop: channel::Sender<bool>,
+    thread: JoinHandle<()>,
+    leadership: Leadership,
+}
+
+impl ApiSource {
+    /// Connects (kubeconfig or in-cluster) and starts the `rauta-kube` thread.
+    ///
+    /// Fails only when the client configuration cannot be loaded; an API
+    /// server that cannot be reached yet is retried with backoff. The first
+    /// configuration is published once all four kinds are listed; after
+    /// that, `publish` gets every configuration that differs from the last,
+    /// `debounce` after the last change of a burst.
+    pub fn spawn(
+        opts: ApiOptions,
+        publish: impl FnMut(RouteConfig) + Send + 'static,
+    ) -> io::Result<ApiSource> {
+        let (stop, stop_rx) = channel::channel(false);
+        let (started_tx, started_rx) = mpsc::channel::<Result<Leadership, String>>();
+        let thread = thread::Builder::new()
+            .name("rauta-kube".to_string())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(format!("tokio runtime: {e}")));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let client = match client::connect(&opts.client).await {
+                        Ok(client) => client,
+                        Err(e) => {
+                            let _ = started_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let (elector, leadership) = match opts.leader.clone() {
+                        Some(lease) => {
+                            let (elector, leadership) = Elector::new(client.clone(), lease);
+                            (Some(elector), leadership)
+                        }
+                        None => (None, Leadership::always()),
+                    };
+                    if started_tx.send(Ok(leadership.clone())).is_err() {
+                        return;
+                    }
+                    run(client, opts, publish, stop_rx, elector, leadership).await;
+                });
+            })?;
+        match started_rx.recv() {
+            Ok(Ok(leadership)) => Ok(ApiSource {
+                stop,
+                thread,
+                leadership,
+            }),
+            Ok(Err(message)) => {
+                let _ = thread.join();
+                Err(io::Error::other(message))
+            }
+            Err(mpsc::RecvError) => {
+                let _ = thread.join();
+                Err(io::Error::other(
+                    "the rauta-kube thread ended while starting",
+                ))
+            }
+        }
+    }
+
+    /// True while this instance holds the leader Lease (always true without
+    /// leader election).
+    pub fn is_leader(&self) -> bool {
+        self.leadership.is_leader()
+    }
+
+    /// Stops the thread (releasing the Lease if held) and waits for it.
+    pub fn stop(self) {
+        let _ = self.stop.send(true);
+        if self.thread.join().is_err() {
+            tracing::error!("the rauta-kube thread panicked");
+        }
+    }
+
+    /// Waits for the thread, which normally runs until [`ApiSource::stop`].
+    pub fn join(self) -> thread::Result<()> {
+        self.thread.join()
+    }
+}
+
+/// What the status writer acts on: the state of one reconcile.
+#[derive(Debug, Default)]
+struct WriterInput {
+    ingresses: Vec<Arc<Ingress>>,
+    served: BTreeSet<IngressRef>,
+    left: BTreeMap<IngressRef, Vec<Addr>>,
+    desired: Option<Vec<IngressLoadBalancerIngress>>,
+    problems: BTreeMap<IngressRef, Vec<Problem>>,
+}
+
+/// The control loop: first complete lists, then a debounced reconcile per
+/// burst of changes, until told to stop.
+async fn run(
+    client: kube::Client,
+    opts: ApiOptions,
+    mut publish: impl FnMut(RouteConfig),
+    mut stop: channel::Receiver<bool>,
+    elector: Option<Elector>,
+    leadership: Leadership,
+) {
+    let mut tasks = JoinSet::new();
+    let changed = Arc::new(Notify::new());
+    let stores = Stores::start(&client, opts.backoff, &changed, &mut tasks);
+    let elector = elector.map(|e| tokio::spawn(e.run(stop.clone())));
+    let (input_tx, input_rx) = channel::channel(Arc::new(WriterInput::default()));
+    let reporter = events::Reporter {
+        controller: opts.selector.controller.clone(),
+        instance: opts
+            .leader
+            .as_ref()
+            .map(|l| l.identity.clone())
+            .unwrap_or_else(leader::default_identity),
+    };
+    tasks.spawn(writer(
+        client.clone(),
+        input_rx,
+        leadership,
+        reporter,
+        opts.write_retry,
+    ));
+
+    let ready = tokio::select! {
+        r = stores.wait_ready() => r.is_ok(),
+        _ = stop.changed() => false,
+    };
+    if ready {
+        tracing::info!(
+            "Kubernetes API: Ingresses, IngressClasses, Services and EndpointSlices listed"
+        );
+        let mut reconciler = Reconciler::default();
+        reconciler.reconcile(&stores, &opts, &mut publish, &input_tx);
+        let max_wait = opts.debounce * 10;
+        let mut first: Option<Instant> = None;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = changed.notified() => {
+                    let now = Instant::now();
+                    let start = *first.get_or_insert(now);
+                    deadline = Some((now + opts.debounce).min(start + max_wait));
+                }
+                _ = sleep, if deadline.is_some() => {
+                    first = None;
+                    deadline = None;
+                    reconciler.reconcile(&stores, &opts, &mut publish, &input_tx);
+                }
+            }
+        }
+    }
+    drop(input_tx);
+    if let Some(elector) = elector {
+        // The elector saw the stop too; let it release the Lease.
+        let _ = elector.await;
+    }
+    tasks.shutdown().await;
+    tracing::debug!("Kubernetes API source stopped");
+}
+
+/// State kept from one reconcile to the next.
+#[derive(Default)]
+struct Reconciler {
+    last: Option<RouteConfig>,
+    logged: HashSet<String>,
+    tracker: ClassTracker,
+    service_warned: bool,
+}
+
+impl Reconciler {
+    /// Translates the stores, publishes a changed configuration, and hands
+    /// the state to the status writer.
+    fn reconcile(
+        &mut self,
+        stores: &Stores,
+        opts: &ApiOptions,
+        publish: &mut impl FnMut(RouteConfig),
+        writer: &channel::Sender<Arc<WriterInput>>,
+    ) {
+        let ingresses = stores.ingresses.state();
+        let objects = stores.objects(&ingresses);
+        let translation = translate(&objects, &opts.selector);
+        self.log_problems(&translation.problems);
+        if self.last.as_ref() != Some(&translation.config) {
+            tracing::info!(
+                rules = translation.config.rules.len(),
+                backends = translation.config.backends.len(),
+                skipped = translation.problems.iter().filter(|p| p.is_error()).count(),
+                "publishing a new route configuration from the Kubernetes API"
+            );
+            self.last = Some(translation.config.clone());
+            publish(translation.config);
+        } else {
+            tracing::debug!("Kubernetes objects changed, route configuration unchanged");
+        }
+
+        let served: BTreeSet<IngressRef> = served_ingresses(&objects, &opts.selector)
+            .into_iter()
+            .collect();
+        let refs: Vec<&Ingress> = ingresses.iter().map(|i| i.as_ref()).collect();
+        self.tracker.update(&refs, &served);
+        let service = match &opts.publish {
+            PublishTarget::Service { namespace, name } => {
+                stores.services.get(&ObjectRef::new(name).within(namespace))
+            }
+            _ => None,
+        };
+        let desired = status::desired(&opts.publish, service.as_deref());
+        match (&opts.publish, &desired) {
+            (PublishTarget::Service { namespace, name }, None) if !self.service_warned => {
+                tracing::warn!("publish Service {namespace}/{name} is missing or has no address; Ingress status is not written until it has one");
+                self.service_warned = true;
+            }
+            (_, Some(_)) => self.service_warned = false,
+            _ => {}
+        }
+        let problems = events::by_ingress(&translation.problems, &refs);
+        drop(refs);
+        writer.send_replace(Arc::new(WriterInput {
+            ingresses,
+            served,
+            left: self.tracker.left().clone(),
+            desired,
+            problems,
+        }));
+    }
+
+    /// Logs each problem once, when it first appears.
+    fn log_problems(&mut self, problems: &[Problem]) {
+        let now: HashSet<String> = problems.iter().map(Problem::to_string).collect();
+        for p in problems {
+            let line = p.to_string();
+            if self.logged.contains(&line) {
+                continue;
+            }
+            match p.severity {
+                Severity::Error => {
+                    tracing::error!("{line} (this Ingress is left out of the route table; the others are served)")
+                }
+                Severity::Warning => tracing::warn!("{line}"),
+            }
+        }
+        // Forget what went away, so that it is logged again if it comes back.
+        self.logged = now;
+    }
+}
+
+/// Writes Ingress status and Events while this instance leads; retries
+/// failed writes after `retry`.
+async fn writer(
+    client: kube::Client,
+    mut input: channel::Receiver<Arc<WriterInput>>,
+    leadership: Leadership,
+    reporter: events::Reporter,
+    retry: Duration,
+) {
+    let mut leader_changes = leadership.subscribe();
+    let mut event_log = events::EventLog::default();
+    // What we wrote, by the resourceVersion it was written over: until the
+    // watch brings the new version, the same write is not repeated.
+    let mut written: BTreeMap<IngressRef, (Option<String>, Option<Vec<Addr>>)> = BTreeMap::new();
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        let sleep = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now));
+        tokio::select! {
+            r = input.changed() => if r.is_err() { return },
+            r = leader_changes.changed() => if r.is_err() { return },
+            _ = sleep, if retry_at.is_some() => {}
+        }
+        retry_at = None;
+        if !leadership.is_leader() {
+            written.clear();
+            continue;
+        }
+        let state = input.borrow_and_update().clone();
+        let refs: Vec<&Ingress> = state.ingresses.iter().map(|i| i.as_ref()).collect();
+        let mut ok = true;
+        let plan = status::plan(&refs, &state.served, &state.left, state.desired.as_deref());
+        for change in plan {
+            let want = change.entries.as_deref().map(status::addrs);
+            let done = (change.resource_version.clone(), want);
+            if written.get(&change.ingress) == Some(&done) {
+                continue;
+            }
+            if !leadership.is_leader() {
+                break;
+            }
+            let target = &change.ingress;
+            match tokio::time::timeout(WRITE_TIMEOUT, status::apply(&client, &change)).await {
+                Ok(Ok(())) => {
+                    match &change.entries {
+                        Some(entries) => {
+                            tracing::info!(ingress = %target, address = ?status::addrs(entries), "Ingress status set")
+                        }
+                        None => {
+                            tracing::info!(ingress = %target, "Ingress status cleared (no longer of our class)")
+                        }
+                    }
+                    written.insert(target.clone(), done);
+                }
+                // Deleted meanwhile: nothing to do.
+                Ok(Err(kube::Error::Api(s))) if s.is_not_found() => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(ingress = %target, "writing Ingress status failed: {e}; retrying in {retry:?}");
+                    ok = false;
+                }
+                Err(_) => {
+                    tracing::warn!(ingress = %target, "writing Ingress status: the API server did not answer within {WRITE_TIMEOUT:?}; retrying in {retry:?}");
+                    ok = false;
+                }
+            }
+        }
+        let present: BTreeSet<IngressRef> = refs.iter().map(|i| status::ingress_ref(i)).collect();
+        written.retain(|k, _| present.contains(k));
+
+        for (ing, problem) in event_log.pending(&state.problems, &refs) {
+            if !leadership.is_leader() {
+                break;
+            }
+            let send = events::send(&client, &reporter, ing, problem);
+            match tokio::time::timeout(WRITE_TIMEOUT, send).await {
+                Ok(Ok(())) => event_log.mark_sent(ing, problem),
+                Ok(Err(e)) => {
+                    tracing::warn!(ingress = %status::ingress_ref(ing), "sending an Event failed: {e}; retrying in {retry:?}");
+                    ok = false;
+                }
+                Err(_) => {
+                    tracing::warn!(ingress = %status::ingress_ref(ing), "sending an Event: the API server did not answer within {WRITE_TIMEOUT:?}");
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            retry_at = Some(Instant::now() + retry);
+        }
+    }
+}

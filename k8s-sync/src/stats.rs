@@ -1,0 +1,51 @@
+//! Outcome counters of a configuration source, read by the admin thread
+//! for `/metrics`. Updated once per load, never on the request path.
+
+use crate::translate::Translation;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of configuration loads.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    loads: AtomicU64,
+    rejected: AtomicU64,
+    errors: AtomicU64,
+    warnings: AtomicU64,
+}
+
+/// A copy of [`SourceStats`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceCounts {
+    /// Loads attempted.
+    pub loads: u64,
+    /// Loads rejected as a whole.
+    pub rejected: u64,
+    /// Error problems in the last load.
+    pub errors: u64,
+    /// Warning problems in the last load.
+    pub warnings: u64,
+}
+
+impl SourceStats {
+    /// Records one load; `rejected` when its configuration was not used.
+    pub fn record(&self, translation: &Translation, rejected: bool) {
+        let errors = translation.problems.iter().filter(|p| p.is_error()).count() as u64;
+        let warnings = translation.problems.len() as u64 - errors;
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        if rejected {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        self.errors.store(errors, Ordering::Relaxed);
+        self.warnings.store(warnings, Ordering::Relaxed);
+    }
+
+    /// The current counts.
+    pub fn counts(&self) -> SourceCounts {
+        SourceCounts {
+            loads: self.loads.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            warnings: self.warnings.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Per-route statistics: recorded per shard without locks or atomics
+//! ([`route`], [`shard`]), handed to the admin thread as deltas on request
+//! ([`snapshot`]), accumulated there ([`registry`]) and rendered as
+//! Prometheus text ([`exposition`]).
+
+pub mod exposition;
+pub mod registry;
+pub mod route;
+pub mod shard;
+pub mod snapshot;
+
+/// Histogram range: 1 µs to one hour, two significant digits (1% error).
+pub fn new_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
+        .expect("constant bounds are valid")
+}
+
+/// Methods counted separately; everything else is `OTHER` (bounded labels).
+pub const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
+];
+
+/// Index of a method in [`METHODS`].
+#[inline]
+pub fn method_index(method: &str) -> usize {
+    METHODS[..7].iter().position(|m| *m == method).unwrap_or(7)
+}
+
+/// Status classes counted: 1xx..5xx.
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Index of a status code's class in [`STATUS_CLASSES`].
+#[inline]
+pub fn status_index(status: u16) -> usize {
+    (usize::from(status / 100)).clamp(1, 5) - 1
+}
+
+/// Why a request failed, as counted in `rauta_errors_total{cause}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// No rule and no default backend (404).
+    NoRoute,
+    /// The backend has no endpoint (503).
+    NoEndpoint,
+    /// Connecting to every endpoint tried failed (502).
+    ConnectFailure,
+    /// The upstream did not answer in time (504).
+    UpstreamTimeout,
+    /// The upstream closed or reset the connection mid-exchange (502).
+    UpstreamReset,
+    /// The upstream answer was not valid HTTP (502).
+    UpstreamProtocol,
+    /// The client was too slow (408).
+    ClientTimeout,
+    /// The request was malformed or over a limit (4xx).
+    BadRequest,
+    /// No route table was loaded yet (503).
+    NotReady,
+}
+
+impl Cause {
+    /// Every cause, in label order.
+    pub const ALL: [Cause; 9] = [
+        Cause::NoRoute,
+        Cause::NoEndpoint,
+        Cause::ConnectFailure,
+        Cause::UpstreamTimeout,
+        Cause::UpstreamReset,
+        Cause::UpstreamProtocol,
+        Cause::ClientTimeout,
+        Cause::BadRequest,
+        Cause::NotReady,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Cause::NoRoute => "no_route",
+            Cause::NoEndpoint => "no_endpoint",
+            Cause::ConnectFailure => "connect_failure",
+            Cause::UpstreamTimeout => "upstream_timeout",
+            Cause::UpstreamReset => "upstream_reset",
+            Cause::UpstreamProtocol => "upstream_protocol",
+            Cause::ClientTimeout => "client_timeout",
+            Cause::BadRequest => "bad_request",
+            Cause::NotReady => "not_ready",
+        }
+    }
+
+    /// The counter slot.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Number of causes.
+pub const CAUSES: usize = Cause::ALL.len();

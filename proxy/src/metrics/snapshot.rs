@@ -1,0 +1,90 @@
+//! What a shard hands the admin thread on request: route deltas since the
+//! last snapshot and shard-level gauges. Plain owned data (`Send`).
+
+use super::route::RouteStats;
+use super::{CAUSES, METHODS, STATUS_CLASSES};
+use hdrhistogram::Histogram;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// One route's changes on one shard since its previous delta.
+#[derive(Debug)]
+pub struct RouteDelta {
+    /// Route identity.
+    pub key: Arc<str>,
+    /// Requests by method and status class.
+    pub requests: [[u64; STATUS_CLASSES.len()]; METHODS.len()],
+    /// Requests in flight now (absolute, not a delta).
+    pub in_flight: i64,
+    /// Request bytes received from clients.
+    pub bytes_in: u64,
+    /// Response bytes sent to clients.
+    pub bytes_out: u64,
+    /// Failures by cause.
+    pub errors: [u64; CAUSES],
+    /// Request durations (µs) and their exact sum.
+    pub request_us: Option<Histogram<u64>>,
+    /// Sum of request durations (µs).
+    pub request_us_sum: u64,
+    /// Upstream durations (µs).
+    pub upstream_us: Option<Histogram<u64>>,
+    /// Sum of upstream durations (µs).
+    pub upstream_us_sum: u64,
+    /// Upstream connect durations (µs).
+    pub connect_us: Option<Histogram<u64>>,
+    /// Sum of connect durations (µs).
+    pub connect_us_sum: u64,
+}
+
+impl RouteDelta {
+    /// Moves the route's accumulated deltas out, leaving it empty.
+    pub fn take(s: &RouteStats) -> RouteDelta {
+        s.dirty.set(false);
+        RouteDelta {
+            key: s.key.clone(),
+            requests: std::array::from_fn(|m| std::array::from_fn(|c| s.requests[m][c].take())),
+            in_flight: s.in_flight.get(),
+            bytes_in: s.bytes_in.take(),
+            bytes_out: s.bytes_out.take(),
+            errors: std::array::from_fn(|i| s.errors[i].take()),
+            request_us: s.request_us.borrow_mut().take(),
+            request_us_sum: s.request_us_sum.take(),
+            upstream_us: s.upstream_us.borrow_mut().take(),
+            upstream_us_sum: s.upstream_us_sum.take(),
+            connect_us: s.connect_us.borrow_mut().take(),
+            connect_us_sum: s.connect_us_sum.take(),
+        }
+    }
+}
+
+/// Idle and active upstream connections of one endpoint on one shard.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolGauge {
+    /// The endpoint.
+    pub endpoint: SocketAddr,
+    /// Idle connections in the pool.
+    pub idle: u64,
+    /// Connections carrying a request now.
+    pub active: u64,
+}
+
+/// A shard's answer to a snapshot request.
+#[derive(Debug)]
+pub struct ShardSnapshot {
+    /// Shard index.
+    pub shard: usize,
+    /// Generation of the table live on the shard.
+    pub generation: u64,
+    /// Open client connections.
+    pub open_connections: u64,
+    /// Connections accepted since start.
+    pub accepted: u64,
+    /// Failures before routing, by cause, since start.
+    pub unrouted: [u64; CAUSES],
+    /// Routes touched since the previous snapshot.
+    pub routes: Vec<RouteDelta>,
+    /// Upstream pool state per endpoint.
+    pub pool: Vec<PoolGauge>,
+    /// Access-log lines dropped because the writer was behind.
+    pub access_log_dropped: u64,
+}

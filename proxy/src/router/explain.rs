@@ -1,0 +1,167 @@
+//! Why a request would go where it goes: the admin API's `/debug/route`.
+//! Not on the hot path; it re-derives each candidate's verdict the slow,
+//! readable way and takes the winner from the real lookup.
+
+use super::{host, Match, Route, RouteTable};
+use rauta_shared::config::PathType;
+use serde::Serialize;
+
+/// One rule that was considered.
+#[derive(Debug, Serialize)]
+pub struct Candidate {
+    /// `namespace/name` of the Ingress.
+    pub ingress: String,
+    /// Rule host.
+    pub host: String,
+    /// Rule path.
+    pub path: String,
+    /// Path type.
+    pub path_type: String,
+    /// Backend name.
+    pub backend: String,
+    /// Whether the rule matches the request path.
+    pub matches: bool,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// The full explanation.
+#[derive(Debug, Serialize)]
+pub struct Explanation {
+    /// The host as matched (lower-case, without port), or why it is invalid.
+    pub host: String,
+    /// The request path (query removed).
+    pub path: String,
+    /// Which group of rules the host selected: `exact`, `wildcard`, `any` or `none`.
+    pub host_match: &'static str,
+    /// Rules of that group, each with its verdict.
+    pub candidates: Vec<Candidate>,
+    /// `rule`, `default-backend` or `no-route`.
+    pub result: &'static str,
+    /// The winning rule, if any.
+    pub winner: Option<Candidate>,
+    /// The decision in one sentence.
+    pub why: String,
+}
+
+fn elements(path: &str) -> Vec<&str> {
+    path.split('/').filter(|e| !e.is_empty()).collect()
+}
+
+fn verdict(route: &Route, path: &str) -> (bool, String) {
+    match route.path_type {
+        Some(PathType::Exact) if &*route.path == path => (true, "Exact: the path is equal".into()),
+        Some(PathType::Exact) => (
+            false,
+            "Exact: the path differs (case and trailing slash count)".into(),
+        ),
+        Some(_) => {
+            let (rule, req) = (elements(&route.path), elements(path));
+            if req.len() >= rule.len() && rule.iter().zip(&req).all(|(a, b)| a == b) {
+                (
+                    true,
+                    format!("Prefix: the first {} path element(s) are equal", rule.len()),
+                )
+            } else {
+                (
+                    false,
+                    "Prefix: the path elements differ (never a string prefix)".into(),
+                )
+            }
+        }
+        None => (true, "defaultBackend".into()),
+    }
+}
+
+fn candidate(table: &RouteTable, route: &Route, path: &str) -> Candidate {
+    let (matches, reason) = verdict(route, path);
+    Candidate {
+        ingress: format!("{}/{}", route.namespace, route.ingress),
+        host: route.host.to_string(),
+        path: route.path.to_string(),
+        path_type: route.path_type.map_or("-".into(), |t| format!("{t:?}")),
+        backend: table.backend(route.backend).name.to_string(),
+        matches,
+        reason,
+    }
+}
+
+/// Explains where a request for `raw_host` and `target` would be routed.
+pub fn explain(table: &RouteTable, raw_host: &str, target: &str) -> Explanation {
+    let path = target
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(target)
+        .to_string();
+    let mut buf = [0u8; host::MAX_HOST_LEN];
+    let Some(host) = host::normalize(raw_host.as_bytes(), &mut buf).map(str::to_string) else {
+        return Explanation {
+            host: format!("invalid host {raw_host:?}"),
+            path,
+            host_match: "none",
+            candidates: Vec::new(),
+            result: "no-route",
+            winner: None,
+            why: "the Host header is not a valid host: the client gets 400".into(),
+        };
+    };
+    let (host_match, group) = if table.exact_hosts.contains_key(host.as_str()) {
+        ("exact", host.clone())
+    } else if let Some(parent) = host
+        .split_once('.')
+        .map(|(_, p)| p)
+        .filter(|p| table.wildcard_hosts.contains_key(*p))
+    {
+        ("wildcard", format!("*.{parent}"))
+    } else if table.any_host.is_some() {
+        ("any", "*".to_string())
+    } else {
+        ("none", String::new())
+    };
+    let candidates: Vec<Candidate> = table
+        .routes()
+        .iter()
+        .filter(|r| !r.is_default_backend() && *r.host == *group)
+        .map(|r| candidate(table, r, &path))
+        .collect();
+    let winner_route = match table.lookup(&host, &path) {
+        Match::Route { route, .. } => Some(table.route(route)),
+        Match::None => None,
+    };
+    let group_note = match host_match {
+        "exact" => format!(
+            "host {host} has rules of its own, so wildcard and host-less rules are not considered"
+        ),
+        "wildcard" => format!("no rule names {host} exactly; the wildcard {group} covers it"),
+        "any" => {
+            format!("no rule names {host} or a wildcard covering it; the host-less rules apply")
+        }
+        _ => format!("no rule covers host {host}"),
+    };
+    let (result, why) = match winner_route {
+        Some(r) if r.is_default_backend() => (
+            "default-backend",
+            format!("{group_note}; none of their paths matches {path}, so the defaultBackend of {}/{} answers", r.namespace, r.ingress),
+        ),
+        Some(r) => (
+            "rule",
+            format!(
+                "{group_note}; the longest matching path wins (Exact beats Prefix on a tie): {} {:?} of {}/{}",
+                r.path,
+                r.path_type.unwrap_or(PathType::Prefix),
+                r.namespace,
+                r.ingress
+            ),
+        ),
+        None => ("no-route", format!("{group_note}; no path matches {path} and there is no defaultBackend: 404")),
+    };
+    Explanation {
+        host,
+        path: path.clone(),
+        host_match,
+        candidates,
+        result,
+        winner: winner_route.map(|r| candidate(table, r, &path)),
+        why,
+    }
+}
