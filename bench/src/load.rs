@@ -84,8 +84,6 @@ pub struct Settings {
     pub have_oha: bool,
     /// Directory for the Lua scripts.
     pub dir: PathBuf,
-    /// The many-routes table.
-    pub routes: Routes,
 }
 
 /// What one load run measured.

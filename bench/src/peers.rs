@@ -178,13 +178,6 @@ pub struct Proxy {
     pub idle_rss_kb: u64,
 }
 
-impl Proxy {
-    /// Client-facing address.
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-}
-
 /// The host and path of a request that a table routes to the backend.
 pub fn probe(table: Table) -> (String, String) {
     match table {

@@ -26,8 +26,6 @@ pub struct PerfPerRequest {
     /// Per event (same order as [`PERF_EVENTS`]): count per request, or
     /// `None` when perf could not count it.
     pub per_request: Vec<Option<f64>>,
-    /// Requests served while counting.
-    pub requests: u64,
 }
 
 /// Counts [`PERF_EVENTS`] on every process of `proxy` while a small-GET
@@ -35,7 +33,7 @@ pub struct PerfPerRequest {
 pub fn perf_stat(proxy: &Proxy, s: &Settings, secs: u64, dir: &std::path::Path) -> Result<PerfPerRequest> {
     let out = dir.join(format!("perf-{}.csv", proxy.kind.name()));
     let pids: Vec<String> = proxy.child.pids().iter().map(u32::to_string).collect();
-    let mut perf = Command::new("perf")
+    let perf = Command::new("perf")
         .args(["stat", "-x,", "-o"])
         .arg(&out)
         .args(["-e", &PERF_EVENTS.join(",")])
@@ -66,10 +64,7 @@ pub fn perf_stat(proxy: &Proxy, s: &Settings, secs: u64, dir: &std::path::Path) 
         .map(|e| counts.iter().find(|(n, _)| n == e).and_then(|(_, v)| *v))
         .map(|v| v.map(|c| c / load.requests as f64))
         .collect();
-    Ok(PerfPerRequest {
-        per_request,
-        requests: load.requests,
-    })
+    Ok(PerfPerRequest { per_request })
 }
 
 /// (event, count) from `perf stat -x,` output; `None` for an event perf

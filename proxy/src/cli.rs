@@ -44,12 +44,50 @@ pub struct ClassArgs {
     pub controller_name: String,
 }
 
+/// Options of `rauta serve --kubernetes`.
+#[derive(Debug, Args, Clone)]
+pub struct KubeArgs {
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config when present,
+    /// else the in-cluster service account).
+    #[arg(long, requires = "kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Address written to the status of our Ingresses: an IP or a host name
+    /// (repeat or separate with commas for several).
+    #[arg(long, value_delimiter = ',', requires = "kubernetes")]
+    pub publish_address: Vec<String>,
+    /// Service whose address is written to the status of our Ingresses:
+    /// its load-balancer ingress, else its external IPs, else its cluster IP.
+    #[arg(
+        long,
+        value_name = "NAMESPACE/NAME",
+        requires = "kubernetes",
+        conflicts_with = "publish_address"
+    )]
+    pub publish_service: Option<String>,
+    /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long, requires = "kubernetes")]
+    pub lease_namespace: Option<String>,
+    /// Name of the leader-election Lease; the leader writes Ingress status and Events.
+    #[arg(long, default_value = "rauta-leader", requires = "kubernetes")]
+    pub lease_name: String,
+}
+
 /// `rauta serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Directory of Kubernetes manifests, watched for changes.
+    /// Directory of Kubernetes manifests, watched for changes (exactly one
+    /// of --manifests and --kubernetes).
+    #[arg(
+        long,
+        required_unless_present = "kubernetes",
+        conflicts_with = "kubernetes"
+    )]
+    pub manifests: Option<PathBuf>,
+    /// Follow the Kubernetes API server (kubeconfig, or in-cluster).
     #[arg(long)]
-    pub manifests: PathBuf,
+    pub kubernetes: bool,
+    #[command(flatten)]
+    pub kube: KubeArgs,
     /// Address for client traffic (every shard listens on it, SO_REUSEPORT).
     #[arg(long, default_value = "0.0.0.0:80")]
     pub listen: SocketAddr,
@@ -64,9 +102,10 @@ pub struct ServeArgs {
     pub cpus: Option<String>,
     #[command(flatten)]
     pub class: ClassArgs,
-    /// Wait for quiet this long before reloading changed manifests.
-    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
-    pub reload_debounce: Duration,
+    /// Wait for quiet this long after a change before rebuilding the table
+    /// (default 100ms for --manifests, 50ms for --kubernetes).
+    #[arg(long, alias = "debounce", value_parser = humantime::parse_duration)]
+    pub reload_debounce: Option<Duration>,
     /// Time a client has to send a complete request head.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
@@ -107,4 +146,7 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long)]
     pub log_json: bool,
+    /// Write an access log (one JSON line per request) to stdout.
+    #[arg(long)]
+    pub access_log: bool,
 }

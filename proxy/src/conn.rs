@@ -28,6 +28,8 @@ pub struct ClientConn {
     pub ubuf: IoBuf,
     /// Heads being written.
     pub out: Vec<u8>,
+    /// The access-log line being built (when the access log is on).
+    pub log: Vec<u8>,
 }
 
 /// Serves a client connection until it closes, fails or the shard drains.
@@ -49,6 +51,7 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
         rbuf: IoBuf::new(INITIAL_BUF, cfg.max_header_bytes),
         ubuf: IoBuf::new(INITIAL_BUF, cfg.max_header_bytes.max(INITIAL_BUF)),
         out: Vec::with_capacity(4096),
+        log: Vec::new(),
     };
     loop {
         match wait_for_head(shard, &mut conn).await {

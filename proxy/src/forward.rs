@@ -2,6 +2,7 @@
 //! stream the answer back -> return the upstream connection to the pool ->
 //! record the route's statistics.
 
+use crate::access_log;
 use crate::balance::maglev::Maglev;
 use crate::conn::{answer_and_close, ClientConn};
 use crate::error::{write_answer, ProxyError};
@@ -70,6 +71,8 @@ struct Tally {
     upstream_us: Option<u64>,
     connect_us: Option<u64>,
     cause: Option<Cause>,
+    upstream: Option<SocketAddr>,
+    upstream_status: Option<u16>,
 }
 
 impl Tally {
@@ -81,8 +84,36 @@ impl Tally {
             upstream_us: None,
             connect_us: None,
             cause: None,
+            upstream: None,
+            upstream_status: None,
         }
     }
+}
+
+/// Completes and queues the access-log line started in [`plan`], if any.
+fn log_line(
+    shard: &Shard,
+    conn: &mut ClientConn,
+    tally: &Tally,
+    started: Instant,
+    route: Option<&str>,
+) {
+    let Some(log) = &shard.access_log else { return };
+    if conn.log.is_empty() {
+        return;
+    }
+    let end = access_log::LineEnd {
+        status: tally.status,
+        bytes_in: tally.bytes_in,
+        bytes_out: tally.bytes_out,
+        request_time: started.elapsed().as_secs_f64(),
+        upstream: tally.upstream,
+        upstream_status: tally.upstream_status,
+        upstream_time: tally.upstream_us.map(|us| us as f64 / 1e6),
+        route,
+    };
+    access_log::finish_line(&mut conn.log, &end);
+    log.push(&conn.log);
 }
 
 fn micros(since: Instant) -> u64 {
@@ -92,6 +123,7 @@ fn micros(since: Instant) -> u64 {
 /// Serves one request whose head is complete in `conn.rbuf`.
 pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
     let started = Instant::now();
+    conn.log.clear();
     let Some(table) = shard.table() else {
         shard.metrics.unrouted_error(Cause::NotReady);
         return fail(conn, &ProxyError::NotReady, false, &mut Tally::new(0)).await;
@@ -104,13 +136,10 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
         Err(refused) => {
             let Some(route) = refused.route else {
                 shard.metrics.unrouted_error(refused.error.cause());
-                return fail(
-                    conn,
-                    &refused.error,
-                    refused.keep,
-                    &mut Tally::new(refused.head_len),
-                )
-                .await;
+                let mut tally = Tally::new(refused.head_len);
+                let outcome = fail(conn, &refused.error, refused.keep, &mut tally).await;
+                log_line(shard, conn, &tally, started, None);
+                return outcome;
             };
             let stats = &table.stats[route as usize];
             stats.begin();
@@ -126,6 +155,7 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
                 None,
             );
             shard.metrics.touch(stats);
+            log_line(shard, conn, &tally, started, Some(&stats.key));
             return outcome;
         }
     };
@@ -149,6 +179,7 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
     );
     // A snapshot may have been taken while the request ran.
     shard.metrics.touch(stats);
+    log_line(shard, conn, &tally, started, Some(&stats.key));
     outcome
 }
 
@@ -192,6 +223,7 @@ async fn forward(
         Err(e) => return fail(conn, &e, keep_on_error, tally).await,
     };
     tally.connect_us = up.connect_us;
+    tally.upstream = Some(up.addr);
     shard.pool.checkout(up.addr);
     let _checkout = Checkout {
         pool: &shard.pool,
@@ -247,6 +279,7 @@ async fn forward(
         }
     };
     tally.status = response.status;
+    tally.upstream_status = Some(response.status);
     let outcome = relay_response(shard, conn, up, response, tally).await;
     tally.upstream_us = Some(micros(upstream_started));
     outcome
@@ -271,7 +304,32 @@ fn plan(shard: &Shard, conn: &mut ClientConn, table: &LocalTable) -> Result<Plan
         Err(e) => return Err(refused(e.into())),
     };
     let method = metrics::method_index(req.method);
-    let result = route(shard, &mut conn.out, conn.peer, table, &req, method);
+    let mut request_id = [0u8; 32];
+    shard.next_request_id(&mut request_id);
+    if shard.access_log.is_some() {
+        // The id the upstream sees: the client's, else ours.
+        let id = req
+            .header("x-request-id")
+            .filter(|v| !v.is_empty())
+            .unwrap_or(&request_id);
+        access_log::start_line(
+            &mut conn.log,
+            conn.peer,
+            req.method,
+            req.host.unwrap_or(b""),
+            req.target,
+            id,
+        );
+    }
+    let result = route(
+        shard,
+        &mut conn.out,
+        conn.peer,
+        table,
+        &req,
+        method,
+        &request_id,
+    );
     // Without a body the request is fully read: a refusal can keep the connection.
     let (len, keep) = (req.len, req.body == BodyLen::None && req.keep_alive);
     match result {
@@ -301,6 +359,7 @@ fn route(
     table: &LocalTable,
     req: &request::RequestHead,
     method: usize,
+    request_id: &[u8],
 ) -> Result<Plan, (ProxyError, Option<RouteId>)> {
     let mut host_buf = [0u8; host::MAX_HOST_LEN];
     let host = match req.host {
@@ -330,13 +389,11 @@ fn route(
         .pick(&table.states[backend_index], key_hash, &shard.rng)
         .ok_or((ProxyError::NoEndpoint, Some(route)))?;
 
-    let mut request_id = [0u8; 32];
-    shard.next_request_id(&mut request_id);
     let fwd = Forwarded {
         client_ip: peer.ip(),
         proto: "http",
         port: shard.listen_port,
-        request_id: &request_id,
+        request_id,
     };
     let mut fallback_host = [0u8; 64];
     let fallback_len = {

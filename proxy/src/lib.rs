@@ -1,6 +1,7 @@
 //! rauta-proxy: the data plane. A request goes accept -> parse -> route ->
 //! pick -> pool -> forward, each step one module, never back up the chain.
 
+pub mod access_log;
 pub mod admin;
 pub mod balance;
 pub mod cli;

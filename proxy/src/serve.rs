@@ -2,17 +2,131 @@
 //! shards -> admin; signals start the drain.
 
 use crate::admin::{self, AdminState};
-use crate::cli::{CheckArgs, ClassArgs, ServeArgs};
+use crate::cli::{CheckArgs, ClassArgs, KubeArgs, ServeArgs};
 use crate::config::ProxyConfig;
 use crate::control::{Broadcaster, Readiness};
 use crate::shard::{self, ShardSpec};
 use crate::{cpus, listener};
 use anyhow::{anyhow, Context};
+use rauta_k8s_sync::api::{self, leader, ApiOptions, ApiSource, ClientSource, LeaderOptions};
 use rauta_k8s_sync::manifests::{self, ManifestSource};
-use rauta_k8s_sync::{report, ClassSelector};
+use rauta_k8s_sync::stats::SourceStats;
+use rauta_k8s_sync::{report, ClassSelector, RouteConfig};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Default debounce of the manifests source.
+const MANIFESTS_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// The configuration source `rauta serve` runs.
+enum Source {
+    Manifests(ManifestSource),
+    Kubernetes(ApiSource),
+}
+
+impl Source {
+    /// Starts the source the flags name; `publish` gets every new configuration.
+    fn spawn(
+        args: &ServeArgs,
+        publish: impl FnMut(RouteConfig) + Send + 'static,
+    ) -> anyhow::Result<Source> {
+        match &args.manifests {
+            Some(dir) => Ok(Source::Manifests(manifest_source(args, dir, publish)?)),
+            None => {
+                let opts = api_options(args)?;
+                let what = match &opts.client {
+                    ClientSource::Kubeconfig(path) => format!("kubeconfig {}", path.display()),
+                    ClientSource::Infer => "the in-cluster or default kubeconfig".to_string(),
+                };
+                let source = ApiSource::spawn(opts, publish)
+                    .with_context(|| format!("connecting to the Kubernetes API ({what})"))?;
+                Ok(Source::Kubernetes(source))
+            }
+        }
+    }
+
+    /// Load counters, for metrics.
+    fn stats(&self) -> Arc<SourceStats> {
+        match self {
+            Source::Manifests(s) => s.stats(),
+            Source::Kubernetes(s) => s.stats(),
+        }
+    }
+
+    /// Stops the source thread (the API source releases its Lease).
+    fn stop(self) {
+        match self {
+            Source::Manifests(s) => s.stop(),
+            Source::Kubernetes(s) => s.stop(),
+        }
+    }
+}
+
+fn manifest_source(
+    args: &ServeArgs,
+    dir: &Path,
+    publish: impl FnMut(RouteConfig) + Send + 'static,
+) -> anyhow::Result<ManifestSource> {
+    ManifestSource::spawn(
+        dir.to_path_buf(),
+        selector(&args.class),
+        args.reload_debounce.unwrap_or(MANIFESTS_DEBOUNCE),
+        publish,
+    )
+    .with_context(|| format!("watching {}", dir.display()))
+}
+
+/// The API source's options from the flags and the pod's environment.
+fn api_options(args: &ServeArgs) -> anyhow::Result<ApiOptions> {
+    let kube: &KubeArgs = &args.kube;
+    let client = match &kube.kubeconfig {
+        Some(path) => ClientSource::Kubeconfig(path.clone()),
+        None => ClientSource::Infer,
+    };
+    let mut opts = ApiOptions::new(client, selector(&args.class));
+    opts.debounce = args.reload_debounce.unwrap_or(api::DEFAULT_DEBOUNCE);
+    opts.publish = if let Some(service) = &kube.publish_service {
+        api::PublishTarget::service(service).map_err(|e| anyhow!("--publish-service: {e}"))?
+    } else if !kube.publish_address.is_empty() {
+        if let Some(bad) = kube.publish_address.iter().find(|a| !valid_address(a)) {
+            return Err(anyhow!(
+                "--publish-address {bad:?} is neither an IP address nor a host name"
+            ));
+        }
+        api::PublishTarget::Addresses(kube.publish_address.clone())
+    } else {
+        api::PublishTarget::None
+    };
+    let namespace = kube
+        .lease_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| "default".to_string());
+    let mut lease = LeaderOptions::new(namespace, leader::default_identity());
+    lease.name = kube.lease_name.clone();
+    opts.leader = Some(lease);
+    Ok(opts)
+}
+
+/// An IP address or a DNS host name.
+fn valid_address(address: &str) -> bool {
+    address.parse::<std::net::IpAddr>().is_ok()
+        || (!address.is_empty()
+            && address.len() <= 253
+            && address.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            }))
+}
 
 fn selector(class: &ClassArgs) -> ClassSelector {
     ClassSelector {
@@ -79,6 +193,10 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let readiness = Arc::new(Readiness::new(shard_cpus.len()));
     let (mut broadcaster, receivers) = Broadcaster::new(shard_cpus.len());
     let drainer = broadcaster.drainer();
+    let access_log = match args.access_log {
+        true => Some(crate::access_log::spawn_writer().context("starting the access-log writer")?),
+        false => None,
+    };
     let mut shards = Vec::new();
     for (id, ((cpu, listener), control)) in
         shard_cpus.iter().zip(sockets).zip(receivers).enumerate()
@@ -90,6 +208,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             control,
             readiness: readiness.clone(),
             cfg: cfg.clone(),
+            access_log: access_log.clone(),
         };
         shards
             .push(shard::start(spec).with_context(|| format!("starting shard {id} on CPU {cpu}"))?);
@@ -103,23 +222,17 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     });
     admin::spawn(admin_listener, admin_state.clone()).context("starting the admin listener")?;
 
-    let source = ManifestSource::spawn(
-        args.manifests.clone(),
-        selector(&args.class),
-        args.reload_debounce,
-        move |config| match broadcaster.publish(&config) {
-            Ok(generation) => tracing::info!(
-                generation,
-                rules = config.rules.len(),
-                backends = config.backends.len(),
-                "route table published"
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "route table rejected; the last good table stays live")
-            }
-        },
-    )
-    .with_context(|| format!("watching {}", args.manifests.display()))?;
+    let source = Source::spawn(args, move |config| match broadcaster.publish(&config) {
+        Ok(generation) => tracing::info!(
+            generation,
+            rules = config.rules.len(),
+            backends = config.backends.len(),
+            "route table published"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "route table rejected; the last good table stays live")
+        }
+    })?;
     let _ = admin_state.source.set(source.stats());
 
     if let Some(signal) = signals.forever().next() {

@@ -1,6 +1,7 @@
 //! One shard per CPU: its listener, accept loop, live route table, upstream
 //! pool and request ids. Everything here is touched by one thread only.
 
+use crate::access_log::ShardLog;
 use crate::balance::least_request::Rng;
 use crate::balance::BackendState;
 use crate::config::ProxyConfig;
@@ -56,6 +57,8 @@ pub struct Shard {
     pub rng: Rng,
     /// Statistics.
     pub metrics: ShardMetrics,
+    /// The access log, when enabled.
+    pub access_log: Option<ShardLog>,
     table: RefCell<Option<Rc<LocalTable>>>,
     id_prefix: u64,
     id_counter: Cell<u64>,
@@ -109,7 +112,7 @@ impl Shard {
             unrouted: self.metrics.unrouted_totals(),
             routes: self.metrics.take_route_deltas(),
             pool: self.pool.gauges(),
-            access_log_dropped: 0,
+            access_log_dropped: self.access_log.as_ref().map_or(0, ShardLog::dropped),
         }
     }
 }
@@ -146,6 +149,8 @@ pub struct ShardSpec {
     pub readiness: Arc<Readiness>,
     /// Settings.
     pub cfg: Arc<ProxyConfig>,
+    /// Where access-log batches go, when the access log is on.
+    pub access_log: Option<crossbeam_channel::Sender<Vec<u8>>>,
 }
 
 /// Starts the shard's pinned executor.
@@ -172,6 +177,7 @@ async fn run(spec: ShardSpec) {
         drain: DrainSignal::default(),
         rng: Rng::new(seed),
         metrics: ShardMetrics::default(),
+        access_log: spec.access_log.map(ShardLog::new),
         table: RefCell::new(None),
         id_prefix: seed,
         id_counter: Cell::new(0),
@@ -186,6 +192,9 @@ async fn run(spec: ShardSpec) {
     let deadline = Instant::now() + shard.cfg.drain_timeout;
     while shard.open_connections() > 0 && Instant::now() < deadline {
         rt::sleep(CONTROL_POLL).await;
+    }
+    if let Some(log) = &shard.access_log {
+        log.flush();
     }
     if shard.open_connections() > 0 {
         tracing::warn!(
@@ -252,12 +261,19 @@ async fn control_loop(shard: Rc<Shard>, control: Receiver<ShardMsg>, readiness: 
                     // The admin thread may have given up waiting; nothing to do then.
                     let _ = reply.send(shard.snapshot());
                 }
-                Ok(ShardMsg::Drain) | Err(TryRecvError::Disconnected) => {
+                // Keep answering snapshots and flushing logs while draining.
+                Ok(ShardMsg::Drain) | Err(TryRecvError::Disconnected)
+                    if !shard.drain.is_draining() =>
+                {
                     shard.drain.start();
-                    return;
                 }
-                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) | Ok(ShardMsg::Drain) => {
+                    break
+                }
             }
+        }
+        if let Some(log) = &shard.access_log {
+            log.flush();
         }
         if last_eviction.elapsed() > Duration::from_secs(1) {
             shard.pool.evict_expired();

@@ -28,6 +28,7 @@ pub use status::PublishTarget;
 pub use watch::WatchBackoff;
 
 use crate::problem::{Problem, Severity};
+use crate::stats::SourceStats;
 use crate::translate::{served_ingresses, translate};
 use crate::ClassSelector;
 use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
@@ -97,6 +98,7 @@ pub struct ApiSource {
     stop: channel::Sender<bool>,
     thread: JoinHandle<()>,
     leadership: Leadership,
+    stats: Arc<SourceStats>,
 }
 
 impl ApiSource {
@@ -113,6 +115,8 @@ impl ApiSource {
     ) -> io::Result<ApiSource> {
         let (stop, stop_rx) = channel::channel(false);
         let (started_tx, started_rx) = mpsc::channel::<Result<Leadership, String>>();
+        let stats = Arc::new(SourceStats::default());
+        let thread_stats = stats.clone();
         let thread = thread::Builder::new()
             .name("rauta-kube".to_string())
             .spawn(move || {
@@ -144,7 +148,12 @@ impl ApiSource {
                     if started_tx.send(Ok(leadership.clone())).is_err() {
                         return;
                     }
-                    run(client, opts, publish, stop_rx, elector, leadership).await;
+                    let ctx = Context {
+                        client,
+                        opts,
+                        stats: thread_stats,
+                    };
+                    run(ctx, publish, stop_rx, elector, leadership).await;
                 });
             })?;
         match started_rx.recv() {
@@ -152,6 +161,7 @@ impl ApiSource {
                 stop,
                 thread,
                 leadership,
+                stats,
             }),
             Ok(Err(message)) => {
                 let _ = thread.join();
@@ -170,6 +180,11 @@ impl ApiSource {
     /// leader election).
     pub fn is_leader(&self) -> bool {
         self.leadership.is_leader()
+    }
+
+    /// Reconcile counters (errors and warnings of the last one), for metrics.
+    pub fn stats(&self) -> Arc<SourceStats> {
+        self.stats.clone()
     }
 
     /// Stops the thread (releasing the Lease if held) and waits for it.
@@ -196,16 +211,27 @@ struct WriterInput {
     problems: BTreeMap<IngressRef, Vec<Problem>>,
 }
 
+/// What the control loop works with.
+struct Context {
+    client: kube::Client,
+    opts: ApiOptions,
+    stats: Arc<SourceStats>,
+}
+
 /// The control loop: first complete lists, then a debounced reconcile per
 /// burst of changes, until told to stop.
 async fn run(
-    client: kube::Client,
-    opts: ApiOptions,
+    ctx: Context,
     mut publish: impl FnMut(RouteConfig),
     mut stop: channel::Receiver<bool>,
     elector: Option<Elector>,
     leadership: Leadership,
 ) {
+    let Context {
+        client,
+        opts,
+        stats,
+    } = ctx;
     let mut tasks = JoinSet::new();
     let changed = Arc::new(Notify::new());
     let stores = Stores::start(&client, opts.backoff, &changed, &mut tasks);
@@ -236,7 +262,7 @@ async fn run(
             "Kubernetes API: Ingresses, IngressClasses, Services and EndpointSlices listed"
         );
         let mut reconciler = Reconciler::default();
-        reconciler.reconcile(&stores, &opts, &mut publish, &input_tx);
+        reconciler.reconcile(&stores, &opts, &stats, &mut publish, &input_tx);
         let max_wait = opts.debounce * 10;
         let mut first: Option<Instant> = None;
         let mut deadline: Option<Instant> = None;
@@ -252,7 +278,7 @@ async fn run(
                 _ = sleep, if deadline.is_some() => {
                     first = None;
                     deadline = None;
-                    reconciler.reconcile(&stores, &opts, &mut publish, &input_tx);
+                    reconciler.reconcile(&stores, &opts, &stats, &mut publish, &input_tx);
                 }
             }
         }
@@ -282,12 +308,15 @@ impl Reconciler {
         &mut self,
         stores: &Stores,
         opts: &ApiOptions,
+        stats: &SourceStats,
         publish: &mut impl FnMut(RouteConfig),
         writer: &channel::Sender<Arc<WriterInput>>,
     ) {
         let ingresses = stores.ingresses.state();
         let objects = stores.objects(&ingresses);
         let translation = translate(&objects, &opts.selector);
+        // Invalid Ingresses are left out, the rest is used: never rejected whole.
+        stats.record(&translation, false);
         self.log_problems(&translation.problems);
         if self.last.as_ref() != Some(&translation.config) {
             tracing::info!(

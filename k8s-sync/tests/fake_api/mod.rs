@@ -226,7 +226,9 @@ impl FakeApi {
     }
 
     /// Creates or replaces one object (ADDED or MODIFIED on the watches).
-    pub fn apply(&self, object: Value) {
+    /// Like a write to the main resource, an object without `status`
+    /// keeps the status it had.
+    pub fn apply(&self, mut object: Value) {
         let kind = object["kind"]
             .as_str()
             .and_then(kind_by_kind)
@@ -234,6 +236,11 @@ impl FakeApi {
         let mut st = self.shared.lock();
         let key = key_of(kind, &object);
         let existed = st.objects.contains_key(&key);
+        if let Some(status) = st.objects.get(&key).map(|o| o["status"].clone()) {
+            if object.get("status").is_none() && !status.is_null() {
+                object["status"] = status;
+            }
+        }
         store(
             &mut st,
             kind,

@@ -93,6 +93,8 @@ fn histogram(out: &mut Out, name: &str, labels: &str, t: &Timing) {
     out.sample(&format!("{name}_count"), labels, h.len());
 }
 
+/// The same distribution as a summary: quantiles a person can read
+/// without PromQL (over the route's lifetime).
 fn quantiles(out: &mut Out, name: &str, labels: &str, t: &Timing) {
     let Some(h) = &t.hist else { return };
     for (q, text) in QUANTILES {
@@ -102,6 +104,8 @@ fn quantiles(out: &mut Out, name: &str, labels: &str, t: &Timing) {
             seconds(h.value_at_quantile(q)),
         );
     }
+    out.sample(&format!("{name}_sum"), labels, seconds(t.sum_us));
+    out.sample(&format!("{name}_count"), labels, h.len());
 }
 
 /// Renders everything as Prometheus text.
@@ -163,14 +167,14 @@ pub fn render(registry: &Registry, table: Option<&RouteTable>, process: &Process
         );
     }
     out.family(
-        "rauta_request_duration_quantile_seconds",
-        "gauge",
+        "rauta_request_quantiles_seconds",
+        "summary",
         "p50/p99/p99.9 of rauta_request_duration_seconds since the route appeared.",
     );
     for (labels, t) in &series {
         quantiles(
             &mut out,
-            "rauta_request_duration_quantile_seconds",
+            "rauta_request_quantiles_seconds",
             labels,
             &t.request,
         );
@@ -189,14 +193,14 @@ pub fn render(registry: &Registry, table: Option<&RouteTable>, process: &Process
         );
     }
     out.family(
-        "rauta_response_duration_quantile_seconds",
-        "gauge",
+        "rauta_response_quantiles_seconds",
+        "summary",
         "p50/p99/p99.9 of rauta_response_duration_seconds since the route appeared.",
     );
     for (labels, t) in &series {
         quantiles(
             &mut out,
-            "rauta_response_duration_quantile_seconds",
+            "rauta_response_quantiles_seconds",
             labels,
             &t.upstream,
         );

@@ -57,7 +57,9 @@ fn verdict(route: &Route, path: &str) -> (bool, String) {
         ),
         Some(_) => {
             let (rule, req) = (elements(&route.path), elements(path));
-            if req.len() >= rule.len() && rule.iter().zip(&req).all(|(a, b)| a == b) {
+            if rule.is_empty() {
+                (true, "Prefix /: matches every path".into())
+            } else if req.len() >= rule.len() && rule.iter().zip(&req).all(|(a, b)| a == b) {
                 (
                     true,
                     format!("Prefix: the first {} path element(s) are equal", rule.len()),

@@ -45,8 +45,9 @@ impl Route {
         backend: &Backend,
         index: usize,
     ) -> Route {
+        let kind = path_type.map_or("default".to_string(), |t| format!("{t:?}"));
         let key = format!(
-            "{namespace}/{ingress}|{host}|{path}|{path_type:?}|{}",
+            "{namespace}/{ingress}|{host}|{path}|{kind}|{}",
             backend.name
         );
         Route {

@@ -1,0 +1,496 @@
+//! rauta-bench: the side-by-side load benchmark. Starts one backend and
+//! nginx, HAProxy and rauta in front of it (each proxy on the same CPU, the
+//! backend and load generator on the other), runs every scenario round by
+//! round with the proxies interleaved, measures throughput, latency, CPU per
+//! request, memory, syscalls and instructions, and writes a Markdown report.
+//! `scripts/bench.sh` installs the tools, builds, and runs this.
+
+mod load;
+mod micro;
+mod peers;
+mod procs;
+mod profile;
+mod report;
+mod sys;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use load::{Scenario, Settings};
+use peers::{Env, Kind, Launch, Proxy, Routes, Table};
+use procs::Child;
+use report::{Report, Run, Startup};
+
+/// Command line of `rauta-bench`.
+#[derive(Debug, Parser)]
+#[command(about = "Side-by-side load benchmark of rauta, nginx and HAProxy on 127.0.0.1")]
+struct Args {
+    /// The rauta binary (a release build).
+    #[arg(long, default_value = "target/release/rauta")]
+    rauta: PathBuf,
+    /// Where the Markdown report goes (a CSV of every run goes beside it).
+    #[arg(long, default_value = "bench/results/latest.md")]
+    out: PathBuf,
+    /// Work directory for configs and logs (default: a new one in /tmp).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Seconds per measured run.
+    #[arg(long, default_value_t = 7)]
+    duration: u64,
+    /// Seconds of warm-up per proxy before a scenario's first round.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Rounds; each round runs every proxy once, in the same order.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Request rate of the fixed-rate scenario.
+    #[arg(long, default_value_t = 5000)]
+    rate: u32,
+    /// Rules in the many-routes table.
+    #[arg(long, default_value_t = 100_000)]
+    routes: usize,
+    /// Scenarios to run (keepalive, fixed-rate, new-conn, 1mb, routes).
+    #[arg(long, value_delimiter = ',', default_value = "keepalive,fixed-rate,new-conn,1mb,routes")]
+    scenarios: Vec<String>,
+    /// Proxies in run order.
+    #[arg(long, value_delimiter = ',', default_value = "nginx,haproxy,rauta")]
+    proxies: Vec<String>,
+    /// Skip the `perf stat` pass.
+    #[arg(long)]
+    no_perf: bool,
+    /// Seconds of the `perf stat` run per proxy.
+    #[arg(long, default_value_t = 4)]
+    perf_secs: u64,
+    /// Proxies to run under callgrind (empty: none).
+    #[arg(long, value_delimiter = ',', default_value = "rauta,nginx,haproxy")]
+    callgrind: Vec<String>,
+    /// Seconds of load under callgrind per proxy.
+    #[arg(long, default_value_t = 4)]
+    callgrind_secs: u64,
+    /// Criterion's output directory to include micro-benchmark results from.
+    #[arg(long)]
+    criterion_dir: Option<PathBuf>,
+    /// CPU of the backend and the load generator.
+    #[arg(long, default_value_t = 0)]
+    client_cpu: usize,
+    /// CPU of the proxy under test.
+    #[arg(long, default_value_t = 1)]
+    proxy_cpu: usize,
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("rauta-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let scenarios: Vec<Scenario> = args
+        .scenarios
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| Scenario::parse(s))
+        .collect::<Result<_>>()?;
+    let proxies: Vec<Kind> = args
+        .proxies
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| Kind::parse(s))
+        .collect::<Result<_>>()?;
+    let callgrind: Vec<Kind> = args
+        .callgrind
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| Kind::parse(s))
+        .collect::<Result<_>>()?;
+    if args.rounds == 0 || args.duration == 0 {
+        bail!("--rounds and --duration must be positive");
+    }
+
+    let machine = sys::machine();
+    let ncpu = machine.nproc;
+    if args.client_cpu >= ncpu || args.proxy_cpu >= ncpu || args.client_cpu == args.proxy_cpu {
+        bail!(
+            "need two distinct CPUs below {ncpu} (client {}, proxy {})",
+            args.client_cpu,
+            args.proxy_cpu
+        );
+    }
+    let mut report = Report {
+        machine: Some(machine),
+        started: command_line("date", &["-u", "+%Y-%m-%d %H:%M"]).unwrap_or_default(),
+        proxies: proxies.clone(),
+        scenarios: scenarios.clone(),
+        ..Report::default()
+    };
+
+    for tool in ["taskset", "wrk", "nginx"] {
+        if !on_path(tool) {
+            bail!("{tool} is not installed (scripts/bench.sh installs it)");
+        }
+    }
+    if proxies.contains(&Kind::Haproxy) && !on_path("haproxy") {
+        bail!("haproxy is not installed (scripts/bench.sh installs it)");
+    }
+    if proxies.contains(&Kind::Rauta) && !args.rauta.is_file() {
+        bail!(
+            "{} does not exist: build it with `cargo build --release -p rauta-proxy`",
+            args.rauta.display()
+        );
+    }
+    let have_oha = on_path("oha");
+    if !have_oha && scenarios.contains(&Scenario::FixedRate) {
+        report.notes.push("oha is missing: the fixed-rate scenario ran as a closed loop (wrk, 4 connections), so its latencies suffer from coordinated omission.".into());
+    }
+    report.versions = versions(&args.rauta, have_oha);
+
+    let dir = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("rauta-bench-{}", std::process::id())),
+    };
+    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let routes = Routes::with_total(args.routes);
+    let env = Env {
+        dir: dir.clone(),
+        rauta_bin: args.rauta.canonicalize().unwrap_or(args.rauta.clone()),
+        client_cpu: args.client_cpu,
+        proxy_cpu: args.proxy_cpu,
+        backend_port: procs::free_port()?,
+    };
+    let settings = Settings {
+        duration: Duration::from_secs(args.duration),
+        cpu: args.client_cpu,
+        rate: args.rate,
+        connections: 64,
+        large_connections: 16,
+        have_oha,
+        dir: dir.clone(),
+    };
+    load::write_scripts(&dir, routes)?;
+    report.setup = vec![
+        format!(
+            "CPU {}: backend (nginx, 1 worker, `return 200` + a 1 MiB static file) and the load generator (wrk -t1 / oha); CPU {}: the proxy under test.",
+            args.client_cpu, args.proxy_cpu
+        ),
+        "nginx: 1 worker, upstream keepalive 64, HTTP/1.1 upstream, proxy_buffering off. HAProxy: nbthread 1, http-reuse always, maxconn 4000. rauta: `--shards 1 --cpus 1`. All three send the same X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP and X-Request-ID upstream.".into(),
+        format!(
+            "{} rounds × {} proxies × {} scenarios, {} s per run, {} s warm-up per proxy and scenario; order per round: {}.",
+            args.rounds,
+            proxies.len(),
+            scenarios.len(),
+            args.duration,
+            args.warmup,
+            proxies.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+        ),
+        format!(
+            "Fixed rate: {} req/s. Many routes: {} rules ({} hosts × {} paths). Work directory: {}.",
+            args.rate,
+            routes.total(),
+            routes.hosts,
+            routes.paths,
+            dir.display()
+        ),
+    ];
+
+    let ctx = Ctx {
+        settings,
+        ncpu,
+        me: std::process::id(),
+        stop: Arc::clone(&stop),
+    };
+    println!("rauta-bench: work directory {}", dir.display());
+    let mut backend = peers::start_backend(&env)?;
+
+    if scenarios.contains(&Scenario::KeepAlive) {
+        let run = ctx.measure(Scenario::KeepAlive, 0, None, env.backend_port, &backend)?;
+        println!("[direct] {}", progress(&run));
+        report.baseline = Some(run);
+    }
+
+    for table in [Table::Basic, Table::Many(routes)] {
+        let group: Vec<Scenario> = scenarios
+            .iter()
+            .copied()
+            .filter(|s| s.table(routes) == table)
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        let mut running: Vec<Proxy> = Vec::new();
+        for kind in &proxies {
+            let proxy = peers::start(*kind, table, Launch::Plain, &env)?;
+            println!(
+                "started {} ({}) in {:.2} s, idle RSS {:.1} MB",
+                kind.name(),
+                table_name(table),
+                proxy.startup.as_secs_f64(),
+                proxy.idle_rss_kb as f64 / 1024.0
+            );
+            report.startups.push(Startup {
+                kind: *kind,
+                table: table_name(table),
+                took: proxy.startup,
+                idle_rss_kb: proxy.idle_rss_kb,
+            });
+            running.push(proxy);
+        }
+        for scenario in group {
+            for proxy in &running {
+                ctx.check()?;
+                // Warm-up: connections, pools, caches; not recorded.
+                if args.warmup > 0 {
+                    load::run(
+                        scenario,
+                        proxy.port,
+                        &ctx.settings,
+                        Duration::from_secs(args.warmup),
+                    )
+                    .with_context(|| format!("warm-up of {}", proxy.kind.name()))?;
+                }
+            }
+            for round in 1..=args.rounds {
+                for proxy in running.iter_mut() {
+                    ctx.check()?;
+                    proxy.child.check_running()?;
+                    let run = ctx.measure(scenario, round, Some(proxy), proxy.port, &backend)?;
+                    println!(
+                        "[{} r{round} {}] {}",
+                        scenario.id(),
+                        proxy.kind.name(),
+                        progress(&run)
+                    );
+                    report.runs.push(run);
+                }
+            }
+        }
+        if table == Table::Basic && !args.no_perf {
+            for proxy in &running {
+                ctx.check()?;
+                let r = if on_path("perf") {
+                    profile::perf_stat(proxy, &ctx.settings, args.perf_secs, &dir)
+                        .map_err(|e| format!("{e:#}"))
+                } else {
+                    Err("perf is not installed".into())
+                };
+                match &r {
+                    Ok(p) => println!("perf stat {}: {:?} per request", proxy.kind.name(), p.per_request),
+                    Err(e) => println!("perf stat {}: {e}", proxy.kind.name()),
+                }
+                report.perf.push((proxy.kind, r));
+            }
+        }
+        for mut proxy in running {
+            proxy.child.stop(Duration::from_secs(5));
+        }
+    }
+
+    for kind in &callgrind {
+        ctx.check()?;
+        if !on_path("valgrind") || !on_path("callgrind_control") {
+            report.callgrind.push((*kind, Err("valgrind is not installed".into())));
+            continue;
+        }
+        let r = profile::callgrind(*kind, &env, &ctx.settings, args.callgrind_secs)
+            .map_err(|e| format!("{e:#}"));
+        match &r {
+            Ok(c) => println!(
+                "callgrind {}: {:.0} instructions per request over {} requests",
+                kind.name(),
+                c.instructions_per_request,
+                c.requests
+            ),
+            Err(e) => println!("callgrind {}: failed: {e}", kind.name()),
+        }
+        report.callgrind.push((*kind, r));
+    }
+    backend.stop(Duration::from_secs(5));
+
+    if let Some(cdir) = &args.criterion_dir {
+        report.micro = Some(micro::read(cdir).map_err(|e| format!("{e:#}")));
+    }
+    report.elapsed = started.elapsed();
+    write_report(&report, &args.out)?;
+    println!(
+        "rauta-bench: wrote {} in {:.0} s",
+        args.out.display(),
+        report.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Shared state of the measuring loop.
+struct Ctx {
+    settings: Settings,
+    ncpu: usize,
+    me: u32,
+    stop: Arc<AtomicBool>,
+}
+
+impl Ctx {
+    fn check(&self) -> Result<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
+        Ok(())
+    }
+
+    /// One measured run: load, plus CPU time of proxy, backend and load
+    /// generator, peak RSS and the machine's other load around it.
+    fn measure(
+        &self,
+        scenario: Scenario,
+        round: usize,
+        proxy: Option<&Proxy>,
+        port: u16,
+        backend: &Child,
+    ) -> Result<Run> {
+        let proxy_pids = proxy.map(|p| p.child.pids()).unwrap_or_default();
+        let backend_pids = backend.pids();
+        sys::reset_peak_rss(&proxy_pids);
+        let loadavg = sys::loadavg().unwrap_or(f64::NAN);
+        let snap0 = sys::snapshot(self.me, self.ncpu);
+        let p0 = sys::cpu_ns(&proxy_pids);
+        let b0 = sys::cpu_ns(&backend_pids);
+        let c0 = sys::children_cpu_ns()?;
+        let t0 = Instant::now();
+        let load = load::run(scenario, port, &self.settings, self.settings.duration)
+            .with_context(|| {
+                format!(
+                    "{} round {round} against {}",
+                    scenario.id(),
+                    proxy.map_or("the backend", |p| p.kind.name())
+                )
+            })?;
+        let wall = t0.elapsed().as_secs_f64() * 1e9;
+        let p1 = sys::cpu_ns(&proxy_pids);
+        let b1 = sys::cpu_ns(&backend_pids);
+        let c1 = sys::children_cpu_ns()?;
+        let snap1 = sys::snapshot(self.me, self.ncpu);
+        let interval = sys::interval(&snap0, &snap1);
+        let proxy_ns = p1.saturating_sub(p0) as f64;
+        Ok(Run {
+            scenario,
+            round,
+            proxy: proxy.map(|p| p.kind),
+            cpu_us_per_req: if load.requests == 0 {
+                f64::NAN
+            } else {
+                proxy_ns / 1e3 / load.requests as f64
+            },
+            proxy_util: proxy_ns / wall,
+            backend_util: b1.saturating_sub(b0) as f64 / wall,
+            loadgen_util: c1.saturating_sub(c0) as f64 / wall,
+            peak_rss_kb: sys::peak_rss_kb(&proxy_pids),
+            cpu_busy: interval.cpu_busy,
+            other_cpus: interval.other_cpus,
+            top_other: interval.top_other.map(|(pid, c)| (sys::comm(pid), c)),
+            loadavg,
+            load,
+        })
+    }
+}
+
+fn progress(r: &Run) -> String {
+    let warn = if r.disturbed() {
+        format!(
+            "  ⚠ other load {:.2} CPUs ({})",
+            r.other_cpus,
+            r.top_other.as_ref().map_or("?", |t| t.0.as_str())
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{:.0} req/s, {:.1} µs CPU/req, p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, errors {}+{}, proxy {:.2} cores, backend {:.2}, loadgen {:.2}{warn}",
+        r.load.rps,
+        r.cpu_us_per_req,
+        r.load.p50_us,
+        r.load.p99_us,
+        r.load.p999_us,
+        r.load.status_errors,
+        r.load.socket_errors,
+        r.proxy_util,
+        r.backend_util,
+        r.loadgen_util
+    )
+}
+
+fn table_name(t: Table) -> String {
+    match t {
+        Table::Basic => "basic".into(),
+        Table::Many(r) => format!("{} routes", r.total()),
+    }
+}
+
+fn write_report(report: &Report, out: &Path) -> Result<()> {
+    if let Some(parent) = out.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::write(out, report.markdown()).with_context(|| format!("write {}", out.display()))?;
+    let csv = out.with_extension("csv");
+    fs::write(&csv, report.csv()).with_context(|| format!("write {}", csv.display()))?;
+    Ok(())
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| d.join(tool).is_file())
+    })
+}
+
+/// First line of a command's stdout, or else its stderr.
+fn command_line(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .next()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+}
+
+fn versions(rauta: &Path, have_oha: bool) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    let git = command_line("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = command_line("git", &["status", "--porcelain", "--untracked-files=no"]).is_some();
+    if let Some(g) = git {
+        let d = if dirty { " + local changes" } else { "" };
+        v.push(("rauta".into(), format!("{g}{d} ({})", rauta.display())));
+    }
+    let word = |line: Option<String>, n: usize| {
+        line.and_then(|l| l.split_whitespace().nth(n).map(str::to_string))
+    };
+    if let Some(n) = word(command_line("nginx", &["-v"]), 2) {
+        v.push(("nginx".into(), n.trim_start_matches("nginx/").to_string()));
+    }
+    if let Some(h) = word(command_line("haproxy", &["-v"]), 2) {
+        v.push(("HAProxy".into(), h));
+    }
+    if let Some(w) = word(command_line("wrk", &["--version"]), 1) {
+        v.push(("wrk".into(), w));
+    }
+    if have_oha {
+        if let Some(o) = word(command_line("oha", &["--version"]), 1) {
+            v.push(("oha".into(), o));
+        }
+    }
+    v
+}
