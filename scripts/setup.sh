@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests and scripts use (curl: run-local's examples;
-# procps: pgrep/pkill in scripts).
-APT_PACKAGES=(curl procps)
+# procps: pgrep/pkill in scripts; prometheus: promtool validates /metrics in the tests).
+APT_PACKAGES=(curl procps prometheus)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -130,3 +130,83 @@ impl ScriptedBackend {
         }
     }
 }
+
+/// One sample of a Prometheus text exposition.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Metric name (with `_bucket`/`_sum`/`_count` suffixes as written).
+    pub name: String,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Value.
+    pub value: f64,
+}
+
+/// Parses Prometheus text format (enough for rauta's own output).
+pub fn parse_metrics(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("sample line has a value");
+        let value: f64 = value.parse().expect("numeric value");
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (name, rest.strip_suffix('}').expect("closing brace")),
+            None => (series, ""),
+        };
+        let mut map = std::collections::BTreeMap::new();
+        let mut rest = labels;
+        while let Some((key, after)) = rest.split_once("=\"") {
+            let mut val = String::new();
+            let mut chars = after.char_indices();
+            let mut end = after.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, n)) = chars.next() {
+                            val.push(if n == 'n' { '\n' } else { n });
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => val.push(c),
+                }
+            }
+            map.insert(key.trim_start_matches(',').to_string(), val);
+            rest = &after[end..];
+        }
+        out.push(Sample {
+            name: name.to_string(),
+            labels: map,
+            value,
+        });
+    }
+    out
+}
+
+/// The value of the sample named `name` whose labels include all of
+/// `labels` (0 when absent).
+pub fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Scrapes `/metrics` from rauta's admin port.
+pub fn scrape(rauta: &Rauta) -> (String, Vec<Sample>) {
+    let r = rauta.admin_get("/metrics").expect("scrape");
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let samples = parse_metrics(&text);
+    (text, samples)
+}
