@@ -149,4 +149,8 @@ pub struct ServeArgs {
     /// Write an access log (one JSON line per request) to stdout.
     #[arg(long)]
     pub access_log: bool,
+    /// Log level or filter (e.g. `debug`, `info,rauta_proxy=debug`);
+    /// overrides `RUST_LOG`.
+    #[arg(long)]
+    pub log_level: Option<String>,
 }

@@ -10,8 +10,15 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = matches!(&cli.command, Command::Serve(a) if a.log_json);
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let level = match &cli.command {
+        Command::Serve(a) => a.log_level.clone(),
+        Command::Check(_) => None,
+    };
+    let filter = match level {
+        Some(level) => tracing_subscriber::EnvFilter::new(level),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
     // Colour only for a person at a terminal; logs collected by Kubernetes or
     // a file stay plain.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
