@@ -77,9 +77,33 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
 /// Writes an error answer, then closes the connection.
 pub async fn answer_and_close(conn: &mut ClientConn, e: &ProxyError) {
     tracing::debug!(peer = %conn.peer, status = e.status(), fault = ?e.fault(), error = %e, "answered with an error");
-    write_answer(&mut conn.out, e.status(), e, true);
-    let _ = conn.stream.write_all(&conn.out).await;
+        write_answer(&mut conn.out, e.status(), e, true);
+    if conn.stream.write_all(&conn.out).await.is_ok() {
+        lingering_close(conn).await;
+    }
+}
+
+/// Most time spent discarding what a client still sends after its answer.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+/// Most bytes discarded that way.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Half-closes, then reads and discards what the client still sends (an
+/// unread request body, say) for a short while before closing. Closing a
+/// socket with unread data makes the kernel send a reset, which can destroy
+/// the answer before the client has read it; nginx lingers the same way.
+async fn lingering_close(conn: &mut ClientConn) {
     let _ = conn.stream.close().await;
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut discarded = 0;
+    while discarded < LINGER_BYTES {
+        conn.rbuf.clear();
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rt::timeout(left, conn.rbuf.fill(&mut conn.stream)).await {
+            Some(Ok(n)) if n > 0 => discarded += n,
+            _ => return,
+        }
+    }
 }
 
 /// True when the buffer holds a complete head (an empty line after the
