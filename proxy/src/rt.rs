@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use glommio::net::{TcpListener, TcpStream};
+pub use glommio::sync::Semaphore;
 pub use glommio::{spawn_local, ExecutorJoinHandle};
 
 /// Starts a single-threaded executor pinned to `cpu`, running `main`.

@@ -206,7 +206,7 @@ async fn run(spec: ShardSpec) {
 }
 
 async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
-    let permits = Rc::new(glommio::sync::Semaphore::new(
+    let permits = Rc::new(rt::Semaphore::new(
         shard.cfg.max_connections_per_shard as u64,
     ));
     loop {
