@@ -28,3 +28,21 @@ fi
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done
+
+# kubernetes-validate (PyPI) checks every manifest in deploy/ against the
+# Kubernetes API schemas it ships, offline (k8s-sync/tests/deploy_manifests.rs).
+KUBERNETES_VALIDATE_VERSION=1.37.0
+if ! kubernetes-validate --version 2>/dev/null | grep -qx "$KUBERNETES_VALIDATE_VERSION"; then
+  echo "setup: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION"
+  python3 -m pip install --quiet --disable-pip-version-check \
+    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
+  if ! kubernetes-validate --version >/dev/null 2>&1; then
+    echo "setup: kubernetes-validate installed but not on PATH ($(python3 -m site --user-base)/bin?)" >&2
+    exit 1
+  fi
+fi
+
+# The eBPF toolchain (nightly + rust-src, LLVM 22, bpf-linker) that
+# proxy/build.rs needs to build xdp/, and iproute2/ethtool for its tests.
+scripts/setup-ebpf.sh

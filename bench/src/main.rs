@@ -57,7 +57,11 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     routes: usize,
     /// Scenarios to run (keepalive, fixed-rate, new-conn, 1mb, routes).
-    #[arg(long, value_delimiter = ',', default_value = "keepalive,fixed-rate,new-conn,1mb,routes")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "keepalive,fixed-rate,new-conn,1mb,routes"
+    )]
     scenarios: Vec<String>,
     /// Proxies in run order.
     #[arg(long, value_delimiter = ',', default_value = "nginx,haproxy,rauta")]
@@ -234,17 +238,19 @@ fn run(args: Args) -> Result<()> {
         for kind in &proxies {
             let proxy = peers::start(*kind, table, Launch::Plain, &env)?;
             println!(
-                "started {} ({}) in {:.2} s, idle RSS {:.1} MB",
+                "started {} ({}) in {:.2} s, idle RSS {:.1} MB, PSS {:.1} MB",
                 kind.name(),
                 table_name(table),
                 proxy.startup.as_secs_f64(),
-                proxy.idle_rss_kb as f64 / 1024.0
+                proxy.idle_rss_kb as f64 / 1024.0,
+                proxy.idle_pss_kb as f64 / 1024.0
             );
             report.startups.push(Startup {
                 kind: *kind,
                 table: table_name(table),
                 took: proxy.startup,
                 idle_rss_kb: proxy.idle_rss_kb,
+                idle_pss_kb: proxy.idle_pss_kb,
             });
             running.push(proxy);
         }
@@ -252,6 +258,18 @@ fn run(args: Args) -> Result<()> {
             for proxy in &running {
                 ctx.check()?;
                 // Warm-up: connections, pools, caches; not recorded.
+                if scenario == Scenario::ManyRoutes {
+                    let t = Instant::now();
+                    let w = load::walk_routes(proxy.port, &ctx.settings, Duration::from_secs(60))
+                        .with_context(|| format!("route walk of {}", proxy.kind.name()))?;
+                    println!(
+                        "walked the routes of {}: {} requests in {:.1} s, {} errors",
+                        proxy.kind.name(),
+                        w.requests,
+                        t.elapsed().as_secs_f64(),
+                        w.status_errors + w.socket_errors
+                    );
+                }
                 if args.warmup > 0 {
                     load::run(
                         scenario,
@@ -287,7 +305,11 @@ fn run(args: Args) -> Result<()> {
                     Err("perf is not installed".into())
                 };
                 match &r {
-                    Ok(p) => println!("perf stat {}: {:?} per request", proxy.kind.name(), p.per_request),
+                    Ok(p) => println!(
+                        "perf stat {}: {:?} per request",
+                        proxy.kind.name(),
+                        p.per_request
+                    ),
                     Err(e) => println!("perf stat {}: {e}", proxy.kind.name()),
                 }
                 report.perf.push((proxy.kind, r));
@@ -301,7 +323,9 @@ fn run(args: Args) -> Result<()> {
     for kind in &callgrind {
         ctx.check()?;
         if !on_path("valgrind") || !on_path("callgrind_control") {
-            report.callgrind.push((*kind, Err("valgrind is not installed".into())));
+            report
+                .callgrind
+                .push((*kind, Err("valgrind is not installed".into())));
             continue;
         }
         let r = profile::callgrind(*kind, &env, &ctx.settings, args.callgrind_secs)
@@ -367,14 +391,15 @@ impl Ctx {
         let b0 = sys::cpu_ns(&backend_pids);
         let c0 = sys::children_cpu_ns()?;
         let t0 = Instant::now();
-        let load = load::run(scenario, port, &self.settings, self.settings.duration)
-            .with_context(|| {
+        let load = load::run(scenario, port, &self.settings, self.settings.duration).with_context(
+            || {
                 format!(
                     "{} round {round} against {}",
                     scenario.id(),
                     proxy.map_or("the backend", |p| p.kind.name())
                 )
-            })?;
+            },
+        )?;
         let wall = t0.elapsed().as_secs_f64() * 1e9;
         let p1 = sys::cpu_ns(&proxy_pids);
         let b1 = sys::cpu_ns(&backend_pids);
@@ -447,9 +472,8 @@ fn write_report(report: &Report, out: &Path) -> Result<()> {
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|d| d.join(tool).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
 }
 
 /// First line of a command's stdout, or else its stderr.

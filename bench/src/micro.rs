@@ -34,8 +34,8 @@ pub fn read(dir: &Path) -> Result<Vec<Micro>> {
         };
         for bench in benches.flatten() {
             let new = bench.path().join("new");
-            if let Some(m) = read_one(&new)
-                .with_context(|| format!("criterion result in {}", new.display()))?
+            if let Some(m) =
+                read_one(&new).with_context(|| format!("criterion result in {}", new.display()))?
             {
                 out.push(m);
             }

@@ -174,8 +174,10 @@ pub struct Proxy {
     pub port: u16,
     /// From start to the first proxied 200.
     pub startup: Duration,
-    /// RSS once ready, before any load, in KiB.
+    /// Largest process RSS once ready, before any load, in KiB.
     pub idle_rss_kb: u64,
+    /// Memory (PSS, all processes) once ready, before any load, in KiB.
+    pub idle_pss_kb: u64,
 }
 
 /// The host and path of a request that a table routes to the backend.
@@ -264,13 +266,16 @@ pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Prox
     .with_context(|| format!("starting {name}"))?;
     // Let deferred start-up work (worker spawn, table broadcast) settle.
     std::thread::sleep(Duration::from_millis(300));
-    let idle_rss_kb = sys::rss_kb(&child.pids());
+    let pids = child.pids();
+    let idle_rss_kb = sys::rss_kb(&pids);
+    let idle_pss_kb = sys::pss_kb(&pids);
     Ok(Proxy {
         kind,
         child,
         port,
         startup,
         idle_rss_kb,
+        idle_pss_kb,
     })
 }
 
@@ -356,19 +361,13 @@ frontend fe\n  bind 127.0.0.1:{port}\n  option forwardfor\n\
                 }
             }
             fs::write(&map, m).with_context(|| format!("write {}", map.display()))?;
-            let _ = writeln!(
-                c,
-                "  use_backend %[base,map_beg({},none)]",
-                map.display()
+            let _ = writeln!(c, "  use_backend %[base,map_beg({},none)]", map.display());
+            c.push_str(
+                "  default_backend none\nbackend none\n  http-request deny deny_status 404\n",
             );
-            c.push_str("  default_backend none\nbackend none\n  http-request deny deny_status 404\n");
         }
     }
-    let _ = writeln!(
-        c,
-        "backend be\n  server s1 127.0.0.1:{}",
-        env.backend_port
-    );
+    let _ = writeln!(c, "backend be\n  server s1 127.0.0.1:{}", env.backend_port);
     Ok(c)
 }
 

@@ -13,11 +13,12 @@ use crate::load::{self, Scenario, Settings};
 use crate::peers::{self, Env, Kind, Launch, Proxy, Table};
 
 /// The events counted by `perf stat`, in report order.
-pub const PERF_EVENTS: [&str; 4] = [
+pub const PERF_EVENTS: [&str; 5] = [
     "context-switches",
     "raw_syscalls:sys_enter",
     "syscalls:sys_enter_io_uring_enter",
     "io_uring:io_uring_submit_req",
+    "irq_vectors:reschedule_entry",
 ];
 
 /// Event counts of one `perf stat` run, divided by the requests served.
@@ -30,7 +31,12 @@ pub struct PerfPerRequest {
 
 /// Counts [`PERF_EVENTS`] on every process of `proxy` while a small-GET
 /// keep-alive load of `secs` runs.
-pub fn perf_stat(proxy: &Proxy, s: &Settings, secs: u64, dir: &std::path::Path) -> Result<PerfPerRequest> {
+pub fn perf_stat(
+    proxy: &Proxy,
+    s: &Settings,
+    secs: u64,
+    dir: &std::path::Path,
+) -> Result<PerfPerRequest> {
     let out = dir.join(format!("perf-{}.csv", proxy.kind.name()));
     let pids: Vec<String> = proxy.child.pids().iter().map(u32::to_string).collect();
     let perf = Command::new("perf")
@@ -45,7 +51,12 @@ pub fn perf_stat(proxy: &Proxy, s: &Settings, secs: u64, dir: &std::path::Path) 
         .spawn()
         .context("start perf stat")?;
     sleep(Duration::from_millis(300));
-    let load = load::run(Scenario::KeepAlive, proxy.port, s, Duration::from_secs(secs));
+    let load = load::run(
+        Scenario::KeepAlive,
+        proxy.port,
+        s,
+        Duration::from_secs(secs),
+    );
     let status = perf.wait_with_output().context("wait for perf stat")?;
     let load = load?;
     if !status.status.success() {
@@ -101,7 +112,12 @@ pub fn callgrind(kind: Kind, env: &Env, s: &Settings, secs: u64) -> Result<Callg
     control(pid, "-z").context("zero callgrind's counters (callgrind_control -z)")?;
     let mut slow = s.clone();
     slow.connections = 16;
-    let load = load::run(Scenario::KeepAlive, proxy.port, &slow, Duration::from_secs(secs));
+    let load = load::run(
+        Scenario::KeepAlive,
+        proxy.port,
+        &slow,
+        Duration::from_secs(secs),
+    );
     let dumped = control(pid, "-d").context("dump callgrind's counters (callgrind_control -d)");
     proxy.child.stop(Duration::from_secs(10));
     let load = load?;
@@ -109,7 +125,10 @@ pub fn callgrind(kind: Kind, env: &Env, s: &Settings, secs: u64) -> Result<Callg
     if load.requests == 0 {
         bail!("no request completed under callgrind");
     }
-    let name = format!("callgrind-{}-basic.{pid}.out", kind.name().to_ascii_lowercase());
+    let name = format!(
+        "callgrind-{}-basic.{pid}.out",
+        kind.name().to_ascii_lowercase()
+    );
     let mut dumps: Vec<_> = fs::read_dir(&env.dir)?
         .flatten()
         .filter(|e| {
@@ -135,7 +154,10 @@ pub fn callgrind(kind: Kind, env: &Env, s: &Settings, secs: u64) -> Result<Callg
 /// The first event (Ir) of a callgrind dump's `totals:` or `summary:` line.
 pub fn parse_callgrind_total(text: &str) -> Option<u64> {
     text.lines()
-        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
@@ -171,7 +193,10 @@ mod tests {
 
     #[test]
     fn callgrind_totals() {
-        assert_eq!(parse_callgrind_total("events: Ir\ntotals: 12345\n"), Some(12345));
+        assert_eq!(
+            parse_callgrind_total("events: Ir\ntotals: 12345\n"),
+            Some(12345)
+        );
         assert_eq!(parse_callgrind_total("summary: 99 1\n"), Some(99));
         assert_eq!(parse_callgrind_total("events: Ir\n"), None);
     }

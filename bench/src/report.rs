@@ -61,8 +61,10 @@ pub struct Startup {
     pub table: String,
     /// Time to the first proxied 200.
     pub took: Duration,
-    /// RSS once ready, KiB.
+    /// Largest process RSS once ready, KiB.
     pub idle_rss_kb: u64,
+    /// PSS of all processes once ready, KiB.
+    pub idle_pss_kb: u64,
 }
 
 /// Everything the report shows.
@@ -460,11 +462,7 @@ impl Report {
             .find(|st| st.kind == Kind::Rauta && st.table == "basic")
         {
             let mb = st.idle_rss_kb as f64 / 1024.0;
-            let _ = writeln!(
-                md,
-                "| idle RSS < 20 MB | {mb:.1} MB | {} |",
-                yes(mb < 20.0)
-            );
+            let _ = writeln!(md, "| idle RSS < 20 MB | {mb:.1} MB | {} |", yes(mb < 20.0));
         }
         if let Some(Ok(micro)) = &self.micro {
             let find = |id: &str| micro.iter().find(|m| m.id == id).map(Micro::ns_per_op);
@@ -488,8 +486,8 @@ impl Report {
 
     fn costs(&self, md: &mut String) {
         md.push_str("## Per-request costs and memory\n\n");
-        md.push_str("`perf stat` counts on every thread of the proxy during a separate small-GET keep-alive run; callgrind counts user-space instructions (`Ir`) of the proxy under valgrind between `callgrind_control -z` and `-d`, 16 connections.\n\n");
-        md.push_str("| proxy | syscalls/req | io_uring_enter/req | io_uring SQEs/req | context switches/req | user instructions/req (callgrind) | idle RSS | start-up, idle RSS with the many-routes table |\n|---|---|---|---|---|---|---|---|\n");
+        md.push_str("`perf stat` counts on every thread of the proxy during a separate small-GET keep-alive run (reschedule IPIs: `irq_vectors:reschedule_entry` taken while a proxy thread ran, e.g. io_uring task_work notifications); callgrind counts user-space instructions (`Ir`) of the proxy under valgrind between `callgrind_control -z` and `-d`, 16 connections.\n\n");
+        md.push_str("| proxy | syscalls/req | io_uring_enter/req | io_uring SQEs/req | reschedule IPIs/req | context switches/req | user instructions/req (callgrind) | idle RSS / PSS | start-up; idle RSS / PSS with the many-routes table |\n|---|---|---|---|---|---|---|---|---|\n");
         for k in &self.proxies {
             let perf = self.perf.iter().find(|(p, _)| p == k).map(|(_, r)| r);
             let ev = |name: &str| -> String {
@@ -514,21 +512,33 @@ impl Report {
                 .startups
                 .iter()
                 .find(|s| s.kind == *k && s.table == "basic")
-                .map_or("n/a".into(), |s| fmt_kb(s.idle_rss_kb as f64));
+                .map_or("n/a".into(), |s| {
+                    format!(
+                        "{} / {}",
+                        fmt_kb(s.idle_rss_kb as f64),
+                        fmt_kb(s.idle_pss_kb as f64)
+                    )
+                });
             let many = self
                 .startups
                 .iter()
                 .find(|s| s.kind == *k && s.table != "basic")
                 .map_or("n/a".into(), |s| {
-                    format!("{:.1} s, {}", s.took.as_secs_f64(), fmt_kb(s.idle_rss_kb as f64))
+                    format!(
+                        "{:.1} s; {} / {}",
+                        s.took.as_secs_f64(),
+                        fmt_kb(s.idle_rss_kb as f64),
+                        fmt_kb(s.idle_pss_kb as f64)
+                    )
                 });
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {cg} | {idle} | {many} |",
+                "| {} | {} | {} | {} | {} | {} | {cg} | {idle} | {many} |",
                 k.name(),
                 ev("raw_syscalls:sys_enter"),
                 ev("syscalls:sys_enter_io_uring_enter"),
                 ev("io_uring:io_uring_submit_req"),
+                ev("irq_vectors:reschedule_entry"),
                 ev("context-switches"),
             );
         }
@@ -578,14 +588,18 @@ impl Report {
     }
 
     fn micro(&self, md: &mut String) {
-        md.push_str("## Micro-benchmarks (criterion, `cargo bench -p rauta-bench --bench hot_path`)\n\n");
+        md.push_str(
+            "## Micro-benchmarks (criterion, `cargo bench -p rauta-bench --bench hot_path`)\n\n",
+        );
         match &self.micro {
-            None => md.push_str("Not run (`--no-micro`).\n\n"),
+            None => md.push_str("Not run (no `--criterion-dir`).\n\n"),
             Some(Err(e)) => {
                 let _ = writeln!(md, "Not available: {e}\n");
             }
             Some(Ok(list)) => {
-                md.push_str("| benchmark | median per operation | per iteration |\n|---|---|---|\n");
+                md.push_str(
+                    "| benchmark | median per operation | per iteration |\n|---|---|---|\n",
+                );
                 for m in list {
                     let per_iter = match m.elements {
                         Some(n) => format!("{} ({n} ops)", fmt_ns(m.ns_per_iter)),
@@ -713,9 +727,15 @@ mod tests {
         };
         for round in 1..=3 {
             let f = round as f64;
-            report.runs.push(run(s, round, Kind::Nginx, 30_000.0 * f, 30.0));
-            report.runs.push(run(s, round, Kind::Haproxy, 20_000.0, 25.0));
-            report.runs.push(run(s, round, Kind::Rauta, 15_000.0 * f, 45.0));
+            report
+                .runs
+                .push(run(s, round, Kind::Nginx, 30_000.0 * f, 30.0));
+            report
+                .runs
+                .push(run(s, round, Kind::Haproxy, 20_000.0, 25.0));
+            report
+                .runs
+                .push(run(s, round, Kind::Rauta, 15_000.0 * f, 45.0));
         }
         let ratios = report.paired(s, Kind::Nginx, &METRICS[0]);
         assert_eq!(ratios.len(), 3);

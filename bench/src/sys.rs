@@ -147,14 +147,39 @@ fn status_kb(pid: u32, field: &str) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
-/// Sum of `VmHWM` (peak resident set) over the processes, in KiB.
+/// The largest `VmHWM` (peak resident set) among the processes, in KiB
+/// (for nginx, the worker's; summing would count shared pages twice).
 pub fn peak_rss_kb(pids: &[u32]) -> u64 {
-    pids.iter().filter_map(|p| status_kb(*p, "VmHWM:")).sum()
+    pids.iter()
+        .filter_map(|p| status_kb(*p, "VmHWM:"))
+        .max()
+        .unwrap_or(0)
 }
 
-/// Sum of `VmRSS` (current resident set) over the processes, in KiB.
+/// The largest `VmRSS` (current resident set) among the processes, in KiB.
 pub fn rss_kb(pids: &[u32]) -> u64 {
-    pids.iter().filter_map(|p| status_kb(*p, "VmRSS:")).sum()
+    pids.iter()
+        .filter_map(|p| status_kb(*p, "VmRSS:"))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Sum of the proportional set sizes (`Pss` in `smaps_rollup`: shared
+/// pages divided among their sharers) of the processes, in KiB; falls back
+/// to `VmRSS` where `smaps_rollup` is missing.
+pub fn pss_kb(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| {
+            fs::read_to_string(format!("/proc/{p}/smaps_rollup"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("Pss:"))
+                        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                })
+                .or_else(|| status_kb(*p, "VmRSS:"))
+        })
+        .sum()
 }
 
 /// Resets the peak RSS of the processes to their current RSS (writing `5`
@@ -294,7 +319,8 @@ pub fn comm(pid: u32) -> String {
 pub fn children_cpu_ns() -> Result<u64> {
     use nix::sys::resource::{getrusage, UsageWho};
     let u = getrusage(UsageWho::RUSAGE_CHILDREN).context("getrusage(RUSAGE_CHILDREN)")?;
-    let ns = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000_000 + t.tv_usec() as u64 * 1000;
+    let ns =
+        |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000_000 + t.tv_usec() as u64 * 1000;
     Ok(ns(u.user_time()) + ns(u.system_time()))
 }
 
@@ -314,7 +340,8 @@ mod tests {
 
     #[test]
     fn cpu_ticks_of_one_cpu() {
-        let stat = "cpu  1 2 3 4 5 6 7 8 0 0\ncpu0 10 0 10 70 10 0 0 0 0 0\ncpu1 1 1 1 1 1 1 1 1 0 0\n";
+        let stat =
+            "cpu  1 2 3 4 5 6 7 8 0 0\ncpu0 10 0 10 70 10 0 0 0 0 0\ncpu1 1 1 1 1 1 1 1 1 0 0\n";
         assert_eq!(cpu_ticks(stat, 0), Some((20, 100)));
         assert_eq!(cpu_ticks(stat, 1), Some((6, 8)));
         assert_eq!(cpu_ticks(stat, 2), None);
@@ -325,5 +352,7 @@ mod tests {
         let me = std::process::id();
         assert!(process_tree(me).contains(&me));
         assert!(cpu_ns(&[me]) > 0);
+        assert!(pss_kb(&[me]) > 0);
+        assert!(peak_rss_kb(&[me]) > 0);
     }
 }

@@ -14,6 +14,24 @@ use rauta_k8s_sync::{ClassSelector, RouteConfig};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// YAML fixtures for the fake API server.
+trait ApplyYaml {
+    /// Creates or replaces objects from a (multi-document) YAML string.
+    fn apply_yaml(&self, yaml: &str);
+}
+
+impl ApplyYaml for FakeApi {
+    fn apply_yaml(&self, yaml: &str) {
+        use serde::Deserialize;
+        for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
+            let value = serde_json::Value::deserialize(doc).expect("test YAML");
+            if !value.is_null() {
+                self.apply(value);
+            }
+        }
+    }
+}
+
 /// Longest wait for anything that should happen.
 const WAIT: Duration = Duration::from_secs(10);
 /// How long "nothing happens" is watched for.
@@ -163,7 +181,16 @@ fn lists_then_follows_every_kind() {
     api.apply_yaml(SERVICE);
     until(&rx, "the Service back", |c| endpoints(c) == ["10.0.0.6"]);
 
-    // IngressClass DELETED (nothing is ours), ADDED back.
+    // IngressClass MODIFIED to another controller, DELETED (either way
+    // nothing is ours), ADDED back.
+    api.apply_yaml(
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: rauta}\nspec: {controller: example.com/other}\n",
+    );
+    until(&rx, "no rules with another controller", |c| {
+        c.rules.is_empty()
+    });
+    api.apply_yaml(CLASS);
+    until(&rx, "rules with the class back", |c| paths(c) == ["/two"]);
     assert!(api.delete("ingressclasses", "", "rauta"));
     until(&rx, "no rules without the class", |c| c.rules.is_empty());
     api.apply_yaml(CLASS);

@@ -28,6 +28,8 @@ pub struct AdminState {
     pub snapshotter: Snapshotter,
     /// Load counters of the configuration source, once it runs.
     pub source: OnceLock<Arc<SourceStats>>,
+    /// eBPF counters and attachments.
+    pub xdp: Arc<crate::xdp::XdpStats>,
 }
 
 /// Starts the admin server on an already bound listener.
@@ -139,7 +141,9 @@ fn metrics(state: &AdminState, registry: &mut Registry) -> String {
             .ok()
             .map(|v| v as u64),
     };
-    exposition::render(registry, latest.as_ref().map(|p| &*p.table), &process)
+    let mut body = exposition::render(registry, latest.as_ref().map(|p| &*p.table), &process);
+    exposition::render_xdp(&mut body, &state.xdp.figures());
+    body
 }
 
 fn routes(state: &AdminState) -> String {

@@ -1,6 +1,6 @@
 //! The command line (clap). Other tools drive exactly these flags.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,39 +49,35 @@ pub struct ClassArgs {
 pub struct KubeArgs {
     /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config when present,
     /// else the in-cluster service account).
-    #[arg(long, requires = "kubernetes")]
+    #[arg(long, conflicts_with = "manifests")]
     pub kubeconfig: Option<PathBuf>,
     /// Address written to the status of our Ingresses: an IP or a host name
     /// (repeat or separate with commas for several).
-    #[arg(long, value_delimiter = ',', requires = "kubernetes")]
+    #[arg(long, value_delimiter = ',', conflicts_with = "manifests")]
     pub publish_address: Vec<String>,
     /// Service whose address is written to the status of our Ingresses:
     /// its load-balancer ingress, else its external IPs, else its cluster IP.
     #[arg(
         long,
         value_name = "NAMESPACE/NAME",
-        requires = "kubernetes",
-        conflicts_with = "publish_address"
+        conflicts_with_all = ["manifests", "publish_address"]
     )]
     pub publish_service: Option<String>,
     /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else `default`).
-    #[arg(long, requires = "kubernetes")]
+    #[arg(long, conflicts_with = "manifests")]
     pub lease_namespace: Option<String>,
     /// Name of the leader-election Lease; the leader writes Ingress status and Events.
-    #[arg(long, default_value = "rauta-leader", requires = "kubernetes")]
+    #[arg(long, default_value = "rauta-leader", conflicts_with = "manifests")]
     pub lease_name: String,
 }
 
 /// `rauta serve`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["manifests", "kubernetes"])))]
 pub struct ServeArgs {
     /// Directory of Kubernetes manifests, watched for changes (exactly one
     /// of --manifests and --kubernetes).
-    #[arg(
-        long,
-        required_unless_present = "kubernetes",
-        conflicts_with = "kubernetes"
-    )]
+    #[arg(long)]
     pub manifests: Option<PathBuf>,
     /// Follow the Kubernetes API server (kubeconfig, or in-cluster).
     #[arg(long)]
@@ -94,6 +90,11 @@ pub struct ServeArgs {
     /// Address of the admin listener (/healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:9901")]
     pub admin: SocketAddr,
+    /// Bind the admin listener with SO_REUSEPORT, so that the next rauta on
+    /// the same host (a DaemonSet rolling update with maxSurge and
+    /// hostNetwork) can start while this one drains.
+    #[arg(long)]
+    pub admin_reuse_port: bool,
     /// Number of shards (default: one per allowed CPU).
     #[arg(long)]
     pub shards: Option<usize>,
@@ -143,6 +144,27 @@ pub struct ServeArgs {
     /// Most endpoints tried when connecting fails.
     #[arg(long, default_value_t = 3)]
     pub connect_attempts: usize,
+    /// eBPF: `auto` steers each new connection to the shard of the CPU that
+    /// took its SYN and runs the XDP filter where the kernel and privileges
+    /// allow (one log line says what is off and why); `required` fails at
+    /// start without them; `off` never loads them.
+    #[arg(long, value_enum, default_value_t = crate::xdp::XdpPolicy::Auto)]
+    pub xdp: crate::xdp::XdpPolicy,
+    /// Interface to attach the XDP ingress filter to (repeatable; none: no
+    /// XDP filter, connection steering only).
+    #[arg(long = "xdp-iface", value_name = "IFACE")]
+    pub xdp_iface: Vec<String>,
+    /// Source prefix the XDP filter drops, e.g. `203.0.113.0/24` or
+    /// `2001:db8::/32` (repeatable); the admin port is never dropped.
+    #[arg(long = "xdp-deny", value_name = "CIDR")]
+    pub xdp_deny: Vec<crate::xdp::Cidr>,
+    /// New connections (TCP SYNs to --listen's port) per second allowed from
+    /// one source address before the XDP filter drops them; 0: no limit.
+    #[arg(long, default_value_t = 0)]
+    pub xdp_syn_rate: u32,
+    /// SYNs one source may send at once above --xdp-syn-rate (default: the rate).
+    #[arg(long)]
+    pub xdp_syn_burst: Option<u32>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long)]
     pub log_json: bool,

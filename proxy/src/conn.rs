@@ -77,7 +77,7 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
 /// Writes an error answer, then closes the connection.
 pub async fn answer_and_close(conn: &mut ClientConn, e: &ProxyError) {
     tracing::debug!(peer = %conn.peer, status = e.status(), fault = ?e.fault(), error = %e, "answered with an error");
-        write_answer(&mut conn.out, e.status(), e, true);
+    write_answer(&mut conn.out, e.status(), e, true);
     if conn.stream.write_all(&conn.out).await.is_ok() {
         lingering_close(conn).await;
     }

@@ -21,3 +21,4 @@ pub mod serve;
 pub mod shard;
 pub mod tunnel;
 pub mod upstream;
+pub mod xdp;

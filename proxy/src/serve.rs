@@ -14,12 +14,27 @@ use rauta_k8s_sync::stats::SourceStats;
 use rauta_k8s_sync::{report, ClassSelector, RouteConfig};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Default debounce of the manifests source.
 const MANIFESTS_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// The configuration source the flags name, checked before anything starts.
+enum SourcePlan {
+    Manifests(PathBuf),
+    Kubernetes(Box<ApiOptions>),
+}
+
+impl SourcePlan {
+    fn from_args(args: &ServeArgs) -> anyhow::Result<SourcePlan> {
+        match &args.manifests {
+            Some(dir) => Ok(SourcePlan::Manifests(dir.clone())),
+            None => Ok(SourcePlan::Kubernetes(Box::new(api_options(args)?))),
+        }
+    }
+}
 
 /// The configuration source `rauta serve` runs.
 enum Source {
@@ -28,15 +43,18 @@ enum Source {
 }
 
 impl Source {
-    /// Starts the source the flags name; `publish` gets every new configuration.
+    /// Starts the planned source; `publish` gets every new configuration.
     fn spawn(
+        plan: SourcePlan,
         args: &ServeArgs,
         publish: impl FnMut(RouteConfig) + Send + 'static,
     ) -> anyhow::Result<Source> {
-        match &args.manifests {
-            Some(dir) => Ok(Source::Manifests(manifest_source(args, dir, publish)?)),
-            None => {
-                let opts = api_options(args)?;
+        match plan {
+            SourcePlan::Manifests(dir) => {
+                Ok(Source::Manifests(manifest_source(args, &dir, publish)?))
+            }
+            SourcePlan::Kubernetes(opts) => {
+                let opts = *opts;
                 let what = match &opts.client {
                     ClientSource::Kubeconfig(path) => format!("kubeconfig {}", path.display()),
                     ClientSource::Infer => "the in-cluster or default kubeconfig".to_string(),
@@ -170,6 +188,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let shard_cpus =
         cpus::choose(&allowed, requested.as_deref(), args.shards).map_err(|e| anyhow!(e))?;
     let cfg = Arc::new(ProxyConfig::from_args(args));
+    let plan = SourcePlan::from_args(args)?;
 
     // Bind everything before starting anything, so a busy port fails fast.
     let first = listener::bind_reuseport(args.listen)
@@ -183,13 +202,21 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         sockets
             .push(listener::bind_reuseport(addr).with_context(|| format!("listening on {addr}"))?);
     }
-    let admin_listener = std::net::TcpListener::bind(args.admin)
-        .with_context(|| format!("admin listener on {}", args.admin))?;
+    let admin_listener = if args.admin_reuse_port {
+        listener::bind_reuseport(args.admin).map(std::net::TcpListener::from)
+    } else {
+        std::net::TcpListener::bind(args.admin)
+    }
+    .with_context(|| format!("admin listener on {}", args.admin))?;
     let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
 
     // Control and admin threads inherit this thread's CPUs: keep them off
     // the shard CPUs where there is a choice.
     cpus::keep_off_shards(&allowed, &shard_cpus);
+    // eBPF before the listeners go to their shards: each one is registered
+    // in the slot of its shard's CPU.
+    let xdp_options = crate::xdp::XdpOptions::from_args(args, addr.port());
+    let xdp = crate::xdp::Xdp::start(&xdp_options, &shard_cpus, &sockets)?;
     let readiness = Arc::new(Readiness::new(shard_cpus.len()));
     let (mut broadcaster, receivers) = Broadcaster::new(shard_cpus.len());
     let drainer = broadcaster.drainer();
@@ -219,18 +246,21 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         control: broadcaster.status(),
         snapshotter: broadcaster.snapshotter(),
         source: OnceLock::new(),
+        xdp: xdp.stats(),
     });
     admin::spawn(admin_listener, admin_state.clone()).context("starting the admin listener")?;
 
-    let source = Source::spawn(args, move |config| match broadcaster.publish(&config) {
-        Ok(generation) => tracing::info!(
-            generation,
-            rules = config.rules.len(),
-            backends = config.backends.len(),
-            "route table published"
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "route table rejected; the last good table stays live")
+    let source = Source::spawn(plan, args, move |config| {
+        match broadcaster.publish(&config) {
+            Ok(generation) => tracing::info!(
+                generation,
+                rules = config.rules.len(),
+                backends = config.backends.len(),
+                "route table published"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "route table rejected; the last good table stays live")
+            }
         }
     })?;
     let _ = admin_state.source.set(source.stats());
@@ -244,6 +274,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             tracing::error!("a shard ended abnormally");
         }
     }
+    xdp.stop();
     source.stop();
     tracing::info!("stopped");
     Ok(())

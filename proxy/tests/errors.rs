@@ -404,11 +404,17 @@ fn an_oversized_body_gets_413_while_it_is_still_streaming() {
     let (rauta, backend, _dir) = setup(&["--max-body-bytes", "1000"]);
     // The whole body is on its way when rauta answers 413 and closes (with
     // a lingering close, so the unread body cannot reset the answer away).
-    let mut raw = b"POST / HTTP/1.1\r\nHost: ok.example\r\nContent-Length: 2000000\r\n\r\n".to_vec();
+    let mut raw =
+        b"POST / HTTP/1.1\r\nHost: ok.example\r\nContent-Length: 2000000\r\n\r\n".to_vec();
     raw.extend_from_slice(&vec![b'x'; 2_000_000]);
     for _ in 0..5 {
         let out = raw_exchange(rauta.addr(), &raw, WAIT).expect("exchange");
-        assert_eq!(status_of(&out), Some(413), "{}", String::from_utf8_lossy(&out[..out.len().min(200)]));
+        assert_eq!(
+            status_of(&out),
+            Some(413),
+            "{}",
+            String::from_utf8_lossy(&out[..out.len().min(200)])
+        );
     }
     assert_eq!(backend.requests(), 0);
 }

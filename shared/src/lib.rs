@@ -10,3 +10,4 @@ pub const MAGLEV_TABLE_SIZE: usize = 65537;
 
 #[cfg(feature = "std")]
 pub mod config;
+pub mod ebpf;

@@ -91,8 +91,8 @@ impl ApiOptions {
 
 /// A running API source (thread `rauta-kube`).
 ///
-/// Dropping it leaves the thread running for the life of the process; call
-/// [`ApiSource::stop`] to end it (and release the leader Lease).
+/// [`ApiSource::stop`] ends the thread (releasing the leader Lease) and
+/// waits for it; dropping the source ends the thread without waiting.
 #[derive(Debug)]
 pub struct ApiSource {
     stop: channel::Sender<bool>,
@@ -194,11 +194,6 @@ impl ApiSource {
             tracing::error!("the rauta-kube thread panicked");
         }
     }
-
-    /// Waits for the thread, which normally runs until [`ApiSource::stop`].
-    pub fn join(self) -> thread::Result<()> {
-        self.thread.join()
-    }
 }
 
 /// What the status writer acts on: the state of one reconcile.
@@ -235,7 +230,9 @@ async fn run(
     let mut tasks = JoinSet::new();
     let changed = Arc::new(Notify::new());
     let stores = Stores::start(&client, opts.backoff, &changed, &mut tasks);
-    let elector = elector.map(|e| tokio::spawn(e.run(stop.clone())));
+    // The elector stops last, so that no status is written after the Lease is released.
+    let (elector_stop, elector_stopped) = channel::channel(false);
+    let elector = elector.map(|e| tokio::spawn(e.run(elector_stopped)));
     let (input_tx, input_rx) = channel::channel(Arc::new(WriterInput::default()));
     let reporter = events::Reporter {
         controller: opts.selector.controller.clone(),
@@ -284,11 +281,12 @@ async fn run(
         }
     }
     drop(input_tx);
+    tasks.shutdown().await;
+    let _ = elector_stop.send(true);
     if let Some(elector) = elector {
-        // The elector saw the stop too; let it release the Lease.
+        // Let it release the Lease.
         let _ = elector.await;
     }
-    tasks.shutdown().await;
     tracing::debug!("Kubernetes API source stopped");
 }
 

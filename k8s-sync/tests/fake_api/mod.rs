@@ -214,17 +214,6 @@ impl FakeApi {
         path
     }
 
-    /// Creates or replaces objects from a (multi-document) YAML string.
-    pub fn apply_yaml(&self, yaml: &str) {
-        use serde::Deserialize;
-        for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
-            let value = Value::deserialize(doc).expect("test YAML");
-            if !value.is_null() {
-                self.apply(value);
-            }
-        }
-    }
-
     /// Creates or replaces one object (ADDED or MODIFIED on the watches).
     /// Like a write to the main resource, an object without `status`
     /// keeps the status it had.

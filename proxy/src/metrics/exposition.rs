@@ -410,3 +410,115 @@ pub fn render(registry: &Registry, table: Option<&RouteTable>, process: &Process
     }
     out.0
 }
+
+/// Appends the eBPF families: attachments always, counters when the
+/// object is loaded.
+pub fn render_xdp(body: &mut String, figures: &crate::xdp::XdpFigures) {
+    use rauta_shared::ebpf::counter as c;
+    if figures.attachments.is_empty() && figures.counters.is_none() {
+        return;
+    }
+    let mut out = Out(std::mem::take(body));
+    out.family(
+        "rauta_ebpf_attached",
+        "gauge",
+        "1 while an eBPF program is attached (target: an interface, or reuseport for the listeners).",
+    );
+    for a in &figures.attachments {
+        out.sample(
+            "rauta_ebpf_attached",
+            &format!(
+                "program=\"{}\",target=\"{}\"",
+                escape(a.program),
+                escape(&a.target)
+            ),
+            u8::from(a.attached),
+        );
+    }
+    if let Some(n) = &figures.counters {
+        let get = |i: u32| n[i as usize];
+        out.family(
+            "rauta_xdp_packets_total",
+            "counter",
+            "Packets seen by the XDP filter, by action.",
+        );
+        for (action, i) in [
+            ("aborted", c::ACTION_ABORTED),
+            ("drop", c::ACTION_DROP),
+            ("pass", c::ACTION_PASS),
+            ("tx", c::ACTION_TX),
+            ("redirect", c::ACTION_REDIRECT),
+        ] {
+            out.sample(
+                "rauta_xdp_packets_total",
+                &format!("action=\"{action}\""),
+                get(i),
+            );
+        }
+        out.family(
+            "rauta_xdp_drops_total",
+            "counter",
+            "Packets dropped by the XDP filter, by reason.",
+        );
+        for (reason, i) in [
+            ("deny_list", c::DROP_DENY_LIST),
+            ("syn_rate", c::DROP_SYN_RATE),
+        ] {
+            out.sample(
+                "rauta_xdp_drops_total",
+                &format!("reason=\"{reason}\""),
+                get(i),
+            );
+        }
+        out.family(
+            "rauta_xdp_syns_total",
+            "counter",
+            "TCP SYNs (without ACK) seen by the XDP filter.",
+        );
+        out.sample("rauta_xdp_syns_total", "", get(c::SYN_SEEN));
+        out.family(
+            "rauta_xdp_uninspected_total",
+            "counter",
+            "Packets the XDP filter passed without a verdict, by reason.",
+        );
+        for (reason, i) in [
+            ("not_ip", c::SKIP_NOT_IP),
+            ("truncated", c::SKIP_TRUNCATED),
+            ("fragment", c::SKIP_FRAGMENT),
+            ("ipv6_extension_header", c::SKIP_IPV6_EXTENSION),
+            ("admin_port", c::SKIP_ADMIN_PORT),
+        ] {
+            out.sample(
+                "rauta_xdp_uninspected_total",
+                &format!("reason=\"{reason}\""),
+                get(i),
+            );
+        }
+        out.family(
+            "rauta_reuseport_selections_total",
+            "counter",
+            "New connections placed by select_by_cpu: hit = the listener of the CPU that took the SYN, fallback = the kernel's hash (no listener on that CPU).",
+        );
+        for (result, i) in [
+            ("hit", c::REUSEPORT_HIT),
+            ("fallback", c::REUSEPORT_FALLBACK),
+        ] {
+            out.sample(
+                "rauta_reuseport_selections_total",
+                &format!("result=\"{result}\""),
+                get(i),
+            );
+        }
+        out.family(
+            "rauta_reuseport_migrations_total",
+            "counter",
+            "Requests select_by_cpu moved off a closing listener.",
+        );
+        out.sample(
+            "rauta_reuseport_migrations_total",
+            "",
+            get(c::REUSEPORT_MIGRATE),
+        );
+    }
+    *body = out.0;
+}

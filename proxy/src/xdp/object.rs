@@ -1,0 +1,307 @@
+//! The eBPF object in the kernel: its maps (rauta is the only writer) and
+//! its programs. Used by the loader in `rauta serve`, and directly by the
+//! packet-fixture tests and the benchmark.
+
+use super::cidr::Cidr;
+use super::ebpf_log::{self, LogPump};
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, MapData, MapError, PerCpuArray, ReusePortSockArray};
+use aya::programs::{
+    ProgramError, SkReuseport, TestRun, TestRunOptions, Xdp, XdpMode as AttachMode,
+};
+use aya::{Ebpf, EbpfError, EbpfLoader};
+use rauta_shared::ebpf::{self as abi, counter, DenyAddr, DenyEntry, XdpConfig};
+use std::collections::HashSet;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The object built from `xdp/` by `proxy/build.rs` (empty when the build
+/// ran with `AYA_BUILD_SKIP=1`).
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rauta-xdp"));
+
+/// Why the object could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The binary carries no eBPF object.
+    #[error("this rauta binary was built without its eBPF programs (AYA_BUILD_SKIP)")]
+    NotBuilt,
+    /// The kernel refused the object (maps, BTF, ...).
+    #[error(transparent)]
+    Ebpf(#[from] EbpfError),
+}
+
+/// Which `SK_REUSEPORT` program is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SteeringProgram {
+    /// `select_by_cpu`, attach type `BPF_SK_REUSEPORT_SELECT_OR_MIGRATE`.
+    Migrate,
+    /// `select_legacy`, attach type `BPF_SK_REUSEPORT_SELECT` (older kernels).
+    Legacy,
+}
+
+impl SteeringProgram {
+    /// The program's name in the object.
+    pub fn name(self) -> &'static str {
+        match self {
+            SteeringProgram::Migrate => abi::PROG_SELECT_BY_CPU,
+            SteeringProgram::Legacy => abi::PROG_SELECT_LEGACY,
+        }
+    }
+}
+
+/// The summed per-CPU counters (indexed by `rauta_shared::ebpf::counter`).
+pub type Counters = [u64; counter::COUNT as usize];
+
+/// Read access to the counters map, shared with the admin thread.
+pub struct CounterReader {
+    map: PerCpuArray<MapData, u64>,
+}
+
+impl std::fmt::Debug for CounterReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CounterReader").finish_non_exhaustive()
+    }
+}
+
+impl CounterReader {
+    /// Every counter, summed over CPUs.
+    pub fn read(&self) -> Result<Counters, MapError> {
+        let mut out = [0u64; counter::COUNT as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let values = self.map.get(&(i as u32), 0)?;
+            *slot = values.iter().copied().fold(0u64, u64::wrapping_add);
+        }
+        Ok(out)
+    }
+}
+
+/// The loaded object. Dropping it detaches its XDP links and unloads the
+/// programs; nothing is pinned, so nothing outlives the process.
+pub struct Object {
+    ebpf: Ebpf,
+    counters: Arc<CounterReader>,
+    generation: u64,
+    active_slot: u32,
+    _log: Option<LogPump>,
+}
+
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Object")
+            .field("generation", &self.generation)
+            .field("active_slot", &self.active_slot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Object {
+    /// Creates the maps (the socket array sized for this machine's CPUs)
+    /// and prepares the programs, without loading any of them yet.
+    pub fn open() -> Result<Object, OpenError> {
+        if OBJECT.is_empty() {
+            return Err(OpenError::NotBuilt);
+        }
+        raise_memlock_limit();
+        let cpus = aya::util::nr_cpus().map_or(abi::SHARD_SOCKETS_DEFAULT, |n| n.max(1) as u32);
+        let level = ebpf_log::kernel_level();
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(abi::MAP_SHARD_SOCKETS, cpus)
+            .override_global("AYA_LOG_LEVEL", &level, false)
+            .load(OBJECT)?;
+        let counters = ebpf
+            .take_map(abi::MAP_COUNTERS)
+            .ok_or(MapError::InvalidName {
+                name: abi::MAP_COUNTERS.into(),
+            })
+            .and_then(PerCpuArray::try_from)
+            .map_err(EbpfError::MapError)?;
+        let log = LogPump::start(&mut ebpf);
+        Ok(Object {
+            ebpf,
+            counters: Arc::new(CounterReader { map: counters }),
+            generation: 0,
+            active_slot: 0,
+            _log: log,
+        })
+    }
+
+    /// The counters, for the admin thread.
+    pub fn counter_reader(&self) -> Arc<CounterReader> {
+        self.counters.clone()
+    }
+
+    /// Every counter, summed over CPUs.
+    pub fn counters(&self) -> Result<Counters, MapError> {
+        self.counters.read()
+    }
+
+    // ------------------------------------------------------- steering
+
+    /// Loads the `SK_REUSEPORT` program: the migrate flavour, or the plain
+    /// one where the kernel lacks the migrate attach type (before 5.14).
+    pub fn load_steering(&mut self) -> Result<SteeringProgram, ProgramError> {
+        match self.load_reuseport(SteeringProgram::Migrate) {
+            Ok(()) => Ok(SteeringProgram::Migrate),
+            Err(e) => {
+                tracing::debug!(target: "rauta::ebpf", error = %super::degrade::chain(&e), "select_by_cpu (migrate) refused; trying the plain attach type");
+                self.load_reuseport(SteeringProgram::Legacy)?;
+                Ok(SteeringProgram::Legacy)
+            }
+        }
+    }
+
+    fn load_reuseport(&mut self, which: SteeringProgram) -> Result<(), ProgramError> {
+        let prog: &mut SkReuseport = self
+            .ebpf
+            .program_mut(which.name())
+            .ok_or(ProgramError::InvalidName {
+                name: which.name().into(),
+            })?
+            .try_into()?;
+        prog.load()
+    }
+
+    /// Puts `listener` (a listening `SO_REUSEPORT` socket) in the slot of `cpu`.
+    pub fn register_listener(&mut self, cpu: u32, listener: &impl AsRawFd) -> Result<(), MapError> {
+        let map = self
+            .ebpf
+            .map_mut(abi::MAP_SHARD_SOCKETS)
+            .ok_or(MapError::InvalidName {
+                name: abi::MAP_SHARD_SOCKETS.into(),
+            })?;
+        let mut sockets = ReusePortSockArray::try_from(map)?;
+        sockets.set(cpu, listener, 0)
+    }
+
+    /// Attaches the loaded steering program to the reuseport group of `socket`.
+    pub fn attach_steering(
+        &mut self,
+        which: SteeringProgram,
+        socket: impl AsFd,
+    ) -> Result<(), ProgramError> {
+        let prog: &mut SkReuseport = self
+            .ebpf
+            .program_mut(which.name())
+            .ok_or(ProgramError::InvalidName {
+                name: which.name().into(),
+            })?
+            .try_into()?;
+        prog.attach(socket)
+    }
+
+    // ------------------------------------------------------- XDP
+
+    fn xdp(&mut self) -> Result<&mut Xdp, ProgramError> {
+        self.ebpf
+            .program_mut(abi::PROG_XDP_INGRESS)
+            .ok_or(ProgramError::InvalidName {
+                name: abi::PROG_XDP_INGRESS.into(),
+            })?
+            .try_into()
+    }
+
+    /// Loads `xdp_ingress` into the kernel (not attached anywhere yet).
+    pub fn load_xdp(&mut self) -> Result<(), ProgramError> {
+        self.xdp()?.load()
+    }
+
+    /// Attaches `xdp_ingress` to `iface` (driver mode where the driver has
+    /// it, generic otherwise; never replacing another program). The link
+    /// lives as long as this object.
+    pub fn attach_xdp(&mut self, iface: &str) -> Result<(), ProgramError> {
+        self.xdp()?.attach(iface, AttachMode::default()).map(drop)
+    }
+
+    /// Runs `xdp_ingress` on `packet` through `BPF_PROG_TEST_RUN`, `repeat`
+    /// times in the kernel; the action and the kernel's mean time per run.
+    pub fn test_run_xdp(
+        &mut self,
+        packet: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, Duration), ProgramError> {
+        let opts = TestRunOptions {
+            data_in: Some(packet),
+            repeat: repeat.max(1),
+            ..TestRunOptions::new()
+        };
+        let result = self.xdp()?.test_run(opts)?;
+        Ok((result.return_value, result.duration))
+    }
+
+    // ------------------------------------------------------- maps
+
+    /// Writes `cfg` (stamped with the next generation) into the inactive
+    /// configuration slot, then makes that slot the live one.
+    pub fn write_config(&mut self, mut cfg: XdpConfig) -> Result<u64, MapError> {
+        self.generation += 1;
+        cfg.generation = self.generation;
+        cfg._pad = 0;
+        let inactive = 1 - self.active_slot;
+        {
+            let map = self
+                .ebpf
+                .map_mut(abi::MAP_CONFIG)
+                .ok_or(MapError::InvalidName {
+                    name: abi::MAP_CONFIG.into(),
+                })?;
+            let mut slots: Array<_, XdpConfig> = Array::try_from(map)?;
+            slots.set(inactive, cfg, 0)?;
+        }
+        let map = self
+            .ebpf
+            .map_mut(abi::MAP_CONFIG_ACTIVE)
+            .ok_or(MapError::InvalidName {
+                name: abi::MAP_CONFIG_ACTIVE.into(),
+            })?;
+        let mut active: Array<_, u32> = Array::try_from(map)?;
+        active.set(0, inactive, 0)?;
+        self.active_slot = inactive;
+        Ok(self.generation)
+    }
+
+    /// Makes the deny-list exactly `prefixes`: new entries are written
+    /// first (each whole, with the new generation), then stale ones removed.
+    pub fn write_deny_list(&mut self, prefixes: &[Cidr]) -> Result<(), MapError> {
+        self.generation += 1;
+        let generation = self.generation;
+        let map = self
+            .ebpf
+            .map_mut(abi::MAP_DENY)
+            .ok_or(MapError::InvalidName {
+                name: abi::MAP_DENY.into(),
+            })?;
+        let mut trie: LpmTrie<_, DenyAddr, DenyEntry> = LpmTrie::try_from(map)?;
+        let mut wanted = HashSet::new();
+        for prefix in prefixes {
+            let (len, addr) = prefix.trie_key();
+            trie.insert(&Key::new(len, addr), DenyEntry { generation }, 0)?;
+            wanted.insert((len, addr));
+        }
+        let stale: Vec<Key<DenyAddr>> = trie
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !wanted.contains(&(k.prefix_len(), k.data())))
+            .collect();
+        for key in stale {
+            trie.remove(&key)?;
+        }
+        Ok(())
+    }
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; lift it (best
+/// effort: newer kernels account to the cgroup instead).
+#[allow(unsafe_code)]
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads a valid, initialised rlimit struct that
+    // outlives the call; a failure only leaves the old limit in place.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    if ret != 0 {
+        tracing::debug!(target: "rauta::ebpf", error = %std::io::Error::last_os_error(), "cannot lift RLIMIT_MEMLOCK");
+    }
+}

@@ -1,0 +1,212 @@
+//! The contract between the eBPF programs (`xdp/`) and their loader
+//! (`proxy/src/xdp/`): program and map names, map sizes, counter indices and
+//! the `#[repr(C)]` keys and values both sides read and write.
+//!
+//! Every type here has a fixed layout with no implicit padding (padding is
+//! an explicit field that writers set to zero), so the bytes the loader
+//! writes are exactly the bytes the kernel program reads. With the `user`
+//! feature the types implement `aya::Pod`.
+
+/// The `SK_REUSEPORT` program with the migrate attach type (Linux 5.14+).
+pub const PROG_SELECT_BY_CPU: &str = "select_by_cpu";
+/// The same selection without the migrate attach type, for older kernels.
+pub const PROG_SELECT_LEGACY: &str = "select_legacy";
+/// The XDP ingress program.
+pub const PROG_XDP_INGRESS: &str = "xdp_ingress";
+
+/// `REUSEPORT_SOCKARRAY`: slot = CPU number, value = that CPU's shard listener.
+pub const MAP_SHARD_SOCKETS: &str = "SHARD_SOCKETS";
+/// Per-CPU `u64` counters, indexed by [`counter`].
+pub const MAP_COUNTERS: &str = "COUNTERS";
+/// Two [`XdpConfig`] slots; [`MAP_CONFIG_ACTIVE`] says which one is live.
+pub const MAP_CONFIG: &str = "XDP_CONFIG";
+/// One `u32`: the index of the live slot of [`MAP_CONFIG`].
+pub const MAP_CONFIG_ACTIVE: &str = "XDP_CFG_ACTIVE";
+/// LPM trie of denied source prefixes ([`DenyAddr`] -> [`DenyEntry`]).
+pub const MAP_DENY: &str = "DENY_LIST";
+/// LRU hash of per-source SYN token buckets ([`SynKey`] -> [`SynBucket`]).
+pub const MAP_SYN_BUCKETS: &str = "SYN_BUCKETS";
+
+/// Slots of [`MAP_SHARD_SOCKETS`] compiled into the object; the loader
+/// resizes it to the number of possible CPUs before loading.
+pub const SHARD_SOCKETS_DEFAULT: u32 = 256;
+/// Most prefixes on the deny-list.
+pub const DENY_MAX: u32 = 16_384;
+/// Most sources tracked by the SYN limiter (least recently used are evicted).
+pub const SYN_BUCKETS_MAX: u32 = 65_536;
+/// Slots of [`MAP_CONFIG`] (the live one and the one being written).
+pub const CONFIG_SLOTS: u32 = 2;
+
+/// One SYN token, in the bucket's fixed-point unit (tokens are counted in
+/// billionths so that refilling needs no division: `elapsed_ns * rate`).
+pub const SYN_TOKEN: u64 = 1_000_000_000;
+
+/// Indices into [`MAP_COUNTERS`]. The first five are XDP actions
+/// (`XDP_ABORTED`..`XDP_REDIRECT`), so `action as u32` indexes its counter.
+pub mod counter {
+    /// Packets that ended with `XDP_ABORTED`.
+    pub const ACTION_ABORTED: u32 = 0;
+    /// Packets dropped (`XDP_DROP`).
+    pub const ACTION_DROP: u32 = 1;
+    /// Packets passed to the stack (`XDP_PASS`).
+    pub const ACTION_PASS: u32 = 2;
+    /// Packets sent back out (`XDP_TX`).
+    pub const ACTION_TX: u32 = 3;
+    /// Packets redirected (`XDP_REDIRECT`).
+    pub const ACTION_REDIRECT: u32 = 4;
+    /// Dropped because the source is on the deny-list.
+    pub const DROP_DENY_LIST: u32 = 5;
+    /// SYNs dropped because their source's token bucket was empty.
+    pub const DROP_SYN_RATE: u32 = 6;
+    /// TCP SYNs (without ACK) seen.
+    pub const SYN_SEEN: u32 = 7;
+    /// Passed without inspection: not IPv4/IPv6.
+    pub const SKIP_NOT_IP: u32 = 8;
+    /// Passed without inspection: a header ended before the packet did.
+    pub const SKIP_TRUNCATED: u32 = 9;
+    /// Passed without inspection: an IP fragment.
+    pub const SKIP_FRAGMENT: u32 = 10;
+    /// Passed without inspection: an IPv6 extension header.
+    pub const SKIP_IPV6_EXTENSION: u32 = 11;
+    /// Passed without a verdict: TCP to the admin port (never dropped).
+    pub const SKIP_ADMIN_PORT: u32 = 12;
+    /// `select_by_cpu` picked the listener of the current CPU.
+    pub const REUSEPORT_HIT: u32 = 13;
+    /// `select_by_cpu` found no listener for the current CPU; the kernel's
+    /// hash picked one.
+    pub const REUSEPORT_FALLBACK: u32 = 14;
+    /// `select_by_cpu` ran for a request migrating off a closing listener.
+    pub const REUSEPORT_MIGRATE: u32 = 15;
+    /// Number of counters.
+    pub const COUNT: u32 = 16;
+}
+
+/// Settings of `xdp_ingress`, written by the loader only (inactive slot
+/// first, then the flip of [`MAP_CONFIG_ACTIVE`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpConfig {
+    /// Bumped by the loader on every write.
+    pub generation: u64,
+    /// SYNs per second refilled into each source's bucket; 0: no limit.
+    pub syn_rate: u64,
+    /// Bucket size, in [`SYN_TOKEN`] units (`burst * SYN_TOKEN`).
+    pub syn_capacity: u64,
+    /// Time an empty bucket takes to fill (`syn_capacity / syn_rate` ns);
+    /// precomputed so that the program never divides.
+    pub syn_refill_ns: u64,
+    /// TCP destination port never dropped (host order); 0: none.
+    pub admin_port: u16,
+    /// TCP destination port whose SYNs are rate-limited (host order); 0: every port.
+    pub syn_port: u16,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
+}
+
+impl XdpConfig {
+    /// A configuration with the SYN bucket derived from `rate` per second and
+    /// `burst` SYNs (`rate` 0 turns the limit off).
+    pub const fn new(
+        generation: u64,
+        rate: u32,
+        burst: u32,
+        admin_port: u16,
+        syn_port: u16,
+    ) -> Self {
+        let burst = if burst == 0 { 1 } else { burst as u64 };
+        let capacity = burst * SYN_TOKEN;
+        XdpConfig {
+            generation,
+            syn_rate: rate as u64,
+            syn_capacity: capacity,
+            syn_refill_ns: if rate == 0 { 0 } else { capacity / rate as u64 },
+            admin_port,
+            syn_port,
+            _pad: 0,
+        }
+    }
+}
+
+/// An address as the deny-list and the SYN limiter store it: IPv6, or
+/// IPv4 mapped into IPv6 (`::ffff:a.b.c.d`).
+pub type DenyAddr = [u8; 16];
+
+/// The data of an LPM trie key (the trie key is `prefix_len: u32` then this).
+/// An IPv4 prefix of length `n` is stored as its mapped address with `96 + n`.
+pub const fn v4_mapped(v4: [u8; 4]) -> DenyAddr {
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3],
+    ]
+}
+
+/// Value of a deny-list entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DenyEntry {
+    /// Generation of the configuration that added the entry (stale entries
+    /// are removed after the new ones are in).
+    pub generation: u64,
+}
+
+/// Key of the SYN limiter: the source address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SynKey {
+    /// Source address ([`DenyAddr`] form).
+    pub addr: DenyAddr,
+}
+
+/// A source's SYN token bucket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SynBucket {
+    /// Tokens left, in [`SYN_TOKEN`] units.
+    pub tokens: u64,
+    /// `bpf_ktime_get_ns` of the last refill.
+    pub last_ns: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // `aya::Pod` promises that any bit pattern is a valid value and that the
+    // type has no uninitialised (padding) bytes.
+
+    // SAFETY: `#[repr(C)]`, only integers, padding is the explicit `_pad`.
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for super::XdpConfig {}
+    // SAFETY: `#[repr(C)]`, a single `u64`.
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for super::DenyEntry {}
+    // SAFETY: `#[repr(C)]`, a single byte array.
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for super::SynKey {}
+    // SAFETY: `#[repr(C)]`, two `u64`s.
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for super::SynBucket {}
+}
+
+// Layouts are part of the ABI: a change here must be a deliberate one.
+const _: () = assert!(core::mem::size_of::<XdpConfig>() == 40);
+const _: () = assert!(core::mem::size_of::<DenyEntry>() == 8);
+const _: () = assert!(core::mem::size_of::<SynKey>() == 16);
+const _: () = assert!(core::mem::size_of::<SynBucket>() == 16);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syn_bucket_config_needs_no_division_in_the_kernel() {
+        let c = XdpConfig::new(1, 10, 5, 9901, 80);
+        assert_eq!(c.syn_capacity, 5 * SYN_TOKEN);
+        assert_eq!(c.syn_refill_ns, 500_000_000);
+        let off = XdpConfig::new(1, 0, 0, 0, 0);
+        assert_eq!((off.syn_rate, off.syn_refill_ns), (0, 0));
+        assert_eq!(off.syn_capacity, SYN_TOKEN);
+    }
+
+    #[test]
+    fn v4_addresses_are_mapped() {
+        assert_eq!(v4_mapped([10, 1, 2, 3])[10..], [0xff, 0xff, 10, 1, 2, 3]);
+    }
+}

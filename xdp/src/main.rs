@@ -1,0 +1,383 @@
+//! rauta's eBPF programs, built for `bpfel-unknown-none` by `proxy/build.rs`
+//! and loaded by `proxy/src/xdp/`:
+//!
+//! - `select_by_cpu` (`SK_REUSEPORT`, migrate attach type) and its twin
+//!   `select_legacy` (plain attach type, for kernels before 5.14): a new
+//!   connection goes to the listener in the slot of the CPU that processed
+//!   its SYN; an empty slot leaves the choice to the kernel's hash.
+//! - `xdp_ingress` (XDP): bounds-checked Ethernet/VLAN/IPv4/IPv6/TCP/UDP
+//!   parsing, per-CPU counters, an LPM deny-list of source prefixes and a
+//!   per-source SYN token bucket. Whatever it does not understand passes.
+//!
+//! The user side is the only writer of the maps' configuration; the
+//! programs write only counters and SYN buckets. Map and counter names come
+//! from `rauta_shared::ebpf`.
+//!
+//! On the host this is an empty binary around the same code, so that the
+//! stable `cargo clippy --workspace` checks it.
+#![cfg_attr(target_arch = "bpf", no_std, no_main)]
+
+use aya_ebpf::bindings::sk_action::SK_PASS;
+use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
+use aya_ebpf::helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns};
+use aya_ebpf::macros::{map, sk_reuseport, xdp};
+use aya_ebpf::maps::lpm_trie::Key;
+use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray, ReusePortSockArray};
+use aya_ebpf::programs::{SkReuseportContext, XdpContext};
+use aya_log_ebpf::debug;
+use rauta_shared::ebpf::{
+    counter, v4_mapped, DenyAddr, DenyEntry, SynBucket, SynKey, XdpConfig, CONFIG_SLOTS, DENY_MAX,
+    SHARD_SOCKETS_DEFAULT, SYN_BUCKETS_MAX, SYN_TOKEN,
+};
+
+/// Listener of each CPU's shard, by CPU number (`MAP_SHARD_SOCKETS`).
+#[map]
+static SHARD_SOCKETS: ReusePortSockArray =
+    ReusePortSockArray::with_max_entries(SHARD_SOCKETS_DEFAULT, 0);
+
+/// Per-CPU counters (`MAP_COUNTERS`), indexed by `counter::*`.
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Two configuration slots (`MAP_CONFIG`).
+#[map]
+static XDP_CONFIG: Array<XdpConfig> = Array::with_max_entries(CONFIG_SLOTS, 0);
+
+/// Which configuration slot is live (`MAP_CONFIG_ACTIVE`).
+#[map]
+static XDP_CFG_ACTIVE: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Denied source prefixes (`MAP_DENY`), IPv4 mapped into IPv6.
+#[map]
+static DENY_LIST: LpmTrie<DenyAddr, DenyEntry> = LpmTrie::with_max_entries(DENY_MAX, 0);
+
+/// SYN token bucket per source (`MAP_SYN_BUCKETS`).
+#[map]
+static SYN_BUCKETS: LruHashMap<SynKey, SynBucket> =
+    LruHashMap::with_max_entries(SYN_BUCKETS_MAX, 0);
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IPV4: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+
+/// Adds one to counter `index` of this CPU.
+#[inline(always)]
+fn count(index: u32) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: the pointer is this CPU's slot of a per-CPU array and
+        // stays valid for the program run; XDP and SK_REUSEPORT programs run
+        // with preemption off, so nothing else writes it meanwhile.
+        unsafe { *slot += 1 };
+    }
+}
+
+// ---------------------------------------------------------------- reuseport
+
+/// Selects the listener of the CPU that processed the SYN (migrate attach
+/// type: also runs when a closing listener's requests move elsewhere).
+#[sk_reuseport(migrate)]
+pub fn select_by_cpu(ctx: SkReuseportContext) -> u32 {
+    if ctx.migrating_sk().is_some() {
+        count(counter::REUSEPORT_MIGRATE);
+    }
+    select(&ctx)
+}
+
+/// [`select_by_cpu`] for kernels without the migrate attach type.
+#[sk_reuseport]
+pub fn select_legacy(ctx: SkReuseportContext) -> u32 {
+    select(&ctx)
+}
+
+#[inline(always)]
+fn select(ctx: &SkReuseportContext) -> u32 {
+    // SAFETY: a helper without arguments or preconditions.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    match SHARD_SOCKETS.select_reuseport(ctx, cpu) {
+        Ok(()) => count(counter::REUSEPORT_HIT),
+        Err(_) => {
+            // No listener for this CPU (or it is closing): SK_PASS without a
+            // selection makes the kernel pick one by hash.
+            count(counter::REUSEPORT_FALLBACK);
+            debug!(ctx, "reuseport: no listener for CPU {}", cpu);
+        }
+    }
+    SK_PASS
+}
+
+// ---------------------------------------------------------------- XDP
+
+/// Ethernet header.
+#[repr(C)]
+struct EthHdr {
+    _dst: [u8; 6],
+    _src: [u8; 6],
+    proto: [u8; 2],
+}
+
+/// 802.1Q / 802.1ad tag (after the outer EtherType).
+#[repr(C)]
+struct VlanTag {
+    _tci: [u8; 2],
+    proto: [u8; 2],
+}
+
+/// IPv4 header without options.
+#[repr(C)]
+struct Ipv4Hdr {
+    version_ihl: u8,
+    _tos: u8,
+    _total_len: [u8; 2],
+    _id: [u8; 2],
+    frag: [u8; 2],
+    _ttl: u8,
+    proto: u8,
+    _check: [u8; 2],
+    src: [u8; 4],
+    _dst: [u8; 4],
+}
+
+/// IPv6 header.
+#[repr(C)]
+struct Ipv6Hdr {
+    version: u8,
+    _flow: [u8; 3],
+    _payload_len: [u8; 2],
+    next: u8,
+    _hop_limit: u8,
+    src: [u8; 16],
+    _dst: [u8; 16],
+}
+
+/// TCP header without options.
+#[repr(C)]
+struct TcpHdr {
+    _sport: [u8; 2],
+    dport: [u8; 2],
+    _seq: [u8; 4],
+    _ack: [u8; 4],
+    data_off: u8,
+    flags: u8,
+    _window: [u8; 2],
+    _check: [u8; 2],
+    _urg: [u8; 2],
+}
+
+/// UDP header.
+#[repr(C)]
+struct UdpHdr {
+    _sport: [u8; 2],
+    _dport: [u8; 2],
+    _len: [u8; 2],
+    _check: [u8; 2],
+}
+
+/// The transport part of a packet, as far as the filter cares.
+enum L4 {
+    Tcp { dport: u16, syn: bool },
+    Other,
+}
+
+/// What the filter understood of a packet.
+struct Packet {
+    src: DenyAddr,
+    l4: L4,
+}
+
+/// Copies the `T` at `offset` out of the packet, or says it is truncated.
+#[inline(always)]
+fn load<T>(ctx: &XdpContext, offset: usize) -> Result<T, u32> {
+    let at = ctx.data() + offset;
+    if at + core::mem::size_of::<T>() > ctx.data_end() {
+        return Err(counter::SKIP_TRUNCATED);
+    }
+    // SAFETY: [at, at + size_of::<T>()) lies inside the packet (checked
+    // against data_end just above); every `T` used here is a `#[repr(C)]`
+    // struct of bytes (alignment 1), valid for any bit pattern.
+    Ok(unsafe { core::ptr::read(at as *const T) })
+}
+
+/// Parses up to the transport header. `Err` carries the counter saying
+/// why the packet is passed without inspection.
+#[inline(always)]
+fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
+    let eth: EthHdr = load(ctx, 0)?;
+    let mut proto = u16::from_be_bytes(eth.proto);
+    let mut offset = ETH_HLEN;
+    // At most two VLAN tags (QinQ); a third is not understood.
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        let tag: VlanTag = load(ctx, offset)?;
+        proto = u16::from_be_bytes(tag.proto);
+        offset += 4;
+        if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+            let tag: VlanTag = load(ctx, offset)?;
+            proto = u16::from_be_bytes(tag.proto);
+            offset += 4;
+        }
+    }
+    let (src, l4_proto, l4_offset) = match proto {
+        ETH_P_IPV4 => {
+            let ip: Ipv4Hdr = load(ctx, offset)?;
+            let ihl = (ip.version_ihl & 0x0f) as usize;
+            if ip.version_ihl >> 4 != 4 || ihl < 5 {
+                return Err(counter::SKIP_TRUNCATED);
+            }
+            // More-fragments flag or a fragment offset: not the whole datagram.
+            if u16::from_be_bytes(ip.frag) & 0x3fff != 0 {
+                return Err(counter::SKIP_FRAGMENT);
+            }
+            (v4_mapped(ip.src), ip.proto, offset + ihl * 4)
+        }
+        ETH_P_IPV6 => {
+            let ip: Ipv6Hdr = load(ctx, offset)?;
+            if ip.version >> 4 != 6 {
+                return Err(counter::SKIP_TRUNCATED);
+            }
+            match ip.next {
+                44 => return Err(counter::SKIP_FRAGMENT),
+                // Hop-by-hop, routing, destination options, AH, mobility,
+                // HIP, shim6, experimental.
+                0 | 43 | 60 | 51 | 135 | 139 | 140 | 253 | 254 => {
+                    return Err(counter::SKIP_IPV6_EXTENSION)
+                }
+                _ => {}
+            }
+            (ip.src, ip.next, offset + 40)
+        }
+        _ => return Err(counter::SKIP_NOT_IP),
+    };
+    let l4 = match l4_proto {
+        IPPROTO_TCP => {
+            let tcp: TcpHdr = load(ctx, l4_offset)?;
+            if tcp.data_off >> 4 < 5 {
+                return Err(counter::SKIP_TRUNCATED);
+            }
+            L4::Tcp {
+                dport: u16::from_be_bytes(tcp.dport),
+                syn: tcp.flags & (TCP_SYN | TCP_ACK) == TCP_SYN,
+            }
+        }
+        IPPROTO_UDP => {
+            let _udp: UdpHdr = load(ctx, l4_offset)?;
+            L4::Other
+        }
+        _ => L4::Other,
+    };
+    Ok(Packet { src, l4 })
+}
+
+/// The live configuration (zeroed, i.e. no admin port and no SYN limit,
+/// until the loader has written one).
+#[inline(always)]
+fn config() -> XdpConfig {
+    let slot = XDP_CFG_ACTIVE.get(0).copied().unwrap_or(0) & 1;
+    XDP_CONFIG.get(slot).copied().unwrap_or_default()
+}
+
+/// Takes one token from `src`'s SYN bucket; false when it is empty.
+#[inline(always)]
+fn take_syn_token(src: &DenyAddr, cfg: &XdpConfig) -> bool {
+    // SAFETY: a helper without arguments or preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let key = SynKey { addr: *src };
+    match SYN_BUCKETS.get_ptr_mut(key) {
+        Some(bucket) => {
+            // SAFETY: the pointer comes from a successful lookup and stays
+            // valid for this program run (RCU). Another CPU may update the
+            // same bucket concurrently; that only makes the limit approximate.
+            let bucket = unsafe { &mut *bucket };
+            let elapsed = now.saturating_sub(bucket.last_ns);
+            // elapsed * rate < capacity whenever elapsed < refill_ns, so
+            // neither the product nor the sum can overflow.
+            let tokens = if elapsed >= cfg.syn_refill_ns {
+                cfg.syn_capacity
+            } else {
+                let refilled = bucket.tokens + elapsed * cfg.syn_rate;
+                if refilled > cfg.syn_capacity {
+                    cfg.syn_capacity
+                } else {
+                    refilled
+                }
+            };
+            bucket.last_ns = now;
+            if tokens >= SYN_TOKEN {
+                bucket.tokens = tokens - SYN_TOKEN;
+                true
+            } else {
+                bucket.tokens = tokens;
+                false
+            }
+        }
+        None => {
+            let bucket = SynBucket {
+                tokens: cfg.syn_capacity.saturating_sub(SYN_TOKEN),
+                last_ns: now,
+            };
+            // A full LRU map evicts its least recently used bucket.
+            let _ = SYN_BUCKETS.insert(key, bucket, 0);
+            true
+        }
+    }
+}
+
+/// The verdict on one packet (counted by the caller).
+#[inline(always)]
+fn verdict(ctx: &XdpContext) -> u32 {
+    let packet = match parse(ctx) {
+        Ok(packet) => packet,
+        Err(reason) => {
+            count(reason);
+            return XDP_PASS;
+        }
+    };
+    let cfg = config();
+    if let L4::Tcp { dport, .. } = packet.l4 {
+        // The admin port is never dropped, whatever the source.
+        if cfg.admin_port != 0 && dport == cfg.admin_port {
+            count(counter::SKIP_ADMIN_PORT);
+            return XDP_PASS;
+        }
+    }
+    if DENY_LIST.get(Key::new(128, packet.src)).is_some() {
+        count(counter::DROP_DENY_LIST);
+        debug!(ctx, "xdp: deny-list drop from {:i}", packet.src);
+        return XDP_DROP;
+    }
+    if let L4::Tcp { dport, syn: true } = packet.l4 {
+        count(counter::SYN_SEEN);
+        if cfg.syn_rate != 0
+            && (cfg.syn_port == 0 || dport == cfg.syn_port)
+            && !take_syn_token(&packet.src, &cfg)
+        {
+            count(counter::DROP_SYN_RATE);
+            debug!(ctx, "xdp: SYN over the rate from {:i}", packet.src);
+            return XDP_DROP;
+        }
+    }
+    XDP_PASS
+}
+
+/// The XDP ingress filter: counts every packet by action.
+#[xdp]
+pub fn xdp_ingress(ctx: XdpContext) -> u32 {
+    let action = verdict(&ctx);
+    count(action);
+    action
+}
+
+#[cfg(target_arch = "bpf")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // Unreachable in a verified program: the verifier rejects any path that
+    // could get here (it is an endless loop).
+    loop {}
+}
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
