@@ -130,14 +130,6 @@ return wrk.format(\"GET\", \"/p\" .. p .. \"/item\", {{[\"Host\"] = \"h\" .. h .
         routes.hosts, routes.paths
     );
     fs::write(dir.join("routes.lua"), spread)?;
-    let walk = format!(
-        "local hosts, paths = {}, {}\nlocal total, i = hosts * paths, 0\n\
-request = function()\n  local n = i % total\n  i = i + 1\n  \
-return wrk.format(\"GET\", \"/p\" .. (n % paths) .. \"/item\", {{[\"Host\"] = \"h\" .. math.floor(n / paths) .. \".bench.local\"}})\nend\n\
-response = function(status, headers, body)\n  if i >= total then wrk.thread:stop() end\nend\n{WRK_DONE}",
-        routes.hosts, routes.paths
-    );
-    fs::write(dir.join("walk.lua"), walk)?;
     Ok(())
 }
 
@@ -184,19 +176,6 @@ pub fn run(scenario: Scenario, port: u16, s: &Settings, duration: Duration) -> R
             Ok(o)
         }
     }
-}
-
-/// Sends one request to every route of the many-routes table, in order
-/// (at most `limit`): per-route state of every proxy is then warm.
-pub fn walk_routes(port: u16, s: &Settings, limit: Duration) -> Result<Outcome> {
-    let script = s.dir.join("walk.lua").display().to_string();
-    let c = s.connections.to_string();
-    let url = format!("http://127.0.0.1:{port}/");
-    wrk(
-        s.cpu,
-        &[&c, &format!("{}s", limit.as_secs().max(1)), "-s", &script],
-        &url,
-    )
 }
 
 /// `wrk -t1 -c<conns> -d<dur> [more] url`, pinned; `args` starts with the

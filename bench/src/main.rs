@@ -14,6 +14,7 @@ mod report;
 mod sys;
 
 use std::fs;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +27,7 @@ use clap::Parser;
 use load::{Scenario, Settings};
 use peers::{Env, Kind, Launch, Proxy, Routes, Table};
 use procs::Child;
-use report::{Report, Run, Startup};
+use report::{Report, Run, Startup, Walk};
 
 /// Command line of `rauta-bench`.
 #[derive(Debug, Parser)]
@@ -258,17 +259,42 @@ fn run(args: Args) -> Result<()> {
             for proxy in &running {
                 ctx.check()?;
                 // Warm-up: connections, pools, caches; not recorded.
-                if scenario == Scenario::ManyRoutes {
-                    let t = Instant::now();
-                    let w = load::walk_routes(proxy.port, &ctx.settings, Duration::from_secs(60))
-                        .with_context(|| format!("route walk of {}", proxy.kind.name()))?;
-                    println!(
-                        "walked the routes of {}: {} requests in {:.1} s, {} errors",
-                        proxy.kind.name(),
-                        w.requests,
-                        t.elapsed().as_secs_f64(),
-                        w.status_errors + w.socket_errors
-                    );
+                // Many routes: one request to every route first, so that
+                // per-route state is warm in every proxy.
+                if let Table::Many(r) = table {
+                    if scenario == Scenario::ManyRoutes {
+                        let t = Instant::now();
+                        let pids = proxy.child.pids();
+                        let cpu0 = sys::cpu_ns(&pids);
+                        let (ok, failed) = procs::walk(
+                            SocketAddr::from(([127, 0, 0, 1], proxy.port)),
+                            &route_requests(r),
+                            32,
+                            t + Duration::from_secs(60),
+                        );
+                        let walk = Walk {
+                            kind: proxy.kind,
+                            took: t.elapsed(),
+                            cpu_us_per_req: sys::cpu_ns(&pids).saturating_sub(cpu0) as f64
+                                / 1e3
+                                / (ok + failed).max(1) as f64,
+                            rss_after_kb: sys::rss_kb(&pids),
+                        };
+                        println!(
+                            "walked the routes of {}: {ok} answered 200, {failed} failed, in {:.1} s, {:.0} µs CPU/req, RSS now {:.1} MB",
+                            proxy.kind.name(),
+                            walk.took.as_secs_f64(),
+                            walk.cpu_us_per_req,
+                            walk.rss_after_kb as f64 / 1024.0
+                        );
+                        report.walks.push(walk);
+                        if failed > 0 {
+                            report.notes.push(format!(
+                                "The route walk before the many-routes scenario had {failed} failed requests on {}.",
+                                proxy.kind.name()
+                            ));
+                        }
+                    }
                 }
                 if args.warmup > 0 {
                     load::run(
@@ -452,6 +478,15 @@ fn progress(r: &Run) -> String {
         r.backend_util,
         r.loadgen_util
     )
+}
+
+/// (host, path) of a request to each rule of the many-routes table.
+fn route_requests(r: Routes) -> Vec<(String, String)> {
+    (0..r.hosts)
+        .flat_map(|h| {
+            (0..r.paths).map(move |p| (format!("h{h}.bench.local"), format!("/p{p}/item")))
+        })
+        .collect()
 }
 
 fn table_name(t: Table) -> String {

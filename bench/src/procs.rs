@@ -163,6 +163,127 @@ pub fn get(addr: SocketAddr, host: &str, path: &str, timeout: Duration) -> Resul
     })
 }
 
+/// Requests written per batch by [`walk`] (more than one pipelines them).
+const WALK_BATCH: usize = 1;
+
+/// Sends `GET path` with `Host: host` once for each pair, over `conns`
+/// keep-alive connections in parallel, pipelined in batches; stops at
+/// `deadline`. Returns (answered 200, failed or other status).
+pub fn walk(
+    addr: SocketAddr,
+    requests: &[(String, String)],
+    conns: usize,
+    deadline: Instant,
+) -> (u64, u64) {
+    let chunk = requests.len().div_ceil(conns.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = requests
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || walk_one(addr, part, deadline)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or((0, 0)))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    })
+}
+
+fn walk_one(addr: SocketAddr, requests: &[(String, String)], deadline: Instant) -> (u64, u64) {
+    let (mut ok, mut failed) = (0u64, 0u64);
+    let mut conn: Option<(TcpStream, Vec<u8>)> = None;
+    for batch in requests.chunks(WALK_BATCH) {
+        if Instant::now() > deadline {
+            failed += batch.len() as u64;
+            continue;
+        }
+        let (stream, buf) = match conn.take() {
+            Some(c) => c,
+            None => match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                Ok(s) => {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                    let _ = s.set_nodelay(true);
+                    (s, Vec::with_capacity(16 << 10))
+                }
+                Err(_) => {
+                    failed += batch.len() as u64;
+                    continue;
+                }
+            },
+        };
+        let mut stream = stream;
+        let mut buf = buf;
+        let mut out = String::new();
+        for (host, path) in batch {
+            out.push_str(&format!(
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: rauta-bench\r\n\r\n"
+            ));
+        }
+        if stream.write_all(out.as_bytes()).is_err() {
+            failed += batch.len() as u64;
+            continue;
+        }
+        let mut answered = 0;
+        let mut healthy = true;
+        while answered < batch.len() {
+            match read_response(&mut stream, &mut buf) {
+                Some((status, keep)) => {
+                    answered += 1;
+                    if status == 200 {
+                        ok += 1;
+                    } else {
+                        failed += 1;
+                    }
+                    if !keep {
+                        healthy = false;
+                        break;
+                    }
+                }
+                None => {
+                    healthy = false;
+                    break;
+                }
+            }
+        }
+        failed += (batch.len() - answered) as u64;
+        if healthy {
+            conn = Some((stream, buf));
+        }
+    }
+    (ok, failed)
+}
+
+/// Reads one response with a Content-Length body from `stream`, keeping
+/// surplus bytes in `buf`; returns (status, connection stays open).
+fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u16, bool)> {
+    let mut chunk = [0u8; 16 << 10];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut length = 0usize;
+    let mut keep = true;
+    for line in head.lines().skip(1) {
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            } else if name.eq_ignore_ascii_case("connection") {
+                keep &= !value.trim().eq_ignore_ascii_case("close");
+            }
+        }
+    }
+    while buf.len() < end + length {
+        let n = stream.read(&mut chunk).ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf.drain(..end + length);
+    Some((status, keep))
+}
+
 /// Polls `check` every 50 ms until it succeeds, `child` exits, or
 /// `timeout` passes; returns how long it took.
 pub fn wait_until(

@@ -67,6 +67,19 @@ pub struct Startup {
     pub idle_pss_kb: u64,
 }
 
+/// The first request to every route of the many-routes table.
+#[derive(Debug, Clone)]
+pub struct Walk {
+    /// Which proxy.
+    pub kind: Kind,
+    /// How long the pass took (32 connections).
+    pub took: Duration,
+    /// Proxy CPU time per request during the pass, µs.
+    pub cpu_us_per_req: f64,
+    /// Largest process RSS after the pass, KiB.
+    pub rss_after_kb: u64,
+}
+
 /// Everything the report shows.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -90,6 +103,8 @@ pub struct Report {
     pub baseline: Option<Run>,
     /// Start-up figures.
     pub startups: Vec<Startup>,
+    /// First passes over the many-routes table.
+    pub walks: Vec<Walk>,
     /// `perf stat` per proxy.
     pub perf: Vec<(Kind, Result<PerfPerRequest, String>)>,
     /// callgrind per proxy.
@@ -487,7 +502,7 @@ impl Report {
     fn costs(&self, md: &mut String) {
         md.push_str("## Per-request costs and memory\n\n");
         md.push_str("`perf stat` counts on every thread of the proxy during a separate small-GET keep-alive run (reschedule IPIs: `irq_vectors:reschedule_entry` taken while a proxy thread ran, e.g. io_uring task_work notifications); callgrind counts user-space instructions (`Ir`) of the proxy under valgrind between `callgrind_control -z` and `-d`, 16 connections.\n\n");
-        md.push_str("| proxy | syscalls/req | io_uring_enter/req | io_uring SQEs/req | reschedule IPIs/req | context switches/req | user instructions/req (callgrind) | idle RSS / PSS | start-up; idle RSS / PSS with the many-routes table |\n|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("| proxy | syscalls/req | io_uring_enter/req | io_uring SQEs/req | reschedule IPIs/req | context switches/req | user instructions/req (callgrind) | idle RSS / PSS | start-up; idle RSS / PSS with the many-routes table | first request to every route: time, CPU µs/req, RSS after |\n|---|---|---|---|---|---|---|---|---|---|\n");
         for k in &self.proxies {
             let perf = self.perf.iter().find(|(p, _)| p == k).map(|(_, r)| r);
             let ev = |name: &str| -> String {
@@ -531,9 +546,21 @@ impl Report {
                         fmt_kb(s.idle_pss_kb as f64)
                     )
                 });
+            let walk = self
+                .walks
+                .iter()
+                .find(|w| w.kind == *k)
+                .map_or("n/a".into(), |w| {
+                    format!(
+                        "{:.1} s, {:.0} µs, {}",
+                        w.took.as_secs_f64(),
+                        w.cpu_us_per_req,
+                        fmt_kb(w.rss_after_kb as f64)
+                    )
+                });
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {cg} | {idle} | {many} |",
+                "| {} | {} | {} | {} | {} | {} | {cg} | {idle} | {many} | {walk} |",
                 k.name(),
                 ev("raw_syscalls:sys_enter"),
                 ev("syscalls:sys_enter_io_uring_enter"),

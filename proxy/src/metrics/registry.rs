@@ -39,18 +39,12 @@ pub struct Timing {
 }
 
 impl Timing {
-    fn add(&mut self, delta: Option<Histogram<u64>>, sum: u64) {
-        if let Some(delta) = delta {
-            match &mut self.hist {
-                // Same bounds on both sides, so adding cannot go out of range.
-                Some(h) => {
-                    let _ = h.add(&delta);
-                }
-                None => {
-                    let mut h = new_histogram();
-                    let _ = h.add(&delta);
-                    self.hist = Some(h);
-                }
+    fn add(&mut self, delta: &[(u64, u64)], sum: u64) {
+        if !delta.is_empty() {
+            let h = self.hist.get_or_insert_with(new_histogram);
+            for (value, count) in delta {
+                // Same bounds on both sides: a value cannot be out of range.
+                let _ = h.record_n(*value, *count);
             }
         }
         self.sum_us += sum;
@@ -117,9 +111,9 @@ impl Registry {
         for (i, n) in d.errors.iter().enumerate() {
             t.errors[i] += n;
         }
-        t.request.add(d.request_us, d.request_us_sum);
-        t.upstream.add(d.upstream_us, d.upstream_us_sum);
-        t.connect.add(d.connect_us, d.connect_us_sum);
+        t.request.add(&d.request_us, d.request_us_sum);
+        t.upstream.add(&d.upstream_us, d.upstream_us_sum);
+        t.connect.add(&d.connect_us, d.connect_us_sum);
     }
 
     /// Drops the series of routes that are no longer in the table.
@@ -133,8 +127,6 @@ mod tests {
     use super::*;
 
     fn delta(key: &Arc<str>, us: u64, in_flight: i64) -> RouteDelta {
-        let mut h = new_histogram();
-        h.record(us).expect("in range");
         let mut requests = [[0; 5]; 8];
         requests[0][1] = 1;
         RouteDelta {
@@ -144,11 +136,11 @@ mod tests {
             bytes_in: 10,
             bytes_out: 20,
             errors: [0; CAUSES],
-            request_us: Some(h),
+            request_us: vec![(us, 1)],
             request_us_sum: us,
-            upstream_us: None,
+            upstream_us: vec![],
             upstream_us_sum: 0,
-            connect_us: None,
+            connect_us: vec![],
             connect_us_sum: 0,
         }
     }

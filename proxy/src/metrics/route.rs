@@ -1,7 +1,7 @@
 //! One route's statistics on one shard: plain cells, no atomics, and
 //! histograms allocated on the route's first request.
 
-use super::{new_histogram, CAUSES, METHODS, STATUS_CLASSES};
+use super::{new_shard_histogram, CAUSES, METHODS, STATUS_CLASSES};
 use hdrhistogram::Histogram;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -17,19 +17,19 @@ pub struct RouteStats {
     pub(super) bytes_in: Cell<u64>,
     pub(super) bytes_out: Cell<u64>,
     pub(super) errors: [Cell<u64>; CAUSES],
-    pub(super) request_us: RefCell<Option<Histogram<u64>>>,
+    pub(super) request_us: RefCell<Option<Histogram<u32>>>,
     pub(super) request_us_sum: Cell<u64>,
-    pub(super) upstream_us: RefCell<Option<Histogram<u64>>>,
+    pub(super) upstream_us: RefCell<Option<Histogram<u32>>>,
     pub(super) upstream_us_sum: Cell<u64>,
-    pub(super) connect_us: RefCell<Option<Histogram<u64>>>,
+    pub(super) connect_us: RefCell<Option<Histogram<u32>>>,
     pub(super) connect_us_sum: Cell<u64>,
     /// Already listed in the shard's dirty list.
     pub(super) dirty: Cell<bool>,
 }
 
-fn record(hist: &RefCell<Option<Histogram<u64>>>, sum: &Cell<u64>, us: u64) {
+fn record(hist: &RefCell<Option<Histogram<u32>>>, sum: &Cell<u64>, us: u64) {
     let mut hist = hist.borrow_mut();
-    hist.get_or_insert_with(new_histogram)
+    hist.get_or_insert_with(new_shard_histogram)
         .saturating_record(us.max(1));
     sum.set(sum.get().saturating_add(us));
 }

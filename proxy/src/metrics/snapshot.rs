@@ -22,16 +22,16 @@ pub struct RouteDelta {
     pub bytes_out: u64,
     /// Failures by cause.
     pub errors: [u64; CAUSES],
-    /// Request durations (µs) and their exact sum.
-    pub request_us: Option<Histogram<u64>>,
+    /// Request durations: (µs, count) of every non-empty bucket.
+    pub request_us: Vec<(u64, u64)>,
     /// Sum of request durations (µs).
     pub request_us_sum: u64,
-    /// Upstream durations (µs).
-    pub upstream_us: Option<Histogram<u64>>,
+    /// Upstream durations: (µs, count) pairs.
+    pub upstream_us: Vec<(u64, u64)>,
     /// Sum of upstream durations (µs).
     pub upstream_us_sum: u64,
-    /// Upstream connect durations (µs).
-    pub connect_us: Option<Histogram<u64>>,
+    /// Upstream connect durations: (µs, count) pairs.
+    pub connect_us: Vec<(u64, u64)>,
     /// Sum of connect durations (µs).
     pub connect_us_sum: u64,
 }
@@ -47,14 +47,29 @@ impl RouteDelta {
             bytes_in: s.bytes_in.take(),
             bytes_out: s.bytes_out.take(),
             errors: std::array::from_fn(|i| s.errors[i].take()),
-            request_us: s.request_us.borrow_mut().take(),
+            request_us: drain(&s.request_us),
             request_us_sum: s.request_us_sum.take(),
-            upstream_us: s.upstream_us.borrow_mut().take(),
+            upstream_us: drain(&s.upstream_us),
             upstream_us_sum: s.upstream_us_sum.take(),
-            connect_us: s.connect_us.borrow_mut().take(),
+            connect_us: drain(&s.connect_us),
             connect_us_sum: s.connect_us_sum.take(),
         }
     }
+}
+
+/// The non-empty buckets of a shard histogram, which is then reset (kept
+/// allocated, so the request path never allocates it again).
+fn drain(hist: &std::cell::RefCell<Option<Histogram<u32>>>) -> Vec<(u64, u64)> {
+    let mut hist = hist.borrow_mut();
+    let Some(h) = hist.as_mut() else {
+        return Vec::new();
+    };
+    let pairs = h
+        .iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_since_last_iteration()))
+        .collect();
+    h.reset();
+    pairs
 }
 
 /// Idle and active upstream connections of one endpoint on one shard.
