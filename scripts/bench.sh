@@ -81,9 +81,9 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 criterion=()
 if [ "$micro" -eq 1 ]; then
-  echo "bench: criterion micro-benchmarks (cargo bench -p rauta-bench --bench hot_path)"
+  echo "bench: criterion micro-benchmarks (cargo bench -p rauta-bench --bench hot_path --bench metrics)"
   rm -rf "$TARGET_DIR/criterion"
-  cargo bench --locked --quiet -p rauta-bench --bench hot_path -- \
+  cargo bench --locked --quiet -p rauta-bench --bench hot_path --bench metrics -- \
     --warm-up-time 1 --measurement-time 2 2>&1 | grep -E "^[a-z_]+/|time:" || true
   criterion=(--criterion-dir "$TARGET_DIR/criterion")
 fi

@@ -13,6 +13,7 @@ mod profile;
 mod report;
 mod sys;
 
+use std::cell::Cell;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,9 @@ use load::{Scenario, Settings};
 use peers::{Env, Kind, Launch, Proxy, Routes, Table};
 use procs::Child;
 use report::{Report, Run, Startup, Walk};
+
+/// Other processes' CPUs' worth below which the machine counts as quiet.
+const QUIET: f64 = 0.25;
 
 /// Command line of `rauta-bench`.
 #[derive(Debug, Parser)]
@@ -82,6 +86,13 @@ struct Args {
     /// Criterion's output directory to include micro-benchmark results from.
     #[arg(long)]
     criterion_dir: Option<PathBuf>,
+    /// Before a run, wait up to this many seconds for other processes to
+    /// use less than 0.25 CPUs (0: never wait).
+    #[arg(long, default_value_t = 15)]
+    quiet_wait: u64,
+    /// Total seconds the whole suite may spend waiting for quiet.
+    #[arg(long, default_value_t = 90)]
+    quiet_budget: u64,
     /// CPU of the backend and the load generator.
     #[arg(long, default_value_t = 0)]
     client_cpu: usize,
@@ -193,13 +204,15 @@ fn run(args: Args) -> Result<()> {
         ),
         "nginx: 1 worker, upstream keepalive 64, HTTP/1.1 upstream, proxy_buffering off. HAProxy: nbthread 1, http-reuse always, maxconn 4000. rauta: `--shards 1 --cpus 1`. All three send the same X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP and X-Request-ID upstream.".into(),
         format!(
-            "{} rounds × {} proxies × {} scenarios, {} s per run, {} s warm-up per proxy and scenario; order per round: {}.",
+            "{} rounds × {} proxies × {} scenarios, {} s per run, {} s warm-up per proxy and scenario; order per round: {}. Before each run the driver waits (≤ {} s, ≤ {} s per suite) until other processes use < {QUIET} CPUs.",
             args.rounds,
             proxies.len(),
             scenarios.len(),
             args.duration,
             args.warmup,
-            proxies.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+            proxies.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "),
+            args.quiet_wait,
+            args.quiet_budget
         ),
         format!(
             "Fixed rate: {} req/s. Many routes: {} rules ({} hosts × {} paths). Work directory: {}.",
@@ -216,6 +229,9 @@ fn run(args: Args) -> Result<()> {
         ncpu,
         me: std::process::id(),
         stop: Arc::clone(&stop),
+        quiet_wait: Duration::from_secs(args.quiet_wait),
+        quiet_left: Cell::new(Duration::from_secs(args.quiet_budget)),
+        waited: Cell::new(Duration::ZERO),
     };
     println!("rauta-bench: work directory {}", dir.display());
     let mut backend = peers::start_backend(&env)?;
@@ -372,6 +388,15 @@ fn run(args: Args) -> Result<()> {
     if let Some(cdir) = &args.criterion_dir {
         report.micro = Some(micro::read(cdir).map_err(|e| format!("{e:#}")));
     }
+    let waited = ctx.waited.get();
+    if waited >= Duration::from_secs(1) {
+        report.notes.push(format!(
+            "The suite waited {:.0} s in all for other processes to quieten before runs (at most {} s per run, {} s in all).",
+            waited.as_secs_f64(),
+            args.quiet_wait,
+            args.quiet_budget
+        ));
+    }
     report.elapsed = started.elapsed();
     write_report(&report, &args.out)?;
     println!(
@@ -388,6 +413,12 @@ struct Ctx {
     ncpu: usize,
     me: u32,
     stop: Arc<AtomicBool>,
+    /// Longest wait for quiet before one run.
+    quiet_wait: Duration,
+    /// What is left of the suite's budget for waiting.
+    quiet_left: Cell<Duration>,
+    /// Time spent waiting so far.
+    waited: Cell<Duration>,
 }
 
 impl Ctx {
@@ -396,6 +427,29 @@ impl Ctx {
             bail!("interrupted");
         }
         Ok(())
+    }
+
+    /// Waits (bounded) until processes outside the benchmark use less than
+    /// [`QUIET`] CPUs, so that runs land in calmer moments of a shared
+    /// machine. Runs that start disturbed anyway are flagged in the report.
+    fn wait_for_quiet(&self) {
+        let limit = self.quiet_wait.min(self.quiet_left.get());
+        let start = Instant::now();
+        loop {
+            let a = sys::snapshot(self.me, self.ncpu);
+            std::thread::sleep(Duration::from_millis(300));
+            let b = sys::snapshot(self.me, self.ncpu);
+            let other = sys::interval(&a, &b).other_cpus;
+            if other < QUIET || start.elapsed() >= limit || self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(700));
+        }
+        // The first probe is part of every run; only longer waits count.
+        let waited = start.elapsed().saturating_sub(Duration::from_millis(300));
+        self.quiet_left
+            .set(self.quiet_left.get().saturating_sub(waited));
+        self.waited.set(self.waited.get() + waited);
     }
 
     /// One measured run: load, plus CPU time of proxy, backend and load
@@ -408,6 +462,9 @@ impl Ctx {
         port: u16,
         backend: &Child,
     ) -> Result<Run> {
+        if !self.quiet_wait.is_zero() {
+            self.wait_for_quiet();
+        }
         let proxy_pids = proxy.map(|p| p.child.pids()).unwrap_or_default();
         let backend_pids = backend.pids();
         sys::reset_peak_rss(&proxy_pids);

@@ -24,20 +24,29 @@ impl Micro {
     }
 }
 
-/// Every benchmark under `dir` (`<group>/<bench>/new/`), sorted by id.
+/// Every benchmark under `dir` (each `…/new/` directory at any depth:
+/// `<group>/<function>/<value>/new/`), sorted by id.
 pub fn read(dir: &Path) -> Result<Vec<Micro>> {
+    fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))?;
     let mut out = Vec::new();
-    let groups = fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))?;
-    for group in groups.flatten() {
-        let Ok(benches) = fs::read_dir(group.path()) else {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
             continue;
         };
-        for bench in benches.flatten() {
-            let new = bench.path().join("new");
-            if let Some(m) =
-                read_one(&new).with_context(|| format!("criterion result in {}", new.display()))?
-            {
-                out.push(m);
+        for e in entries.flatten() {
+            let path = e.path();
+            if !path.is_dir() {
+                continue;
+            }
+            if e.file_name() == "new" {
+                if let Some(m) = read_one(&path)
+                    .with_context(|| format!("criterion result in {}", path.display()))?
+                {
+                    out.push(m);
+                }
+            } else if e.file_name() != "base" && e.file_name() != "change" {
+                stack.push(path);
             }
         }
     }
@@ -71,4 +80,32 @@ fn read_one(new: &Path) -> Result<Option<Micro>> {
         ns_per_iter,
         elements,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_results_are_found() {
+        let dir = std::env::temp_dir().join(format!("rauta-bench-micro-{}", std::process::id()));
+        let new = dir.join("g/same/10/new");
+        fs::create_dir_all(&new).expect("mkdir");
+        fs::write(
+            new.join("benchmark.json"),
+            r#"{"full_id":"g/same/10","throughput":{"Elements":4}}"#,
+        )
+        .expect("write");
+        fs::write(
+            new.join("estimates.json"),
+            r#"{"median":{"point_estimate":40.0}}"#,
+        )
+        .expect("write");
+        let found = read(&dir).expect("reads");
+        fs::remove_dir_all(&dir).expect("cleanup");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].id, "g/same/10");
+        assert!((found[0].ns_per_op() - 10.0).abs() < 1e-9);
+        assert!(read(Path::new("/nonexistent/criterion")).is_err());
+    }
 }

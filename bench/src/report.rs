@@ -616,7 +616,7 @@ impl Report {
 
     fn micro(&self, md: &mut String) {
         md.push_str(
-            "## Micro-benchmarks (criterion, `cargo bench -p rauta-bench --bench hot_path`)\n\n",
+            "## Micro-benchmarks (criterion, `cargo bench -p rauta-bench --bench hot_path --bench metrics`)\n\n",
         );
         match &self.micro {
             None => md.push_str("Not run (no `--criterion-dir`).\n\n"),
