@@ -6,7 +6,7 @@
 # Not part of the test command. About 8 minutes once the tools are in place.
 #
 #   scripts/bench.sh                  # the whole suite
-#   scripts/bench.sh --quick          # a smoke run: 1 round, 3 s runs, no callgrind
+#   scripts/bench.sh --quick          # a smoke run: 1 round, 3 s runs, callgrind on rauta only
 #   scripts/bench.sh --no-micro       # skip the criterion micro-benchmarks
 #   scripts/bench.sh --no-install     # use the tools as they are
 #   scripts/bench.sh -- --scenarios keepalive --rounds 5   # options for rauta-bench
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     --no-micro) micro=0; shift ;;
     --no-install) install=0; shift ;;
     --) shift; extra+=("$@"); break ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -515,7 +515,7 @@ impl Ctx {
 fn progress(r: &Run) -> String {
     let warn = if r.disturbed() {
         format!(
-            "  ⚠ other load {:.2} CPUs ({})",
+            "  ⚠ other load {:.2} CPUs (busiest {})",
             r.other_cpus,
             r.top_other.as_ref().map_or("?", |t| t.0.as_str())
         )

@@ -592,7 +592,7 @@ impl Report {
             .fold(0.0f64, f64::max);
         let _ = writeln!(
             md,
-            "A run is flagged when processes outside the benchmark used more than {OTHER_LOAD_FLAG:.2} CPUs' worth during it (from /proc/*/stat). Flagged: {} of {} runs; the most any run saw was {worst:.2} CPUs.\n",
+            "A run is flagged when processes outside the benchmark used more than {OTHER_LOAD_FLAG:.2} CPUs' worth during it (from /proc/*/stat: each process's own CPU time plus its reaped children's, so processes that came and went count through their parents; kernel threads are left out). Flagged: {} of {} runs; the most any run saw was {worst:.2} CPUs.\n",
             disturbed.len(),
             self.runs.len()
         );
@@ -629,8 +629,8 @@ impl Report {
                 );
                 for m in list {
                     let per_iter = match m.elements {
-                        Some(n) => format!("{} ({n} ops)", fmt_ns(m.ns_per_iter)),
-                        None => fmt_ns(m.ns_per_iter),
+                        Some(n) if n > 1 => format!("{} ({n} ops)", fmt_ns(m.ns_per_iter)),
+                        _ => fmt_ns(m.ns_per_iter),
                     };
                     let _ = writeln!(md, "| {} | {} | {per_iter} |", m.id, fmt_ns(m.ns_per_op()));
                 }

@@ -70,6 +70,9 @@ struct Stat {
     flags: u64,
     /// utime + stime in ticks.
     ticks: u64,
+    /// cutime + cstime: CPU time of its children that ended and were
+    /// reaped, in ticks.
+    cticks: u64,
 }
 
 fn parse_stat(text: &str) -> Option<Stat> {
@@ -80,6 +83,7 @@ fn parse_stat(text: &str) -> Option<Stat> {
         ppid: f.get(1)?.parse().ok()?,
         flags: f.get(6)?.parse().ok()?,
         ticks: f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+        cticks: f.get(13)?.parse::<u64>().ok()? + f.get(14)?.parse::<u64>().ok()?,
     })
 }
 
@@ -210,7 +214,8 @@ fn cpu_ticks(stat: &str, cpu: usize) -> Option<(u64, u64)> {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     at: Instant,
-    /// CPU ticks of every user-space process outside our own tree.
+    /// CPU ticks of every user-space process outside our own tree,
+    /// including its reaped children's.
     others: HashMap<u32, u64>,
     /// (busy, total) ticks per CPU.
     cpus: Vec<(u64, u64)>,
@@ -239,7 +244,7 @@ pub fn snapshot(ours: u32, ncpu: usize) -> Snapshot {
     let others = stats
         .iter()
         .filter(|(p, s)| !mine.contains(p) && s.flags & PF_KTHREAD == 0 && s.ppid != 2)
-        .map(|(p, s)| (*p, s.ticks))
+        .map(|(p, s)| (*p, s.ticks + s.cticks))
         .collect();
     let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
     let cpus = (0..ncpu)
@@ -264,19 +269,29 @@ pub struct Interval {
 }
 
 /// Compares two snapshots (`b` taken after `a`).
+///
+/// Each process counts its own time and its reaped children's (cutime,
+/// cstime), so processes that started and ended between the snapshots are
+/// counted through their parent. A process that ended meanwhile shows up
+/// again, whole, in its parent's children time: what it had at `a` is
+/// taken off. A process that appeared meanwhile counts with its whole life.
 pub fn interval(a: &Snapshot, b: &Snapshot) -> Interval {
     let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-3);
-    let mut other_ticks = 0u64;
+    let mut other_ticks = 0i64;
     let mut top: Option<(u32, u64)> = None;
     for (pid, ticks) in &b.others {
-        // A process that appeared meanwhile counts with its whole lifetime
-        // (an over-estimate, on the safe side for a warning).
         let used = ticks.saturating_sub(a.others.get(pid).copied().unwrap_or(0));
-        other_ticks += used;
+        other_ticks += used as i64;
         if top.is_none_or(|(_, t)| used > t) {
             top = Some((*pid, used));
         }
     }
+    for (pid, ticks) in &a.others {
+        if !b.others.contains_key(pid) {
+            other_ticks -= *ticks as i64;
+        }
+    }
+    let other_ticks = other_ticks.max(0) as u64;
     let to_cpus = |ticks: u64| (ticks * TICK_NS) as f64 / 1e9 / secs;
     let cpu_busy = a
         .cpus
@@ -330,11 +345,12 @@ mod tests {
 
     #[test]
     fn stat_with_spaces_and_parens_in_the_name() {
-        let line = "1234 (nginx: a) b) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 100 1000 200";
+        let line = "1234 (nginx: a) b) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 5 7 20 0 1 0 100 1000 200";
         let s = parse_stat(line).expect("parses");
         assert_eq!(s.ppid, 1);
         assert_eq!(s.flags, 4_194_560);
         assert_eq!(s.ticks, 300);
+        assert_eq!(s.cticks, 12);
         assert!(parse_stat("garbage").is_none());
     }
 
@@ -345,6 +361,24 @@ mod tests {
         assert_eq!(cpu_ticks(stat, 0), Some((20, 100)));
         assert_eq!(cpu_ticks(stat, 1), Some((6, 8)));
         assert_eq!(cpu_ticks(stat, 2), None);
+    }
+
+    #[test]
+    fn short_lived_processes_count_through_their_parents() {
+        let at = Instant::now();
+        let snap = |secs: u64, others: &[(u32, u64)]| Snapshot {
+            at: at + std::time::Duration::from_secs(secs),
+            others: others.iter().copied().collect(),
+            cpus: vec![],
+        };
+        // 1 s apart: pid 10 (a shell) reaped a child that used 30 ticks
+        // meanwhile; pid 11 (alive at a with 500 ticks) ended after 20 more
+        // and reappears in 10's children time; pid 12 is new with 5.
+        let a = snap(0, &[(10, 100), (11, 500)]);
+        let b = snap(1, &[(10, 100 + 30 + 520), (12, 5)]);
+        let i = interval(&a, &b);
+        assert!((i.other_cpus - 0.55).abs() < 1e-9, "{}", i.other_cpus);
+        assert_eq!(i.top_other.map(|t| t.0), Some(10));
     }
 
     #[test]
