@@ -395,12 +395,15 @@ fn route(
         port: shard.listen_port,
         request_id,
     };
+    // Only an HTTP/1.0 request without Host needs the endpoint as Host:
+    // format it only then, not on every request.
     let mut fallback_host = [0u8; 64];
-    let fallback_len = {
+    let mut fallback_len = 0;
+    if req.host.is_none() {
         let mut cursor = io::Cursor::new(&mut fallback_host[..]);
         let _ = write!(cursor, "{}", backend.endpoints[endpoint].addr);
-        cursor.position() as usize
-    };
+        fallback_len = cursor.position() as usize;
+    }
     head::write_request(out, req, &fwd, &fallback_host[..fallback_len]);
     Ok(Plan {
         route,
