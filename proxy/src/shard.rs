@@ -154,7 +154,7 @@ pub struct ShardSpec {
 }
 
 /// Starts the shard's pinned executor.
-pub fn start(spec: ShardSpec) -> io::Result<rt::ExecutorJoinHandle<()>> {
+pub fn start(spec: ShardSpec) -> io::Result<std::thread::JoinHandle<()>> {
     let name = format!("rauta-shard-{}", spec.id);
     rt::spawn_pinned(spec.cpu, &name, move || run(spec))
 }
@@ -183,7 +183,13 @@ async fn run(spec: ShardSpec) {
         id_counter: Cell::new(0),
         open: Cell::new(0),
     });
-    let listener = rt::listener_from_socket(spec.listener);
+    let listener = match rt::listener_from_socket(spec.listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(shard = spec.id, error = %e, "shard listener unusable");
+            return;
+        }
+    };
     rt::spawn_local(control_loop(shard.clone(), spec.control, spec.readiness)).detach();
     accept_loop(&shard, &listener).await;
     // Closing the listener first: new connections go to other processes
@@ -210,13 +216,10 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
         shard.cfg.max_connections_per_shard as u64,
     ));
     loop {
-        let permit = future::or(
-            async { permits.acquire_static_permit(1).await.ok() },
-            async {
-                shard.drain.wait().await;
-                None
-            },
-        )
+        let permit = future::or(async { Some(permits.acquire(1).await) }, async {
+            shard.drain.wait().await;
+            None
+        })
         .await;
         let Some(permit) = permit else { return };
         let accepted = future::or(async { Some(listener.accept().await) }, async {

@@ -1,0 +1,263 @@
+//! TCP sockets on the shard's reactor: non-blocking syscalls first, a
+//! readiness wait on the ring only when the kernel says `EAGAIN`.
+
+use super::executor::with_reactor;
+use super::reactor::{Dir, SourceKey};
+use super::time::Deadline;
+use futures_lite::{AsyncRead, AsyncWrite};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// A non-blocking socket registered with the reactor.
+#[derive(Debug)]
+struct Registered {
+    sock: Socket,
+    key: SourceKey,
+}
+
+impl Registered {
+    fn new(sock: Socket) -> io::Result<Registered> {
+        sock.set_nonblocking(true)?;
+        let key = with_reactor(|r| r.register())
+            .ok_or_else(|| io::Error::other("socket used outside a shard executor"))?;
+        Ok(Registered { sock, key })
+    }
+
+    /// Runs `op` unless a wait is already pending; on `EAGAIN` arms a
+    /// wait and returns `None`.
+    fn poll_op<T>(
+        &self,
+        dir: Dir,
+        cx: &Context<'_>,
+        mut op: impl FnMut(&Socket) -> io::Result<T>,
+    ) -> Option<io::Result<T>> {
+        let fd = self.sock.as_raw_fd();
+        let waiting = with_reactor(|r| r.is_waiting(self.key, dir)).unwrap_or(false);
+        if !waiting {
+            loop {
+                match op(&self.sock) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    done => return Some(done),
+                }
+            }
+        }
+        with_reactor(|r| r.wait_ready(self.key, fd, dir, cx.waker()));
+        None
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        with_reactor(|r| r.deregister(self.key));
+    }
+}
+
+/// A listening socket owned by one shard.
+#[derive(Debug)]
+pub struct TcpListener {
+    inner: Registered,
+}
+
+impl TcpListener {
+    /// Takes over a bound, listening socket (made non-blocking here).
+    pub fn from_socket(sock: Socket) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            inner: Registered::new(sock)?,
+        })
+    }
+
+    /// Accepts the next connection.
+    pub async fn accept(&self) -> io::Result<TcpStream> {
+        let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        let sock = poll_fn(
+            |cx| match self.inner.poll_op(Dir::Read, cx, |s| s.accept4(flags)) {
+                Some(r) => Poll::Ready(r),
+                None => Poll::Pending,
+            },
+        )
+        .await?
+        .0;
+        TcpStream::new(sock)
+    }
+}
+
+/// A connected TCP stream with optional per-operation read and write
+/// timeouts (an operation that waits longer fails with `TimedOut`).
+#[derive(Debug)]
+pub struct TcpStream {
+    inner: Registered,
+    read_timeout: Cell<Option<Duration>>,
+    write_timeout: Cell<Option<Duration>>,
+    deadlines: [Option<Deadline>; 2],
+}
+
+impl TcpStream {
+    fn new(sock: Socket) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            inner: Registered::new(sock)?,
+            read_timeout: Cell::new(None),
+            write_timeout: Cell::new(None),
+            deadlines: [None, None],
+        })
+    }
+
+    /// Connects to `addr`, giving up after `timeout`.
+    pub async fn connect_timeout(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        let ty = Type::STREAM.nonblocking().cloexec();
+        let sock = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
+        let stream = TcpStream::new(sock)?;
+        match stream.inner.sock.connect(&SockAddr::from(addr)) {
+            Ok(()) => return Ok(stream),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let mut deadline = Deadline::after(timeout);
+        let mut armed = false;
+        let key = stream.inner.key;
+        let fd = stream.inner.sock.as_raw_fd();
+        poll_fn(|cx| {
+            let waiting = with_reactor(|r| r.is_waiting(key, Dir::Write)).unwrap_or(false);
+            if armed && !waiting {
+                return Poll::Ready(Ok(()));
+            }
+            if deadline.poll_expired(cx) {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connect timed out",
+                )));
+            }
+            with_reactor(|r| r.wait_ready(key, fd, Dir::Write, cx.waker()));
+            armed = true;
+            Poll::Pending
+        })
+        .await?;
+        match stream.inner.sock.take_error()? {
+            Some(e) => Err(e),
+            None => Ok(stream),
+        }
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner
+            .sock
+            .peer_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("peer is not an IP socket"))
+    }
+
+    /// Sets TCP_NODELAY.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.inner.sock.set_tcp_nodelay(on)
+    }
+
+    /// Limits how long one read may wait; `None` waits forever.
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.read_timeout.set(d);
+        Ok(())
+    }
+
+    /// Limits how long one write may wait; `None` waits forever.
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.write_timeout.set(d);
+        Ok(())
+    }
+
+    /// Shuts down one or both halves.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.sock.shutdown(how)
+    }
+
+    /// A non-blocking peek at the next byte: `Ok(0)` when the peer closed,
+    /// `WouldBlock` when nothing is there.
+    pub fn peek_nonblocking(&self) -> io::Result<usize> {
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+        self.inner
+            .sock
+            .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    }
+
+    fn poll_io<T>(
+        &mut self,
+        dir: Dir,
+        cx: &mut Context<'_>,
+        op: impl FnMut(&Socket) -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        if let Some(done) = self.inner.poll_op(dir, cx, op) {
+            self.deadlines[dir as usize] = None;
+            return Poll::Ready(done);
+        }
+        let timeout = match dir {
+            Dir::Read => self.read_timeout.get(),
+            Dir::Write => self.write_timeout.get(),
+        };
+        if let Some(t) = timeout {
+            let deadline = self.deadlines[dir as usize].get_or_insert_with(|| Deadline::after(t));
+            if deadline.poll_expired(cx) {
+                self.deadlines[dir as usize] = None;
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "socket operation timed out",
+                )));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.sock.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.sock.as_fd()
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_io(Dir::Read, cx, |mut s| s.read(buf))
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_io(Dir::Write, cx, |mut s| s.write(buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .poll_io(Dir::Write, cx, |mut s| s.write_vectored(bufs))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.inner.sock.shutdown(Shutdown::Write))
+    }
+}
