@@ -64,7 +64,13 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
             }
         }
         match forward::exchange(shard, &mut conn).await {
-            Outcome::KeepAlive if !shard.drain.is_draining() => {}
+            Outcome::KeepAlive if !shard.drain.is_draining() => {
+                // The client reads its answer before it sends the next
+                // request (unless it pipelines, and then it is buffered).
+                if conn.rbuf.is_empty() {
+                    conn.stream.expect_read_wait();
+                }
+            }
             Outcome::KeepAlive | Outcome::Close => {
                 let _ = conn.stream.close().await;
                 return;

@@ -454,6 +454,9 @@ async fn send_request(
         limit,
     )
     .await;
+    if result.is_ok() {
+        up.stream.expect_read_wait();
+    }
     result.map_err(|e| match e {
         BodyError::Write(e) => Failure::Proxy(ProxyError::UpstreamIo(e)),
         BodyError::Eof => Failure::ClientGone,

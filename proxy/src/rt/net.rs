@@ -36,11 +36,12 @@ impl Registered {
         &self,
         dir: Dir,
         cx: &Context<'_>,
+        try_first: bool,
         mut op: impl FnMut(&Socket) -> io::Result<T>,
     ) -> Option<io::Result<T>> {
         let fd = self.sock.as_raw_fd();
         let waiting = with_reactor(|r| r.is_waiting(self.key, dir)).unwrap_or(false);
-        if !waiting {
+        if try_first && !waiting {
             loop {
                 match op(&self.sock) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -77,12 +78,15 @@ impl TcpListener {
     /// Accepts the next connection.
     pub async fn accept(&self) -> io::Result<TcpStream> {
         let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-        let sock = poll_fn(
-            |cx| match self.inner.poll_op(Dir::Read, cx, |s| s.accept4(flags)) {
+        let sock = poll_fn(|cx| {
+            match self
+                .inner
+                .poll_op(Dir::Read, cx, true, |s| s.accept4(flags))
+            {
                 Some(r) => Poll::Ready(r),
                 None => Poll::Pending,
-            },
-        )
+            }
+        })
         .await?
         .0;
         TcpStream::new(sock)
@@ -97,6 +101,9 @@ pub struct TcpStream {
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
     deadlines: [Option<Deadline>; 2],
+    /// The next read waits for readiness before trying (see
+    /// [`TcpStream::expect_read_wait`]).
+    wait_before_read: bool,
 }
 
 impl TcpStream {
@@ -106,6 +113,7 @@ impl TcpStream {
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
             deadlines: [None, None],
+            wait_before_read: false,
         })
     }
 
@@ -185,13 +193,21 @@ impl TcpStream {
             .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
     }
 
+    /// Says that the peer cannot have answered yet (a request was just
+    /// sent), so the next read starts by waiting instead of by a syscall
+    /// that would say `EAGAIN`. The wait ends at once if data is there.
+    pub fn expect_read_wait(&mut self) {
+        self.wait_before_read = true;
+    }
+
     fn poll_io<T>(
         &mut self,
         dir: Dir,
         cx: &mut Context<'_>,
         op: impl FnMut(&Socket) -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
-        if let Some(done) = self.inner.poll_op(dir, cx, op) {
+        let try_first = dir == Dir::Write || !std::mem::take(&mut self.wait_before_read);
+        if let Some(done) = self.inner.poll_op(dir, cx, try_first, op) {
             self.deadlines[dir as usize] = None;
             return Poll::Ready(done);
         }
