@@ -10,6 +10,8 @@ mod executor;
 mod net;
 mod reactor;
 mod sync;
+#[cfg(test)]
+mod tests;
 mod time;
 
 pub use async_task::Task;

@@ -1,0 +1,152 @@
+//! The runtime against real sockets: waits, timeouts, cancellation.
+
+use super::*;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use std::io::Read;
+use std::net::TcpListener as StdListener;
+use std::time::Instant;
+
+/// Runs `f` on a fresh shard thread (CPU 0) and returns its result.
+fn on_shard<T: Send + 'static, Fut: Future<Output = T> + 'static>(
+    f: impl FnOnce() -> Fut + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = spawn_pinned(0, "rt-test", move || async move {
+        let _ = tx.send(f().await);
+    })
+    .expect("shard thread starts");
+    handle.join().expect("shard thread ends cleanly");
+    rx.recv().expect("the test future ran")
+}
+
+#[test]
+fn echo_over_accepted_and_connected_streams() {
+    let got = on_shard(|| async {
+        let sock = crate::listener::bind_reuseport("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = sock.local_addr().unwrap().as_socket().unwrap();
+        let listener = listener_from_socket(sock).unwrap();
+        let server = spawn_local(async move {
+            let mut s = listener.accept().await.unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&buf).await.unwrap();
+        });
+        let mut c = connect(addr, Duration::from_secs(1)).await.unwrap();
+        c.write_all(b"hello").await.unwrap();
+        let mut back = [0u8; 5];
+        c.expect_read_wait();
+        c.read_exact(&mut back).await.unwrap();
+        server.await;
+        back
+    });
+    assert_eq!(&got, b"hello");
+}
+
+#[test]
+fn a_read_timeout_ends_a_silent_read() {
+    let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let (kind, waited) = on_shard(move || async move {
+        let mut c = connect(addr, Duration::from_secs(1)).await.unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 1];
+        let err = c.read(&mut buf).await.unwrap_err();
+        (err.kind(), start.elapsed())
+    });
+    drop(std_listener);
+    assert_eq!(kind, io::ErrorKind::TimedOut);
+    assert!(
+        waited >= Duration::from_millis(100),
+        "gave up after {waited:?}"
+    );
+}
+
+#[test]
+fn dropping_a_waiting_stream_closes_the_connection() {
+    let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let (verdict_tx, verdict_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = std_listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut buf = [0u8; 16];
+        // EOF (0) means the FIN arrived; a timeout means the socket was
+        // kept open by the poll that was still waiting on it.
+        let _ = verdict_tx.send(s.read(&mut buf).map_err(|e| e.kind()));
+    });
+    let verdict = on_shard(move || async move {
+        let mut c = connect(addr, Duration::from_secs(1)).await.unwrap();
+        let mut buf = [0u8; 1];
+        // Start a read that waits, then give up on it and drop the stream.
+        assert!(timeout(Duration::from_millis(50), c.read(&mut buf))
+            .await
+            .is_none());
+        drop(c);
+        // The executor (and its ring) stays alive until the peer has its
+        // verdict: only a cancelled poll lets the FIN out before that.
+        loop {
+            if let Ok(v) = verdict_rx.try_recv() {
+                return v;
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert_eq!(verdict, Ok(0));
+}
+
+#[test]
+fn a_refused_connect_fails_and_timers_fire_in_order() {
+    let addr = {
+        let l = StdListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (refused, order) = on_shard(move || async move {
+        let refused = connect(addr, Duration::from_secs(1)).await.map(|_| ());
+        let order = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let tasks: Vec<_> = [30u64, 10, 20]
+            .into_iter()
+            .map(|ms| {
+                let order = order.clone();
+                spawn_local(async move {
+                    sleep(Duration::from_millis(ms)).await;
+                    order.borrow_mut().push(ms);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+        let order = order.borrow().clone();
+        (refused.map_err(|e| e.kind()), order)
+    });
+    assert_eq!(refused, Err(io::ErrorKind::ConnectionRefused));
+    assert_eq!(order, vec![10, 20, 30]);
+}
+
+#[test]
+fn a_semaphore_admits_only_its_permits() {
+    let (before, after) = on_shard(|| async {
+        let sem = std::rc::Rc::new(Semaphore::new(1));
+        let first = sem.acquire(1).await;
+        let second = timeout(Duration::from_millis(20), sem.acquire(1)).await;
+        let before = second.is_some();
+        drop(first);
+        let after = timeout(Duration::from_millis(20), sem.acquire(1))
+            .await
+            .is_some();
+        (before, after)
+    });
+    assert!(!before, "a second permit was handed out");
+    assert!(after, "a released permit was not handed out again");
+}
+
+#[test]
+fn a_shard_on_a_missing_cpu_fails_to_start() {
+    let err = spawn_pinned(4095, "rt-test", || async {}).map(|_| ());
+    assert!(
+        err.is_err(),
+        "a shard pinned to a CPU that does not exist started"
+    );
+}
