@@ -14,6 +14,7 @@ pub mod error;
 pub mod forward;
 pub mod http;
 pub mod listener;
+pub mod memory;
 pub mod metrics;
 pub mod router;
 pub mod rt;

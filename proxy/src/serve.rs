@@ -217,6 +217,8 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // in the slot of its shard's CPU.
     let xdp_options = crate::xdp::XdpOptions::from_args(args, addr.port());
     let xdp = crate::xdp::Xdp::start(&xdp_options, &shard_cpus, &sockets)?;
+    // Loading parsed the kernel's BTF: megabytes this process never needs again.
+    crate::memory::release_unused();
     let readiness = Arc::new(Readiness::new(shard_cpus.len()));
     let (mut broadcaster, receivers) = Broadcaster::new(shard_cpus.len());
     let drainer = broadcaster.drainer();
@@ -262,6 +264,8 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
                 tracing::error!(error = %e, "route table rejected; the last good table stays live")
             }
         }
+        // What compiling the table allocated on this thread is garbage now.
+        crate::memory::release_unused();
     })?;
     let _ = admin_state.source.set(source.stats());
 
