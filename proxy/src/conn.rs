@@ -37,9 +37,10 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
     let Ok(peer) = stream.peer_addr() else { return };
     let cfg = &shard.cfg;
     // Per-read timeouts on the socket: idle keep-alive wait and body reads.
+    // (TCP_NODELAY needs no syscall here: accepted sockets inherit it from
+    // the listener, see listener.rs.)
     if stream
-        .set_nodelay(true)
-        .and(stream.set_read_timeout(Some(cfg.idle_timeout)))
+        .set_read_timeout(Some(cfg.idle_timeout))
         .and(stream.set_write_timeout(Some(cfg.idle_timeout)))
         .is_err()
     {

@@ -104,6 +104,8 @@ pub struct TcpStream {
     /// The next read waits for readiness before trying (see
     /// [`TcpStream::expect_read_wait`]).
     wait_before_read: bool,
+    /// The remote address, when known without a syscall.
+    peer: Option<SocketAddr>,
 }
 
 impl TcpStream {
@@ -114,6 +116,7 @@ impl TcpStream {
             write_timeout: Cell::new(None),
             deadlines: [None, None],
             wait_before_read: false,
+            peer: None,
         })
     }
 
@@ -155,6 +158,9 @@ impl TcpStream {
 
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        if let Some(peer) = self.peer {
+            return Ok(peer);
+        }
         self.inner
             .sock
             .peer_addr()?

@@ -27,16 +27,26 @@ fn echo_over_accepted_and_connected_streams() {
         let listener = listener_from_socket(sock).unwrap();
         let server = spawn_local(async move {
             let mut s = listener.accept().await.unwrap();
+            // Inherited from the listener, so small answers are not held
+            // back by Nagle's algorithm.
+            assert!(socket2::SockRef::from(&s).tcp_nodelay().unwrap());
+            let peer = s.peer_addr().unwrap();
             let mut buf = [0u8; 5];
             s.read_exact(&mut buf).await.unwrap();
             s.write_all(&buf).await.unwrap();
+            peer
         });
         let mut c = connect(addr, Duration::from_secs(1)).await.unwrap();
+        let local = socket2::SockRef::from(&c).local_addr().unwrap().as_socket();
         c.write_all(b"hello").await.unwrap();
         let mut back = [0u8; 5];
         c.expect_read_wait();
         c.read_exact(&mut back).await.unwrap();
-        server.await;
+        assert_eq!(
+            Some(server.await),
+            local,
+            "peer_addr of the accepted stream"
+        );
         back
     });
     assert_eq!(&got, b"hello");
