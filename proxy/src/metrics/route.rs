@@ -89,6 +89,21 @@ impl RouteStats {
         record(&self.connect_us, &self.connect_us_sum, us);
     }
 
+    /// Frees the histograms of a route that went idle (they are empty:
+    /// the last snapshot drained them).
+    pub fn release_histograms(&self) {
+        for hist in [&self.request_us, &self.upstream_us, &self.connect_us] {
+            hist.borrow_mut().take();
+        }
+    }
+
+    /// Whether any histogram is allocated.
+    pub fn holds_histograms(&self) -> bool {
+        [&self.request_us, &self.upstream_us, &self.connect_us]
+            .iter()
+            .any(|h| h.borrow().is_some())
+    }
+
     /// A request failed for `cause`.
     #[inline]
     pub fn error(&self, cause: super::Cause) {
