@@ -233,6 +233,7 @@ mod tests {
                 namespace: "default".into(),
                 name: "ing".into(),
             },
+            ssl_redirect: false,
         }
     }
 
@@ -262,6 +263,7 @@ mod tests {
                 backend("any"),
                 backend("def"),
             ],
+            tls: Vec::new(),
         };
         let t = RouteTable::compile(&config).expect("compiles");
         let b = |host: &str, path: &str| match t.lookup(host, path) {
