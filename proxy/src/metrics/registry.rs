@@ -60,6 +60,8 @@ pub struct ShardLevel {
     pub open_connections: u64,
     /// Accepted connections since start.
     pub accepted: u64,
+    /// TLS handshakes by result since start.
+    pub tls_handshakes: [u64; super::shard::HANDSHAKE_RESULTS],
     /// Failures before routing.
     pub unrouted: [u64; CAUSES],
     /// Upstream pool per endpoint.
@@ -91,6 +93,7 @@ impl Registry {
                 generation: snap.generation,
                 open_connections: snap.open_connections,
                 accepted: snap.accepted,
+                tls_handshakes: snap.tls_handshakes,
                 unrouted: snap.unrouted,
                 pool: snap.pool,
                 access_log_dropped: snap.access_log_dropped,
@@ -151,6 +154,7 @@ mod tests {
             generation: 1,
             open_connections: 0,
             accepted: 0,
+            tls_handshakes: Default::default(),
             unrouted: [0; CAUSES],
             routes,
             pool: vec![],

@@ -94,6 +94,8 @@ pub struct ShardSnapshot {
     pub open_connections: u64,
     /// Connections accepted since start.
     pub accepted: u64,
+    /// TLS handshakes by result since start.
+    pub tls_handshakes: [u64; super::shard::HANDSHAKE_RESULTS],
     /// Failures before routing, by cause, since start.
     pub unrouted: [u64; CAUSES],
     /// Routes touched since the previous snapshot.
