@@ -18,21 +18,30 @@ pub fn render(config: &RouteConfig) -> String {
     if config.rules.is_empty() {
         out.push_str("  (none)\n");
     } else {
-        let mut rows = vec![row(["HOST", "PATH", "MATCH", "BACKEND", "SOURCE", "HTTP"])];
+        // The HTTP column only when some rule redirects to HTTPS.
+        let redirects = config.rules.iter().any(|r| r.ssl_redirect);
+        let mut header = row(["HOST", "PATH", "MATCH", "BACKEND", "SOURCE"]);
+        if redirects {
+            header.push("HTTP".to_string());
+        }
+        let mut rows = vec![header];
         for rule in &config.rules {
-            rows.push(vec![
+            let mut cells = vec![
                 host(&rule.host),
                 rule.path.clone(),
                 path_type(rule.path_type).to_string(),
                 backend_name(rule.backend),
                 format!("Ingress {}", rule.source),
-                if rule.ssl_redirect {
+            ];
+            if redirects {
+                let http = if rule.ssl_redirect {
                     "308 to https"
                 } else {
                     "served"
-                }
-                .to_string(),
-            ]);
+                };
+                cells.push(http.to_string());
+            }
+            rows.push(cells);
         }
         table(&mut out, &rows);
     }
@@ -68,10 +77,8 @@ pub fn render(config: &RouteConfig) -> String {
         }
     }
 
-    out.push_str("\nTLS certificates:\n");
-    if config.tls.is_empty() {
-        out.push_str("  (none: every TLS host gets the default certificate)\n");
-    } else {
+    if !config.tls.is_empty() {
+        out.push_str("\nTLS certificates:\n");
         let mut rows = vec![row(["HOST", "SECRET", "EXPIRES", "SOURCE"])];
         for cert in &config.tls {
             for h in &cert.hosts {

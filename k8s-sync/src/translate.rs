@@ -101,6 +101,33 @@ pub fn served_ingresses(objects: &[SourcedObject], sel: &ClassSelector) -> Vec<I
     served
 }
 
+/// The Secrets that the `spec.tls` of served Ingresses name (in the
+/// Ingress's namespace), valid or not; sorted, without duplicates.
+pub fn referenced_secrets(objects: &[SourcedObject], sel: &ClassSelector) -> Vec<SecretRef> {
+    let index = Index::new(objects);
+    let mut scratch = Vec::new();
+    let mut out: Vec<SecretRef> = index
+        .ingresses
+        .iter()
+        .filter(|(src, ing)| is_served(src, ing, sel, &index, &mut scratch))
+        .flat_map(|(_, ing)| {
+            let namespace = ingress_namespace(ing).to_string();
+            let entries = ing.spec.as_ref().and_then(|s| s.tls.as_ref());
+            entries
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.secret_name.clone().filter(|n| !n.is_empty()))
+                .map(move |name| SecretRef {
+                    namespace: namespace.clone(),
+                    name,
+                })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Drops repeated problems (e.g. one bad EndpointSlice used by many Ingresses).
 fn dedup(problems: Vec<Problem>) -> Vec<Problem> {
     let mut seen = HashSet::new();
