@@ -25,14 +25,20 @@ pub enum Scenario {
     Large,
     /// Requests spread over the many-routes table.
     ManyRoutes,
+    /// HTTPS, a new TLS connection (handshake) per request.
+    TlsNewConnection,
+    /// HTTPS, small GET over kept-alive TLS connections.
+    TlsKeepAlive,
 }
 
 /// Every scenario, in run order.
-pub const ALL: [Scenario; 5] = [
+pub const ALL: [Scenario; 7] = [
     Scenario::KeepAlive,
     Scenario::FixedRate,
     Scenario::NewConnection,
     Scenario::Large,
+    Scenario::TlsNewConnection,
+    Scenario::TlsKeepAlive,
     Scenario::ManyRoutes,
 ];
 
@@ -45,7 +51,14 @@ impl Scenario {
             Scenario::NewConnection => "new-conn",
             Scenario::Large => "1mb",
             Scenario::ManyRoutes => "routes",
+            Scenario::TlsNewConnection => "tls-new-conn",
+            Scenario::TlsKeepAlive => "tls-keepalive",
         }
+    }
+
+    /// True for the scenarios that talk HTTPS to the proxy's TLS port.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scenario::TlsNewConnection | Scenario::TlsKeepAlive)
     }
 
     /// Parses an id.
@@ -136,12 +149,15 @@ return wrk.format(\"GET\", \"/p\" .. p .. \"/item\", {{[\"Host\"] = \"h\" .. h .
 /// Runs `scenario` against 127.0.0.1:`port` for `duration`.
 pub fn run(scenario: Scenario, port: u16, s: &Settings, duration: Duration) -> Result<Outcome> {
     let secs = duration.as_secs().max(1);
-    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let scheme = if scenario.is_tls() { "https" } else { "http" };
+    let url = |path: &str| format!("{scheme}://127.0.0.1:{port}{path}");
     let report = s.dir.join("report.lua").display().to_string();
     let c = s.connections.to_string();
     match scenario {
-        Scenario::KeepAlive => wrk(s.cpu, &[&c, &format!("{secs}s"), "-s", &report], &url("/")),
-        Scenario::NewConnection => wrk(
+        Scenario::KeepAlive | Scenario::TlsKeepAlive => {
+            wrk(s.cpu, &[&c, &format!("{secs}s"), "-s", &report], &url("/"))
+        }
+        Scenario::NewConnection | Scenario::TlsNewConnection => wrk(
             s.cpu,
             &[
                 &c,

@@ -186,6 +186,7 @@ fn run(args: Args) -> Result<()> {
         client_cpu: args.client_cpu,
         proxy_cpu: args.proxy_cpu,
         backend_port: procs::free_port()?,
+        tls: peers::TlsFiles::generate(&dir)?,
     };
     let settings = Settings {
         duration: Duration::from_secs(args.duration),
@@ -315,7 +316,7 @@ fn run(args: Args) -> Result<()> {
                 if args.warmup > 0 {
                     load::run(
                         scenario,
-                        proxy.port,
+                        proxy.port_for(scenario),
                         &ctx.settings,
                         Duration::from_secs(args.warmup),
                     )
@@ -326,7 +327,8 @@ fn run(args: Args) -> Result<()> {
                 for proxy in running.iter_mut() {
                     ctx.check()?;
                     proxy.child.check_running()?;
-                    let run = ctx.measure(scenario, round, Some(proxy), proxy.port, &backend)?;
+                    let port = proxy.port_for(scenario);
+                    let run = ctx.measure(scenario, round, Some(proxy), port, &backend)?;
                     println!(
                         "[{} r{round} {}] {}",
                         scenario.id(),

@@ -692,6 +692,8 @@ pub fn title(s: Scenario) -> String {
         Scenario::NewConnection => "new connection per request".into(),
         Scenario::Large => "1 MiB response".into(),
         Scenario::ManyRoutes => "many routes".into(),
+        Scenario::TlsNewConnection => "TLS, new connection per request".into(),
+        Scenario::TlsKeepAlive => "TLS, small GET, keep-alive".into(),
     }
 }
 
@@ -701,6 +703,8 @@ fn describe(s: Scenario) -> &'static str {
         Scenario::FixedRate => "oha at a fixed request rate over 32 connections with `--latency-correction` (latency measured from when each request was due, so no coordinated omission); CPU per request at a moderate load.",
         Scenario::NewConnection => "wrk, 64 connections, `Connection: close` on every request: one TCP handshake and close per request.",
         Scenario::Large => "wrk, 16 keep-alive connections, `GET /1m`: 1 MiB bodies streamed from the backend.",
+        Scenario::TlsNewConnection => "wrk (OpenSSL), 64 connections to the TLS port, `Connection: close` on every request: one TCP and TLS handshake per request (wrk offers the previous session, so a handshake may be a resumption where the proxy allows it). All three serve the same ECDSA P-256 certificate, TLS 1.2 and 1.3, session tickets on.",
+        Scenario::TlsKeepAlive => "wrk (OpenSSL), 64 keep-alive connections to the TLS port, `GET /`, 36-byte body; as fast as the proxy goes.",
         Scenario::ManyRoutes => "Each proxy loaded with the generated table (hosts × 100 Prefix paths each; nginx: one `server` per host with `location /pN/` and `location = /pN`; HAProxy: one `map_beg` over host+path); wrk, 64 connections, a Lua script picks a random host and path per request.",
     }
 }

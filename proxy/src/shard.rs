@@ -118,6 +118,7 @@ impl Shard {
             open_connections: self.open.get() as u64,
             accepted: self.metrics.accepted_total(),
             tls_handshakes: self.metrics.handshake_totals(),
+            tls_resumed: self.metrics.resumed_total(),
             unrouted: self.metrics.unrouted_totals(),
             routes: self.metrics.take_route_deltas(),
             pool: self.pool.gauges(),
@@ -308,9 +309,10 @@ async fn handshake(shard: &Shard, stream: TcpStream) -> Option<ClientStream> {
         Some(tls) => acceptor::accept(&tls, stream, shard.cfg.tls_handshake_timeout).await,
         None => Err(Handshake::NotReady),
     };
-    shard
-        .metrics
-        .handshake(result.as_ref().err().copied().unwrap_or(Handshake::Ok));
+    match &result {
+        Ok(stream) => shard.metrics.handshake_ok(acceptor::resumed(stream)),
+        Err(failed) => shard.metrics.handshake(*failed),
+    }
     result.ok().map(ClientStream::tls)
 }
 

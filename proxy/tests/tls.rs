@@ -175,6 +175,8 @@ fn sni_selects_exact_then_wildcard_then_default() {
     warm.get("a.example.com", "/").expect("response");
     let mut again = TlsConn::open(t.https, Some("a.example.com"), &config).expect("again");
     assert!(again.resumed(), "the session ticket was not accepted");
+    let (_, samples) = scrape(&t.rauta);
+    assert!(metric(&samples, "rauta_tls_resumed_sessions_total", &[]) >= 1.0);
     assert_eq!(
         again.get("a.example.com", "/").expect("response").status,
         200

@@ -435,6 +435,13 @@ pub fn render_tls(body: &mut String, registry: &Registry, tls: &crate::tls::TlsT
         );
     }
     out.family(
+        "rauta_tls_resumed_sessions_total",
+        "counter",
+        "Completed TLS handshakes (counted as ok above) that resumed a session by ticket or session id.",
+    );
+    let resumed: u64 = registry.shards.values().map(|s| s.tls_resumed).sum();
+    out.sample("rauta_tls_resumed_sessions_total", "", resumed);
+    out.family(
         "rauta_tls_certificate_expiry_seconds",
         "gauge",
         "notAfter of the certificate each TLS host gets (Unix time).",

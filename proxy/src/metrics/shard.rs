@@ -20,6 +20,7 @@ pub struct ShardMetrics {
     accepted: Cell<u64>,
     unrouted: [Cell<u64>; CAUSES],
     handshakes: [Cell<u64>; HANDSHAKE_RESULTS],
+    resumed: Cell<u64>,
 }
 
 /// Number of TLS handshake results counted.
@@ -72,6 +73,20 @@ impl ShardMetrics {
     pub fn handshake(&self, result: Handshake) {
         let cell = &self.handshakes[result.index()];
         cell.set(cell.get() + 1);
+    }
+
+    /// Counts a completed TLS handshake; `resumed` when it resumed a session.
+    #[inline]
+    pub fn handshake_ok(&self, resumed: bool) {
+        self.handshake(Handshake::Ok);
+        if resumed {
+            self.resumed.set(self.resumed.get() + 1);
+        }
+    }
+
+    /// Completed handshakes that resumed a session (cumulative).
+    pub fn resumed_total(&self) -> u64 {
+        self.resumed.get()
     }
 
     /// TLS handshakes by result (cumulative).

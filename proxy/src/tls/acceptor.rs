@@ -107,6 +107,11 @@ impl Handshake {
     }
 }
 
+/// True when the client resumed an earlier session (ticket or cache).
+pub fn resumed(stream: &TlsStream<TcpStream>) -> bool {
+    stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+}
+
 /// Runs the server handshake with the certificates of `table`.
 pub async fn accept(
     table: &TlsTable,
