@@ -61,11 +61,12 @@ struct Args {
     /// Rules in the many-routes table.
     #[arg(long, default_value_t = 100_000)]
     routes: usize,
-    /// Scenarios to run (keepalive, fixed-rate, new-conn, 1mb, routes).
+    /// Scenarios to run (keepalive, fixed-rate, new-conn, 1mb,
+    /// tls-new-conn, tls-keepalive, routes).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "keepalive,fixed-rate,new-conn,1mb,routes"
+        default_value = "keepalive,fixed-rate,new-conn,1mb,tls-new-conn,tls-keepalive,routes"
     )]
     scenarios: Vec<String>,
     /// Proxies in run order.
