@@ -87,16 +87,13 @@ pub struct Broadcaster {
     senders: Vec<Sender<ShardMsg>>,
     generation: u64,
     status: Arc<ControlStatus>,
-    tls: Option<Arc<TlsSettings>>,
+    tls: Option<TlsSettings>,
 }
 
 impl Broadcaster {
     /// One channel per shard; the receivers go to the shards. With `tls`,
     /// every table also gets its certificates compiled.
-    pub fn new(
-        shards: usize,
-        tls: Option<Arc<TlsSettings>>,
-    ) -> (Broadcaster, Vec<Receiver<ShardMsg>>) {
+    pub fn new(shards: usize, tls: Option<TlsSettings>) -> (Broadcaster, Vec<Receiver<ShardMsg>>) {
         let (senders, receivers) = (0..shards).map(|_| crossbeam_channel::unbounded()).unzip();
         let status = Arc::new(ControlStatus::default());
         (
@@ -114,7 +111,7 @@ impl Broadcaster {
     /// shard; returns its generation.
     pub fn publish(&mut self, config: &RouteConfig) -> Result<u64, CompileError> {
         let compiled = RouteTable::compile(config).and_then(|table| {
-            let tls = match &self.tls {
+            let tls = match &mut self.tls {
                 Some(settings) => Some(Arc::new(
                     settings.compile(&config.tls).map_err(CompileError::Tls)?,
                 )),

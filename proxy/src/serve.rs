@@ -162,7 +162,8 @@ pub fn check(args: &CheckArgs) -> bool {
     print!("{}", report::render(&translation.config));
     // The same compilation the shards will run, so `check` sees its errors too.
     let compiled = crate::router::RouteTable::compile(&translation.config).and_then(|_| {
-        let tls = tls_settings(None).map_err(|e| CompileError::Tls(rustls::Error::General(e)))?;
+        let mut tls =
+            tls_settings(None).map_err(|e| CompileError::Tls(rustls::Error::General(e)))?;
         tls.compile(&translation.config.tls)
             .map_err(CompileError::Tls)
     });
@@ -246,9 +247,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             .default_tls_cert
             .as_deref()
             .zip(args.default_tls_key.as_deref());
-        Some(Arc::new(
-            tls_settings(files).map_err(|e| anyhow!("TLS: {e}"))?,
-        ))
+        Some(tls_settings(files).map_err(|e| anyhow!("TLS: {e}"))?)
     };
     let admin_listener = if args.admin_reuse_port {
         listener::bind_reuseport(args.admin).map(std::net::TcpListener::from)

@@ -19,6 +19,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Sessions kept for TLS 1.2 session-id resumption (tickets need no state).
@@ -33,6 +34,10 @@ pub struct TlsSettings {
     ticketer: Arc<dyn ProducesTickets>,
     sessions: Arc<dyn StoresServerSessions>,
     default_cert: Arc<CertifiedKey>,
+    /// The keys loaded for the previous table, by their PEM: most swaps
+    /// (endpoints moving) change no certificate, and loading every key
+    /// again each time would cost the control thread for nothing.
+    loaded: HashMap<(String, String), Arc<CertifiedKey>>,
 }
 
 /// One host's certificate as `/metrics` shows it.
@@ -67,6 +72,7 @@ impl TlsSettings {
             ticketer: rustls::crypto::ring::Ticketer::new()?,
             sessions: ServerSessionMemoryCache::new(SESSION_CACHE_SIZE),
             default_cert: Arc::new(default_cert),
+            loaded: HashMap::new(),
         })
     }
 
@@ -78,13 +84,22 @@ impl TlsSettings {
     /// Builds the TLS table of a configuration. Entries translation already
     /// checked; one that still fails to load is logged and skipped, never
     /// fatal for the others.
-    pub fn compile(&self, certs: &[TlsCertConfig]) -> Result<TlsTable, rustls::Error> {
+    pub fn compile(&mut self, certs: &[TlsCertConfig]) -> Result<TlsTable, rustls::Error> {
         let mut resolver = SniResolver::new(self.default_cert.clone());
         let mut infos = Vec::new();
         let mut skipped = 0;
+        let mut previous = std::mem::take(&mut self.loaded);
         for entry in certs {
-            let key = match load_pair(&self.provider, &entry.cert_pem, &entry.key_pem) {
-                Ok(key) => Arc::new(key),
+            let pem = (entry.cert_pem.clone(), entry.key_pem.clone());
+            let loaded = match previous.remove(&pem) {
+                Some(key) => Ok(key),
+                None => load_pair(&self.provider, &entry.cert_pem, &entry.key_pem).map(Arc::new),
+            };
+            let key = match loaded {
+                Ok(key) => {
+                    self.loaded.insert(pem, key.clone());
+                    key
+                }
                 Err(e) => {
                     tracing::error!(secret = %entry.secret, error = %e, "TLS certificate skipped; its hosts get the default certificate");
                     skipped += 1;
