@@ -129,3 +129,59 @@ pub async fn accept(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls_error(e: Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn failures_are_named() {
+        let cases = [
+            (
+                tls_error(Error::PeerIncompatible(
+                    PeerIncompatible::SignatureAlgorithmsExtensionRequired,
+                )),
+                Handshake::ProtocolVersion,
+            ),
+            (
+                tls_error(Error::PeerIncompatible(
+                    PeerIncompatible::NoCipherSuitesInCommon,
+                )),
+                Handshake::NoSharedCipher,
+            ),
+            (
+                tls_error(Error::InvalidMessage(
+                    rustls::InvalidMessage::InvalidContentType,
+                )),
+                Handshake::BadRecord,
+            ),
+            (
+                tls_error(Error::NoApplicationProtocol),
+                Handshake::NoApplicationProtocol,
+            ),
+            (
+                tls_error(Error::AlertReceived(
+                    rustls::AlertDescription::BadCertificate,
+                )),
+                Handshake::AlertReceived,
+            ),
+            (io::ErrorKind::UnexpectedEof.into(), Handshake::Eof),
+            (io::ErrorKind::ConnectionReset.into(), Handshake::Eof),
+            (io::Error::other("?"), Handshake::Other),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(Handshake::of_error(&e), expected, "{e}");
+        }
+        let labels: std::collections::HashSet<_> =
+            Handshake::ALL.iter().map(|h| h.label()).collect();
+        assert_eq!(labels.len(), Handshake::ALL.len());
+        assert!(Handshake::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, h)| h.index() == i));
+    }
+}
