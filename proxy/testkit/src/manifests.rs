@@ -321,8 +321,8 @@ pub fn tls_secret(ns: &str, name: &str, cert_pem: &str, key_pem: &str) -> String
     y
 }
 
-/// Standard base64 with padding.
-fn base64(data: &[u8]) -> String {
+/// Standard base64 with padding (Secret `data` values).
+pub fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
