@@ -8,6 +8,12 @@ use rauta_shared::config::HostMatch;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::sign::CertifiedKey;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+/// Most verdicts [`check_pair_cached`] remembers before starting afresh.
+const CHECKED_MAX: usize = 16 * 1024;
 
 /// Label used to ask whether a certificate covers every name of a wildcard
 /// host: a certificate for `*.example.com` covers it, one for
@@ -45,6 +51,30 @@ pub fn secret_pair(secret: &Secret) -> Result<(Vec<u8>, Vec<u8>), String> {
 pub struct CertFacts {
     /// The leaf's notAfter, seconds since the Unix epoch.
     pub not_after: i64,
+}
+
+/// [`check_pair`], remembered by a hash of the pair. Every reconcile
+/// translates every Secret again, mostly unchanged (endpoints move far more
+/// often than certificates), and loading a key (RSA above all) is the
+/// costly part. Only the hash and the verdict are kept, no key material.
+pub fn check_pair_cached(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertFacts, String> {
+    static CHECKED: OnceLock<Mutex<HashMap<u64, Result<CertFacts, String>>>> = OnceLock::new();
+    let mut hasher = DefaultHasher::new();
+    cert_pem.hash(&mut hasher);
+    key_pem.hash(&mut hasher);
+    let id = hasher.finish();
+    let checked = CHECKED.get_or_init(Default::default);
+    let lock = || checked.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(verdict) = lock().get(&id) {
+        return verdict.clone();
+    }
+    let verdict = check_pair(cert_pem, key_pem);
+    let mut map = lock();
+    if map.len() >= CHECKED_MAX {
+        map.clear();
+    }
+    map.insert(id, verdict.clone());
+    verdict
 }
 
 /// Decodes and checks a PEM chain and key; the message says what is wrong.
@@ -223,6 +253,19 @@ mod tests {
         assert!(e.contains("tls.crt"), "{e}");
         let e = check_pair(crt.as_bytes(), b"").expect_err("no key");
         assert!(e.contains("tls.key"), "{e}");
+    }
+
+    #[test]
+    fn cached_verdicts_match() {
+        let (crt, key) = cert(&["a.example.com"], 2031);
+        let (_, other) = cert(&["a.example.com"], 2031);
+        for _ in 0..2 {
+            assert_eq!(
+                check_pair_cached(crt.as_bytes(), key.as_bytes()),
+                check_pair(crt.as_bytes(), key.as_bytes())
+            );
+            assert!(check_pair_cached(crt.as_bytes(), other.as_bytes()).is_err());
+        }
     }
 
     #[test]

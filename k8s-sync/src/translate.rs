@@ -984,7 +984,7 @@ impl Builder {
             }
             Some((src, object)) => {
                 let checked = tls::secret_pair(object).and_then(|(crt, key)| {
-                    let facts = tls::check_pair(&crt, &key)?;
+                    let facts = tls::check_pair_cached(&crt, &key)?;
                     let text = |b: Vec<u8>, what: &str| {
                         String::from_utf8(b).map_err(|_| format!("{what} is not text"))
                     };
