@@ -3,7 +3,7 @@
 # benchmark driver in release mode, runs the criterion micro-benchmarks,
 # then the side-by-side load benchmark against nginx and HAProxy on
 # 127.0.0.1, and writes bench/results/latest.md (+ latest.csv).
-# Not part of the test command. About 8 minutes once the tools are in place.
+# Not part of the test command. About 11 minutes once the tools are in place.
 #
 #   scripts/bench.sh                  # the whole suite
 #   scripts/bench.sh --quick          # a smoke run: 1 round, 3 s runs, callgrind on rauta only

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests and scripts use (curl: run-local's examples;
 # procps: pgrep/pkill in scripts; prometheus: promtool validates /metrics in the tests).
-APT_PACKAGES=(curl procps prometheus)
+APT_PACKAGES=(curl openssl procps prometheus)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

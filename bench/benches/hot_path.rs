@@ -61,6 +61,7 @@ fn route_config(rules: usize) -> RouteConfig {
                     namespace: "bench".into(),
                     name: format!("ing-{h}"),
                 },
+                ssl_redirect: false,
             });
         }
     }
@@ -69,6 +70,7 @@ fn route_config(rules: usize) -> RouteConfig {
         default_backend: None,
         default_backend_source: None,
         backends,
+        tls: Vec::new(),
     }
 }
 

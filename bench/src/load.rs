@@ -25,14 +25,20 @@ pub enum Scenario {
     Large,
     /// Requests spread over the many-routes table.
     ManyRoutes,
+    /// HTTPS, a new TLS connection (handshake) per request.
+    TlsNewConnection,
+    /// HTTPS, small GET over kept-alive TLS connections.
+    TlsKeepAlive,
 }
 
 /// Every scenario, in run order.
-pub const ALL: [Scenario; 5] = [
+pub const ALL: [Scenario; 7] = [
     Scenario::KeepAlive,
     Scenario::FixedRate,
     Scenario::NewConnection,
     Scenario::Large,
+    Scenario::TlsNewConnection,
+    Scenario::TlsKeepAlive,
     Scenario::ManyRoutes,
 ];
 
@@ -45,7 +51,14 @@ impl Scenario {
             Scenario::NewConnection => "new-conn",
             Scenario::Large => "1mb",
             Scenario::ManyRoutes => "routes",
+            Scenario::TlsNewConnection => "tls-new-conn",
+            Scenario::TlsKeepAlive => "tls-keepalive",
         }
+    }
+
+    /// True for the scenarios that talk HTTPS to the proxy's TLS port.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scenario::TlsNewConnection | Scenario::TlsKeepAlive)
     }
 
     /// Parses an id.
@@ -136,11 +149,15 @@ return wrk.format(\"GET\", \"/p\" .. p .. \"/item\", {{[\"Host\"] = \"h\" .. h .
 /// Runs `scenario` against 127.0.0.1:`port` for `duration`.
 pub fn run(scenario: Scenario, port: u16, s: &Settings, duration: Duration) -> Result<Outcome> {
     let secs = duration.as_secs().max(1);
-    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let scheme = if scenario.is_tls() { "https" } else { "http" };
+    let url = |path: &str| format!("{scheme}://127.0.0.1:{port}{path}");
     let report = s.dir.join("report.lua").display().to_string();
     let c = s.connections.to_string();
     match scenario {
-        Scenario::KeepAlive => wrk(s.cpu, &[&c, &format!("{secs}s"), "-s", &report], &url("/")),
+        Scenario::KeepAlive | Scenario::TlsKeepAlive => {
+            wrk(s.cpu, &[&c, &format!("{secs}s"), "-s", &report], &url("/"))
+        }
+        Scenario::TlsNewConnection => s_time(s.cpu, TLS_CLIENTS, secs, port),
         Scenario::NewConnection => wrk(
             s.cpu,
             &[
@@ -176,6 +193,64 @@ pub fn run(scenario: Scenario, port: u16, s: &Settings, duration: Duration) -> R
             Ok(o)
         }
     }
+}
+
+/// Parallel `openssl s_time` clients of the TLS new-connection scenario.
+const TLS_CLIENTS: usize = 16;
+
+/// `clients` × `openssl s_time -new` for `secs`, pinned: full TLS
+/// handshakes (s_time offers no session with `-new`; wrk would resume
+/// one), one `GET /` each. Requests are the connections it completed.
+fn s_time(cpu: usize, clients: usize, secs: u64, port: u16) -> Result<Outcome> {
+    let started = std::time::Instant::now();
+    let children = (0..clients)
+        .map(|_| {
+            Command::new("taskset")
+                .args(["-c", &cpu.to_string(), "openssl", "s_time"])
+                .args(["-connect", &format!("127.0.0.1:{port}"), "-new"])
+                .args(["-time", &secs.to_string(), "-www", "/"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("run openssl s_time")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut requests = 0;
+    let mut failed = 0;
+    for child in children {
+        let out = child
+            .wait_with_output()
+            .context("wait for openssl s_time")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        match parse_s_time(&text) {
+            Some(n) if out.status.success() => requests += n,
+            _ => failed += 1,
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if requests == 0 {
+        bail!("openssl s_time completed no connection ({failed} clients failed)");
+    }
+    Ok(Outcome {
+        tool: "openssl s_time -new",
+        requests,
+        secs,
+        rps: requests as f64 / secs,
+        p50_us: f64::NAN,
+        p99_us: f64::NAN,
+        p999_us: f64::NAN,
+        status_errors: 0,
+        socket_errors: failed,
+    })
+}
+
+/// The N of s_time's `N connections in T real seconds` line.
+pub fn parse_s_time(out: &str) -> Option<u64> {
+    out.lines()
+        .find(|l| l.contains("connections in") && l.contains("real seconds"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
 }
 
 /// `wrk -t1 -c<conns> -d<dur> [more] url`, pinned; `args` starts with the
@@ -340,6 +415,13 @@ mod tests {
         let err = parse_wrk("RAUTA-BENCH requests=1 duration_us=1").expect_err("incomplete");
         assert!(format!("{err:#}").contains("field"), "{err:#}");
         assert!(parse_wrk("no line").is_err());
+    }
+
+    #[test]
+    fn s_time_line_parses() {
+        let out = "Collecting connection statistics for 2 seconds\n***\n\n129 connections in 0.27s; 477.78 connections/user sec, bytes read 19737\n129 connections in 3 real seconds, 153 bytes read per connection\n";
+        assert_eq!(parse_s_time(out), Some(129));
+        assert_eq!(parse_s_time("no line"), None);
     }
 
     #[test]

@@ -61,11 +61,12 @@ struct Args {
     /// Rules in the many-routes table.
     #[arg(long, default_value_t = 100_000)]
     routes: usize,
-    /// Scenarios to run (keepalive, fixed-rate, new-conn, 1mb, routes).
+    /// Scenarios to run (keepalive, fixed-rate, new-conn, 1mb,
+    /// tls-new-conn, tls-keepalive, routes).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "keepalive,fixed-rate,new-conn,1mb,routes"
+        default_value = "keepalive,fixed-rate,new-conn,1mb,tls-new-conn,tls-keepalive,routes"
     )]
     scenarios: Vec<String>,
     /// Proxies in run order.
@@ -186,6 +187,7 @@ fn run(args: Args) -> Result<()> {
         client_cpu: args.client_cpu,
         proxy_cpu: args.proxy_cpu,
         backend_port: procs::free_port()?,
+        tls: peers::TlsFiles::generate(&dir)?,
     };
     let settings = Settings {
         duration: Duration::from_secs(args.duration),
@@ -315,7 +317,7 @@ fn run(args: Args) -> Result<()> {
                 if args.warmup > 0 {
                     load::run(
                         scenario,
-                        proxy.port,
+                        proxy.port_for(scenario),
                         &ctx.settings,
                         Duration::from_secs(args.warmup),
                     )
@@ -326,7 +328,8 @@ fn run(args: Args) -> Result<()> {
                 for proxy in running.iter_mut() {
                     ctx.check()?;
                     proxy.child.check_running()?;
-                    let run = ctx.measure(scenario, round, Some(proxy), proxy.port, &backend)?;
+                    let port = proxy.port_for(scenario);
+                    let run = ctx.measure(scenario, round, Some(proxy), port, &backend)?;
                     println!(
                         "[{} r{round} {}] {}",
                         scenario.id(),

@@ -108,6 +108,64 @@ pub struct Env {
     pub proxy_cpu: usize,
     /// Backend port.
     pub backend_port: u16,
+    /// The certificate every proxy serves on its TLS port.
+    pub tls: TlsFiles,
+}
+
+/// One certificate for all three proxies, made once per run with openssl.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// Certificate and key in one file (HAProxy's `crt`).
+    pub combined: PathBuf,
+}
+
+/// Host name the certificate is for.
+pub const TLS_HOST: &str = "bench.local";
+
+impl TlsFiles {
+    /// Generates a self-signed ECDSA P-256 certificate for [`TLS_HOST`] in `dir`.
+    pub fn generate(dir: &Path) -> Result<TlsFiles> {
+        let files = TlsFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+            combined: dir.join("tls.pem"),
+        };
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ])
+            .args(["-days", "30", "-subj", &format!("/CN={TLS_HOST}")])
+            .args(["-addext", &format!("subjectAltName=DNS:{TLS_HOST}")])
+            .arg("-keyout")
+            .arg(&files.key)
+            .arg("-out")
+            .arg(&files.cert)
+            .output()
+            .context("run openssl")?;
+        if !out.status.success() {
+            bail!(
+                "openssl req failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let combined = format!(
+            "{}{}",
+            fs::read_to_string(&files.cert)?,
+            fs::read_to_string(&files.key)?
+        );
+        fs::write(&files.combined, combined)?;
+        Ok(files)
+    }
 }
 
 impl Env {
@@ -172,12 +230,25 @@ pub struct Proxy {
     pub child: Child,
     /// Its client-facing port.
     pub port: u16,
+    /// Its HTTPS port (same routes, the certificate of [`Env::tls`]).
+    pub tls_port: u16,
     /// From start to the first proxied 200.
     pub startup: Duration,
     /// Largest process RSS once ready, before any load, in KiB.
     pub idle_rss_kb: u64,
     /// Memory (PSS, all processes) once ready, before any load, in KiB.
     pub idle_pss_kb: u64,
+}
+
+impl Proxy {
+    /// The port a scenario talks to: the TLS port for the TLS scenarios.
+    pub fn port_for(&self, scenario: crate::load::Scenario) -> u16 {
+        if scenario.is_tls() {
+            self.tls_port
+        } else {
+            self.port
+        }
+    }
 }
 
 /// The host and path of a request that a table routes to the backend.
@@ -195,6 +266,7 @@ pub fn probe(table: Table) -> (String, String) {
 /// the proxy CPU; returns once a request through it reaches the backend.
 pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Proxy> {
     let port = procs::free_port()?;
+    let tls_port = procs::free_port()?;
     let tag = match table {
         Table::Basic => "basic",
         Table::Many(_) => "routes",
@@ -203,18 +275,21 @@ pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Prox
     let (program, args, envs): (String, Vec<String>, Vec<(&str, &str)>) = match kind {
         Kind::Nginx => {
             let conf = env.path(&format!("{name}.conf"));
-            fs::write(&conf, nginx_conf(env, &name, port, table, launch))?;
+            fs::write(
+                &conf,
+                nginx_conf(env, &name, (port, tls_port), table, launch),
+            )?;
             ("nginx".into(), nginx_args(&env.dir, &conf), vec![])
         }
         Kind::Haproxy => {
             let conf = env.path(&format!("{name}.cfg"));
-            fs::write(&conf, haproxy_cfg(env, &name, port, table)?)?;
+            fs::write(&conf, haproxy_cfg(env, &name, (port, tls_port), table)?)?;
             let args = vec!["-db".into(), "-f".into(), conf.display().to_string()];
             ("haproxy".into(), args, vec![])
         }
         Kind::Rauta => {
             let dir = env.path(&format!("{name}-manifests"));
-            write_manifests(&dir, env.backend_port, table)?;
+            write_manifests(&dir, env, table)?;
             let admin = procs::free_port()?;
             let args = vec![
                 "serve".into(),
@@ -222,6 +297,14 @@ pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Prox
                 dir.display().to_string(),
                 "--listen".into(),
                 format!("127.0.0.1:{port}"),
+                "--listen-tls".into(),
+                format!("127.0.0.1:{tls_port}"),
+                // The Secret serves bench.local; the same certificate for
+                // any other name (wrk sends 127.0.0.1 or nothing as SNI).
+                "--default-tls-cert".into(),
+                env.tls.cert.display().to_string(),
+                "--default-tls-key".into(),
+                env.tls.key.display().to_string(),
                 "--admin".into(),
                 format!("127.0.0.1:{admin}"),
                 "--shards".into(),
@@ -273,6 +356,7 @@ pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Prox
         kind,
         child,
         port,
+        tls_port,
         startup,
         idle_rss_kb,
         idle_pss_kb,
@@ -282,7 +366,13 @@ pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Prox
 /// nginx as ingress-nginx configures it where it matters here: upstream
 /// keep-alive, HTTP/1.1 upstream, no response buffering, the same
 /// X-Forwarded-* / X-Real-IP / X-Request-ID headers rauta sets.
-fn nginx_conf(env: &Env, name: &str, port: u16, table: Table, launch: Launch) -> String {
+fn nginx_conf(
+    env: &Env,
+    name: &str,
+    (port, tls_port): (u16, u16),
+    table: Table,
+    launch: Launch,
+) -> String {
     let dir = env.dir.display();
     let mut c = String::new();
     let master = if launch == Launch::Callgrind {
@@ -302,25 +392,29 @@ http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout
   proxy_set_header Host $host;\n  proxy_set_header Connection \"\";\n\
   proxy_set_header X-Request-ID $request_id;\n  proxy_set_header X-Real-IP $remote_addr;\n\
   proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n  proxy_set_header X-Forwarded-Host $host;\n\
-  proxy_set_header X-Forwarded-Port $server_port;\n  proxy_set_header X-Forwarded-Proto $scheme;\n",
+  proxy_set_header X-Forwarded-Port $server_port;\n  proxy_set_header X-Forwarded-Proto $scheme;\n\
+  ssl_certificate {cert};\n  ssl_certificate_key {key};\n  ssl_protocols TLSv1.2 TLSv1.3;\n\
+  ssl_session_cache shared:SSL:10m;\n  ssl_session_tickets on;\n",
         backend = env.backend_port,
+        cert = env.tls.cert.display(),
+        key = env.tls.key.display(),
     );
     match table {
         Table::Basic => {
             let _ = writeln!(
                 c,
-                "  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    location / {{ proxy_pass http://be; }}\n  }}"
+                "  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    listen 127.0.0.1:{tls_port} ssl backlog=4096;\n    location / {{ proxy_pass http://be; }}\n  }}"
             );
         }
         Table::Many(r) => {
             let _ = writeln!(
                 c,
-                "  server {{ listen 127.0.0.1:{port} default_server backlog=4096; return 404; }}"
+                "  server {{ listen 127.0.0.1:{port} default_server backlog=4096; listen 127.0.0.1:{tls_port} ssl default_server backlog=4096; return 404; }}"
             );
             for h in 0..r.hosts {
                 let _ = writeln!(
                     c,
-                    "  server {{\n    listen 127.0.0.1:{port};\n    server_name h{h}.bench.local;"
+                    "  server {{\n    listen 127.0.0.1:{port};\n    listen 127.0.0.1:{tls_port} ssl;\n    server_name h{h}.bench.local;"
                 );
                 for p in 0..r.paths {
                     // ingress-nginx writes a Prefix path as `location /p/`
@@ -340,14 +434,20 @@ http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout
 
 /// HAProxy with one thread, `http-reuse always`, the same forwarded
 /// headers; the many-routes table is a `map_beg` over `base` (host + path).
-fn haproxy_cfg(env: &Env, name: &str, port: u16, table: Table) -> Result<String> {
+fn haproxy_cfg(
+    env: &Env,
+    name: &str,
+    (port, tls_port): (u16, u16),
+    table: Table,
+) -> Result<String> {
     let mut c = format!(
         "global\n  nbthread 1\n  maxconn 4000\n\
 defaults\n  mode http\n  option http-keep-alive\n  timeout connect 5s\n  timeout client 300s\n  timeout server 300s\n  timeout http-keep-alive 300s\n  http-reuse always\n\
-frontend fe\n  bind 127.0.0.1:{port}\n  option forwardfor\n\
-  http-request set-header X-Real-IP %[src]\n  http-request set-header X-Forwarded-Proto http\n\
+frontend fe\n  bind 127.0.0.1:{port}\n  bind 127.0.0.1:{tls_port} ssl crt {pem} alpn http/1.1\n  option forwardfor\n\
+  http-request set-header X-Real-IP %[src]\n  http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]\n\
   http-request set-header X-Forwarded-Host %[req.hdr(host)]\n  http-request set-header X-Forwarded-Port %[dst_port]\n\
-  http-request set-header X-Request-ID %[uuid] unless {{ req.hdr(x-request-id) -m found }}\n"
+  http-request set-header X-Request-ID %[uuid] unless {{ req.hdr(x-request-id) -m found }}\n",
+        pem = env.tls.combined.display()
     );
     match table {
         Table::Basic => c.push_str("  default_backend be\n"),
@@ -373,18 +473,26 @@ frontend fe\n  bind 127.0.0.1:{port}\n  option forwardfor\n\
 
 /// The manifests `kubectl apply -f` would send: an IngressClass, a Service
 /// with its EndpointSlice at the backend, and Ingresses.
-fn write_manifests(dir: &Path, backend_port: u16, table: Table) -> Result<()> {
+fn write_manifests(dir: &Path, env: &Env, table: Table) -> Result<()> {
     fs::create_dir_all(dir)?;
+    let backend_port = env.backend_port;
     let base = format!(
         "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: rauta\n  annotations:\n    ingressclass.kubernetes.io/is-default-class: \"true\"\nspec:\n  controller: rauta.io/ingress-controller\n\
 ---\napiVersion: v1\nkind: Service\nmetadata:\n  name: backend\n  namespace: bench\nspec:\n  ports:\n    - name: http\n      port: 80\n      targetPort: {backend_port}\n\
 ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: backend-1\n  namespace: bench\n  labels:\n    kubernetes.io/service-name: backend\naddressType: IPv4\nports:\n  - name: http\n    port: {backend_port}\nendpoints:\n  - addresses: [\"127.0.0.1\"]\n    conditions: {{ready: true}}\n"
     );
     fs::write(dir.join("base.yaml"), base)?;
+    let b64 = |p: &Path| -> Result<String> { Ok(base64(&fs::read(p)?)) };
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: bench-tls\n  namespace: bench\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
+        b64(&env.tls.cert)?,
+        b64(&env.tls.key)?
+    );
+    fs::write(dir.join("tls.yaml"), secret)?;
     let mut y = String::new();
     match table {
         Table::Basic => y.push_str(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: all\n  namespace: bench\nspec:\n  ingressClassName: rauta\n  rules:\n    - http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service: {name: backend, port: {number: 80}}\n",
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: all\n  namespace: bench\nspec:\n  ingressClassName: rauta\n  tls:\n    - hosts: [bench.local]\n      secretName: bench-tls\n  rules:\n    - http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service: {name: backend, port: {number: 80}}\n",
         ),
         Table::Many(r) => {
             for h in 0..r.hosts {
@@ -403,6 +511,28 @@ fn write_manifests(dir: &Path, backend_port: u16, table: Table) -> Result<()> {
     }
     fs::write(dir.join("ingresses.yaml"), y)?;
     Ok(())
+}
+
+/// Standard base64 with padding.
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize])
+            } else {
+                '='
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

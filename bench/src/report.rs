@@ -177,7 +177,9 @@ fn fmt_rate(v: f64) -> String {
 }
 
 fn fmt_us(v: f64) -> String {
-    if v >= 1000.0 {
+    if v.is_nan() {
+        "–".to_string()
+    } else if v >= 1000.0 {
         format!("{:.2} ms", v / 1000.0)
     } else {
         format!("{v:.0} µs")
@@ -310,6 +312,8 @@ impl Report {
             for s in &self.scenarios {
                 let key: &[usize] = match s {
                     Scenario::FixedRate => &[1, 2, 3, 4],
+                    // openssl s_time reports no latencies.
+                    Scenario::TlsNewConnection => &[0, 1],
                     _ => &[0, 1, 3],
                 };
                 for (i, mi) in key.iter().enumerate() {
@@ -692,6 +696,8 @@ pub fn title(s: Scenario) -> String {
         Scenario::NewConnection => "new connection per request".into(),
         Scenario::Large => "1 MiB response".into(),
         Scenario::ManyRoutes => "many routes".into(),
+        Scenario::TlsNewConnection => "TLS, new connection per request".into(),
+        Scenario::TlsKeepAlive => "TLS, small GET, keep-alive".into(),
     }
 }
 
@@ -701,6 +707,8 @@ fn describe(s: Scenario) -> &'static str {
         Scenario::FixedRate => "oha at a fixed request rate over 32 connections with `--latency-correction` (latency measured from when each request was due, so no coordinated omission); CPU per request at a moderate load.",
         Scenario::NewConnection => "wrk, 64 connections, `Connection: close` on every request: one TCP handshake and close per request.",
         Scenario::Large => "wrk, 16 keep-alive connections, `GET /1m`: 1 MiB bodies streamed from the backend.",
+        Scenario::TlsNewConnection => "16 `openssl s_time -new -www /` clients in parallel against the TLS port: a new TCP connection and a full TLS 1.3 handshake (no resumption) per request, one HTTP/1.0 GET each. req/s is handshakes per second; s_time reports no latencies. All three proxies serve the same ECDSA P-256 certificate.",
+        Scenario::TlsKeepAlive => "wrk (OpenSSL), 64 keep-alive TLS 1.3 connections to the TLS port, `GET /`, 36-byte body; as fast as the proxy goes.",
         Scenario::ManyRoutes => "Each proxy loaded with the generated table (hosts × 100 Prefix paths each; nginx: one `server` per host with `location /pN/` and `location = /pN`; HAProxy: one `map_beg` over host+path); wrk, 64 connections, a Lua script picks a random host and path per request.",
     }
 }

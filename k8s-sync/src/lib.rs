@@ -12,6 +12,7 @@ pub mod objects;
 pub mod problem;
 pub mod report;
 pub mod stats;
+pub mod tls;
 pub mod translate;
 
 pub use rauta_shared::config::RouteConfig;

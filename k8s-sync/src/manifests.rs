@@ -218,6 +218,9 @@ impl FileCtx<'_> {
             ("discovery.k8s.io/v1", "EndpointSlice") => {
                 self.parse(document, KubeObject::EndpointSlice)
             }
+            // `stringData` is kept as written; translation reads it like the
+            // API server would have merged it into `data`.
+            ("v1", "Secret") => self.parse(document, KubeObject::Secret),
             _ => {
                 tracing::debug!(
                     file = %self.file.display(),

@@ -1,6 +1,6 @@
 //! The Kubernetes objects that k8s-sync understands, tagged with their source.
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -32,6 +32,8 @@ pub enum KubeObject {
     Service(Service),
     /// `discovery.k8s.io/v1` EndpointSlice.
     EndpointSlice(EndpointSlice),
+    /// `v1` Secret (only `kubernetes.io/tls` ones are used).
+    Secret(Secret),
 }
 
 impl KubeObject {
@@ -42,6 +44,7 @@ impl KubeObject {
             KubeObject::IngressClass(_) => "IngressClass",
             KubeObject::Service(_) => "Service",
             KubeObject::EndpointSlice(_) => "EndpointSlice",
+            KubeObject::Secret(_) => "Secret",
         }
     }
 
@@ -57,6 +60,7 @@ impl KubeObject {
             KubeObject::IngressClass(o) => &o.metadata,
             KubeObject::Service(o) => &o.metadata,
             KubeObject::EndpointSlice(o) => &o.metadata,
+            KubeObject::Secret(o) => &o.metadata,
         }
     }
 
@@ -67,6 +71,7 @@ impl KubeObject {
             KubeObject::IngressClass(o) => &mut o.metadata,
             KubeObject::Service(o) => &mut o.metadata,
             KubeObject::EndpointSlice(o) => &mut o.metadata,
+            KubeObject::Secret(o) => &mut o.metadata,
         }
     }
 

@@ -3,7 +3,8 @@
 use rauta_shared::config::{HashKey, HostMatch, LbPolicy, PathType, RouteConfig};
 use std::fmt::Write;
 
-/// Renders rules, backends and the default backend as aligned plain-text tables.
+/// Renders rules, backends, certificates and the default backend as
+/// aligned plain-text tables.
 pub fn render(config: &RouteConfig) -> String {
     let backend_name = |i: usize| {
         config
@@ -17,15 +18,30 @@ pub fn render(config: &RouteConfig) -> String {
     if config.rules.is_empty() {
         out.push_str("  (none)\n");
     } else {
-        let mut rows = vec![row(["HOST", "PATH", "MATCH", "BACKEND", "SOURCE"])];
+        // The HTTP column only when some rule redirects to HTTPS.
+        let redirects = config.rules.iter().any(|r| r.ssl_redirect);
+        let mut header = row(["HOST", "PATH", "MATCH", "BACKEND", "SOURCE"]);
+        if redirects {
+            header.push("HTTP".to_string());
+        }
+        let mut rows = vec![header];
         for rule in &config.rules {
-            rows.push(vec![
+            let mut cells = vec![
                 host(&rule.host),
                 rule.path.clone(),
                 path_type(rule.path_type).to_string(),
                 backend_name(rule.backend),
                 format!("Ingress {}", rule.source),
-            ]);
+            ];
+            if redirects {
+                let http = if rule.ssl_redirect {
+                    "308 to https"
+                } else {
+                    "served"
+                };
+                cells.push(http.to_string());
+            }
+            rows.push(cells);
         }
         table(&mut out, &rows);
     }
@@ -61,6 +77,22 @@ pub fn render(config: &RouteConfig) -> String {
         }
     }
 
+    if !config.tls.is_empty() {
+        out.push_str("\nTLS certificates:\n");
+        let mut rows = vec![row(["HOST", "SECRET", "EXPIRES", "SOURCE"])];
+        for cert in &config.tls {
+            for h in &cert.hosts {
+                rows.push(vec![
+                    host(h),
+                    cert.secret.to_string(),
+                    date(cert.not_after),
+                    format!("Ingress {}", cert.source),
+                ]);
+            }
+        }
+        table(&mut out, &rows);
+    }
+
     out.push_str("\nDefault backend: ");
     match (config.default_backend, &config.default_backend_source) {
         (Some(i), Some(source)) => {
@@ -72,6 +104,21 @@ pub fn render(config: &RouteConfig) -> String {
         (None, _) => out.push_str("none (unmatched requests get 404)\n"),
     }
     out
+}
+
+/// Seconds since the epoch as a UTC date (`2031-06-30`).
+fn date(unix: i64) -> String {
+    // Howard Hinnant's civil_from_days.
+    let z = unix.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 /// A row of owned cells from string literals.
@@ -130,5 +177,15 @@ fn policy(policy: &LbPolicy) -> String {
             HashKey::RequestUri => "maglev(request-uri)".to_string(),
             HashKey::Host => "maglev(host)".to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        assert_eq!(super::date(0), "1970-01-01");
+        assert_eq!(super::date(1_940_544_000), "2031-06-30");
+        assert_eq!(super::date(951_868_800), "2000-03-01");
     }
 }

@@ -4,18 +4,25 @@
 //! Ingress annotations (prefix `rauta.io/` or `nginx.ingress.kubernetes.io/`,
 //! `rauta.io/` winning): `load-balance` (`round_robin`, `least_request`, and
 //! `ewma`, which is approximated by least-request), `upstream-hash-by`
-//! (Maglev; wins over `load-balance`), and `rauta.io/endpoint-weights`.
+//! (Maglev; wins over `load-balance`), `rauta.io/endpoint-weights`, and
+//! `ssl-redirect` / `force-ssl-redirect` (`true` or `false`).
+//!
+//! TLS: each `spec.tls` entry names hosts and a `kubernetes.io/tls` Secret
+//! in the Ingress's namespace. A missing, mistyped or broken Secret, or a
+//! certificate that does not cover a host, is a warning: those hosts get the
+//! default certificate and every other host keeps its own.
 
 use crate::objects::{describe, KubeObject, SourcedObject, DEFAULT_NAMESPACE};
 use crate::problem::Problem;
+use crate::tls;
 use crate::ClassSelector;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use rauta_shared::config::{
     BackendConfig, EndpointConfig, HashKey, HostMatch, IngressRef, LbPolicy, PathType, RouteConfig,
-    RuleConfig, ServicePort,
+    RuleConfig, SecretRef, ServicePort, TlsCertConfig,
 };
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -94,6 +101,33 @@ pub fn served_ingresses(objects: &[SourcedObject], sel: &ClassSelector) -> Vec<I
     served
 }
 
+/// The Secrets that the `spec.tls` of served Ingresses name (in the
+/// Ingress's namespace), valid or not; sorted, without duplicates.
+pub fn referenced_secrets(objects: &[SourcedObject], sel: &ClassSelector) -> Vec<SecretRef> {
+    let index = Index::new(objects);
+    let mut scratch = Vec::new();
+    let mut out: Vec<SecretRef> = index
+        .ingresses
+        .iter()
+        .filter(|(src, ing)| is_served(src, ing, sel, &index, &mut scratch))
+        .flat_map(|(_, ing)| {
+            let namespace = ingress_namespace(ing).to_string();
+            let entries = ing.spec.as_ref().and_then(|s| s.tls.as_ref());
+            entries
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.secret_name.clone().filter(|n| !n.is_empty()))
+                .map(move |name| SecretRef {
+                    namespace: namespace.clone(),
+                    name,
+                })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Drops repeated problems (e.g. one bad EndpointSlice used by many Ingresses).
 fn dedup(problems: Vec<Problem>) -> Vec<Problem> {
     let mut seen = HashSet::new();
@@ -110,6 +144,7 @@ struct Index<'a> {
     services: BTreeMap<(&'a str, &'a str), &'a Service>,
     /// Slices by (namespace, service name), ordered by slice name.
     slices: BTreeMap<(&'a str, &'a str), Vec<(&'a SourcedObject, &'a EndpointSlice)>>,
+    secrets: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a Secret)>,
 }
 
 impl<'a> Index<'a> {
@@ -120,6 +155,7 @@ impl<'a> Index<'a> {
             classes: Vec::new(),
             services: BTreeMap::new(),
             slices: BTreeMap::new(),
+            secrets: BTreeMap::new(),
         };
         for src in objects {
             let ns = src.object.namespace().unwrap_or(DEFAULT_NAMESPACE);
@@ -138,6 +174,9 @@ impl<'a> Index<'a> {
                             .or_default()
                             .push((src, slice));
                     }
+                }
+                KubeObject::Secret(secret) => {
+                    index.secrets.insert((ns, src.object.name()), (src, secret));
                 }
             }
         }
@@ -270,6 +309,40 @@ struct Parsed {
     weights: Vec<Weight>,
     paths: Vec<(RuleKey, BackendRef)>,
     default_backend: Option<BackendRef>,
+    /// `spec.tls` entries, in order.
+    tls: Vec<TlsEntry>,
+    /// `ssl-redirect` (default true): redirect hosts that have TLS.
+    ssl_redirect: bool,
+    /// `force-ssl-redirect` (default false): redirect every rule.
+    force_ssl_redirect: bool,
+}
+
+/// One `spec.tls` entry of a served Ingress.
+struct TlsEntry {
+    /// Position in `spec.tls`, for messages.
+    position: usize,
+    /// Valid hosts of the entry.
+    hosts: Vec<HostMatch>,
+    /// The Secret's name; `None` means "the default certificate".
+    secret: Option<String>,
+}
+
+impl Parsed {
+    /// True when `spec.tls` lists `host`, or the wildcard covering it.
+    fn has_tls(&self, host: &HostMatch) -> bool {
+        let parent = match host {
+            HostMatch::Exact(h) => h.split_once('.').map(|(_, p)| p),
+            _ => None,
+        };
+        self.tls.iter().flat_map(|e| &e.hosts).any(|h| {
+            h == host || matches!((h, parent), (HostMatch::Wildcard(w), Some(p)) if w == p)
+        })
+    }
+
+    /// Whether plain-HTTP requests for a rule on `host` are redirected.
+    fn redirects(&self, host: &HostMatch) -> bool {
+        self.force_ssl_redirect || (self.ssl_redirect && self.has_tls(host))
+    }
 }
 
 impl Parsed {
@@ -291,6 +364,9 @@ fn parse_ingress(
     let mut warnings: Vec<String> = Vec::new();
 
     let policy = parse_policy(ing, &mut errors);
+    let ssl_redirect = parse_bool(ing, "ssl-redirect", true, &mut errors);
+    let force_ssl_redirect = parse_bool(ing, "force-ssl-redirect", false, &mut errors);
+    let tls = parse_tls(ing, &mut warnings);
     let weights = match ing
         .metadata
         .annotations
@@ -371,7 +447,56 @@ fn parse_ingress(
         weights,
         paths,
         default_backend,
+        tls,
+        ssl_redirect,
+        force_ssl_redirect,
     })
+}
+
+/// A boolean annotation (`true`/`false`, any case), `default` when absent.
+fn parse_bool(ing: &Ingress, key: &str, default: bool, errors: &mut Vec<String>) -> bool {
+    match annotation(ing, key) {
+        None => default,
+        Some((full, value)) => match value.trim().to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            other => {
+                errors.push(format!("annotation {full}: {other:?} is not true or false"));
+                default
+            }
+        },
+    }
+}
+
+/// The `spec.tls` entries; bad hosts are warnings and left out.
+fn parse_tls(ing: &Ingress, warnings: &mut Vec<String>) -> Vec<TlsEntry> {
+    let entries = ing.spec.as_ref().and_then(|s| s.tls.as_ref());
+    let mut out = Vec::new();
+    for (position, entry) in entries.into_iter().flatten().enumerate() {
+        let mut hosts = Vec::new();
+        for raw in entry.hosts.iter().flatten() {
+            match parse_host(raw) {
+                Ok(HostMatch::Any) => {
+                    warnings.push(format!("spec.tls[{position}]: an empty host is ignored"))
+                }
+                Ok(host) => hosts.push(host),
+                Err(e) => warnings.push(format!("spec.tls[{position}]: {e}; ignored")),
+            }
+        }
+        if hosts.is_empty() {
+            warnings.push(format!(
+                "spec.tls[{position}] names no valid host; entry ignored"
+            ));
+            continue;
+        }
+        let secret = entry.secret_name.clone().filter(|n| !n.is_empty());
+        out.push(TlsEntry {
+            position,
+            hosts,
+            secret,
+        });
+    }
+    out
 }
 
 /// Checks a rule host; `*.example.com` becomes a wildcard, no host matches any.
@@ -682,9 +807,15 @@ fn policy_key(policy: &LbPolicy) -> (u8, String) {
 /// Collects claimed rules and backends while Ingresses are visited oldest first.
 #[derive(Default)]
 struct Builder {
-    rules: BTreeMap<RuleKey, (IngressRef, BackendKey)>,
+    rules: BTreeMap<RuleKey, (IngressRef, BackendKey, bool)>,
     default_backend: Option<(IngressRef, BackendKey)>,
     backends: BTreeMap<BackendKey, BackendConfig>,
+    /// Which Secret each TLS host got, and from which Ingress.
+    tls_hosts: BTreeMap<HostMatch, (IngressRef, Option<SecretRef>)>,
+    /// Certificates in use, by Secret.
+    certs: BTreeMap<SecretRef, TlsCertConfig>,
+    /// Secrets already checked: their pair, or `None` when unusable.
+    checked: BTreeMap<SecretRef, Option<(String, String, i64)>>,
 }
 
 impl Builder {
@@ -694,7 +825,7 @@ impl Builder {
         let mut used_weights: BTreeSet<String> = BTreeSet::new();
         for ((host, path, path_type), backend) in &ing.paths {
             let key = (host.clone(), path.clone(), *path_type);
-            if let Some((owner, _)) = self.rules.get(&key) {
+            if let Some((owner, _, _)) = self.rules.get(&key) {
                 let message = if *owner == ing.source {
                     format!(
                         "{} is listed more than once; the first one is used",
@@ -717,7 +848,8 @@ impl Builder {
                 &mut used_weights,
                 problems,
             );
-            self.rules.insert(key, (ing.source.clone(), bkey));
+            let redirect = ing.redirects(host);
+            self.rules.insert(key, (ing.source.clone(), bkey, redirect));
         }
         if let Some(backend) = &ing.default_backend {
             match &self.default_backend {
@@ -737,6 +869,7 @@ impl Builder {
                 }
             }
         }
+        self.claim_tls(ing, index, problems);
         // Only meaningful when some backend was looked at; otherwise every key is unused.
         if !resolved.is_empty() {
             for w in ing
@@ -750,6 +883,137 @@ impl Builder {
                 )));
             }
         }
+    }
+
+    /// Claims the TLS hosts of `ing` that no older Ingress claimed, with
+    /// their certificates; whatever is wrong is a warning and only costs
+    /// the hosts concerned their own certificate.
+    fn claim_tls(&mut self, ing: &Parsed, index: &Index<'_>, problems: &mut Vec<Problem>) {
+        for entry in &ing.tls {
+            let secret = entry.secret.as_ref().map(|name| SecretRef {
+                namespace: ing.source.namespace.clone(),
+                name: name.clone(),
+            });
+            let hosts = entry
+                .hosts
+                .iter()
+                .map(host_name)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let pair = match &secret {
+                Some(secret) => {
+                    self.check_secret(ing, entry.position, secret, &hosts, index, problems)
+                }
+                None => None,
+            };
+            for host in &entry.hosts {
+                if let Some((owner, owned)) = self.tls_hosts.get(host) {
+                    if *owned != secret {
+                        let what = |s: &Option<SecretRef>| {
+                            s.as_ref()
+                                .map_or("the default certificate".to_string(), |s| {
+                                    format!("Secret {s}")
+                                })
+                        };
+                        problems.push(ing.warning(format!(
+                            "spec.tls[{}]: TLS host {} already gets {} from Ingress {owner}; {} ignored for it",
+                            entry.position,
+                            host_name(host),
+                            what(owned),
+                            what(&secret)
+                        )));
+                    }
+                    continue;
+                }
+                let (Some(secret), Some((crt, key, not_after))) = (&secret, &pair) else {
+                    // No Secret named, or an unusable one: the default certificate.
+                    self.tls_hosts
+                        .insert(host.clone(), (ing.source.clone(), secret.clone()));
+                    continue;
+                };
+                if !tls::covers(crt.as_bytes(), host) {
+                    // Not claimed: an Ingress with a fitting certificate may still take the host.
+                    problems.push(ing.warning(format!(
+                        "spec.tls[{}]: the certificate in Secret {secret} does not cover host {}; the host gets the default certificate",
+                        entry.position,
+                        host_name(host)
+                    )));
+                    continue;
+                }
+                self.tls_hosts
+                    .insert(host.clone(), (ing.source.clone(), Some(secret.clone())));
+                self.certs
+                    .entry(secret.clone())
+                    .or_insert_with(|| TlsCertConfig {
+                        hosts: Vec::new(),
+                        secret: secret.clone(),
+                        cert_pem: crt.clone(),
+                        key_pem: key.clone(),
+                        not_after: *not_after,
+                        source: ing.source.clone(),
+                    })
+                    .hosts
+                    .push(host.clone());
+            }
+        }
+    }
+
+    /// The PEM pair and expiry of a Secret, checked once; `None` (reported)
+    /// when it is missing or unusable.
+    fn check_secret(
+        &mut self,
+        ing: &Parsed,
+        position: usize,
+        secret: &SecretRef,
+        hosts: &str,
+        index: &Index<'_>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<(String, String, i64)> {
+        if let Some(checked) = self.checked.get(secret) {
+            return checked.clone();
+        }
+        let found = index
+            .secrets
+            .get(&(secret.namespace.as_str(), secret.name.as_str()));
+        let result = match found {
+            None => {
+                problems.push(ing.warning(format!(
+                    "spec.tls[{position}]: Secret {secret} not found; {hosts} get the default certificate"
+                )));
+                None
+            }
+            Some((src, object)) => {
+                let checked = tls::secret_pair(object).and_then(|(crt, key)| {
+                    let facts = tls::check_pair_cached(&crt, &key)?;
+                    let text = |b: Vec<u8>, what: &str| {
+                        String::from_utf8(b).map_err(|_| format!("{what} is not text"))
+                    };
+                    Ok((
+                        text(crt, "tls.crt")?,
+                        text(key, "tls.key")?,
+                        facts.not_after,
+                    ))
+                });
+                match checked {
+                    Ok(pair) => Some(pair),
+                    Err(message) => {
+                        problems.push(
+                            Problem::warning(
+                                Some(src.object.describe()),
+                                format!(
+                                    "{message}; not used for Ingress {} ({hosts} get the default certificate)",
+                                    ing.source
+                                ),
+                            )
+                            .in_file(src.file.clone()),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        self.checked.insert(secret.clone(), result.clone());
+        result
     }
 
     /// The key of the backend `backend` resolves to for `ing`, creating it if new.
@@ -821,23 +1085,35 @@ impl Builder {
         let rules = self
             .rules
             .into_iter()
-            .map(|((host, path, path_type), (source, bkey))| RuleConfig {
-                host,
-                path,
-                path_type,
-                backend: index_of(&bkey),
-                source,
-            })
+            .map(
+                |((host, path, path_type), (source, bkey, ssl_redirect))| RuleConfig {
+                    host,
+                    path,
+                    path_type,
+                    backend: index_of(&bkey),
+                    source,
+                    ssl_redirect,
+                },
+            )
             .collect();
         let (default_backend, default_backend_source) = match self.default_backend {
             Some((source, bkey)) => (Some(index_of(&bkey)), Some(source)),
             None => (None, None),
         };
+        let tls = self
+            .certs
+            .into_values()
+            .map(|mut cert| {
+                cert.hosts.sort();
+                cert
+            })
+            .collect();
         RouteConfig {
             rules,
             default_backend,
             default_backend_source,
             backends,
+            tls,
         }
     }
 }
@@ -846,10 +1122,18 @@ impl Builder {
 fn rule_name((host, path, path_type): &RuleKey) -> String {
     let host = match host {
         HostMatch::Any => "any host".to_string(),
-        HostMatch::Exact(h) => format!("host {h}"),
-        HostMatch::Wildcard(h) => format!("host *.{h}"),
+        _ => format!("host {}", host_name(host)),
     };
     format!("path {path:?} ({path_type:?}) on {host}")
+}
+
+/// A host as written in an Ingress (`*` for any host).
+fn host_name(host: &HostMatch) -> String {
+    match host {
+        HostMatch::Any => "*".to_string(),
+        HostMatch::Exact(h) => h.clone(),
+        HostMatch::Wildcard(h) => format!("*.{h}"),
+    }
 }
 
 /// The endpoints behind a Service port: ready ones, or serving+terminating

@@ -5,7 +5,7 @@
 mod common;
 mod fake_api;
 
-use common::{ingress, rules, CLASS, WEB};
+use common::{cert, ingress, rules, tls_secret, CLASS, WEB};
 use fake_api::{object_path, status_addresses, FakeApi};
 use rauta_k8s_sync::api::{
     ApiOptions, ApiSource, ClientSource, LeaderOptions, PublishTarget, WatchBackoff, REASON_INVALID,
@@ -500,4 +500,63 @@ fn a_bad_kubeconfig_fails_at_start_naming_the_file() {
         err.to_string().contains(&path.display().to_string()),
         "{err}"
     );
+}
+
+#[test]
+fn tls_secrets_follow_the_api_and_only_named_ones_are_kept() {
+    let api = FakeApi::start();
+    let (a1_crt, a1_key) = cert(&["a.example.com"]);
+    let (a2_crt, a2_key) = cert(&["a.example.com"]);
+    let (b_crt, b_key) = cert(&["a.example.com"]);
+    api.apply_yaml(CLASS);
+    api.apply_yaml(WEB);
+    let with_secret = |secret: &str| {
+        ingress(
+            "web",
+            "",
+            &format!(
+                "{}, tls: [{{hosts: [a.example.com], secretName: {secret}}}]",
+                rules("a.example.com", &["/"])
+            ),
+        )
+    };
+    api.apply_yaml(&with_secret("a-tls"));
+    api.apply_yaml(&tls_secret("a-tls", &a1_crt, &a1_key));
+    api.apply_yaml(&tls_secret("b-tls", &b_crt, &b_key));
+    let (source, rx) = start(options(&api, "tls"));
+    let cert_of = |config: &RouteConfig| {
+        config
+            .tls
+            .first()
+            .map(|c| (c.secret.name.clone(), c.cert_pem.clone()))
+    };
+    until(&rx, "the first certificate", |c| {
+        cert_of(c) == Some(("a-tls".into(), a1_crt.clone()))
+    });
+    let listed = api.requests_to("GET", "/secrets");
+    assert!(
+        listed
+            .iter()
+            .all(|r| r.query.get("fieldSelector").map(String::as_str)
+                == Some("type=kubernetes.io/tls")),
+        "Secrets are listed by type only: {listed:#?}"
+    );
+
+    // A renewed Secret changes the published certificate.
+    api.apply_yaml(&tls_secret("a-tls", &a2_crt, &a2_key));
+    until(&rx, "the renewed certificate", |c| {
+        cert_of(c) == Some(("a-tls".into(), a2_crt.clone()))
+    });
+
+    // b-tls was dropped when nobody named it; naming it fetches it.
+    api.apply_yaml(&with_secret("b-tls"));
+    until(&rx, "the newly named Secret", |c| {
+        cert_of(c) == Some(("b-tls".into(), b_crt.clone()))
+    });
+    assert!(
+        !api.requests_to("GET", "/namespaces/demo/secrets/b-tls")
+            .is_empty(),
+        "b-tls was fetched"
+    );
+    source.stop();
 }

@@ -142,6 +142,9 @@ fn metrics(state: &AdminState, registry: &mut Registry) -> String {
             .map(|v| v as u64),
     };
     let mut body = exposition::render(registry, latest.as_ref().map(|p| &*p.table), &process);
+    if let Some(tls) = latest.as_ref().and_then(|p| p.tls.as_deref()) {
+        exposition::render_tls(&mut body, registry, tls);
+    }
     exposition::render_xdp(&mut body, &state.xdp.figures());
     body
 }

@@ -87,6 +87,20 @@ pub struct ServeArgs {
     /// Address for client traffic (every shard listens on it, SO_REUSEPORT).
     #[arg(long, default_value = "0.0.0.0:80")]
     pub listen: SocketAddr,
+    /// Address for HTTPS (TLS 1.2 and 1.3, certificates from the Ingresses'
+    /// `spec.tls`); repeatable. HTTP -> HTTPS redirects point at the first.
+    #[arg(long = "listen-tls", value_name = "ADDR:PORT")]
+    pub listen_tls: Vec<SocketAddr>,
+    /// PEM certificate (chain) for TLS hosts without their own certificate
+    /// and clients without SNI (default: a self-signed one made at start).
+    #[arg(long, value_name = "FILE", requires = "default_tls_key")]
+    pub default_tls_cert: Option<PathBuf>,
+    /// PEM private key of --default-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "default_tls_cert")]
+    pub default_tls_key: Option<PathBuf>,
+    /// Time a client has to complete the TLS handshake.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub tls_handshake_timeout: Duration,
     /// Address of the admin listener (/healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:9901")]
     pub admin: SocketAddr,

@@ -27,6 +27,8 @@ pub struct ProxyConfig {
     pub upstream_max_idle: usize,
     /// How long idle upstream connections are kept.
     pub upstream_idle_timeout: Duration,
+    /// Time to complete a TLS handshake.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl ProxyConfig {
@@ -47,6 +49,7 @@ impl ProxyConfig {
             },
             upstream_max_idle: args.upstream_max_idle,
             upstream_idle_timeout: args.upstream_idle_timeout,
+            tls_handshake_timeout: args.tls_handshake_timeout,
         }
     }
 }

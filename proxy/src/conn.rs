@@ -2,12 +2,13 @@
 //! timeouts, drain), hand each request to [`crate::forward`], in order, so
 //! pipelined requests are answered in sequence; answer failures.
 
-use crate::error::{write_answer, ProxyError};
+use crate::error::{write_proxy_answer, ProxyError};
 use crate::forward::{self, Outcome};
 use crate::http::buf::IoBuf;
 use crate::http::RequestError;
-use crate::rt::{self, TcpStream};
+use crate::rt;
 use crate::shard::Shard;
+use crate::stream::ClientStream;
 use futures_lite::{future, AsyncWriteExt};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -18,10 +19,12 @@ const INITIAL_BUF: usize = 16 * 1024;
 /// A client connection and its reused buffers.
 #[derive(Debug)]
 pub struct ClientConn {
-    /// The socket.
-    pub stream: TcpStream,
+    /// The socket, plain or TLS.
+    pub stream: ClientStream,
     /// The client's address.
     pub peer: SocketAddr,
+    /// The local port the client connected to.
+    pub port: u16,
     /// Bytes read from the client.
     pub rbuf: IoBuf,
     /// Bytes read from the upstream.
@@ -32,16 +35,18 @@ pub struct ClientConn {
     pub log: Vec<u8>,
 }
 
-/// Serves a client connection until it closes, fails or the shard drains.
-pub async fn serve(shard: &Shard, stream: TcpStream) {
-    let Ok(peer) = stream.peer_addr() else { return };
+/// Serves a client connection (accepted on local `port`) until it closes,
+/// fails or the shard drains.
+pub async fn serve(shard: &Shard, stream: ClientStream, port: u16) {
+    let tcp = stream.tcp();
+    let Ok(peer) = tcp.peer_addr() else { return };
     let cfg = &shard.cfg;
     // Per-read timeouts on the socket: idle keep-alive wait and body reads.
     // (TCP_NODELAY needs no syscall here: accepted sockets inherit it from
     // the listener, see listener.rs.)
-    if stream
+    if tcp
         .set_read_timeout(Some(cfg.idle_timeout))
-        .and(stream.set_write_timeout(Some(cfg.idle_timeout)))
+        .and(tcp.set_write_timeout(Some(cfg.idle_timeout)))
         .is_err()
     {
         return;
@@ -49,6 +54,7 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
     let mut conn = ClientConn {
         stream,
         peer,
+        port,
         rbuf: IoBuf::new(INITIAL_BUF, cfg.max_header_bytes),
         ubuf: IoBuf::new(INITIAL_BUF, cfg.max_header_bytes.max(INITIAL_BUF)),
         out: Vec::with_capacity(4096),
@@ -59,7 +65,9 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                shard.metrics.unrouted_error(e.cause());
+                if let Some(cause) = e.cause() {
+                    shard.metrics.unrouted_error(cause);
+                }
                 answer_and_close(&mut conn, &e).await;
                 return;
             }
@@ -84,7 +92,7 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
 /// Writes an error answer, then closes the connection.
 pub async fn answer_and_close(conn: &mut ClientConn, e: &ProxyError) {
     tracing::debug!(peer = %conn.peer, status = e.status(), fault = ?e.fault(), error = %e, "answered with an error");
-    write_answer(&mut conn.out, e.status(), e, true);
+    write_proxy_answer(&mut conn.out, e, true);
     if conn.stream.write_all(&conn.out).await.is_ok() {
         lingering_close(conn).await;
     }

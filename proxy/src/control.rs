@@ -4,6 +4,7 @@
 
 use crate::metrics::snapshot::ShardSnapshot;
 use crate::router::{CompileError, RouteTable};
+use crate::tls::{TlsSettings, TlsTable};
 use crossbeam_channel::{Receiver, Sender};
 use rauta_shared::config::RouteConfig;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +14,8 @@ use std::time::{Duration, SystemTime};
 /// A message to a shard.
 #[derive(Debug)]
 pub enum ShardMsg {
-    /// Swap to this table (generation numbers only grow).
-    Table(Arc<RouteTable>, u64),
+    /// Swap to this table and its certificates (generation numbers only grow).
+    Table(Arc<RouteTable>, Option<Arc<TlsTable>>, u64),
     /// Stop accepting, finish in-flight requests, exit.
     Drain,
     /// Send statistics (deltas since the previous request) to the admin thread.
@@ -28,6 +29,8 @@ pub struct Published {
     pub generation: u64,
     /// The table.
     pub table: Arc<RouteTable>,
+    /// Its certificates (when TLS is served).
+    pub tls: Option<Arc<TlsTable>>,
     /// When it was published.
     pub at: SystemTime,
 }
@@ -84,11 +87,13 @@ pub struct Broadcaster {
     senders: Vec<Sender<ShardMsg>>,
     generation: u64,
     status: Arc<ControlStatus>,
+    tls: Option<TlsSettings>,
 }
 
 impl Broadcaster {
-    /// One channel per shard; the receivers go to the shards.
-    pub fn new(shards: usize) -> (Broadcaster, Vec<Receiver<ShardMsg>>) {
+    /// One channel per shard; the receivers go to the shards. With `tls`,
+    /// every table also gets its certificates compiled.
+    pub fn new(shards: usize, tls: Option<TlsSettings>) -> (Broadcaster, Vec<Receiver<ShardMsg>>) {
         let (senders, receivers) = (0..shards).map(|_| crossbeam_channel::unbounded()).unzip();
         let status = Arc::new(ControlStatus::default());
         (
@@ -96,15 +101,26 @@ impl Broadcaster {
                 senders,
                 generation: 0,
                 status,
+                tls,
             },
             receivers,
         )
     }
 
-    /// Compiles `config` and sends it to every shard; returns its generation.
+    /// Compiles `config` (routes and certificates) and sends it to every
+    /// shard; returns its generation.
     pub fn publish(&mut self, config: &RouteConfig) -> Result<u64, CompileError> {
-        let table = match RouteTable::compile(config) {
-            Ok(table) => Arc::new(table),
+        let compiled = RouteTable::compile(config).and_then(|table| {
+            let tls = match &mut self.tls {
+                Some(settings) => Some(Arc::new(
+                    settings.compile(&config.tls).map_err(CompileError::Tls)?,
+                )),
+                None => None,
+            };
+            Ok((Arc::new(table), tls))
+        });
+        let (table, tls) = match compiled {
+            Ok(compiled) => compiled,
             Err(e) => {
                 self.status.compile_failures.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
@@ -113,11 +129,12 @@ impl Broadcaster {
         self.generation += 1;
         for s in &self.senders {
             // A shard that has exited no longer needs tables.
-            let _ = s.send(ShardMsg::Table(table.clone(), self.generation));
+            let _ = s.send(ShardMsg::Table(table.clone(), tls.clone(), self.generation));
         }
         let published = Published {
             generation: self.generation,
             table,
+            tls,
             at: SystemTime::now(),
         };
         if let Ok(mut latest) = self.status.latest.lock() {

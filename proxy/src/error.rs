@@ -1,5 +1,6 @@
-//! Every way an exchange can fail, who is at fault, whether a retry is
-//! safe, and the one place where a failure becomes an HTTP answer.
+//! Every way an exchange can fail (or be answered by the proxy itself, as
+//! the HTTPS redirect is), who is at fault, whether a retry is safe, and
+//! the one place where such an answer is written.
 
 use crate::http::body::BodyError;
 use crate::http::RequestError;
@@ -55,6 +56,10 @@ pub enum ProxyError {
     /// The upstream sent something that is not valid HTTP/1.x.
     #[error("invalid upstream response: {0}")]
     UpstreamProtocol(&'static str),
+    /// Not a failure: a plain-HTTP request for a host served over HTTPS
+    /// gets a redirect to this location.
+    #[error("this host is served over HTTPS: {0}")]
+    HttpsRedirect(String),
 }
 
 impl ProxyError {
@@ -76,6 +81,7 @@ impl ProxyError {
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamProtocol(_) => 502,
             ProxyError::UpstreamTimeout => 504,
+            ProxyError::HttpsRedirect(_) => 308,
         }
     }
 
@@ -86,7 +92,8 @@ impl ProxyError {
             | ProxyError::BodyTooLarge
             | ProxyError::ClientTimeout
             | ProxyError::ClientBody(_)
-            | ProxyError::BadHost => Fault::Downstream,
+            | ProxyError::BadHost
+            | ProxyError::HttpsRedirect(_) => Fault::Downstream,
             ProxyError::NoRoute | ProxyError::NotReady => Fault::Internal,
             ProxyError::NoEndpoint
             | ProxyError::Connect(_)
@@ -96,10 +103,11 @@ impl ProxyError {
         }
     }
 
-    /// The cause it is counted under in `rauta_errors_total`.
-    pub fn cause(&self) -> crate::metrics::Cause {
+    /// The cause it is counted under in `rauta_errors_total`; `None` for
+    /// answers that are not failures (the HTTPS redirect).
+    pub fn cause(&self) -> Option<crate::metrics::Cause> {
         use crate::metrics::Cause;
-        match self {
+        Some(match self {
             ProxyError::NoRoute => Cause::NoRoute,
             ProxyError::NoEndpoint => Cause::NoEndpoint,
             ProxyError::NotReady => Cause::NotReady,
@@ -114,7 +122,8 @@ impl ProxyError {
             | ProxyError::BodyTooLarge
             | ProxyError::ClientBody(_)
             | ProxyError::BadHost => Cause::BadRequest,
-        }
+            ProxyError::HttpsRedirect(_) => return None,
+        })
     }
 
     /// True when nothing reached the upstream, so another endpoint may be
@@ -122,6 +131,31 @@ impl ProxyError {
     pub fn retry_safe(&self) -> bool {
         matches!(self, ProxyError::Connect(_))
     }
+}
+
+/// Writes the proxy's own answer to `e` into `out`: a redirect with its
+/// `Location`, or a short plain-text error.
+pub fn write_proxy_answer(out: &mut Vec<u8>, e: &ProxyError, close: bool) {
+    match e {
+        ProxyError::HttpsRedirect(location) => write_redirect(out, e.status(), location, close),
+        _ => write_answer(out, e.status(), e, close),
+    }
+}
+
+/// Writes a redirect to `location` (no body, as nginx's 308 has none worth reading).
+fn write_redirect(out: &mut Vec<u8>, status: u16, location: &str, close: bool) {
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nLocation: ");
+    out.extend_from_slice(location.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: 0\r\n");
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Writes a complete short plain-text answer for `status` into `out`.
@@ -149,6 +183,7 @@ pub fn write_answer(out: &mut Vec<u8>, status: u16, detail: &dyn std::fmt::Displ
 /// The reason phrase of the statuses the proxy itself sends.
 pub fn reason(status: u16) -> &'static str {
     match status {
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -182,6 +217,18 @@ mod tests {
                 body.len()
             )
         );
+    }
+
+    #[test]
+    fn redirect_has_a_location_and_no_body() {
+        let mut out = Vec::new();
+        let e = ProxyError::HttpsRedirect("https://a.example.com:8443/x?y=1".into());
+        write_proxy_answer(&mut out, &e, false);
+        assert_eq!(
+            String::from_utf8(out).expect("ascii"),
+            "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://a.example.com:8443/x?y=1\r\nContent-Length: 0\r\n\r\n"
+        );
+        assert_eq!(e.cause(), None);
     }
 
     #[test]

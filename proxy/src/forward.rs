@@ -5,7 +5,7 @@
 use crate::access_log;
 use crate::balance::maglev::Maglev;
 use crate::conn::{answer_and_close, ClientConn};
-use crate::error::{write_answer, ProxyError};
+use crate::error::{write_proxy_answer, ProxyError};
 use crate::http::body::{self, BodyError};
 use crate::http::head::{self, ClientConnection, Forwarded};
 use crate::http::{request, response, BodyLen, RequestError, MAX_HEADERS};
@@ -135,7 +135,9 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
         }
         Err(refused) => {
             let Some(route) = refused.route else {
-                shard.metrics.unrouted_error(refused.error.cause());
+                if let Some(cause) = refused.error.cause() {
+                    shard.metrics.unrouted_error(cause);
+                }
                 let mut tally = Tally::new(refused.head_len);
                 let outcome = fail(conn, &refused.error, refused.keep, &mut tally).await;
                 log_line(shard, conn, &tally, started, None);
@@ -145,7 +147,9 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
             stats.begin();
             let mut tally = Tally::new(refused.head_len);
             let outcome = fail(conn, &refused.error, refused.keep, &mut tally).await;
-            stats.error(refused.error.cause());
+            if let Some(cause) = refused.error.cause() {
+                stats.error(cause);
+            }
             stats.end(
                 refused.method,
                 tally.status,
@@ -321,15 +325,12 @@ fn plan(shard: &Shard, conn: &mut ClientConn, table: &LocalTable) -> Result<Plan
             id,
         );
     }
-    let result = route(
-        shard,
-        &mut conn.out,
-        conn.peer,
-        table,
-        &req,
-        method,
-        &request_id,
-    );
+    let via = Via {
+        peer: conn.peer,
+        tls: conn.stream.is_tls(),
+        port: conn.port,
+    };
+    let result = route(shard, &mut conn.out, via, table, &req, method, &request_id);
     // Without a body the request is fully read: a refusal can keep the connection.
     let (len, keep) = (req.len, req.body == BodyLen::None && req.keep_alive);
     match result {
@@ -352,10 +353,19 @@ fn plan(shard: &Shard, conn: &mut ClientConn, table: &LocalTable) -> Result<Plan
     }
 }
 
+/// How the client reached the proxy.
+#[derive(Debug, Clone, Copy)]
+struct Via {
+    peer: SocketAddr,
+    tls: bool,
+    /// The local port it connected to.
+    port: u16,
+}
+
 fn route(
     shard: &Shard,
     out: &mut Vec<u8>,
-    peer: SocketAddr,
+    via: Via,
     table: &LocalTable,
     req: &request::RequestHead,
     method: usize,
@@ -370,6 +380,12 @@ fn route(
         Match::Route { route, backend } => (route, backend),
         Match::None => return Err((ProxyError::NoRoute, None)),
     };
+    if !via.tls && !host.is_empty() && table.routes.route(route).ssl_redirect {
+        if let Some(tls_port) = shard.tls_port {
+            let location = https_location(host, tls_port, req.origin_target);
+            return Err((ProxyError::HttpsRedirect(location), Some(route)));
+        }
+    }
     if let (BodyLen::Length(n), Some(limit)) = (req.body, shard.cfg.max_body_bytes) {
         if n > limit {
             return Err((ProxyError::BodyTooLarge, Some(route)));
@@ -377,7 +393,7 @@ fn route(
     }
     let backend = table.routes.backend(backend_index);
     let key_hash = backend.hash_key().and_then(|key| match key {
-        HashKey::ClientIp => Some(match peer.ip() {
+        HashKey::ClientIp => Some(match via.peer.ip() {
             std::net::IpAddr::V4(ip) => Maglev::hash_key(&ip.octets()),
             std::net::IpAddr::V6(ip) => Maglev::hash_key(&ip.octets()),
         }),
@@ -390,9 +406,9 @@ fn route(
         .ok_or((ProxyError::NoEndpoint, Some(route)))?;
 
     let fwd = Forwarded {
-        client_ip: peer.ip(),
-        proto: "http",
-        port: shard.listen_port,
+        client_ip: via.peer.ip(),
+        proto: if via.tls { "https" } else { "http" },
+        port: via.port,
         request_id,
     };
     // Only an HTTP/1.0 request without Host needs the endpoint as Host:
@@ -418,6 +434,19 @@ fn route(
         upgrade: req.upgrade.is_some(),
         expect_continue: req.expect_continue,
     })
+}
+
+/// `https://host[:port]/target`, the port left out when it is 443.
+fn https_location(host: &str, port: u16, target: &str) -> String {
+    let mut location = String::with_capacity(16 + host.len() + target.len());
+    location.push_str("https://");
+    location.push_str(host);
+    if port != 443 {
+        location.push(':');
+        location.push_str(&port.to_string());
+    }
+    location.push_str(target);
+    location
 }
 
 /// How sending a request or reading its answer failed.
@@ -648,9 +677,9 @@ async fn relay_response(
 /// so the connection could carry another request.
 async fn fail(conn: &mut ClientConn, e: &ProxyError, keep: bool, tally: &mut Tally) -> Outcome {
     tally.status = e.status();
-    tally.cause = Some(e.cause());
+    tally.cause = e.cause();
     if keep {
-        write_answer(&mut conn.out, e.status(), e, false);
+        write_proxy_answer(&mut conn.out, e, false);
         tally.bytes_out += conn.out.len() as u64;
         if conn.stream.write_all(&conn.out).await.is_err() {
             return Outcome::Done;

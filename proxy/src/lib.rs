@@ -20,6 +20,8 @@ pub mod router;
 pub mod rt;
 pub mod serve;
 pub mod shard;
+pub mod stream;
+pub mod tls;
 pub mod tunnel;
 pub mod upstream;
 pub mod xdp;

@@ -5,7 +5,9 @@ use crate::admin::{self, AdminState};
 use crate::cli::{CheckArgs, ClassArgs, KubeArgs, ServeArgs};
 use crate::config::ProxyConfig;
 use crate::control::{Broadcaster, Readiness};
+use crate::router::CompileError;
 use crate::shard::{self, ShardSpec};
+use crate::tls::{default_cert, TlsSettings};
 use crate::{cpus, listener};
 use anyhow::{anyhow, Context};
 use rauta_k8s_sync::api::{self, leader, ApiOptions, ApiSource, ClientSource, LeaderOptions};
@@ -159,7 +161,12 @@ pub fn check(args: &CheckArgs) -> bool {
     let translation = manifests::load_and_translate(&args.manifests, &selector(&args.class));
     print!("{}", report::render(&translation.config));
     // The same compilation the shards will run, so `check` sees its errors too.
-    let compiled = crate::router::RouteTable::compile(&translation.config);
+    let compiled = crate::router::RouteTable::compile(&translation.config).and_then(|_| {
+        let mut tls =
+            tls_settings(None).map_err(|e| CompileError::Tls(rustls::Error::General(e)))?;
+        tls.compile(&translation.config.tls)
+            .map_err(CompileError::Tls)
+    });
     for p in &translation.problems {
         println!("{p}");
     }
@@ -174,6 +181,36 @@ pub fn check(args: &CheckArgs) -> bool {
         if ok { "valid" } else { "INVALID" }
     );
     ok
+}
+
+/// The TLS settings: the default certificate from `files` (cert, key), or
+/// a self-signed one.
+fn tls_settings(files: Option<(&Path, &Path)>) -> Result<TlsSettings, String> {
+    let provider = rustls::crypto::ring::default_provider();
+    let default = match files {
+        Some((cert, key)) => default_cert::load(&provider, cert, key)?,
+        None => default_cert::generate(&provider)?,
+    };
+    TlsSettings::new(default).map_err(|e| e.to_string())
+}
+
+/// Binds one SO_REUSEPORT socket per shard on `addr`; returns the address
+/// actually bound (a port 0 becomes a real port) and the sockets.
+fn bind_per_shard(
+    addr: std::net::SocketAddr,
+    shards: usize,
+) -> anyhow::Result<(std::net::SocketAddr, Vec<socket2::Socket>)> {
+    let first = listener::bind_reuseport(addr).with_context(|| format!("listening on {addr}"))?;
+    let addr = first
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| anyhow!("listener has no IP address"))?;
+    let mut sockets = vec![first];
+    for _ in 1..shards {
+        sockets
+            .push(listener::bind_reuseport(addr).with_context(|| format!("listening on {addr}"))?);
+    }
+    Ok((addr, sockets))
 }
 
 /// `rauta serve`: runs until SIGTERM/SIGINT, then drains and returns.
@@ -191,17 +228,27 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let plan = SourcePlan::from_args(args)?;
 
     // Bind everything before starting anything, so a busy port fails fast.
-    let first = listener::bind_reuseport(args.listen)
-        .with_context(|| format!("listening on {}", args.listen))?;
-    let addr = first
-        .local_addr()?
-        .as_socket()
-        .ok_or_else(|| anyhow!("listener has no IP address"))?;
-    let mut sockets = vec![first];
-    for _ in 1..shard_cpus.len() {
-        sockets
-            .push(listener::bind_reuseport(addr).with_context(|| format!("listening on {addr}"))?);
+    let (addr, sockets) = bind_per_shard(args.listen, shard_cpus.len())?;
+    // tls_sockets[shard][listener]
+    let mut tls_sockets: Vec<Vec<socket2::Socket>> =
+        (0..shard_cpus.len()).map(|_| Vec::new()).collect();
+    let mut tls_addrs = Vec::new();
+    for tls_addr in &args.listen_tls {
+        let (bound, per_shard) = bind_per_shard(*tls_addr, shard_cpus.len())?;
+        tls_addrs.push(bound);
+        for (shard, socket) in per_shard.into_iter().enumerate() {
+            tls_sockets[shard].push(socket);
+        }
     }
+    let tls = if args.listen_tls.is_empty() {
+        None
+    } else {
+        let files = args
+            .default_tls_cert
+            .as_deref()
+            .zip(args.default_tls_key.as_deref());
+        Some(tls_settings(files).map_err(|e| anyhow!("TLS: {e}"))?)
+    };
     let admin_listener = if args.admin_reuse_port {
         listener::bind_reuseport(args.admin).map(std::net::TcpListener::from)
     } else {
@@ -220,20 +267,25 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // Loading parsed the kernel's BTF: megabytes this process never needs again.
     crate::memory::release_unused();
     let readiness = Arc::new(Readiness::new(shard_cpus.len()));
-    let (mut broadcaster, receivers) = Broadcaster::new(shard_cpus.len());
+    let (mut broadcaster, receivers) = Broadcaster::new(shard_cpus.len(), tls);
     let drainer = broadcaster.drainer();
     let access_log = match args.access_log {
         true => Some(crate::access_log::spawn_writer().context("starting the access-log writer")?),
         false => None,
     };
     let mut shards = Vec::new();
-    for (id, ((cpu, listener), control)) in
-        shard_cpus.iter().zip(sockets).zip(receivers).enumerate()
+    for (id, (((cpu, listener), tls_listeners), control)) in shard_cpus
+        .iter()
+        .zip(sockets)
+        .zip(tls_sockets)
+        .zip(receivers)
+        .enumerate()
     {
         let spec = ShardSpec {
             id,
             cpu: *cpu,
             listener,
+            tls_listeners,
             control,
             readiness: readiness.clone(),
             cfg: cfg.clone(),
@@ -242,7 +294,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         shards
             .push(shard::start(spec).with_context(|| format!("starting shard {id} on CPU {cpu}"))?);
     }
-    tracing::info!(listen = %addr, admin = %args.admin, cpus = ?shard_cpus, "rauta serving");
+    tracing::info!(listen = %addr, listen_tls = ?tls_addrs, admin = %args.admin, cpus = ?shard_cpus, "rauta serving");
     let admin_state = Arc::new(AdminState {
         readiness,
         control: broadcaster.status(),

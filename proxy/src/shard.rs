@@ -12,7 +12,10 @@ use crate::metrics::route::RouteStats;
 use crate::metrics::shard::ShardMetrics;
 use crate::metrics::snapshot::ShardSnapshot;
 use crate::router::RouteTable;
-use crate::rt::{self, TcpListener};
+use crate::rt::{self, TcpListener, TcpStream};
+use crate::stream::ClientStream;
+use crate::tls::acceptor::{self, Handshake};
+use crate::tls::TlsTable;
 use crate::upstream::pool::Pool;
 use crossbeam_channel::{Receiver, TryRecvError};
 use futures_lite::future;
@@ -38,6 +41,8 @@ pub struct LocalTable {
     pub states: Box<[crate::balance::BackendState]>,
     /// Statistics per route, this shard's own (same order as the routes).
     pub stats: Box<[Rc<RouteStats>]>,
+    /// Certificates for handshakes accepted while this table is live.
+    pub tls: Option<Arc<TlsTable>>,
 }
 
 /// State of one shard.
@@ -47,8 +52,10 @@ pub struct Shard {
     pub id: usize,
     /// Settings.
     pub cfg: Arc<ProxyConfig>,
-    /// Port clients connect to (for X-Forwarded-Port).
+    /// Port clients connect to for plain HTTP.
     pub listen_port: u16,
+    /// Port of the first TLS listener, where HTTPS redirects point.
+    pub tls_port: Option<u16>,
     /// Idle upstream connections.
     pub pool: Pool,
     /// Set when the shard drains.
@@ -72,7 +79,7 @@ impl Shard {
         self.table.borrow().clone()
     }
 
-    fn swap(&self, routes: Arc<RouteTable>, generation: u64) {
+    fn swap(&self, routes: Arc<RouteTable>, tls: Option<Arc<TlsTable>>, generation: u64) {
         let start = self.id;
         let states = routes
             .backends()
@@ -85,6 +92,7 @@ impl Shard {
             routes,
             states,
             stats,
+            tls,
         }));
     }
 
@@ -109,6 +117,8 @@ impl Shard {
             generation: self.table.borrow().as_ref().map_or(0, |t| t.generation),
             open_connections: self.open.get() as u64,
             accepted: self.metrics.accepted_total(),
+            tls_handshakes: self.metrics.handshake_totals(),
+            tls_resumed: self.metrics.resumed_total(),
             unrouted: self.metrics.unrouted_totals(),
             routes: self.metrics.take_route_deltas(),
             pool: self.pool.gauges(),
@@ -143,6 +153,8 @@ pub struct ShardSpec {
     pub cpu: usize,
     /// Its own bound, listening SO_REUSEPORT socket.
     pub listener: socket2::Socket,
+    /// Its own sockets on each `--listen-tls` address, in flag order.
+    pub tls_listeners: Vec<socket2::Socket>,
     /// Tables and drain orders from the control thread.
     pub control: Receiver<ShardMsg>,
     /// Where to report the live generation.
@@ -159,13 +171,17 @@ pub fn start(spec: ShardSpec) -> io::Result<std::thread::JoinHandle<()>> {
     rt::spawn_pinned(spec.cpu, &name, move || run(spec))
 }
 
-async fn run(spec: ShardSpec) {
-    let listen_port = spec
-        .listener
+fn port_of(socket: &socket2::Socket) -> u16 {
+    socket
         .local_addr()
         .ok()
         .and_then(|a| a.as_socket())
-        .map_or(0, |a| a.port());
+        .map_or(0, |a| a.port())
+}
+
+async fn run(spec: ShardSpec) {
+    let listen_port = port_of(&spec.listener);
+    let tls_port = spec.tls_listeners.first().map(port_of);
     let seed = xxhash_rust::xxh3::xxh3_64(
         format!("{:?}{}{}", Instant::now(), std::process::id(), spec.id).as_bytes(),
     );
@@ -173,6 +189,7 @@ async fn run(spec: ShardSpec) {
         id: spec.id,
         cfg: spec.cfg.clone(),
         listen_port,
+        tls_port,
         pool: Pool::new(spec.cfg.upstream_max_idle, spec.cfg.upstream_idle_timeout),
         drain: DrainSignal::default(),
         rng: Rng::new(seed),
@@ -183,18 +200,46 @@ async fn run(spec: ShardSpec) {
         id_counter: Cell::new(0),
         open: Cell::new(0),
     });
-    let listener = match rt::listener_from_socket(spec.listener) {
-        Ok(l) => l,
+    rt::spawn_local(control_loop(shard.clone(), spec.control, spec.readiness)).detach();
+    let permits = Rc::new(rt::Semaphore::new(
+        shard.cfg.max_connections_per_shard as u64,
+    ));
+    let plain = (Kind::Plain { port: listen_port }, spec.listener);
+    let tls = spec.tls_listeners.into_iter().map(|socket| {
+        (
+            Kind::Tls {
+                port: port_of(&socket),
+            },
+            socket,
+        )
+    });
+    let listeners: io::Result<Vec<(Kind, TcpListener)>> = std::iter::once(plain)
+        .chain(tls)
+        .map(|(kind, socket)| Ok((kind, rt::listener_from_socket(socket)?)))
+        .collect();
+    let mut listeners = match listeners {
+        Ok(l) => l.into_iter(),
         Err(e) => {
-            tracing::error!(shard = spec.id, error = %e, "shard listener unusable");
+            // The shard never reports ready, so /readyz shows it.
+            tracing::error!(shard = spec.id, error = %e, "shard listeners unusable");
             return;
         }
     };
-    rt::spawn_local(control_loop(shard.clone(), spec.control, spec.readiness)).detach();
-    accept_loop(&shard, &listener).await;
-    // Closing the listener first: new connections go to other processes
-    // (a rolling update's new pod) or are refused, never half-served.
-    drop(listener);
+    let Some((kind, listener)) = listeners.next() else {
+        return;
+    };
+    let tls_loops: Vec<_> = listeners
+        .map(|(kind, listener)| {
+            rt::spawn_local(accept_loop(shard.clone(), listener, kind, permits.clone()))
+        })
+        .collect();
+    // Each loop closes its listener when it ends: new connections go to
+    // other processes (a rolling update's new pod) or are refused, never
+    // half-served.
+    accept_loop(shard.clone(), listener, kind, permits).await;
+    for task in tls_loops {
+        task.await;
+    }
     let deadline = Instant::now() + shard.cfg.drain_timeout;
     while shard.open_connections() > 0 && Instant::now() < deadline {
         rt::sleep(CONTROL_POLL).await;
@@ -211,10 +256,22 @@ async fn run(spec: ShardSpec) {
     }
 }
 
-async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
-    let permits = Rc::new(rt::Semaphore::new(
-        shard.cfg.max_connections_per_shard as u64,
-    ));
+/// What a listener serves.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Plain HTTP on `port`.
+    Plain { port: u16 },
+    /// HTTPS on `port`: a TLS handshake first.
+    Tls { port: u16 },
+}
+
+async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    kind: Kind,
+    permits: Rc<rt::Semaphore>,
+) {
+    let shard = &shard;
     loop {
         let permit = future::or(async { Some(permits.acquire(1).await) }, async {
             shard.drain.wait().await;
@@ -235,7 +292,16 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
                 let guard = OpenGuard(shard.clone());
                 let shard = shard.clone();
                 rt::spawn_local(async move {
-                    conn::serve(&shard, stream).await;
+                    match kind {
+                        Kind::Plain { port } => {
+                            conn::serve(&shard, ClientStream::Plain(stream), port).await
+                        }
+                        Kind::Tls { port } => {
+                            if let Some(tls) = handshake(&shard, stream).await {
+                                conn::serve(&shard, tls, port).await;
+                            }
+                        }
+                    }
                     drop(guard);
                     drop(permit);
                 })
@@ -250,13 +316,28 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
     }
 }
 
+/// The TLS handshake with the certificates of the table live at accept
+/// time, counted by result; `None` when it failed (the connection closes).
+async fn handshake(shard: &Shard, stream: TcpStream) -> Option<ClientStream> {
+    let tls = shard.table().and_then(|t| t.tls.clone());
+    let result = match tls {
+        Some(tls) => acceptor::accept(&tls, stream, shard.cfg.tls_handshake_timeout).await,
+        None => Err(Handshake::NotReady),
+    };
+    match &result {
+        Ok(stream) => shard.metrics.handshake_ok(acceptor::resumed(stream)),
+        Err(failed) => shard.metrics.handshake(*failed),
+    }
+    result.ok().map(ClientStream::tls)
+}
+
 async fn control_loop(shard: Rc<Shard>, control: Receiver<ShardMsg>, readiness: Arc<Readiness>) {
     let mut last_eviction = Instant::now();
     loop {
         loop {
             match control.try_recv() {
-                Ok(ShardMsg::Table(routes, generation)) => {
-                    shard.swap(routes, generation);
+                Ok(ShardMsg::Table(routes, tls, generation)) => {
+                    shard.swap(routes, tls, generation);
                     readiness.set(shard.id, generation);
                     tracing::debug!(shard = shard.id, generation, "route table swapped");
                 }

@@ -10,7 +10,7 @@ use futures_lite::{future, io, AsyncWriteExt};
 pub async fn run(conn: &mut ClientConn, upstream: TcpStream) {
     // Tunnels may idle far longer than requests; a WebSocket pinging every
     // few minutes must survive, so reads wait without a timeout.
-    let _ = conn.stream.set_read_timeout(None);
+    let _ = conn.stream.tcp().set_read_timeout(None);
     let _ = upstream.set_read_timeout(None);
     let mut upstream = upstream;
     if !conn.ubuf.is_empty() && conn.stream.write_all(conn.ubuf.data()).await.is_err() {

@@ -257,6 +257,79 @@ fn sigterm_releases_the_lease() {
     assert!(lease["spec"]["holderIdentity"].is_null(), "{lease:#}");
 }
 
+/// A `kubernetes.io/tls` Secret demo/`name` as the API server returns it.
+fn tls_secret(name: &str, leaf: &rauta_testkit::tls::Leaf) -> Value {
+    use rauta_testkit::manifests::base64;
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": "demo"},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64(leaf.cert_pem.as_bytes()),
+            "tls.key": base64(leaf.key_pem.as_bytes()),
+        },
+    })
+}
+
+#[test]
+fn https_with_a_secret_from_the_api_server() {
+    use rauta_testkit::tls::{client_config, Ca, TlsConn};
+    let a = Backend::start("a");
+    let api = FakeApi::start();
+    seed(&api, a.port());
+    let ca = Ca::new();
+    let first = ca.issue(&["echo.example.com"], 2031);
+    api.apply(tls_secret("echo-tls", &first));
+    api.apply(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "echo", "namespace": "demo"},
+        "spec": {"ingressClassName": "rauta",
+            "tls": [{"hosts": ["echo.example.com"], "secretName": "echo-tls"}],
+            "rules": [{"host": "echo.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": "echo", "port": {"name": "http"}}}}
+            ]}}]},
+    }));
+    let https = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let kubeconfig = api.kubeconfig("kubeconfig");
+    let rauta = KubeRauta::start(&[
+        "--kubeconfig",
+        kubeconfig.to_str().expect("UTF-8 path"),
+        "--lease-namespace",
+        "rauta-system",
+        "--listen-tls",
+        &https.to_string(),
+    ]);
+    let served = || {
+        TlsConn::open(https, Some("echo.example.com"), &client_config(false))
+            .map(|c| c.server_cert())
+            .unwrap_or_default()
+    };
+    poll("the Secret's certificate", || served() == first.der);
+    let mut conn =
+        TlsConn::open(https, Some("echo.example.com"), &client_config(false)).expect("handshake");
+    let r = conn.get("echo.example.com", "/").expect("response");
+    assert_eq!(r.header("x-backend"), Some("a"));
+    // Plain HTTP is redirected to the TLS port.
+    let plain = rauta_testkit::get(rauta.addr, "echo.example.com", "/x").expect("answer");
+    assert_eq!(plain.status, 308);
+    assert_eq!(
+        plain.header("location"),
+        Some(format!("https://echo.example.com:{}/x", https.port()).as_str())
+    );
+
+    // The Secret is renewed through the API: new handshakes get it.
+    let renewed = ca.issue(&["echo.example.com"], 2035);
+    api.apply(tls_secret("echo-tls", &renewed));
+    poll("the renewed certificate", || served() == renewed.der);
+    assert_eq!(
+        conn.get("echo.example.com", "/")
+            .expect("still served")
+            .status,
+        200
+    );
+}
+
 /// Runs `rauta serve ARGS` expecting a usage error; returns its stderr.
 fn usage_error(args: &[&str]) -> String {
     let out = Command::new(BIN)

@@ -19,6 +19,10 @@ pub struct RouteConfig {
     pub default_backend_source: Option<IngressRef>,
     /// Every backend that a rule or the default backend points at.
     pub backends: Vec<BackendConfig>,
+    /// TLS certificates from the served Ingresses' `spec.tls`, validated
+    /// and conflict-free: each host appears in at most one entry.
+    #[serde(default)]
+    pub tls: Vec<TlsCertConfig>,
 }
 
 /// One routing rule: host + path -> backend.
@@ -34,6 +38,42 @@ pub struct RuleConfig {
     pub backend: usize,
     /// The Ingress this rule came from.
     pub source: IngressRef,
+    /// Plain-HTTP requests get a 308 to `https://` instead (the Ingress has
+    /// TLS for this host and `ssl-redirect` is not off, or `force-ssl-redirect`).
+    #[serde(default)]
+    pub ssl_redirect: bool,
+}
+
+/// One certificate (a `kubernetes.io/tls` Secret) and the hosts it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsCertConfig {
+    /// Hosts (exact or wildcard, never [`HostMatch::Any`]) that get this certificate.
+    pub hosts: Vec<HostMatch>,
+    /// The Secret the certificate came from.
+    pub secret: SecretRef,
+    /// `tls.crt`: the PEM certificate chain, leaf first.
+    pub cert_pem: String,
+    /// `tls.key`: the PEM private key matching the leaf.
+    pub key_pem: String,
+    /// The leaf's notAfter, in seconds since the Unix epoch.
+    pub not_after: i64,
+    /// The (oldest) Ingress that named the Secret for these hosts.
+    pub source: IngressRef,
+}
+
+/// Namespace and name of a Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SecretRef {
+    /// Namespace of the Secret (always the Ingress's own).
+    pub namespace: String,
+    /// Name of the Secret.
+    pub name: String,
+}
+
+impl std::fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
 }
 
 /// Host part of a rule.

@@ -1,5 +1,6 @@
 //! The API-server source: follows Ingress, IngressClass, Service and
-//! EndpointSlice with kube-rs reflectors, translates them with the same
+//! EndpointSlice with kube-rs reflectors (and the TLS Secrets the served
+//! Ingresses name), translates them with the same
 //! [`translate`] as the manifests source, and publishes every new
 //! configuration. Unlike the manifests source, an invalid Ingress never
 //! holds the others back: it is left out of the table, logged, and
@@ -29,12 +30,13 @@ pub use watch::WatchBackoff;
 
 use crate::problem::{Problem, Severity};
 use crate::stats::SourceStats;
-use crate::translate::{served_ingresses, translate};
+use crate::translate::{referenced_secrets, served_ingresses, translate};
 use crate::ClassSelector;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
 use kube::runtime::reflector::ObjectRef;
 use leader::{Elector, Leadership};
-use rauta_shared::config::{IngressRef, RouteConfig};
+use rauta_shared::config::{IngressRef, RouteConfig, SecretRef};
 use status::{Addr, ClassTracker};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io;
@@ -256,10 +258,11 @@ async fn run(
     };
     if ready {
         tracing::info!(
-            "Kubernetes API: Ingresses, IngressClasses, Services and EndpointSlices listed"
+            "Kubernetes API: Ingresses, IngressClasses, Services, EndpointSlices and TLS Secrets listed"
         );
         let mut reconciler = Reconciler::default();
-        reconciler.reconcile(&stores, &opts, &stats, &mut publish, &input_tx);
+        let fetch = reconciler.reconcile(&stores, &opts, &stats, &mut publish, &input_tx);
+        fetch_secrets(&mut tasks, &client, &stores, fetch, &changed, opts.backoff);
         let max_wait = opts.debounce * 10;
         let mut first: Option<Instant> = None;
         let mut deadline: Option<Instant> = None;
@@ -275,7 +278,8 @@ async fn run(
                 _ = sleep, if deadline.is_some() => {
                     first = None;
                     deadline = None;
-                    reconciler.reconcile(&stores, &opts, &stats, &mut publish, &input_tx);
+                    let fetch = reconciler.reconcile(&stores, &opts, &stats, &mut publish, &input_tx);
+                    fetch_secrets(&mut tasks, &client, &stores, fetch, &changed, opts.backoff);
                 }
             }
         }
@@ -290,6 +294,40 @@ async fn run(
     tracing::debug!("Kubernetes API source stopped");
 }
 
+/// Fetches Secrets that became referenced after the watch had dropped
+/// them; each one held wakes `changed`, so the next reconcile uses it.
+fn fetch_secrets(
+    tasks: &mut JoinSet<()>,
+    client: &kube::Client,
+    stores: &Stores,
+    secrets: Vec<SecretRef>,
+    changed: &Arc<Notify>,
+    backoff: WatchBackoff,
+) {
+    for secret in secrets {
+        let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &secret.namespace);
+        let (store, changed) = (stores.secrets.clone(), changed.clone());
+        tasks.spawn(async move {
+            let mut delay = backoff.min;
+            loop {
+                match api.get_opt(&secret.name).await {
+                    Ok(found) => {
+                        if store.fetched(&secret, found) {
+                            changed.notify_one();
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(secret = %secret, "fetching a TLS Secret failed: {e}; retrying in {delay:?}");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(backoff.max);
+                    }
+                }
+            }
+        });
+    }
+}
+
 /// State kept from one reconcile to the next.
 #[derive(Default)]
 struct Reconciler {
@@ -301,7 +339,8 @@ struct Reconciler {
 
 impl Reconciler {
     /// Translates the stores, publishes a changed configuration, and hands
-    /// the state to the status writer.
+    /// the state to the status writer. Returns the Secrets to fetch: named
+    /// now, seen by the watch before, not held.
     fn reconcile(
         &mut self,
         stores: &Stores,
@@ -309,9 +348,19 @@ impl Reconciler {
         stats: &SourceStats,
         publish: &mut impl FnMut(RouteConfig),
         writer: &channel::Sender<Arc<WriterInput>>,
-    ) {
+    ) -> Vec<SecretRef> {
         let ingresses = stores.ingresses.state();
-        let objects = stores.objects(&ingresses);
+        let mut objects = stores.objects(&ingresses);
+        // Drop the Secrets no served Ingress names, before they are used.
+        let referenced = referenced_secrets(&objects, &opts.selector);
+        let fetch = stores.secrets.set_referenced(&referenced);
+        objects.retain(|o| match &o.object {
+            crate::objects::KubeObject::Secret(s) => referenced.iter().any(|r| {
+                Some(r.namespace.as_str()) == s.metadata.namespace.as_deref()
+                    && Some(r.name.as_str()) == s.metadata.name.as_deref()
+            }),
+            _ => true,
+        });
         let translation = translate(&objects, &opts.selector);
         // Invalid Ingresses are left out, the rest is used: never rejected whole.
         stats.record(&translation, false);
@@ -358,6 +407,7 @@ impl Reconciler {
             desired,
             problems,
         }));
+        fetch
     }
 
     /// Logs each problem once, when it first appears.

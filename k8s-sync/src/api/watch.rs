@@ -1,23 +1,31 @@
-//! The four watched kinds, each a kube-runtime reflector: a watcher (list,
+//! The four routing kinds, each a kube-runtime reflector: a watcher (list,
 //! then watch from the list's resourceVersion; re-list on 410 Gone; resume
 //! after a dropped connection) feeding an in-memory store. A re-list swaps
 //! the store only once the new list is complete, so the last good state
 //! keeps serving through errors and outages.
+//!
+//! TLS Secrets are watched the same way but kept in a store of their own
+//! ([`SecretStore`]) that holds only the Secrets served Ingresses name:
+//! private keys of other applications are never kept in memory.
 
 use super::backoff::Exponential;
 use crate::objects::{KubeObject, SourcedObject};
+use crate::tls::TLS_SECRET_TYPE;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
+use rauta_shared::config::SecretRef;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -58,6 +66,7 @@ pub(crate) struct Stores {
     pub(crate) classes: Store<IngressClass>,
     pub(crate) services: Store<Service>,
     pub(crate) slices: Store<EndpointSlice>,
+    pub(crate) secrets: SecretStore,
 }
 
 /// Drops what routing never reads: `managedFields` and kubectl's copy of
@@ -109,7 +118,7 @@ where
 }
 
 impl Stores {
-    /// Starts the four reflectors on `tasks`.
+    /// Starts the four reflectors and the Secret watcher on `tasks`.
     pub(crate) fn start(
         client: &Client,
         backoff: WatchBackoff,
@@ -142,7 +151,14 @@ impl Stores {
             slices: reflect(
                 tasks,
                 Api::all(client.clone()),
-                config.labels(SERVICE_NAME_LABEL),
+                config.clone().labels(SERVICE_NAME_LABEL),
+                backoff,
+                changed.clone(),
+            ),
+            secrets: SecretStore::watch(
+                tasks,
+                Api::all(client.clone()),
+                config.fields(&format!("type={TLS_SECRET_TYPE}")),
                 backoff,
                 changed.clone(),
             ),
@@ -154,7 +170,9 @@ impl Stores {
         self.ingresses.wait_until_ready().await?;
         self.classes.wait_until_ready().await?;
         self.services.wait_until_ready().await?;
-        self.slices.wait_until_ready().await
+        self.slices.wait_until_ready().await?;
+        self.secrets.wait_until_ready().await;
+        Ok(())
     }
 
     /// The objects that translation needs, as the manifests source would
@@ -178,6 +196,188 @@ impl Stores {
         for slice in self.slices.state_filter(|s| in_use(s.namespace())) {
             push(KubeObject::EndpointSlice((*slice).clone()));
         }
+        for secret in self.secrets.held() {
+            push(KubeObject::Secret((*secret).clone()));
+        }
         out
+    }
+}
+
+/// Namespace and name of a Secret.
+type SecretKey = (String, String);
+
+fn secret_key(secret: &Secret) -> SecretKey {
+    (secret.namespace().unwrap_or_default(), secret.name_any())
+}
+
+/// A list in progress: the names seen and the Secrets kept.
+type Listing = (BTreeSet<SecretKey>, BTreeMap<SecretKey, Arc<Secret>>);
+
+/// What the Secret store knows.
+#[derive(Debug, Default)]
+struct SecretState {
+    /// The Secrets served Ingresses name; `None` until the first
+    /// reconcile says, when everything listed is kept.
+    referenced: Option<BTreeSet<SecretKey>>,
+    /// Every TLS Secret that exists, by name only.
+    existing: BTreeSet<SecretKey>,
+    /// The referenced ones, whole.
+    held: BTreeMap<SecretKey, Arc<Secret>>,
+    /// Being fetched because they became referenced after they were seen.
+    fetching: BTreeSet<SecretKey>,
+    /// A list in progress: what it brought so far.
+    listing: Option<Listing>,
+}
+
+impl SecretState {
+    fn wanted(&self, key: &SecretKey) -> bool {
+        self.referenced.as_ref().is_none_or(|r| r.contains(key))
+    }
+}
+
+/// The TLS Secrets served Ingresses name (a watcher with field selector
+/// `type=kubernetes.io/tls`); every other Secret is dropped as it arrives.
+#[derive(Clone, Default)]
+pub(crate) struct SecretStore {
+    state: Arc<Mutex<SecretState>>,
+    ready: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl SecretStore {
+    fn lock(&self) -> MutexGuard<'_, SecretState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the watcher task; every change to a held Secret wakes `changed`.
+    fn watch(
+        tasks: &mut JoinSet<()>,
+        api: Api<Secret>,
+        config: watcher::Config,
+        backoff: WatchBackoff,
+        changed: Arc<Notify>,
+    ) -> SecretStore {
+        let store = SecretStore::default();
+        let writer = store.clone();
+        let stream = watcher::watcher(api, config)
+            .backoff(Exponential::new(backoff.min, backoff.max))
+            .modify(strip::<Secret>);
+        tasks.spawn(async move {
+            stream
+                .for_each(|event| {
+                    match event {
+                        Ok(event) => {
+                            if writer.apply(event) {
+                                changed.notify_one();
+                            }
+                        }
+                        Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                            tracing::info!(kind = "Secret", "watch resourceVersion expired (410 Gone); listing again");
+                        }
+                        Err(e) => tracing::warn!(
+                            kind = "Secret",
+                            "watching the Kubernetes API failed: {e}; retrying with backoff, the last good table keeps serving"
+                        ),
+                    }
+                    futures::future::ready(())
+                })
+                .await;
+        });
+        store
+    }
+
+    /// Applies one watch event; true when a held or wanted Secret changed.
+    fn apply(&self, event: Event<Secret>) -> bool {
+        let mut st = self.lock();
+        match event {
+            Event::Init => {
+                st.listing = Some((BTreeSet::new(), BTreeMap::new()));
+                false
+            }
+            Event::InitApply(secret) => {
+                let key = secret_key(&secret);
+                let wanted = st.wanted(&key);
+                if let Some((existing, held)) = st.listing.as_mut() {
+                    existing.insert(key.clone());
+                    if wanted {
+                        held.insert(key, Arc::new(secret));
+                    }
+                }
+                false
+            }
+            Event::InitDone => {
+                if let Some((existing, held)) = st.listing.take() {
+                    st.existing = existing;
+                    st.held = held;
+                }
+                drop(st);
+                self.ready.send_replace(true);
+                true
+            }
+            Event::Apply(secret) => {
+                let key = secret_key(&secret);
+                st.existing.insert(key.clone());
+                if st.wanted(&key) {
+                    st.held.insert(key, Arc::new(secret));
+                    true
+                } else {
+                    false
+                }
+            }
+            Event::Delete(secret) => {
+                let key = secret_key(&secret);
+                st.existing.remove(&key);
+                st.held.remove(&key).is_some()
+            }
+        }
+    }
+
+    /// Waits for the first complete list.
+    async fn wait_until_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        // The sender lives in `self`, so waiting cannot fail.
+        let _ = ready.wait_for(|r| *r).await;
+    }
+
+    /// The Secrets held now.
+    fn held(&self) -> Vec<Arc<Secret>> {
+        self.lock().held.values().cloned().collect()
+    }
+
+    /// Keeps only the Secrets in `referenced`; returns those that exist
+    /// but are not held (seen while nobody named them), to be fetched.
+    pub(crate) fn set_referenced(&self, referenced: &[SecretRef]) -> Vec<SecretRef> {
+        let mut st = self.lock();
+        let keys: BTreeSet<SecretKey> = referenced
+            .iter()
+            .map(|s| (s.namespace.clone(), s.name.clone()))
+            .collect();
+        st.held.retain(|k, _| keys.contains(k));
+        let missing: Vec<SecretKey> = keys
+            .iter()
+            .filter(|k| st.existing.contains(*k) && !st.held.contains_key(*k))
+            .filter(|k| !st.fetching.contains(*k))
+            .cloned()
+            .collect();
+        st.fetching.extend(missing.iter().cloned());
+        st.referenced = Some(keys);
+        missing
+            .into_iter()
+            .map(|(namespace, name)| SecretRef { namespace, name })
+            .collect()
+    }
+
+    /// Stores a fetched Secret if it is still named; `true` when held.
+    pub(crate) fn fetched(&self, key: &SecretRef, secret: Option<Secret>) -> bool {
+        let mut st = self.lock();
+        let key = (key.namespace.clone(), key.name.clone());
+        st.fetching.remove(&key);
+        let Some(secret) = secret.filter(|s| s.type_.as_deref() == Some(TLS_SECRET_TYPE)) else {
+            return false;
+        };
+        if !st.wanted(&key) {
+            return false;
+        }
+        st.held.insert(key, Arc::new(secret));
+        true
     }
 }

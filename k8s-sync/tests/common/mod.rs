@@ -116,3 +116,46 @@ pub fn messages(t: &[Problem], severity: Severity) -> Vec<String> {
         .map(ToString::to_string)
         .collect()
 }
+
+/// A self-signed PEM certificate for `names` and its key.
+pub fn cert(names: &[&str]) -> (String, String) {
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("params");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("cert");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A `kubernetes.io/tls` Secret demo/`name` with base64 `data`, as the API
+/// server returns it.
+pub fn tls_secret(name: &str, crt: &str, key: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: demo}}\n\
+         type: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n---\n",
+        base64(crt.as_bytes()),
+        base64(key.as_bytes())
+    )
+}
+
+/// Standard base64 with padding.
+pub fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

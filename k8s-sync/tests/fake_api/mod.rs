@@ -5,7 +5,8 @@
 //!
 //! - `GET` of a collection: `{"kind":"XList","metadata":{"resourceVersion"},"items"}`
 //!   (items without kind/apiVersion, as the API server sends them);
-//!   `labelSelector` with `key` and `key=value` terms.
+//!   `labelSelector` with `key` and `key=value` terms, `fieldSelector` with
+//!   `path=value` and `path!=value` terms (e.g. `type=kubernetes.io/tls`).
 //! - `GET ...?watch=true&resourceVersion=N`: a chunked stream of
 //!   newline-delimited `{"type":"ADDED|MODIFIED|DELETED|BOOKMARK","object"}`
 //!   events after N; an `ERROR` event with a 410 `Status` (reason
@@ -59,6 +60,13 @@ const KINDS: &[Kind] = &[
         resource: "services",
         prefix: "/api/v1",
         kind: "Service",
+        api_version: "v1",
+        namespaced: true,
+    },
+    Kind {
+        resource: "secrets",
+        prefix: "/api/v1",
+        kind: "Secret",
         api_version: "v1",
         namespaced: true,
     },
@@ -681,6 +689,29 @@ fn parse_path(path: &str) -> Option<Target> {
     None
 }
 
+/// `path=value` and `path!=value` terms (dotted paths), comma-separated.
+fn matches_fields(object: &Value, selector: Option<&String>) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        return true;
+    };
+    let field = |path: &str| {
+        path.trim()
+            .split('.')
+            .fold(object, |v, part| &v[part])
+            .as_str()
+            .map(str::to_string)
+    };
+    selector.split(',').all(|term| {
+        if let Some((k, v)) = term.split_once("!=") {
+            field(k).as_deref() != Some(v.trim())
+        } else if let Some((k, v)) = term.split_once('=') {
+            field(k).as_deref() == Some(v.trim().trim_start_matches('='))
+        } else {
+            false
+        }
+    })
+}
+
 /// `key` and `key=value` terms, comma-separated.
 fn matches_selector(object: &Value, selector: Option<&String>) -> bool {
     let Some(selector) = selector.filter(|s| !s.is_empty()) else {
@@ -720,6 +751,7 @@ fn handle(shared: &Shared, rec: &Recorded) -> (u16, Value) {
                 .iter()
                 .filter(|(k, _)| k.0 == t.kind.resource && (t.namespace.is_none() || k.1 == ns_key))
                 .filter(|(_, v)| matches_selector(v, rec.query.get("labelSelector")))
+                .filter(|(_, v)| matches_fields(v, rec.query.get("fieldSelector")))
                 .map(|(_, v)| {
                     let mut v = v.clone();
                     if let Some(m) = v.as_object_mut() {
@@ -900,6 +932,7 @@ fn watch(conn: TcpStream, shared: &Shared, rec: &Recorded) -> io::Result<()> {
         .get("allowWatchBookmarks")
         .is_some_and(|v| v == "true");
     let selector = rec.query.get("labelSelector").cloned();
+    let fields = rec.query.get("fieldSelector").cloned();
     let ns = t.namespace.clone();
     let mut out = BufWriter::new(conn.try_clone()?);
     out.write_all(
@@ -944,6 +977,7 @@ fn watch(conn: TcpStream, shared: &Shared, rec: &Recorded) -> io::Result<()> {
                     .is_none_or(|ns| e.object["metadata"]["namespace"].as_str() == Some(ns))
             })
             .filter(|e| matches_selector(&e.object, selector.as_ref()))
+            .filter(|e| matches_fields(&e.object, fields.as_ref()))
             .map(|e| json!({"type": e.type_, "object": e.object}))
             .collect();
         let newest = st.rv;

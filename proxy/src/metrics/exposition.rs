@@ -411,6 +411,62 @@ pub fn render(registry: &Registry, table: Option<&RouteTable>, process: &Process
     out.0
 }
 
+/// Appends the TLS families: handshakes by result (all shards), and each
+/// host's certificate expiry (ingress-nginx's
+/// `nginx_ingress_controller_ssl_expire_time_seconds`).
+pub fn render_tls(body: &mut String, registry: &Registry, tls: &crate::tls::TlsTable) {
+    use crate::tls::acceptor::Handshake;
+    let mut out = Out(std::mem::take(body));
+    out.family(
+        "rauta_tls_handshakes_total",
+        "counter",
+        "TLS handshakes on the --listen-tls listeners, by result (ok, or why they failed).",
+    );
+    for result in Handshake::ALL {
+        let n: u64 = registry
+            .shards
+            .values()
+            .map(|s| s.tls_handshakes[result.index()])
+            .sum();
+        out.sample(
+            "rauta_tls_handshakes_total",
+            &format!("result=\"{}\"", result.label()),
+            n,
+        );
+    }
+    out.family(
+        "rauta_tls_resumed_sessions_total",
+        "counter",
+        "Completed TLS handshakes (counted as ok above) that resumed a session by ticket or session id.",
+    );
+    let resumed: u64 = registry.shards.values().map(|s| s.tls_resumed).sum();
+    out.sample("rauta_tls_resumed_sessions_total", "", resumed);
+    out.family(
+        "rauta_tls_certificate_expiry_seconds",
+        "gauge",
+        "notAfter of the certificate each TLS host gets (Unix time).",
+    );
+    for cert in &tls.certs {
+        out.sample(
+            "rauta_tls_certificate_expiry_seconds",
+            &format!(
+                "host=\"{}\",namespace=\"{}\",secret=\"{}\"",
+                escape(&cert.host),
+                escape(&cert.namespace),
+                escape(&cert.secret)
+            ),
+            cert.not_after,
+        );
+    }
+    out.family(
+        "rauta_tls_certificates_skipped",
+        "gauge",
+        "Certificates of the live table that could not be loaded (their hosts get the default certificate); problems found in translation count in rauta_config_problems.",
+    );
+    out.sample("rauta_tls_certificates_skipped", "", tls.skipped);
+    *body = out.0;
+}
+
 /// Appends the eBPF families: attachments always, counters when the
 /// object is loaded.
 pub fn render_xdp(body: &mut String, figures: &crate::xdp::XdpFigures) {

@@ -60,6 +60,10 @@ pub struct ShardLevel {
     pub open_connections: u64,
     /// Accepted connections since start.
     pub accepted: u64,
+    /// TLS handshakes by result since start.
+    pub tls_handshakes: [u64; super::shard::HANDSHAKE_RESULTS],
+    /// Completed TLS handshakes that resumed a session.
+    pub tls_resumed: u64,
     /// Failures before routing.
     pub unrouted: [u64; CAUSES],
     /// Upstream pool per endpoint.
@@ -91,6 +95,8 @@ impl Registry {
                 generation: snap.generation,
                 open_connections: snap.open_connections,
                 accepted: snap.accepted,
+                tls_handshakes: snap.tls_handshakes,
+                tls_resumed: snap.tls_resumed,
                 unrouted: snap.unrouted,
                 pool: snap.pool,
                 access_log_dropped: snap.access_log_dropped,
@@ -151,6 +157,8 @@ mod tests {
             generation: 1,
             open_connections: 0,
             accepted: 0,
+            tls_handshakes: Default::default(),
+            tls_resumed: 0,
             unrouted: [0; CAUSES],
             routes,
             pool: vec![],

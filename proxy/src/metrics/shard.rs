@@ -6,6 +6,7 @@ use super::route::RouteStats;
 use super::snapshot::RouteDelta;
 use super::{Cause, CAUSES};
 use crate::router::RouteTable;
+use crate::tls::acceptor::Handshake;
 use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -21,7 +22,12 @@ pub struct ShardMetrics {
     previous: RefCell<Vec<Rc<RouteStats>>>,
     accepted: Cell<u64>,
     unrouted: [Cell<u64>; CAUSES],
+    handshakes: [Cell<u64>; HANDSHAKE_RESULTS],
+    resumed: Cell<u64>,
 }
+
+/// Number of TLS handshake results counted.
+pub const HANDSHAKE_RESULTS: usize = Handshake::ALL.len();
 
 impl ShardMetrics {
     /// Stats for every route of a new table, in route order: a route that
@@ -63,6 +69,32 @@ impl ShardMetrics {
     pub fn unrouted_error(&self, cause: Cause) {
         let cell = &self.unrouted[cause.index()];
         cell.set(cell.get() + 1);
+    }
+
+    /// Counts a TLS handshake by how it ended.
+    #[inline]
+    pub fn handshake(&self, result: Handshake) {
+        let cell = &self.handshakes[result.index()];
+        cell.set(cell.get() + 1);
+    }
+
+    /// Counts a completed TLS handshake; `resumed` when it resumed a session.
+    #[inline]
+    pub fn handshake_ok(&self, resumed: bool) {
+        self.handshake(Handshake::Ok);
+        if resumed {
+            self.resumed.set(self.resumed.get() + 1);
+        }
+    }
+
+    /// Completed handshakes that resumed a session (cumulative).
+    pub fn resumed_total(&self) -> u64 {
+        self.resumed.get()
+    }
+
+    /// TLS handshakes by result (cumulative).
+    pub fn handshake_totals(&self) -> [u64; HANDSHAKE_RESULTS] {
+        std::array::from_fn(|i| self.handshakes[i].get())
     }
 
     /// Connections accepted so far.

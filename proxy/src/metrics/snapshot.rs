@@ -94,6 +94,10 @@ pub struct ShardSnapshot {
     pub open_connections: u64,
     /// Connections accepted since start.
     pub accepted: u64,
+    /// TLS handshakes by result since start.
+    pub tls_handshakes: [u64; super::shard::HANDSHAKE_RESULTS],
+    /// Completed TLS handshakes that resumed a session, since start.
+    pub tls_resumed: u64,
     /// Failures before routing, by cause, since start.
     pub unrouted: [u64; CAUSES],
     /// Routes touched since the previous snapshot.

@@ -33,6 +33,8 @@ pub struct Route {
     pub backend: usize,
     /// Identity of the route across table generations (for statistics).
     pub key: Arc<str>,
+    /// Plain-HTTP requests get a 308 to HTTPS instead of the backend.
+    pub ssl_redirect: bool,
 }
 
 impl Route {
@@ -58,6 +60,7 @@ impl Route {
             path_type,
             backend: index,
             key: key.into(),
+            ssl_redirect: false,
         }
     }
 
@@ -93,6 +96,9 @@ pub enum CompileError {
     /// A rule or the default backend names a backend that does not exist.
     #[error("rule {0} points at backend #{1}, which does not exist")]
     MissingBackend(String, usize),
+    /// The TLS configuration could not be built.
+    #[error("TLS configuration: {0}")]
+    Tls(rustls::Error),
 }
 
 impl RouteTable {
@@ -131,7 +137,7 @@ impl RouteTable {
                 }
             };
             let (ns, name) = (&rule.source.namespace, &rule.source.name);
-            table.routes.push(Route::new(
+            let mut route = Route::new(
                 ns,
                 name,
                 host,
@@ -139,7 +145,9 @@ impl RouteTable {
                 Some(rule.path_type),
                 backend,
                 rule.backend,
-            ));
+            );
+            route.ssl_redirect = rule.ssl_redirect;
+            table.routes.push(route);
         }
         if let Some(b) = config.default_backend {
             let Some(backend) = table.backends.get(b) else {
@@ -233,6 +241,7 @@ mod tests {
                 namespace: "default".into(),
                 name: "ing".into(),
             },
+            ssl_redirect: false,
         }
     }
 
@@ -262,6 +271,7 @@ mod tests {
                 backend("any"),
                 backend("def"),
             ],
+            tls: Vec::new(),
         };
         let t = RouteTable::compile(&config).expect("compiles");
         let b = |host: &str, path: &str| match t.lookup(host, path) {

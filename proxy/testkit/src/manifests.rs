@@ -309,6 +309,40 @@ fn reindent(text: &str, indent: usize) -> String {
     out
 }
 
+/// A `kubernetes.io/tls` `Secret` with `tls.crt` and `tls.key` as base64
+/// `data`, as `kubectl create secret tls` writes it.
+pub fn tls_secret(ns: &str, name: &str, cert_pem: &str, key_pem: &str) -> String {
+    let mut y = String::new();
+    y.push_str("apiVersion: v1\nkind: Secret\nmetadata:\n");
+    let _ = writeln!(y, "  name: {}\n  namespace: {}", quote(name), quote(ns));
+    y.push_str("type: kubernetes.io/tls\ndata:\n");
+    let _ = writeln!(y, "  tls.crt: {}", base64(cert_pem.as_bytes()));
+    let _ = writeln!(y, "  tls.key: {}", base64(key_pem.as_bytes()));
+    y
+}
+
+/// Standard base64 with padding (Secret `data` values).
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
 /// An `networking.k8s.io/v1` `Ingress`. `rules_yaml` is the body of
 /// `spec.rules` (a YAML list, any consistent indentation; it is
 /// re-indented); if it instead starts with a spec key (`rules:`,

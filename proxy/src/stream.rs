@@ -1,0 +1,131 @@
+//! A client connection's byte stream: plain TCP, or TLS over it. One enum
+//! rather than generics through every module; the plain arm forwards each
+//! call unchanged, so plain HTTP pays one branch and nothing else.
+
+use crate::rt::TcpStream;
+use futures_lite::{AsyncRead, AsyncWrite};
+use futures_rustls::server::TlsStream;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+/// A client connection after accept (and, for TLS, after the handshake).
+#[derive(Debug)]
+pub enum ClientStream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS terminated here.
+    Tls(Box<TlsConn>),
+}
+
+/// A TLS stream whose writes reach the socket before they count as done.
+#[derive(Debug)]
+pub struct TlsConn {
+    stream: TlsStream<TcpStream>,
+    /// Bytes rustls took from the caller whose records are not all written
+    /// yet; reported once they are.
+    unflushed: usize,
+}
+
+impl ClientStream {
+    /// A TLS connection whose handshake is complete.
+    pub fn tls(stream: TlsStream<TcpStream>) -> ClientStream {
+        ClientStream::Tls(Box::new(TlsConn {
+            stream,
+            unflushed: 0,
+        }))
+    }
+
+    /// The TCP socket underneath (for addresses, options and timeouts).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            ClientStream::Plain(s) => s,
+            ClientStream::Tls(t) => t.stream.get_ref().0,
+        }
+    }
+
+    /// The client reads its answer before it sends more, so the next read
+    /// starts by waiting (see [`TcpStream::expect_read_wait`]). Under TLS
+    /// this concerns the socket only: plaintext rustls already holds is
+    /// returned without touching it.
+    pub fn expect_read_wait(&mut self) {
+        match self {
+            ClientStream::Plain(s) => s.expect_read_wait(),
+            ClientStream::Tls(t) => t.stream.get_mut().0.expect_read_wait(),
+        }
+    }
+
+    /// True when the client connected over TLS.
+    #[inline]
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ClientStream::Tls(_))
+    }
+}
+
+impl AsyncRead for ClientStream {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ClientStream::Tls(t) => Pin::new(&mut t.stream).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    #[inline]
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ClientStream::Tls(t) => t.poll_write(cx, buf),
+        }
+    }
+
+    #[inline]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ClientStream::Tls(t) => Pin::new(&mut t.stream).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_close(cx),
+            // Sends close_notify, then closes the socket.
+            ClientStream::Tls(t) => Pin::new(&mut t.stream).poll_close(cx),
+        }
+    }
+}
+
+impl TlsConn {
+    /// Writes like a socket: done once the records are on the socket.
+    ///
+    /// futures-rustls accepts bytes into rustls and may return before their
+    /// records are written when the socket is full; the rest would then
+    /// wait for the next write or flush. The proxy writes an answer and
+    /// then reads, and a tunnel copies without flushing, so that rest
+    /// could wait forever. Here a write is only reported once flushed; a
+    /// `Pending` in between is resumed by the caller's retry of the same
+    /// bytes, as `write_all` and copies do.
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.unflushed == 0 {
+            let n = ready!(Pin::new(&mut self.stream).poll_write(cx, buf))?;
+            if n == 0 {
+                return Poll::Ready(Ok(0));
+            }
+            self.unflushed = n;
+        }
+        let flushed = ready!(Pin::new(&mut self.stream).poll_flush(cx));
+        let n = std::mem::take(&mut self.unflushed);
+        Poll::Ready(flushed.map(|()| n))
+    }
+}
