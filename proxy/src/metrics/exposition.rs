@@ -76,12 +76,15 @@ fn seconds(us: u64) -> f64 {
 }
 
 fn histogram(out: &mut Out, name: &str, labels: &str, t: &Timing) {
-    let Some(h) = &t.hist else { return };
+    let h = &t.hist;
+    if h.is_empty() {
+        return;
+    }
     for le in BUCKETS_US {
         out.sample(
             &format!("{name}_bucket"),
             &format!("{labels},le=\"{}\"", seconds(le)),
-            h.count_between(0, le),
+            h.count_up_to(le),
         );
     }
     out.sample(
@@ -96,7 +99,10 @@ fn histogram(out: &mut Out, name: &str, labels: &str, t: &Timing) {
 /// The same distribution as a summary: quantiles a person can read
 /// without PromQL (over the route's lifetime).
 fn quantiles(out: &mut Out, name: &str, labels: &str, t: &Timing) {
-    let Some(h) = &t.hist else { return };
+    let h = &t.hist;
+    if h.is_empty() {
+        return;
+    }
     for (q, text) in QUANTILES {
         out.sample(
             name,

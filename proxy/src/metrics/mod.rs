@@ -4,24 +4,11 @@
 //! Prometheus text ([`exposition`]).
 
 pub mod exposition;
+pub mod latency;
 pub mod registry;
 pub mod route;
 pub mod shard;
 pub mod snapshot;
-
-/// A shard's histogram of one route: 32-bit counts (reset at every
-/// snapshot), 1 µs to one hour, two significant digits: about 13 KiB,
-/// allocated on the route's first request on that shard.
-pub fn new_shard_histogram() -> hdrhistogram::Histogram<u32> {
-    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
-        .expect("constant bounds are valid")
-}
-
-/// Histogram range: 1 µs to one hour, two significant digits (1% error).
-pub fn new_histogram() -> hdrhistogram::Histogram<u64> {
-    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
-        .expect("constant bounds are valid")
-}
 
 /// Methods counted separately; everything else is `OTHER` (bounded labels).
 pub const METHODS: [&str; 8] = [

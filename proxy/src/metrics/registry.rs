@@ -2,9 +2,9 @@
 //! shard-level gauges kept as last reported; routes that left the table
 //! are dropped.
 
+use super::latency::Latency;
 use super::snapshot::{PoolGauge, RouteDelta, ShardSnapshot};
-use super::{new_histogram, CAUSES, METHODS, STATUS_CLASSES};
-use hdrhistogram::Histogram;
+use super::{CAUSES, METHODS, STATUS_CLASSES};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -32,20 +32,16 @@ pub struct RouteTotals {
 /// A latency distribution and its exact sum, in microseconds.
 #[derive(Debug, Default)]
 pub struct Timing {
-    /// Recorded values (None until the first one).
-    pub hist: Option<Histogram<u64>>,
+    /// Recorded values.
+    pub hist: Latency<u64>,
     /// Exact sum.
     pub sum_us: u64,
 }
 
 impl Timing {
     fn add(&mut self, delta: &[(u64, u64)], sum: u64) {
-        if !delta.is_empty() {
-            let h = self.hist.get_or_insert_with(new_histogram);
-            for (value, count) in delta {
-                // Same bounds on both sides: a value cannot be out of range.
-                let _ = h.record_n(*value, *count);
-            }
+        for (value, count) in delta {
+            self.hist.record_n(*value, *count);
         }
         self.sum_us += sum;
     }
@@ -178,7 +174,7 @@ mod tests {
         assert_eq!(t.requests[0][1], 3);
         assert_eq!((t.bytes_in, t.bytes_out), (30, 60));
         assert_eq!(t.request.sum_us, 600);
-        assert_eq!(t.request.hist.as_ref().map(|h| h.len()), Some(3));
+        assert_eq!(t.request.hist.len(), 3);
         assert_eq!(
             t.in_flight.values().sum::<i64>(),
             1,

@@ -1,8 +1,8 @@
 //! One route's statistics on one shard: plain cells, no atomics, and
-//! histograms allocated on the route's first request.
+//! latency distributions that grow with what they hold.
 
-use super::{new_shard_histogram, CAUSES, METHODS, STATUS_CLASSES};
-use hdrhistogram::Histogram;
+use super::latency::Latency;
+use super::{CAUSES, METHODS, STATUS_CLASSES};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
@@ -17,20 +17,18 @@ pub struct RouteStats {
     pub(super) bytes_in: Cell<u64>,
     pub(super) bytes_out: Cell<u64>,
     pub(super) errors: [Cell<u64>; CAUSES],
-    pub(super) request_us: RefCell<Option<Histogram<u32>>>,
+    pub(super) request_us: RefCell<Latency<u32>>,
     pub(super) request_us_sum: Cell<u64>,
-    pub(super) upstream_us: RefCell<Option<Histogram<u32>>>,
+    pub(super) upstream_us: RefCell<Latency<u32>>,
     pub(super) upstream_us_sum: Cell<u64>,
-    pub(super) connect_us: RefCell<Option<Histogram<u32>>>,
+    pub(super) connect_us: RefCell<Latency<u32>>,
     pub(super) connect_us_sum: Cell<u64>,
     /// Already listed in the shard's dirty list.
     pub(super) dirty: Cell<bool>,
 }
 
-fn record(hist: &RefCell<Option<Histogram<u32>>>, sum: &Cell<u64>, us: u64) {
-    let mut hist = hist.borrow_mut();
-    hist.get_or_insert_with(new_shard_histogram)
-        .saturating_record(us.max(1));
+fn record(hist: &RefCell<Latency<u32>>, sum: &Cell<u64>, us: u64) {
+    hist.borrow_mut().record(us);
     sum.set(sum.get().saturating_add(us));
 }
 
@@ -44,11 +42,11 @@ impl RouteStats {
             bytes_in: Cell::new(0),
             bytes_out: Cell::new(0),
             errors: Default::default(),
-            request_us: RefCell::new(None),
+            request_us: RefCell::default(),
             request_us_sum: Cell::new(0),
-            upstream_us: RefCell::new(None),
+            upstream_us: RefCell::default(),
             upstream_us_sum: Cell::new(0),
-            connect_us: RefCell::new(None),
+            connect_us: RefCell::default(),
             connect_us_sum: Cell::new(0),
             dirty: Cell::new(false),
         }
@@ -89,19 +87,19 @@ impl RouteStats {
         record(&self.connect_us, &self.connect_us_sum, us);
     }
 
-    /// Frees the histograms of a route that went idle (they are empty:
-    /// the last snapshot drained them).
+    /// Frees the distributions of a route that went idle (they are
+    /// empty: the last snapshot drained them).
     pub fn release_histograms(&self) {
         for hist in [&self.request_us, &self.upstream_us, &self.connect_us] {
-            hist.borrow_mut().take();
+            *hist.borrow_mut() = Latency::default();
         }
     }
 
-    /// Whether any histogram is allocated.
+    /// Whether any distribution holds memory.
     pub fn holds_histograms(&self) -> bool {
         [&self.request_us, &self.upstream_us, &self.connect_us]
             .iter()
-            .any(|h| h.borrow().is_some())
+            .any(|h| !matches!(&*h.borrow(), Latency::Sparse(p) if p.capacity() == 0))
     }
 
     /// A request failed for `cause`.

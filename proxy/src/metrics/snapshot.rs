@@ -1,9 +1,9 @@
 //! What a shard hands the admin thread on request: route deltas since the
 //! last snapshot and shard-level gauges. Plain owned data (`Send`).
 
+use super::latency::Latency;
 use super::route::RouteStats;
 use super::{CAUSES, METHODS, STATUS_CLASSES};
-use hdrhistogram::Histogram;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -57,18 +57,15 @@ impl RouteDelta {
     }
 }
 
-/// The non-empty buckets of a shard histogram, which is then reset (kept
-/// allocated, so the request path never allocates it again).
-fn drain(hist: &std::cell::RefCell<Option<Histogram<u32>>>) -> Vec<(u64, u64)> {
+/// The non-empty buckets of a shard distribution, which is then reset
+/// (its memory kept, so a busy route does not allocate again).
+fn drain(hist: &std::cell::RefCell<Latency<u32>>) -> Vec<(u64, u64)> {
     let mut hist = hist.borrow_mut();
-    let Some(h) = hist.as_mut() else {
+    if hist.is_empty() {
         return Vec::new();
-    };
-    let pairs = h
-        .iter_recorded()
-        .map(|v| (v.value_iterated_to(), v.count_since_last_iteration()))
-        .collect();
-    h.reset();
+    }
+    let pairs = hist.pairs();
+    hist.reset();
     pairs
 }
 
