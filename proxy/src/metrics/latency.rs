@@ -20,7 +20,7 @@ const SIGFIG: u8 = 2;
 const SPARSE_MAX: usize = 32;
 
 /// The bucket layout every distribution uses (no counts are kept in it).
-static LAYOUT: LazyLock<Histogram<u8>> = LazyLock::new(|| new());
+static LAYOUT: LazyLock<Histogram<u8>> = LazyLock::new(new);
 
 fn new<C: Counter>() -> Histogram<C> {
     Histogram::new_with_bounds(LOWEST, HIGHEST, SIGFIG).expect("constant bounds are valid")
