@@ -5,6 +5,7 @@
 use crate::error::{write_proxy_answer, ProxyError};
 use crate::forward::{self, Outcome};
 use crate::http::buf::IoBuf;
+use crate::http::head::IpText;
 use crate::http::RequestError;
 use crate::rt;
 use crate::shard::Shard;
@@ -23,6 +24,8 @@ pub struct ClientConn {
     pub stream: ClientStream,
     /// The client's address.
     pub peer: SocketAddr,
+    /// The client's IP as text, for the forwarding headers.
+    pub peer_ip: IpText,
     /// The local port the client connected to.
     pub port: u16,
     /// Bytes read from the client.
@@ -54,6 +57,7 @@ pub async fn serve(shard: &Shard, stream: ClientStream, port: u16) {
     let mut conn = ClientConn {
         stream,
         peer,
+        peer_ip: IpText::new(peer.ip()),
         port,
         rbuf: IoBuf::new(INITIAL_BUF, cfg.max_header_bytes),
         ubuf: IoBuf::new(INITIAL_BUF, cfg.max_header_bytes.max(INITIAL_BUF)),

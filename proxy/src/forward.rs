@@ -7,6 +7,7 @@ use crate::balance::maglev::Maglev;
 use crate::conn::{answer_and_close, ClientConn};
 use crate::error::{write_proxy_answer, ProxyError};
 use crate::http::body::{self, BodyError};
+use crate::http::head::IpText;
 use crate::http::head::{self, ClientConnection, Forwarded};
 use crate::http::{request, response, BodyLen, RequestError, MAX_HEADERS};
 use crate::metrics::{self, Cause};
@@ -327,6 +328,7 @@ fn plan(shard: &Shard, conn: &mut ClientConn, table: &LocalTable) -> Result<Plan
     }
     let via = Via {
         peer: conn.peer,
+        peer_ip: &conn.peer_ip,
         tls: conn.stream.is_tls(),
         port: conn.port,
     };
@@ -355,8 +357,9 @@ fn plan(shard: &Shard, conn: &mut ClientConn, table: &LocalTable) -> Result<Plan
 
 /// How the client reached the proxy.
 #[derive(Debug, Clone, Copy)]
-struct Via {
+struct Via<'a> {
     peer: SocketAddr,
+    peer_ip: &'a IpText,
     tls: bool,
     /// The local port it connected to.
     port: u16,
@@ -365,7 +368,7 @@ struct Via {
 fn route(
     shard: &Shard,
     out: &mut Vec<u8>,
-    via: Via,
+    via: Via<'_>,
     table: &LocalTable,
     req: &request::RequestHead,
     method: usize,
@@ -406,7 +409,7 @@ fn route(
         .ok_or((ProxyError::NoEndpoint, Some(route)))?;
 
     let fwd = Forwarded {
-        client_ip: via.peer.ip(),
+        client_ip: via.peer_ip.as_bytes(),
         proto: if via.tls { "https" } else { "http" },
         port: via.port,
         request_id,

@@ -11,14 +11,53 @@ use std::net::IpAddr;
 /// What the proxy adds about the client connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Forwarded<'a> {
-    /// The client's address.
-    pub client_ip: IpAddr,
+    /// The client's address, as text (see [`IpText`]).
+    pub client_ip: &'a [u8],
     /// `http` or `https`.
     pub proto: &'a str,
     /// The port the client connected to.
     pub port: u16,
     /// A request id to add when the client sent none.
     pub request_id: &'a [u8],
+}
+
+/// A client address formatted once per connection, not per request.
+#[derive(Debug, Clone, Copy)]
+pub struct IpText {
+    buf: [u8; 46],
+    len: u8,
+}
+
+impl IpText {
+    /// Formats `ip` (IPv6 at most 45 characters).
+    pub fn new(ip: IpAddr) -> IpText {
+        let mut buf = [0u8; 46];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        // 46 bytes hold every IPv4 and IPv6 text form.
+        let _ = write!(cursor, "{ip}");
+        let len = cursor.position() as u8;
+        IpText { buf, len }
+    }
+
+    /// The text.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+fn push_u16(out: &mut Vec<u8>, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Headers the proxy sets itself; client-sent copies are dropped (or, for
@@ -80,11 +119,14 @@ pub fn write_request(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarded, fall
         out.extend_from_slice(h.value.trim_ascii());
         out.extend_from_slice(b", ");
     }
-    let _ = write!(out, "{}\r\n", fwd.client_ip);
-    let _ = write!(out, "X-Real-IP: {}\r\n", fwd.client_ip);
+    out.extend_from_slice(fwd.client_ip);
+    out.extend_from_slice(b"\r\n");
+    header_line(out, b"X-Real-IP", fwd.client_ip);
     header_line(out, b"X-Forwarded-Proto", fwd.proto.as_bytes());
     header_line(out, b"X-Forwarded-Host", host);
-    let _ = write!(out, "X-Forwarded-Port: {}\r\n", fwd.port);
+    out.extend_from_slice(b"X-Forwarded-Port: ");
+    push_u16(out, fwd.port);
+    out.extend_from_slice(b"\r\n");
     if !request_id_seen {
         header_line(out, b"X-Request-Id", fwd.request_id);
     }
@@ -152,8 +194,9 @@ mod tests {
         let req = request::parse(raw.as_bytes(), &mut headers)
             .expect("valid")
             .expect("complete");
+        let ip = IpText::new([192, 0, 2, 1].into());
         let fwd = Forwarded {
-            client_ip: [192, 0, 2, 1].into(),
+            client_ip: ip.as_bytes(),
             proto: "http",
             port: 80,
             request_id: b"rid",
@@ -161,6 +204,21 @@ mod tests {
         let mut out = Vec::new();
         write_request(&mut out, &req, &fwd, b"10.0.0.1:8080");
         String::from_utf8(out).expect("ascii")
+    }
+
+    #[test]
+    fn addresses_and_ports_are_written_whole() {
+        let longest: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+            .parse()
+            .unwrap();
+        for ip in [longest, "::1".parse().unwrap(), [10, 0, 0, 1].into()] {
+            assert_eq!(IpText::new(ip).as_bytes(), ip.to_string().as_bytes());
+        }
+        for port in [0u16, 7, 80, 443, 65535] {
+            let mut out = Vec::new();
+            push_u16(&mut out, port);
+            assert_eq!(out, port.to_string().as_bytes());
+        }
     }
 
     #[test]
