@@ -37,8 +37,10 @@ struct Executor {
 pub fn with_reactor<R>(f: impl FnOnce(&Reactor) -> R) -> Option<R> {
     CURRENT
         .try_with(|c| {
-            let ex = c.try_borrow().ok()?.clone()?;
-            Some(f(&ex.reactor))
+            // A shared borrow: nested calls (a dropped waker dropping a
+            // task whose sockets deregister) only borrow it again.
+            let current = c.try_borrow().ok()?;
+            Some(f(&current.as_ref()?.reactor))
         })
         .ok()
         .flatten()
@@ -140,6 +142,8 @@ fn shutdown(ex: &Rc<Executor>, main: Task<()>) {
         drop(wakers);
         drop(timers);
     }
-    CURRENT.with(|c| c.borrow_mut().take());
+    // Dropped outside the borrow, in case its destructors look for it.
+    let ex = CURRENT.with(|c| c.borrow_mut().take());
     THREAD_TOKEN.with(|t| t.set(0));
+    drop(ex);
 }
