@@ -1,7 +1,7 @@
 //! TCP sockets on the shard's reactor: non-blocking syscalls first, a
 //! readiness wait on the ring only when the kernel says `EAGAIN`.
 
-use super::executor::with_reactor;
+use super::executor::{take_budget, with_reactor};
 use super::reactor::{Dir, SourceKey};
 use super::time::Deadline;
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -31,7 +31,8 @@ impl Registered {
     }
 
     /// Runs `op` unless a wait is already pending; on `EAGAIN` arms a
-    /// wait and returns `None`.
+    /// wait and returns `None`. Also `None` (after a self-wake) when the
+    /// task has used up its I/O budget for this run.
     fn poll_op<T>(
         &self,
         dir: Dir,
@@ -39,6 +40,11 @@ impl Registered {
         try_first: bool,
         mut op: impl FnMut(&Socket) -> io::Result<T>,
     ) -> Option<io::Result<T>> {
+        if !take_budget() {
+            // Yield before the syscall, so nothing read is held back.
+            cx.waker().wake_by_ref();
+            return None;
+        }
         let fd = self.sock.as_raw_fd();
         let waiting = with_reactor(|r| r.is_waiting(self.key, dir)).unwrap_or(false);
         if try_first && !waiting {

@@ -160,3 +160,36 @@ fn a_shard_on_a_missing_cpu_fails_to_start() {
         "a shard pinned to a CPU that does not exist started"
     );
 }
+
+#[test]
+fn a_stream_that_is_always_ready_still_lets_other_tasks_run() {
+    const BYTES: usize = 256 * 1024;
+    let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let writer = std::thread::spawn(move || {
+        let (mut s, _) = std_listener.accept().unwrap();
+        std::io::Write::write_all(&mut s, &vec![1u8; BYTES]).unwrap();
+        s
+    });
+    let other_ran_first = on_shard(move || async move {
+        let mut c = connect(addr, Duration::from_secs(1)).await.unwrap();
+        // Let every byte arrive, so each read below finds data at once.
+        sleep(Duration::from_millis(300)).await;
+        let other_ran = std::rc::Rc::new(std::cell::Cell::new(false));
+        let seen = other_ran.clone();
+        let reader = spawn_local(async move {
+            let mut buf = [0u8; 1024];
+            let mut total = 0;
+            while total < BYTES {
+                total += c.read(&mut buf).await.unwrap();
+            }
+            seen.get()
+        });
+        // Queued behind the reader: without a budget it would only run
+        // once the reader has read everything.
+        spawn_local(async move { other_ran.set(true) }).detach();
+        reader.await
+    });
+    drop(writer.join());
+    assert!(other_ran_first, "a busy stream kept the shard to itself");
+}
