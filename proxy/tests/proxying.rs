@@ -339,20 +339,7 @@ fn websocket_echo_through_the_tunnel() {
     let (mut ws, resp) =
         tungstenite::client::client(url.as_str(), stream).expect("handshake through the proxy");
     assert_eq!(resp.status(), 101);
-    for i in 0..5 {
-        ws.send(tungstenite::Message::text(format!("hello {i}")))
-            .expect("send");
-        let echo = ws.read().expect("echo");
-        assert_eq!(
-            echo.into_text().expect("text").as_str(),
-            format!("hello {i}")
-        );
-    }
-    let big = vec![7u8; 200_000];
-    ws.send(tungstenite::Message::binary(big.clone()))
-        .expect("send binary");
-    assert_eq!(ws.read().expect("echo").into_data().as_ref(), &big[..]);
-    ws.close(None).expect("close");
+    common::websocket_echoes(&mut ws, 5, 200_000);
 }
 
 #[test]

@@ -590,20 +590,7 @@ fn websocket_over_tls() {
     let (mut ws, resp) =
         tungstenite::client::client("wss://a.example.com/ws", conn.into_stream()).expect("upgrade");
     assert_eq!(resp.status(), 101);
-    for i in 0..3 {
-        ws.send(tungstenite::Message::text(format!("hello {i}")))
-            .expect("send");
-        let echo = ws.read().expect("echo");
-        assert_eq!(
-            echo.into_text().expect("text").as_str(),
-            format!("hello {i}")
-        );
-    }
-    let big = vec![9u8; 300_000];
-    ws.send(tungstenite::Message::binary(big.clone()))
-        .expect("send binary");
-    assert_eq!(ws.read().expect("echo").into_data().as_ref(), &big[..]);
-    ws.close(None).expect("close");
+    common::websocket_echoes(&mut ws, 3, 300_000);
     // Plain HTTP on the same rauta still works.
     assert_eq!(
         get(t.rauta.addr(), "plain", "/").expect("plain").status,

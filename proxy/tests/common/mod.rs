@@ -210,3 +210,26 @@ pub fn scrape(rauta: &Rauta) -> (String, Vec<Sample>) {
     let samples = parse_metrics(&text);
     (text, samples)
 }
+
+/// Sends `texts` text messages and one binary message of `big` bytes over
+/// a WebSocket whose far end echoes, checks every echo, then closes.
+pub fn websocket_echoes<S: Read + Write>(
+    ws: &mut tungstenite::WebSocket<S>,
+    texts: usize,
+    big: usize,
+) {
+    for i in 0..texts {
+        ws.send(tungstenite::Message::text(format!("hello {i}")))
+            .expect("send");
+        let echo = ws.read().expect("echo");
+        assert_eq!(
+            echo.into_text().expect("text").as_str(),
+            format!("hello {i}")
+        );
+    }
+    let big = vec![7u8; big];
+    ws.send(tungstenite::Message::binary(big.clone()))
+        .expect("send binary");
+    assert_eq!(ws.read().expect("echo").into_data().as_ref(), &big[..]);
+    ws.close(None).expect("close");
+}
