@@ -96,7 +96,8 @@ impl RouteStats {
     }
 
     /// Whether any distribution holds memory.
-    pub fn holds_histograms(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn holds_histograms(&self) -> bool {
         [&self.request_us, &self.upstream_us, &self.connect_us]
             .iter()
             .any(|h| !matches!(&*h.borrow(), Latency::Sparse(p) if p.capacity() == 0))

@@ -75,7 +75,7 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Takes over a bound, listening socket (made non-blocking here).
-    pub fn from_socket(sock: Socket) -> io::Result<TcpListener> {
+    pub(super) fn from_socket(sock: Socket) -> io::Result<TcpListener> {
         Ok(TcpListener {
             inner: Registered::new(sock)?,
         })
@@ -107,9 +107,9 @@ pub struct TcpStream {
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
     deadlines: [Option<Deadline>; 2],
-    /// The next read waits for readiness before trying (see
-    /// [`TcpStream::expect_read_wait`]).
-    wait_before_read: bool,
+    /// Per direction: the next operation waits for readiness before it
+    /// tries (a read: [`TcpStream::expect_read_wait`]; a write: connect).
+    wait_first: [bool; 2],
     /// The remote address, when known without a syscall.
     peer: Option<SocketAddr>,
 }
@@ -121,44 +121,42 @@ impl TcpStream {
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
             deadlines: [None, None],
-            wait_before_read: false,
+            wait_first: [false; 2],
             peer: None,
         })
     }
 
     /// Connects to `addr`, giving up after `timeout`.
-    pub async fn connect_timeout(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    pub(super) async fn connect_timeout(
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<TcpStream> {
         let ty = Type::STREAM.nonblocking().cloexec();
         let sock = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
-        let stream = TcpStream::new(sock)?;
+        let mut stream = TcpStream::new(sock)?;
         match stream.inner.sock.connect(&SockAddr::from(addr)) {
             Ok(()) => return Ok(stream),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        let mut deadline = Deadline::after(timeout);
-        let mut armed = false;
-        let key = stream.inner.key;
-        let fd = stream.inner.sock.as_raw_fd();
-        poll_fn(|cx| {
-            let waiting = with_reactor(|r| r.is_waiting(key, Dir::Write)).unwrap_or(false);
-            if armed && !waiting {
-                return Poll::Ready(Ok(()));
-            }
-            if deadline.poll_expired(cx) {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connect timed out",
-                )));
-            }
-            with_reactor(|r| r.wait_ready(key, fd, Dir::Write, cx.waker()));
-            armed = true;
-            Poll::Pending
+        // Writable means connected or failed; SO_ERROR says which. The
+        // connect is the stream's first write wait, bounded by `timeout`.
+        stream.wait_first[Dir::Write as usize] = true;
+        stream.write_timeout.set(Some(timeout));
+        let connected = poll_fn(|cx| {
+            stream.poll_io(Dir::Write, cx, |s| match s.take_error()? {
+                Some(e) => Err(e),
+                None => Ok(()),
+            })
         })
-        .await?;
-        match stream.inner.sock.take_error()? {
-            Some(e) => Err(e),
-            None => Ok(stream),
+        .await;
+        stream.write_timeout.set(None);
+        match connected {
+            Ok(()) => Ok(stream),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -209,7 +207,7 @@ impl TcpStream {
     /// sent), so the next read starts by waiting instead of by a syscall
     /// that would say `EAGAIN`. The wait ends at once if data is there.
     pub fn expect_read_wait(&mut self) {
-        self.wait_before_read = true;
+        self.wait_first[Dir::Read as usize] = true;
     }
 
     fn poll_io<T>(
@@ -218,7 +216,7 @@ impl TcpStream {
         cx: &mut Context<'_>,
         op: impl FnMut(&Socket) -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
-        let try_first = dir == Dir::Write || !std::mem::take(&mut self.wait_before_read);
+        let try_first = !std::mem::take(&mut self.wait_first[dir as usize]);
         if let Some(done) = self.inner.poll_op(dir, cx, try_first, op) {
             self.deadlines[dir as usize] = None;
             return Poll::Ready(done);
