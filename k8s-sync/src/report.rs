@@ -108,17 +108,10 @@ pub fn render(config: &RouteConfig) -> String {
 
 /// Seconds since the epoch as a UTC date (`2031-06-30`).
 fn date(unix: i64) -> String {
-    // Howard Hinnant's civil_from_days.
-    let z = unix.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => t.date().to_string(),
+        Err(_) => format!("@{unix}"),
+    }
 }
 
 /// A row of owned cells from string literals.

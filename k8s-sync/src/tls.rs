@@ -137,88 +137,11 @@ pub fn covers(cert_pem: &[u8], host: &HostMatch) -> bool {
     leaf.verify_is_valid_for_subject_name(&name).is_ok()
 }
 
-/// The notAfter of a DER certificate, seconds since the Unix epoch.
-///
-/// Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version
-/// OPTIONAL, serialNumber, signature, issuer, validity SEQUENCE { notBefore,
-/// notAfter }, ... }, ... }. webpki checks validity but does not expose it,
-/// and a whole X.509 parser is a lot of code for one field.
+/// The notAfter of a DER certificate, seconds since the Unix epoch
+/// (webpki checks validity but does not expose it).
 pub fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
-    let (_, cert_body, _) = der_item(cert.as_ref())?;
-    let (_, mut tbs, _) = der_item(cert_body)?;
-    let (tag, _, rest) = der_item(tbs)?;
-    if tag == 0xa0 {
-        tbs = rest; // explicit version
-    }
-    // serialNumber, signature, issuer
-    for _ in 0..3 {
-        tbs = der_item(tbs)?.2;
-    }
-    let (tag, validity, _) = der_item(tbs)?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (_, _, rest) = der_item(validity)?;
-    let (tag, time, _) = der_item(rest)?;
-    der_time(tag, time)
-}
-
-/// One DER TLV: (tag, contents, what follows).
-fn der_item(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = data.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
-/// UTCTime (`YYMMDDHHMMSSZ`, tag 0x17) or GeneralizedTime
-/// (`YYYYMMDDHHMMSSZ`, tag 0x18) as seconds since the Unix epoch.
-fn der_time(tag: u8, text: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let num = |s: &str| s.parse::<i64>().ok();
-    let (year, rest) = match (tag, text.len()) {
-        (0x17, 12) => {
-            let yy = num(&text[..2])?;
-            // RFC 5280: 50..99 are 19xx, 00..49 are 20xx.
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
-        }
-        (0x18, 14) => (num(&text[..4])?, &text[4..]),
-        _ => return None,
-    };
-    let (month, day) = (num(&rest[..2])?, num(&rest[2..4])?);
-    let (hour, minute, second) = (num(&rest[4..6])?, num(&rest[6..8])?, num(&rest[8..10])?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    Some(parsed.validity().not_after.timestamp())
 }
 
 #[cfg(test)]
@@ -280,10 +203,13 @@ mod tests {
     }
 
     #[test]
-    fn der_times() {
-        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
-        assert_eq!(der_time(0x18, b"20000301000000Z"), Some(951_868_800));
-        assert_eq!(der_time(0x17, b"7001010000Z"), None);
-        assert_eq!(der_item(&[0x30, 0x85, 0, 0, 0, 0, 0]), None);
+    fn both_certificate_time_forms_give_the_expiry() {
+        // X.509 writes dates up to 2049 as UTCTime, later ones as
+        // GeneralizedTime.
+        for (year, expected) in [(2049, 2_508_624_000), (2060, 2_855_779_200)] {
+            let (crt, key) = cert(&["a.example.com"], year);
+            let facts = check_pair(crt.as_bytes(), key.as_bytes()).expect("valid");
+            assert_eq!(facts.not_after, expected, "{year}-06-30");
+        }
     }
 }
