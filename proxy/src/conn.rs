@@ -126,10 +126,14 @@ async fn lingering_close(conn: &mut ClientConn) {
 }
 
 /// True when the buffer holds a complete head (an empty line after the
-/// request line); the real parse happens once, in [`forward`].
-fn head_complete(data: &[u8]) -> bool {
-    memchr::memmem::find(data, b"\r\n\r\n").is_some()
-        || memchr::memmem::find(data, b"\n\n").is_some()
+/// request line); the real parse happens once, in [`forward`]. The search
+/// starts at `from`, where the previous one left off less the 3 bytes an
+/// end-of-head mark can straddle, so a head sent a byte at a time costs
+/// linear time, not quadratic.
+fn head_complete(data: &[u8], from: usize) -> bool {
+    let rest = &data[from.saturating_sub(3).min(data.len())..];
+    memchr::memmem::find(rest, b"\r\n\r\n").is_some()
+        || memchr::memmem::find(rest, b"\n\n").is_some()
 }
 
 /// Reads until a complete head is buffered. `Ok(false)`: the client closed
@@ -151,7 +155,7 @@ async fn wait_for_head(shard: &Shard, conn: &mut ClientConn) -> Result<bool, Pro
             Some(Ok(_)) => {}
         }
     }
-    if head_complete(conn.rbuf.data()) {
+    if head_complete(conn.rbuf.data(), 0) {
         return Ok(true);
     }
     // A head in several pieces: the whole head must arrive before the
@@ -162,13 +166,31 @@ async fn wait_for_head(shard: &Shard, conn: &mut ClientConn) -> Result<bool, Pro
             return Err(RequestError::HeadTooLarge.into());
         }
         let left = deadline.saturating_duration_since(Instant::now());
+        let scanned = conn.rbuf.len();
         match rt::timeout(left, conn.rbuf.fill(&mut conn.stream)).await {
             None => return Err(ProxyError::ClientTimeout),
             Some(Ok(0)) | Some(Err(_)) => return Ok(false),
             Some(Ok(_)) => {}
         }
-        if head_complete(conn.rbuf.data()) {
+        if head_complete(conn.rbuf.data(), scanned) {
             return Ok(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head_complete;
+
+    #[test]
+    fn head_end_is_found_across_the_resumed_scan() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        // Fed a byte at a time, the end is found exactly when it arrives.
+        for end in 1..=head.len() {
+            let found = head_complete(&head[..end], end - 1);
+            assert_eq!(found, end == head.len(), "at {end}");
+        }
+        assert!(head_complete(b"GET / HTTP/1.0\n\n", 15));
+        assert!(!head_complete(b"GET / HTTP/1.1\r\n", 0));
     }
 }

@@ -538,6 +538,13 @@ async fn read_response_head(
                 Ok(Some(resp)) if (100..200).contains(&resp.status) && resp.status != 101 => {
                     Some((resp.len, resp.status))
                 }
+                Ok(Some(resp)) if resp.status == 101 && !plan.upgrade => {
+                    // The client asked for no switch; relaying one would
+                    // leave it speaking HTTP to a peer that no longer does.
+                    return Err(Failure::Proxy(ProxyError::UpstreamProtocol(
+                        "101 Switching Protocols without an upgrade request",
+                    )));
+                }
                 Ok(Some(resp)) => {
                     let upgraded = plan.upgrade && resp.status == 101;
                     let dechunk = plan.http10 && resp.body == BodyLen::Chunked;

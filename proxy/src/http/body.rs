@@ -89,7 +89,7 @@ where
             }
             used += p.consumed;
         }
-        if limit.is_some_and(|l| decoder.data_total() > l) {
+        if limit.is_some_and(|l| decoder.counted_total() > l) {
             return Err(BodyError::TooLarge);
         }
         if !decode {

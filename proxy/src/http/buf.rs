@@ -85,7 +85,8 @@ impl IoBuf {
             self.end -= self.start;
             self.start = 0;
         } else if self.buf.len() < self.max {
-            let len = (self.buf.len() * 2).clamp(1024, self.max);
+            // Not `clamp`: it panics when `max` is below the floor.
+            let len = (self.buf.len() * 2).max(1024).min(self.max);
             self.buf.resize(len, 0);
         }
     }

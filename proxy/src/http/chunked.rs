@@ -27,7 +27,8 @@ enum State {
     DataCr,
     DataLf,
     TrailerStart,
-    Trailer,
+    TrailerName,
+    TrailerValue,
     TrailerLf,
     EndLf,
     Done,
@@ -53,6 +54,10 @@ pub struct ChunkedDecoder {
     line: usize,
     trailers: usize,
     data_total: u64,
+    /// Bytes beyond the size digits and CRLFs (extensions, whitespace,
+    /// trailers): counted toward a body limit, so framing cannot carry
+    /// what the limit forbids.
+    extra_total: u64,
 }
 
 impl Default for ChunkedDecoder {
@@ -64,6 +69,7 @@ impl Default for ChunkedDecoder {
             line: 0,
             trailers: 0,
             data_total: 0,
+            extra_total: 0,
         }
     }
 }
@@ -72,6 +78,12 @@ impl ChunkedDecoder {
     /// Payload bytes seen so far.
     pub fn data_total(&self) -> u64 {
         self.data_total
+    }
+
+    /// Payload plus extension, whitespace and trailer bytes: what a body
+    /// limit is checked against.
+    pub fn counted_total(&self) -> u64 {
+        self.data_total + self.extra_total
     }
 
     /// True once the final chunk and trailers have been read.
@@ -118,6 +130,7 @@ impl ChunkedDecoder {
                     }
                 }
                 State::SizeSpace => {
+                    self.bump_line()?;
                     self.state = match b {
                         b' ' | b'\t' => State::SizeSpace,
                         b';' => State::Extension,
@@ -128,7 +141,8 @@ impl ChunkedDecoder {
                 State::Extension => match b {
                     b'\r' => self.state = State::SizeLf,
                     b'\n' => return Err(ChunkError("bare LF in chunk extension")),
-                    _ => self.bump_line()?,
+                    b'\t' | b' '..=b'~' | 0x80.. => self.bump_line()?,
+                    _ => return Err(ChunkError("control character in chunk extension")),
                 },
                 State::SizeLf => {
                     expect(b, b'\n')?;
@@ -149,19 +163,32 @@ impl ChunkedDecoder {
                     self.digits = 0;
                     self.state = State::Size;
                 }
+                // Trailer fields must be `name ":" value` (RFC 9112 7.1.2):
+                // anything else, such as a request line, is refused rather
+                // than passed to a server that may read it differently.
                 State::TrailerStart => {
-                    self.state = if b == b'\r' {
-                        State::EndLf
+                    if b == b'\r' {
+                        self.state = State::EndLf;
+                    } else if is_tchar(b) {
+                        self.bump_trailer()?;
+                        self.state = State::TrailerName;
                     } else {
-                        State::Trailer
-                    };
-                    if self.state == State::Trailer {
-                        self.bump_trailer(b)?;
+                        return Err(ChunkError("invalid trailer field"));
                     }
                 }
-                State::Trailer => match b {
+                State::TrailerName => {
+                    self.bump_trailer()?;
+                    match b {
+                        b':' => self.state = State::TrailerValue,
+                        _ if is_tchar(b) => {}
+                        _ => return Err(ChunkError("invalid trailer field")),
+                    }
+                }
+                State::TrailerValue => match b {
                     b'\r' => self.state = State::TrailerLf,
-                    _ => self.bump_trailer(b)?,
+                    b'\t' | b' '..=b'~' | 0x80.. => self.bump_trailer()?,
+                    b'\n' => return Err(ChunkError("bare LF in trailer")),
+                    _ => return Err(ChunkError("control character in trailer")),
                 },
                 State::TrailerLf => {
                     expect(b, b'\n')?;
@@ -191,22 +218,25 @@ impl ChunkedDecoder {
 
     fn bump_line(&mut self) -> Result<(), ChunkError> {
         self.line += 1;
+        self.extra_total += 1;
         if self.line > MAX_LINE {
             return Err(ChunkError("chunk line too long"));
         }
         Ok(())
     }
 
-    fn bump_trailer(&mut self, b: u8) -> Result<(), ChunkError> {
-        if b == b'\n' {
-            return Err(ChunkError("bare LF in trailer"));
-        }
+    fn bump_trailer(&mut self) -> Result<(), ChunkError> {
         self.trailers += 1;
         if self.trailers > MAX_TRAILERS {
             return Err(ChunkError("trailers too large"));
         }
         self.bump_line()
     }
+}
+
+/// A token character (RFC 9110 5.6.2), as in a field name.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn expect(got: u8, want: u8) -> Result<(), ChunkError> {
@@ -271,6 +301,12 @@ mod tests {
             b"-1\r\n",
             b"5 x\r\n",
             b"0\r\nX: 1\n\r\n",
+            // Trailers that are not fields, e.g. a request line.
+            b"0\r\nGET /admin HTTP/1.1\r\n\r\n",
+            b"0\r\nNoColon\r\n\r\n",
+            b"0\r\n: empty-name\r\n\r\n",
+            b"0\r\nX: a\x01b\r\n\r\n",
+            b"5;a\x00b\r\nhello\r\n0\r\n\r\n",
         ];
         for input in bad {
             assert!(
@@ -279,6 +315,28 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    #[test]
+    fn framing_bytes_are_bounded_and_counted() {
+        // Whitespace after a size is a line like any other: bounded.
+        let mut spaces = b"1".to_vec();
+        spaces.extend(std::iter::repeat_n(b' ', MAX_LINE + 2));
+        assert_eq!(
+            run(&spaces, 100).err(),
+            Some(ChunkError("chunk line too long"))
+        );
+        // Extensions and trailers count toward a limit, payload alone does not hide them.
+        let body = format!("1;{}\r\nx\r\n0\r\nX-T: 12\r\n\r\n", "e".repeat(100));
+        let mut d = ChunkedDecoder::default();
+        let p = d.decode(body.as_bytes()).expect("valid");
+        assert!(!p.done);
+        let mut used = p.consumed;
+        while !d.is_done() {
+            used += d.decode(&body.as_bytes()[used..]).expect("valid").consumed;
+        }
+        assert_eq!(d.data_total(), 1);
+        assert_eq!(d.counted_total(), 1 + 100 + 7);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::request::RequestHead;
 use super::response::ResponseHead;
-use super::{is_hop_by_hop, tokens};
+use super::{is_framing, is_hop_by_hop, BodyLen};
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -45,8 +45,9 @@ impl IpText {
     }
 }
 
-fn push_u16(out: &mut Vec<u8>, n: u16) {
-    let mut digits = [0u8; 5];
+/// Appends `n` in decimal, without fmt.
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut n = n;
     loop {
@@ -60,19 +61,47 @@ fn push_u16(out: &mut Vec<u8>, n: u16) {
     out.extend_from_slice(&digits[i..]);
 }
 
-/// Headers the proxy sets itself; client-sent copies are dropped (or, for
-/// X-Forwarded-For, merged).
-const OVERWRITTEN: [&str; 6] = [
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-real-ip",
-    "expect",
-];
+/// What happens to a client request header on its way upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestHeader {
+    /// Copied unless `Connection` names it.
+    Copy,
+    /// Dropped: hop-by-hop, or written by the proxy itself (framing, Host,
+    /// the X-Forwarded set; X-Forwarded-For is merged into ours).
+    Drop,
+    /// Copied, and marks that the client sent a request id.
+    RequestId,
+}
 
-fn named_in(connection: Option<&[u8]>, name: &str) -> bool {
-    connection.is_some_and(|c| tokens(c).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
+/// Classifies a request header name with one length match and at most
+/// three comparisons (this runs for every header of every request).
+fn request_header(name: &str) -> RequestHeader {
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    let drop = match name.len() {
+        2 => is("te"),
+        4 => is("host"),
+        6 => is("expect"),
+        7 => is("trailer") || is("upgrade"),
+        9 => is("x-real-ip"),
+        10 => is("connection") || is("keep-alive"),
+        12 => {
+            return if is("x-request-id") {
+                RequestHeader::RequestId
+            } else {
+                RequestHeader::Copy
+            }
+        }
+        14 => is("content-length"),
+        15 => is("x-forwarded-for"),
+        16 => is("proxy-connection") || is("x-forwarded-host") || is("x-forwarded-port"),
+        17 => is("transfer-encoding") || is("x-forwarded-proto"),
+        _ => false,
+    };
+    if drop {
+        RequestHeader::Drop
+    } else {
+        RequestHeader::Copy
+    }
 }
 
 fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -82,32 +111,45 @@ fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+fn content_length_line(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"Content-Length: ");
+    push_decimal(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Writes the upstream request head into `out` (cleared first).
 /// `fallback_host` is sent as Host when the client sent none (HTTP/1.0).
+///
+/// Host and the body's framing come from what rauta parsed and relays, never
+/// from the client's copies: the upstream reads exactly the body rauta
+/// sends, whatever the client's `Connection` header lists.
 pub fn write_request(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarded, fallback_host: &[u8]) {
     out.clear();
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(req.origin_target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let absolute_form = !std::ptr::eq(req.origin_target, req.target);
     let host = req.host.unwrap_or(fallback_host);
-    if absolute_form || req.header("host").is_none() {
-        header_line(out, b"Host", host);
-    }
+    header_line(out, b"Host", host);
     let mut request_id_seen = false;
     for h in req.headers {
         let name = h.name;
-        if is_hop_by_hop(name) || named_in(req.connection, name) {
-            continue;
+        match request_header(name) {
+            RequestHeader::Drop => continue,
+            _ if req.connection.names(name) => continue,
+            RequestHeader::RequestId => request_id_seen |= !h.value.is_empty(),
+            RequestHeader::Copy => {}
         }
-        if (name.eq_ignore_ascii_case("host") && absolute_form)
-            || OVERWRITTEN.iter().any(|o| o.eq_ignore_ascii_case(name))
-        {
-            continue;
-        }
-        request_id_seen |= name.eq_ignore_ascii_case("x-request-id") && !h.value.is_empty();
         header_line(out, name.as_bytes(), h.value);
+    }
+    match req.body {
+        BodyLen::Chunked => header_line(out, b"Transfer-Encoding", b"chunked"),
+        // A declared length of 0 is kept: some servers want one on a POST.
+        _ => {
+            if let Some(n) = req.content_length {
+                content_length_line(out, n);
+            }
+        }
     }
     // Every client-sent hop, merged into one list, then ours.
     out.extend_from_slice(b"X-Forwarded-For: ");
@@ -125,7 +167,7 @@ pub fn write_request(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarded, fall
     header_line(out, b"X-Forwarded-Proto", fwd.proto.as_bytes());
     header_line(out, b"X-Forwarded-Host", host);
     out.extend_from_slice(b"X-Forwarded-Port: ");
-    push_u16(out, fwd.port);
+    push_decimal(out, u64::from(fwd.port));
     out.extend_from_slice(b"\r\n");
     if !request_id_seen {
         header_line(out, b"X-Request-Id", fwd.request_id);
@@ -149,8 +191,12 @@ pub enum ClientConnection {
 }
 
 /// Writes the client response head into `out` (cleared first). With
-/// `dechunk` the Transfer-Encoding header is dropped (the body is decoded
-/// and delimited by closing the connection).
+/// `dechunk` the body is decoded and delimited by closing the connection.
+///
+/// The framing headers are rauta's, as for requests: `Content-Length` for
+/// a sized body, `Transfer-Encoding: chunked` for a chunked one (never
+/// both, RFC 9112 6.3), whatever the upstream's `Connection` lists. HEAD and
+/// 304 answers keep the upstream's length, which describes a body not sent.
 pub fn write_response(
     out: &mut Vec<u8>,
     resp: &ResponseHead,
@@ -165,13 +211,33 @@ pub fn write_response(
         let name = h.name;
         let keep_upgrade =
             conn == ClientConnection::Upgrade && name.eq_ignore_ascii_case("upgrade");
-        if !keep_upgrade && (is_hop_by_hop(name) || named_in(resp.connection, name)) {
+        if !keep_upgrade && is_hop_by_hop(name) {
             continue;
         }
-        if dechunk && name.eq_ignore_ascii_case("transfer-encoding") {
+        if is_framing(name) {
+            // A transfer coding other than chunked, read to the close, is
+            // passed on as sent: the client needs it to decode the body.
+            let other_coding =
+                resp.body == BodyLen::Close && name.eq_ignore_ascii_case("transfer-encoding");
+            if !other_coding {
+                continue;
+            }
+        } else if !keep_upgrade && resp.connection.names(name) {
             continue;
         }
         header_line(out, name.as_bytes(), h.value);
+    }
+    match resp.body {
+        BodyLen::Length(n) => content_length_line(out, n),
+        BodyLen::Chunked if !dechunk => header_line(out, b"Transfer-Encoding", b"chunked"),
+        BodyLen::None if resp.status >= 200 && resp.status != 204 => {
+            if resp.chunked {
+                header_line(out, b"Transfer-Encoding", b"chunked");
+            } else if let Some(n) = resp.content_length {
+                content_length_line(out, n);
+            }
+        }
+        BodyLen::Chunked | BodyLen::None | BodyLen::Close => {}
     }
     match conn {
         ClientConnection::KeepAlive { http10: true } => {
@@ -216,7 +282,7 @@ mod tests {
         }
         for port in [0u16, 7, 80, 443, 65535] {
             let mut out = Vec::new();
-            push_u16(&mut out, port);
+            push_decimal(&mut out, u64::from(port));
             assert_eq!(out, port.to_string().as_bytes());
         }
     }
@@ -253,29 +319,133 @@ mod tests {
         );
     }
 
+    fn client_head(raw: &str, head_request: bool, conn: ClientConnection) -> String {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let resp = crate::http::response::parse(raw.as_bytes(), &mut headers, head_request)
+            .expect("ok")
+            .expect("complete");
+        let mut out = Vec::new();
+        let dechunk = conn == ClientConnection::Close && resp.body == BodyLen::Chunked;
+        write_response(&mut out, &resp, conn, dechunk);
+        String::from_utf8(out).expect("ascii")
+    }
+
     #[test]
     fn response_rewrite() {
         let raw = "HTTP/1.1 200 OK\r\nContent-Type: t\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
                    Transfer-Encoding: chunked\r\n\r\n";
-        let mut headers = [httparse::EMPTY_HEADER; 16];
-        let resp = crate::http::response::parse(raw.as_bytes(), &mut headers, false)
-            .expect("ok")
-            .expect("complete");
-        let mut out = Vec::new();
-        write_response(
-            &mut out,
-            &resp,
-            ClientConnection::KeepAlive { http10: false },
+        let keep = ClientConnection::KeepAlive { http10: false };
+        assert_eq!(
+            client_head(raw, false, keep),
+            "HTTP/1.1 200 OK\r\nContent-Type: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        assert_eq!(
+            client_head(raw, false, ClientConnection::Close),
+            "HTTP/1.1 200 OK\r\nContent-Type: t\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    /// The smuggling class: whatever `Connection` lists, the upstream head
+    /// frames exactly the body rauta relays, and Host stays.
+    #[test]
+    fn connection_never_removes_framing_or_host() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "POST /a HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Content-Length\r\nContent-Length: 47\r\n\r\n",
+                "Content-Length: 47\r\n",
+            ),
+            (
+                "POST /a HTTP/1.1\r\nHost: h\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "Transfer-Encoding: chunked\r\n",
+            ),
+            (
+                "POST /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\nConnection: content-length\r\nContent-Length: 3\r\n\r\n",
+                "Content-Length: 3\r\n",
+            ),
+            (
+                "POST /a HTTP/1.1\r\nHost: h\r\nProxy-Connection: content-length\r\nContent-Length: 3\r\n\r\n",
+                "Content-Length: 3\r\n",
+            ),
+            (
+                "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+                "Content-Length: 0\r\n",
+            ),
+        ];
+        for (raw, framing) in cases {
+            let got = upstream_head(raw);
+            assert!(
+                got.starts_with("POST /a HTTP/1.1\r\nHost: h\r\n"),
+                "{raw:?} -> {got}"
+            );
+            assert_eq!(got.matches(framing).count(), 1, "{raw:?} -> {got}");
+        }
+        let got = upstream_head("GET / HTTP/1.1\r\nConnection: host\r\nHost: app.example\r\n\r\n");
+        assert!(got.contains("\r\nHost: app.example\r\n"), "{got}");
+        assert!(
+            !got.contains("Content-Length") && !got.contains("Transfer-Encoding"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn every_connection_header_counts_and_h2c_is_not_an_upgrade() {
+        let got = upstream_head(
+            "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nX-A: 1\r\nConnection: x-a\r\n\
+             Connection: X-B\r\nX-B: 2\r\nX-C: 3\r\n\r\n",
+        );
+        assert!(
+            !got.contains("X-A") && !got.contains("X-B") && got.contains("X-C: 3"),
+            "{got}"
+        );
+        let got = upstream_head(
+            "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+             HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+        );
+        assert!(
+            !got.to_ascii_lowercase().contains("upgrade") && !got.contains("HTTP2-Settings"),
+            "{got}"
+        );
+        let got = upstream_head(
+            "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        );
+        assert!(
+            got.ends_with("Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn response_framing_is_rauta_s() {
+        let keep = ClientConnection::KeepAlive { http10: false };
+        let cases: &[(&str, bool, &str)] = &[
+            // The upstream names its own length in Connection: it stays.
+            ("HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\n", false,
+             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
+            // Both: chunked wins and the length goes (RFC 9112 6.3).
+            ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", false,
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            ("HTTP/1.1 200 OK\r\nConnection: transfer-encoding, x-a\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n", false,
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            // HEAD and 304 keep the length of the body they describe.
+            ("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", true,
+             "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"),
+            ("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n", false,
+             "HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n"),
+            ("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", false,
+             "HTTP/1.1 204 No Content\r\n\r\n"),
+        ];
+        for (raw, head, want) in cases {
+            assert_eq!(client_head(raw, *head, keep), *want, "{raw:?}");
+        }
+        // A close-delimited body in another coding keeps that coding.
+        let got = client_head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\n",
             false,
+            ClientConnection::Close,
         );
         assert_eq!(
-            out,
-            b"HTTP/1.1 200 OK\r\nContent-Type: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-        );
-        write_response(&mut out, &resp, ClientConnection::Close, true);
-        assert_eq!(
-            out,
-            b"HTTP/1.1 200 OK\r\nContent-Type: t\r\nConnection: close\r\n\r\n"
+            got,
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n"
         );
     }
 }

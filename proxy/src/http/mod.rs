@@ -59,6 +59,72 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
+/// True for the headers that frame a message. The proxy writes them itself
+/// from the framing it relays, so a peer's copies are never forwarded and a
+/// `Connection` header naming them changes nothing (RFC 9112 6.3, and the
+/// request-smuggling class where a named `Content-Length` is dropped while
+/// the body still goes out).
+pub fn is_framing(name: &str) -> bool {
+    name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+}
+
+/// The extra hop-by-hop header names listed in a message's `Connection`
+/// headers (RFC 9110 7.6.1), other than `close`, `keep-alive` and
+/// `upgrade`, which every proxy handles anyway. Empty for nearly every
+/// message, so checking a header against it then costs nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionOptions<'h, 'b> {
+    /// Every header of the message (scanned only with several option lists).
+    headers: &'h [httparse::Header<'b>],
+    /// The one `Connection` value with options, while there is one.
+    single: &'b [u8],
+    /// How many `Connection` headers list options.
+    lists: u16,
+}
+
+impl<'h, 'b> ConnectionOptions<'h, 'b> {
+    /// No options yet, for a message with these headers.
+    pub(crate) fn empty(headers: &'h [httparse::Header<'b>]) -> ConnectionOptions<'h, 'b> {
+        ConnectionOptions {
+            headers,
+            single: b"",
+            lists: 0,
+        }
+    }
+
+    /// Takes in one `Connection` header's value.
+    pub(crate) fn add(&mut self, value: &'b [u8]) {
+        if has_options(value) {
+            self.single = value;
+            self.lists = self.lists.saturating_add(1);
+        }
+    }
+
+    /// True when `name` is listed as a hop-by-hop option.
+    pub fn names(&self, name: &str) -> bool {
+        let is = |t: &[u8]| t.eq_ignore_ascii_case(name.as_bytes());
+        match self.lists {
+            0 => false,
+            1 => tokens(self.single).any(is),
+            _ => self
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+                .any(|h| tokens(h.value).any(is)),
+        }
+    }
+}
+
+/// True when a `Connection` value lists a name other than the three
+/// connection-level tokens.
+fn has_options(value: &[u8]) -> bool {
+    tokens(value).any(|t| {
+        !(t.eq_ignore_ascii_case(b"close")
+            || t.eq_ignore_ascii_case(b"keep-alive")
+            || t.eq_ignore_ascii_case(b"upgrade"))
+    })
+}
+
 /// Comma-separated tokens of a header value, trimmed, empty ones skipped.
 pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value

@@ -1,7 +1,7 @@
 //! Client request heads: parsed with httparse, then checked for the shapes
 //! that make proxies and servers disagree (request smuggling).
 
-use super::{parse_content_length, tokens, BodyLen, RequestError};
+use super::{parse_content_length, tokens, BodyLen, ConnectionOptions, RequestError};
 use httparse::{Header, Status};
 
 /// A parsed, validated request head borrowing the read buffer.
@@ -25,14 +25,17 @@ pub struct RequestHead<'h, 'b> {
     pub host: Option<&'b [u8]>,
     /// How the body is delimited.
     pub body: BodyLen,
+    /// The Content-Length the client declared (kept even when it is 0).
+    pub content_length: Option<u64>,
     /// Whether the client wants the connection kept open.
     pub keep_alive: bool,
-    /// The `Upgrade` value when the client asks for a protocol switch.
+    /// The `Upgrade` value when the client asks for a protocol switch
+    /// (never `h2c`: see [`parse`]).
     pub upgrade: Option<&'b [u8]>,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
-    /// Values of `Connection` headers (they may name more hop-by-hop headers).
-    pub connection: Option<&'b [u8]>,
+    /// Header names the client's `Connection` headers list as hop-by-hop.
+    pub connection: ConnectionOptions<'h, 'b>,
 }
 
 impl RequestHead<'_, '_> {
@@ -80,7 +83,7 @@ pub fn parse<'h, 'b>(
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut transfer_encoding = false;
-    let mut connection: Option<&'b [u8]> = None;
+    let mut connection = ConnectionOptions::empty(headers);
     let (mut close, mut keep_alive_token, mut upgrade_token) = (false, false, false);
     let mut upgrade = None;
     let mut expect_continue = false;
@@ -109,7 +112,7 @@ pub fn parse<'h, 'b>(
             }
             transfer_encoding = true;
         } else if name.eq_ignore_ascii_case("connection") {
-            connection = Some(h.value);
+            connection.add(h.value);
             for t in tokens(h.value) {
                 close |= t.eq_ignore_ascii_case(b"close");
                 keep_alive_token |= t.eq_ignore_ascii_case(b"keep-alive");
@@ -146,6 +149,10 @@ pub fn parse<'h, 'b>(
         (false, Some(n)) => BodyLen::Length(n),
     };
     let keep_alive = !close && (minor == 1 || keep_alive_token);
+    // An h2c upgrade would let the client talk HTTP/2 straight to the
+    // backend past rauta's routing and limits; it stays HTTP/1.1 (the
+    // Upgrade header is hop-by-hop and dropped), as in nginx.
+    let upgrade = upgrade.filter(|u| upgrade_token && !u.trim_ascii().eq_ignore_ascii_case(b"h2c"));
     Ok(Some(RequestHead {
         method,
         target,
@@ -156,8 +163,9 @@ pub fn parse<'h, 'b>(
         len,
         host: authority.or(host),
         body,
+        content_length,
         keep_alive,
-        upgrade: if upgrade_token { upgrade } else { None },
+        upgrade,
         expect_continue: expect_continue && body != BodyLen::None,
         connection,
     }))

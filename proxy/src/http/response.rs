@@ -1,7 +1,7 @@
 //! Upstream response heads, parsed with httparse; framing decided per
 //! RFC 9112 section 6.3.
 
-use super::{parse_content_length, tokens, BodyLen};
+use super::{parse_content_length, tokens, BodyLen, ConnectionOptions};
 use httparse::{Header, Status};
 
 /// A parsed upstream response head borrowing the upstream read buffer.
@@ -17,11 +17,16 @@ pub struct ResponseHead<'h, 'b> {
     pub len: usize,
     /// How the body is delimited.
     pub body: BodyLen,
+    /// The Content-Length the upstream declared (for HEAD and 304 answers
+    /// it describes a body that is not sent).
+    pub content_length: Option<u64>,
+    /// A Transfer-Encoding was sent, and its final coding is chunked.
+    pub chunked: bool,
     /// Whether the upstream connection may carry another request after this
     /// response has been read whole.
     pub reusable: bool,
-    /// Values of `Connection` headers (they may name hop-by-hop headers).
-    pub connection: Option<&'b [u8]>,
+    /// Header names the upstream's `Connection` headers list as hop-by-hop.
+    pub connection: ConnectionOptions<'h, 'b>,
 }
 
 /// Why a response head is unusable.
@@ -56,7 +61,7 @@ pub fn parse<'h, 'b>(
     let headers: &'h [Header<'b>] = resp.headers;
     let mut content_length = None;
     let mut transfer_encoding: Option<bool> = None; // Some(final coding is chunked)
-    let mut connection = None;
+    let mut connection = ConnectionOptions::empty(headers);
     let (mut close, mut keep_alive) = (false, false);
     for h in headers {
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -74,7 +79,7 @@ pub fn parse<'h, 'b>(
                 .map(|t| t.eq_ignore_ascii_case(b"chunked"));
             transfer_encoding = Some(last.unwrap_or(false));
         } else if h.name.eq_ignore_ascii_case("connection") {
-            connection = Some(h.value);
+            connection.add(h.value);
             for t in tokens(h.value) {
                 close |= t.eq_ignore_ascii_case(b"close");
                 keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
@@ -98,6 +103,8 @@ pub fn parse<'h, 'b>(
         headers,
         len,
         body,
+        content_length,
+        chunked: transfer_encoding == Some(true),
         reusable,
         connection,
     }))
