@@ -119,6 +119,8 @@ struct Shared {
     accepted: AtomicU64,
     requests: AtomicU64,
     last: Mutex<Option<RecordedRequest>>,
+    /// Every request target received, in order.
+    targets: Mutex<Vec<String>>,
     /// Handles of the open connections (by id), shut down on stop.
     conns: Mutex<HashMap<u64, TcpStream>>,
 }
@@ -187,6 +189,7 @@ impl Backend {
             accepted: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             last: Mutex::new(None),
+            targets: Mutex::new(Vec::new()),
             conns: Mutex::new(HashMap::new()),
         });
         let accept_shared = Arc::clone(&shared);
@@ -229,6 +232,16 @@ impl Backend {
     pub fn last_request(&self) -> Option<RecordedRequest> {
         self.shared
             .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every request target received so far, in order: what the backend,
+    /// framing the byte stream by itself, took for separate requests.
+    pub fn targets(&self) -> Vec<String> {
+        self.shared
+            .targets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -367,6 +380,11 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
             Ok(Some(req)) => req,
             Ok(None) | Err(ReadError::Io) => return,
             Err(ReadError::Bad(status, msg)) => {
+                shared
+                    .targets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(format!("<unparsable: {msg}>"));
                 let body = format!("{msg}\n");
                 let head = response_head(
                     status,
@@ -385,6 +403,11 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
             }
         };
         shared.requests.fetch_add(1, Ordering::SeqCst);
+        shared
+            .targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(req.target.clone());
         *shared.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(RecordedRequest {
             method: req.method.clone(),
             path: req.target.clone(),

@@ -91,6 +91,22 @@ pub struct ScriptedBackend {
 impl ScriptedBackend {
     /// Starts it on an ephemeral port.
     pub fn start(delay: Duration, idle_close: Option<Duration>) -> ScriptedBackend {
+        let answer = b"HTTP/1.1 200 OK\r\nx-backend: scripted\r\nContent-Length: 0\r\n\r\n";
+        ScriptedBackend::start_with(delay, idle_close, answer.to_vec())
+    }
+
+    /// Starts one that answers every request head with `answer` as is
+    /// (for upstream responses no real server would send).
+    pub fn answering(answer: &[u8]) -> ScriptedBackend {
+        ScriptedBackend::start_with(Duration::ZERO, None, answer.to_vec())
+    }
+
+    fn start_with(
+        delay: Duration,
+        idle_close: Option<Duration>,
+        answer: Vec<u8>,
+    ) -> ScriptedBackend {
+        let answer: Arc<[u8]> = answer.into();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let requests = Arc::new(AtomicU64::new(0));
@@ -100,6 +116,7 @@ impl ScriptedBackend {
             for mut stream in listener.incoming().flatten() {
                 acc.fetch_add(1, Ordering::SeqCst);
                 let req = req.clone();
+                let answer = answer.clone();
                 std::thread::spawn(move || {
                     let _ = stream
                         .set_read_timeout(Some(idle_close.unwrap_or(Duration::from_secs(60))));
@@ -114,8 +131,7 @@ impl ScriptedBackend {
                             buf.drain(..end + 4);
                             req.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(delay);
-                            let answer = b"HTTP/1.1 200 OK\r\nx-backend: scripted\r\nContent-Length: 0\r\n\r\n";
-                            if stream.write_all(answer).is_err() {
+                            if stream.write_all(&answer).is_err() {
                                 return;
                             }
                         }
