@@ -146,9 +146,11 @@ pub struct ServeArgs {
     /// Largest request body in bytes (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub max_body_bytes: u64,
-    /// Most client connections per shard; further ones wait in the backlog.
-    #[arg(long, default_value_t = 16_384)]
-    pub max_connections_per_shard: usize,
+    /// Most client connections per shard; further ones wait in the backlog
+    /// (default: 16384, or fewer when the open-file limit cannot carry
+    /// that many on every shard).
+    #[arg(long)]
+    pub max_connections_per_shard: Option<usize>,
     /// Idle upstream connections kept per endpoint and shard.
     #[arg(long, default_value_t = 64)]
     pub upstream_max_idle: usize,
@@ -179,6 +181,11 @@ pub struct ServeArgs {
     /// SYNs one source may send at once above --xdp-syn-rate (default: the rate).
     #[arg(long)]
     pub xdp_syn_burst: Option<u32>,
+    /// Idle time after which a WebSocket or other upgraded connection is
+    /// closed (no bytes either way); dead peers are also found by TCP
+    /// keepalive.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub tunnel_idle_timeout: Duration,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long)]
     pub log_json: bool,

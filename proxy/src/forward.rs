@@ -379,6 +379,9 @@ fn route(
         Some(h) => host::normalize(h, &mut host_buf).ok_or((ProxyError::BadHost, None))?,
         None => "",
     };
+    if let Some(path) = &shard.cfg.panic_path {
+        assert!(req.path != &**path, "test hook: a request for {path}");
+    }
     let (route, backend_index) = match table.routes.lookup(host, req.path) {
         Match::Route { route, backend } => (route, backend),
         Match::None => return Err((ProxyError::NoRoute, None)),
@@ -643,7 +646,7 @@ async fn relay_response(
     }
     tally.bytes_out += conn.out.len() as u64;
     if resp.upgraded {
-        tunnel::run(conn, up.stream).await;
+        tunnel::run(conn, up.stream, shard.cfg.tunnel_idle_timeout).await;
         return Outcome::Done;
     }
     let result = body::relay(

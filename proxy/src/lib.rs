@@ -13,6 +13,7 @@ pub mod drain;
 pub mod error;
 pub mod forward;
 pub mod http;
+pub mod limits;
 pub mod listener;
 pub mod memory;
 pub mod metrics;

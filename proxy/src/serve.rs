@@ -8,7 +8,7 @@ use crate::control::{Broadcaster, Readiness};
 use crate::router::CompileError;
 use crate::shard::{self, ShardSpec};
 use crate::tls::{default_cert, TlsSettings};
-use crate::{cpus, listener};
+use crate::{cpus, limits, listener};
 use anyhow::{anyhow, Context};
 use rauta_k8s_sync::api::{self, leader, ApiOptions, ApiSource, ClientSource, LeaderOptions};
 use rauta_k8s_sync::manifests::{self, ManifestSource};
@@ -213,6 +213,49 @@ fn bind_per_shard(
     Ok((addr, sockets))
 }
 
+/// Raises the open-file limit and sizes the per-shard connection cap to
+/// it: a cap the limit cannot carry turns into EMFILE on connect and accept.
+fn connection_cap(requested: Option<usize>, shards: usize) -> usize {
+    let nofile = match limits::raise_nofile() {
+        Ok(n) => {
+            if n.soft > n.was {
+                tracing::info!(from = n.was, to = n.soft, "raised the open-file limit");
+            }
+            n.soft
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            return requested.unwrap_or(crate::config::DEFAULT_MAX_CONNECTIONS_PER_SHARD);
+        }
+    };
+    let budget = limits::connection_budget(nofile, shards);
+    match requested {
+        Some(n) if n > budget => {
+            tracing::warn!(
+                max_connections_per_shard = n,
+                shards,
+                open_file_limit = nofile,
+                fits = budget,
+                "the open-file limit cannot carry this many connections on every shard: expect EMFILE; raise LimitNOFILE / ulimit -n"
+            );
+            n
+        }
+        Some(n) => n,
+        None => {
+            let cap = budget.min(crate::config::DEFAULT_MAX_CONNECTIONS_PER_SHARD);
+            if cap < crate::config::DEFAULT_MAX_CONNECTIONS_PER_SHARD {
+                tracing::info!(
+                    max_connections_per_shard = cap,
+                    open_file_limit = nofile,
+                    shards,
+                    "connection cap sized to the open-file limit"
+                );
+            }
+            cap
+        }
+    }
+}
+
 /// `rauta serve`: runs until SIGTERM/SIGINT, then drains and returns.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let allowed = cpus::allowed().context("reading the allowed CPU set")?;
@@ -224,7 +267,13 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow!(e))?;
     let shard_cpus =
         cpus::choose(&allowed, requested.as_deref(), args.shards).map_err(|e| anyhow!(e))?;
-    let cfg = Arc::new(ProxyConfig::from_args(args));
+    let mut cfg = ProxyConfig::from_args(args);
+    cfg.max_connections_per_shard =
+        connection_cap(args.max_connections_per_shard, shard_cpus.len()).max(1);
+    if let Some(path) = &cfg.panic_path {
+        tracing::warn!(%path, "test hook on: requests for this path panic (RAUTA_TEST_PANIC_PATH)");
+    }
+    let cfg = Arc::new(cfg);
     let plan = SourcePlan::from_args(args)?;
 
     // Bind everything before starting anything, so a busy port fails fast.

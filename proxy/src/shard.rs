@@ -9,7 +9,7 @@ use crate::conn;
 use crate::control::{Readiness, ShardMsg};
 use crate::drain::DrainSignal;
 use crate::metrics::route::RouteStats;
-use crate::metrics::shard::ShardMetrics;
+use crate::metrics::shard::{AcceptError, ShardMetrics};
 use crate::metrics::snapshot::ShardSnapshot;
 use crate::router::RouteTable;
 use crate::rt::{self, TcpListener, TcpStream};
@@ -117,6 +117,7 @@ impl Shard {
             generation: self.table.borrow().as_ref().map_or(0, |t| t.generation),
             open_connections: self.open.get() as u64,
             accepted: self.metrics.accepted_total(),
+            accept_errors: self.metrics.accept_error_totals(),
             tls_handshakes: self.metrics.handshake_totals(),
             tls_resumed: self.metrics.resumed_total(),
             unrouted: self.metrics.unrouted_totals(),
@@ -256,6 +257,11 @@ async fn run(spec: ShardSpec) {
     }
 }
 
+/// Pause of an accept loop after a failure that is not transient.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+/// At most one warning per shard and interval about failing accepts.
+const ACCEPT_WARN_INTERVAL: Duration = Duration::from_secs(10);
+
 /// What a listener serves.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -272,6 +278,8 @@ async fn accept_loop(
     permits: Rc<rt::Semaphore>,
 ) {
     let shard = &shard;
+    let mut last_warning: Option<Instant> = None;
+    let mut failures_since_warning = 0u64;
     loop {
         let permit = future::or(async { Some(permits.acquire(1).await) }, async {
             shard.drain.wait().await;
@@ -308,9 +316,31 @@ async fn accept_loop(
                 .detach();
             }
             Some(Err(e)) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(shard = shard.id, error = %e, "accept failed");
-                rt::sleep(Duration::from_millis(20)).await;
+                drop(permit);
+                let kind = AcceptError::of(&e);
+                shard.metrics.accept_error(kind);
+                if kind == AcceptError::Transient {
+                    // A connection that died in the backlog: accept(2)
+                    // says to take the next one at once.
+                    tracing::debug!(shard = shard.id, error = %e, "accept: connection lost in the backlog");
+                    continue;
+                }
+                // Out of descriptors or memory: back off instead of
+                // spinning, and say so once per interval, not per failure.
+                let now = Instant::now();
+                if last_warning.is_none_or(|t| now.duration_since(t) >= ACCEPT_WARN_INTERVAL) {
+                    tracing::warn!(
+                        shard = shard.id,
+                        error = %e,
+                        failures_since_last = failures_since_warning + 1,
+                        "accept failing; backing off (rauta_accept_errors_total counts every failure)"
+                    );
+                    last_warning = Some(now);
+                    failures_since_warning = 0;
+                } else {
+                    failures_since_warning += 1;
+                }
+                rt::sleep(ACCEPT_BACKOFF).await;
             }
         }
     }

@@ -3,6 +3,7 @@
 //! exists, with the `rauta_` prefix (see the README for the mapping).
 
 use super::registry::{Registry, Timing};
+use super::shard::AcceptError;
 use super::{Cause, METHODS, STATUS_CLASSES};
 use crate::router::{Route, RouteTable};
 use std::collections::{BTreeMap, HashMap};
@@ -296,6 +297,26 @@ pub fn render(registry: &Registry, table: Option<&RouteTable>, process: &Process
             s.accepted,
         );
     }
+    out.family(
+        "rauta_accept_errors_total",
+        "counter",
+        "Failed accepts, by shard and reason (transient: retried at once; descriptors, memory, other: the accept loop backs off).",
+    );
+    for (shard, s) in &registry.shards {
+        for (kind, n) in AcceptError::ALL.iter().zip(s.accept_errors) {
+            out.sample(
+                "rauta_accept_errors_total",
+                &format!("shard=\"{shard}\",reason=\"{}\"", kind.label()),
+                n,
+            );
+        }
+    }
+    out.family(
+        "rauta_panics_total",
+        "counter",
+        "Connection tasks that panicked; each closed only its own connection.",
+    );
+    out.sample("rauta_panics_total", "", crate::rt::panics_total());
     out.family(
         "rauta_access_log_dropped_total",
         "counter",

@@ -56,6 +56,8 @@ pub struct ShardLevel {
     pub open_connections: u64,
     /// Accepted connections since start.
     pub accepted: u64,
+    /// Failed accepts by kind since start.
+    pub accept_errors: [u64; super::shard::AcceptError::ALL.len()],
     /// TLS handshakes by result since start.
     pub tls_handshakes: [u64; super::shard::HANDSHAKE_RESULTS],
     /// Completed TLS handshakes that resumed a session.
@@ -91,6 +93,7 @@ impl Registry {
                 generation: snap.generation,
                 open_connections: snap.open_connections,
                 accepted: snap.accepted,
+                accept_errors: snap.accept_errors,
                 tls_handshakes: snap.tls_handshakes,
                 tls_resumed: snap.tls_resumed,
                 unrouted: snap.unrouted,
@@ -153,6 +156,7 @@ mod tests {
             generation: 1,
             open_connections: 0,
             accepted: 0,
+            accept_errors: Default::default(),
             tls_handshakes: Default::default(),
             tls_resumed: 0,
             unrouted: [0; CAUSES],

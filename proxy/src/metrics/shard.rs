@@ -24,6 +24,65 @@ pub struct ShardMetrics {
     unrouted: [Cell<u64>; CAUSES],
     handshakes: [Cell<u64>; HANDSHAKE_RESULTS],
     resumed: Cell<u64>,
+    accept_errors: [Cell<u64>; AcceptError::ALL.len()],
+}
+
+/// Why `accept` failed, as counted in `rauta_accept_errors_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptError {
+    /// The connection died in the backlog (ECONNABORTED, EPROTO, network
+    /// errors, EINTR): retried at once.
+    Transient,
+    /// Out of file descriptors (EMFILE, ENFILE).
+    Descriptors,
+    /// Out of socket memory (ENOBUFS, ENOMEM).
+    Memory,
+    /// Anything else.
+    Other,
+}
+
+impl AcceptError {
+    /// Every kind, in index order.
+    pub const ALL: [AcceptError; 4] = [
+        AcceptError::Transient,
+        AcceptError::Descriptors,
+        AcceptError::Memory,
+        AcceptError::Other,
+    ];
+
+    /// Classifies an `accept4` error (accept(2), "Error handling").
+    pub fn of(e: &std::io::Error) -> AcceptError {
+        match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE) => AcceptError::Descriptors,
+            Some(libc::ENOBUFS | libc::ENOMEM) => AcceptError::Memory,
+            Some(
+                libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+                | libc::ETIMEDOUT
+                | libc::EPERM
+                | libc::EINTR
+                | libc::EAGAIN,
+            ) => AcceptError::Transient,
+            _ => AcceptError::Other,
+        }
+    }
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            AcceptError::Transient => "transient",
+            AcceptError::Descriptors => "descriptors",
+            AcceptError::Memory => "memory",
+            AcceptError::Other => "other",
+        }
+    }
 }
 
 /// Number of TLS handshake results counted.
@@ -95,6 +154,17 @@ impl ShardMetrics {
     /// TLS handshakes by result (cumulative).
     pub fn handshake_totals(&self) -> [u64; HANDSHAKE_RESULTS] {
         std::array::from_fn(|i| self.handshakes[i].get())
+    }
+
+    /// Counts a failed accept.
+    pub fn accept_error(&self, kind: AcceptError) {
+        let cell = &self.accept_errors[kind as usize];
+        cell.set(cell.get() + 1);
+    }
+
+    /// Failed accepts by kind (cumulative), in [`AcceptError::ALL`] order.
+    pub fn accept_error_totals(&self) -> [u64; AcceptError::ALL.len()] {
+        std::array::from_fn(|i| self.accept_errors[i].get())
     }
 
     /// Connections accepted so far.

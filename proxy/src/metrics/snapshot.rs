@@ -91,6 +91,8 @@ pub struct ShardSnapshot {
     pub open_connections: u64,
     /// Connections accepted since start.
     pub accepted: u64,
+    /// Failed accepts by kind since start.
+    pub accept_errors: [u64; super::shard::AcceptError::ALL.len()],
     /// TLS handshakes by result since start.
     pub tls_handshakes: [u64; super::shard::HANDSHAKE_RESULTS],
     /// Completed TLS handshakes that resumed a session, since start.

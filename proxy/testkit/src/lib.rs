@@ -18,4 +18,4 @@ pub use manifests::{
     backend_for, endpoint_slice, ingress, ingress_class, service, tls_secret, EndpointSpec,
     ManifestDir,
 };
-pub use rauta::{free_port, Rauta};
+pub use rauta::{free_port, Launch, Rauta};

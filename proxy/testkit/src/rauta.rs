@@ -73,6 +73,15 @@ impl std::fmt::Debug for Rauta {
     }
 }
 
+/// How the process is started, beyond its flags.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// `RLIMIT_NOFILE` (soft, hard) to start with (through `prlimit`).
+    pub nofile: Option<(u64, u64)>,
+}
+
 impl Rauta {
     /// Runs `bin serve --manifests DIR --listen 127.0.0.1:P --admin
     /// 127.0.0.1:Q EXTRA...` on free ports and waits until `GET /readyz` on
@@ -89,10 +98,30 @@ impl Rauta {
         manifests: impl AsRef<Path>,
         extra_args: &[&str],
     ) -> Result<Rauta, String> {
+        Rauta::try_start_with(bin, manifests, extra_args, &Launch::default())
+    }
+
+    /// Like [`Rauta::start`], with the process environment of `launch`.
+    pub fn start_with(
+        bin: impl AsRef<Path>,
+        manifests: impl AsRef<Path>,
+        extra_args: &[&str],
+        launch: &Launch,
+    ) -> Rauta {
+        Rauta::try_start_with(bin, manifests, extra_args, launch).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Rauta::try_start`], with the process environment of `launch`.
+    pub fn try_start_with(
+        bin: impl AsRef<Path>,
+        manifests: impl AsRef<Path>,
+        extra_args: &[&str],
+        launch: &Launch,
+    ) -> Result<Rauta, String> {
         let (bin, manifests) = (bin.as_ref(), manifests.as_ref());
         let mut failures = String::new();
         for attempt in 1..=START_ATTEMPTS {
-            let mut rauta = Rauta::spawn(bin, manifests, extra_args)
+            let mut rauta = Rauta::spawn_with(bin, manifests, extra_args, launch)
                 .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
             let deadline = Instant::now() + READY_TIMEOUT;
             loop {
@@ -133,6 +162,16 @@ impl Rauta {
         manifests: impl AsRef<Path>,
         extra_args: &[&str],
     ) -> io::Result<Rauta> {
+        Rauta::spawn_with(bin, manifests, extra_args, &Launch::default())
+    }
+
+    /// Like [`Rauta::spawn`], with the process environment of `launch`.
+    pub fn spawn_with(
+        bin: impl AsRef<Path>,
+        manifests: impl AsRef<Path>,
+        extra_args: &[&str],
+        launch: &Launch,
+    ) -> io::Result<Rauta> {
         let (port, admin_port) = two_free_ports();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let admin_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, admin_port));
@@ -142,7 +181,18 @@ impl Rauta {
             .tempfile()?;
         let out: File = log.as_file().try_clone()?;
         let err: File = log.as_file().try_clone()?;
-        let mut cmd = Command::new(bin.as_ref());
+        // prlimit(1) sets the limits and then execs rauta: same pid.
+        let mut cmd = match launch.nofile {
+            Some((soft, hard)) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={soft}:{hard}"))
+                    .arg("--")
+                    .arg(bin.as_ref());
+                c
+            }
+            None => Command::new(bin.as_ref()),
+        };
+        cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
         cmd.arg("serve")
             .arg("--manifests")
             .arg(manifests.as_ref())

@@ -19,6 +19,11 @@ pub fn start(dir: &ManifestDir, extra: &[&str]) -> Rauta {
     Rauta::start(env!("CARGO_BIN_EXE_rauta"), dir.path(), extra)
 }
 
+/// Starts rauta on `dir` with extra flags and a launch environment.
+pub fn start_with(dir: &ManifestDir, extra: &[&str], launch: &rauta_testkit::Launch) -> Rauta {
+    Rauta::start_with(env!("CARGO_BIN_EXE_rauta"), dir.path(), extra, launch)
+}
+
 /// A named backend and the Service + EndpointSlices for it in `ns`
 /// (Service port 80 named `http`).
 pub fn service(ns: &str, name: &str) -> (Backend, String) {
