@@ -193,3 +193,31 @@ fn a_stream_that_is_always_ready_still_lets_other_tasks_run() {
     drop(writer.join());
     assert!(other_ran_first, "a busy stream kept the shard to itself");
 }
+
+#[test]
+fn a_read_completes_while_another_task_yields_forever() {
+    let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let writer = std::thread::spawn(move || {
+        let (mut s, _) = std_listener.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        std::io::Write::write_all(&mut s, b"ping").unwrap();
+        s
+    });
+    let got = on_shard(move || async move {
+        let mut c = connect(addr, Duration::from_secs(1)).await.unwrap();
+        // Keeps the run queue busy, so every turn is a non-blocking one.
+        spawn_local(async {
+            loop {
+                futures_lite::future::yield_now().await;
+            }
+        })
+        .detach();
+        let mut buf = [0u8; 4];
+        timeout(Duration::from_secs(2), c.read_exact(&mut buf))
+            .await
+            .map(|r| r.map(|()| buf).map_err(|e| e.kind()))
+    });
+    drop(writer.join());
+    assert_eq!(got, Some(Ok(*b"ping")), "the read never completed");
+}
