@@ -221,3 +221,42 @@ fn a_read_completes_while_another_task_yields_forever() {
     drop(writer.join());
     assert_eq!(got, Some(Ok(*b"ping")), "the read never completed");
 }
+
+#[test]
+fn a_cancelled_acquire_does_not_swallow_a_release() {
+    let got = on_shard(|| async {
+        let sem = std::rc::Rc::new(Semaphore::new(1));
+        let held = sem.acquire(1).await;
+        let s = sem.clone();
+        let cancelled = spawn_local(async move { drop(s.acquire(1).await) });
+        let s = sem.clone();
+        let waiting = spawn_local(async move { drop(s.acquire(1).await) });
+        // Both acquires are queued, the cancelled one first.
+        futures_lite::future::yield_now().await;
+        futures_lite::future::yield_now().await;
+        drop(cancelled);
+        futures_lite::future::yield_now().await;
+        drop(held);
+        timeout(Duration::from_secs(2), waiting).await
+    });
+    assert_eq!(got, Some(()), "the release went to the cancelled waiter");
+}
+
+#[test]
+fn a_woken_acquire_that_is_dropped_passes_the_permit_on() {
+    let got = on_shard(|| async {
+        let sem = std::rc::Rc::new(Semaphore::new(1));
+        let held = sem.acquire(1).await;
+        let s = sem.clone();
+        let first = spawn_local(async move { drop(s.acquire(1).await) });
+        let s = sem.clone();
+        let second = spawn_local(async move { drop(s.acquire(1).await) });
+        futures_lite::future::yield_now().await;
+        futures_lite::future::yield_now().await;
+        // The release wakes `first`, which is dropped before it runs.
+        drop(held);
+        drop(first);
+        timeout(Duration::from_secs(2), second).await
+    });
+    assert_eq!(got, Some(()), "the woken waiter's permit was lost");
+}
