@@ -260,3 +260,14 @@ fn a_woken_acquire_that_is_dropped_passes_the_permit_on() {
     });
     assert_eq!(got, Some(()), "the woken waiter's permit was lost");
 }
+
+#[test]
+fn huge_timeouts_do_not_overflow() {
+    let (slept, finished) = on_shard(|| async {
+        let slept = timeout(Duration::from_millis(10), sleep(Duration::MAX)).await;
+        let finished = timeout(Duration::MAX, async { 1 }).await;
+        (slept, finished)
+    });
+    assert_eq!(slept, None);
+    assert_eq!(finished, Some(1));
+}
