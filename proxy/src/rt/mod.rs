@@ -15,7 +15,7 @@ mod tests;
 mod time;
 
 pub use async_task::Task;
-pub use executor::spawn_local;
+pub use executor::{panics_total, spawn_local};
 pub use net::{TcpListener, TcpStream};
 pub use sync::{Permit, Semaphore};
 pub use time::{sleep, Sleep};

@@ -194,6 +194,76 @@ fn a_stream_that_is_always_ready_still_lets_other_tasks_run() {
     assert!(other_ran_first, "a busy stream kept the shard to itself");
 }
 
+/// A listener of this shard on an ephemeral loopback port.
+fn local_listener() -> (TcpListener, SocketAddr) {
+    let sock = crate::listener::bind_reuseport("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    (listener_from_socket(sock).unwrap(), addr)
+}
+
+/// Echoes one 5-byte message over a fresh connection to this shard.
+async fn echo_once() -> [u8; 5] {
+    let (listener, addr) = local_listener();
+    let server = spawn_local(async move {
+        let mut s = listener.accept().await.unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).await.unwrap();
+        s.write_all(&buf).await.unwrap();
+    });
+    let mut c = connect(addr, Duration::from_secs(1)).await.unwrap();
+    c.write_all(b"hello").await.unwrap();
+    let mut back = [0u8; 5];
+    c.read_exact(&mut back).await.unwrap();
+    server.await;
+    back
+}
+
+#[test]
+fn a_panicking_task_is_dropped_and_the_shard_keeps_serving() {
+    let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = std_listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 1];
+        // EOF: the panicking task's socket was closed with its future.
+        s.read(&mut buf).map_err(|e| e.kind())
+    });
+    let before = panics_total();
+    let (echoed, other_ran) = on_shard(move || async move {
+        let c = connect(addr, Duration::from_secs(1)).await.unwrap();
+        let doomed = spawn_local(async move {
+            let _owned = c;
+            futures_lite::future::yield_now().await;
+            panic!("a task panics on purpose");
+        });
+        futures_lite::future::yield_now().await;
+        futures_lite::future::yield_now().await;
+        assert!(doomed.is_finished(), "the panicking task ended");
+        drop(doomed);
+        let other = spawn_local(async { 7 });
+        (echo_once().await, other.await)
+    });
+    assert_eq!(&echoed, b"hello");
+    assert_eq!(other_ran, 7);
+    assert!(panics_total() > before, "the panic was counted");
+    assert_eq!(peer.join().unwrap(), Ok(0), "the task's socket was closed");
+}
+
+#[test]
+fn a_panic_in_the_main_task_ends_its_shard_cleanly() {
+    let before = panics_total();
+    let handle = spawn_pinned(0, "rt-test", || async {
+        // A task still waiting when the shard goes down.
+        spawn_local(sleep(Duration::from_secs(30))).detach();
+        futures_lite::future::yield_now().await;
+        panic!("the main task panics on purpose");
+    })
+    .expect("shard thread starts");
+    assert!(handle.join().is_err(), "the shard's join reports the panic");
+    assert!(panics_total() > before);
+}
+
 #[test]
 fn a_read_completes_while_another_task_yields_forever() {
     let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
@@ -220,6 +290,30 @@ fn a_read_completes_while_another_task_yields_forever() {
     });
     drop(writer.join());
     assert_eq!(got, Some(Ok(*b"ping")), "the read never completed");
+}
+
+#[test]
+fn a_wake_from_another_thread_runs_the_task() {
+    let woke = on_shard(|| async {
+        let mut sent = false;
+        timeout(
+            Duration::from_secs(2),
+            std::future::poll_fn(|cx| {
+                if sent {
+                    return std::task::Poll::Ready(());
+                }
+                sent = true;
+                let waker = cx.waker().clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(10));
+                    waker.wake();
+                });
+                std::task::Poll::Pending
+            }),
+        )
+        .await
+    });
+    assert_eq!(woke, Some(()), "a foreign wake was lost");
 }
 
 #[test]
