@@ -26,7 +26,7 @@ impl Registered {
     fn new(sock: Socket) -> io::Result<Registered> {
         sock.set_nonblocking(true)?;
         let key = with_reactor(|r| r.register())
-            .ok_or_else(|| io::Error::other("socket used outside a shard executor"))?;
+            .ok_or_else(|| io::Error::other("socket used outside a shard executor"))??;
         Ok(Registered { sock, key })
     }
 

@@ -1,5 +1,6 @@
 //! The runtime against real sockets: waits, timeouts, cancellation.
 
+use super::executor;
 use super::*;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use std::io::Read;
@@ -218,6 +219,21 @@ async fn echo_once() -> [u8; 5] {
     back
 }
 
+fn source_count() -> usize {
+    executor::with_reactor(|r| r.source_count()).unwrap()
+}
+
+/// Sleeps until `done` holds; false if it did not within 2 s.
+async fn eventually(done: impl Fn() -> bool) -> bool {
+    for _ in 0..200 {
+        if done() {
+            return true;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    done()
+}
+
 #[test]
 fn a_panicking_task_is_dropped_and_the_shard_keeps_serving() {
     let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
@@ -262,6 +278,44 @@ fn a_panic_in_the_main_task_ends_its_shard_cleanly() {
     .expect("shard thread starts");
     assert!(handle.join().is_err(), "the shard's join reports the panic");
     assert!(panics_total() > before);
+}
+
+#[test]
+fn more_waits_than_the_ring_holds_all_complete() {
+    const PAIRS: usize = 560; // 1 120 waits, more than the 1 024 SQ entries
+    let (completed, backlogged) = on_shard(|| async {
+        let (listener, addr) = local_listener();
+        let mut streams = Vec::with_capacity(2 * PAIRS);
+        for _ in 0..PAIRS {
+            streams.push(connect(addr, Duration::from_secs(1)).await.unwrap());
+            streams.push(listener.accept().await.unwrap());
+        }
+        // One task run: every stream's read says EAGAIN and arms a wait.
+        let mut buf = [0u8; 1];
+        for s in &mut streams {
+            executor::refill_budget();
+            assert!(futures_lite::future::poll_once(s.read(&mut buf))
+                .await
+                .is_none());
+        }
+        let backlogged = executor::with_reactor(|r| r.backlog_len()).unwrap();
+        for s in &mut streams {
+            executor::refill_budget();
+            s.write_all(b"x").await.unwrap();
+        }
+        let completed = timeout(Duration::from_secs(2), async {
+            let mut n = 0;
+            for s in &mut streams {
+                s.read_exact(&mut buf).await.unwrap();
+                n += 1;
+            }
+            n
+        })
+        .await;
+        (completed, backlogged)
+    });
+    assert!(backlogged > 0, "the submission queue never overflowed");
+    assert_eq!(completed, Some(2 * PAIRS), "a wait was lost");
 }
 
 #[test]
@@ -353,6 +407,97 @@ fn a_woken_acquire_that_is_dropped_passes_the_permit_on() {
         timeout(Duration::from_secs(2), second).await
     });
     assert_eq!(got, Some(()), "the woken waiter's permit was lost");
+}
+
+#[test]
+fn a_reused_fd_number_still_gets_its_wakes() {
+    let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (first, _) = std_listener.accept().unwrap();
+        let (mut second, _) = std_listener.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        std::io::Write::write_all(&mut second, b"ok").unwrap();
+        (first, second)
+    });
+    let (got, reused, back_to_baseline) = on_shard(move || async move {
+        let baseline = source_count();
+        let mut c = connect(addr, Duration::from_secs(1)).await.unwrap();
+        let old_fd = std::os::fd::AsRawFd::as_raw_fd(&c);
+        let mut buf = [0u8; 2];
+        // One task run: the read arms a poll, the stream is dropped (its
+        // poll and cancel still queued) and a new socket takes the fd.
+        assert!(futures_lite::future::poll_once(c.read(&mut buf))
+            .await
+            .is_none());
+        drop(c);
+        let mut fresh = std::pin::pin!(connect(addr, Duration::from_secs(1)));
+        let first_poll = futures_lite::future::poll_once(fresh.as_mut()).await;
+        let mut c = match first_poll {
+            Some(r) => r.unwrap(),
+            None => fresh.await.unwrap(),
+        };
+        let reused = std::os::fd::AsRawFd::as_raw_fd(&c) == old_fd;
+        let got = timeout(Duration::from_secs(2), c.read_exact(&mut buf))
+            .await
+            .map(|r| r.map(|()| buf).map_err(|e| e.kind()));
+        drop(c);
+        let back = eventually(|| source_count() == baseline).await;
+        (got, reused, back)
+    });
+    drop(peer.join());
+    if !reused {
+        // Another test's thread took the number in between; the waits
+        // were still checked, only not on a reused number.
+        eprintln!("fd number was not reused this time");
+    }
+    assert_eq!(got, Some(Ok(*b"ok")), "the new stream's wake was lost");
+    assert!(back_to_baseline, "a source entry leaked");
+}
+
+#[test]
+fn lost_completions_wake_every_armed_wait() {
+    let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = std_listener.accept().unwrap();
+        let _ = go_rx.recv_timeout(Duration::from_secs(2));
+        std::io::Write::write_all(&mut s, b"hi").unwrap();
+        s
+    });
+    let before = ring_counters();
+    let got = on_shard(move || async move {
+        let mut c = connect(addr, Duration::from_secs(1)).await.unwrap();
+        let reader = spawn_local(async move {
+            let mut buf = [0u8; 2];
+            timeout(Duration::from_secs(2), c.read_exact(&mut buf))
+                .await
+                .map(|r| r.map(|()| buf).map_err(|e| e.kind()))
+        });
+        // Let the reader arm its poll, and the ring submit it.
+        sleep(Duration::from_millis(20)).await;
+        // As if the kernel had dropped that poll's completion: only the
+        // recovery's wake can make the reader poll again.
+        executor::with_reactor(|r| r.simulate_dropped_completions()).unwrap();
+        futures_lite::future::yield_now().await;
+        let _ = go_tx.send(());
+        let got = reader.await;
+        let stale_seen =
+            eventually(|| ring_counters().stale_completions > before.stale_completions).await;
+        (got, stale_seen)
+    });
+    drop(peer.join());
+    assert_eq!(
+        got.0,
+        Some(Ok(*b"hi")),
+        "the recovered wait never completed"
+    );
+    assert!(ring_counters().cq_dropped > before.cq_dropped);
+    assert!(
+        got.1,
+        "the abandoned poll's completion was not recognised as stale"
+    );
 }
 
 #[test]
