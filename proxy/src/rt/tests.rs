@@ -510,3 +510,16 @@ fn huge_timeouts_do_not_overflow() {
     assert_eq!(slept, None);
     assert_eq!(finished, Some(1));
 }
+
+/// Sockets index their shard's reactor, so they must not be `Send`: this
+/// fails to compile (ambiguous impl) if either type becomes `Send`.
+#[allow(dead_code)]
+fn sockets_are_not_send() {
+    trait AmbiguousIfSend<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+    impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+    <TcpStream as AmbiguousIfSend<_>>::check();
+    <TcpListener as AmbiguousIfSend<_>>::check();
+}
