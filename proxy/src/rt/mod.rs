@@ -15,8 +15,9 @@ mod tests;
 mod time;
 
 pub use async_task::Task;
-pub use executor::spawn_local;
+pub use executor::{panics_total, spawn_local};
 pub use net::{TcpListener, TcpStream};
+pub use reactor::{counters as ring_counters, RingCounters};
 pub use sync::{Permit, Semaphore};
 pub use time::{sleep, Sleep};
 

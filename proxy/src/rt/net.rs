@@ -9,6 +9,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::cell::Cell;
 use std::future::poll_fn;
 use std::io::{self, Read, Write};
+use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
@@ -20,19 +21,36 @@ use std::time::Duration;
 struct Registered {
     sock: Socket,
     key: SourceKey,
+    /// The key indexes this thread's reactor: the socket must not move to
+    /// another thread (`!Send`, `!Sync`).
+    _local: PhantomData<*const ()>,
 }
 
 impl Registered {
+    /// Registers a socket that is already non-blocking.
     fn new(sock: Socket) -> io::Result<Registered> {
-        sock.set_nonblocking(true)?;
         let key = with_reactor(|r| r.register())
-            .ok_or_else(|| io::Error::other("socket used outside a shard executor"))?;
-        Ok(Registered { sock, key })
+            .ok_or_else(|| io::Error::other("socket used outside a shard executor"))??;
+        Ok(Registered {
+            sock,
+            key,
+            _local: PhantomData,
+        })
+    }
+
+    /// Takes one unit of the task's I/O budget; when it is spent, wakes
+    /// the task so it yields (before the syscall, so nothing read is held
+    /// back) and returns false.
+    fn budget(cx: &Context<'_>) -> bool {
+        if take_budget() {
+            return true;
+        }
+        cx.waker().wake_by_ref();
+        false
     }
 
     /// Runs `op` unless a wait is already pending; on `EAGAIN` arms a
-    /// wait and returns `None`. Also `None` (after a self-wake) when the
-    /// task has used up its I/O budget for this run.
+    /// wait and returns `None`. The caller has taken the I/O budget.
     fn poll_op<T>(
         &self,
         dir: Dir,
@@ -40,11 +58,6 @@ impl Registered {
         try_first: bool,
         mut op: impl FnMut(&Socket) -> io::Result<T>,
     ) -> Option<io::Result<T>> {
-        if !take_budget() {
-            // Yield before the syscall, so nothing read is held back.
-            cx.waker().wake_by_ref();
-            return None;
-        }
         let fd = self.sock.as_raw_fd();
         let waiting = with_reactor(|r| r.is_waiting(self.key, dir)).unwrap_or(false);
         if try_first && !waiting {
@@ -76,6 +89,7 @@ pub struct TcpListener {
 impl TcpListener {
     /// Takes over a bound, listening socket (made non-blocking here).
     pub(super) fn from_socket(sock: Socket) -> io::Result<TcpListener> {
+        sock.set_nonblocking(true)?;
         Ok(TcpListener {
             inner: Registered::new(sock)?,
         })
@@ -84,7 +98,10 @@ impl TcpListener {
     /// Accepts the next connection.
     pub async fn accept(&self) -> io::Result<TcpStream> {
         let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-        let sock = poll_fn(|cx| {
+        let (sock, addr) = poll_fn(|cx| {
+            if !Registered::budget(cx) {
+                return Poll::Pending;
+            }
             match self
                 .inner
                 .poll_op(Dir::Read, cx, true, |s| s.accept4(flags))
@@ -93,14 +110,24 @@ impl TcpListener {
                 None => Poll::Pending,
             }
         })
-        .await?
-        .0;
-        TcpStream::new(sock)
+        .await?;
+        let mut stream = TcpStream::new(sock)?;
+        stream.peer = addr.as_socket();
+        Ok(stream)
     }
 }
 
-/// A connected TCP stream with optional per-operation read and write
-/// timeouts (an operation that waits longer fails with `TimedOut`).
+/// A connected TCP stream with optional read and write timeouts (an
+/// operation that waits longer fails with `TimedOut`).
+///
+/// A timeout is kept per direction: its clock starts when an operation in
+/// that direction first has to wait, and stops when one completes or times
+/// out. An operation abandoned while waiting (its future dropped, say by
+/// [`crate::rt::timeout`]) leaves the clock running, so the next operation
+/// in that direction inherits the time already spent; call
+/// [`TcpStream::reset_deadlines`] to start afresh.
+///
+/// Bound to the shard thread that created it (`!Send`).
 #[derive(Debug)]
 pub struct TcpStream {
     inner: Registered,
@@ -203,6 +230,12 @@ impl TcpStream {
             .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
     }
 
+    /// Forgets the time already spent waiting by abandoned operations, so
+    /// the next operation in each direction gets its full timeout.
+    pub fn reset_deadlines(&mut self) {
+        self.deadlines = [None, None];
+    }
+
     /// Says that the peer cannot have answered yet (a request was just
     /// sent), so the next read starts by waiting instead of by a syscall
     /// that would say `EAGAIN`. The wait ends at once if data is there.
@@ -216,6 +249,9 @@ impl TcpStream {
         cx: &mut Context<'_>,
         op: impl FnMut(&Socket) -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
+        if !Registered::budget(cx) {
+            return Poll::Pending;
+        }
         let try_first = !std::mem::take(&mut self.wait_first[dir as usize]);
         if let Some(done) = self.inner.poll_op(dir, cx, try_first, op) {
             self.deadlines[dir as usize] = None;

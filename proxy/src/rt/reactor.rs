@@ -7,19 +7,69 @@
 //! completion never interrupts the running shard with an IPI: completions
 //! are reaped once per loop turn, in one `io_uring_enter`.
 
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::{opcode, squeue, types, IoUring, Probe};
 use slab::Slab;
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-/// Ring size; a push into a full submission queue submits first.
-const RING_ENTRIES: u32 = 1024;
+/// Submission queue size. A push into a full queue goes to the backlog,
+/// which the next turn moves into the ring: no request is ever dropped.
+const SQ_ENTRIES: u32 = 1024;
+/// Completion queue size: every socket of a busy shard (16 384 clients plus
+/// their upstreams) may have a read and a write poll in flight. 1 MiB of
+/// ring memory; the kernel clamps it where its limit is lower.
+const CQ_ENTRIES: u32 = 65536;
 /// `user_data` of cancel requests, whose completions need no dispatch.
 const CANCEL_TAG: u64 = u64::MAX;
+/// Largest slab key a `user_data` can carry (31 bits, so that no poll's
+/// `user_data` is ever [`CANCEL_TAG`]).
+const MAX_KEY: usize = (1 << 31) - 2;
+/// The bits of a `user_data` (shifted down by one) that hold the key.
+const KEY_MASK: u64 = (1 << 31) - 1;
+/// Submit attempts per turn while the backlog does not fit the ring.
+const SUBMIT_TRIES: usize = 8;
+/// The pause after an `io_uring_enter` failure that retrying will not fix,
+/// so a broken ring cannot spin the shard at 100 % CPU.
+const ENTER_BACKOFF: Duration = Duration::from_millis(1);
+/// At most one log line per this interval for failing enters.
+const ENTER_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Process-wide counts of ring anomalies (incremented only when one
+/// happens, never on the normal path).
+static CQ_DROPPED: AtomicU64 = AtomicU64::new(0);
+static STALE_CQES: AtomicU64 = AtomicU64::new(0);
+static POLL_ERRORS: AtomicU64 = AtomicU64::new(0);
+static ENTER_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Ring anomalies counted since the process started, over all shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingCounters {
+    /// Times the kernel reported dropped completions (`EBADR`); every
+    /// armed wait of that shard was woken to retry its syscall.
+    pub cq_dropped: u64,
+    /// Completions of polls abandoned by such a recovery, ignored.
+    pub stale_completions: u64,
+    /// Polls of live sockets that completed with an unexpected error.
+    pub poll_errors: u64,
+    /// `io_uring_enter` calls that failed for a reason other than a
+    /// timeout, a signal or a full ring.
+    pub enter_errors: u64,
+}
+
+/// Reads the process-wide ring anomaly counters.
+pub fn counters() -> RingCounters {
+    RingCounters {
+        cq_dropped: CQ_DROPPED.load(Relaxed),
+        stale_completions: STALE_CQES.load(Relaxed),
+        poll_errors: POLL_ERRORS.load(Relaxed),
+        enter_errors: ENTER_ERRORS.load(Relaxed),
+    }
+}
 
 /// Which half of a socket a wait is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,12 +80,24 @@ pub enum Dir {
     Write = 1,
 }
 
+/// The only requests the ring is ever given. Neither refers to memory, so
+/// no future dropped while its request is in flight can leave the kernel
+/// holding a dangling pointer; adding an operation that carries a buffer
+/// would need an ownership scheme this reactor does not have.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    /// A one-shot readiness poll of `fd` for source `key`.
+    Poll { fd: RawFd, dir: Dir, key: SourceKey },
+    /// Cancels the request with this `user_data`.
+    Cancel(u64),
+}
+
 /// One direction's wait state. Completions are only reaped between task
 /// runs, so "not armed" always means "the last poll fired, or none was
 /// needed yet": either way the owner's next step is a syscall.
 #[derive(Debug, Default)]
 struct Wait {
-    /// A `POLL_ADD` is in flight in the kernel.
+    /// A `POLL_ADD` is in flight in the kernel (or in the backlog).
     armed: bool,
     waker: Option<Waker>,
 }
@@ -56,39 +118,44 @@ pub type TimerKey = (Instant, u64);
 /// The per-thread reactor.
 pub struct Reactor {
     ring: RefCell<IoUring>,
+    /// Requests that did not fit the submission queue, in order; moved
+    /// into the ring at the start of the next turn.
+    backlog: RefCell<VecDeque<squeue::Entry>>,
     sources: RefCell<Slab<Source>>,
     timers: RefCell<BTreeMap<TimerKey, Waker>>,
     timer_seq: Cell<u64>,
+    /// Carried in every poll's `user_data`; bumped when the kernel dropped
+    /// completions, so the polls armed before that are told apart.
+    epoch: Cell<u32>,
+    /// When an enter failure was last logged, and how many were not.
+    enter_log: Cell<(Option<Instant>, u64)>,
+    /// Wakers collected by a reap, kept so reaping does not allocate.
+    wake_buf: RefCell<Vec<Waker>>,
 }
 
 impl Reactor {
     /// Creates the ring, with the cheapest completion mode the kernel has.
+    /// Fails on a kernel whose io_uring lacks what the reactor relies on.
     pub fn new() -> io::Result<Reactor> {
-        // DEFER_TASKRUN (6.1+) runs completion work only when we reap;
-        // COOP_TASKRUN (5.19+) at least avoids the IPI; plain rings last.
-        let ring = IoUring::builder()
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .setup_taskrun_flag()
-            .build(RING_ENTRIES)
-            .or_else(|_| {
-                IoUring::builder()
-                    .setup_coop_taskrun()
-                    .setup_taskrun_flag()
-                    .build(RING_ENTRIES)
-            })
-            .or_else(|_| IoUring::new(RING_ENTRIES))?;
         Ok(Reactor {
-            ring: RefCell::new(ring),
+            ring: RefCell::new(build_ring()?),
+            backlog: RefCell::new(VecDeque::new()),
             sources: RefCell::new(Slab::with_capacity(256)),
             timers: RefCell::new(BTreeMap::new()),
             timer_seq: Cell::new(0),
+            epoch: Cell::new(0),
+            enter_log: Cell::new((None, 0)),
+            wake_buf: RefCell::new(Vec::new()),
         })
     }
 
     /// Registers a socket for readiness waits.
-    pub fn register(&self) -> SourceKey {
-        self.sources.borrow_mut().insert(Source::default())
+    pub fn register(&self) -> io::Result<SourceKey> {
+        let mut sources = self.sources.borrow_mut();
+        if sources.vacant_key() > MAX_KEY {
+            return Err(io::Error::other("too many sockets on one shard"));
+        }
+        Ok(sources.insert(Source::default()))
     }
 
     /// Forgets a socket that is about to be closed. Polls still in flight
@@ -99,10 +166,11 @@ impl Reactor {
         let Some(source) = sources.get_mut(key) else {
             return;
         };
+        let epoch = self.epoch.get();
         let armed = [Dir::Read, Dir::Write].map(|d| {
             let w = &mut source.waits[d as usize];
             w.waker = None;
-            w.armed.then(|| user_data(key, d))
+            w.armed.then(|| user_data(epoch, key, d))
         });
         if armed == [None, None] {
             sources.remove(key);
@@ -111,7 +179,7 @@ impl Reactor {
         source.orphan = true;
         drop(sources);
         for data in armed.into_iter().flatten() {
-            self.push(opcode::AsyncCancel::new(data).build().user_data(CANCEL_TAG));
+            self.push(Op::Cancel(data));
         }
     }
 
@@ -130,15 +198,7 @@ impl Reactor {
         if !wait.armed {
             wait.armed = true;
             drop(sources);
-            let events = match dir {
-                Dir::Read => libc::POLLIN | libc::POLLRDHUP,
-                Dir::Write => libc::POLLOUT,
-            };
-            self.push(
-                opcode::PollAdd::new(types::Fd(fd), events as u32)
-                    .build()
-                    .user_data(user_data(key, dir)),
-            );
+            self.push(Op::Poll { fd, dir, key });
         }
     }
 
@@ -151,27 +211,72 @@ impl Reactor {
             .is_some_and(|s| s.waits[dir as usize].armed)
     }
 
-    fn push(&self, entry: squeue::Entry) {
-        let mut ring = self.ring.borrow_mut();
-        // SAFETY: polls and cancels reference no user memory; the fd of a
-        // poll stays open until its completion or cancellation (see
-        // `deregister`, which runs before the socket is closed).
-        #[allow(unsafe_code)]
-        let pushed = unsafe { ring.submission().push(&entry).is_ok() };
-        if pushed {
+    /// Queues a request: into the ring when it has room and nothing is
+    /// waiting ahead of it, else at the end of the backlog (order matters:
+    /// a cancel must reach the kernel after the poll it cancels).
+    fn push(&self, op: Op) {
+        let entry = match op {
+            Op::Poll { fd, dir, key } => {
+                let events = match dir {
+                    Dir::Read => libc::POLLIN | libc::POLLRDHUP,
+                    Dir::Write => libc::POLLOUT,
+                };
+                opcode::PollAdd::new(types::Fd(fd), events as u32)
+                    .build()
+                    .user_data(user_data(self.epoch.get(), key, dir))
+            }
+            Op::Cancel(data) => opcode::AsyncCancel::new(data).build().user_data(CANCEL_TAG),
+        };
+        let mut backlog = self.backlog.borrow_mut();
+        if backlog.is_empty() && push_sqe(&mut self.ring.borrow_mut(), &entry) {
             return;
         }
-        if let Err(e) = ring.submit() {
-            tracing::error!(error = %e, "io_uring submit failed");
-        }
-        // SAFETY: as above.
-        #[allow(unsafe_code)]
-        let pushed = unsafe { ring.submission().push(&entry).is_ok() };
-        if !pushed {
-            tracing::error!("io_uring submission queue stays full; a wait is lost");
+        backlog.push_back(entry);
+    }
+
+    /// Moves as much of the backlog into the submission queue as fits.
+    fn fill_from_backlog(&self) {
+        let mut backlog = self.backlog.borrow_mut();
+        let mut ring = self.ring.borrow_mut();
+        while let Some(entry) = backlog.front() {
+            if !push_sqe(&mut ring, entry) {
+                return;
+            }
+            backlog.pop_front();
         }
     }
 
+    /// Empties the backlog into the kernel, submitting each time the ring
+    /// fills. True when some of it is still left (the kernel refused).
+    fn flush_backlog(&self) -> bool {
+        if self.backlog.borrow().is_empty() {
+            return false;
+        }
+        for _ in 0..SUBMIT_TRIES {
+            self.fill_from_backlog();
+            if self.backlog.borrow().is_empty() {
+                return false;
+            }
+            let submitted = self.ring.borrow().submit();
+            match submitted {
+                Ok(_) => {}
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EINTR) => {}
+                    // The completion ring is full: reaping makes room.
+                    Some(libc::EBUSY | libc::EAGAIN) => self.reap(),
+                    Some(libc::EBADR) => {
+                        self.reap();
+                        self.recover_dropped();
+                    }
+                    _ => {
+                        self.enter_failed(&e);
+                        break;
+                    }
+                },
+            }
+        }
+        !self.backlog.borrow().is_empty()
+    }
     /// Adds a timer; the waker is woken once `deadline` has passed.
     pub fn add_timer(&self, deadline: Instant, waker: Waker) -> TimerKey {
         let seq = self.timer_seq.get();
@@ -216,53 +321,98 @@ impl Reactor {
     /// Submits queued requests and reaps completions; waits for one when
     /// `block` is set, but never past the next timer or `max_wait`.
     pub fn turn(&self, block: bool, max_wait: Duration) {
-        let wait = if block {
+        let backlog_left = self.flush_backlog();
+        let mut wait = if block {
             let next = self.timers.borrow().first_key_value().map(|(k, _)| k.0);
             let now = Instant::now();
-            match next {
+            let wait = match next {
                 Some(at) if at <= now => None,
                 Some(at) => Some((at - now).min(max_wait)),
                 None => Some(max_wait),
-            }
+            };
+            // Requests the kernel refused are retried soon.
+            wait.map(|d| {
+                if backlog_left {
+                    d.min(ENTER_BACKOFF)
+                } else {
+                    d
+                }
+            })
         } else {
             None
         };
-        {
+        if wait.is_none() {
             let mut ring = self.ring.borrow_mut();
-            if wait.is_none() {
-                let sq = ring.submission();
-                // Nothing queued and no deferred completion work: reaping
-                // the completion ring needs no syscall.
-                if sq.is_empty() && !sq.taskrun() && !sq.cq_overflow() {
-                    drop(sq);
-                    drop(ring);
-                    self.reap();
-                    return;
-                }
+            let sq = ring.submission();
+            // Nothing queued and no deferred completion work: reaping
+            // the completion ring needs no syscall.
+            if sq.is_empty() && !sq.taskrun() && !sq.cq_overflow() {
+                drop(sq);
+                drop(ring);
+                self.reap();
+                return;
             }
-            let result = match wait {
-                Some(d) => {
-                    let ts = types::Timespec::new()
-                        .sec(d.as_secs())
-                        .nsec(d.subsec_nanos());
-                    let args = types::SubmitArgs::new().timespec(&ts);
-                    ring.submitter().submit_with_args(1, &args)
+        }
+        let mut dropped = false;
+        let mut refused = false;
+        for _ in 0..SUBMIT_TRIES {
+            let result = {
+                let ring = self.ring.borrow();
+                match wait {
+                    Some(d) => {
+                        let ts = types::Timespec::new()
+                            .sec(d.as_secs())
+                            .nsec(d.subsec_nanos());
+                        let args = types::SubmitArgs::new().timespec(&ts);
+                        ring.submitter().submit_with_args(1, &args)
+                    }
+                    None => ring.submitter().submit_and_wait(0),
                 }
-                None => ring.submitter().submit_and_wait(0),
             };
-            if let Err(e) = result {
-                match e.raw_os_error() {
-                    Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => {}
-                    _ => tracing::error!(error = %e, "io_uring_enter failed"),
+            let Err(e) = result else {
+                refused = false;
+                break;
+            };
+            match e.raw_os_error() {
+                Some(libc::ETIME) => {
+                    refused = false;
+                    break;
+                }
+                Some(libc::EINTR) => {}
+                // The completion ring is full (or the kernel is short of
+                // memory): reap to make room, then submit again without
+                // waiting, since the reap may have woken tasks.
+                Some(libc::EBUSY | libc::EAGAIN) => {
+                    refused = true;
+                    self.reap();
+                    wait = None;
+                }
+                Some(libc::EBADR) => {
+                    dropped = true;
+                    refused = false;
+                    break;
+                }
+                _ => {
+                    self.enter_failed(&e);
+                    refused = false;
+                    break;
                 }
             }
         }
         self.reap();
+        if dropped {
+            self.recover_dropped();
+        }
+        if refused && block {
+            // The kernel kept refusing; do not spin on it.
+            std::thread::sleep(ENTER_BACKOFF);
+        }
     }
 
     fn reap(&self) {
-        let mut wakers: Vec<Waker> = Vec::new();
+        let mut wakers = self.wake_buf.take();
         {
+            let epoch = self.epoch.get();
             let mut ring = self.ring.borrow_mut();
             let mut sources = self.sources.borrow_mut();
             for cqe in ring.completion() {
@@ -270,7 +420,12 @@ impl Reactor {
                 if data == CANCEL_TAG {
                     continue;
                 }
-                let key = (data >> 1) as usize;
+                if (data >> 32) as u32 != epoch {
+                    // A poll abandoned by `recover_dropped`.
+                    STALE_CQES.fetch_add(1, Relaxed);
+                    continue;
+                }
+                let key = ((data >> 1) & KEY_MASK) as usize;
                 let dir = (data & 1) as usize;
                 let Some(source) = sources.get_mut(key) else {
                     continue;
@@ -283,14 +438,72 @@ impl Reactor {
                     }
                     continue;
                 }
+                let res = cqe.result();
+                if res < 0 {
+                    // Not a cancellation (only orphans are cancelled), so
+                    // unexpected; the woken task's syscall sees the error.
+                    POLL_ERRORS.fetch_add(1, Relaxed);
+                    tracing::debug!(error = %io::Error::from_raw_os_error(-res), "readiness poll failed");
+                }
                 if let Some(w) = wait.waker.take() {
                     wakers.push(w);
                 }
             }
         }
+        for w in wakers.drain(..) {
+            w.wake();
+        }
+        // Keep the buffer (and its capacity) for the next reap.
+        *self.wake_buf.borrow_mut() = wakers;
+    }
+
+    /// The kernel dropped completions (`EBADR`): some armed waits will
+    /// never hear from their poll. Wake every armed wait so its task
+    /// retries the syscall (a spurious wake is harmless), cancel the old
+    /// polls, and move to a new epoch so their completions, should they
+    /// still come, are recognised as stale.
+    fn recover_dropped(&self) {
+        CQ_DROPPED.fetch_add(1, Relaxed);
+        let old = self.epoch.get();
+        self.epoch.set(old.wrapping_add(1));
+        let mut wakers = Vec::new();
+        let mut cancels = Vec::new();
+        self.sources.borrow_mut().retain(|key, source| {
+            for (d, wait) in source.waits.iter_mut().enumerate() {
+                if std::mem::take(&mut wait.armed) {
+                    let dir = if d == 0 { Dir::Read } else { Dir::Write };
+                    cancels.push(user_data(old, key, dir));
+                    wakers.extend(wait.waker.take());
+                }
+            }
+            // An orphan has no poll of this epoch left to wait for.
+            !source.orphan
+        });
+        tracing::warn!(
+            woken = wakers.len(),
+            "io_uring dropped completions (CQ overflow); every armed wait retries"
+        );
+        for data in cancels {
+            self.push(Op::Cancel(data));
+        }
         for w in wakers {
             w.wake();
         }
+    }
+
+    /// Logs (at most once per second) an enter failure that retrying will
+    /// not fix, and pauses briefly so the shard does not spin on it.
+    fn enter_failed(&self, e: &io::Error) {
+        ENTER_ERRORS.fetch_add(1, Relaxed);
+        let now = Instant::now();
+        let (last, suppressed) = self.enter_log.get();
+        if last.is_none_or(|t| now.duration_since(t) >= ENTER_LOG_EVERY) {
+            tracing::error!(error = %e, suppressed, "io_uring_enter failed");
+            self.enter_log.set((Some(now), 0));
+        } else {
+            self.enter_log.set((last, suppressed + 1));
+        }
+        std::thread::sleep(ENTER_BACKOFF);
     }
 
     /// Drops every stored waker, for a clean executor shutdown: tasks that
@@ -304,8 +517,129 @@ impl Reactor {
         }
         (wakers, std::mem::take(&mut *self.timers.borrow_mut()))
     }
+
+    /// Sockets registered (orphans included), for tests.
+    #[cfg(test)]
+    pub fn source_count(&self) -> usize {
+        self.sources.borrow().len()
+    }
+
+    /// Requests waiting for room in the submission queue, for tests.
+    #[cfg(test)]
+    pub fn backlog_len(&self) -> usize {
+        self.backlog.borrow().len()
+    }
+
+    /// Runs the recovery from dropped completions, for tests.
+    #[cfg(test)]
+    pub fn simulate_dropped_completions(&self) {
+        self.recover_dropped();
+    }
 }
 
-fn user_data(key: SourceKey, dir: Dir) -> u64 {
-    ((key as u64) << 1) | dir as u64
+/// `user_data` of a poll: the epoch in the high 32 bits, then the slab key
+/// (at most [`MAX_KEY`]) and the direction in the lowest bit.
+fn user_data(epoch: u32, key: SourceKey, dir: Dir) -> u64 {
+    (u64::from(epoch) << 32) | ((key as u64) << 1) | dir as u64
+}
+
+/// Pushes one entry into the submission queue; false when it is full.
+fn push_sqe(ring: &mut IoUring, entry: &squeue::Entry) -> bool {
+    // SAFETY: `push` requires every buffer or pointer the entry refers to
+    // to stay valid until the kernel is done with it. Entries come only
+    // from `Reactor::push`, which builds them from an `Op`: a POLL_ADD
+    // (an fd number and an event mask) or an ASYNC_CANCEL (a user_data),
+    // neither of which points at memory. The fd of a POLL_ADD may already
+    // be closed, even reused by a new socket, by the time the kernel reads
+    // the entry (`deregister` only queues its cancel, and the socket is
+    // closed right after); the cancel with the same user_data follows it
+    // in order and removes the poll, and its completion lands on the
+    // orphan entry. That is harmless for a poll; it would not be for an
+    // operation carrying a buffer, which is why `Op` has none.
+    #[allow(unsafe_code)]
+    let pushed = unsafe { ring.submission().push(entry).is_ok() };
+    pushed
+}
+
+/// Builds the ring in the cheapest completion mode the kernel accepts and
+/// checks the features the reactor relies on.
+fn build_ring() -> io::Result<IoUring> {
+    type Setup = fn(&mut io_uring::Builder);
+    // DEFER_TASKRUN (6.1+) runs completion work only when we reap;
+    // COOP_TASKRUN (5.19+) at least avoids the IPI; plain rings last.
+    let modes: [(&str, Setup); 3] = [
+        ("DEFER_TASKRUN", |b| {
+            b.setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_taskrun_flag();
+        }),
+        ("COOP_TASKRUN", |b| {
+            b.setup_coop_taskrun().setup_taskrun_flag();
+        }),
+        ("plain", |_| {}),
+    ];
+    // Once per shard, so the allocations do not matter.
+    let mut failed: Vec<String> = Vec::new();
+    for (mode, setup) in modes {
+        let mut builder = IoUring::builder();
+        builder.setup_cqsize(CQ_ENTRIES).setup_clamp();
+        setup(&mut builder);
+        match builder.build(SQ_ENTRIES) {
+            Ok(ring) => {
+                check_features(&ring)?;
+                let thread = std::thread::current();
+                tracing::info!(
+                    shard = thread.name().unwrap_or("?"),
+                    mode,
+                    cq_entries = ring.params().cq_entries(),
+                    not_available = ?failed,
+                    "io_uring ready"
+                );
+                return Ok(ring);
+            }
+            Err(e) => failed.push(format!("{mode}: {e}")),
+        }
+    }
+    Err(io::Error::other(format!(
+        "cannot create an io_uring ({}); rauta needs io_uring, Linux >= 5.11, \
+         not disabled by sysctl or seccomp",
+        failed.join("; ")
+    )))
+}
+
+/// Refuses a ring whose kernel lacks what the reactor relies on: EXT_ARG
+/// (a timed wait, 5.11), NODROP (no completion is lost silently, 5.5),
+/// POLL_ADD and ASYNC_CANCEL.
+fn check_features(ring: &IoUring) -> io::Result<()> {
+    let params = ring.params();
+    let mut missing = Vec::new();
+    if !params.is_feature_ext_arg() {
+        missing.push("EXT_ARG");
+    }
+    if !params.is_feature_nodrop() {
+        missing.push("NODROP");
+    }
+    let mut probe = Probe::new();
+    if ring.submitter().register_probe(&mut probe).is_ok() {
+        for (name, code) in [
+            ("POLL_ADD", opcode::PollAdd::CODE),
+            ("ASYNC_CANCEL", opcode::AsyncCancel::CODE),
+        ] {
+            if !probe.is_supported(code) {
+                missing.push(name);
+            }
+        }
+    } else {
+        missing.push("PROBE");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "the kernel's io_uring lacks {}: rauta needs Linux >= 5.11",
+            missing.join(", ")
+        ),
+    ))
 }

@@ -40,13 +40,20 @@ pub struct Deadline {
     timer: Option<TimerKey>,
 }
 
+/// The furthest a deadline is put: about 30 years, "never" in practice,
+/// and far from where `Instant` arithmetic overflows.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 impl Deadline {
-    /// A deadline `d` from now.
+    /// A deadline `d` from now (at most [`FAR_FUTURE`], so a huge timeout
+    /// from a configuration cannot overflow `Instant`).
     pub fn after(d: Duration) -> Deadline {
-        Deadline {
-            at: Instant::now() + d,
-            timer: None,
-        }
+        let now = Instant::now();
+        let at = now
+            .checked_add(d.min(FAR_FUTURE))
+            .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+            .unwrap_or(now);
+        Deadline { at, timer: None }
     }
 
     /// True once the deadline has passed; otherwise makes sure the task
