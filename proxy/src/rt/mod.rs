@@ -85,5 +85,3 @@ pub async fn timeout<T>(d: Duration, fut: impl Future<Output = T>) -> Option<T> 
     })
     .await
 }
-pub fn panics_total() -> u64 {
-    0
