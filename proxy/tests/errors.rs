@@ -75,6 +75,8 @@ fn every_failure_has_its_status() {
         ("CONNECT", b"CONNECT ok.example:443 HTTP/1.1\r\nHost: ok.example\r\n\r\n".to_vec(), 405),
         ("body over the limit", b"POST / HTTP/1.1\r\nHost: ok.example\r\nContent-Length: 2000\r\n\r\n".to_vec(), 413),
         ("chunked body over the limit", format!("POST / HTTP/1.1\r\nHost: ok.example\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n{}\r\n0\r\n\r\n", "x".repeat(2000)).into_bytes(), 413),
+        ("chunk extensions carrying what the limit forbids", format!("POST / HTTP/1.1\r\nHost: ok.example\r\nTransfer-Encoding: chunked\r\n\r\n{}0\r\n\r\n", format!("1;{}\r\nx\r\n", "e".repeat(400)).repeat(3)).into_bytes(), 413),
+        ("a trailer that is a request line", b"POST / HTTP/1.1\r\nHost: ok.example\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nGET /admin HTTP/1.1\r\n\r\n".to_vec(), 400),
         ("unknown expectation", b"GET / HTTP/1.1\r\nHost: ok.example\r\nExpect: magic\r\n\r\n".to_vec(), 417),
         ("head over 64 KiB", big_header.into_bytes(), 431),
         ("too many headers", many_headers.into_bytes(), 431),

@@ -6,6 +6,7 @@ pub mod body;
 pub mod buf;
 pub mod chunked;
 pub mod head;
+pub mod invariants;
 pub mod request;
 pub mod response;
 
