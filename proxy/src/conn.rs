@@ -1,46 +1,21 @@
 //! One client connection: wait for a request head (idle and header-read
-//! timeouts, drain), hand each request to [`crate::forward`], in order, so
+//! timeouts, drain), hand each request to [`crate::exchange`], in order, so
 //! pipelined requests are answered in sequence; answer failures.
 
-use crate::error::{write_proxy_answer, ProxyError};
-use crate::forward::{self, Outcome};
+use crate::downstream::{answer_and_close, ClientConn, ClientStream, Outcome, INITIAL_BUF};
+use crate::error::ProxyError;
+use crate::exchange::exchange;
 use crate::http::buf::IoBuf;
 use crate::http::head::IpText;
 use crate::http::RequestError;
 use crate::rt;
 use crate::shard::Shard;
-use crate::stream::ClientStream;
 use futures_lite::{future, AsyncWriteExt};
-use std::net::SocketAddr;
 use std::time::Instant;
-
-/// Initial size of each connection buffer; grows only for large heads.
-const INITIAL_BUF: usize = 16 * 1024;
-
-/// A client connection and its reused buffers.
-#[derive(Debug)]
-pub struct ClientConn {
-    /// The socket, plain or TLS.
-    pub stream: ClientStream,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// The client's IP as text, for the forwarding headers.
-    pub peer_ip: IpText,
-    /// The local port the client connected to.
-    pub port: u16,
-    /// Bytes read from the client.
-    pub rbuf: IoBuf,
-    /// Bytes read from the upstream.
-    pub ubuf: IoBuf,
-    /// Heads being written.
-    pub out: Vec<u8>,
-    /// The access-log line being built (when the access log is on).
-    pub log: Vec<u8>,
-}
 
 /// Serves a client connection (accepted on local `port`) until it closes,
 /// fails or the shard drains.
-pub async fn serve(shard: &Shard, stream: ClientStream, port: u16) {
+pub async fn run(shard: &Shard, stream: ClientStream, port: u16) {
     let tcp = stream.tcp();
     let Ok(peer) = tcp.peer_addr() else { return };
     let cfg = &shard.cfg;
@@ -76,7 +51,7 @@ pub async fn serve(shard: &Shard, stream: ClientStream, port: u16) {
                 return;
             }
         }
-        match forward::exchange(shard, &mut conn).await {
+        match exchange(shard, &mut conn).await {
             Outcome::KeepAlive if !shard.drain.is_draining() => {
                 // The client reads its answer before it sends the next
                 // request (unless it pipelines, and then it is buffered).
@@ -93,40 +68,8 @@ pub async fn serve(shard: &Shard, stream: ClientStream, port: u16) {
     }
 }
 
-/// Writes an error answer, then closes the connection.
-pub async fn answer_and_close(conn: &mut ClientConn, e: &ProxyError) {
-    tracing::debug!(peer = %conn.peer, status = e.status(), fault = ?e.fault(), error = %e, "answered with an error");
-    write_proxy_answer(&mut conn.out, e, true);
-    if conn.stream.write_all(&conn.out).await.is_ok() {
-        lingering_close(conn).await;
-    }
-}
-
-/// Most time spent discarding what a client still sends after its answer.
-const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
-/// Most bytes discarded that way.
-const LINGER_BYTES: usize = 1 << 20;
-
-/// Half-closes, then reads and discards what the client still sends (an
-/// unread request body, say) for a short while before closing. Closing a
-/// socket with unread data makes the kernel send a reset, which can destroy
-/// the answer before the client has read it; nginx lingers the same way.
-async fn lingering_close(conn: &mut ClientConn) {
-    let _ = conn.stream.close().await;
-    let deadline = Instant::now() + LINGER_TIME;
-    let mut discarded = 0;
-    while discarded < LINGER_BYTES {
-        conn.rbuf.clear();
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rt::timeout(left, conn.rbuf.fill(&mut conn.stream)).await {
-            Some(Ok(n)) if n > 0 => discarded += n,
-            _ => return,
-        }
-    }
-}
-
 /// True when the buffer holds a complete head (an empty line after the
-/// request line); the real parse happens once, in [`forward`]. The search
+/// request line); the real parse happens once, in [`crate::exchange`]. The search
 /// starts at `from`, where the previous one left off less the 3 bytes an
 /// end-of-head mark can straddle, so a head sent a byte at a time costs
 /// linear time, not quadratic.

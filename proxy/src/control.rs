@@ -1,14 +1,19 @@
-//! From the control thread to the shards: compile a configuration into an
-//! immutable table, number it, and send it to every shard; track which
-//! generation each shard has live (for /readyz).
+//! Both ends of the channel from the control thread to the shards: compile
+//! a configuration into an immutable table, number it, and send it to
+//! every shard; track which generation each shard has live (for /readyz);
+//! and the shard's receiving loop.
 
 use crate::metrics::snapshot::ShardSnapshot;
 use crate::router::{CompileError, RouteTable};
+use crate::rt;
+use crate::shard::Shard;
 use crate::tls::{TlsSettings, TlsTable};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rauta_shared::config::RouteConfig;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use std::time::{Duration, SystemTime};
 
 /// A message to a shard.
@@ -203,5 +208,41 @@ impl Snapshotter {
             }
         }
         snapshots
+    }
+}
+
+/// How often a shard looks for a new table or a drain order. Swaps are
+/// rare; a short poll keeps the control channel free of wake-up plumbing.
+const CONTROL_POLL: Duration = Duration::from_millis(10);
+
+/// The shard's end of the channel: swaps tables, answers snapshots, starts
+/// the drain, and runs the shard's periodic chores ([`Shard::tick`]).
+pub async fn receive(shard: Rc<Shard>, control: Receiver<ShardMsg>, readiness: Arc<Readiness>) {
+    let mut last_eviction = Instant::now();
+    loop {
+        loop {
+            match control.try_recv() {
+                Ok(ShardMsg::Table(routes, tls, generation)) => {
+                    shard.swap(routes, tls, generation);
+                    readiness.set(shard.id, generation);
+                    tracing::debug!(shard = shard.id, generation, "route table swapped");
+                }
+                Ok(ShardMsg::Snapshot(reply)) => {
+                    // The admin thread may have given up waiting; nothing to do then.
+                    let _ = reply.send(shard.snapshot());
+                }
+                // Keep answering snapshots and flushing logs while draining.
+                Ok(ShardMsg::Drain) | Err(TryRecvError::Disconnected)
+                    if !shard.drain.is_draining() =>
+                {
+                    shard.drain.start();
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) | Ok(ShardMsg::Drain) => {
+                    break
+                }
+            }
+        }
+        shard.tick(&mut last_eviction);
+        rt::sleep(CONTROL_POLL).await;
     }
 }

@@ -50,6 +50,10 @@ pub enum ProxyError {
     /// The upstream did not answer in time.
     #[error("upstream timed out")]
     UpstreamTimeout,
+    /// The upstream closed or reset the connection before answering
+    /// anything (a pooled connection may have just timed out there).
+    #[error("upstream closed the connection before answering: {0}")]
+    UpstreamClosed(io::Error),
     /// The upstream connection failed or closed mid-exchange.
     #[error("upstream connection failed: {0}")]
     UpstreamIo(io::Error),
@@ -78,6 +82,7 @@ impl ProxyError {
             ProxyError::NoRoute => 404,
             ProxyError::NoEndpoint | ProxyError::NotReady => 503,
             ProxyError::Connect(_)
+            | ProxyError::UpstreamClosed(_)
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamProtocol(_) => 502,
             ProxyError::UpstreamTimeout => 504,
@@ -98,6 +103,7 @@ impl ProxyError {
             ProxyError::NoEndpoint
             | ProxyError::Connect(_)
             | ProxyError::UpstreamTimeout
+            | ProxyError::UpstreamClosed(_)
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamProtocol(_) => Fault::Upstream,
         }
@@ -113,7 +119,7 @@ impl ProxyError {
             ProxyError::NotReady => Cause::NotReady,
             ProxyError::Connect(_) => Cause::ConnectFailure,
             ProxyError::UpstreamTimeout => Cause::UpstreamTimeout,
-            ProxyError::UpstreamIo(_) => Cause::UpstreamReset,
+            ProxyError::UpstreamClosed(_) | ProxyError::UpstreamIo(_) => Cause::UpstreamReset,
             ProxyError::UpstreamProtocol(_) => Cause::UpstreamProtocol,
             ProxyError::ClientTimeout | ProxyError::ClientBody(BodyError::Read(_)) => {
                 Cause::ClientTimeout
@@ -126,11 +132,28 @@ impl ProxyError {
         })
     }
 
-    /// True when nothing reached the upstream, so another endpoint may be
-    /// tried whatever the method.
-    pub fn retry_safe(&self) -> bool {
-        matches!(self, ProxyError::Connect(_))
+    /// Whether the exchange may be tried again after failing this way.
+    pub fn retry(&self) -> Retry {
+        match self {
+            ProxyError::Connect(_) => Retry::OtherEndpoint,
+            ProxyError::UpstreamClosed(_) => Retry::IfReused,
+            _ => Retry::Never,
+        }
     }
+}
+
+/// Whether a failed exchange may be tried again (pingora's `RetryType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Nothing reached the upstream: another endpoint may be tried, with
+    /// any method.
+    OtherEndpoint,
+    /// A connection taken from the pool closed before answering: the
+    /// request may be sent again on a new connection if it can be resent
+    /// whole (it has no body). On a new connection it is a real failure.
+    IfReused,
+    /// The upstream may have acted on the request: answer the failure.
+    Never,
 }
 
 /// Writes the proxy's own answer to `e` into `out`: a redirect with its
@@ -239,7 +262,14 @@ mod tests {
         );
         assert_eq!(ProxyError::UpstreamTimeout.status(), 504);
         assert_eq!(ProxyError::NoEndpoint.fault(), Fault::Upstream);
-        assert!(ProxyError::Connect(io::ErrorKind::ConnectionRefused.into()).retry_safe());
-        assert!(!ProxyError::UpstreamTimeout.retry_safe());
+        let refused = ProxyError::Connect(io::ErrorKind::ConnectionRefused.into());
+        assert_eq!(refused.retry(), Retry::OtherEndpoint);
+        let closed = ProxyError::UpstreamClosed(io::ErrorKind::UnexpectedEof.into());
+        assert_eq!(closed.retry(), Retry::IfReused);
+        assert_eq!(ProxyError::UpstreamTimeout.retry(), Retry::Never);
+        assert_eq!(
+            ProxyError::UpstreamIo(io::ErrorKind::BrokenPipe.into()).retry(),
+            Retry::Never
+        );
     }
 }

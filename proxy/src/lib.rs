@@ -1,6 +1,7 @@
 //! rauta-proxy: the data plane. A request goes accept -> parse -> route ->
 //! pick -> pool -> forward, each step one module, never back up the chain.
 
+pub mod accept;
 pub mod access_log;
 pub mod admin;
 pub mod balance;
@@ -9,9 +10,10 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod cpus;
+pub mod downstream;
 pub mod drain;
 pub mod error;
-pub mod forward;
+pub mod exchange;
 pub mod http;
 pub mod limits;
 pub mod listener;
@@ -21,8 +23,6 @@ pub mod router;
 pub mod rt;
 pub mod serve;
 pub mod shard;
-pub mod stream;
 pub mod tls;
-pub mod tunnel;
 pub mod upstream;
 pub mod xdp;

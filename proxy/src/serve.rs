@@ -1,12 +1,12 @@
 //! `rauta serve` and `rauta check`: wiring only. CLI -> config source ->
 //! shards -> admin; signals start the drain.
 
+use crate::accept::{self, ShardSpec};
 use crate::admin::{self, AdminState};
 use crate::cli::{CheckArgs, ClassArgs, KubeArgs, ServeArgs};
 use crate::config::ProxyConfig;
 use crate::control::{Broadcaster, Readiness};
 use crate::router::CompileError;
-use crate::shard::{self, ShardSpec};
 use crate::tls::{default_cert, TlsSettings};
 use crate::{cpus, limits, listener};
 use anyhow::{anyhow, Context};
@@ -340,8 +340,9 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             cfg: cfg.clone(),
             access_log: access_log.clone(),
         };
-        shards
-            .push(shard::start(spec).with_context(|| format!("starting shard {id} on CPU {cpu}"))?);
+        shards.push(
+            accept::start(spec).with_context(|| format!("starting shard {id} on CPU {cpu}"))?,
+        );
     }
     tracing::info!(listen = %addr, listen_tls = ?tls_addrs, admin = %args.admin, cpus = ?shard_cpus, "rauta serving");
     let admin_state = Arc::new(AdminState {

@@ -1,5 +1,5 @@
-//! Upstream connections: per-shard keep-alive pools and connecting with a
-//! deadline, retrying other endpoints while nothing has been sent.
+//! Upstream connections: per-shard keep-alive pools that count their
+//! active connections, and connecting with a deadline.
 
 pub mod pool;
 
@@ -10,10 +10,11 @@ use pool::Pool;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// An upstream connection ready for a request.
+/// An upstream connection carrying a request; counted as active in its
+/// pool until dropped or put back.
 #[derive(Debug)]
-pub struct Upstream {
-    /// The connection.
+pub struct Upstream<'p> {
+    /// The socket, with the upstream timeouts set.
     pub stream: TcpStream,
     /// Which endpoint of the backend it goes to.
     pub endpoint: usize,
@@ -23,6 +24,8 @@ pub struct Upstream {
     pub reused: bool,
     /// How long connecting took, for a new connection.
     pub connect_us: Option<u64>,
+    /// Keeps the pool's active count for `addr` while the request runs.
+    pub(crate) _active: pool::Active<'p>,
 }
 
 /// Connection settings for upstreams.
@@ -36,67 +39,50 @@ pub struct ConnectPolicy {
     pub io_timeout: Duration,
 }
 
-/// Takes a pooled connection to `first`, or connects to it; on connect
-/// failure tries the backend's next endpoints (nothing has been sent, so
-/// any method may be retried). `has_body`: the request cannot be resent,
-/// so a pooled connection is checked before use.
-pub async fn acquire(
-    pool: &Pool,
+/// An upstream connection to `endpoint`: a pooled one unless `fresh`, or
+/// a new one. `has_body`: the request cannot be resent, so a pooled
+/// connection is checked before use. Retrying a failure is the caller's
+/// decision, taken from the error ([`ProxyError::retry`]).
+pub async fn acquire<'p>(
+    pool: &'p Pool,
     backend: &Backend,
-    first: usize,
+    endpoint: usize,
     policy: &ConnectPolicy,
     has_body: bool,
-) -> Result<Upstream, ProxyError> {
-    let addr = backend.endpoints[first].addr;
-    if let Some(stream) = pool.take(addr, has_body) {
-        return Ok(Upstream {
+    fresh: bool,
+) -> Result<Upstream<'p>, ProxyError> {
+    let addr = backend.endpoints[endpoint].addr;
+    if !fresh {
+        if let Some(stream) = pool.take(addr, has_body) {
+            return Ok(Upstream {
+                stream,
+                endpoint,
+                addr,
+                reused: true,
+                connect_us: None,
+                _active: pool.checkout(addr),
+            });
+        }
+    }
+    let started = std::time::Instant::now();
+    match connect(addr, policy).await {
+        Ok(stream) => Ok(Upstream {
             stream,
-            endpoint: first,
+            endpoint,
             addr,
-            reused: true,
-            connect_us: None,
-        });
-    }
-    let attempts = policy.attempts.clamp(1, backend.endpoints.len());
-    let mut last_error = None;
-    for attempt in 0..attempts {
-        let endpoint = backend.retry(first, attempt);
-        let addr = backend.endpoints[endpoint].addr;
-        if attempt > 0 {
-            if let Some(stream) = pool.take(addr, has_body) {
-                return Ok(Upstream {
-                    stream,
-                    endpoint,
-                    addr,
-                    reused: true,
-                    connect_us: None,
-                });
-            }
-        }
-        let started = std::time::Instant::now();
-        match connect(addr, policy).await {
-            Ok(stream) => {
-                return Ok(Upstream {
-                    stream,
-                    endpoint,
-                    addr,
-                    reused: false,
-                    connect_us: Some(started.elapsed().as_micros() as u64),
-                })
-            }
-            Err(e) => {
-                tracing::debug!(%addr, backend = %backend.name, error = %e, "upstream connect failed");
-                last_error = Some(e);
-            }
+            reused: false,
+            connect_us: Some(started.elapsed().as_micros() as u64),
+            _active: pool.checkout(addr),
+        }),
+        Err(e) => {
+            tracing::debug!(%addr, backend = %backend.name, error = %e, "upstream connect failed");
+            Err(ProxyError::Connect(e))
         }
     }
-    Err(ProxyError::Connect(
-        last_error.unwrap_or_else(|| std::io::ErrorKind::NotConnected.into()),
-    ))
 }
 
 /// A fresh connection with the policy's timeouts applied.
-pub async fn connect(addr: SocketAddr, policy: &ConnectPolicy) -> std::io::Result<TcpStream> {
+async fn connect(addr: SocketAddr, policy: &ConnectPolicy) -> std::io::Result<TcpStream> {
     let stream = rt::connect(addr, policy.timeout).await?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(policy.io_timeout))?;

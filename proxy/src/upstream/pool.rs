@@ -17,6 +17,21 @@ struct Idle {
     since: Instant,
 }
 
+/// One connection counted as active in its pool (see [`Pool::checkout`]).
+#[derive(Debug)]
+pub struct Active<'p> {
+    pool: &'p Pool,
+    addr: SocketAddr,
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.pool.active.borrow_mut().get_mut(&self.addr) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
 /// Idle upstream connections of one shard.
 #[derive(Debug)]
 pub struct Pool {
@@ -61,8 +76,9 @@ impl Pool {
         None
     }
 
-    /// Returns a connection that finished an exchange cleanly.
-    pub fn put(&self, addr: SocketAddr, stream: TcpStream) {
+    /// Takes back a connection that finished an exchange cleanly.
+    pub fn put(&self, up: super::Upstream<'_>) {
+        let (addr, stream) = (up.addr, up.stream);
         if self.max_idle == 0 {
             return;
         }
@@ -78,19 +94,12 @@ impl Pool {
         });
     }
 
-    /// Counts a connection to `addr` as carrying a request until
-    /// [`Pool::checkin`].
+    /// Counts a connection to `addr` as carrying a request while the
+    /// returned guard lives.
     #[inline]
-    pub fn checkout(&self, addr: SocketAddr) {
+    pub(crate) fn checkout(&self, addr: SocketAddr) -> Active<'_> {
         *self.active.borrow_mut().entry(addr).or_default() += 1;
-    }
-
-    /// The connection to `addr` no longer carries a request.
-    #[inline]
-    pub fn checkin(&self, addr: SocketAddr) {
-        if let Some(n) = self.active.borrow_mut().get_mut(&addr) {
-            *n = n.saturating_sub(1);
-        }
+        Active { pool: self, addr }
     }
 
     /// Idle and active connections per endpoint.

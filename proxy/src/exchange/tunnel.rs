@@ -2,7 +2,7 @@
 //! both ways until each side has closed its half, the tunnel has been idle
 //! for `--tunnel-idle-timeout`, or TCP keepalive finds a peer gone.
 
-use crate::conn::ClientConn;
+use crate::downstream::ClientConn;
 use crate::http::buf::IoBuf;
 use crate::rt::{self, TcpStream};
 use futures_lite::{future, io, AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -22,7 +22,7 @@ const USER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Copies both directions until both are done or the tunnel idles out;
 /// bytes already buffered on either side are delivered first.
-pub async fn run(conn: &mut ClientConn, upstream: TcpStream, idle_timeout: Duration) {
+pub(super) async fn run(conn: &mut ClientConn, upstream: &mut TcpStream, idle_timeout: Duration) {
     // A tunnel may idle far longer than a request; the per-read timeouts
     // of requests give way to the tunnel's own idle timeout and keepalive,
     // so a WebSocket pinging every few minutes survives and a vanished
@@ -30,8 +30,7 @@ pub async fn run(conn: &mut ClientConn, upstream: TcpStream, idle_timeout: Durat
     let _ = conn.stream.tcp().set_read_timeout(None);
     let _ = upstream.set_read_timeout(None);
     keep_alive(conn.stream.tcp());
-    keep_alive(&upstream);
-    let mut upstream = upstream;
+    keep_alive(upstream);
     if !conn.ubuf.is_empty() && conn.stream.write_all(conn.ubuf.data()).await.is_err() {
         return;
     }
@@ -42,7 +41,7 @@ pub async fn run(conn: &mut ClientConn, upstream: TcpStream, idle_timeout: Durat
     conn.rbuf.clear();
     let last_activity = Cell::new(Instant::now());
     let (client_r, mut client_w) = io::split(&mut conn.stream);
-    let (upstream_r, mut upstream_w) = io::split(&mut upstream);
+    let (upstream_r, mut upstream_w) = io::split(upstream);
     let (rbuf, ubuf) = (&mut conn.rbuf, &mut conn.ubuf);
     let up = async {
         let _ = copy(client_r, rbuf, &mut upstream_w, &last_activity).await;

@@ -1,13 +1,90 @@
-//! A client connection's byte stream: plain TCP, or TLS over it. One enum
-//! rather than generics through every module; the plain arm forwards each
-//! call unchanged, so plain HTTP pays one branch and nothing else.
+//! The client side of a connection (downstream, the mirror of `upstream/`):
+//! its byte stream, plain TCP or TLS over it, the connection with its
+//! reused buffers, what it does after an exchange, and the proxy's own
+//! error answer with the lingering close that protects it.
+//!
+//! The stream is one enum rather than generics through every module; the
+//! plain arm forwards each call unchanged, so plain HTTP pays one branch
+//! and nothing else.
 
-use crate::rt::TcpStream;
-use futures_lite::{AsyncRead, AsyncWrite};
+use crate::error::{write_proxy_answer, ProxyError};
+use crate::http::buf::IoBuf;
+use crate::http::head::IpText;
+use crate::rt::{self, TcpStream};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures_rustls::server::TlsStream;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+/// What the connection does after an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Ready for the next request.
+    KeepAlive,
+    /// Close the client connection.
+    Close,
+    /// The connection was already closed or handed over (tunnel).
+    Done,
+}
+
+/// Initial size of each connection buffer; grows only for large heads.
+pub(crate) const INITIAL_BUF: usize = 16 * 1024;
+
+/// A client connection and its reused buffers.
+#[derive(Debug)]
+pub struct ClientConn {
+    /// The socket, plain or TLS.
+    pub stream: ClientStream,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The client's IP as text, for the forwarding headers.
+    pub peer_ip: IpText,
+    /// The local port the client connected to.
+    pub port: u16,
+    /// Bytes read from the client.
+    pub rbuf: IoBuf,
+    /// Bytes read from the upstream.
+    pub ubuf: IoBuf,
+    /// Heads being written.
+    pub out: Vec<u8>,
+    /// The access-log line being built (when the access log is on).
+    pub log: Vec<u8>,
+}
+
+/// Writes an error answer, then closes the connection.
+pub async fn answer_and_close(conn: &mut ClientConn, e: &ProxyError) {
+    tracing::debug!(peer = %conn.peer, status = e.status(), fault = ?e.fault(), error = %e, "answered with an error");
+    write_proxy_answer(&mut conn.out, e, true);
+    if conn.stream.write_all(&conn.out).await.is_ok() {
+        lingering_close(conn).await;
+    }
+}
+
+/// Most time spent discarding what a client still sends after its answer.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+/// Most bytes discarded that way.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Half-closes, then reads and discards what the client still sends (an
+/// unread request body, say) for a short while before closing. Closing a
+/// socket with unread data makes the kernel send a reset, which can destroy
+/// the answer before the client has read it; nginx lingers the same way.
+async fn lingering_close(conn: &mut ClientConn) {
+    let _ = conn.stream.close().await;
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut discarded = 0;
+    while discarded < LINGER_BYTES {
+        conn.rbuf.clear();
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rt::timeout(left, conn.rbuf.fill(&mut conn.stream)).await {
+            Some(Ok(n)) if n > 0 => discarded += n,
+            _ => return,
+        }
+    }
+}
 
 /// A client connection after accept (and, for TLS, after the handshake).
 #[derive(Debug)]

@@ -1,0 +1,136 @@
+//! Step three of an exchange: the response phase writes the client's
+//! head, then the body streams back (or the connection becomes a tunnel),
+//! and the upstream connection returns to the pool.
+
+use super::forward::{Forwarded, ResponseInfo};
+use super::plan::Plan;
+use super::record::{micros, Tally};
+use super::tunnel;
+use crate::downstream::{ClientConn, Outcome};
+use crate::http::body::{self, BodyError};
+use crate::http::head::{self, ClientConnection};
+use crate::http::response::ResponseHead;
+use crate::http::BodyLen;
+use crate::metrics::Cause;
+use crate::shard::Shard;
+use crate::upstream::Upstream;
+use futures_lite::AsyncWriteExt;
+use std::io;
+
+/// The response phase: decides how the answer reaches the client and
+/// writes its head into `out`, before anything is sent. Every
+/// response-side policy runs here and nowhere else.
+pub(super) fn response_head(
+    shard: &Shard,
+    plan: &Plan,
+    resp: &ResponseHead,
+    out: &mut Vec<u8>,
+) -> ResponseInfo {
+    let upgraded = plan.upgrade && resp.status == 101;
+    let dechunk = plan.http10 && resp.body == BodyLen::Chunked;
+    let client = if upgraded {
+        ClientConnection::Upgrade
+    } else if !plan.keep_alive
+        || resp.body == BodyLen::Close
+        || dechunk
+        || shard.drain.is_draining()
+    {
+        ClientConnection::Close
+    } else {
+        ClientConnection::KeepAlive {
+            http10: plan.http10,
+        }
+    };
+    head::write_response(out, resp, client, dechunk);
+    ResponseInfo {
+        status: resp.status,
+        body: resp.body,
+        reusable: resp.reusable,
+        upgraded,
+        dechunk,
+        client,
+    }
+}
+
+/// Writes the response head and streams the body, or hands the connection
+/// over to a tunnel after a 101; returns the upstream connection to the
+/// pool when it ended cleanly.
+pub(super) async fn answer(
+    shard: &Shard,
+    conn: &mut ClientConn,
+    forwarded: Forwarded<'_>,
+    tally: &mut Tally,
+) -> Outcome {
+    let Forwarded {
+        mut up,
+        response: resp,
+        started,
+    } = forwarded;
+    tally.status = resp.status;
+    tally.upstream_status = Some(resp.status);
+    let outcome = stream_back(shard, conn, &mut up, &resp, tally).await;
+    if outcome != Outcome::Done && resp.reusable && conn.ubuf.is_empty() {
+        shard.pool.put(up);
+    }
+    tally.upstream_us = Some(micros(started));
+    outcome
+}
+
+async fn stream_back(
+    shard: &Shard,
+    conn: &mut ClientConn,
+    up: &mut Upstream<'_>,
+    resp: &ResponseInfo,
+    tally: &mut Tally,
+) -> Outcome {
+    // A small body already buffered goes out with the head in one write.
+    let mut body_len = resp.body;
+    if let BodyLen::Length(n) = body_len {
+        if (conn.ubuf.len() as u64) >= n && n <= 16 * 1024 {
+            let n = n as usize;
+            conn.out.extend_from_slice(&conn.ubuf.data()[..n]);
+            conn.ubuf.consume(n);
+            body_len = BodyLen::None;
+        }
+    }
+    if conn.stream.write_all(&conn.out).await.is_err() {
+        return Outcome::Done;
+    }
+    tally.bytes_out += conn.out.len() as u64;
+    if resp.upgraded {
+        tunnel::run(conn, &mut up.stream, shard.cfg.tunnel_idle_timeout).await;
+        return Outcome::Done;
+    }
+    let result = body::relay(
+        &mut up.stream,
+        &mut conn.ubuf,
+        &mut conn.stream,
+        body_len,
+        resp.dechunk,
+        None,
+    )
+    .await;
+    match result {
+        Ok(n) => {
+            tally.bytes_out += n;
+            match resp.client {
+                ClientConnection::KeepAlive { .. } => Outcome::KeepAlive,
+                _ => Outcome::Close,
+            }
+        }
+        Err(e) => {
+            // The head is out: the only honest signal left is to cut the
+            // client connection, so it sees a truncated body.
+            tally.cause = match e {
+                BodyError::Write(_) => None,
+                BodyError::Read(ref r) if r.kind() == io::ErrorKind::TimedOut => {
+                    Some(Cause::UpstreamTimeout)
+                }
+                BodyError::Framing(_) => Some(Cause::UpstreamProtocol),
+                _ => Some(Cause::UpstreamReset),
+            };
+            tracing::debug!(peer = %conn.peer, upstream = %up.addr, error = %e, "response body relay failed");
+            Outcome::Done
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Step one of an exchange: parse the head, route it, run the route's
+//! request policies, pick an endpoint and write the upstream head. Pure
+//! with respect to sockets: it reads the client's buffer and writes
+//! `conn.out`, nothing else.
+
+use crate::access_log;
+use crate::balance::maglev::Maglev;
+use crate::downstream::ClientConn;
+use crate::error::ProxyError;
+use crate::http::head::{self, Forwarded, IpText};
+use crate::http::{request, BodyLen, RequestError, MAX_HEADERS};
+use crate::metrics;
+use crate::router::path::RouteId;
+use crate::router::{host, Match};
+use crate::shard::{LocalTable, Shard};
+use rauta_shared::config::HashKey;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+
+/// What the exchange needs once the parsed head is released.
+#[derive(Debug)]
+pub(super) struct Plan {
+    pub(super) route: RouteId,
+    pub(super) backend: usize,
+    pub(super) endpoint: usize,
+    pub(super) method: usize,
+    pub(super) head_len: u64,
+    pub(super) body: BodyLen,
+    pub(super) keep_alive: bool,
+    pub(super) http10: bool,
+    pub(super) head_request: bool,
+    pub(super) upgrade: bool,
+    pub(super) expect_continue: bool,
+}
+
+/// A request that cannot be forwarded, with what is known about it.
+pub(super) struct Refused {
+    pub(super) error: ProxyError,
+    /// The request was read whole, so the connection may go on.
+    pub(super) keep: bool,
+    /// The route, when one was chosen before the refusal.
+    pub(super) route: Option<RouteId>,
+    pub(super) method: usize,
+    pub(super) head_len: u64,
+}
+
+/// Parses the head, routes, picks an endpoint and writes the upstream head
+/// into `conn.out`; consumes the head from the read buffer when the request
+/// goes on (or when a refused request was read whole).
+pub(super) fn plan(
+    shard: &Shard,
+    conn: &mut ClientConn,
+    table: &LocalTable,
+) -> Result<Plan, Refused> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let limit = shard.cfg.max_headers.min(MAX_HEADERS);
+    let refused = |error: ProxyError| Refused {
+        error,
+        keep: false,
+        route: None,
+        method: 0,
+        head_len: 0,
+    };
+    let req = match request::parse(conn.rbuf.data(), &mut headers[..limit]) {
+        Ok(Some(req)) => req,
+        Ok(None) => return Err(refused(RequestError::Bad("incomplete request head").into())),
+        Err(e) => return Err(refused(e.into())),
+    };
+    let method = metrics::method_index(req.method);
+    let mut request_id = [0u8; 32];
+    shard.next_request_id(&mut request_id);
+    if shard.access_log.is_some() {
+        // The id the upstream sees: the client's, else ours.
+        let id = req
+            .header("x-request-id")
+            .filter(|v| !v.is_empty())
+            .unwrap_or(&request_id);
+        access_log::start_line(
+            &mut conn.log,
+            conn.peer,
+            req.method,
+            req.host.unwrap_or(b""),
+            req.target,
+            id,
+        );
+    }
+    let via = Via {
+        peer: conn.peer,
+        peer_ip: &conn.peer_ip,
+        tls: conn.stream.is_tls(),
+        port: conn.port,
+    };
+    let result = route(shard, &mut conn.out, via, table, &req, method, &request_id);
+    // Without a body the request is fully read: a refusal can keep the connection.
+    let (len, keep) = (req.len, req.body == BodyLen::None && req.keep_alive);
+    match result {
+        Ok(plan) => {
+            conn.rbuf.consume(len);
+            Ok(plan)
+        }
+        Err((error, route)) => {
+            if keep {
+                conn.rbuf.consume(len);
+            }
+            Err(Refused {
+                error,
+                keep,
+                route,
+                method,
+                head_len: len as u64,
+            })
+        }
+    }
+}
+
+/// How the client reached the proxy.
+#[derive(Debug, Clone, Copy)]
+struct Via<'a> {
+    peer: SocketAddr,
+    peer_ip: &'a IpText,
+    tls: bool,
+    /// The local port it connected to.
+    port: u16,
+}
+
+fn route(
+    shard: &Shard,
+    out: &mut Vec<u8>,
+    via: Via<'_>,
+    table: &LocalTable,
+    req: &request::RequestHead,
+    method: usize,
+    request_id: &[u8],
+) -> Result<Plan, (ProxyError, Option<RouteId>)> {
+    let mut host_buf = [0u8; host::MAX_HOST_LEN];
+    let host = match req.host {
+        Some(h) => host::normalize(h, &mut host_buf).ok_or((ProxyError::BadHost, None))?,
+        None => "",
+    };
+    if let Some(path) = &shard.cfg.panic_path {
+        assert!(req.path != &**path, "test hook: a request for {path}");
+    }
+    let (route, backend_index) = match table.routes.lookup(host, req.path) {
+        Match::Route { route, backend } => (route, backend),
+        Match::None => return Err((ProxyError::NoRoute, None)),
+    };
+    request_policies(shard, via, table, route, host, req).map_err(|e| (e, Some(route)))?;
+    let backend = table.routes.backend(backend_index);
+    let key_hash = backend.hash_key().and_then(|key| match key {
+        HashKey::ClientIp => Some(match via.peer.ip() {
+            std::net::IpAddr::V4(ip) => Maglev::hash_key(&ip.octets()),
+            std::net::IpAddr::V6(ip) => Maglev::hash_key(&ip.octets()),
+        }),
+        HashKey::Header(name) => req.header(name).map(Maglev::hash_key),
+        HashKey::RequestUri => Some(Maglev::hash_key(req.origin_target.as_bytes())),
+        HashKey::Host => Some(Maglev::hash_key(host.as_bytes())),
+    });
+    let endpoint = backend
+        .pick(&table.states[backend_index], key_hash, &shard.rng)
+        .ok_or((ProxyError::NoEndpoint, Some(route)))?;
+
+    let fwd = Forwarded {
+        client_ip: via.peer_ip.as_bytes(),
+        proto: if via.tls { "https" } else { "http" },
+        port: via.port,
+        request_id,
+    };
+    // Only an HTTP/1.0 request without Host needs the endpoint as Host:
+    // format it only then, not on every request.
+    let mut fallback_host = [0u8; 64];
+    let mut fallback_len = 0;
+    if req.host.is_none() {
+        let mut cursor = io::Cursor::new(&mut fallback_host[..]);
+        let _ = write!(cursor, "{}", backend.endpoints[endpoint].addr);
+        fallback_len = cursor.position() as usize;
+    }
+    head::write_request(out, req, &fwd, &fallback_host[..fallback_len]);
+    Ok(Plan {
+        route,
+        backend: backend_index,
+        endpoint,
+        method,
+        head_len: req.len as u64,
+        body: req.body,
+        keep_alive: req.keep_alive,
+        http10: req.minor == 0,
+        head_request: req.is_head(),
+        upgrade: req.upgrade.is_some(),
+        expect_continue: req.expect_continue,
+    })
+}
+
+/// The request phase: the chosen route's request-side policies, after the
+/// route and before the endpoint is picked and the upstream head written.
+/// A policy may answer the request itself (a redirect, a refusal). Every
+/// request-side policy runs here and nowhere else.
+fn request_policies(
+    shard: &Shard,
+    via: Via<'_>,
+    table: &LocalTable,
+    route: RouteId,
+    host: &str,
+    req: &request::RequestHead,
+) -> Result<(), ProxyError> {
+    if !via.tls && !host.is_empty() && table.routes.route(route).ssl_redirect {
+        if let Some(tls_port) = shard.tls_port {
+            let location = https_location(host, tls_port, req.origin_target);
+            return Err(ProxyError::HttpsRedirect(location));
+        }
+    }
+    if let (BodyLen::Length(n), Some(limit)) = (req.body, shard.cfg.max_body_bytes) {
+        if n > limit {
+            return Err(ProxyError::BodyTooLarge);
+        }
+    }
+    Ok(())
+}
+
+/// `https://host[:port]/target`, the port left out when it is 443.
+fn https_location(host: &str, port: u16, target: &str) -> String {
+    let mut location = String::with_capacity(16 + host.len() + target.len());
+    location.push_str("https://");
+    location.push_str(host);
+    if port != 443 {
+        location.push(':');
+        location.push_str(&port.to_string());
+    }
+    location.push_str(target);
+    location
+}
