@@ -66,7 +66,7 @@ async fn run(spec: ShardSpec) {
     let shard = Rc::new(Shard::new(
         spec.id,
         spec.cfg.clone(),
-        (listen_port, tls_port),
+        tls_port,
         seed,
         spec.access_log.map(ShardLog::new),
     ));

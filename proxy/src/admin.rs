@@ -6,7 +6,6 @@ use crate::control::{ControlStatus, Readiness, Snapshotter};
 use crate::metrics::exposition::{self, ProcessInfo};
 use crate::metrics::registry::Registry;
 use crate::router::explain;
-use rauta_k8s_sync::stats::SourceStats;
 use serde_json::json;
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -16,6 +15,36 @@ use std::time::{Duration, UNIX_EPOCH};
 
 /// How long a scrape waits for the shards' snapshots.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The configuration source's load counters, as `/metrics` shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceFigures {
+    /// Loads attempted.
+    pub loads: u64,
+    /// Loads rejected as a whole.
+    pub rejected: u64,
+    /// Error problems in the last load.
+    pub errors: u64,
+    /// Warning problems in the last load.
+    pub warnings: u64,
+}
+
+/// Reads the source's counters at scrape time. A closure, so the data
+/// plane does not depend on the control-plane crate that keeps them.
+pub struct SourceProbe(Box<dyn Fn() -> SourceFigures + Send + Sync>);
+
+impl SourceProbe {
+    /// A probe calling `read`.
+    pub fn new(read: impl Fn() -> SourceFigures + Send + Sync + 'static) -> SourceProbe {
+        SourceProbe(Box::new(read))
+    }
+}
+
+impl std::fmt::Debug for SourceProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SourceProbe").field(&(self.0)()).finish()
+    }
+}
 
 /// What the admin thread reads from the rest of the process.
 #[derive(Debug)]
@@ -27,7 +56,7 @@ pub struct AdminState {
     /// Asks shards for statistics.
     pub snapshotter: Snapshotter,
     /// Load counters of the configuration source, once it runs.
-    pub source: OnceLock<Arc<SourceStats>>,
+    pub source: OnceLock<SourceProbe>,
     /// eBPF counters and attachments.
     pub xdp: Arc<crate::xdp::XdpStats>,
 }
@@ -121,7 +150,11 @@ fn metrics(state: &AdminState, registry: &mut Registry) -> String {
         registry.merge(snapshot, &live);
     }
     registry.retain(&live);
-    let counts = state.source.get().map(|s| s.counts()).unwrap_or_default();
+    let counts = state
+        .source
+        .get()
+        .map(|probe| (probe.0)())
+        .unwrap_or_default();
     // jemalloc caches its statistics; advancing the epoch refreshes them.
     let _ = tikv_jemalloc_ctl::epoch::advance();
     let process = ProcessInfo {

@@ -1,5 +1,7 @@
 //! The command line (clap). Other tools drive exactly these flags.
 
+use crate::config::ProxyConfig;
+use crate::upstream::ConnectPolicy;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -196,4 +198,49 @@ pub struct ServeArgs {
     /// overrides `RUST_LOG`.
     #[arg(long)]
     pub log_level: Option<String>,
+}
+
+impl ServeArgs {
+    /// The data plane's limits and timeouts from these flags.
+    pub fn proxy_config(&self) -> ProxyConfig {
+        ProxyConfig {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            drain_timeout: self.drain_timeout,
+            max_header_bytes: self.max_header_bytes.max(1024),
+            max_headers: usize::from(self.max_headers).min(crate::http::MAX_HEADERS),
+            max_body_bytes: (self.max_body_bytes > 0).then_some(self.max_body_bytes),
+            max_connections_per_shard: self
+                .max_connections_per_shard
+                .unwrap_or(crate::config::DEFAULT_MAX_CONNECTIONS_PER_SHARD)
+                .max(1),
+            tunnel_idle_timeout: self.tunnel_idle_timeout,
+            panic_path: std::env::var("RAUTA_TEST_PANIC_PATH")
+                .ok()
+                .filter(|p| p.starts_with('/'))
+                .map(String::into_boxed_str),
+            connect: ConnectPolicy {
+                timeout: self.connect_timeout,
+                attempts: self.connect_attempts.max(1),
+                io_timeout: self.upstream_timeout,
+            },
+            upstream_max_idle: self.upstream_max_idle,
+            upstream_idle_timeout: self.upstream_idle_timeout,
+            tls_handshake_timeout: self.tls_handshake_timeout,
+        }
+    }
+
+    /// The eBPF options from these flags, for a client listener on
+    /// `listen_port`.
+    pub fn xdp_options(&self, listen_port: u16) -> crate::xdp::XdpOptions {
+        crate::xdp::XdpOptions {
+            policy: self.xdp,
+            ifaces: self.xdp_iface.clone(),
+            deny: self.xdp_deny.clone(),
+            syn_rate: self.xdp_syn_rate,
+            syn_burst: self.xdp_syn_burst.unwrap_or(self.xdp_syn_rate).max(1),
+            admin_port: self.admin.port(),
+            listen_port,
+        }
+    }
 }

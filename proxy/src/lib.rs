@@ -1,28 +1,32 @@
-//! rauta-proxy: the data plane. A request goes accept -> parse -> route ->
-//! pick -> pool -> forward, each step one module, never back up the chain.
+//! rauta-proxy: the data plane. A request goes accept -> conn -> exchange
+//! (plan: parse -> route -> request phase -> pick; forward: pool -> send ->
+//! response head; answer: response phase -> stream back; record), each step
+//! one module that uses only the ones before it and the leaves beneath
+//! (shard state, downstream, upstream, http, router, balance, rt, ...):
+//! never back up the chain, and no two files import each other.
 
-pub mod accept;
-pub mod access_log;
-pub mod admin;
+pub(crate) mod accept;
+pub(crate) mod access_log;
+pub(crate) mod admin;
 pub mod balance;
 pub mod cli;
-pub mod config;
-pub mod conn;
-pub mod control;
-pub mod cpus;
-pub mod downstream;
-pub mod drain;
-pub mod error;
-pub mod exchange;
+pub(crate) mod config;
+pub(crate) mod conn;
+pub(crate) mod control;
+pub(crate) mod cpus;
+pub(crate) mod downstream;
+pub(crate) mod drain;
+pub(crate) mod error;
+pub(crate) mod exchange;
 pub mod http;
-pub mod limits;
-pub mod listener;
-pub mod memory;
+pub(crate) mod limits;
+pub(crate) mod listener;
+pub(crate) mod memory;
 pub mod metrics;
 pub mod router;
 pub mod rt;
 pub mod serve;
-pub mod shard;
-pub mod tls;
-pub mod upstream;
+pub(crate) mod shard;
+pub(crate) mod tls;
+pub(crate) mod upstream;
 pub mod xdp;

@@ -1,5 +1,7 @@
 //! The `rauta` binary: parse the command line, set up logging, run.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use rauta_proxy::cli::{Cli, Command};
 use std::process::ExitCode;

@@ -4,7 +4,6 @@
 use crate::accept::{self, ShardSpec};
 use crate::admin::{self, AdminState};
 use crate::cli::{CheckArgs, ClassArgs, KubeArgs, ServeArgs};
-use crate::config::ProxyConfig;
 use crate::control::{Broadcaster, Readiness};
 use crate::router::CompileError;
 use crate::tls::{default_cert, TlsSettings};
@@ -267,7 +266,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow!(e))?;
     let shard_cpus =
         cpus::choose(&allowed, requested.as_deref(), args.shards).map_err(|e| anyhow!(e))?;
-    let mut cfg = ProxyConfig::from_args(args);
+    let mut cfg = args.proxy_config();
     cfg.max_connections_per_shard =
         connection_cap(args.max_connections_per_shard, shard_cpus.len()).max(1);
     if let Some(path) = &cfg.panic_path {
@@ -311,7 +310,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     cpus::keep_off_shards(&allowed, &shard_cpus);
     // eBPF before the listeners go to their shards: each one is registered
     // in the slot of its shard's CPU.
-    let xdp_options = crate::xdp::XdpOptions::from_args(args, addr.port());
+    let xdp_options = args.xdp_options(addr.port());
     let xdp = crate::xdp::Xdp::start(&xdp_options, &shard_cpus, &sockets)?;
     // Loading parsed the kernel's BTF: megabytes this process never needs again.
     crate::memory::release_unused();
@@ -369,7 +368,16 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         // What compiling the table allocated on this thread is garbage now.
         crate::memory::release_unused();
     })?;
-    let _ = admin_state.source.set(source.stats());
+    let stats = source.stats();
+    let _ = admin_state.source.set(admin::SourceProbe::new(move || {
+        let c = stats.counts();
+        admin::SourceFigures {
+            loads: c.loads,
+            rejected: c.rejected,
+            errors: c.errors,
+            warnings: c.warnings,
+        }
+    }));
 
     if let Some(signal) = signals.forever().next() {
         tracing::info!(signal, drain_timeout = ?cfg.drain_timeout, "draining: no new connections, finishing in-flight requests");

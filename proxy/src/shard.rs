@@ -41,8 +41,6 @@ pub struct Shard {
     pub id: usize,
     /// Settings.
     pub cfg: Arc<ProxyConfig>,
-    /// Port clients connect to for plain HTTP.
-    pub listen_port: u16,
     /// Port of the first TLS listener, where HTTPS redirects point.
     pub tls_port: Option<u16>,
     /// Idle upstream connections.
@@ -62,13 +60,13 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// A shard with no table yet. `ports`: the plain listener's port and
-    /// the first TLS listener's, where HTTPS redirects point. `seed` makes
-    /// its request ids and balancing choices its own.
+    /// A shard with no table yet. `tls_port`: the first TLS listener's
+    /// port, where HTTPS redirects point. `seed` makes its request ids and
+    /// balancing choices its own.
     pub fn new(
         id: usize,
         cfg: Arc<ProxyConfig>,
-        ports: (u16, Option<u16>),
+        tls_port: Option<u16>,
         seed: u64,
         access_log: Option<ShardLog>,
     ) -> Shard {
@@ -76,8 +74,7 @@ impl Shard {
             id,
             pool: Pool::new(cfg.upstream_max_idle, cfg.upstream_idle_timeout),
             cfg,
-            listen_port: ports.0,
-            tls_port: ports.1,
+            tls_port,
             drain: DrainSignal::default(),
             rng: Rng::new(seed),
             metrics: ShardMetrics::default(),

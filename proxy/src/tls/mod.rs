@@ -76,11 +76,6 @@ impl TlsSettings {
         })
     }
 
-    /// The crypto provider every configuration is built with.
-    pub fn provider(&self) -> &Arc<CryptoProvider> {
-        &self.provider
-    }
-
     /// Builds the TLS table of a configuration. Entries translation already
     /// checked; one that still fails to load is logged and skipped, never
     /// fatal for the others.

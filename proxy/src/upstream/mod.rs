@@ -16,8 +16,6 @@ use std::time::Duration;
 pub struct Upstream<'p> {
     /// The socket, with the upstream timeouts set.
     pub stream: TcpStream,
-    /// Which endpoint of the backend it goes to.
-    pub endpoint: usize,
     /// Its address (the pool key).
     pub addr: SocketAddr,
     /// True when it came from the pool (it may have gone stale).
@@ -56,7 +54,6 @@ pub async fn acquire<'p>(
         if let Some(stream) = pool.take(addr, has_body) {
             return Ok(Upstream {
                 stream,
-                endpoint,
                 addr,
                 reused: true,
                 connect_us: None,
@@ -68,7 +65,6 @@ pub async fn acquire<'p>(
     match connect(addr, policy).await {
         Ok(stream) => Ok(Upstream {
             stream,
-            endpoint,
             addr,
             reused: false,
             connect_us: Some(started.elapsed().as_micros() as u64),

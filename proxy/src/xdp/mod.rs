@@ -17,7 +17,6 @@ pub mod object;
 pub use cidr::Cidr;
 pub use object::{CounterReader, Counters, Object, OpenError, SteeringProgram};
 
-use crate::cli::ServeArgs;
 use rauta_shared::ebpf::{self as abi, XdpConfig};
 use std::error::Error;
 use std::sync::{Arc, Mutex};
@@ -54,19 +53,6 @@ pub struct XdpOptions {
 }
 
 impl XdpOptions {
-    /// The options from the command line.
-    pub fn from_args(args: &ServeArgs, listen_port: u16) -> XdpOptions {
-        XdpOptions {
-            policy: args.xdp,
-            ifaces: args.xdp_iface.clone(),
-            deny: args.xdp_deny.clone(),
-            syn_rate: args.xdp_syn_rate,
-            syn_burst: args.xdp_syn_burst.unwrap_or(args.xdp_syn_rate).max(1),
-            admin_port: args.admin.port(),
-            listen_port,
-        }
-    }
-
     /// The program configuration these options describe.
     pub fn config(&self) -> XdpConfig {
         XdpConfig::new(

@@ -292,16 +292,9 @@ impl Object {
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; lift it (best
 /// effort: newer kernels account to the cgroup instead).
-#[allow(unsafe_code)]
 fn raise_memlock_limit() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: setrlimit reads a valid, initialised rlimit struct that
-    // outlives the call; a failure only leaves the old limit in place.
-    let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
-    if ret != 0 {
-        tracing::debug!(target: "rauta::ebpf", error = %std::io::Error::last_os_error(), "cannot lift RLIMIT_MEMLOCK");
+    use nix::sys::resource::{setrlimit, Resource, RLIM_INFINITY};
+    if let Err(e) = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY) {
+        tracing::debug!(target: "rauta::ebpf", error = %e, "cannot lift RLIMIT_MEMLOCK");
     }
 }
