@@ -1,10 +1,10 @@
 //! Kubernetes objects -> [`RouteConfig`]: class selection, validation,
 //! merging, conflict resolution and endpoint resolution. Pure: no I/O.
 //!
-//! One file per step, in the order [`translate`] runs them: [`index`] sorts
-//! the objects by kind, [`class`] picks the Ingresses we serve, [`ingress`]
-//! validates each one (reading its [`annotations`]), [`merge`] claims rules,
-//! backends and TLS hosts oldest Ingress first, and [`endpoints`] finds the
+//! One file per step, in the order [`translate`] runs them: `index` sorts
+//! the objects by kind, `class` picks the Ingresses we serve, `ingress`
+//! validates each one (reading its `annotations`), `merge` claims rules,
+//! backends and TLS hosts oldest Ingress first, and `endpoints` finds the
 //! addresses behind each Service port.
 //!
 //! Ingress annotations (prefix `rauta.io/` or `nginx.ingress.kubernetes.io/`,
