@@ -6,6 +6,8 @@
 //! `cargo bench -p rauta-bench --bench hot_path` (add `-- route_lookup` to
 //! run one group).
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 

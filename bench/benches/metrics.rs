@@ -4,6 +4,8 @@
 //!
 //! Run with `cargo bench -p rauta-bench --bench metrics`.
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 use std::rc::Rc;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::peers::{Routes, Table, LARGE_PATH};
+use crate::workload::{Routes, Table, LARGE_PATH};
 
 /// One benchmark scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

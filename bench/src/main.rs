@@ -5,6 +5,8 @@
 //! request, memory, syscalls and instructions, and writes a Markdown report.
 //! `scripts/bench.sh` installs the tools, builds, and runs this.
 
+#![forbid(unsafe_code)]
+
 mod load;
 mod micro;
 mod peers;
@@ -12,6 +14,7 @@ mod procs;
 mod profile;
 mod report;
 mod sys;
+mod workload;
 
 use std::cell::Cell;
 use std::fs;
@@ -26,9 +29,10 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use load::{Scenario, Settings};
-use peers::{Env, Kind, Launch, Proxy, Routes, Table};
+use peers::{Env, Kind, Launch, Proxy};
 use procs::Child;
 use report::{Report, Run, Startup, Walk};
+use workload::{Routes, Table};
 
 /// Other processes' CPUs' worth below which the machine counts as quiet.
 const QUIET: f64 = 0.25;

@@ -11,13 +11,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::procs::{self, Child};
 use crate::sys;
-
-/// The small body every backend answer carries (except `/1m`).
-pub const SMALL_BODY: &str = "hello from the rauta-bench backend\n";
-/// Path of the 1 MiB response.
-pub const LARGE_PATH: &str = "/1m";
-/// Size of the large response.
-pub const LARGE_BYTES: usize = 1 << 20;
+use crate::workload::{self, Table, LARGE_BYTES, LARGE_PATH, SMALL_BODY, TLS_HOST};
 
 /// Which proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,41 +43,6 @@ impl Kind {
             other => bail!("unknown proxy {other:?} (rauta, nginx, haproxy)"),
         }
     }
-}
-
-/// A generated route table: `hosts` × `paths` Prefix rules, host
-/// `h{i}.bench.local`, path `/p{j}`, all to the one backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Routes {
-    /// Distinct hosts.
-    pub hosts: usize,
-    /// Paths per host.
-    pub paths: usize,
-}
-
-impl Routes {
-    /// `total` rules as hosts of 100 paths (fewer paths when total < 100).
-    pub fn with_total(total: usize) -> Routes {
-        let paths = total.clamp(1, 100);
-        Routes {
-            hosts: total.div_ceil(paths).max(1),
-            paths,
-        }
-    }
-
-    /// Number of rules.
-    pub fn total(self) -> usize {
-        self.hosts * self.paths
-    }
-}
-
-/// Which routing configuration a proxy starts with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    /// One catch-all rule.
-    Basic,
-    /// The generated many-routes table.
-    Many(Routes),
 }
 
 /// How a proxy is started.
@@ -122,9 +81,6 @@ pub struct TlsFiles {
     /// Certificate and key in one file (HAProxy's `crt`).
     pub combined: PathBuf,
 }
-
-/// Host name the certificate is for.
-pub const TLS_HOST: &str = "bench.local";
 
 impl TlsFiles {
     /// Generates a self-signed ECDSA P-256 certificate for [`TLS_HOST`] in `dir`.
@@ -251,17 +207,6 @@ impl Proxy {
     }
 }
 
-/// The host and path of a request that a table routes to the backend.
-pub fn probe(table: Table) -> (String, String) {
-    match table {
-        Table::Basic => ("bench.local".into(), "/".into()),
-        Table::Many(r) => (
-            format!("h{}.bench.local", r.hosts - 1),
-            format!("/p{}/probe", r.paths - 1),
-        ),
-    }
-}
-
 /// Writes the configuration of `kind` for `table` and starts it pinned to
 /// the proxy CPU; returns once a request through it reaches the backend.
 pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Proxy> {
@@ -337,7 +282,7 @@ pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Prox
     let log = env.path(&format!("{name}.log"));
     let mut child = Child::spawn(&name, env.proxy_cpu, &program, &args, &envs, &log)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let (host, path) = probe(table);
+    let (host, path) = workload::probe(table);
     let timeout = match (launch, table) {
         (Launch::Plain, Table::Basic) => Duration::from_secs(15),
         _ => Duration::from_secs(120),
@@ -517,26 +462,4 @@ fn write_manifests(dir: &Path, env: &Env, table: Table) -> Result<()> {
 fn base64(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_split_into_hosts_of_100_paths() {
-        assert_eq!(Routes::with_total(100_000).hosts, 1000);
-        assert_eq!(Routes::with_total(100_000).total(), 100_000);
-        assert_eq!(Routes::with_total(10).paths, 10);
-        assert_eq!(Routes::with_total(0).total(), 1);
-    }
-
-    #[test]
-    fn probe_hits_the_last_generated_rule() {
-        let r = Routes { hosts: 3, paths: 2 };
-        assert_eq!(
-            probe(Table::Many(r)),
-            ("h2.bench.local".into(), "/p1/probe".into())
-        );
-    }
 }

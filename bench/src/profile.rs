@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::load::{self, Scenario, Settings};
-use crate::peers::{self, Env, Kind, Launch, Proxy, Table};
+use crate::peers::{self, Env, Kind, Launch, Proxy};
+use crate::workload::Table;
 
 /// The events counted by `perf stat`, in report order.
 pub const PERF_EVENTS: [&str; 5] = [

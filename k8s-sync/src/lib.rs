@@ -6,6 +6,8 @@
 //! problems found; [`manifests::ManifestSource`] watches a directory and
 //! publishes every good configuration.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod manifests;
 pub mod objects;

@@ -8,7 +8,7 @@ use crate::config::ProxyConfig;
 use crate::conn;
 use crate::control::{self, Readiness, ShardMsg};
 use crate::downstream::ClientStream;
-use crate::metrics::shard::AcceptError;
+use crate::metrics::AcceptError;
 use crate::rt::{self, TcpListener, TcpStream};
 use crate::shard::Shard;
 use crate::tls::acceptor::{self, Handshake};

@@ -9,7 +9,7 @@ use crate::config::ProxyConfig;
 use crate::drain::DrainSignal;
 use crate::metrics::route::RouteStats;
 use crate::metrics::shard::ShardMetrics;
-use crate::metrics::snapshot::ShardSnapshot;
+use crate::metrics::snapshot::{ShardLevel, ShardSnapshot};
 use crate::router::RouteTable;
 use crate::tls::TlsTable;
 use crate::upstream::pool::Pool;
@@ -151,16 +151,18 @@ impl Shard {
     pub fn snapshot(&self) -> ShardSnapshot {
         ShardSnapshot {
             shard: self.id,
-            generation: self.table.borrow().as_ref().map_or(0, |t| t.generation),
-            open_connections: self.open.get() as u64,
-            accepted: self.metrics.accepted_total(),
-            accept_errors: self.metrics.accept_error_totals(),
-            tls_handshakes: self.metrics.handshake_totals(),
-            tls_resumed: self.metrics.resumed_total(),
-            unrouted: self.metrics.unrouted_totals(),
             routes: self.metrics.take_route_deltas(),
-            pool: self.pool.gauges(),
-            access_log_dropped: self.access_log.as_ref().map_or(0, ShardLog::dropped),
+            level: ShardLevel {
+                generation: self.table.borrow().as_ref().map_or(0, |t| t.generation),
+                open_connections: self.open.get() as u64,
+                accepted: self.metrics.accepted_total(),
+                accept_errors: self.metrics.accept_error_totals(),
+                tls_handshakes: self.metrics.handshake_totals(),
+                tls_resumed: self.metrics.resumed_total(),
+                unrouted: self.metrics.unrouted_totals(),
+                pool: self.pool.gauges(),
+                access_log_dropped: self.access_log.as_ref().map_or(0, ShardLog::dropped),
+            },
         }
     }
 }

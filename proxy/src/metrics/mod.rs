@@ -10,6 +10,8 @@ pub mod route;
 pub mod shard;
 pub mod snapshot;
 
+use crate::tls::acceptor::Handshake;
+
 /// Methods counted separately; everything else is `OTHER` (bounded labels).
 pub const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
@@ -90,3 +92,64 @@ impl Cause {
 
 /// Number of causes.
 pub const CAUSES: usize = Cause::ALL.len();
+
+/// Number of TLS handshake results counted, in [`Handshake::ALL`] order.
+pub const HANDSHAKE_RESULTS: usize = Handshake::ALL.len();
+
+/// Why `accept` failed, as counted in `rauta_accept_errors_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptError {
+    /// The connection died in the backlog (ECONNABORTED, EPROTO, network
+    /// errors, EINTR): retried at once.
+    Transient,
+    /// Out of file descriptors (EMFILE, ENFILE).
+    Descriptors,
+    /// Out of socket memory (ENOBUFS, ENOMEM).
+    Memory,
+    /// Anything else.
+    Other,
+}
+
+impl AcceptError {
+    /// Every kind, in index order.
+    pub const ALL: [AcceptError; 4] = [
+        AcceptError::Transient,
+        AcceptError::Descriptors,
+        AcceptError::Memory,
+        AcceptError::Other,
+    ];
+
+    /// Classifies an `accept4` error (accept(2), "Error handling").
+    pub fn of(e: &std::io::Error) -> AcceptError {
+        match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE) => AcceptError::Descriptors,
+            Some(libc::ENOBUFS | libc::ENOMEM) => AcceptError::Memory,
+            Some(
+                libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+                | libc::ETIMEDOUT
+                | libc::EPERM
+                | libc::EINTR
+                | libc::EAGAIN,
+            ) => AcceptError::Transient,
+            _ => AcceptError::Other,
+        }
+    }
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            AcceptError::Transient => "transient",
+            AcceptError::Descriptors => "descriptors",
+            AcceptError::Memory => "memory",
+            AcceptError::Other => "other",
+        }
+    }
+}

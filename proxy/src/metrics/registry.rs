@@ -3,7 +3,7 @@
 //! are dropped.
 
 use super::latency::Latency;
-use super::snapshot::{PoolGauge, RouteDelta, ShardSnapshot};
+use super::snapshot::{RouteDelta, ShardLevel, ShardSnapshot};
 use super::{CAUSES, METHODS, STATUS_CLASSES};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -47,35 +47,12 @@ impl Timing {
     }
 }
 
-/// Shard-level gauges, as last reported.
-#[derive(Debug, Clone, Default)]
-pub struct ShardLevel {
-    /// Generation live on the shard.
-    pub generation: u64,
-    /// Open client connections.
-    pub open_connections: u64,
-    /// Accepted connections since start.
-    pub accepted: u64,
-    /// Failed accepts by kind since start.
-    pub accept_errors: [u64; super::shard::AcceptError::ALL.len()],
-    /// TLS handshakes by result since start.
-    pub tls_handshakes: [u64; super::shard::HANDSHAKE_RESULTS],
-    /// Completed TLS handshakes that resumed a session.
-    pub tls_resumed: u64,
-    /// Failures before routing.
-    pub unrouted: [u64; CAUSES],
-    /// Upstream pool per endpoint.
-    pub pool: Vec<PoolGauge>,
-    /// Access-log lines dropped.
-    pub access_log_dropped: u64,
-}
-
 /// Everything `/metrics` shows, accumulated across scrapes.
 #[derive(Debug, Default)]
 pub struct Registry {
     /// Per-route totals by route key.
     pub routes: HashMap<Arc<str>, RouteTotals>,
-    /// Per-shard gauges by shard index.
+    /// Per-shard figures by shard index, as last reported.
     pub shards: BTreeMap<usize, ShardLevel>,
 }
 
@@ -87,20 +64,7 @@ impl Registry {
                 self.add_route(snap.shard, delta);
             }
         }
-        self.shards.insert(
-            snap.shard,
-            ShardLevel {
-                generation: snap.generation,
-                open_connections: snap.open_connections,
-                accepted: snap.accepted,
-                accept_errors: snap.accept_errors,
-                tls_handshakes: snap.tls_handshakes,
-                tls_resumed: snap.tls_resumed,
-                unrouted: snap.unrouted,
-                pool: snap.pool,
-                access_log_dropped: snap.access_log_dropped,
-            },
-        );
+        self.shards.insert(snap.shard, snap.level);
     }
 
     fn add_route(&mut self, shard: usize, d: RouteDelta) {
@@ -153,16 +117,11 @@ mod tests {
     fn snap(shard: usize, routes: Vec<RouteDelta>) -> ShardSnapshot {
         ShardSnapshot {
             shard,
-            generation: 1,
-            open_connections: 0,
-            accepted: 0,
-            accept_errors: Default::default(),
-            tls_handshakes: Default::default(),
-            tls_resumed: 0,
-            unrouted: [0; CAUSES],
             routes,
-            pool: vec![],
-            access_log_dropped: 0,
+            level: ShardLevel {
+                generation: 1,
+                ..ShardLevel::default()
+            },
         }
     }
 

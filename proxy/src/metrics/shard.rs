@@ -4,7 +4,9 @@
 
 use super::route::RouteStats;
 use super::snapshot::RouteDelta;
-use super::{Cause, CAUSES};
+// `AcceptError` is defined beside the other label enums; the shard counts it.
+pub use super::AcceptError;
+use super::{Cause, CAUSES, HANDSHAKE_RESULTS};
 use crate::router::RouteTable;
 use crate::tls::acceptor::Handshake;
 use rustc_hash::FxHashMap;
@@ -26,67 +28,6 @@ pub struct ShardMetrics {
     resumed: Cell<u64>,
     accept_errors: [Cell<u64>; AcceptError::ALL.len()],
 }
-
-/// Why `accept` failed, as counted in `rauta_accept_errors_total{reason}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AcceptError {
-    /// The connection died in the backlog (ECONNABORTED, EPROTO, network
-    /// errors, EINTR): retried at once.
-    Transient,
-    /// Out of file descriptors (EMFILE, ENFILE).
-    Descriptors,
-    /// Out of socket memory (ENOBUFS, ENOMEM).
-    Memory,
-    /// Anything else.
-    Other,
-}
-
-impl AcceptError {
-    /// Every kind, in index order.
-    pub const ALL: [AcceptError; 4] = [
-        AcceptError::Transient,
-        AcceptError::Descriptors,
-        AcceptError::Memory,
-        AcceptError::Other,
-    ];
-
-    /// Classifies an `accept4` error (accept(2), "Error handling").
-    pub fn of(e: &std::io::Error) -> AcceptError {
-        match e.raw_os_error() {
-            Some(libc::EMFILE | libc::ENFILE) => AcceptError::Descriptors,
-            Some(libc::ENOBUFS | libc::ENOMEM) => AcceptError::Memory,
-            Some(
-                libc::ECONNABORTED
-                | libc::EPROTO
-                | libc::ENETDOWN
-                | libc::ENOPROTOOPT
-                | libc::EHOSTDOWN
-                | libc::ENONET
-                | libc::EHOSTUNREACH
-                | libc::EOPNOTSUPP
-                | libc::ENETUNREACH
-                | libc::ETIMEDOUT
-                | libc::EPERM
-                | libc::EINTR
-                | libc::EAGAIN,
-            ) => AcceptError::Transient,
-            _ => AcceptError::Other,
-        }
-    }
-
-    /// The `reason` label.
-    pub fn label(self) -> &'static str {
-        match self {
-            AcceptError::Transient => "transient",
-            AcceptError::Descriptors => "descriptors",
-            AcceptError::Memory => "memory",
-            AcceptError::Other => "other",
-        }
-    }
-}
-
-/// Number of TLS handshake results counted.
-pub const HANDSHAKE_RESULTS: usize = Handshake::ALL.len();
 
 impl ShardMetrics {
     /// Stats for every route of a new table, in route order: a route that

@@ -1,9 +1,9 @@
 //! What a shard hands the admin thread on request: route deltas since the
-//! last snapshot and shard-level gauges. Plain owned data (`Send`).
+//! last snapshot and shard-level figures. Plain owned data (`Send`).
 
 use super::latency::Latency;
 use super::route::RouteStats;
-use super::{CAUSES, METHODS, STATUS_CLASSES};
+use super::{AcceptError, CAUSES, HANDSHAKE_RESULTS, METHODS, STATUS_CLASSES};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -85,24 +85,31 @@ pub struct PoolGauge {
 pub struct ShardSnapshot {
     /// Shard index.
     pub shard: usize,
+    /// Routes touched since the previous snapshot.
+    pub routes: Vec<RouteDelta>,
+    /// The shard-level figures, which the registry keeps as reported.
+    pub level: ShardLevel,
+}
+
+/// Shard-level figures: gauges as they are now, counters since start.
+#[derive(Debug, Clone, Default)]
+pub struct ShardLevel {
     /// Generation of the table live on the shard.
     pub generation: u64,
     /// Open client connections.
     pub open_connections: u64,
     /// Connections accepted since start.
     pub accepted: u64,
-    /// Failed accepts by kind since start.
-    pub accept_errors: [u64; super::shard::AcceptError::ALL.len()],
+    /// Failed accepts by kind since start, in [`AcceptError::ALL`] order.
+    pub accept_errors: [u64; AcceptError::ALL.len()],
     /// TLS handshakes by result since start.
-    pub tls_handshakes: [u64; super::shard::HANDSHAKE_RESULTS],
+    pub tls_handshakes: [u64; HANDSHAKE_RESULTS],
     /// Completed TLS handshakes that resumed a session, since start.
     pub tls_resumed: u64,
     /// Failures before routing, by cause, since start.
     pub unrouted: [u64; CAUSES],
-    /// Routes touched since the previous snapshot.
-    pub routes: Vec<RouteDelta>,
     /// Upstream pool state per endpoint.
     pub pool: Vec<PoolGauge>,
-    /// Access-log lines dropped because the writer was behind.
+    /// Access-log lines dropped because the writer was behind, since start.
     pub access_log_dropped: u64,
 }

@@ -1,21 +1,17 @@
-//! The manifests-directory source: load `*.yaml`/`*.yml`/`*.json` files,
-//! translate them, and watch the directory to publish every good set.
+//! Loading a manifests directory: every `*.yaml`/`*.yml`/`*.json` file in
+//! it, parsed into objects (`kind: List` unpacked), duplicates rejected, and
+//! translated. Every failure becomes a [`Problem`]; nothing here watches.
 
 use crate::objects::{describe, KubeObject, SourcedObject, DEFAULT_NAMESPACE};
-use crate::problem::{Problem, Severity};
-use crate::stats::SourceStats;
+use crate::problem::Problem;
 use crate::translate::{translate, Translation};
 use crate::ClassSelector;
-use rauta_shared::config::RouteConfig;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
 
 /// Nesting limit for `kind: List` inside `kind: List`, against hostile input.
 const MAX_LIST_DEPTH: usize = 8;
@@ -312,186 +308,4 @@ fn reject_duplicates(objects: &mut Vec<SourcedObject>, problems: &mut Vec<Proble
             }
         }
     });
-}
-
-/// What the watcher thread is told.
-enum Msg {
-    /// Something happened in the directory.
-    Fs(notify::Result<notify::Event>),
-    /// Leave the loop.
-    Stop,
-}
-
-/// A running watcher of a manifests directory (thread `rauta-manifests`).
-///
-/// Dropping it leaves the thread running for the life of the process; call
-/// [`ManifestSource::stop`] to end it.
-#[derive(Debug)]
-pub struct ManifestSource {
-    control: mpsc::Sender<Msg>,
-    thread: JoinHandle<()>,
-    stats: Arc<SourceStats>,
-}
-
-impl ManifestSource {
-    /// Starts the `rauta-manifests` thread: load once, then reload on every change.
-    ///
-    /// `publish` gets every good configuration that differs from the last one
-    /// published; a set with errors is logged and not published. Reloads happen
-    /// `debounce` after the last event of a burst.
-    pub fn spawn(
-        dir: PathBuf,
-        sel: ClassSelector,
-        debounce: Duration,
-        publish: impl FnMut(RouteConfig) + Send + 'static,
-    ) -> io::Result<ManifestSource> {
-        let (control, rx) = mpsc::channel();
-        let events = control.clone();
-        let mut watcher = notify::recommended_watcher(move |event| {
-            // The receiver is gone only after the thread ended; nothing to do then.
-            let _ = events.send(Msg::Fs(event));
-        })
-        .map_err(|e| watch_error(&dir, e))?;
-        // Watching before the first load means no change can slip in between.
-        notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive)
-            .map_err(|e| watch_error(&dir, e))?;
-        let stats = Arc::new(SourceStats::default());
-        let thread_stats = stats.clone();
-        let thread = thread::Builder::new()
-            .name("rauta-manifests".to_string())
-            .spawn(move || {
-                // Keep the watcher alive as long as the loop runs.
-                let _watcher = watcher;
-                run(&dir, &sel, debounce, publish, &rx, &thread_stats);
-            })?;
-        Ok(ManifestSource {
-            control,
-            thread,
-            stats,
-        })
-    }
-
-    /// Load counters, for metrics.
-    pub fn stats(&self) -> Arc<SourceStats> {
-        self.stats.clone()
-    }
-
-    /// Stops the thread and waits for it.
-    pub fn stop(self) {
-        // A send error means the thread has already ended.
-        let _ = self.control.send(Msg::Stop);
-        if self.thread.join().is_err() {
-            tracing::error!("the manifests thread panicked");
-        }
-    }
-
-    /// Waits for the thread, which normally runs until [`ManifestSource::stop`].
-    pub fn join(self) -> thread::Result<()> {
-        self.thread.join()
-    }
-}
-
-/// A notify error as an `io::Error`, keeping the I/O kind where there is one.
-fn watch_error(dir: &Path, e: notify::Error) -> io::Error {
-    match e.kind {
-        notify::ErrorKind::Io(io) => {
-            io::Error::new(io.kind(), format!("cannot watch {}: {io}", dir.display()))
-        }
-        _ => io::Error::other(format!("cannot watch {}: {e}", dir.display())),
-    }
-}
-
-/// The watcher loop: initial load, then debounced reloads until told to stop.
-fn run(
-    dir: &Path,
-    sel: &ClassSelector,
-    debounce: Duration,
-    mut publish: impl FnMut(RouteConfig),
-    rx: &mpsc::Receiver<Msg>,
-    stats: &SourceStats,
-) {
-    let mut last: Option<RouteConfig> = None;
-    reload(dir, sel, &mut last, &mut publish, stats);
-    let mut deadline: Option<Instant> = None;
-    loop {
-        let msg = match deadline {
-            None => match rx.recv() {
-                Ok(msg) => msg,
-                Err(mpsc::RecvError) => break,
-            },
-            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                Ok(msg) => msg,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    deadline = None;
-                    reload(dir, sel, &mut last, &mut publish, stats);
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            },
-        };
-        match msg {
-            Msg::Stop => break,
-            Msg::Fs(Ok(event)) => {
-                if is_change(&event.kind) {
-                    deadline = Some(Instant::now() + debounce);
-                }
-            }
-            Msg::Fs(Err(e)) => {
-                // Events may have been lost (e.g. queue overflow): reload to be sure.
-                tracing::warn!(dir = %dir.display(), "watching the manifests directory: {e}");
-                deadline = Some(Instant::now() + debounce);
-            }
-        }
-    }
-    tracing::debug!(dir = %dir.display(), "manifests watcher stopped");
-}
-
-/// True for events that may change what the directory holds; our own reads
-/// produce open/close events that must not trigger reloads.
-fn is_change(kind: &notify::EventKind) -> bool {
-    use notify::event::{AccessKind, AccessMode, EventKind};
-    match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
-    }
-}
-
-/// Loads and translates `dir`; publishes the result when it is good and new.
-fn reload(
-    dir: &Path,
-    sel: &ClassSelector,
-    last: &mut Option<RouteConfig>,
-    publish: &mut impl FnMut(RouteConfig),
-    stats: &SourceStats,
-) {
-    let translation = load_and_translate(dir, sel);
-    stats.record(&translation, translation.has_errors());
-    for problem in &translation.problems {
-        match problem.severity {
-            Severity::Error => tracing::error!("{problem}"),
-            Severity::Warning => tracing::warn!("{problem}"),
-        }
-    }
-    if translation.has_errors() {
-        let errors = translation.problems.iter().filter(|p| p.is_error()).count();
-        tracing::error!(
-            dir = %dir.display(),
-            errors,
-            "manifest set rejected; the last good configuration stays live"
-        );
-        return;
-    }
-    if last.as_ref() == Some(&translation.config) {
-        tracing::debug!(dir = %dir.display(), "manifests reloaded, configuration unchanged");
-        return;
-    }
-    tracing::info!(
-        dir = %dir.display(),
-        rules = translation.config.rules.len(),
-        backends = translation.config.backends.len(),
-        "publishing a new route configuration"
-    );
-    *last = Some(translation.config.clone());
-    publish(translation.config);
 }

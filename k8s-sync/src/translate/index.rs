@@ -1,0 +1,102 @@
+//! The objects of one translation, sorted by kind into lookup tables, and
+//! how an Ingress is named in messages.
+
+use crate::objects::{describe, KubeObject, SourcedObject, DEFAULT_NAMESPACE};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use rauta_shared::config::IngressRef;
+use std::collections::BTreeMap;
+
+/// EndpointSlice label naming the Service the slice belongs to.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The objects by kind, in a canonical order.
+pub(super) struct Index<'a> {
+    pub(super) ingresses: Vec<(&'a SourcedObject, &'a Ingress)>,
+    pub(super) classes: Vec<&'a IngressClass>,
+    pub(super) services: BTreeMap<(&'a str, &'a str), &'a Service>,
+    /// Slices by (namespace, service name), ordered by slice name.
+    pub(super) slices: BTreeMap<(&'a str, &'a str), Vec<(&'a SourcedObject, &'a EndpointSlice)>>,
+    pub(super) secrets: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a Secret)>,
+}
+
+impl<'a> Index<'a> {
+    /// Sorts `objects` into the index.
+    pub(super) fn new(objects: &'a [SourcedObject]) -> Index<'a> {
+        let mut index = Index {
+            ingresses: Vec::new(),
+            classes: Vec::new(),
+            services: BTreeMap::new(),
+            slices: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+        };
+        for src in objects {
+            let ns = src.object.namespace().unwrap_or(DEFAULT_NAMESPACE);
+            match &src.object {
+                KubeObject::Ingress(ing) => index.ingresses.push((src, ing)),
+                KubeObject::IngressClass(class) => index.classes.push(class),
+                KubeObject::Service(svc) => {
+                    index.services.insert((ns, src.object.name()), svc);
+                }
+                KubeObject::EndpointSlice(slice) => {
+                    let labels = slice.metadata.labels.as_ref();
+                    if let Some(service) = labels.and_then(|l| l.get(SERVICE_NAME_LABEL)) {
+                        index
+                            .slices
+                            .entry((ns, service.as_str()))
+                            .or_default()
+                            .push((src, slice));
+                    }
+                }
+                KubeObject::Secret(secret) => {
+                    index.secrets.insert((ns, src.object.name()), (src, secret));
+                }
+            }
+        }
+        index
+            .ingresses
+            .sort_by_key(|(src, _)| src.object.describe());
+        index
+            .classes
+            .sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        for slices in index.slices.values_mut() {
+            slices.sort_by(|a, b| a.1.metadata.name.cmp(&b.1.metadata.name));
+        }
+        index
+    }
+
+    /// The IngressClass named `name`, if any.
+    pub(super) fn class(&self, name: &str) -> Option<&'a IngressClass> {
+        self.classes
+            .iter()
+            .copied()
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+    }
+}
+
+/// Namespace of an Ingress, defaulted.
+pub(super) fn ingress_namespace(ing: &Ingress) -> &str {
+    ing.metadata
+        .namespace
+        .as_deref()
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or(DEFAULT_NAMESPACE)
+}
+
+/// `Ingress ns/name`.
+pub(super) fn ingress_describe(ing: &Ingress) -> String {
+    describe(
+        "Ingress",
+        Some(ingress_namespace(ing)),
+        ing.metadata.name.as_deref().unwrap_or(""),
+    )
+}
+
+/// `ns/name` of an Ingress, defaulted as [`ingress_namespace`] does.
+pub(super) fn ingress_ref(ing: &Ingress) -> IngressRef {
+    IngressRef {
+        namespace: ingress_namespace(ing).to_string(),
+        name: ing.metadata.name.clone().unwrap_or_default(),
+    }
+}

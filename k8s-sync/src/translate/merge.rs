@@ -1,0 +1,359 @@
+//! Merging the validated Ingresses, oldest first: each rule, the default
+//! backend and each TLS host goes to the first Ingress that claims it, and
+//! equal backends are shared.
+
+use super::annotations::WEIGHTS_ANNOTATION;
+use super::endpoints::weighted_endpoints;
+use super::index::Index;
+use super::ingress::{BackendRef, Parsed, RuleKey};
+use crate::problem::Problem;
+use crate::tls;
+use rauta_shared::config::{
+    BackendConfig, HashKey, HostMatch, IngressRef, LbPolicy, RouteConfig, RuleConfig, SecretRef,
+    ServicePort, TlsCertConfig,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+/// Identity of a backend: equal keys mean equal [`BackendConfig`]s.
+pub(super) type BackendKey = (
+    String,
+    String,
+    ServicePort,
+    (u8, String),
+    Vec<(SocketAddr, u32)>,
+);
+
+/// An orderable stand-in for [`LbPolicy`].
+fn policy_key(policy: &LbPolicy) -> (u8, String) {
+    match policy {
+        LbPolicy::RoundRobin => (0, String::new()),
+        LbPolicy::LeastRequest => (1, String::new()),
+        LbPolicy::Maglev(HashKey::ClientIp) => (2, String::new()),
+        LbPolicy::Maglev(HashKey::Header(h)) => (3, h.clone()),
+        LbPolicy::Maglev(HashKey::RequestUri) => (4, String::new()),
+        LbPolicy::Maglev(HashKey::Host) => (5, String::new()),
+    }
+}
+
+/// Collects claimed rules and backends while Ingresses are visited oldest first.
+#[derive(Default)]
+pub(super) struct Builder {
+    rules: BTreeMap<RuleKey, (IngressRef, BackendKey, bool)>,
+    default_backend: Option<(IngressRef, BackendKey)>,
+    backends: BTreeMap<BackendKey, BackendConfig>,
+    /// Which Secret each TLS host got, and from which Ingress.
+    tls_hosts: BTreeMap<HostMatch, (IngressRef, Option<SecretRef>)>,
+    /// Certificates in use, by Secret.
+    certs: BTreeMap<SecretRef, TlsCertConfig>,
+    /// Secrets already checked: their pair, or `None` when unusable.
+    checked: BTreeMap<SecretRef, Option<(String, String, i64)>>,
+}
+
+impl Builder {
+    /// Adds the rules and default backend of `ing` that no older Ingress claimed.
+    pub(super) fn claim(&mut self, ing: &Parsed, index: &Index<'_>, problems: &mut Vec<Problem>) {
+        let mut resolved: BTreeMap<BackendRef, BackendKey> = BTreeMap::new();
+        let mut used_weights: BTreeSet<String> = BTreeSet::new();
+        for ((host, path, path_type), backend) in &ing.paths {
+            let key = (host.clone(), path.clone(), *path_type);
+            if let Some((owner, _, _)) = self.rules.get(&key) {
+                let message = if *owner == ing.source {
+                    format!(
+                        "{} is listed more than once; the first one is used",
+                        rule_name(&key)
+                    )
+                } else {
+                    format!(
+                        "{} is already served by Ingress {owner}; ignored here",
+                        rule_name(&key)
+                    )
+                };
+                problems.push(ing.warning(message));
+                continue;
+            }
+            let bkey = self.resolve(
+                ing,
+                backend,
+                index,
+                &mut resolved,
+                &mut used_weights,
+                problems,
+            );
+            let redirect = ing.redirects(host);
+            self.rules.insert(key, (ing.source.clone(), bkey, redirect));
+        }
+        if let Some(backend) = &ing.default_backend {
+            match &self.default_backend {
+                Some((owner, _)) => problems.push(ing.warning(format!(
+                    "defaultBackend is already set by Ingress {owner}; ignored here"
+                ))),
+                None => {
+                    let bkey = self.resolve(
+                        ing,
+                        backend,
+                        index,
+                        &mut resolved,
+                        &mut used_weights,
+                        problems,
+                    );
+                    self.default_backend = Some((ing.source.clone(), bkey));
+                }
+            }
+        }
+        self.claim_tls(ing, index, problems);
+        // Only meaningful when some backend was looked at; otherwise every key is unused.
+        if !resolved.is_empty() {
+            for w in ing
+                .annotations
+                .weights
+                .iter()
+                .filter(|w| !used_weights.contains(&w.raw))
+            {
+                problems.push(ing.warning(format!(
+                    "annotation {WEIGHTS_ANNOTATION}: {} matches no endpoint",
+                    w.raw
+                )));
+            }
+        }
+    }
+
+    /// Claims the TLS hosts of `ing` that no older Ingress claimed, with
+    /// their certificates; whatever is wrong is a warning and only costs
+    /// the hosts concerned their own certificate.
+    fn claim_tls(&mut self, ing: &Parsed, index: &Index<'_>, problems: &mut Vec<Problem>) {
+        for entry in &ing.tls {
+            let secret = entry.secret.as_ref().map(|name| SecretRef {
+                namespace: ing.source.namespace.clone(),
+                name: name.clone(),
+            });
+            let hosts = entry
+                .hosts
+                .iter()
+                .map(host_name)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let pair = match &secret {
+                Some(secret) => {
+                    self.check_secret(ing, entry.position, secret, &hosts, index, problems)
+                }
+                None => None,
+            };
+            for host in &entry.hosts {
+                if let Some((owner, owned)) = self.tls_hosts.get(host) {
+                    if *owned != secret {
+                        let what = |s: &Option<SecretRef>| {
+                            s.as_ref()
+                                .map_or("the default certificate".to_string(), |s| {
+                                    format!("Secret {s}")
+                                })
+                        };
+                        problems.push(ing.warning(format!(
+                            "spec.tls[{}]: TLS host {} already gets {} from Ingress {owner}; {} ignored for it",
+                            entry.position,
+                            host_name(host),
+                            what(owned),
+                            what(&secret)
+                        )));
+                    }
+                    continue;
+                }
+                let (Some(secret), Some((crt, key, not_after))) = (&secret, &pair) else {
+                    // No Secret named, or an unusable one: the default certificate.
+                    self.tls_hosts
+                        .insert(host.clone(), (ing.source.clone(), secret.clone()));
+                    continue;
+                };
+                if !tls::covers(crt.as_bytes(), host) {
+                    // Not claimed: an Ingress with a fitting certificate may still take the host.
+                    problems.push(ing.warning(format!(
+                        "spec.tls[{}]: the certificate in Secret {secret} does not cover host {}; the host gets the default certificate",
+                        entry.position,
+                        host_name(host)
+                    )));
+                    continue;
+                }
+                self.tls_hosts
+                    .insert(host.clone(), (ing.source.clone(), Some(secret.clone())));
+                self.certs
+                    .entry(secret.clone())
+                    .or_insert_with(|| TlsCertConfig {
+                        hosts: Vec::new(),
+                        secret: secret.clone(),
+                        cert_pem: crt.clone(),
+                        key_pem: key.clone(),
+                        not_after: *not_after,
+                        source: ing.source.clone(),
+                    })
+                    .hosts
+                    .push(host.clone());
+            }
+        }
+    }
+
+    /// The PEM pair and expiry of a Secret, checked once; `None` (reported)
+    /// when it is missing or unusable.
+    fn check_secret(
+        &mut self,
+        ing: &Parsed,
+        position: usize,
+        secret: &SecretRef,
+        hosts: &str,
+        index: &Index<'_>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<(String, String, i64)> {
+        if let Some(checked) = self.checked.get(secret) {
+            return checked.clone();
+        }
+        let found = index
+            .secrets
+            .get(&(secret.namespace.as_str(), secret.name.as_str()));
+        let result = match found {
+            None => {
+                problems.push(ing.warning(format!(
+                    "spec.tls[{position}]: Secret {secret} not found; {hosts} get the default certificate"
+                )));
+                None
+            }
+            Some((src, object)) => {
+                let checked = tls::secret_pair(object).and_then(|(crt, key)| {
+                    let facts = tls::check_pair_cached(&crt, &key)?;
+                    let text = |b: Vec<u8>, what: &str| {
+                        String::from_utf8(b).map_err(|_| format!("{what} is not text"))
+                    };
+                    Ok((
+                        text(crt, "tls.crt")?,
+                        text(key, "tls.key")?,
+                        facts.not_after,
+                    ))
+                });
+                match checked {
+                    Ok(pair) => Some(pair),
+                    Err(message) => {
+                        problems.push(
+                            Problem::warning(
+                                Some(src.object.describe()),
+                                format!(
+                                    "{message}; not used for Ingress {} ({hosts} get the default certificate)",
+                                    ing.source
+                                ),
+                            )
+                            .in_file(src.file.clone()),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        self.checked.insert(secret.clone(), result.clone());
+        result
+    }
+
+    /// The key of the backend `backend` resolves to for `ing`, creating it if new.
+    fn resolve(
+        &mut self,
+        ing: &Parsed,
+        backend: &BackendRef,
+        index: &Index<'_>,
+        resolved: &mut BTreeMap<BackendRef, BackendKey>,
+        used_weights: &mut BTreeSet<String>,
+        problems: &mut Vec<Problem>,
+    ) -> BackendKey {
+        if let Some(key) = resolved.get(backend) {
+            return key.clone();
+        }
+        let namespace = &ing.source.namespace;
+        let endpoints = weighted_endpoints(ing, index, backend, used_weights, problems);
+        let key: BackendKey = (
+            namespace.clone(),
+            backend.service.clone(),
+            backend.port.clone(),
+            policy_key(&ing.annotations.policy),
+            endpoints.iter().map(|e| (e.addr, e.weight)).collect(),
+        );
+        self.backends
+            .entry(key.clone())
+            .or_insert_with(|| BackendConfig {
+                name: String::new(),
+                namespace: namespace.clone(),
+                service: backend.service.clone(),
+                port: backend.port.clone(),
+                endpoints,
+                policy: ing.annotations.policy.clone(),
+            });
+        resolved.insert(backend.clone(), key.clone());
+        key
+    }
+
+    /// The final configuration: backends in key order, rules in (host, path, type) order.
+    pub(super) fn finish(self) -> RouteConfig {
+        let mut positions: BTreeMap<BackendKey, usize> = BTreeMap::new();
+        let mut backends = Vec::with_capacity(self.backends.len());
+        let mut name_uses: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, (key, mut backend)) in self.backends.into_iter().enumerate() {
+            let base = format!("{}/{}:{}", backend.namespace, backend.service, backend.port);
+            // Same Service port with another policy or weights: keep names unique.
+            let uses = name_uses.entry(base.clone()).or_insert(0);
+            *uses += 1;
+            backend.name = if *uses == 1 {
+                base
+            } else {
+                format!("{base}#{uses}")
+            };
+            positions.insert(key, i);
+            backends.push(backend);
+        }
+        let index_of = |key: &BackendKey| positions.get(key).copied().unwrap_or(0);
+        let rules = self
+            .rules
+            .into_iter()
+            .map(
+                |((host, path, path_type), (source, bkey, ssl_redirect))| RuleConfig {
+                    host,
+                    path,
+                    path_type,
+                    backend: index_of(&bkey),
+                    source,
+                    ssl_redirect,
+                },
+            )
+            .collect();
+        let (default_backend, default_backend_source) = match self.default_backend {
+            Some((source, bkey)) => (Some(index_of(&bkey)), Some(source)),
+            None => (None, None),
+        };
+        let tls = self
+            .certs
+            .into_values()
+            .map(|mut cert| {
+                cert.hosts.sort();
+                cert
+            })
+            .collect();
+        RouteConfig {
+            rules,
+            default_backend,
+            default_backend_source,
+            backends,
+            tls,
+        }
+    }
+}
+
+/// `path "/api" (Prefix) on host example.com`, for messages.
+fn rule_name((host, path, path_type): &RuleKey) -> String {
+    let host = match host {
+        HostMatch::Any => "any host".to_string(),
+        _ => format!("host {}", host_name(host)),
+    };
+    format!("path {path:?} ({path_type:?}) on {host}")
+}
+
+/// A host as written in an Ingress (`*` for any host).
+fn host_name(host: &HostMatch) -> String {
+    match host {
+        HostMatch::Any => "*".to_string(),
+        HostMatch::Exact(h) => h.clone(),
+        HostMatch::Wildcard(h) => format!("*.{h}"),
+    }
+}

@@ -1,0 +1,131 @@
+//! Kubernetes objects -> [`RouteConfig`]: class selection, validation,
+//! merging, conflict resolution and endpoint resolution. Pure: no I/O.
+//!
+//! One file per step, in the order [`translate`] runs them: `index` sorts
+//! the objects by kind, `class` picks the Ingresses we serve, `ingress`
+//! validates each one (reading its `annotations`), `merge` claims rules,
+//! backends and TLS hosts oldest Ingress first, and `endpoints` finds the
+//! addresses behind each Service port.
+//!
+//! Ingress annotations (prefix `rauta.io/` or `nginx.ingress.kubernetes.io/`,
+//! `rauta.io/` winning): `load-balance` (`round_robin`, `least_request`, and
+//! `ewma`, which is approximated by least-request), `upstream-hash-by`
+//! (Maglev; wins over `load-balance`), `rauta.io/endpoint-weights`, and
+//! `ssl-redirect` / `force-ssl-redirect` (`true` or `false`).
+//!
+//! TLS: each `spec.tls` entry names hosts and a `kubernetes.io/tls` Secret
+//! in the Ingress's namespace. A missing, mistyped or broken Secret, or a
+//! certificate that does not cover a host, is a warning: those hosts get the
+//! default certificate and every other host keeps its own.
+
+mod annotations;
+mod class;
+mod endpoints;
+mod index;
+mod ingress;
+mod merge;
+
+use crate::objects::SourcedObject;
+use crate::problem::Problem;
+use crate::ClassSelector;
+use class::is_served;
+use index::{ingress_namespace, ingress_ref, Index};
+use ingress::parse_ingress;
+use k8s_openapi::api::networking::v1::Ingress;
+use merge::Builder;
+use rauta_shared::config::{IngressRef, RouteConfig, SecretRef};
+use std::collections::HashSet;
+
+/// The result of a translation: the configuration and what was wrong.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Translation {
+    /// The configuration; only meaningful when [`Translation::has_errors`] is false.
+    pub config: RouteConfig,
+    /// Errors and warnings, in a deterministic order.
+    pub problems: Vec<Problem>,
+}
+
+impl Translation {
+    /// True when any problem is an error, i.e. the object set must be rejected.
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(Problem::is_error)
+    }
+}
+
+/// Translates a set of objects into a route configuration and its problems.
+///
+/// The result does not depend on the order of `objects`.
+pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation {
+    let index = Index::new(objects);
+    let mut problems = Vec::new();
+    let mut ingresses = Vec::new();
+    for (src, ing) in &index.ingresses {
+        if is_served(src, ing, sel, &index, &mut problems) {
+            ingresses.extend(parse_ingress(src, ing, &mut problems));
+        }
+    }
+    // The oldest Ingress claims contested rules first; names break ties.
+    ingresses.sort_by(|a, b| a.order.cmp(&b.order));
+    let mut builder = Builder::default();
+    for ing in &ingresses {
+        builder.claim(ing, &index, &mut problems);
+    }
+    Translation {
+        config: builder.finish(),
+        problems: dedup(problems),
+    }
+}
+
+/// The Ingresses among `objects` that `sel` serves, valid or not, by the
+/// same class rules as [`translate`]; sorted, without duplicates.
+pub fn served_ingresses(objects: &[SourcedObject], sel: &ClassSelector) -> Vec<IngressRef> {
+    let index = Index::new(objects);
+    sorted_unique(served(&index, sel).map(ingress_ref))
+}
+
+/// The Secrets that the `spec.tls` of served Ingresses name (in the
+/// Ingress's namespace), valid or not; sorted, without duplicates.
+pub fn referenced_secrets(objects: &[SourcedObject], sel: &ClassSelector) -> Vec<SecretRef> {
+    let index = Index::new(objects);
+    sorted_unique(served(&index, sel).flat_map(|ing| {
+        let namespace = ingress_namespace(ing).to_string();
+        let entries = ing.spec.as_ref().and_then(|s| s.tls.as_ref());
+        entries
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.secret_name.clone().filter(|n| !n.is_empty()))
+            .map(move |name| SecretRef {
+                namespace: namespace.clone(),
+                name,
+            })
+    }))
+}
+
+/// The Ingresses of `index` that `sel` serves, by [`is_served`]. Its
+/// warnings are dropped: [`translate`] reports them, here only the verdict
+/// counts.
+fn served<'a>(index: &'a Index<'a>, sel: &'a ClassSelector) -> impl Iterator<Item = &'a Ingress> {
+    let mut scratch = Vec::new();
+    index
+        .ingresses
+        .iter()
+        .filter(move |(src, ing)| is_served(src, ing, sel, index, &mut scratch))
+        .map(|(_, ing)| *ing)
+}
+
+/// `items` sorted, without duplicates.
+fn sorted_unique<T: Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out: Vec<T> = items.collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Drops repeated problems (e.g. one bad EndpointSlice used by many Ingresses).
+fn dedup(problems: Vec<Problem>) -> Vec<Problem> {
+    let mut seen = HashSet::new();
+    problems
+        .into_iter()
+        .filter(|p| seen.insert(p.to_string()))
+        .collect()
+}

@@ -1,0 +1,43 @@
+//! Prometheus text exposition (format 0.0.4) of the registry and the
+//! process-level figures. Names follow ingress-nginx's where a counterpart
+//! exists, with the `rauta_` prefix (see the README for the mapping).
+//!
+//! One file per group of families, written in page order: `routes`,
+//! `shards`, `process`, then `tls` and `ebpf`, which the admin thread
+//! appends; `text` is the writer they share.
+
+mod ebpf;
+mod process;
+mod routes;
+mod shards;
+mod text;
+mod tls;
+
+pub use process::ProcessInfo;
+
+use super::registry::Registry;
+use crate::router::RouteTable;
+use text::Out;
+
+/// Renders the route, shard and process families as Prometheus text.
+pub fn render(registry: &Registry, table: Option<&RouteTable>, process: &ProcessInfo) -> String {
+    let mut body = String::with_capacity(64 * 1024);
+    let mut out = Out(&mut body);
+    routes::render(&mut out, registry, table);
+    shards::render(&mut out, registry);
+    process::render(&mut out, process);
+    body
+}
+
+/// Appends the TLS families: handshakes by result (all shards), and each
+/// host's certificate expiry (ingress-nginx's
+/// `nginx_ingress_controller_ssl_expire_time_seconds`).
+pub fn render_tls(body: &mut String, registry: &Registry, tls: &crate::tls::TlsTable) {
+    tls::render(&mut Out(body), registry, tls);
+}
+
+/// Appends the eBPF families: attachments always, counters when the
+/// object is loaded.
+pub fn render_xdp(body: &mut String, figures: &crate::xdp::XdpFigures) {
+    ebpf::render(&mut Out(body), figures);
+}

@@ -1,0 +1,111 @@
+//! The shard families (connections, accept errors, panics, access-log
+//! drops, live generation) and the upstream pool, summed over shards.
+
+use super::text::Out;
+use crate::metrics::registry::Registry;
+use crate::metrics::snapshot::ShardLevel;
+use crate::metrics::AcceptError;
+use std::collections::BTreeMap;
+
+/// A family with one sample per shard: (name, kind, help, value).
+type PerShard = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ShardLevel) -> u64,
+);
+
+/// The connection families, which open the shard section.
+const CONNECTIONS: [PerShard; 2] = [
+    (
+        "rauta_open_connections",
+        "gauge",
+        "Open client connections, by shard.",
+        |s| s.open_connections,
+    ),
+    (
+        "rauta_accepted_connections_total",
+        "counter",
+        "Client connections accepted, by shard.",
+        |s| s.accepted,
+    ),
+];
+
+/// The families after the accept errors and panics.
+const HOUSEKEEPING: [PerShard; 2] = [
+    (
+        "rauta_access_log_dropped_total",
+        "counter",
+        "Access-log lines dropped because the writer fell behind, by shard.",
+        |s| s.access_log_dropped,
+    ),
+    (
+        "rauta_shard_route_table_generation",
+        "gauge",
+        "Route table generation live on each shard.",
+        |s| s.generation,
+    ),
+];
+
+/// Writes the shard and pool families.
+pub(super) fn render(out: &mut Out<'_>, registry: &Registry) {
+    per_shard(out, registry, &CONNECTIONS);
+    out.family(
+        "rauta_accept_errors_total",
+        "counter",
+        "Failed accepts, by shard and reason (transient: retried at once; descriptors, memory, other: the accept loop backs off).",
+    );
+    for (shard, s) in &registry.shards {
+        for (kind, n) in AcceptError::ALL.iter().zip(s.accept_errors) {
+            out.sample(
+                "rauta_accept_errors_total",
+                &format!("shard=\"{shard}\",reason=\"{}\"", kind.label()),
+                n,
+            );
+        }
+    }
+    out.single(
+        "rauta_panics_total",
+        "counter",
+        "Connection tasks that panicked; each closed only its own connection.",
+        crate::rt::panics_total(),
+    );
+    per_shard(out, registry, &HOUSEKEEPING);
+    pools(out, registry);
+}
+
+/// Families of one sample per shard, in shard order.
+fn per_shard(out: &mut Out<'_>, registry: &Registry, families: &[PerShard]) {
+    for (name, kind, help, value) in families {
+        let samples = registry.shards.iter().map(|(shard, s)| (shard, value(s)));
+        out.by_label(name, kind, help, "shard", samples);
+    }
+}
+
+/// Idle and active upstream connections by endpoint, over all shards.
+fn pools(out: &mut Out<'_>, registry: &Registry) {
+    let mut pools: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for s in registry.shards.values() {
+        for p in &s.pool {
+            let e = pools.entry(p.endpoint.to_string()).or_default();
+            e.0 += p.idle;
+            e.1 += p.active;
+        }
+    }
+    out.by_label(
+        "rauta_upstream_idle_connections",
+        "gauge",
+        "Idle pooled upstream connections, by endpoint (all shards).",
+        "endpoint",
+        pools.iter().map(|(endpoint, (idle, _))| (endpoint, idle)),
+    );
+    out.by_label(
+        "rauta_upstream_active_connections",
+        "gauge",
+        "Upstream connections carrying a request, by endpoint (all shards).",
+        "endpoint",
+        pools
+            .iter()
+            .map(|(endpoint, (_, active))| (endpoint, active)),
+    );
+}
