@@ -70,6 +70,14 @@ pub(super) fn render(out: &mut Out<'_>, registry: &Registry) {
         "Connection tasks that panicked; each closed only its own connection.",
         crate::rt::panics_total(),
     );
+    let ring = crate::rt::ring_counters();
+    for (name, help, value) in [
+        ("rauta_io_uring_dropped_completions_total", "Times the kernel dropped io_uring completions (EBADR); every armed wait of that shard was woken to retry.", ring.cq_dropped),
+        ("rauta_io_uring_poll_errors_total", "io_uring polls of live sockets that completed with an unexpected error.", ring.poll_errors),
+        ("rauta_io_uring_enter_errors_total", "io_uring_enter calls that failed for a reason other than a timeout, a signal or a full ring (each backs off 1 ms).", ring.enter_errors),
+    ] {
+        out.single(name, "counter", help, value);
+    }
     per_shard(out, registry, &HOUSEKEEPING);
     pools(out, registry);
 }
