@@ -31,6 +31,8 @@ pub struct CheckArgs {
     /// Directory of Kubernetes manifests (*.yaml, *.yml, *.json).
     #[arg(long)]
     pub manifests: PathBuf,
+    // Flattened groups take their help from their own fields.
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub class: ClassArgs,
 }
@@ -84,6 +86,7 @@ pub struct ServeArgs {
     /// Follow the Kubernetes API server (kubeconfig, or in-cluster).
     #[arg(long)]
     pub kubernetes: bool,
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub kube: KubeArgs,
     /// Address for client traffic (every shard listens on it, SO_REUSEPORT).
@@ -117,6 +120,8 @@ pub struct ServeArgs {
     /// CPUs to pin shards to, e.g. `0-3,6` (default: the allowed CPU set).
     #[arg(long)]
     pub cpus: Option<String>,
+    // Flattened groups take their help from their own fields.
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub class: ClassArgs,
     /// Wait for quiet this long after a change before rebuilding the table

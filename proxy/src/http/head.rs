@@ -183,7 +183,10 @@ pub fn write_request(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarded, fall
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientConnection {
     /// Keep the connection; HTTP/1.0 clients are told so explicitly.
-    KeepAlive { http10: bool },
+    KeepAlive {
+        /// The client speaks HTTP/1.0 (keep-alive must be said).
+        http10: bool,
+    },
     /// Close after this response.
     Close,
     /// Protocol switch (101).

@@ -74,7 +74,12 @@ impl Route {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Match {
     /// A rule, or else the default backend, takes the request.
-    Route { route: RouteId, backend: usize },
+    Route {
+        /// The route (index into the table's routes and route stats).
+        route: RouteId,
+        /// Its backend (index into the table's backends).
+        backend: usize,
+    },
     /// Nothing matched and there is no default backend.
     None,
 }
