@@ -25,7 +25,7 @@ const DRAIN_POLL: Duration = Duration::from_millis(10);
 /// Everything a shard thread needs to start.
 #[derive(Debug)]
 pub struct ShardSpec {
-    /// Shard index.
+    /// Which shard (0-based, the `shard` label; also its seed input).
     pub id: usize,
     /// CPU to pin to.
     pub cpu: usize,
@@ -37,7 +37,7 @@ pub struct ShardSpec {
     pub control: Receiver<ShardMsg>,
     /// Where to report the live generation.
     pub readiness: Arc<Readiness>,
-    /// Settings.
+    /// Limits and timeouts, shared by every shard and fixed at start.
     pub cfg: Arc<ProxyConfig>,
     /// Where access-log batches go, when the access log is on.
     pub access_log: Option<crossbeam_channel::Sender<Vec<u8>>>,

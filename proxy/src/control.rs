@@ -30,9 +30,9 @@ pub enum ShardMsg {
 /// The latest published table, for the admin thread (never read by shards).
 #[derive(Debug, Clone)]
 pub struct Published {
-    /// Generation number.
+    /// Its generation: numbers only grow, one per published table.
     pub generation: u64,
-    /// The table.
+    /// The compiled routes, shared read-only with every shard.
     pub table: Arc<RouteTable>,
     /// Its certificates (when TLS is served).
     pub tls: Option<Arc<TlsTable>>,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 /// shard's balancing state for it.
 #[derive(Debug)]
 pub struct LocalTable {
-    /// Generation number.
+    /// Its generation, as reported to /readyz once live here.
     pub generation: u64,
     /// The compiled table (shared read-only by all shards).
     pub routes: Arc<RouteTable>,
@@ -37,19 +37,19 @@ pub struct LocalTable {
 /// State of one shard.
 #[derive(Debug)]
 pub struct Shard {
-    /// Shard index.
+    /// Which shard (0-based, the `shard` label).
     pub id: usize,
-    /// Settings.
+    /// Limits and timeouts, shared by every shard and fixed at start.
     pub cfg: Arc<ProxyConfig>,
     /// Port of the first TLS listener, where HTTPS redirects point.
     pub tls_port: Option<u16>,
     /// Idle upstream connections.
     pub pool: Pool,
-    /// Set when the shard drains.
+    /// Fires once, when SIGTERM (or a closed control channel) starts the drain.
     pub drain: DrainSignal,
-    /// Randomness for balancing.
+    /// This shard's own generator for power-of-two choices (no cross-core state).
     pub rng: Rng,
-    /// Statistics.
+    /// Route and shard counters, handed to the admin thread as deltas.
     pub metrics: ShardMetrics,
     /// The access log, when enabled.
     pub access_log: Option<ShardLog>,

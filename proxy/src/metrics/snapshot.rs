@@ -83,7 +83,7 @@ pub struct PoolGauge {
 /// A shard's answer to a snapshot request.
 #[derive(Debug)]
 pub struct ShardSnapshot {
-    /// Shard index.
+    /// Which shard answered (0-based, the `shard` label).
     pub shard: usize,
     /// Routes touched since the previous snapshot.
     pub routes: Vec<RouteDelta>,
