@@ -197,31 +197,53 @@ pub fn require(needs: &[Need]) -> bool {
         .iter()
         .filter_map(|n| missing(n).map(|why| format!("{n} missing ({why})")))
         .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let test = test_name();
-    let what = missing.join("; ");
-    if under_ci() {
-        panic!("{test}: {what}; under CI every need must be met (scripts/setup.sh installs them)");
-    }
-    let line = format!("RAUTA-SKIP {test}: {what}");
-    println!("{line}");
-    eprintln!("{line}");
-    if let Some(path) = std::env::var_os(SKIP_LOG_ENV) {
-        let logged = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
-        if let Err(e) = logged {
-            panic!(
-                "{test}: cannot record the skip in {}: {e}",
-                Path::new(&path).display()
-            );
+    match verdict(&test_name(), &missing, under_ci()) {
+        Verdict::Run => true,
+        Verdict::Fail(message) => panic!("{message}"),
+        Verdict::Skip(line) => {
+            println!("{line}");
+            eprintln!("{line}");
+            if let Some(path) = std::env::var_os(SKIP_LOG_ENV) {
+                let logged = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+                if let Err(e) = logged {
+                    panic!(
+                        "cannot record the skip in {}: {e}",
+                        Path::new(&path).display()
+                    );
+                }
+            }
+            false
         }
     }
-    false
+}
+
+/// What [`require`] does.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Every need is met.
+    Run,
+    /// Skip, with this `RAUTA-SKIP` line.
+    Skip(String),
+    /// Fail with this message.
+    Fail(String),
+}
+
+fn verdict(test: &str, missing: &[String], ci: bool) -> Verdict {
+    if missing.is_empty() {
+        return Verdict::Run;
+    }
+    let what = missing.join("; ");
+    if ci {
+        Verdict::Fail(format!(
+            "{test}: {what}; under CI every need must be met (scripts/setup.sh installs them)"
+        ))
+    } else {
+        Verdict::Skip(format!("RAUTA-SKIP {test}: {what}"))
+    }
 }
 
 /// `require!(need, ...)`: returns from the calling test when a need is
@@ -261,6 +283,19 @@ mod tests {
             present: true
         })
         .is_none());
+    }
+
+    #[test]
+    fn missing_needs_skip_outside_ci_and_fail_under_it() {
+        let missing = vec!["`promtool` (x) missing (not on PATH)".to_string()];
+        assert_eq!(verdict("t", &[], true), Verdict::Run);
+        assert_eq!(
+            verdict("a::t", &missing, false),
+            Verdict::Skip("RAUTA-SKIP a::t: `promtool` (x) missing (not on PATH)".into())
+        );
+        assert!(
+            matches!(verdict("a::t", &missing, true), Verdict::Fail(m) if m.starts_with("a::t: `promtool`"))
+        );
     }
 
     #[test]
