@@ -1,21 +1,35 @@
 //! Test support for rauta: real HTTP/1.1 + WebSocket backends
-//! ([`Backend`]), a small blocking client ([`client`]), a launcher for the
-//! `rauta` binary ([`Rauta`]), Kubernetes manifest builders
-//! ([`manifests`]) and test certificates with a TLS client ([`tls`]).
+//! ([`Backend`]), a small blocking client ([`client`]), the one launcher of
+//! the `rauta` binary ([`Rauta`], [`Builder`]), Kubernetes manifest builders
+//! ([`manifests`]), a fake Kubernetes API server ([`fake_api`]), test
+//! certificates with a TLS client ([`tls`]), `/metrics` look-ups
+//! ([`metrics`]), network namespaces ([`netns`]), waiting on evidence
+//! ([`eventually`]) and what a test needs from the machine ([`require!`]).
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod backend;
 pub mod client;
+pub mod fake_api;
 pub mod manifests;
+pub mod metrics;
+pub mod need;
+pub mod netns;
+pub mod pattern;
 pub mod rauta;
 pub mod tls;
+pub mod wait;
 mod wire;
 
-pub use backend::{is_pattern, pattern, xxh3, xxh3_hex, Backend, RecordedRequest};
+pub use backend::{Backend, RecordedRequest, ScriptedBackend};
 pub use client::{get, raw_exchange, status_of, Conn, Response};
 pub use manifests::{
-    backend_for, endpoint_slice, ingress, ingress_class, service, tls_secret, EndpointSpec,
-    ManifestDir,
+    backend_for, catch_all, endpoint_slice, ingress, ingress_class, rauta_class, service,
+    tls_secret, EndpointSpec, ManifestDir,
 };
-pub use rauta::{free_port, Launch, Rauta};
+pub use metrics::Metrics;
+pub use need::{require, Need};
+pub use pattern::{is_pattern, pattern, pattern_byte, xxh3, xxh3_hex};
+pub use rauta::{free_port, Builder, Launch, Rauta, Signal};
+pub use wait::{eventually, eventually_some, patience};

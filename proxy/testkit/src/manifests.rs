@@ -113,6 +113,48 @@ pub fn ingress_class(name: &str, controller: &str, default: bool) -> String {
     y
 }
 
+/// rauta's own IngressClass (`rauta`, controller
+/// `rauta.io/ingress-controller`), not marked default.
+pub fn rauta_class() -> String {
+    ingress_class("rauta", "rauta.io/ingress-controller", false)
+}
+
+/// rauta's IngressClass and an Ingress `ns/all` of that class routing
+/// every path of every host to Service `service` (port `http`).
+pub fn catch_all(ns: &str, service: &str) -> String {
+    let rules = rule(None, &[path("/", "Prefix", service)]);
+    join(&[
+        &rauta_class(),
+        &ingress(ns, "all", Some("rauta"), &[], &rules),
+    ])
+}
+
+/// One path entry of an Ingress rule (a YAML list item) to Service
+/// `service`, port `http`.
+pub fn path(path: &str, path_type: &str, service: &str) -> String {
+    format!(
+        "- path: {path}\n  pathType: {path_type}\n  backend:\n    service:\n      name: {service}\n      port:\n        name: http\n"
+    )
+}
+
+/// An Ingress rule (a YAML list item, for [`ingress`]'s `rules_yaml`) for
+/// `host` (`None`: any host) with `paths` (from [`path`]).
+pub fn rule(host: Option<&str>, paths: &[String]) -> String {
+    let mut y = String::new();
+    match host {
+        Some(h) => {
+            let _ = writeln!(y, "- host: {}\n  http:\n    paths:", quote(h));
+        }
+        None => y.push_str("- http:\n    paths:\n"),
+    }
+    for p in paths {
+        for line in p.lines() {
+            let _ = writeln!(y, "      {line}");
+        }
+    }
+    y
+}
+
 /// A `Service` with `ports` as (name, port, targetPort) over TCP.
 pub fn service(ns: &str, name: &str, ports: &[(Option<&str>, u16, u16)]) -> String {
     let mut y = String::new();
@@ -408,6 +450,35 @@ mod tests {
         assert!(y.ends_with("spec:\n  rules:\n  - host: b\n"), "{y}");
         let y = ingress("default", "ing", None, &[], "");
         assert!(y.ends_with("spec:\n  rules: []\n"), "{y}");
+    }
+
+    #[test]
+    fn rules_and_catch_all_parse() {
+        let d = docs(&catch_all("ns", "svc"));
+        assert_eq!(d[0]["kind"].as_str(), Some("IngressClass"));
+        let rule0 = &d[1]["spec"]["rules"][0];
+        assert!(rule0.get("host").is_none());
+        assert_eq!(rule0["http"]["paths"][0]["path"].as_str(), Some("/"));
+        assert_eq!(
+            rule0["http"]["paths"][0]["backend"]["service"]["name"].as_str(),
+            Some("svc")
+        );
+        let rules = [
+            rule(
+                Some("a.example"),
+                &[path("/x", "Exact", "a"), path("/", "Prefix", "b")],
+            ),
+            rule(Some("*.w.example"), &[path("/", "Prefix", "w")]),
+        ]
+        .concat();
+        let d = docs(&ingress("ns", "i", None, &[], &rules));
+        let r = &d[0]["spec"]["rules"];
+        assert_eq!(r[0]["host"].as_str(), Some("a.example"));
+        assert_eq!(
+            r[0]["http"]["paths"][1]["pathType"].as_str(),
+            Some("Prefix")
+        );
+        assert_eq!(r[1]["host"].as_str(), Some("*.w.example"));
     }
 
     #[test]

@@ -85,6 +85,16 @@ impl Ca {
     }
 }
 
+/// A self-signed certificate for `names` and its key, both PEM.
+pub fn self_signed(names: &[&str]) -> (String, String) {
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("params");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("cert");
+    (cert.pem(), key.serialize_pem())
+}
+
 /// The DER of the first certificate in `pem`.
 pub fn first_der(pem: &str) -> Vec<u8> {
     CertificateDer::pem_slice_iter(pem.as_bytes())

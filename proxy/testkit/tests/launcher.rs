@@ -42,12 +42,10 @@ fn launcher_starts_probes_and_terminates() {
         )),
         "{log}"
     );
-    // The line is printed just after the listener is bound: allow a moment.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !rauta.log().contains("rauta-echo admin listening on") {
-        assert!(std::time::Instant::now() < deadline, "{}", rauta.log());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // The line is printed just after the listener is bound.
+    rauta_testkit::eventually("rauta-echo's listening line", || {
+        rauta.log().contains("rauta-echo admin listening on")
+    });
     assert!(
         log.contains(&format!("--manifests {}", manifests.path().display())),
         "{log}"
@@ -58,6 +56,40 @@ fn launcher_starts_probes_and_terminates() {
         .wait_exit(Duration::from_secs(5))
         .expect("exited after SIGTERM");
     assert!(!status.success());
+}
+
+#[test]
+fn builder_passes_the_source_flags_and_environment() {
+    let bins = ManifestDir::new();
+    let fake = script(
+        &bins,
+        "fake-rauta",
+        &format!(
+            "echo \"args: $*\"; echo \"pod: $POD_NAME\"\n\
+             while [ $# -gt 0 ]; do [ \"$1\" = --admin ] && admin=$2; shift; done\n\
+             exec {} --listen \"$admin\" --name admin",
+            env!("CARGO_BIN_EXE_rauta-echo")
+        ),
+    );
+    let kubeconfig = bins.path().join("kubeconfig");
+    let rauta = Rauta::builder(&fake)
+        .kubernetes(&kubeconfig)
+        .args(["--shards", "1"])
+        .env("POD_NAME", "pod-7")
+        .start();
+    let log = rauta.log();
+    assert!(
+        log.contains(&format!(
+            "args: serve --kubernetes --kubeconfig {} --listen {} --admin {} --shards 1",
+            kubeconfig.display(),
+            rauta.addr(),
+            rauta.admin_addr()
+        )),
+        "{log}"
+    );
+    assert!(log.contains("pod: pod-7"), "{log}");
+    // Nothing listens on the proxy port of the fake; the admin port answers.
+    assert!(rauta.who("h", "/").starts_with("error: "));
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! `rauta-echo --listen ADDR --name NAME`: runs a testkit [`Backend`] in the
 //! foreground until killed (a demo backend for scripts/run-local.sh).
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::process::ExitCode;
 

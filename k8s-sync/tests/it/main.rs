@@ -1,0 +1,13 @@
+//! k8s-sync's integration tests, as one test binary: manifests loading
+//! and translation, the watching source, reports, and the API-server
+//! source against the testkit's fake API server.
+
+mod common;
+
+mod deploy_manifests;
+mod kube_source;
+mod load;
+mod report;
+mod tls;
+mod translate;
+mod watch;

@@ -1,0 +1,282 @@
+//! The process over time: readiness, live reloads under traffic, bad
+//! manifests, graceful drain, `rauta check`, CPU selection.
+
+use crate::common::{service, start};
+use rauta_testkit::manifests::join;
+use rauta_testkit::{eventually, rauta_class};
+use rauta_testkit::{ingress, Conn, ManifestDir, Rauta};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn route_to(svc: &str) -> String {
+    ingress(
+        "live",
+        "site",
+        Some("rauta"),
+        &[],
+        &format!("- host: site.example\n  http:\n    paths:\n    - path: /\n      pathType: Prefix\n      backend:\n        service:\n          name: {svc}\n          port:\n            name: http\n"),
+    )
+}
+
+#[test]
+fn manifest_changes_apply_under_load_without_a_failed_request() {
+    let (blue, blue_svc) = service("live", "blue");
+    let (green, green_svc) = service("live", "green");
+    let dir = ManifestDir::new();
+    dir.write(
+        "services.yaml",
+        &join(&[&rauta_class(), &blue_svc, &green_svc]),
+    );
+    dir.write("ingress.yaml", &route_to("blue"));
+    let rauta = start(&dir, &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let addr = rauta.addr();
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut errors = Vec::new();
+                let mut conn = Conn::open(addr).expect("connect");
+                while !stop.load(Ordering::Relaxed) {
+                    // Half the clients keep one connection, half open one per request.
+                    let result = if c % 2 == 0 {
+                        conn.request("POST", "site.example", "/", &[], b"payload")
+                    } else {
+                        rauta_testkit::get(addr, "site.example", "/")
+                    };
+                    match result {
+                        Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                        Ok(r) => {
+                            errors.push(format!("status {}: {}", r.status, r.text()));
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                        Err(e) => {
+                            errors.push(e.to_string());
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+                errors
+            })
+        })
+        .collect();
+    let mut generation = rauta.generation().expect("ready");
+    for i in 0..10 {
+        std::thread::sleep(Duration::from_millis(100)); // pacing: traffic between reloads
+        dir.write(
+            "ingress.yaml",
+            &route_to(if i % 2 == 0 { "green" } else { "blue" }),
+        );
+        generation = rauta.wait_generation(generation + 1);
+    }
+    std::thread::sleep(Duration::from_millis(100)); // pacing: traffic after the last reload
+    stop.store(true, Ordering::Relaxed);
+    let errors: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("client"))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} failed requests, e.g. {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "too little traffic to mean anything"
+    );
+    assert!(
+        blue.requests() > 0 && green.requests() > 0,
+        "both versions served"
+    );
+    assert_eq!(failed.load(Ordering::Relaxed), 0);
+    // The last write routed to blue.
+    assert_eq!(rauta.who("site.example", "/"), "blue");
+}
+
+#[test]
+fn a_bad_manifest_is_reported_and_the_last_good_table_stays() {
+    let (_blue, blue_svc) = service("live", "blue");
+    let dir = ManifestDir::new();
+    dir.write(
+        "base.yaml",
+        &join(&[&rauta_class(), &blue_svc, &route_to("blue")]),
+    );
+    let rauta = start(&dir, &[]);
+    let generation = rauta.generation().expect("ready");
+    // A syntax error in one file, and an invalid Ingress in another.
+    dir.write(
+        "broken.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: [unclosed\n",
+    );
+    dir.write(
+        "invalid.yaml",
+        &ingress("live", "bad-path", Some("rauta"), &[], "- host: x.example\n  http:\n    paths:\n    - path: no-slash\n      pathType: Prefix\n      backend:\n        service:\n          name: blue\n          port:\n            name: http\n"),
+    );
+    eventually("the rejection logged", || {
+        let log = rauta.log();
+        log.contains("broken.yaml")
+            && log.contains("invalid.yaml")
+            && log.contains("Ingress live/bad-path")
+    });
+    assert_eq!(
+        rauta.generation(),
+        Some(generation),
+        "no new table from a bad set"
+    );
+    assert_eq!(
+        rauta.who("site.example", "/"),
+        "blue",
+        "the last good table serves"
+    );
+    dir.remove("broken.yaml");
+    dir.remove("invalid.yaml");
+    dir.write(
+        "more.yaml",
+        &route_to("blue")
+            .replace("site.example", "more.example")
+            .replace("name: \"site\"", "name: \"more\""),
+    );
+    rauta.wait_generation(generation + 1);
+    assert_eq!(rauta.who("more.example", "/"), "blue");
+}
+
+#[test]
+fn not_ready_until_a_table_is_live() {
+    let dir = ManifestDir::new();
+    dir.write(
+        "broken.yaml",
+        "kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: {name: [x]}\n",
+    );
+    let rauta = Rauta::spawn(env!("CARGO_BIN_EXE_rauta"), dir.path(), &[]).expect("spawn");
+    eventually("healthz answers", || {
+        rauta.admin_get("/healthz").is_ok_and(|r| r.status == 200)
+    });
+    let ready = rauta.admin_get("/readyz").expect("readyz");
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(rauta.admin_get("/nope").expect("404").status, 404);
+    dir.write("broken.yaml", &rauta_class());
+    eventually("ready after a good set", || {
+        rauta.admin_get("/readyz").is_ok_and(|r| r.status == 200)
+    });
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_then_exits_zero() {
+    let (slow, svc) = service("live", "slow");
+    let dir = ManifestDir::new();
+    dir.write(
+        "all.yaml",
+        &join(&[&rauta_class(), &svc, &route_to("slow")]),
+    );
+    // A drain timeout far above the in-flight request's 1.5 s, so that
+    // "exited after the request" and "waited out the timeout" stay apart
+    // even on a loaded machine.
+    let mut rauta = start(&dir, &["--drain-timeout", "60s"]);
+    let addr = rauta.addr();
+    let mut idle = Conn::open(addr).expect("connect");
+    assert_eq!(
+        idle.request("GET", "site.example", "/", &[], b"")
+            .expect("served")
+            .status,
+        200
+    );
+    let in_flight =
+        std::thread::spawn(move || rauta_testkit::get(addr, "site.example", "/slow?ms=1500"));
+    // The idle connection's request was the first; the slow one is in
+    // flight once the backend has it.
+    eventually("the slow request at the backend", || slow.requests() == 2);
+    let started = Instant::now();
+    rauta.terminate();
+    assert!(
+        idle.is_closed_by_peer(Duration::from_secs(2)),
+        "idle keep-alive connections are closed at once"
+    );
+    let r = in_flight
+        .join()
+        .expect("thread")
+        .expect("the in-flight request completes");
+    assert_eq!(r.status, 200);
+    let status = rauta.wait_exit(Duration::from_secs(30)).expect("exits");
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        rauta.log()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "drain waited for nothing: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "nothing listens after exit"
+    );
+}
+
+#[test]
+fn check_prints_the_table_and_fails_on_errors() {
+    let (_b, svc) = service("live", "blue");
+    let dir = ManifestDir::new();
+    dir.write(
+        "all.yaml",
+        &join(&[&rauta_class(), &svc, &route_to("blue")]),
+    );
+    let check = |dir: &ManifestDir| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rauta"))
+            .args(["check", "--manifests"])
+            .arg(dir.path())
+            .output()
+            .expect("run");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = check(&dir);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("site.example")
+            && text.contains("live/blue:http")
+            && text.contains("127.0.0.1:"),
+        "{text}"
+    );
+    dir.write(
+        "bad.yaml",
+        "kind: Service\napiVersion: v1\nmetadata:\n  name: x\nspec:\n  ports: 7\n",
+    );
+    let (ok, text) = check(&dir);
+    assert!(!ok);
+    assert!(
+        text.contains("bad.yaml") && text.contains("Service default/x"),
+        "{text}"
+    );
+}
+
+#[test]
+fn cpus_outside_the_allowed_set_are_refused() {
+    let dir = ManifestDir::new();
+    dir.write("class.yaml", &rauta_class());
+    let out = Command::new(env!("CARGO_BIN_EXE_rauta"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--cpus",
+            "4095",
+            "--manifests",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside the allowed set"));
+    // One shard on the CPU asked for.
+    let rauta = start(&dir, &["--cpus", "1", "--shards", "1"]);
+    assert!(rauta.log().contains("cpus=[1]"), "{}", rauta.log());
+}
