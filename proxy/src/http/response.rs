@@ -57,6 +57,12 @@ pub fn parse<'h, 'b>(
     let (Some(minor), Some(status)) = (resp.version, resp.code) else {
         return Err(ResponseError::Malformed("incomplete status line"));
     };
+    // httparse takes any three digits; "020" would reach the client as
+    // status 20, which no client can parse (found by the head_rewrite fuzz
+    // target).
+    if status < 100 {
+        return Err(ResponseError::Malformed("status code below 100"));
+    }
     let reason = resp.reason.unwrap_or("");
     let headers: &'h [Header<'b>] = resp.headers;
     let mut content_length = None;
@@ -189,5 +195,7 @@ mod tests {
         assert!(parse(raw, &mut headers, false).is_err());
         let mut headers = [httparse::EMPTY_HEADER; 16];
         assert!(parse(b"HTTP/1.1 abc\r\n\r\n", &mut headers, false).is_err());
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        assert!(parse(b"HTTP/1.1 020 OK\r\n\r\n", &mut headers, false).is_err());
     }
 }
