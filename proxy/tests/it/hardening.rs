@@ -55,6 +55,15 @@ fn a_panicking_connection_costs_only_itself() {
     assert_eq!(get(rauta.addr(), "a", "/new").expect("new").status, 200);
     let samples = rauta.scrape();
     assert_eq!(samples.value("rauta_panics_total", &[]), 1.0);
+    // The runtime's own anomaly counters are exported, and quiet.
+    for name in [
+        "rauta_io_uring_dropped_completions_total",
+        "rauta_io_uring_poll_errors_total",
+        "rauta_io_uring_enter_errors_total",
+    ] {
+        assert!(samples.has(name, &[]), "{name} on /metrics");
+        assert_eq!(samples.value(name, &[]), 0.0, "{name}");
+    }
     assert!(
         rauta.log().contains("test hook: a request for /__panic"),
         "the panic is logged with its message:\n{}",
