@@ -141,7 +141,7 @@ impl ChunkedDecoder {
                 State::Extension => match b {
                     b'\r' => self.state = State::SizeLf,
                     b'\n' => return Err(ChunkError("bare LF in chunk extension")),
-                    b'\t' | b' '..=b'~' | 0x80.. => self.bump_line()?,
+                    _ if is_field_byte(b) => self.bump_line()?,
                     _ => return Err(ChunkError("control character in chunk extension")),
                 },
                 State::SizeLf => {
@@ -186,7 +186,7 @@ impl ChunkedDecoder {
                 }
                 State::TrailerValue => match b {
                     b'\r' => self.state = State::TrailerLf,
-                    b'\t' | b' '..=b'~' | 0x80.. => self.bump_trailer()?,
+                    _ if is_field_byte(b) => self.bump_trailer()?,
                     b'\n' => return Err(ChunkError("bare LF in trailer")),
                     _ => return Err(ChunkError("control character in trailer")),
                 },
@@ -232,6 +232,12 @@ impl ChunkedDecoder {
         }
         self.bump_line()
     }
+}
+
+/// A byte allowed in a field value or chunk extension: visible ASCII,
+/// space, tab or obs-text (RFC 9110 5.5); never a control character.
+fn is_field_byte(b: u8) -> bool {
+    matches!(b, b'\t' | b' '..=b'~' | 0x80..)
 }
 
 /// A token character (RFC 9110 5.6.2), as in a field name.
