@@ -64,6 +64,7 @@ fn route_config(rules: usize) -> RouteConfig {
                     name: format!("ing-{h}"),
                 },
                 ssl_redirect: false,
+                policy: Default::default(),
             });
         }
     }
@@ -73,6 +74,7 @@ fn route_config(rules: usize) -> RouteConfig {
         default_backend_source: None,
         backends,
         tls: Vec::new(),
+        hosts: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! Kubernetes objects. The proxy compiles it into its own lookup structures;
 //! nothing here is tuned for lookup speed.
 
+use crate::policy::{HostPolicy, RoutePolicy};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -23,6 +24,10 @@ pub struct RouteConfig {
     /// and conflict-free: each host appears in at most one entry.
     #[serde(default)]
     pub tls: Vec<TlsCertConfig>,
+    /// What applies per host (app root, aliases, regex mode); hosts
+    /// without any are not listed.
+    #[serde(default)]
+    pub hosts: Vec<HostPolicy>,
 }
 
 /// One routing rule: host + path -> backend.
@@ -42,6 +47,9 @@ pub struct RuleConfig {
     /// TLS for this host and `ssl-redirect` is not off, or `force-ssl-redirect`).
     #[serde(default)]
     pub ssl_redirect: bool,
+    /// Everything else the Ingress's annotations ask of this rule.
+    #[serde(default)]
+    pub policy: RoutePolicy,
 }
 
 /// One certificate (a `kubernetes.io/tls` Secret) and the hosts it serves.

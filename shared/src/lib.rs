@@ -11,3 +11,5 @@ pub const MAGLEV_TABLE_SIZE: usize = 65537;
 #[cfg(feature = "std")]
 pub mod config;
 pub mod ebpf;
+#[cfg(feature = "std")]
+pub mod policy;

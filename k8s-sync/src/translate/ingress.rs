@@ -1,8 +1,9 @@
 //! One served Ingress, validated: its rules, default backend, `spec.tls`
 //! entries and annotations. An Ingress with any error is used not at all.
 
-use super::annotations::Annotations;
+use super::annotations::{Annotations, Findings};
 use super::index::{ingress_describe, ingress_ref};
+use super::IngressAnnotations;
 use crate::objects::SourcedObject;
 use crate::problem::Problem;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
@@ -76,12 +77,21 @@ pub(super) fn parse_ingress(
     src: &SourcedObject,
     ing: &Ingress,
     problems: &mut Vec<Problem>,
+    reports: &mut Vec<IngressAnnotations>,
 ) -> Option<Parsed> {
     let object = ingress_describe(ing);
-    let mut errors: Vec<String> = Vec::new();
-    let mut warnings: Vec<String> = Vec::new();
-
-    let annotations = Annotations::parse(ing, &mut errors);
+    let mut findings = Findings::default();
+    let annotations = Annotations::parse(ing, &mut findings);
+    let Findings {
+        mut errors,
+        mut warnings,
+    } = findings;
+    reports.push(IngressAnnotations {
+        ingress: ingress_ref(ing),
+        object: object.clone(),
+        file: src.file.clone(),
+        verdicts: annotations.verdicts.clone(),
+    });
     let tls = parse_tls(ing, &mut warnings);
 
     let spec = ing.spec.as_ref();

@@ -12,6 +12,7 @@ use rauta_shared::config::{
     BackendConfig, HashKey, HostMatch, IngressRef, LbPolicy, RouteConfig, RuleConfig, SecretRef,
     ServicePort, TlsCertConfig,
 };
+use rauta_shared::policy::{HostPolicy, RoutePolicy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
@@ -36,10 +37,24 @@ fn policy_key(policy: &LbPolicy) -> (u8, String) {
     }
 }
 
+/// A rule as claimed: its Ingress, backend and policies.
+struct Claimed {
+    source: IngressRef,
+    backend: BackendKey,
+    ssl_redirect: bool,
+    policy: RoutePolicy,
+    /// The canary's backend, resolved to an index at the end.
+    canary: Option<BackendKey>,
+    /// The error-page backend, resolved to an index at the end.
+    error_pages: Option<BackendKey>,
+}
+
 /// Collects claimed rules and backends while Ingresses are visited oldest first.
 #[derive(Default)]
 pub(super) struct Builder {
-    rules: BTreeMap<RuleKey, (IngressRef, BackendKey, bool)>,
+    rules: BTreeMap<RuleKey, Claimed>,
+    /// Host-wide policies, merged over the Ingresses of each host.
+    hosts: BTreeMap<HostMatch, HostPolicy>,
     default_backend: Option<(IngressRef, BackendKey)>,
     backends: BTreeMap<BackendKey, BackendConfig>,
     /// Which Secret each TLS host got, and from which Ingress.
@@ -57,7 +72,7 @@ impl Builder {
         let mut used_weights: BTreeSet<String> = BTreeSet::new();
         for ((host, path, path_type), backend) in &ing.paths {
             let key = (host.clone(), path.clone(), *path_type);
-            if let Some((owner, _, _)) = self.rules.get(&key) {
+            if let Some(Claimed { source: owner, .. }) = self.rules.get(&key) {
                 let message = if *owner == ing.source {
                     format!(
                         "{} is listed more than once; the first one is used",
@@ -81,7 +96,18 @@ impl Builder {
                 problems,
             );
             let redirect = ing.redirects(host);
-            self.rules.insert(key, (ing.source.clone(), bkey, redirect));
+            self.claim_host(ing, host);
+            self.rules.insert(
+                key,
+                Claimed {
+                    source: ing.source.clone(),
+                    backend: bkey,
+                    ssl_redirect: redirect,
+                    policy: ing.annotations.route.clone(),
+                    canary: None,
+                    error_pages: None,
+                },
+            );
         }
         if let Some(backend) = &ing.default_backend {
             match &self.default_backend {
@@ -115,6 +141,33 @@ impl Builder {
                     w.raw
                 )));
             }
+        }
+    }
+
+    /// Merges what `ing` asks of `host` into the host's policy: regex mode
+    /// if any Ingress of the host asks for it, every other field from the
+    /// first (oldest) Ingress that sets it.
+    fn claim_host(&mut self, ing: &Parsed, host: &HostMatch) {
+        let wanted = &ing.annotations.host;
+        let merged = self
+            .hosts
+            .entry(host.clone())
+            .or_insert_with(|| HostPolicy {
+                host: host.clone(),
+                app_root: None,
+                aliases: Vec::new(),
+                redirect_host: None,
+                regex: false,
+            });
+        merged.regex |= wanted.regex;
+        if merged.app_root.is_none() {
+            merged.app_root.clone_from(&wanted.app_root);
+        }
+        if merged.aliases.is_empty() {
+            merged.aliases.clone_from(&wanted.aliases);
+        }
+        if merged.redirect_host.is_none() {
+            merged.redirect_host.clone_from(&wanted.redirect_host);
         }
     }
 
@@ -307,16 +360,34 @@ impl Builder {
         let rules = self
             .rules
             .into_iter()
-            .map(
-                |((host, path, path_type), (source, bkey, ssl_redirect))| RuleConfig {
+            .map(|((host, path, path_type), claimed)| {
+                let mut policy = claimed.policy;
+                if let (Some(canary), Some(key)) = (&mut policy.canary, &claimed.canary) {
+                    canary.backend = index_of(key);
+                }
+                if let (Some(pages), Some(key)) = (&mut policy.error_pages, &claimed.error_pages) {
+                    pages.backend = index_of(key);
+                }
+                RuleConfig {
                     host,
                     path,
                     path_type,
-                    backend: index_of(&bkey),
-                    source,
-                    ssl_redirect,
-                },
-            )
+                    backend: index_of(&claimed.backend),
+                    source: claimed.source,
+                    ssl_redirect: claimed.ssl_redirect,
+                    policy,
+                }
+            })
+            .collect();
+        let hosts = self
+            .hosts
+            .into_values()
+            .filter(|h| {
+                h.regex
+                    || h.app_root.is_some()
+                    || !h.aliases.is_empty()
+                    || h.redirect_host.is_some()
+            })
             .collect();
         let (default_backend, default_backend_source) = match self.default_backend {
             Some((source, bkey)) => (Some(index_of(&bkey)), Some(source)),
@@ -336,6 +407,7 @@ impl Builder {
             default_backend_source,
             backends,
             tls,
+            hosts,
         }
     }
 }

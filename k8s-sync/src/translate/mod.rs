@@ -19,6 +19,7 @@
 //! default certificate and every other host keeps its own.
 
 mod annotations;
+pub use annotations::{AnnotationVerdict, Verdict};
 mod class;
 mod endpoints;
 mod index;
@@ -43,6 +44,22 @@ pub struct Translation {
     pub config: RouteConfig,
     /// Errors and warnings, in a deterministic order.
     pub problems: Vec<Problem>,
+    /// The verdict on every annotation of every served Ingress, refused
+    /// ones included, sorted by Ingress.
+    pub annotations: Vec<IngressAnnotations>,
+}
+
+/// The annotations of one served Ingress and what rauta does with each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngressAnnotations {
+    /// The Ingress.
+    pub ingress: IngressRef,
+    /// `Ingress ns/name`, for messages.
+    pub object: String,
+    /// The manifest file, when it came from one.
+    pub file: Option<std::path::PathBuf>,
+    /// One verdict per annotation, by key.
+    pub verdicts: Vec<AnnotationVerdict>,
 }
 
 impl Translation {
@@ -59,11 +76,13 @@ pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation 
     let index = Index::new(objects);
     let mut problems = Vec::new();
     let mut ingresses = Vec::new();
+    let mut annotations = Vec::new();
     for (src, ing) in &index.ingresses {
         if is_served(src, ing, sel, &index, &mut problems) {
-            ingresses.extend(parse_ingress(src, ing, &mut problems));
+            ingresses.extend(parse_ingress(src, ing, &mut problems, &mut annotations));
         }
     }
+    annotations.sort_by(|a: &IngressAnnotations, b| a.ingress.cmp(&b.ingress));
     // The oldest Ingress claims contested rules first; names break ties.
     ingresses.sort_by(|a, b| a.order.cmp(&b.order));
     let mut builder = Builder::default();
@@ -73,6 +92,7 @@ pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation 
     Translation {
         config: builder.finish(),
         problems: dedup(problems),
+        annotations,
     }
 }
 

@@ -247,6 +247,7 @@ mod tests {
                 name: "ing".into(),
             },
             ssl_redirect: false,
+            policy: Default::default(),
         }
     }
 
@@ -277,6 +278,7 @@ mod tests {
                 backend("def"),
             ],
             tls: Vec::new(),
+            hosts: Vec::new(),
         };
         let t = RouteTable::compile(&config).expect("compiles");
         let b = |host: &str, path: &str| match t.lookup(host, path) {

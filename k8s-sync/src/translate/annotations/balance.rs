@@ -1,110 +1,53 @@
-//! Ingress annotations: each read under every accepted prefix
-//! (`rauta.io/` first, then `nginx.ingress.kubernetes.io/`) into one
-//! [`Annotations`]. A bad value is an error of the Ingress.
+//! Load balancing: `load-balance`, `upstream-hash-by` and
+//! `rauta.io/endpoint-weights`.
 
-use k8s_openapi::api::networking::v1::Ingress;
+use super::Reader;
 use rauta_shared::config::{EndpointConfig, HashKey, LbPolicy};
 use std::net::{IpAddr, SocketAddr};
 
-/// Annotation prefixes we read, strongest first.
-const ANNOTATION_PREFIXES: [&str; 2] = ["rauta.io/", "nginx.ingress.kubernetes.io/"];
-/// Per-endpoint weights (rauta only).
-pub(super) const WEIGHTS_ANNOTATION: &str = "rauta.io/endpoint-weights";
 /// Largest weight `rauta.io/endpoint-weights` accepts.
 const MAX_WEIGHT: u32 = 10_000;
-
-/// What an Ingress's annotations ask for.
-pub(super) struct Annotations {
-    /// `upstream-hash-by` or `load-balance`.
-    pub(super) policy: LbPolicy,
-    /// `rauta.io/endpoint-weights`, in order.
-    pub(super) weights: Vec<Weight>,
-    /// `ssl-redirect` (default true): redirect hosts that have TLS.
-    pub(super) ssl_redirect: bool,
-    /// `force-ssl-redirect` (default false): redirect every rule.
-    pub(super) force_ssl_redirect: bool,
-}
-
-impl Annotations {
-    /// Reads every annotation we know; what is wrong goes to `errors`.
-    pub(super) fn parse(ing: &Ingress, errors: &mut Vec<String>) -> Annotations {
-        let policy = parse_policy(ing, errors);
-        let ssl_redirect = parse_bool(ing, "ssl-redirect", true, errors);
-        let force_ssl_redirect = parse_bool(ing, "force-ssl-redirect", false, errors);
-        let weights = match ing
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(WEIGHTS_ANNOTATION))
-        {
-            Some(value) => parse_weights(value).unwrap_or_else(|e| {
-                errors.push(format!("annotation {WEIGHTS_ANNOTATION}: {e}"));
-                Vec::new()
-            }),
-            None => Vec::new(),
-        };
-        Annotations {
-            policy,
-            weights,
-            ssl_redirect,
-            force_ssl_redirect,
-        }
-    }
-}
-
-/// A boolean annotation (`true`/`false`, any case), `default` when absent.
-fn parse_bool(ing: &Ingress, key: &str, default: bool, errors: &mut Vec<String>) -> bool {
-    match annotation(ing, key) {
-        None => default,
-        Some((full, value)) => match value.trim().to_ascii_lowercase().as_str() {
-            "true" => true,
-            "false" => false,
-            other => {
-                errors.push(format!("annotation {full}: {other:?} is not true or false"));
-                default
-            }
-        },
-    }
-}
-
-/// An annotation read under any accepted prefix: (full key, value).
-fn annotation<'a>(ing: &'a Ingress, key: &str) -> Option<(String, &'a str)> {
-    let annotations = ing.metadata.annotations.as_ref()?;
-    ANNOTATION_PREFIXES.iter().find_map(|prefix| {
-        let full = format!("{prefix}{key}");
-        annotations.get(&full).map(|v| (full, v.as_str()))
-    })
-}
 
 /// The balancing policy from `upstream-hash-by` (first) or `load-balance`.
 ///
 /// `ewma` is approximated by least-request (P2C on in-flight requests): both
 /// prefer the less loaded endpoint, without ewma's latency tracking.
-fn parse_policy(ing: &Ingress, errors: &mut Vec<String>) -> LbPolicy {
-    let balance = annotation(ing, "load-balance").and_then(|(key, value)| {
-        match value.trim() {
-            "round_robin" => Some(LbPolicy::RoundRobin),
-            "least_request" | "ewma" => Some(LbPolicy::LeastRequest),
-            other => {
-                errors.push(format!(
-                    "annotation {key}: unknown value {other:?} (expected round_robin, least_request or ewma)"
-                ));
-                None
-            }
+pub(super) fn parse_policy(r: &mut Reader<'_>) -> LbPolicy {
+    let balance = r.get("load-balance").and_then(|value| match value.trim() {
+        "round_robin" => Some(LbPolicy::RoundRobin),
+        "least_request" | "ewma" => Some(LbPolicy::LeastRequest),
+        other => {
+            r.refuse(
+                "load-balance",
+                format!("unknown value {other:?} (expected round_robin, least_request or ewma)"),
+            );
+            None
         }
     });
-    let hash = annotation(ing, "upstream-hash-by").and_then(|(key, value)| {
+    let hash = r.get("upstream-hash-by").and_then(|value| {
         match parse_hash_key(value.trim()) {
             Some(hash) => Some(LbPolicy::Maglev(hash)),
             None => {
-                errors.push(format!(
-                    "annotation {key}: unsupported value {value:?} (expected $remote_addr, $binary_remote_addr, $http_<header>, $request_uri or $host)"
-                ));
+                r.refuse(
+                    "upstream-hash-by",
+                    format!("unsupported value {value:?} (expected $remote_addr, $binary_remote_addr, $http_<header>, $request_uri or $host)"),
+                );
                 None
             }
         }
     });
     hash.or(balance).unwrap_or(LbPolicy::RoundRobin)
+}
+
+/// `rauta.io/endpoint-weights`, in order; none when absent or bad.
+pub(super) fn parse_weights_annotation(r: &mut Reader<'_>) -> Vec<Weight> {
+    match r.get_exact(super::WEIGHTS_ANNOTATION) {
+        Some(value) => parse_weights(value).unwrap_or_else(|e| {
+            r.refuse_exact(super::WEIGHTS_ANNOTATION, e);
+            Vec::new()
+        }),
+        None => Vec::new(),
+    }
 }
 
 /// The hash key an nginx variable names.
@@ -137,11 +80,11 @@ enum WeightKey {
 
 /// One entry of `rauta.io/endpoint-weights`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Weight {
+pub(in crate::translate) struct Weight {
     key: WeightKey,
     /// The key as written, for messages.
-    pub(super) raw: String,
-    pub(super) weight: u32,
+    pub(in crate::translate) raw: String,
+    pub(in crate::translate) weight: u32,
 }
 
 /// Parses `KEY=WEIGHT,...`; empty entries (a trailing comma) are ignored.
@@ -188,7 +131,10 @@ fn parse_weights(value: &str) -> Result<Vec<Weight>, String> {
 
 /// The weight entries that apply to an endpoint, strongest first: address
 /// beats IP beats pod name.
-pub(super) fn weights_for<'w>(weights: &'w [Weight], ep: &EndpointConfig) -> Vec<&'w Weight> {
+pub(in crate::translate) fn weights_for<'w>(
+    weights: &'w [Weight],
+    ep: &EndpointConfig,
+) -> Vec<&'w Weight> {
     let rank = |key: &WeightKey| match key {
         WeightKey::Addr(addr) => (*addr == ep.addr).then_some(0),
         WeightKey::Ip(ip) => (*ip == ep.addr.ip()).then_some(1),

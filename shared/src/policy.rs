@@ -1,0 +1,267 @@
+//! What a route does besides choosing its backend: the typed, validated
+//! form of an Ingress's annotations, shaped after Gateway API HTTPRoute
+//! (matches, filters, weighted backends, timeouts, retry, session
+//! persistence) plus the policies HTTPRoute has no word for (rate limit,
+//! IP lists, body size, external auth, error pages).
+//!
+//! Everything here is already checked: the proxy compiles it and never
+//! sees an annotation string.
+
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// The policies of one rule; [`RoutePolicy::default`] is a plain route.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoutePolicy {
+    /// A security annotation was broken (`auth-url` not a URL, a CIDR that
+    /// does not parse): the location answers 503 and is never proxied.
+    pub denied: Option<String>,
+    /// A fixed redirect (`permanent-redirect`, `temporal-redirect`).
+    pub redirect: Option<Redirect>,
+    /// The upstream path is replaced (`rewrite-target`).
+    pub rewrite: Option<Rewrite>,
+    /// Client IP allow and deny lists.
+    pub access: Option<AccessList>,
+    /// Per-client-IP request and connection limits.
+    pub rate_limit: Option<RateLimit>,
+    /// CORS headers and preflight answers.
+    pub cors: Option<Cors>,
+    /// An external authentication subrequest before proxying.
+    pub auth: Option<ExtAuth>,
+    /// The request body limit, when it differs from the global one.
+    pub body_limit: Option<BodyLimit>,
+    /// Upstream timeouts, when they differ from the global ones.
+    pub timeouts: Timeouts,
+    /// Which failed attempts are tried again on another endpoint.
+    pub retry: Option<RetryPolicy>,
+    /// The Host header the upstream sees (`upstream-vhost`).
+    pub upstream_host: Option<String>,
+    /// A second backend taking part of the traffic (`canary-*`).
+    pub canary: Option<Canary>,
+    /// Sticky sessions by cookie (`affinity: cookie`).
+    pub affinity: Option<Affinity>,
+    /// Upstream answers replaced by an error-page backend (`custom-http-errors`).
+    pub error_pages: Option<ErrorPages>,
+}
+
+impl RoutePolicy {
+    /// True when the route does nothing beyond proxying to its backend.
+    pub fn is_plain(&self) -> bool {
+        *self == RoutePolicy::default()
+    }
+}
+
+/// A fixed redirect answered by the proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    /// 300-308.
+    pub code: u16,
+    /// The location; `$request_uri`, `$host`, `$scheme` are expanded per request.
+    pub location: String,
+}
+
+/// A rewrite of the upstream path: nginx's `rewrite "(?i)P" T break`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewrite {
+    /// The replacement for the whole path; `$1`..`$9` are the rule regex's captures.
+    pub target: String,
+    /// Sent as `X-Forwarded-Prefix` (`x-forwarded-prefix`).
+    pub forwarded_prefix: Option<String>,
+}
+
+/// An IP network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cidr {
+    /// The network address (host bits zero).
+    pub addr: IpAddr,
+    /// Prefix length: up to 32 for IPv4, 128 for IPv6.
+    pub prefix: u8,
+}
+
+/// Who may use a route: denied first, then allowed; with an allow list,
+/// anyone not on it is denied (nginx's `deny; allow; deny all`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessList {
+    /// Answered 403 whatever `allow` says.
+    pub deny: Vec<Cidr>,
+    /// When not empty, only these are served; the rest get 403.
+    pub allow: Vec<Cidr>,
+}
+
+/// Per-client-IP limits, shared by every rule of one Ingress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// The zone (one per Ingress, `namespace/name`): its rules share the counts.
+    pub zone: String,
+    /// Requests per second, when limited.
+    pub rps: Option<u32>,
+    /// Requests per minute, when limited.
+    pub rpm: Option<u32>,
+    /// The burst is rate × this (default 5).
+    pub burst_multiplier: u32,
+    /// In-flight requests per client IP, when limited.
+    pub connections: Option<u32>,
+    /// Clients that are never limited.
+    pub whitelist: Vec<Cidr>,
+    /// The status of a rejected request (default 503).
+    pub status: u16,
+}
+
+/// Which origins a CORS policy allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CorsOrigins {
+    /// `*`: every origin.
+    Any,
+    /// `scheme://host[:port]`, lower-case; a host may start with `*.` (one label).
+    List(Vec<String>),
+}
+
+/// CORS answers for a route (`enable-cors` and `cors-*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cors {
+    /// Allowed origins.
+    pub origins: CorsOrigins,
+    /// `Access-Control-Allow-Methods`.
+    pub methods: String,
+    /// `Access-Control-Allow-Headers`.
+    pub headers: String,
+    /// `Access-Control-Expose-Headers`, when set.
+    pub expose_headers: Option<String>,
+    /// Sends `Access-Control-Allow-Credentials: true`.
+    pub credentials: bool,
+    /// `Access-Control-Max-Age`, in seconds.
+    pub max_age: u64,
+}
+
+/// An external authentication service asked before every request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtAuth {
+    /// `http://host[:port]/path` of the auth service.
+    pub url: String,
+    /// The subrequest's method (default GET).
+    pub method: String,
+    /// Where a 401 sends the client (a 302 with `rd=`), when set.
+    pub signin: Option<String>,
+    /// Auth response headers copied into the upstream request.
+    pub response_headers: Vec<String>,
+}
+
+/// The request body limit of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BodyLimit {
+    /// `proxy-body-size: 0`.
+    Unlimited,
+    /// At most this many bytes; more is answered 413.
+    Bytes(u64),
+}
+
+/// Upstream timeouts in milliseconds; `None` keeps the global value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// To establish the upstream connection.
+    pub connect_ms: Option<u64>,
+    /// Between two reads from the upstream (idle, not total).
+    pub read_ms: Option<u64>,
+    /// Between two writes to the upstream (idle, not total).
+    pub send_ms: Option<u64>,
+}
+
+/// When a failed attempt is tried again on another endpoint
+/// (`proxy-next-upstream`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// A connect failure or a reset before any response byte.
+    pub on_error: bool,
+    /// A timeout before any response byte.
+    pub on_timeout: bool,
+    /// A response head that is not valid HTTP.
+    pub on_invalid_header: bool,
+    /// Response statuses that are retried (500, 502, 503, 504, 403, 404, 429).
+    pub on_status: Vec<u16>,
+    /// POST, PATCH and LOCK are retried too.
+    pub non_idempotent: bool,
+    /// Attempts in all, the first included (0: as many as endpoints).
+    pub tries: u32,
+    /// Time for all attempts, in milliseconds (0: no limit).
+    pub timeout_ms: u64,
+}
+
+/// A canary backend and when it takes a request: header, then cookie,
+/// then weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Canary {
+    /// Index into [`crate::config::RouteConfig::backends`].
+    pub backend: usize,
+    /// The header that selects the canary (name lower-case).
+    pub header: Option<String>,
+    /// An exact value of `header` that selects the canary.
+    pub header_value: Option<String>,
+    /// A regex on `header` that selects the canary.
+    pub header_pattern: Option<String>,
+    /// The cookie that selects the canary (`always` / `never`).
+    pub cookie: Option<String>,
+    /// Requests out of `weight_total` that go to the canary.
+    pub weight: u32,
+    /// 100 unless `canary-weight-total` is larger.
+    pub weight_total: u32,
+    /// The Ingress the canary came from.
+    pub source: crate::config::IngressRef,
+}
+
+/// `SameSite` of the affinity cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SameSite {
+    /// `SameSite=None`.
+    None,
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=Strict`.
+    Strict,
+}
+
+/// Sticky sessions by cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Affinity {
+    /// Cookie name (default `INGRESSCOOKIE`).
+    pub cookie: String,
+    /// Cookie `Path` (default: the rule's path).
+    pub path: Option<String>,
+    /// `Expires` = now + this many seconds, when set.
+    pub expires_s: Option<u64>,
+    /// `Max-Age`, when set.
+    pub max_age_s: Option<u64>,
+    /// `Secure` even over plain HTTP.
+    pub secure: bool,
+    /// `SameSite`, when set.
+    pub samesite: Option<SameSite>,
+    /// After a failed attempt, a new endpoint (and cookie) is picked.
+    pub change_on_failure: bool,
+    /// `persistent`: sessions never move on scale-up (else `balanced`).
+    pub persistent: bool,
+}
+
+/// Upstream answers with these statuses are replaced by the error backend's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorPages {
+    /// The intercepted statuses.
+    pub codes: Vec<u16>,
+    /// Index into [`crate::config::RouteConfig::backends`] of the error backend.
+    pub backend: usize,
+}
+
+/// What applies to a whole host, whichever rule or Ingress takes the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPolicy {
+    /// The host ([`crate::config::HostMatch::Any`]: the rules without host).
+    pub host: crate::config::HostMatch,
+    /// A request for exactly `/` gets a 302 here (`app-root`).
+    pub app_root: Option<String>,
+    /// Other names served by the same rules (`server-alias`).
+    pub aliases: Vec<String>,
+    /// Every request gets a 308 to the same URL on this host instead
+    /// (`from-to-www-redirect`, on the `www.` twin of a served host).
+    pub redirect_host: Option<String>,
+    /// Paths are matched as case-insensitive regexes anchored at the start,
+    /// longest first (ingress-nginx's host-wide regex mode).
+    pub regex: bool,
+}
