@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rauta_proxy::balance::maglev::Maglev;
-use rauta_proxy::http::head::{write_request, Forwarded, IpText};
+use rauta_proxy::http::head::{write_request, Edits, Forwarded, IpText};
 use rauta_proxy::http::request::parse;
 use rauta_proxy::router::{Match, RouteTable};
 use rauta_shared::config::{
@@ -225,7 +225,7 @@ fn http_head(c: &mut Criterion) {
             let head = parse(black_box(BROWSER_REQUEST), &mut headers)
                 .expect("valid request")
                 .expect("complete head");
-            write_request(&mut out, &head, &fwd, b"www.example.com");
+            write_request(&mut out, &head, &fwd, &Edits::NONE, b"www.example.com");
             black_box(out.len())
         })
     });

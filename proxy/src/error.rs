@@ -3,7 +3,8 @@
 //! the one place where such an answer is written.
 
 use crate::http::body::BodyError;
-use crate::http::RequestError;
+use crate::http::{reason, RequestError};
+use crate::policy::PolicyAnswer;
 use std::io;
 
 /// Who caused a failure.
@@ -64,6 +65,10 @@ pub enum ProxyError {
     /// gets a redirect to this location.
     #[error("this host is served over HTTPS: {0}")]
     HttpsRedirect(String),
+    /// A route policy answered the request itself (a redirect, a refusal,
+    /// a CORS preflight).
+    #[error("answered by the route's policy ({})", .0.status())]
+    Policy(PolicyAnswer),
 }
 
 impl ProxyError {
@@ -87,6 +92,7 @@ impl ProxyError {
             | ProxyError::UpstreamProtocol(_) => 502,
             ProxyError::UpstreamTimeout => 504,
             ProxyError::HttpsRedirect(_) => 308,
+            ProxyError::Policy(answer) => answer.status(),
         }
     }
 
@@ -99,6 +105,8 @@ impl ProxyError {
             | ProxyError::ClientBody(_)
             | ProxyError::BadHost
             | ProxyError::HttpsRedirect(_) => Fault::Downstream,
+            ProxyError::Policy(PolicyAnswer::Denied) => Fault::Internal,
+            ProxyError::Policy(_) => Fault::Downstream,
             ProxyError::NoRoute | ProxyError::NotReady => Fault::Internal,
             ProxyError::NoEndpoint
             | ProxyError::Connect(_)
@@ -129,6 +137,9 @@ impl ProxyError {
             | ProxyError::ClientBody(_)
             | ProxyError::BadHost => Cause::BadRequest,
             ProxyError::HttpsRedirect(_) => return None,
+            ProxyError::Policy(answer) if answer.is_success() => return None,
+            ProxyError::Policy(PolicyAnswer::Denied) => Cause::InvalidRoute,
+            ProxyError::Policy(_) => Cause::Refused,
         })
     }
 
@@ -161,6 +172,7 @@ pub enum Retry {
 pub fn write_proxy_answer(out: &mut Vec<u8>, e: &ProxyError, close: bool) {
     match e {
         ProxyError::HttpsRedirect(location) => write_redirect(out, e.status(), location, close),
+        ProxyError::Policy(answer) => answer.write(out, close),
         _ => write_answer(out, e.status(), e, close),
     }
 }
@@ -201,25 +213,6 @@ pub fn write_answer(out: &mut Vec<u8>, status: u16, detail: &dyn std::fmt::Displ
     }
     header.extend_from_slice(b"\r\n");
     out.splice(body_start..body_start, header);
-}
-
-/// The reason phrase of the statuses the proxy itself sends.
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        417 => "Expectation Failed",
-        431 => "Request Header Fields Too Large",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Error",
-    }
 }
 
 #[cfg(test)]

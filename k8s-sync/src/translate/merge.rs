@@ -2,7 +2,7 @@
 //! backend and each TLS host goes to the first Ingress that claims it, and
 //! equal backends are shared.
 
-use super::annotations::WEIGHTS_ANNOTATION;
+use super::annotations::{check_pattern, WEIGHTS_ANNOTATION};
 use super::endpoints::weighted_endpoints;
 use super::index::Index;
 use super::ingress::{BackendRef, Parsed, RuleKey};
@@ -40,6 +40,8 @@ fn policy_key(policy: &LbPolicy) -> (u8, String) {
 /// A rule as claimed: its Ingress, backend and policies.
 struct Claimed {
     source: IngressRef,
+    /// A warning about the Ingress, for problems found at the end.
+    warn: Problem,
     backend: BackendKey,
     ssl_redirect: bool,
     policy: RoutePolicy,
@@ -96,14 +98,20 @@ impl Builder {
                 problems,
             );
             let redirect = ing.redirects(host);
-            self.claim_host(ing, host);
+            let mut policy = ing.annotations.route.clone();
+            // A rewrite to the path itself is none, and does not turn on regex mode.
+            if policy.rewrite.as_ref().is_some_and(|r| r.target == *path) {
+                policy.rewrite = None;
+            }
+            self.claim_host(ing, host, policy.rewrite.is_some());
             self.rules.insert(
                 key,
                 Claimed {
                     source: ing.source.clone(),
+                    warn: ing.warning(""),
                     backend: bkey,
                     ssl_redirect: redirect,
-                    policy: ing.annotations.route.clone(),
+                    policy,
                     canary: None,
                     error_pages: None,
                 },
@@ -147,19 +155,22 @@ impl Builder {
     /// Merges what `ing` asks of `host` into the host's policy: regex mode
     /// if any Ingress of the host asks for it, every other field from the
     /// first (oldest) Ingress that sets it.
-    fn claim_host(&mut self, ing: &Parsed, host: &HostMatch) {
+    fn claim_host(&mut self, ing: &Parsed, host: &HostMatch, rewrites: bool) {
         let wanted = &ing.annotations.host;
-        let merged = self
-            .hosts
-            .entry(host.clone())
-            .or_insert_with(|| HostPolicy {
-                host: host.clone(),
-                app_root: None,
-                aliases: Vec::new(),
-                redirect_host: None,
-                regex: false,
-            });
-        merged.regex |= wanted.regex;
+        if ing.annotations.www_redirect {
+            if let HostMatch::Exact(name) = host {
+                let twin = match name.strip_prefix("www.") {
+                    Some(apex) => apex.to_string(),
+                    None => format!("www.{name}"),
+                };
+                let twin = self.host_entry(&HostMatch::Exact(twin));
+                if twin.redirect_host.is_none() {
+                    twin.redirect_host = Some(name.clone());
+                }
+            }
+        }
+        let merged = self.host_entry(host);
+        merged.regex |= wanted.regex || rewrites;
         if merged.app_root.is_none() {
             merged.app_root.clone_from(&wanted.app_root);
         }
@@ -169,6 +180,19 @@ impl Builder {
         if merged.redirect_host.is_none() {
             merged.redirect_host.clone_from(&wanted.redirect_host);
         }
+    }
+
+    /// The merged policy of `host`, created empty.
+    fn host_entry(&mut self, host: &HostMatch) -> &mut HostPolicy {
+        self.hosts
+            .entry(host.clone())
+            .or_insert_with(|| HostPolicy {
+                host: host.clone(),
+                app_root: None,
+                aliases: Vec::new(),
+                redirect_host: None,
+                regex: false,
+            })
     }
 
     /// Claims the TLS hosts of `ing` that no older Ingress claimed, with
@@ -339,7 +363,38 @@ impl Builder {
     }
 
     /// The final configuration: backends in key order, rules in (host, path, type) order.
-    pub(super) fn finish(self) -> RouteConfig {
+    pub(super) fn finish(mut self, problems: &mut Vec<Problem>) -> RouteConfig {
+        // Every path of a regex-mode host must compile; one that does not
+        // is left out, and reported against its Ingress.
+        let regex_hosts: BTreeSet<HostMatch> = self
+            .hosts
+            .values()
+            .filter(|h| h.regex)
+            .map(|h| h.host.clone())
+            .collect();
+        self.rules.retain(|(host, path, _), claimed| {
+            if !regex_hosts.contains(host) {
+                return true;
+            }
+            match check_pattern(path) {
+                Ok(()) => true,
+                Err(e) => {
+                    let mut p = claimed.warn.clone();
+                    p.message = format!(
+                        "{e}; the host is in regex mode (use-regex or rewrite-target on one of its Ingresses), so this path is left out"
+                    );
+                    problems.push(p);
+                    false
+                }
+            }
+        });
+        // A www redirect yields to a twin that is served in its own right.
+        let served: BTreeSet<HostMatch> = self.rules.keys().map(|(h, _, _)| h.clone()).collect();
+        for host in self.hosts.values_mut() {
+            if served.contains(&host.host) {
+                host.redirect_host = None;
+            }
+        }
         let mut positions: BTreeMap<BackendKey, usize> = BTreeMap::new();
         let mut backends = Vec::with_capacity(self.backends.len());
         let mut name_uses: BTreeMap<String, usize> = BTreeMap::new();

@@ -90,7 +90,7 @@ pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation 
         builder.claim(ing, &index, &mut problems);
     }
     Translation {
-        config: builder.finish(),
+        config: builder.finish(&mut problems),
         problems: dedup(problems),
         annotations,
     }

@@ -202,5 +202,13 @@ fn redirect_flags_follow_tls_and_annotations() {
         ),
     ]
     .concat());
-    assert!(bad.has_errors());
+    // As in ingress-nginx, a bad boolean falls back to the default, warned.
+    assert!(!bad.has_errors(), "{:#?}", bad.problems);
+    assert!(
+        bad.problems
+            .iter()
+            .any(|p| p.message.contains("ssl-redirect") && p.message.contains("\"maybe\"")),
+        "{:#?}",
+        bad.problems
+    );
 }

@@ -22,7 +22,7 @@ use std::io;
 /// response-side policy runs here and nowhere else.
 pub(super) fn response_head(
     shard: &Shard,
-    plan: &Plan,
+    plan: &Plan<'_>,
     resp: &ResponseHead,
     out: &mut Vec<u8>,
 ) -> ResponseInfo {
@@ -42,6 +42,9 @@ pub(super) fn response_head(
         }
     };
     head::write_response(out, resp, client, dechunk);
+    if let Some(policy) = plan.policy {
+        crate::policy::response(policy, &plan.state, out);
+    }
     ResponseInfo {
         status: resp.status,
         body: resp.body,

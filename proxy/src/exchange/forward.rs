@@ -36,7 +36,7 @@ pub(super) async fn forward<'s>(
     shard: &'s Shard,
     conn: &mut ClientConn,
     table: &LocalTable,
-    plan: &Plan,
+    plan: &Plan<'_>,
     tally: &mut Tally,
     client_head: ClientHead,
 ) -> Result<Forwarded<'s>, Outcome> {
@@ -108,7 +108,7 @@ async fn exchange_on(
     shard: &Shard,
     conn: &mut ClientConn,
     up: &mut Upstream<'_>,
-    plan: &Plan,
+    plan: &Plan<'_>,
     tally: &mut Tally,
     client_head: ClientHead,
 ) -> Result<ResponseInfo, Failure> {
@@ -123,7 +123,7 @@ async fn exchange_on(
     {
         return Err(Failure::ClientGone);
     }
-    tally.bytes_in += send_request(conn, up, plan, shard.cfg.max_body_bytes).await?;
+    tally.bytes_in += send_request(conn, up, plan, plan.body_limit).await?;
     // The body was sent whole: after an upstream failure the client
     // connection is in step and can carry its next request.
     read_response_head(shard, conn, up, plan, client_head)
@@ -156,7 +156,7 @@ impl Failure {
 async fn send_request(
     conn: &mut ClientConn,
     up: &mut Upstream<'_>,
-    plan: &Plan,
+    plan: &Plan<'_>,
     limit: Option<u64>,
 ) -> Result<u64, Failure> {
     if let Err(e) = up.stream.write_all(&conn.out).await {
@@ -219,7 +219,7 @@ pub(super) struct ResponseInfo {
 /// The response phase, which writes the client's head for a final
 /// response head (see `answer::response_head`); passed in, so this step
 /// does not reach forward into the next one.
-pub(super) type ClientHead = fn(&Shard, &Plan, &ResponseHead, &mut Vec<u8>) -> ResponseInfo;
+pub(super) type ClientHead = fn(&Shard, &Plan<'_>, &ResponseHead, &mut Vec<u8>) -> ResponseInfo;
 
 /// Reads until a final (non-1xx) response head is buffered, relaying
 /// interim responses other than the 100 the proxy already sent; writes the
@@ -228,7 +228,7 @@ async fn read_response_head(
     shard: &Shard,
     conn: &mut ClientConn,
     up: &mut Upstream<'_>,
-    plan: &Plan,
+    plan: &Plan<'_>,
     client_head: ClientHead,
 ) -> Result<ResponseInfo, Failure> {
     conn.ubuf.clear();

@@ -10,6 +10,7 @@ use crate::error::ProxyError;
 use crate::http::head::{self, Forwarded, IpText};
 use crate::http::{request, BodyLen, RequestError, MAX_HEADERS};
 use crate::metrics;
+use crate::policy::{self, Policy};
 use crate::router::path::RouteId;
 use crate::router::{host, Match};
 use crate::shard::{LocalTable, Shard};
@@ -19,8 +20,14 @@ use std::net::SocketAddr;
 
 /// What the exchange needs once the parsed head is released.
 #[derive(Debug)]
-pub(super) struct Plan {
+pub(super) struct Plan<'t> {
     pub(super) route: RouteId,
+    /// The route's policies, for the response phase.
+    pub(super) policy: Option<&'t Policy>,
+    /// What the response phase needs from the request phase.
+    pub(super) state: policy::State,
+    /// The request body limit of the route.
+    pub(super) body_limit: Option<u64>,
     pub(super) backend: usize,
     pub(super) endpoint: usize,
     pub(super) method: usize,
@@ -47,11 +54,11 @@ pub(super) struct Refused {
 /// Parses the head, routes, picks an endpoint and writes the upstream head
 /// into `conn.out`; consumes the head from the read buffer when the request
 /// goes on (or when a refused request was read whole).
-pub(super) fn plan(
+pub(super) fn plan<'t>(
     shard: &Shard,
     conn: &mut ClientConn,
-    table: &LocalTable,
-) -> Result<Plan, Refused> {
+    table: &'t LocalTable,
+) -> Result<Plan<'t>, Refused> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let limit = shard.cfg.max_headers.min(MAX_HEADERS);
     let refused = |error: ProxyError| Refused {
@@ -123,15 +130,15 @@ struct Via<'a> {
     port: u16,
 }
 
-fn route(
+fn route<'t>(
     shard: &Shard,
     out: &mut Vec<u8>,
     via: Via<'_>,
-    table: &LocalTable,
+    table: &'t LocalTable,
     req: &request::RequestHead,
     method: usize,
     request_id: &[u8],
-) -> Result<Plan, (ProxyError, Option<RouteId>)> {
+) -> Result<Plan<'t>, (ProxyError, Option<RouteId>)> {
     let mut host_buf = [0u8; host::MAX_HOST_LEN];
     let host = match req.host {
         Some(h) => host::normalize(h, &mut host_buf).ok_or((ProxyError::BadHost, None))?,
@@ -140,11 +147,25 @@ fn route(
     if let Some(path) = &shard.cfg.panic_path {
         assert!(req.path != &**path, "test hook: a request for {path}");
     }
+    let scheme = if via.tls { "https" } else { "http" };
+    let http_host = req
+        .host
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .unwrap_or(host);
+    if let Some(answer) =
+        table
+            .routes
+            .host_answer(host, req.path, req.origin_target, scheme, http_host)
+    {
+        return Err((ProxyError::Policy(answer), None));
+    }
     let (route, backend_index) = match table.routes.lookup(host, req.path) {
         Match::Route { route, backend } => (route, backend),
         Match::None => return Err((ProxyError::NoRoute, None)),
     };
-    request_policies(shard, via, table, route, host, req).map_err(|e| (e, Some(route)))?;
+    let mut state = policy::State::default();
+    let (prepared, body_limit) = request_policies(shard, via, table, route, host, req, &mut state)
+        .map_err(|e| (e, Some(route)))?;
     let backend = table.routes.backend(backend_index);
     let key_hash = backend.hash_key().and_then(|key| match key {
         HashKey::ClientIp => Some(match via.peer.ip() {
@@ -174,9 +195,31 @@ fn route(
         let _ = write!(cursor, "{}", backend.endpoints[endpoint].addr);
         fallback_len = cursor.position() as usize;
     }
-    head::write_request(out, req, &fwd, &fallback_host[..fallback_len]);
+    let prefix_header;
+    let edits = match &prepared {
+        None => head::Edits::NONE,
+        Some(p) => {
+            prefix_header = p
+                .forwarded_prefix
+                .map(|v| (&b"X-Forwarded-Prefix"[..], v.as_bytes()));
+            head::Edits {
+                target: p.target.as_deref().map(str::as_bytes),
+                host: p.host.map(str::as_bytes),
+                drop: if prefix_header.is_some() {
+                    &["x-forwarded-prefix"]
+                } else {
+                    &[]
+                },
+                add: prefix_header.as_slice(),
+            }
+        }
+    };
+    head::write_request(out, req, &fwd, &edits, &fallback_host[..fallback_len]);
     Ok(Plan {
         route,
+        policy: table.routes.route(route).policy.as_deref(),
+        state,
+        body_limit,
         backend: backend_index,
         endpoint,
         method,
@@ -193,27 +236,42 @@ fn route(
 /// The request phase: the chosen route's request-side policies, after the
 /// route and before the endpoint is picked and the upstream head written.
 /// A policy may answer the request itself (a redirect, a refusal). Every
-/// request-side policy runs here and nowhere else.
-fn request_policies(
+/// request-side policy runs here and nowhere else. Returns the changes to
+/// the upstream head (`None` for a plain route) and the body limit.
+fn request_policies<'t>(
     shard: &Shard,
     via: Via<'_>,
-    table: &LocalTable,
+    table: &'t LocalTable,
     route: RouteId,
     host: &str,
     req: &request::RequestHead,
-) -> Result<(), ProxyError> {
-    if !via.tls && !host.is_empty() && table.routes.route(route).ssl_redirect {
+    state: &mut policy::State,
+) -> Result<(Option<policy::Prepared<'t>>, Option<u64>), ProxyError> {
+    let route = table.routes.route(route);
+    if !via.tls && !host.is_empty() && route.ssl_redirect {
         if let Some(tls_port) = shard.tls_port {
             let location = https_location(host, tls_port, req.origin_target);
             return Err(ProxyError::HttpsRedirect(location));
         }
     }
-    if let (BodyLen::Length(n), Some(limit)) = (req.body, shard.cfg.max_body_bytes) {
+    let mut limit = shard.cfg.max_body_bytes;
+    let mut prepared = None;
+    if let Some(policy) = route.policy.as_deref() {
+        let request = policy::Request {
+            head: req,
+            host,
+            tls: via.tls,
+            client: via.peer.ip(),
+        };
+        prepared = Some(policy::request(policy, &request, state).map_err(ProxyError::Policy)?);
+        limit = policy.body_limit(limit);
+    }
+    if let (BodyLen::Length(n), Some(limit)) = (req.body, limit) {
         if n > limit {
             return Err(ProxyError::BodyTooLarge);
         }
     }
-    Ok(())
+    Ok((prepared, limit))
 }
 
 /// `https://host[:port]/target`, the port left out when it is 443.

@@ -117,26 +117,59 @@ fn content_length_line(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes the upstream request head into `out` (cleared first).
-/// `fallback_host` is sent as Host when the client sent none (HTTP/1.0).
+/// What a route's policies change in the upstream head; [`Edits::NONE`]
+/// for a plain route.
+#[derive(Debug, Clone, Copy)]
+pub struct Edits<'a> {
+    /// Replaces the request target (path and query), e.g. a rewrite.
+    pub target: Option<&'a [u8]>,
+    /// Replaces the Host header (`upstream-vhost`); X-Forwarded-Host keeps the client's.
+    pub host: Option<&'a [u8]>,
+    /// Client headers by these (lower-case) names are not copied: the
+    /// policy sends its own in `add`.
+    pub drop: &'a [&'a str],
+    /// Headers added after the forwarding headers.
+    pub add: &'a [(&'a [u8], &'a [u8])],
+}
+
+impl Edits<'_> {
+    /// No change.
+    pub const NONE: Edits<'static> = Edits {
+        target: None,
+        host: None,
+        drop: &[],
+        add: &[],
+    };
+}
+
+/// Writes the upstream request head into `out` (cleared first), with the
+/// route's `edits`. `fallback_host` is sent as Host when the client sent
+/// none (HTTP/1.0).
 ///
 /// Host and the body's framing come from what rauta parsed and relays, never
 /// from the client's copies: the upstream reads exactly the body rauta
 /// sends, whatever the client's `Connection` header lists.
-pub fn write_request(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarded, fallback_host: &[u8]) {
+pub fn write_request(
+    out: &mut Vec<u8>,
+    req: &RequestHead,
+    fwd: &Forwarded,
+    edits: &Edits,
+    fallback_host: &[u8],
+) {
     out.clear();
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(req.origin_target.as_bytes());
+    out.extend_from_slice(edits.target.unwrap_or(req.origin_target.as_bytes()));
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let host = req.host.unwrap_or(fallback_host);
-    header_line(out, b"Host", host);
+    header_line(out, b"Host", edits.host.unwrap_or(host));
     let mut request_id_seen = false;
     for h in req.headers {
         let name = h.name;
         match request_header(name) {
             RequestHeader::Drop => continue,
             _ if req.connection.names(name) => continue,
+            _ if edits.drop.iter().any(|d| name.eq_ignore_ascii_case(d)) => continue,
             RequestHeader::RequestId => request_id_seen |= !h.value.is_empty(),
             RequestHeader::Copy => {}
         }
@@ -171,6 +204,9 @@ pub fn write_request(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarded, fall
     out.extend_from_slice(b"\r\n");
     if !request_id_seen {
         header_line(out, b"X-Request-Id", fwd.request_id);
+    }
+    for (name, value) in edits.add {
+        header_line(out, name, value);
     }
     if let Some(protocol) = req.upgrade {
         header_line(out, b"Connection", b"upgrade");
@@ -271,7 +307,7 @@ mod tests {
             request_id: b"rid",
         };
         let mut out = Vec::new();
-        write_request(&mut out, &req, &fwd, b"10.0.0.1:8080");
+        write_request(&mut out, &req, &fwd, &Edits::NONE, b"10.0.0.1:8080");
         String::from_utf8(out).expect("ascii")
     }
 

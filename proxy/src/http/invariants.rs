@@ -24,7 +24,7 @@ pub fn check_request(input: &[u8]) {
         request_id: b"0123456789abcdef",
     };
     let mut out = Vec::new();
-    head::write_request(&mut out, &req, &fwd, b"10.0.0.1:8080");
+    head::write_request(&mut out, &req, &fwd, &head::Edits::NONE, b"10.0.0.1:8080");
     let mut up_headers = [httparse::EMPTY_HEADER; MAX_HEADERS + ADDED];
     let up = match request::parse(&out, &mut up_headers) {
         Ok(Some(up)) => up,

@@ -151,6 +151,31 @@ pub fn parse_content_length(value: &[u8]) -> Option<u64> {
     result
 }
 
+/// The reason phrase of the statuses the proxy itself sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        403 => "Forbidden",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Error",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

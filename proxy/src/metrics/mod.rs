@@ -53,11 +53,15 @@ pub enum Cause {
     BadRequest,
     /// No route table was loaded yet (503).
     NotReady,
+    /// A route policy refused the client (an IP list: 403; a rate limit).
+    Refused,
+    /// The route's own configuration is broken (a bad security annotation: 503).
+    InvalidRoute,
 }
 
 impl Cause {
     /// Every cause, in label order.
-    pub const ALL: [Cause; 9] = [
+    pub const ALL: [Cause; 11] = [
         Cause::NoRoute,
         Cause::NoEndpoint,
         Cause::ConnectFailure,
@@ -67,6 +71,8 @@ impl Cause {
         Cause::ClientTimeout,
         Cause::BadRequest,
         Cause::NotReady,
+        Cause::Refused,
+        Cause::InvalidRoute,
     ];
 
     /// The label value.
@@ -81,6 +87,8 @@ impl Cause {
             Cause::ClientTimeout => "client_timeout",
             Cause::BadRequest => "bad_request",
             Cause::NotReady => "not_ready",
+            Cause::Refused => "refused",
+            Cause::InvalidRoute => "invalid_route",
         }
     }
 

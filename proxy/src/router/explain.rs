@@ -145,6 +145,13 @@ pub fn explain(table: &RouteTable, raw_host: &str, target: &str) -> Explanation 
             "default-backend",
             format!("{group_note}; none of their paths matches {path}, so the defaultBackend of {}/{} answers", r.namespace, r.ingress),
         ),
+        Some(r) if table.host_rules(&host).is_some_and(|h| h.patterns().is_some()) => (
+            "rule",
+            format!(
+                "{group_note}; the host is in regex mode (an Ingress of it uses use-regex or rewrite-target): every path is a case-insensitive regex anchored at the start, longest first, and the first match wins: {} of {}/{}",
+                r.path, r.namespace, r.ingress
+            ),
+        ),
         Some(r) => (
             "rule",
             format!(

@@ -9,10 +9,14 @@
 pub mod explain;
 pub mod host;
 pub mod path;
+pub mod pattern;
 
 use crate::balance::Backend;
+use crate::policy::{Policy, PolicyAnswer};
 use path::{PathMatcher, RouteId};
+use pattern::PatternMatcher;
 use rauta_shared::config::{HostMatch, PathType, RouteConfig};
+use rauta_shared::policy::HostPolicy;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
@@ -35,6 +39,8 @@ pub struct Route {
     pub key: Arc<str>,
     /// Plain-HTTP requests get a 308 to HTTPS instead of the backend.
     pub ssl_redirect: bool,
+    /// The route's policies; `None` for a plain route.
+    pub(crate) policy: Option<Box<Policy>>,
 }
 
 impl Route {
@@ -61,6 +67,7 @@ impl Route {
             backend: index,
             key: key.into(),
             ssl_redirect: false,
+            policy: None,
         }
     }
 
@@ -87,12 +94,43 @@ pub enum Match {
 /// The immutable, compiled routing table of one generation.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    exact_hosts: FxHashMap<Box<str>, PathMatcher>,
-    wildcard_hosts: FxHashMap<Box<str>, PathMatcher>,
-    any_host: Option<PathMatcher>,
+    exact_hosts: FxHashMap<Box<str>, HostRules>,
+    wildcard_hosts: FxHashMap<Box<str>, HostRules>,
+    any_host: Option<HostRules>,
+    /// `server-alias` names and the exact host whose rules they share.
+    aliases: FxHashMap<Box<str>, Box<str>>,
+    /// Some host answers before its paths are looked at (app root, www redirect).
+    host_answers: bool,
     default_route: Option<RouteId>,
     routes: Vec<Route>,
     backends: Vec<Backend>,
+}
+
+/// The rules of one host and what applies to the whole host.
+#[derive(Debug, Default)]
+pub(crate) struct HostRules {
+    /// Paths matched as Ingress paths.
+    paths: PathMatcher,
+    /// Paths matched as regexes, when the host is in regex mode.
+    patterns: Option<PatternMatcher>,
+    /// A request for exactly `/` gets a 302 to this path.
+    app_root: Option<Box<str>>,
+    /// Every request gets a 308 to the same URL on this host.
+    redirect_host: Option<Box<str>>,
+}
+
+impl HostRules {
+    fn lookup(&self, path: &str) -> Option<RouteId> {
+        match &self.patterns {
+            Some(patterns) => patterns.lookup(path),
+            None => self.paths.lookup(path),
+        }
+    }
+
+    /// The paths in match order, when the host is in regex mode.
+    pub(crate) fn patterns(&self) -> Option<&PatternMatcher> {
+        self.patterns.as_ref()
+    }
 }
 
 /// Why a [`RouteConfig`] could not be compiled.
@@ -104,6 +142,10 @@ pub enum CompileError {
     /// The TLS configuration could not be built.
     #[error("TLS configuration: {0}")]
     Tls(rustls::Error),
+    /// A regex path or rewrite does not compile (the translation checks
+    /// them, so this is a translation bug).
+    #[error("rule {0}: {1}")]
+    Regex(String, regex::Error),
 }
 
 impl RouteTable {
@@ -113,6 +155,10 @@ impl RouteTable {
             backends: config.backends.iter().map(Backend::compile).collect(),
             ..RouteTable::default()
         };
+        for host in &config.hosts {
+            table.host_answers |= host.app_root.is_some() || host.redirect_host.is_some();
+            table.add_host_policy(host);
+        }
         for rule in &config.rules {
             let Some(backend) = table.backends.get(rule.backend) else {
                 let name = format!("{} {:?} {}", rule.source, rule.host, rule.path);
@@ -133,14 +179,22 @@ impl RouteTable {
                     format!("*.{s}"),
                 ),
             };
+            let rule_name = || format!("{} {:?} {}", rule.source, rule.host, rule.path);
             // The translation already resolved conflicts; should a duplicate
             // still arrive, the first rule stays, as in the translation.
-            match rule.path_type {
-                PathType::Exact => matcher.insert_exact(&rule.path, id),
-                PathType::Prefix | PathType::ImplementationSpecific => {
-                    matcher.insert_prefix(&rule.path, id)
+            match (&mut matcher.patterns, rule.path_type) {
+                (Some(patterns), _) => patterns
+                    .insert(&rule.path, id)
+                    .map_err(|e| CompileError::Regex(rule_name(), e))?,
+                (None, PathType::Exact) => {
+                    matcher.paths.insert_exact(&rule.path, id);
+                }
+                (None, PathType::Prefix | PathType::ImplementationSpecific) => {
+                    matcher.paths.insert_prefix(&rule.path, id);
                 }
             };
+            let policy = Policy::compile(&rule.policy, &rule.path)
+                .map_err(|e| CompileError::Regex(rule_name(), e))?;
             let (ns, name) = (&rule.source.namespace, &rule.source.name);
             let mut route = Route::new(
                 ns,
@@ -152,6 +206,7 @@ impl RouteTable {
                 rule.backend,
             );
             route.ssl_redirect = rule.ssl_redirect;
+            route.policy = policy;
             table.routes.push(route);
         }
         if let Some(b) = config.default_backend {
@@ -170,11 +225,74 @@ impl RouteTable {
         Ok(table)
     }
 
-    /// The rules a normalised host is matched against: exact host, else
-    /// its one-label wildcard, else the rules without host.
-    fn host_rules(&self, host: &str) -> Option<&PathMatcher> {
+    /// Records what `policy` asks of its host: regex mode, the answers
+    /// given before any path, and its aliases (an alias that is a host of
+    /// its own is ignored, as in ingress-nginx).
+    fn add_host_policy(&mut self, policy: &HostPolicy) {
+        let rules = match &policy.host {
+            HostMatch::Any => self.any_host.get_or_insert_with(Default::default),
+            HostMatch::Exact(h) => self.exact_hosts.entry(h.as_str().into()).or_default(),
+            HostMatch::Wildcard(s) => self.wildcard_hosts.entry(s.as_str().into()).or_default(),
+        };
+        if policy.regex {
+            rules.patterns.get_or_insert_with(Default::default);
+        }
+        rules.app_root = policy.app_root.as_deref().map(Into::into);
+        rules.redirect_host = policy.redirect_host.as_deref().map(Into::into);
+        if let HostMatch::Exact(h) = &policy.host {
+            for alias in &policy.aliases {
+                self.aliases
+                    .entry(alias.as_str().into())
+                    .or_insert_with(|| h.as_str().into());
+            }
+        }
+    }
+
+    /// The answer a host gives before its paths are looked at: `app-root`
+    /// for exactly `/` (302), `from-to-www-redirect` (308). `scheme_host`
+    /// is `scheme://host[:port]` as the client addressed us.
+    pub(crate) fn host_answer(
+        &self,
+        host: &str,
+        path: &str,
+        target: &str,
+        scheme: &str,
+        http_host: &str,
+    ) -> Option<PolicyAnswer> {
+        if !self.host_answers {
+            return None;
+        }
+        let rules = self.host_rules(host)?;
+        if let Some(to) = &rules.redirect_host {
+            // The port the client used is kept.
+            let port = http_host.rsplit_once(':').map_or("", |(_, p)| p);
+            let sep = if port.is_empty() { "" } else { ":" };
+            return Some(PolicyAnswer::Redirect {
+                code: 308,
+                location: format!("{scheme}://{to}{sep}{port}{target}"),
+            });
+        }
+        match &rules.app_root {
+            Some(root) if path == "/" => Some(PolicyAnswer::Redirect {
+                code: 302,
+                location: format!("{scheme}://{http_host}{root}"),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The rules a normalised host is matched against: exact host (or the
+    /// host an alias names), else its one-label wildcard, else the rules
+    /// without host.
+    pub(crate) fn host_rules(&self, host: &str) -> Option<&HostRules> {
         self.exact_hosts
             .get(host)
+            .or_else(|| {
+                if self.aliases.is_empty() || self.exact_hosts.contains_key(host) {
+                    return None;
+                }
+                self.exact_hosts.get(self.aliases.get(host)?)
+            })
             .or_else(|| {
                 let (_, parent) = host.split_once('.')?;
                 self.wildcard_hosts.get(parent)

@@ -13,11 +13,17 @@
 //! One file per family of annotations; each has a `parse` that reads its
 //! keys from the [`Reader`].
 
+mod access;
 mod balance;
+mod cors;
+mod redirect;
 mod registry;
+mod rewrite;
+mod upstream;
 mod verdict;
 
 pub(in crate::translate) use balance::{weights_for, Weight};
+pub(in crate::translate) use rewrite::check_pattern;
 pub use verdict::{AnnotationVerdict, Verdict};
 
 use k8s_openapi::api::networking::v1::Ingress;
@@ -45,6 +51,9 @@ pub(super) struct Annotations {
     pub(super) route: RoutePolicy,
     /// What the Ingress asks of each of its hosts (the first Ingress of a host wins).
     pub(super) host: HostPolicy,
+    /// `from-to-www-redirect`: the `www.` twin of each host (or the apex
+    /// of a `www.` host) redirects to it.
+    pub(super) www_redirect: bool,
     /// The verdict on every annotation the Ingress carries, by full key.
     pub(super) verdicts: Vec<AnnotationVerdict>,
 }
@@ -66,14 +75,19 @@ impl Annotations {
         let weights = balance::parse_weights_annotation(&mut r);
         let ssl_redirect = r.bool("ssl-redirect", true);
         let force_ssl_redirect = r.bool("force-ssl-redirect", false);
-        let route = RoutePolicy::default();
-        let host = HostPolicy {
+        let mut route = RoutePolicy::default();
+        let mut host = HostPolicy {
             host: rauta_shared::config::HostMatch::Any,
             app_root: None,
             aliases: Vec::new(),
             redirect_host: None,
             regex: false,
         };
+        let www_redirect = redirect::parse(&mut r, &mut route, &mut host);
+        rewrite::parse(&mut r, &mut route, &mut host);
+        access::parse(&mut r, &mut route);
+        cors::parse(&mut r, &mut route);
+        upstream::parse(&mut r, &mut route, &mut host);
         let verdicts = r.finish(findings);
         Annotations {
             policy,
@@ -82,6 +96,7 @@ impl Annotations {
             force_ssl_redirect,
             route,
             host,
+            www_redirect,
             verdicts,
         }
     }

@@ -1,0 +1,77 @@
+//! Answers a route's policies give instead of proxying: written in the
+//! one answer place ([`crate::error::write_proxy_answer`]).
+
+use std::io::Write;
+
+/// A request a policy answered itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyAnswer {
+    /// A redirect (`permanent-redirect`, `temporal-redirect`, `app-root`,
+    /// `from-to-www-redirect`).
+    Redirect {
+        /// 300-308.
+        code: u16,
+        /// The `Location`.
+        location: String,
+    },
+    /// The client's IP is not allowed (403).
+    Forbidden,
+    /// A broken security annotation closes the route (503), with why.
+    Denied,
+    /// A CORS preflight, answered 204 with these header lines.
+    Preflight(Vec<u8>),
+}
+
+impl PolicyAnswer {
+    /// The status the client receives.
+    pub fn status(&self) -> u16 {
+        match self {
+            PolicyAnswer::Redirect { code, .. } => *code,
+            PolicyAnswer::Forbidden => 403,
+            PolicyAnswer::Denied => 503,
+            PolicyAnswer::Preflight(_) => 204,
+        }
+    }
+
+    /// True for answers that are the route working as configured, not a
+    /// refusal: they are not counted as errors.
+    pub fn is_success(&self) -> bool {
+        matches!(
+            self,
+            PolicyAnswer::Redirect { .. } | PolicyAnswer::Preflight(_)
+        )
+    }
+
+    /// Writes the whole answer (head and body) into `out`.
+    pub fn write(&self, out: &mut Vec<u8>, close: bool) {
+        let status = self.status();
+        out.clear();
+        let _ = write!(out, "HTTP/1.1 {status} {}\r\n", crate::http::reason(status));
+        let body: &[u8] = match self {
+            PolicyAnswer::Redirect { location, .. } => {
+                out.extend_from_slice(b"Location: ");
+                out.extend_from_slice(location.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                b""
+            }
+            PolicyAnswer::Preflight(headers) => {
+                out.extend_from_slice(headers);
+                out.extend_from_slice(b"Content-Type: text/plain charset=UTF-8\r\n");
+                b""
+            }
+            PolicyAnswer::Forbidden => b"403 Forbidden\n",
+            PolicyAnswer::Denied => {
+                b"503 Service Unavailable: this route's configuration is invalid\n"
+            }
+        };
+        if !body.is_empty() {
+            out.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
+        }
+        let _ = write!(out, "Content-Length: {}\r\n", body.len());
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+    }
+}

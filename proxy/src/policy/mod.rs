@@ -1,0 +1,215 @@
+//! Route policies: the compiled form of a rule's [`RoutePolicy`], and the
+//! two places they run. The request phase ([`request`]) runs after the
+//! route is chosen and before an endpoint is picked; it may answer the
+//! request itself ([`PolicyAnswer`]) or change the upstream head
+//! ([`Prepared`]). The response phase ([`response`]) adds headers to the
+//! client's response head. A route without policies has no [`Policy`] at
+//! all and pays one branch.
+//!
+//! One file per family; each compiles its part once per table.
+
+pub mod access;
+pub mod answer;
+pub mod cors;
+pub mod rewrite;
+
+pub use answer::PolicyAnswer;
+
+use crate::http::request::RequestHead;
+use rauta_shared::policy::{BodyLimit, Redirect, RoutePolicy};
+use std::net::IpAddr;
+
+/// The compiled policies of one route.
+#[derive(Debug, Default)]
+pub struct Policy {
+    /// The route answers 503: a security annotation is broken.
+    denied: bool,
+    redirect: Option<Redirect>,
+    access: Option<access::Access>,
+    cors: Option<cors::Cors>,
+    rewrite: Option<rewrite::Rewrite>,
+    forwarded_prefix: Option<Box<str>>,
+    upstream_host: Option<Box<str>>,
+    /// `Some(None)`: unlimited; `None`: the global limit.
+    body_limit: Option<Option<u64>>,
+}
+
+impl Policy {
+    /// Compiles `policy` for a rule whose path is `path`; `None` for a
+    /// plain route. `regex` says the host is in regex mode (the path is a
+    /// regex).
+    pub fn compile(policy: &RoutePolicy, path: &str) -> Result<Option<Box<Policy>>, regex::Error> {
+        if policy.is_plain() {
+            return Ok(None);
+        }
+        let rewrite = match &policy.rewrite {
+            Some(r) => Some(rewrite::Rewrite::compile(path, &r.target)?),
+            None => None,
+        };
+        Ok(Some(Box::new(Policy {
+            denied: policy.denied.is_some(),
+            redirect: policy.redirect.clone(),
+            access: policy.access.as_ref().map(access::Access::compile),
+            cors: policy.cors.as_ref().map(cors::Cors::compile),
+            forwarded_prefix: policy
+                .rewrite
+                .as_ref()
+                .and_then(|r| r.forwarded_prefix.as_deref())
+                .map(Into::into),
+            rewrite,
+            upstream_host: policy.upstream_host.as_deref().map(Into::into),
+            body_limit: policy.body_limit.map(|l| match l {
+                BodyLimit::Unlimited => None,
+                BodyLimit::Bytes(n) => Some(n),
+            }),
+        })))
+    }
+
+    /// The request body limit of the route, given the global one.
+    pub fn body_limit(&self, global: Option<u64>) -> Option<u64> {
+        self.body_limit.unwrap_or(global)
+    }
+}
+
+/// The request as the policies see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'r, 'h, 'b> {
+    /// The parsed head.
+    pub head: &'r RequestHead<'h, 'b>,
+    /// The normalised host (lower-case, no port).
+    pub host: &'r str,
+    /// The client reached us over TLS.
+    pub tls: bool,
+    /// The client's IP.
+    pub client: IpAddr,
+}
+
+impl Request<'_, '_, '_> {
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The Host as the client sent it (port included), else the normalised host.
+    fn http_host(&self) -> &str {
+        self.head
+            .host
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .unwrap_or(self.host)
+    }
+}
+
+/// What the request phase changes in the upstream request.
+#[derive(Debug, Default)]
+pub struct Prepared<'p> {
+    /// The rewritten target, path and query.
+    pub target: Option<String>,
+    /// `upstream-vhost`.
+    pub host: Option<&'p str>,
+    /// `X-Forwarded-Prefix`, sent only with a rewrite.
+    pub forwarded_prefix: Option<&'p str>,
+}
+
+/// What the response phase of one request needs from its request phase.
+#[derive(Debug, Default)]
+pub struct State {
+    /// The `Access-Control-Allow-Origin` the response gets.
+    cors: Option<cors::Allowed>,
+}
+
+/// The request phase of a route with policies, in nginx's order: the
+/// route's own refusal, redirects, the IP lists, CORS preflight, then the
+/// changes to the upstream head.
+pub fn request<'p>(
+    policy: &'p Policy,
+    req: &Request<'_, '_, '_>,
+    state: &mut State,
+) -> Result<Prepared<'p>, PolicyAnswer> {
+    if policy.denied {
+        return Err(PolicyAnswer::Denied);
+    }
+    if let Some(redirect) = &policy.redirect {
+        return Err(PolicyAnswer::Redirect {
+            code: redirect.code,
+            location: expand(&redirect.location, req),
+        });
+    }
+    if let Some(access) = &policy.access {
+        if !access.permits(access::ip_key(req.client)) {
+            return Err(PolicyAnswer::Forbidden);
+        }
+    }
+    if let Some(cors) = &policy.cors {
+        state.cors = cors.allow(req.head.header("origin"));
+        if req.head.method == "OPTIONS" {
+            if let Some(allowed) = &state.cors {
+                let mut headers = Vec::with_capacity(256);
+                cors.write(allowed, &mut headers);
+                return Err(PolicyAnswer::Preflight(headers));
+            }
+        }
+    }
+    let mut prepared = Prepared {
+        host: policy.upstream_host.as_deref(),
+        ..Prepared::default()
+    };
+    if let Some(rewrite) = &policy.rewrite {
+        let query = req.head.origin_target.split_once('?').map(|(_, q)| q);
+        prepared.target = rewrite.apply(req.head.path, query);
+        if prepared.target.is_some() {
+            prepared.forwarded_prefix = policy.forwarded_prefix.as_deref();
+        }
+    }
+    Ok(prepared)
+}
+
+/// The response phase: appends the route's response headers to `out`, a
+/// complete response head.
+pub fn response(policy: &Policy, state: &State, out: &mut Vec<u8>) {
+    let (Some(cors), Some(allowed)) = (&policy.cors, &state.cors) else {
+        return;
+    };
+    if out.ends_with(b"\r\n\r\n") {
+        out.truncate(out.len() - 2);
+        cors.write(allowed, out);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Expands `$request_uri`, `$uri`, `$host`, `$http_host`, `$scheme` and
+/// `$server_port`-free forms in a redirect location, as nginx's `return` does.
+pub fn expand(template: &str, req: &Request<'_, '_, '_>) -> String {
+    if !template.contains('$') {
+        return template.to_string();
+    }
+    let mut out = String::with_capacity(template.len() + req.head.origin_target.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let name_len = rest[1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(rest.len() - 1, |n| n);
+        let name = &rest[1..1 + name_len];
+        match name {
+            "request_uri" => out.push_str(req.head.origin_target),
+            "uri" => out.push_str(req.head.path),
+            "host" => out.push_str(req.host),
+            "http_host" => out.push_str(req.http_host()),
+            "scheme" => out.push_str(req.scheme()),
+            "args" | "query_string" => out.push_str(
+                req.head
+                    .origin_target
+                    .split_once('?')
+                    .map_or("", |(_, q)| q),
+            ),
+            _ => out.push_str(&rest[..1 + name_len]),
+        }
+        rest = &rest[1 + name_len..];
+    }
+    out.push_str(rest);
+    out
+}
