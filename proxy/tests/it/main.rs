@@ -10,6 +10,7 @@ mod hardening;
 mod kubernetes;
 mod lifecycle;
 mod observability;
+mod policies;
 mod proxying;
 mod routing;
 mod smuggling;
