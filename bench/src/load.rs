@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::workload::{Routes, Table, LARGE_PATH};
+use crate::workload::{Routes, Table, LARGE_PATH, POLICY_HOST, POLICY_ORIGIN};
 
 /// One benchmark scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,10 +29,13 @@ pub enum Scenario {
     TlsNewConnection,
     /// HTTPS, small GET over kept-alive TLS connections.
     TlsKeepAlive,
+    /// Small GET over keep-alive on a route with a policy stack (rewrite,
+    /// CORS, allow-list, rate limit).
+    Policies,
 }
 
 /// Every scenario, in run order.
-pub const ALL: [Scenario; 7] = [
+pub const ALL: [Scenario; 8] = [
     Scenario::KeepAlive,
     Scenario::FixedRate,
     Scenario::NewConnection,
@@ -40,6 +43,7 @@ pub const ALL: [Scenario; 7] = [
     Scenario::TlsNewConnection,
     Scenario::TlsKeepAlive,
     Scenario::ManyRoutes,
+    Scenario::Policies,
 ];
 
 impl Scenario {
@@ -53,6 +57,7 @@ impl Scenario {
             Scenario::ManyRoutes => "routes",
             Scenario::TlsNewConnection => "tls-new-conn",
             Scenario::TlsKeepAlive => "tls-keepalive",
+            Scenario::Policies => "policies",
         }
     }
 
@@ -73,6 +78,7 @@ impl Scenario {
     pub fn table(self, routes: Routes) -> Table {
         match self {
             Scenario::ManyRoutes => Table::Many(routes),
+            Scenario::Policies => Table::Policies,
             _ => Table::Basic,
         }
     }
@@ -180,6 +186,13 @@ pub fn run(scenario: Scenario, port: u16, s: &Settings, duration: Duration) -> R
             ],
             &url(LARGE_PATH),
         ),
+        Scenario::Policies => {
+            let host = format!("Host: {POLICY_HOST}");
+            let origin = format!("Origin: {POLICY_ORIGIN}");
+            let duration = format!("{secs}s");
+            let args: [&str; 8] = [&c, &duration, "-s", &report, "-H", &host, "-H", &origin];
+            wrk(s.cpu, &args, &url("/app/item"))
+        }
         Scenario::ManyRoutes => {
             let script = s.dir.join("routes.lua").display().to_string();
             wrk(s.cpu, &[&c, &format!("{secs}s"), "-s", &script], &url("/"))

@@ -248,7 +248,7 @@ fn run(args: Args) -> Result<()> {
         report.baseline = Some(run);
     }
 
-    for table in [Table::Basic, Table::Many(routes)] {
+    for table in [Table::Basic, Table::Many(routes), Table::Policies] {
         let group: Vec<Scenario> = scenarios
             .iter()
             .copied()
@@ -557,6 +557,7 @@ fn table_name(t: Table) -> String {
     match t {
         Table::Basic => "basic".into(),
         Table::Many(r) => format!("{} routes", r.total()),
+        Table::Policies => "policy stack".into(),
     }
 }
 

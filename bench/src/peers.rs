@@ -11,7 +11,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::procs::{self, Child};
 use crate::sys;
-use crate::workload::{self, Table, LARGE_BYTES, LARGE_PATH, SMALL_BODY, TLS_HOST};
+use crate::workload::{
+    self, Table, LARGE_BYTES, LARGE_PATH, POLICY_HOST, POLICY_ORIGIN, SMALL_BODY, TLS_HOST,
+};
 
 /// Which proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -215,6 +217,7 @@ pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Prox
     let tag = match table {
         Table::Basic => "basic",
         Table::Many(_) => "routes",
+        Table::Policies => "policies",
     };
     let name = format!("{}-{tag}", kind.name().to_ascii_lowercase());
     let (program, args, envs): (String, Vec<String>, Vec<(&str, &str)>) = match kind {
@@ -351,6 +354,21 @@ http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout
                 "  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    listen 127.0.0.1:{tls_port} ssl backlog=4096;\n    location / {{ proxy_pass http://be; }}\n  }}"
             );
         }
+        Table::Policies => {
+            // As ingress-nginx renders the same annotations (regex mode,
+            // rewrite, allow-list, limit_req, CORS with `always`).
+            let _ = writeln!(
+                c,
+                "  limit_req_zone $binary_remote_addr zone=bench:10m rate=1000000r/s;\n  limit_req_status 503;\n\
+  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    listen 127.0.0.1:{tls_port} ssl backlog=4096;\n    server_name {POLICY_HOST};\n\
+    location ~* \"^/app(/|$)(.*)\" {{\n      allow 127.0.0.0/8;\n      deny all;\n      limit_req zone=bench burst=5000000 nodelay;\n\
+      set $cors '';\n      if ($http_origin ~* \"^https://app\\.bench\\.local$\") {{ set $cors 'true'; }}\n\
+      if ($request_method = 'OPTIONS') {{ set $cors \"${{cors}}options\"; }}\n\
+      if ($cors = 'trueoptions') {{ add_header Access-Control-Allow-Origin $http_origin; add_header Access-Control-Allow-Methods 'GET, PUT, POST, DELETE, PATCH, OPTIONS'; add_header Access-Control-Max-Age 1728000; return 204; }}\n\
+      if ($cors = 'true') {{ add_header Access-Control-Allow-Origin $http_origin always; add_header Access-Control-Allow-Credentials true always; add_header Access-Control-Allow-Methods 'GET, PUT, POST, DELETE, PATCH, OPTIONS' always; add_header Access-Control-Allow-Headers 'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization' always; add_header Access-Control-Max-Age 1728000 always; }}\n\
+      rewrite \"(?i)/app(/|$)(.*)\" /$2 break;\n      proxy_pass http://be;\n    }}\n  }}"
+            );
+        }
         Table::Many(r) => {
             let _ = writeln!(
                 c,
@@ -396,6 +414,22 @@ frontend fe\n  bind 127.0.0.1:{port}\n  bind 127.0.0.1:{tls_port} ssl crt {pem} 
     );
     match table {
         Table::Basic => c.push_str("  default_backend be\n"),
+        Table::Policies => c.push_str(
+            "  stick-table type ip size 100k expire 10s store http_req_rate(1s)\n\
+  http-request deny deny_status 403 unless { src 127.0.0.0/8 }\n\
+  http-request track-sc0 src\n\
+  http-request deny deny_status 503 if { sc_http_req_rate(0) gt 1000000 }\n\
+  http-request set-var(txn.origin) req.hdr(origin)\n\
+  acl cors var(txn.origin) -m str -i https://app.bench.local\n\
+  http-request return status 204 hdr Access-Control-Allow-Origin %[var(txn.origin)] hdr Access-Control-Max-Age 1728000 if cors METH_OPTIONS\n\
+  http-request set-path %[path,regsub(^/app/?,/,i)]\n\
+  http-response set-header Access-Control-Allow-Origin %[var(txn.origin)] if cors\n\
+  http-response set-header Access-Control-Allow-Credentials true if cors\n\
+  http-response set-header Access-Control-Allow-Methods \"GET, PUT, POST, DELETE, PATCH, OPTIONS\" if cors\n\
+  http-response set-header Access-Control-Allow-Headers \"DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization\" if cors\n\
+  http-response set-header Access-Control-Max-Age 1728000 if cors\n\
+  default_backend be\n",
+        ),
         Table::Many(r) => {
             let map = env.path(&format!("{name}.map"));
             let mut m = String::with_capacity(r.total() * 32);
@@ -439,6 +473,17 @@ fn write_manifests(dir: &Path, env: &Env, table: Table) -> Result<()> {
         Table::Basic => y.push_str(
             "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: all\n  namespace: bench\nspec:\n  ingressClassName: rauta\n  tls:\n    - hosts: [bench.local]\n      secretName: bench-tls\n  rules:\n    - http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service: {name: backend, port: {number: 80}}\n",
         ),
+        Table::Policies => {
+            let n = "nginx.ingress.kubernetes.io";
+            let _ = write!(
+                y,
+                "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: policies\n  namespace: bench\n  annotations:\n\
+    {n}/rewrite-target: \"/$2\"\n    {n}/enable-cors: \"true\"\n    {n}/cors-allow-origin: \"{POLICY_ORIGIN}\"\n\
+    {n}/whitelist-source-range: \"127.0.0.0/8\"\n    {n}/limit-rps: \"1000000\"\n\
+spec:\n  ingressClassName: rauta\n  rules:\n    - host: {POLICY_HOST}\n      http:\n        paths:\n\
+          - path: /app(/|$)(.*)\n            pathType: ImplementationSpecific\n            backend:\n              service: {{name: backend, port: {{number: 80}}}}\n"
+            );
+        }
         Table::Many(r) => {
             for h in 0..r.hosts {
                 let _ = write!(

@@ -696,6 +696,7 @@ pub fn title(s: Scenario) -> String {
         Scenario::NewConnection => "new connection per request".into(),
         Scenario::Large => "1 MiB response".into(),
         Scenario::ManyRoutes => "many routes".into(),
+        Scenario::Policies => "small GET, keep-alive, policy stack".into(),
         Scenario::TlsNewConnection => "TLS, new connection per request".into(),
         Scenario::TlsKeepAlive => "TLS, small GET, keep-alive".into(),
     }
@@ -709,6 +710,7 @@ fn describe(s: Scenario) -> &'static str {
         Scenario::Large => "wrk, 16 keep-alive connections, `GET /1m`: 1 MiB bodies streamed from the backend.",
         Scenario::TlsNewConnection => "16 `openssl s_time -new -www /` clients in parallel against the TLS port: a new TCP connection and a full TLS 1.3 handshake (no resumption) per request, one HTTP/1.0 GET each. req/s is handshakes per second; s_time reports no latencies. All three proxies serve the same ECDSA P-256 certificate.",
         Scenario::TlsKeepAlive => "wrk (OpenSSL), 64 keep-alive TLS 1.3 connections to the TLS port, `GET /`, 36-byte body; as fast as the proxy goes.",
+        Scenario::Policies => "As the keep-alive scenario, on one rule with rewrite-target (regex mode), CORS for one origin (the load sends it), an allow-list and limit-rps 1000000 (far above the load); nginx with the same annotations as ingress-nginx renders them (regex location, rewrite, allow/deny, limit_req, add_header always); HAProxy with the equivalent rules.",
         Scenario::ManyRoutes => "Each proxy loaded with the generated table (hosts × 100 Prefix paths each; nginx: one `server` per host with `location /pN/` and `location = /pN`; HAProxy: one `map_beg` over host+path); wrk, 64 connections, a Lua script picks a random host and path per request.",
     }
 }

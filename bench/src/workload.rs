@@ -43,7 +43,15 @@ pub enum Table {
     Basic,
     /// The generated many-routes table.
     Many(Routes),
+    /// One rule with a typical ingress-nginx policy stack: rewrite, CORS,
+    /// an allow-list and a rate limit far above the load.
+    Policies,
 }
+
+/// Host of the policy-stack rule.
+pub const POLICY_HOST: &str = "policies.bench.local";
+/// The Origin the policy-stack load sends (the one the rule allows).
+pub const POLICY_ORIGIN: &str = "https://app.bench.local";
 
 /// Host name the certificate is for.
 pub const TLS_HOST: &str = "bench.local";
@@ -52,6 +60,7 @@ pub const TLS_HOST: &str = "bench.local";
 pub fn probe(table: Table) -> (String, String) {
     match table {
         Table::Basic => ("bench.local".into(), "/".into()),
+        Table::Policies => (POLICY_HOST.into(), "/app/probe".into()),
         Table::Many(r) => (
             format!("h{}.bench.local", r.hosts - 1),
             format!("/p{}/probe", r.paths - 1),
