@@ -71,6 +71,24 @@ fn resolve_endpoints(
         )));
         return Vec::new();
     };
+    if ing.annotations.service_upstream {
+        let ip = spec
+            .and_then(|s| s.cluster_ip.as_deref())
+            .and_then(|ip| ip.parse::<IpAddr>().ok());
+        match (ip, u16::try_from(service_port.port)) {
+            (Some(ip), Ok(port)) => {
+                return vec![EndpointConfig {
+                    addr: SocketAddr::new(ip, port),
+                    weight: 1,
+                    ready: true,
+                    target: None,
+                }]
+            }
+            _ => problems.push(ing.warning(format!(
+                "annotation service-upstream: {service_name} has no cluster IP (headless?); its endpoints are used"
+            ))),
+        }
+    }
     // Single-port Services may leave the port name out; absent and "" are the same.
     let port_name = service_port.name.as_deref().unwrap_or("");
 

@@ -470,3 +470,36 @@ fn body_size_per_ingress_upstream_vhost_and_server_alias() {
         Some("internal.svc")
     );
 }
+
+#[test]
+fn service_upstream_sends_to_the_cluster_ip_not_the_endpoints() {
+    let app = Backend::start("cluster-ip");
+    let port = app.port();
+    // The EndpointSlice names a port nothing listens on: only the cluster
+    // IP (here 127.0.0.1 and the Service port) reaches the backend.
+    let dead = rauta_testkit::free_port();
+    let svc = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: app\n  namespace: web\nspec:\n  clusterIP: 127.0.0.1\n  ports:\n  - name: http\n    port: {port}\n    targetPort: {dead}\n\
+---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: app-1\n  namespace: web\n  labels:\n    kubernetes.io/service-name: app\naddressType: IPv4\nports:\n- name: http\n  port: {dead}\nendpoints:\n- addresses: [\"127.0.0.1\"]\n  conditions: {{ready: true}}\n"
+    );
+    let via_ip = ing(
+        "via-ip",
+        &[("service-upstream", "true")],
+        "ip.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let via_eps = ing("via-eps", &[], "eps.example", &[path("/", "Prefix", "app")]);
+    let holder = (Backend::start("unused"), svc);
+    let (_dir, rauta) = serve(&[&holder], &[via_ip, via_eps], &[]);
+    assert_eq!(
+        rauta.who("ip.example", "/"),
+        "cluster-ip",
+        "{}",
+        rauta.log()
+    );
+    assert_eq!(
+        rauta.who("eps.example", "/"),
+        "502",
+        "without the annotation the endpoints are used"
+    );
+}

@@ -54,6 +54,8 @@ pub(super) struct Annotations {
     /// `from-to-www-redirect`: the `www.` twin of each host (or the apex
     /// of a `www.` host) redirects to it.
     pub(super) www_redirect: bool,
+    /// `service-upstream`: the Service's cluster IP is the one endpoint.
+    pub(super) service_upstream: bool,
     /// The verdict on every annotation the Ingress carries, by full key.
     pub(super) verdicts: Vec<AnnotationVerdict>,
 }
@@ -87,7 +89,7 @@ impl Annotations {
         rewrite::parse(&mut r, &mut route, &mut host);
         access::parse(&mut r, &mut route);
         cors::parse(&mut r, &mut route);
-        upstream::parse(&mut r, &mut route, &mut host);
+        let service_upstream = upstream::parse(&mut r, &mut route, &mut host);
         let verdicts = r.finish(findings);
         Annotations {
             policy,
@@ -97,6 +99,7 @@ impl Annotations {
             route,
             host,
             www_redirect,
+            service_upstream,
             verdicts,
         }
     }

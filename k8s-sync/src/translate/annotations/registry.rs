@@ -71,6 +71,10 @@ const KEYS: &[(&str, Support)] = &[
     ("upstream-vhost", Support::Honoured),
     ("server-alias", Support::Honoured),
     ("backend-protocol", Support::Honoured),
+    (
+        "service-upstream",
+        Support::Differs("the cluster IP is one endpoint: balancing, affinity and retries to other endpoints are then kube-proxy's"),
+    ),
     ("configuration-snippet", Support::Refused(RAW_CONFIG)),
     ("server-snippet", Support::Refused(RAW_CONFIG)),
     ("stream-snippet", Support::Refused(RAW_CONFIG)),

@@ -7,8 +7,8 @@ use crate::translate::ingress::parse_host;
 use rauta_shared::config::HostMatch;
 use rauta_shared::policy::{BodyLimit, HostPolicy, RoutePolicy};
 
-/// Reads the upstream family.
-pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy, host: &mut HostPolicy) {
+/// Reads the upstream family; returns `service-upstream`.
+pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy, host: &mut HostPolicy) -> bool {
     if let Some(v) = r.get("proxy-body-size") {
         match parse_size(v.trim()) {
             Some(0) => route.body_limit = Some(BodyLimit::Unlimited),
@@ -55,6 +55,7 @@ pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy, host: &mut Host
             ),
         }
     }
+    r.bool("service-upstream", false)
 }
 
 /// `^\d+[bkmg]?$` (any case), k/m/g being powers of 1024.
