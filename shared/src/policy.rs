@@ -8,7 +8,9 @@
 //! sees an annotation string.
 
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
 
 /// The policies of one rule; [`RoutePolicy::default`] is a plain route.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -69,13 +71,69 @@ pub struct Rewrite {
     pub forwarded_prefix: Option<String>,
 }
 
-/// An IP network.
+/// An IPv4 or IPv6 prefix; host bits are cleared when made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Cidr {
-    /// The network address (host bits zero).
-    pub addr: IpAddr,
-    /// Prefix length: up to 32 for IPv4, 128 for IPv6.
-    pub prefix: u8,
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// A prefix of `prefix` bits of `addr` (host bits cleared); `None` when
+    /// `prefix` is longer than the address.
+    pub fn new(addr: IpAddr, prefix: u8) -> Option<Cidr> {
+        let addr = match addr {
+            IpAddr::V4(a) if prefix <= 32 => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) if prefix <= 128 => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+            _ => return None,
+        };
+        Some(Cidr { addr, prefix })
+    }
+
+    /// The network address.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// The prefix length in bits.
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    /// `ADDR/LEN`, or a bare address (a single host).
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (addr, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or prefix (ADDR/LEN)"))?;
+        let len = match len {
+            Some(l) => l
+                .parse::<u8>()
+                .map_err(|_| format!("{s:?}: bad prefix length {l:?}"))?,
+            None if addr.is_ipv4() => 32,
+            None => 128,
+        };
+        Cidr::new(addr, len).ok_or_else(|| format!("{s:?}: prefix length {len} is too long"))
+    }
 }
 
 /// Who may use a route: denied first, then allowed; with an allow list,
@@ -264,4 +322,29 @@ pub struct HostPolicy {
     /// Paths are matched as case-insensitive regexes anchored at the start,
     /// longest first (ingress-nginx's host-wide regex mode).
     pub regex: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cidr;
+
+    #[test]
+    fn cidrs_parse_and_clear_host_bits() {
+        let c: Cidr = "10.1.2.3/8".parse().expect("cidr");
+        assert_eq!(c.to_string(), "10.0.0.0/8");
+        let c: Cidr = "2001:db8::1/32".parse().expect("cidr");
+        assert_eq!(c.to_string(), "2001:db8::/32");
+        assert_eq!("192.0.2.7".parse::<Cidr>().map(|c| c.prefix_len()), Ok(32));
+        assert_eq!("::1".parse::<Cidr>().map(|c| c.prefix_len()), Ok(128));
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "foo/8",
+            "10.0.0.0/x",
+            "10.0.0/8",
+        ] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
 }

@@ -14,9 +14,9 @@ struct Net {
 
 impl Net {
     fn new(cidr: &Cidr) -> Net {
-        let (addr, prefix) = match cidr.addr {
-            IpAddr::V4(v4) => (v4.to_ipv6_mapped(), 96 + u32::from(cidr.prefix.min(32))),
-            IpAddr::V6(v6) => (v6, u32::from(cidr.prefix.min(128))),
+        let (addr, prefix) = match cidr.addr() {
+            IpAddr::V4(v4) => (v4.to_ipv6_mapped(), 96 + u32::from(cidr.prefix_len())),
+            IpAddr::V6(v6) => (v6, u32::from(cidr.prefix_len())),
         };
         let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
         Net {
@@ -85,11 +85,7 @@ mod tests {
     use super::*;
 
     fn cidr(s: &str) -> Cidr {
-        let (a, p) = s.split_once('/').expect("cidr");
-        Cidr {
-            addr: a.parse().expect("ip"),
-            prefix: p.parse().expect("prefix"),
-        }
+        s.parse().expect("cidr")
     }
 
     #[test]

@@ -274,7 +274,7 @@ impl Object {
         let mut trie: LpmTrie<_, DenyAddr, DenyEntry> = LpmTrie::try_from(map)?;
         let mut wanted = HashSet::new();
         for prefix in prefixes {
-            let (len, addr) = prefix.trie_key();
+            let (len, addr) = super::cidr::trie_key(prefix);
             trie.insert(&Key::new(len, addr), DenyEntry { generation }, 0)?;
             wanted.insert((len, addr));
         }

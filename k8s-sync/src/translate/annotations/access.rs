@@ -4,7 +4,6 @@
 
 use super::Reader;
 use rauta_shared::policy::{AccessList, Cidr, RoutePolicy};
-use std::net::IpAddr;
 
 /// Reads the access family.
 pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy) {
@@ -34,14 +33,10 @@ fn list(r: &mut Reader<'_>, key: &str, route: &mut RoutePolicy) -> Option<Vec<Ci
     let value = r.get(key)?;
     let mut out = Vec::new();
     for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        match parse_cidr(entry) {
-            Some(cidr) => out.push(cidr),
-            None => {
-                r.deny(
-                    key,
-                    format!("{entry:?} is not an IP address or CIDR"),
-                    route,
-                );
+        match entry.parse::<Cidr>() {
+            Ok(cidr) => out.push(cidr),
+            Err(e) => {
+                r.deny(key, e, route);
                 return None;
             }
         }
@@ -51,30 +46,4 @@ fn list(r: &mut Reader<'_>, key: &str, route: &mut RoutePolicy) -> Option<Vec<Ci
         return None;
     }
     Some(out)
-}
-
-/// `10.0.0.0/8`, `2001:db8::/32` or a single address; host bits are cleared.
-pub(in crate::translate) fn parse_cidr(s: &str) -> Option<Cidr> {
-    let (addr, prefix) = match s.split_once('/') {
-        Some((a, p)) => (a.parse::<IpAddr>().ok()?, p.parse::<u8>().ok()?),
-        None => {
-            let a = s.parse::<IpAddr>().ok()?;
-            (a, if a.is_ipv4() { 32 } else { 128 })
-        }
-    };
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    if prefix > max {
-        return None;
-    }
-    let addr = match addr {
-        IpAddr::V4(v4) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4((u32::from(v4) & mask).into())
-        }
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6((u128::from(v6) & mask).into())
-        }
-    };
-    Some(Cidr { addr, prefix })
 }
