@@ -503,3 +503,65 @@ fn service_upstream_sends_to_the_cluster_ip_not_the_endpoints() {
         "without the annotation the endpoints are used"
     );
 }
+
+#[test]
+fn location_policies_stay_with_their_ingress_and_the_oldest_ingress_sets_host_wide_ones() {
+    let app = service("web", "app");
+    let with_time = |name: &str, time: &str, annotations: &[(&str, &str)], p: &str| {
+        ing(
+            name,
+            annotations,
+            "shared.example",
+            &[path(p, "Prefix", "app")],
+        )
+        .replacen(
+            "metadata:\n",
+            &format!("metadata:\n  creationTimestamp: \"{time}\"\n"),
+            1,
+        )
+    };
+    let older = with_time(
+        "older",
+        "2024-01-01T00:00:00Z",
+        &[
+            ("whitelist-source-range", "10.0.0.0/8"),
+            ("server-alias", "old-alias.example"),
+        ],
+        "/locked",
+    );
+    let newer = with_time(
+        "newer",
+        "2025-01-01T00:00:00Z",
+        &[
+            ("server-alias", "new-alias.example"),
+            ("enable-cors", "true"),
+        ],
+        "/open",
+    );
+    let (_dir, rauta) = serve(&[&app], &[newer, older], &[]);
+    assert_eq!(
+        rauta.who("shared.example", "/locked"),
+        "403",
+        "{}",
+        rauta.log()
+    );
+    assert_eq!(
+        rauta.who("shared.example", "/open"),
+        "app",
+        "the allow-list is per location"
+    );
+    let r = get(rauta.addr(), "shared.example", "/locked").expect("answer");
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        None,
+        "CORS is per location too"
+    );
+    let r = get(rauta.addr(), "shared.example", "/open").expect("answer");
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        rauta.who("old-alias.example", "/open"),
+        "app",
+        "the oldest Ingress's alias wins"
+    );
+    assert_eq!(rauta.who("new-alias.example", "/open"), "404");
+}
