@@ -475,14 +475,31 @@ fn write_manifests(dir: &Path, env: &Env, table: Table) -> Result<()> {
         ),
         Table::Policies => {
             let n = "nginx.ingress.kubernetes.io";
-            let _ = write!(
-                y,
-                "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: policies\n  namespace: bench\n  annotations:\n\
-    {n}/rewrite-target: \"/$2\"\n    {n}/enable-cors: \"true\"\n    {n}/cors-allow-origin: \"{POLICY_ORIGIN}\"\n\
-    {n}/whitelist-source-range: \"127.0.0.0/8\"\n    {n}/limit-rps: \"1000000\"\n\
-spec:\n  ingressClassName: rauta\n  rules:\n    - host: {POLICY_HOST}\n      http:\n        paths:\n\
-          - path: /app(/|$)(.*)\n            pathType: ImplementationSpecific\n            backend:\n              service: {{name: backend, port: {{number: 80}}}}\n"
-            );
+            let lines = [
+                "apiVersion: networking.k8s.io/v1".to_string(),
+                "kind: Ingress".into(),
+                "metadata:".into(),
+                "  name: policies".into(),
+                "  namespace: bench".into(),
+                "  annotations:".into(),
+                format!("    {n}/rewrite-target: \"/$2\""),
+                format!("    {n}/enable-cors: \"true\""),
+                format!("    {n}/cors-allow-origin: \"{POLICY_ORIGIN}\""),
+                format!("    {n}/whitelist-source-range: \"127.0.0.0/8\""),
+                format!("    {n}/limit-rps: \"1000000\""),
+                "spec:".into(),
+                "  ingressClassName: rauta".into(),
+                "  rules:".into(),
+                format!("    - host: {POLICY_HOST}"),
+                "      http:".into(),
+                "        paths:".into(),
+                "          - path: /app(/|$)(.*)".into(),
+                "            pathType: ImplementationSpecific".into(),
+                "            backend:".into(),
+                "              service: {name: backend, port: {number: 80}}".into(),
+            ];
+            y.push_str(&lines.join("\n"));
+            y.push('\n');
         }
         Table::Many(r) => {
             for h in 0..r.hosts {
