@@ -5,6 +5,7 @@
 
 pub mod exposition;
 pub mod latency;
+pub mod outcome;
 pub mod registry;
 pub mod route;
 pub mod shard;
