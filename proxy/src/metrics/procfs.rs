@@ -1,7 +1,18 @@
 //! This process's CPU time, memory and start time from /proc, read at
 //! scrape time for the ingress-nginx process families.
 
-use super::exposition::ProcStat;
+/// The process's CPU and memory, from /proc.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcStat {
+    /// User and system CPU time, seconds.
+    pub cpu_seconds: f64,
+    /// Resident set size, bytes.
+    pub resident_bytes: u64,
+    /// Virtual memory size, bytes.
+    pub virtual_bytes: u64,
+    /// Start time, Unix seconds.
+    pub start_unix: f64,
+}
 
 /// Clock ticks per second in /proc/*/stat: USER_HZ, fixed at 100 by the
 /// kernel's ABI whatever the kernel's internal HZ.

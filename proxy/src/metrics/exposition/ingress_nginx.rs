@@ -7,6 +7,7 @@
 use super::routes::route_labels;
 use super::text::{escape, Out};
 use crate::metrics::outcome::{SizeCounts, SIZE_BUCKETS, TIME_BUCKETS_US};
+use crate::metrics::procfs::ProcStat;
 use crate::metrics::registry::{Buckets, OutcomeTotals, Registry};
 use crate::metrics::METHODS;
 use crate::router::RouteTable;
@@ -37,19 +38,6 @@ pub struct Reloads {
     pub ok: u64,
     /// Loads rejected.
     pub failed: u64,
-}
-
-/// The process's CPU and memory, from /proc.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcStat {
-    /// User and system CPU time, seconds.
-    pub cpu_seconds: f64,
-    /// Resident set size, bytes.
-    pub resident_bytes: u64,
-    /// Virtual memory size, bytes.
-    pub virtual_bytes: u64,
-    /// Start time, Unix seconds.
-    pub start_unix: f64,
 }
 
 /// Everything the families need beyond the registry.

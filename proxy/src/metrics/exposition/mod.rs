@@ -14,7 +14,7 @@ mod shards;
 mod text;
 mod tls;
 
-pub use ingress_nginx::{Controller, Inputs as CompatInputs, ProcStat, Reloads};
+pub use ingress_nginx::{Controller, Inputs as CompatInputs, Reloads};
 pub use process::ProcessInfo;
 
 use super::registry::Registry;
