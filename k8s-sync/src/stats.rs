@@ -2,13 +2,14 @@
 //! for `/metrics`. Updated once per load, never on the request path.
 
 use crate::translate::Translation;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Counters of configuration loads.
 #[derive(Debug, Default)]
 pub struct SourceStats {
     loads: AtomicU64,
     rejected: AtomicU64,
+    last_rejected: AtomicBool,
     errors: AtomicU64,
     warnings: AtomicU64,
 }
@@ -20,6 +21,8 @@ pub struct SourceCounts {
     pub loads: u64,
     /// Loads rejected as a whole.
     pub rejected: u64,
+    /// Whether the last load was rejected.
+    pub last_rejected: bool,
     /// Error problems in the last load.
     pub errors: u64,
     /// Warning problems in the last load.
@@ -35,6 +38,7 @@ impl SourceStats {
         if rejected {
             self.rejected.fetch_add(1, Ordering::Relaxed);
         }
+        self.last_rejected.store(rejected, Ordering::Relaxed);
         self.errors.store(errors, Ordering::Relaxed);
         self.warnings.store(warnings, Ordering::Relaxed);
     }
@@ -44,6 +48,7 @@ impl SourceStats {
         SourceCounts {
             loads: self.loads.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
+            last_rejected: self.last_rejected.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             warnings: self.warnings.load(Ordering::Relaxed),
         }

@@ -23,6 +23,8 @@ pub struct SourceFigures {
     pub loads: u64,
     /// Loads rejected as a whole.
     pub rejected: u64,
+    /// Whether the last load was rejected.
+    pub last_rejected: bool,
     /// Error problems in the last load.
     pub errors: u64,
     /// Warning problems in the last load.
@@ -59,6 +61,9 @@ pub struct AdminState {
     pub source: OnceLock<SourceProbe>,
     /// eBPF counters and attachments.
     pub xdp: Arc<crate::xdp::XdpStats>,
+    /// With `--metrics-compat ingress-nginx`: the constant labels of the
+    /// `nginx_ingress_controller_*` families, which are then served too.
+    pub ingress_nginx: Option<exposition::Controller>,
 }
 
 /// Starts the admin server on an already bound listener.
@@ -179,6 +184,23 @@ fn metrics(state: &AdminState, registry: &mut Registry) -> String {
         exposition::render_tls(&mut body, registry, tls);
     }
     exposition::render_xdp(&mut body, &state.xdp.figures());
+    if let Some(controller) = &state.ingress_nginx {
+        let failed = counts.rejected + state.control.compile_failures();
+        let inputs = exposition::CompatInputs {
+            controller,
+            reloads: exposition::Reloads {
+                config_hash: latest.as_ref().map_or(0, |p| p.config_hash),
+                last_ok: !counts.last_rejected,
+                last_ok_unix: process.last_swap_unix,
+                ok: counts.loads.saturating_sub(failed),
+                failed,
+            },
+            proc: crate::metrics::procfs::read(),
+            table: latest.as_ref().map(|p| &*p.table),
+            tls: latest.as_ref().and_then(|p| p.tls.as_deref()),
+        };
+        exposition::render_ingress_nginx(&mut body, registry, &inputs);
+    }
     body
 }
 

@@ -203,9 +203,50 @@ pub struct ServeArgs {
     /// overrides `RUST_LOG`.
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Also serve another controller's metric families on /metrics:
+    /// `ingress-nginx` adds the `nginx_ingress_controller_*` families its
+    /// Grafana dashboards and alerts query.
+    #[arg(long, value_enum, value_name = "CONTROLLER")]
+    pub metrics_compat: Option<MetricsCompat>,
+    /// `controller_namespace` label of the compatible families (default:
+    /// $POD_NAMESPACE).
+    #[arg(long, requires = "metrics_compat")]
+    pub controller_namespace: Option<String>,
+    /// `controller_pod` label of the compatible families (default:
+    /// $POD_NAME, else the host name).
+    #[arg(long, requires = "metrics_compat")]
+    pub controller_pod: Option<String>,
+}
+
+/// Metric families of another controller that `/metrics` can add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsCompat {
+    /// ingress-nginx's `nginx_ingress_controller_*`.
+    IngressNginx,
 }
 
 impl ServeArgs {
+    /// The constant labels of the ingress-nginx families, when they are on:
+    /// `controller_class` is the IngressClass controller, as there.
+    pub fn ingress_nginx_controller(&self) -> Option<crate::metrics::exposition::Controller> {
+        self.metrics_compat?;
+        let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+        let host = || {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default()
+        };
+        Some(crate::metrics::exposition::Controller {
+            namespace: (self.controller_namespace.clone())
+                .or_else(|| env("POD_NAMESPACE"))
+                .unwrap_or_default(),
+            class: self.class.controller_name.clone(),
+            pod: (self.controller_pod.clone())
+                .or_else(|| env("POD_NAME"))
+                .unwrap_or_else(host),
+        })
+    }
+
     /// The data plane's limits and timeouts from these flags.
     pub fn proxy_config(&self) -> ProxyConfig {
         ProxyConfig {

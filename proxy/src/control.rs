@@ -38,6 +38,9 @@ pub struct Published {
     pub tls: Option<Arc<TlsTable>>,
     /// When it was published.
     pub at: SystemTime,
+    /// Hash of the configuration it was compiled from: equal on every
+    /// node serving the same objects (ingress-nginx's `config_hash`).
+    pub config_hash: u64,
 }
 
 /// What the admin thread can see of the control plane.
@@ -141,6 +144,7 @@ impl Broadcaster {
             table,
             tls,
             at: SystemTime::now(),
+            config_hash: config_hash(config),
         };
         if let Ok(mut latest) = self.status.latest.lock() {
             *latest = Some(published);
@@ -245,4 +249,14 @@ pub async fn receive(shard: Rc<Shard>, control: Receiver<ShardMsg>, readiness: A
         shard.tick(&mut last_eviction);
         rt::sleep(CONTROL_POLL).await;
     }
+}
+
+/// A hash of `config` that fits a float exactly (53 bits), as Prometheus
+/// stores it.
+fn config_hash(config: &RouteConfig) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    // The model has no maps, so its JSON is the same for the same objects.
+    h.write(&serde_json::to_vec(config).unwrap_or_default());
+    h.finish() >> 11
 }

@@ -350,6 +350,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         snapshotter: broadcaster.snapshotter(),
         source: OnceLock::new(),
         xdp: xdp.stats(),
+        ingress_nginx: args.ingress_nginx_controller(),
     });
     admin::spawn(admin_listener, admin_state.clone()).context("starting the admin listener")?;
 
@@ -374,6 +375,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         admin::SourceFigures {
             loads: c.loads,
             rejected: c.rejected,
+            last_rejected: c.last_rejected,
             errors: c.errors,
             warnings: c.warnings,
         }

@@ -5,6 +5,8 @@
 
 pub mod exposition;
 pub mod latency;
+pub mod outcome;
+pub mod procfs;
 pub mod registry;
 pub mod route;
 pub mod shard;

@@ -3,7 +3,8 @@
 //! are dropped.
 
 use super::latency::Latency;
-use super::snapshot::{RouteDelta, ShardLevel, ShardSnapshot};
+use super::outcome::{SizeCounts, TIME_BUCKETS_US};
+use super::snapshot::{OutcomeDelta, RouteDelta, ShardLevel, ShardSnapshot};
 use super::{CAUSES, METHODS, STATUS_CLASSES};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -27,6 +28,65 @@ pub struct RouteTotals {
     pub upstream: Timing,
     /// Upstream connect durations (µs).
     pub connect: Timing,
+    /// Requests by (method index, status code), for the
+    /// `nginx_ingress_controller_*` families.
+    pub outcomes: BTreeMap<(u8, u16), OutcomeTotals>,
+}
+
+/// Totals of one (method, status) pair of a route, in ingress-nginx's buckets.
+#[derive(Debug, Default)]
+pub struct OutcomeTotals {
+    /// Requests.
+    pub requests: u64,
+    /// Request bytes.
+    pub bytes_in: u64,
+    /// Response bytes.
+    pub bytes_out: u64,
+    /// Request sizes by length bucket (not cumulative).
+    pub in_sizes: SizeCounts<u64>,
+    /// Response sizes by length bucket (not cumulative).
+    pub out_sizes: SizeCounts<u64>,
+    /// Request durations by time bucket.
+    pub request: Buckets,
+    /// Upstream durations by time bucket.
+    pub upstream: Buckets,
+}
+
+/// A distribution in fixed buckets: counts per bucket (not cumulative; the
+/// last slot is above the last bound), their number and exact sum.
+#[derive(Debug, Default)]
+pub struct Buckets {
+    /// Counts by bucket of [`TIME_BUCKETS_US`], then above it.
+    pub counts: [u64; TIME_BUCKETS_US.len() + 1],
+    /// Values recorded.
+    pub count: u64,
+    /// Exact sum (µs).
+    pub sum_us: u64,
+}
+
+impl Buckets {
+    fn add(&mut self, pairs: &[(u64, u64)], sum: u64) {
+        for (us, n) in pairs {
+            let i = TIME_BUCKETS_US.partition_point(|le| le < us);
+            self.counts[i] += n;
+            self.count += n;
+        }
+        self.sum_us += sum;
+    }
+}
+
+impl OutcomeTotals {
+    fn add(&mut self, d: &OutcomeDelta) {
+        self.requests += d.requests;
+        self.bytes_in += d.bytes_in;
+        self.bytes_out += d.bytes_out;
+        for i in 0..d.in_sizes.len() {
+            self.in_sizes[i] += d.in_sizes[i];
+            self.out_sizes[i] += d.out_sizes[i];
+        }
+        self.request.add(&d.request_us, d.request_us_sum);
+        self.upstream.add(&d.upstream_us, d.upstream_us_sum);
+    }
 }
 
 /// A latency distribution and its exact sum, in microseconds.
@@ -69,19 +129,18 @@ impl Registry {
 
     fn add_route(&mut self, shard: usize, d: RouteDelta) {
         let t = self.routes.entry(d.key).or_default();
-        for (m, row) in d.requests.iter().enumerate() {
-            for (c, n) in row.iter().enumerate() {
-                t.requests[m][c] += n;
-            }
+        for o in &d.outcomes {
+            t.requests[usize::from(o.method)][super::status_index(o.status)] += o.requests;
+            t.bytes_in += o.bytes_in;
+            t.bytes_out += o.bytes_out;
+            t.request.add(&o.request_us, o.request_us_sum);
+            t.upstream.add(&o.upstream_us, o.upstream_us_sum);
+            t.outcomes.entry((o.method, o.status)).or_default().add(o);
         }
         t.in_flight.insert(shard, d.in_flight);
-        t.bytes_in += d.bytes_in;
-        t.bytes_out += d.bytes_out;
         for (i, n) in d.errors.iter().enumerate() {
             t.errors[i] += n;
         }
-        t.request.add(&d.request_us, d.request_us_sum);
-        t.upstream.add(&d.upstream_us, d.upstream_us_sum);
         t.connect.add(&d.connect_us, d.connect_us_sum);
     }
 
@@ -96,19 +155,25 @@ mod tests {
     use super::*;
 
     fn delta(key: &Arc<str>, us: u64, in_flight: i64) -> RouteDelta {
-        let mut requests = [[0; 5]; 8];
-        requests[0][1] = 1;
+        let mut in_sizes = [0; 11];
+        in_sizes[0] = 1;
         RouteDelta {
             key: key.clone(),
-            requests,
+            outcomes: vec![OutcomeDelta {
+                method: 0,
+                status: 200,
+                requests: 1,
+                bytes_in: 10,
+                bytes_out: 20,
+                in_sizes,
+                out_sizes: [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                request_us: vec![(us, 1)],
+                request_us_sum: us,
+                upstream_us: vec![],
+                upstream_us_sum: 0,
+            }],
             in_flight,
-            bytes_in: 10,
-            bytes_out: 20,
             errors: [0; CAUSES],
-            request_us: vec![(us, 1)],
-            request_us_sum: us,
-            upstream_us: vec![],
-            upstream_us_sum: 0,
             connect_us: vec![],
             connect_us_sum: 0,
         }
@@ -138,6 +203,10 @@ mod tests {
         assert_eq!((t.bytes_in, t.bytes_out), (30, 60));
         assert_eq!(t.request.sum_us, 600);
         assert_eq!(t.request.hist.len(), 3);
+        let o = &t.outcomes[&(0, 200)];
+        assert_eq!((o.requests, o.in_sizes[0], o.out_sizes[1]), (3, 3, 3));
+        assert_eq!(o.request.counts[0], 3, "100..300 µs are in the 5 ms bucket");
+        assert_eq!((o.request.count, o.request.sum_us), (3, 600));
         assert_eq!(
             t.in_flight.values().sum::<i64>(),
             1,

@@ -161,7 +161,8 @@ mod tests {
         request(&m, &busy, 300);
         let deltas = m.take_route_deltas();
         assert_eq!(deltas.len(), 1);
-        assert_eq!(deltas[0].request_us.iter().map(|(_, n)| n).sum::<u64>(), 1);
+        let pairs = &deltas[0].outcomes[0].request_us;
+        assert_eq!(pairs.iter().map(|(_, n)| n).sum::<u64>(), 1);
         assert!(busy.holds_histograms());
         assert!(
             !idle.holds_histograms(),
@@ -171,7 +172,7 @@ mod tests {
         request(&m, &idle, 50);
         let deltas = m.take_route_deltas();
         let woke = deltas.iter().find(|d| &*d.key == "idle").unwrap();
-        assert_eq!(woke.request_us.len(), 1);
-        assert_eq!(woke.request_us_sum, 50);
+        assert_eq!(woke.outcomes[0].request_us.len(), 1);
+        assert_eq!(woke.outcomes[0].request_us_sum, 50);
     }
 }

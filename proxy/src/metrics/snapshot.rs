@@ -2,8 +2,9 @@
 //! last snapshot and shard-level figures. Plain owned data (`Send`).
 
 use super::latency::Latency;
+use super::outcome::{Outcome, SizeCounts};
 use super::route::RouteStats;
-use super::{AcceptError, CAUSES, HANDSHAKE_RESULTS, METHODS, STATUS_CLASSES};
+use super::{AcceptError, CAUSES, HANDSHAKE_RESULTS};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -12,24 +13,12 @@ use std::sync::Arc;
 pub struct RouteDelta {
     /// Route identity.
     pub key: Arc<str>,
-    /// Requests by method and status class.
-    pub requests: [[u64; STATUS_CLASSES.len()]; METHODS.len()],
+    /// Ended requests by (method, status code).
+    pub outcomes: Vec<OutcomeDelta>,
     /// Requests in flight now (absolute, not a delta).
     pub in_flight: i64,
-    /// Request bytes received from clients.
-    pub bytes_in: u64,
-    /// Response bytes sent to clients.
-    pub bytes_out: u64,
     /// Failures by cause.
     pub errors: [u64; CAUSES],
-    /// Request durations: (µs, count) of every non-empty bucket.
-    pub request_us: Vec<(u64, u64)>,
-    /// Sum of request durations (µs).
-    pub request_us_sum: u64,
-    /// Upstream durations: (µs, count) pairs.
-    pub upstream_us: Vec<(u64, u64)>,
-    /// Sum of upstream durations (µs).
-    pub upstream_us_sum: u64,
     /// Upstream connect durations: (µs, count) pairs.
     pub connect_us: Vec<(u64, u64)>,
     /// Sum of connect durations (µs).
@@ -42,17 +31,65 @@ impl RouteDelta {
         s.dirty.set(false);
         RouteDelta {
             key: s.key.clone(),
-            requests: std::array::from_fn(|m| std::array::from_fn(|c| s.requests[m][c].take())),
+            outcomes: s
+                .outcomes
+                .borrow_mut()
+                .iter_mut()
+                .filter(|o| o.requests > 0)
+                .map(OutcomeDelta::take)
+                .collect(),
             in_flight: s.in_flight.get(),
-            bytes_in: s.bytes_in.take(),
-            bytes_out: s.bytes_out.take(),
             errors: std::array::from_fn(|i| s.errors[i].take()),
-            request_us: drain(&s.request_us),
-            request_us_sum: s.request_us_sum.take(),
-            upstream_us: drain(&s.upstream_us),
-            upstream_us_sum: s.upstream_us_sum.take(),
             connect_us: drain(&s.connect_us),
             connect_us_sum: s.connect_us_sum.take(),
+        }
+    }
+}
+
+/// One (method, status) pair's changes on one shard.
+#[derive(Debug, Clone)]
+pub struct OutcomeDelta {
+    /// Index into [`super::METHODS`].
+    pub method: u8,
+    /// Status code.
+    pub status: u16,
+    /// Requests.
+    pub requests: u64,
+    /// Request bytes received from clients.
+    pub bytes_in: u64,
+    /// Response bytes sent to clients.
+    pub bytes_out: u64,
+    /// Request sizes in ingress-nginx's length buckets (not cumulative).
+    pub in_sizes: SizeCounts<u64>,
+    /// Response sizes, likewise.
+    pub out_sizes: SizeCounts<u64>,
+    /// Request durations: (µs, count) of every non-empty bucket.
+    pub request_us: Vec<(u64, u64)>,
+    /// Sum of request durations (µs).
+    pub request_us_sum: u64,
+    /// Upstream durations: (µs, count) pairs.
+    pub upstream_us: Vec<(u64, u64)>,
+    /// Sum of upstream durations (µs).
+    pub upstream_us_sum: u64,
+}
+
+impl OutcomeDelta {
+    /// Moves the pair's counts out, leaving its slot empty for reuse.
+    fn take(o: &mut Outcome) -> OutcomeDelta {
+        let sizes =
+            |c: &mut SizeCounts<u32>| std::array::from_fn(|i| u64::from(std::mem::take(&mut c[i])));
+        OutcomeDelta {
+            method: o.method,
+            status: o.status,
+            requests: std::mem::take(&mut o.requests),
+            bytes_in: std::mem::take(&mut o.bytes_in),
+            bytes_out: std::mem::take(&mut o.bytes_out),
+            in_sizes: sizes(&mut o.in_sizes),
+            out_sizes: sizes(&mut o.out_sizes),
+            request_us: drain_latency(&mut o.request_us),
+            request_us_sum: std::mem::take(&mut o.request_us_sum),
+            upstream_us: drain_latency(&mut o.upstream_us),
+            upstream_us_sum: std::mem::take(&mut o.upstream_us_sum),
         }
     }
 }
@@ -60,7 +97,10 @@ impl RouteDelta {
 /// The non-empty buckets of a shard distribution, which is then reset
 /// (its memory kept, so a busy route does not allocate again).
 fn drain(hist: &std::cell::RefCell<Latency<u32>>) -> Vec<(u64, u64)> {
-    let mut hist = hist.borrow_mut();
+    drain_latency(&mut hist.borrow_mut())
+}
+
+fn drain_latency(hist: &mut Latency<u32>) -> Vec<(u64, u64)> {
     if hist.is_empty() {
         return Vec::new();
     }

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod need;
 pub mod netns;
 pub mod pattern;
+pub mod prometheus;
 pub mod rauta;
 pub mod tls;
 pub mod wait;

@@ -72,7 +72,7 @@ impl fmt::Display for Need {
 /// Where the setup installs `tool` from.
 fn install_hint(tool: &str) -> &'static str {
     match Path::new(tool).file_name().and_then(|n| n.to_str()) {
-        Some("promtool") => "scripts/setup.sh installs prometheus",
+        Some("promtool" | "prometheus") => "scripts/setup.sh installs prometheus",
         Some("kubernetes-validate") => "scripts/setup.sh installs it with pip",
         Some("openssl") => "scripts/setup.sh installs openssl",
         Some("curl") => "scripts/setup.sh installs curl",

@@ -66,6 +66,18 @@ impl Ca {
     /// A leaf for `names` (DNS names, `*.` wildcards allowed), valid until
     /// the end of `expiry_year`.
     pub fn issue(&self, names: &[&str], expiry_year: i32) -> Leaf {
+        self.issue_until(names, rcgen::date_time_ymd(expiry_year, 12, 31))
+    }
+
+    /// A leaf for `names` valid for `days` more days (from now).
+    pub fn issue_for_days(&self, names: &[&str], days: i64) -> Leaf {
+        self.issue_until(
+            names,
+            time::OffsetDateTime::now_utc() + time::Duration::days(days),
+        )
+    }
+
+    fn issue_until(&self, names: &[&str], not_after: time::OffsetDateTime) -> Leaf {
         let mut params =
             rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .expect("leaf params");
@@ -74,7 +86,7 @@ impl Ca {
                 .distinguished_name
                 .push(rcgen::DnType::CommonName, *first);
         }
-        params.not_after = rcgen::date_time_ymd(expiry_year, 12, 31);
+        params.not_after = not_after;
         let key = rcgen::KeyPair::generate().expect("leaf key");
         let cert = params.signed_by(&key, &self.issuer).expect("leaf");
         Leaf {

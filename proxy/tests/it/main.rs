@@ -7,6 +7,7 @@ mod xdp_util;
 mod balancing;
 mod errors;
 mod hardening;
+mod ingress_nginx_metrics;
 mod kubernetes;
 mod lifecycle;
 mod observability;

@@ -7,12 +7,14 @@
 //! appends; `text` is the writer they share.
 
 mod ebpf;
+mod ingress_nginx;
 mod process;
 mod routes;
 mod shards;
 mod text;
 mod tls;
 
+pub use ingress_nginx::{Controller, Inputs as CompatInputs, Reloads};
 pub use process::ProcessInfo;
 
 use super::registry::Registry;
@@ -40,4 +42,10 @@ pub fn render_tls(body: &mut String, registry: &Registry, tls: &crate::tls::TlsT
 /// object is loaded.
 pub fn render_xdp(body: &mut String, figures: &crate::xdp::XdpFigures) {
     ebpf::render(&mut Out(body), figures);
+}
+
+/// Appends the `nginx_ingress_controller_*` families of
+/// `--metrics-compat ingress-nginx`.
+pub fn render_ingress_nginx(body: &mut String, registry: &Registry, inputs: &CompatInputs<'_>) {
+    ingress_nginx::render(&mut Out(body), registry, inputs);
 }

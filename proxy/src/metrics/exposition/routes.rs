@@ -174,7 +174,7 @@ fn series<'r>(
 }
 
 /// `namespace`, `ingress`, `service`, `host` and `path` of a route.
-fn route_labels(route: &Route, table: &RouteTable) -> String {
+pub(super) fn route_labels(route: &Route, table: &RouteTable) -> String {
     format!(
         "namespace=\"{}\",ingress=\"{}\",service=\"{}\",host=\"{}\",path=\"{}\"",
         escape(&route.namespace),
