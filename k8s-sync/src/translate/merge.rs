@@ -213,9 +213,9 @@ impl Builder {
             }
         }
         if ing.default_backend.is_some() {
-            problems.push(ing.warning(
-                "canary: the defaultBackend of a canary Ingress is ignored by rauta",
-            ));
+            problems.push(
+                ing.warning("canary: the defaultBackend of a canary Ingress is ignored by rauta"),
+            );
         }
     }
 
@@ -430,10 +430,7 @@ impl Builder {
     }
 
     /// The final configuration: backends in key order, rules in (host, path, type) order.
-    pub(super) fn finish(
-        mut self,
-        problems: &mut Vec<Problem>,
-    ) -> (RouteConfig, Vec<Difference>) {
+    pub(super) fn finish(mut self, problems: &mut Vec<Problem>) -> (RouteConfig, Vec<Difference>) {
         // Every path of a regex-mode host must compile; one that does not
         // is left out, and reported against its Ingress.
         let regex_hosts: BTreeSet<HostMatch> = self

@@ -89,7 +89,9 @@ impl Affinity {
         }
         Affinity {
             cookie: policy.cookie.as_str().into(),
-            prefix: format!("Set-Cookie: {}=", policy.cookie).into_bytes().into(),
+            prefix: format!("Set-Cookie: {}=", policy.cookie)
+                .into_bytes()
+                .into(),
             attrs: attrs.into(),
             expires_s: policy.expires_s,
             secure: policy.secure,

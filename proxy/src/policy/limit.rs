@@ -57,7 +57,10 @@ impl Limit {
             let now = self.cells.now_us();
             for (kind, rate) in [(KIND_RPS, self.rps), (KIND_RPM, self.rpm)] {
                 if let Some(rate) = rate {
-                    if !self.cells.take(self.cells.key(self.zone, kind, ip), rate, now) {
+                    if !self
+                        .cells
+                        .take(self.cells.key(self.zone, kind, ip), rate, now)
+                    {
                         return Err(self.status);
                     }
                 }

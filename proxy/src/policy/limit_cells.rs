@@ -174,10 +174,9 @@ fn mix(mut x: u64) -> u64 {
 
 /// A zone name as the number keys are made from.
 pub fn zone_id(zone: &str) -> u64 {
-    zone.bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
+    zone.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

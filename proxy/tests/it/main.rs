@@ -1,14 +1,18 @@
 //! rauta's integration tests, as one test binary: the real `rauta` binary
 //! in front of real backends (see `rauta-testkit`), one module per area.
 
+mod annotated;
 mod common;
 mod xdp_util;
 
+mod affinity;
 mod balancing;
+mod canary;
 mod errors;
 mod hardening;
 mod kubernetes;
 mod lifecycle;
+mod limits;
 mod observability;
 mod policies;
 mod proxying;

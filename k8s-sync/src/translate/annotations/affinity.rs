@@ -44,9 +44,7 @@ pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy) {
     }
     let cookie = match r.get("session-cookie-name").map(str::trim) {
         None => DEFAULT_COOKIE.to_string(),
-        Some(name) if !name.is_empty() && name.bytes().all(is_cookie_name_byte) => {
-            name.to_string()
-        }
+        Some(name) if !name.is_empty() && name.bytes().all(is_cookie_name_byte) => name.to_string(),
         Some(name) => {
             r.warn(
                 "session-cookie-name",
@@ -85,7 +83,10 @@ pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy) {
         },
     };
     let change_on_failure = r.bool("session-cookie-change-on-failure", false);
-    let persistent = match r.get("affinity-mode").map(|v| v.trim().to_ascii_lowercase()) {
+    let persistent = match r
+        .get("affinity-mode")
+        .map(|v| v.trim().to_ascii_lowercase())
+    {
         None => {
             note_balanced(r);
             false
@@ -148,10 +149,7 @@ fn seconds(r: &mut Reader<'_>, key: &str) -> Option<u64> {
     match v.trim().parse::<u64>() {
         Ok(n) => Some(n),
         Err(_) => {
-            r.warn(
-                key,
-                format!("{v:?} is not a number of seconds; not sent"),
-            );
+            r.warn(key, format!("{v:?} is not a number of seconds; not sent"));
             None
         }
     }

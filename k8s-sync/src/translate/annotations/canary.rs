@@ -37,7 +37,9 @@ pub(super) fn parse(r: &mut Reader<'_>) -> Option<Canary> {
         }
         return None;
     }
-    let header = r.get("canary-by-header").map(|h| h.trim().to_ascii_lowercase());
+    let header = r
+        .get("canary-by-header")
+        .map(|h| h.trim().to_ascii_lowercase());
     let header = header.filter(|h| {
         let ok = !h.is_empty() && h.bytes().all(is_token_byte);
         if !ok {
