@@ -242,3 +242,47 @@ fn bad_affinity_values_fall_back_with_a_warning_naming_file_and_object() {
         assert!(log.contains(needle), "{needle}: {log}");
     }
 }
+
+#[test]
+fn a_session_on_the_canary_stays_on_the_canary_by_default() {
+    let (_main, app) = pool("app", 2);
+    let (_canary, canary) = pool("canary", 2);
+    let main = ing(
+        "main",
+        &[("affinity", "cookie")],
+        "c.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let can = ing(
+        "can",
+        &[("canary", "true"), ("canary-weight", "50")],
+        "c.example",
+        &[path("/", "Prefix", "canary")],
+    );
+    let (_dir, rauta) = serve(&[&app, &canary], &[main, can], &[]);
+    let a = rauta.addr();
+    // Find one session on each side; with weight 50 a few tries suffice.
+    let mut sessions = std::collections::BTreeMap::new();
+    for _ in 0..200 {
+        let r = get_with(a, "c.example", "/", None);
+        let name = r.header("x-backend").expect("backend").to_string();
+        let (pair, _) = split_cookie(r.header("set-cookie").expect("a new session gets a cookie"));
+        sessions
+            .entry(name.starts_with("canary"))
+            .or_insert((name, pair));
+        if sessions.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(sessions.len(), 2, "{}", rauta.log());
+    for (name, pair) in sessions.values() {
+        for _ in 0..20 {
+            let r = get_with(a, "c.example", "/", Some(pair));
+            assert_eq!(
+                r.header("x-backend"),
+                Some(name.as_str()),
+                "weight 50 never moves a session"
+            );
+        }
+    }
+}
