@@ -286,3 +286,35 @@ fn a_session_on_the_canary_stays_on_the_canary_by_default() {
         }
     }
 }
+
+#[test]
+fn the_cookie_is_secure_over_https_even_when_not_asked() {
+    let (_backends, app) = pool("app", 1);
+    let sticky = ing(
+        "sticky",
+        &[
+            ("affinity", "cookie"),
+            ("session-cookie-secure", "false"),
+            ("ssl-redirect", "false"),
+        ],
+        "s.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let https = std::net::SocketAddr::from(([127, 0, 0, 1], rauta_testkit::free_port()));
+    let listen = https.to_string();
+    let (_dir, rauta) = serve(&[&app], &[sticky], &["--listen-tls", &listen]);
+    let config = rauta_testkit::tls::client_config(false);
+    let mut conn =
+        rauta_testkit::tls::TlsConn::open(https, Some("s.example"), &config).expect("handshake");
+    let r = conn.get("s.example", "/").expect("answer");
+    let set = r.header("set-cookie").expect("cookie");
+    let (_, attrs) = split_cookie(set);
+    assert!(
+        attrs.contains(&"Secure".to_string()),
+        "{set}\n{}",
+        rauta.log()
+    );
+    let plain = get_with(rauta.addr(), "s.example", "/", None);
+    let set = plain.header("set-cookie").expect("cookie");
+    assert!(!set.contains("Secure"), "{set}");
+}
