@@ -86,11 +86,28 @@ pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation 
     // The oldest Ingress claims contested rules first; names break ties.
     ingresses.sort_by(|a, b| a.order.cmp(&b.order));
     let mut builder = Builder::default();
-    for ing in &ingresses {
+    // Main Ingresses claim rules first; canaries then join the rules they match.
+    for ing in ingresses.iter().filter(|i| !i.is_canary()) {
         builder.claim(ing, &index, &mut problems);
     }
+    for ing in ingresses.iter().filter(|i| i.is_canary()) {
+        builder.claim_canary(ing, &index, &mut problems);
+    }
+    let (config, differences) = builder.finish(&mut problems);
+    for d in differences {
+        let verdicts = annotations
+            .iter_mut()
+            .filter(|a| a.ingress == d.ingress)
+            .flat_map(|a| a.verdicts.iter_mut());
+        for v in verdicts {
+            let bare = v.key.rsplit_once('/').map_or(v.key.as_str(), |(_, k)| k);
+            if bare == d.key && v.verdict == Verdict::Honoured {
+                v.verdict = Verdict::Differs(d.note.clone());
+            }
+        }
+    }
     Translation {
-        config: builder.finish(&mut problems),
+        config,
         problems: dedup(problems),
         annotations,
     }

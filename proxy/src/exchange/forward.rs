@@ -44,7 +44,11 @@ pub(super) async fn forward<'s>(
     let _inflight = table.states[plan.backend].start(plan.endpoint);
     let started = Instant::now();
     let has_body = plan.body != BodyLen::None;
-    let attempts = shard.cfg.connect.attempts.clamp(1, backend.endpoints.len());
+    let attempts = if plan.pinned {
+        1
+    } else {
+        shard.cfg.connect.attempts.clamp(1, backend.endpoints.len())
+    };
     let (mut connects, mut resent) = (0, false);
     let mut endpoint = plan.endpoint;
     // After a reused connection failed, the retry takes a new one.
@@ -64,7 +68,7 @@ pub(super) async fn forward<'s>(
                 tally.connect_us = up.connect_us;
                 tally.upstream = Some(up.addr);
                 let reused = up.reused;
-                match exchange_on(shard, conn, &mut up, plan, tally, client_head).await {
+                match exchange_on(shard, conn, &mut up, plan, endpoint, tally, client_head).await {
                     Ok(response) => {
                         return Ok(Forwarded {
                             up,
@@ -109,6 +113,7 @@ async fn exchange_on(
     conn: &mut ClientConn,
     up: &mut Upstream<'_>,
     plan: &Plan<'_>,
+    endpoint: usize,
     tally: &mut Tally,
     client_head: ClientHead,
 ) -> Result<ResponseInfo, Failure> {
@@ -126,7 +131,7 @@ async fn exchange_on(
     tally.bytes_in += send_request(conn, up, plan, plan.body_limit).await?;
     // The body was sent whole: after an upstream failure the client
     // connection is in step and can carry its next request.
-    read_response_head(shard, conn, up, plan, client_head)
+    read_response_head(shard, conn, up, plan, endpoint, client_head)
         .await
         .map_err(|f| match f {
             Failure::Proxy { error, .. } => {
@@ -217,9 +222,11 @@ pub(super) struct ResponseInfo {
 }
 
 /// The response phase, which writes the client's head for a final
-/// response head (see `answer::response_head`); passed in, so this step
-/// does not reach forward into the next one.
-pub(super) type ClientHead = fn(&Shard, &Plan<'_>, &ResponseHead, &mut Vec<u8>) -> ResponseInfo;
+/// response head from the endpoint that answered (see
+/// `answer::response_head`); passed in, so this step does not reach
+/// forward into the next one.
+pub(super) type ClientHead =
+    fn(&Shard, &Plan<'_>, usize, &ResponseHead, &mut Vec<u8>) -> ResponseInfo;
 
 /// Reads until a final (non-1xx) response head is buffered, relaying
 /// interim responses other than the 100 the proxy already sent; writes the
@@ -229,6 +236,7 @@ async fn read_response_head(
     conn: &mut ClientConn,
     up: &mut Upstream<'_>,
     plan: &Plan<'_>,
+    endpoint: usize,
     client_head: ClientHead,
 ) -> Result<ResponseInfo, Failure> {
     conn.ubuf.clear();
@@ -248,7 +256,7 @@ async fn read_response_head(
                     )));
                 }
                 Ok(Some(resp)) => {
-                    let info = client_head(shard, plan, &resp, &mut conn.out);
+                    let info = client_head(shard, plan, endpoint, &resp, &mut conn.out);
                     let len = resp.len;
                     conn.ubuf.consume(len);
                     return Ok(info);

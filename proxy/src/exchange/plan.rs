@@ -28,6 +28,8 @@ pub(super) struct Plan<'t> {
     pub(super) state: policy::State,
     /// The request body limit of the route.
     pub(super) body_limit: Option<u64>,
+    /// Only [`Plan::endpoint`] may be tried (affinity without change-on-failure).
+    pub(super) pinned: bool,
     pub(super) backend: usize,
     pub(super) endpoint: usize,
     pub(super) method: usize,
@@ -166,6 +168,10 @@ fn route<'t>(
     let mut state = policy::State::default();
     let (prepared, body_limit) = request_policies(shard, via, table, route, host, req, &mut state)
         .map_err(|e| (e, Some(route)))?;
+    let backend_index = prepared
+        .as_ref()
+        .and_then(|p| p.backend)
+        .unwrap_or(backend_index);
     let backend = table.routes.backend(backend_index);
     let key_hash = backend.hash_key().and_then(|key| match key {
         HashKey::ClientIp => Some(match via.peer.ip() {
@@ -176,9 +182,13 @@ fn route<'t>(
         HashKey::RequestUri => Some(Maglev::hash_key(req.origin_target.as_bytes())),
         HashKey::Host => Some(Maglev::hash_key(host.as_bytes())),
     });
-    let endpoint = backend
-        .pick(&table.states[backend_index], key_hash, &shard.rng)
-        .ok_or((ProxyError::NoEndpoint, Some(route)))?;
+    let named = prepared.as_ref().and_then(|p| p.endpoint);
+    let endpoint = match named {
+        Some(e) => e,
+        None => backend
+            .pick(&table.states[backend_index], key_hash, &shard.rng)
+            .ok_or((ProxyError::NoEndpoint, Some(route)))?,
+    };
 
     let fwd = Forwarded {
         client_ip: via.peer_ip.as_bytes(),
@@ -220,6 +230,7 @@ fn route<'t>(
         policy: table.routes.route(route).policy.as_deref(),
         state,
         body_limit,
+        pinned: prepared.as_ref().is_some_and(|p| p.pinned),
         backend: backend_index,
         endpoint,
         method,
@@ -262,6 +273,8 @@ fn request_policies<'t>(
             host,
             tls: via.tls,
             client: via.peer.ip(),
+            rng: &shard.rng,
+            backends: table.routes.backends(),
         };
         prepared = Some(policy::request(policy, &request, state).map_err(ProxyError::Policy)?);
         limit = policy.body_limit(limit);

@@ -20,6 +20,8 @@ pub enum PolicyAnswer {
     Denied,
     /// A CORS preflight, answered 204 with these header lines.
     Preflight(Vec<u8>),
+    /// A rate or connection limit rejected the client (503 unless set).
+    Limited(u16),
 }
 
 impl PolicyAnswer {
@@ -30,6 +32,7 @@ impl PolicyAnswer {
             PolicyAnswer::Forbidden => 403,
             PolicyAnswer::Denied => 503,
             PolicyAnswer::Preflight(_) => 204,
+            PolicyAnswer::Limited(status) => *status,
         }
     }
 
@@ -60,6 +63,7 @@ impl PolicyAnswer {
                 b""
             }
             PolicyAnswer::Forbidden => b"403 Forbidden\n",
+            PolicyAnswer::Limited(_) => b"the client's request limit is reached; try again later\n",
             PolicyAnswer::Denied => {
                 b"503 Service Unavailable: this route's configuration is invalid\n"
             }

@@ -146,6 +146,9 @@ pub enum CompileError {
     /// them, so this is a translation bug).
     #[error("rule {0}: {1}")]
     Regex(String, regex::Error),
+    /// A rule's policies do not compile.
+    #[error("rule {0}: {1}")]
+    Policy(String, crate::policy::CompileError),
 }
 
 impl RouteTable {
@@ -193,8 +196,8 @@ impl RouteTable {
                     matcher.paths.insert_prefix(&rule.path, id);
                 }
             };
-            let policy = Policy::compile(&rule.policy, &rule.path)
-                .map_err(|e| CompileError::Regex(rule_name(), e))?;
+            let policy = Policy::compile(&rule.policy, &rule.path, rule.backend, &table.backends)
+                .map_err(|e| CompileError::Policy(rule_name(), e))?;
             let (ns, name) = (&rule.source.namespace, &rule.source.name);
             let mut route = Route::new(
                 ns,

@@ -1,15 +1,19 @@
 //! rauta's integration tests, as one test binary: the real `rauta` binary
 //! in front of real backends (see `rauta-testkit`), one module per area.
 
+mod annotated;
 mod common;
 mod xdp_util;
 
+mod affinity;
 mod balancing;
+mod canary;
 mod errors;
 mod hardening;
 mod ingress_nginx_metrics;
 mod kubernetes;
 mod lifecycle;
+mod limits;
 mod observability;
 mod policies;
 mod proxying;

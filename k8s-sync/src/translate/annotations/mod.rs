@@ -14,8 +14,11 @@
 //! keys from the [`Reader`].
 
 mod access;
+mod affinity;
 mod balance;
+mod canary;
 mod cors;
+mod limits;
 mod redirect;
 mod registry;
 mod rewrite;
@@ -89,7 +92,32 @@ impl Annotations {
         rewrite::parse(&mut r, &mut route, &mut host);
         access::parse(&mut r, &mut route);
         cors::parse(&mut r, &mut route);
-        let service_upstream = upstream::parse(&mut r, &mut route, &mut host);
+        let mut service_upstream = upstream::parse(&mut r, &mut route, &mut host);
+        let zone = format!(
+            "{}/{}",
+            ing.metadata.namespace.as_deref().unwrap_or("default"),
+            ing.metadata.name.as_deref().unwrap_or("")
+        );
+        limits::parse(&mut r, &mut route, zone);
+        affinity::parse(&mut r, &mut route);
+        let mut www_redirect = www_redirect;
+        if let Some(c) = canary::parse(&mut r) {
+            // A canary Ingress only lends its backend: nothing else of it applies.
+            canary::ignore_the_rest(&mut r);
+            route = RoutePolicy {
+                canary: Some(c),
+                ..RoutePolicy::default()
+            };
+            host = HostPolicy {
+                host: rauta_shared::config::HostMatch::Any,
+                app_root: None,
+                aliases: Vec::new(),
+                redirect_host: None,
+                regex: false,
+            };
+            www_redirect = false;
+            service_upstream = false;
+        }
         let verdicts = r.finish(findings);
         Annotations {
             policy,
@@ -196,6 +224,14 @@ impl<'a> Reader<'a> {
         let message = message.into();
         self.warnings.push(format!("annotation {full}: {message}"));
         self.verdicts.insert(full, Verdict::Ignored(message));
+    }
+
+    /// Like [`Reader::warn`], for a full key read with [`Reader::get_exact`].
+    pub(super) fn warn_exact(&mut self, full: &str, message: impl Into<String>) {
+        let message = message.into();
+        self.warnings.push(format!("annotation {full}: {message}"));
+        self.verdicts
+            .insert(full.to_string(), Verdict::Ignored(message));
     }
 
     /// Honoured, but not exactly as ingress-nginx does it.

@@ -26,6 +26,14 @@ pub struct ProcessInfo {
 
 /// Writes the process families; jemalloc's only when both figures are known.
 pub(super) fn render(out: &mut Out<'_>, process: &ProcessInfo) {
+    if let Some(cells) = crate::policy::limit_cells::existing() {
+        out.single(
+            "rauta_rate_limit_collisions_total",
+            "counter",
+            "Rate-limit keys (zone, client IP) that met another live key in the node-wide table and shared its budget.",
+            cells.collisions(),
+        );
+    }
     out.single(
         "rauta_route_table_generation",
         "gauge",
