@@ -143,6 +143,8 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether `key` is set under any prefix, without reading it.
+    // Part of the API the annotation families build on; used as they land.
+    #[allow(dead_code)]
     pub(super) fn has(&self, key: &str) -> bool {
         self.find(key).is_some()
     }
@@ -188,6 +190,7 @@ impl<'a> Reader<'a> {
 
     /// A broken security annotation: every rule of the Ingress answers 503
     /// (`RoutePolicy::denied`); reported, other Ingresses unaffected.
+    #[allow(dead_code)]
     pub(super) fn deny(&mut self, key: &str, message: impl Into<String>, route: &mut RoutePolicy) {
         let full = self.full_key(key);
         let message = message.into();
