@@ -202,5 +202,12 @@ fn redirect_flags_follow_tls_and_annotations() {
         ),
     ]
     .concat());
-    assert!(bad.has_errors());
+    // As ingress-nginx: a value that is not a boolean falls back to the default, with a warning.
+    assert!(!bad.has_errors(), "{:#?}", bad.problems);
+    let warnings = messages(&bad.problems, Severity::Warning).join("\n");
+    assert!(
+        warnings.contains("nginx.ingress.kubernetes.io/ssl-redirect: \"maybe\" is not true or false"),
+        "{warnings}"
+    );
+    assert_eq!(bad.config.rules.len(), 1);
 }
