@@ -206,7 +206,8 @@ fn redirect_flags_follow_tls_and_annotations() {
     assert!(!bad.has_errors(), "{:#?}", bad.problems);
     let warnings = messages(&bad.problems, Severity::Warning).join("\n");
     assert!(
-        warnings.contains("nginx.ingress.kubernetes.io/ssl-redirect: \"maybe\" is not true or false"),
+        warnings
+            .contains("nginx.ingress.kubernetes.io/ssl-redirect: \"maybe\" is not true or false"),
         "{warnings}"
     );
     assert_eq!(bad.config.rules.len(), 1);

@@ -9,6 +9,7 @@ mod errors;
 mod hardening;
 mod kubernetes;
 mod lifecycle;
+mod migration;
 mod observability;
 mod proxying;
 mod routing;
