@@ -21,10 +21,11 @@ pub struct Cli {
 pub enum Command {
     /// Serve traffic: one pinned shard per CPU, routing by Ingress rules.
     Serve(Box<ServeArgs>),
-    /// The migration report: translate manifests (or, read-only, the live
-    /// cluster's objects) as `serve` would, and print the route table,
-    /// every Ingress annotation with rauta's verdict, every problem and a
-    /// summary.
+    /// The migration report: what rauta would do with each Ingress and annotation.
+    ///
+    /// Translates a manifests directory, or (read-only) the live cluster's
+    /// objects, as `serve` would, and prints the route table, every
+    /// Ingress annotation with rauta's verdict, every problem and a summary.
     #[command(after_help = CHECK_EXIT_CODES)]
     Check(CheckArgs),
 }
