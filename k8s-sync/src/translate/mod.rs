@@ -40,7 +40,8 @@ use std::collections::HashSet;
 /// The result of a translation: the configuration and what was wrong.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Translation {
-    /// The configuration; only meaningful when [`Translation::has_errors`] is false.
+    /// The configuration, without the objects that have errors; only
+    /// meaningful when [`Translation::is_rejected`] is false.
     pub config: RouteConfig,
     /// Errors and warnings, in a deterministic order.
     pub problems: Vec<Problem>,
@@ -63,9 +64,19 @@ pub struct IngressAnnotations {
 }
 
 impl Translation {
-    /// True when any problem is an error, i.e. the object set must be rejected.
+    /// True when any problem is an error: some object is left out, or the
+    /// whole set is rejected.
     pub fn has_errors(&self) -> bool {
         self.problems.iter().any(Problem::is_error)
+    }
+
+    /// True when the set cannot be used at all (a [`Severity::Fatal`]
+    /// problem: a file that cannot be read or parsed); the last good
+    /// configuration must stay live.
+    ///
+    /// [`Severity::Fatal`]: crate::problem::Severity::Fatal
+    pub fn is_rejected(&self) -> bool {
+        self.problems.iter().any(Problem::is_fatal)
     }
 }
 

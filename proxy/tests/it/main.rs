@@ -14,6 +14,7 @@ mod ingress_nginx_metrics;
 mod kubernetes;
 mod lifecycle;
 mod limits;
+mod migration;
 mod observability;
 mod policies;
 mod proxying;

@@ -189,6 +189,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether `key` is set under any prefix, without reading it.
+    // Part of the API the annotation families build on; used as they land.
     pub(super) fn has(&self, key: &str) -> bool {
         self.find(key).is_some()
     }
