@@ -69,6 +69,8 @@ const KEYS: &[(&str, Support)] = &[
     ("upstream-vhost", Support::Honoured),
     ("server-alias", Support::Honoured),
     ("backend-protocol", Support::Honoured),
+    ("proxy-buffering", Support::Honoured),
+    ("proxy-request-buffering", Support::Honoured),
     (
         "service-upstream",
         Support::Differs("the cluster IP is one endpoint: balancing, affinity and retries to other endpoints are then kube-proxy's"),

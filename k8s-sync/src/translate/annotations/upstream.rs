@@ -55,6 +55,17 @@ pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy, host: &mut Host
             ),
         }
     }
+    for key in ["proxy-buffering", "proxy-request-buffering"] {
+        match r.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+            None => {}
+            Some(v) if v == "off" => {}
+            Some(v) if v == "on" => r.differs(
+                key,
+                "rauta streams bodies in both directions and never buffers them to disk; \"on\" is served as \"off\"",
+            ),
+            Some(v) => r.warn(key, format!("{v:?} is not on or off; rauta streams (as \"off\")")),
+        }
+    }
     r.bool("service-upstream", false)
 }
 
