@@ -14,14 +14,19 @@
 //! keys from the [`Reader`].
 
 mod access;
+mod auth;
 mod balance;
 mod cors;
+mod error_pages;
 mod redirect;
 mod registry;
+mod retry;
 mod rewrite;
+mod timeouts;
 mod upstream;
 mod verdict;
 
+pub(in crate::translate) use auth::AuthService;
 pub(in crate::translate) use balance::{weights_for, Weight};
 pub(in crate::translate) use rewrite::check_pattern;
 pub use verdict::{AnnotationVerdict, Verdict};
@@ -56,6 +61,10 @@ pub(super) struct Annotations {
     pub(super) www_redirect: bool,
     /// `service-upstream`: the Service's cluster IP is the one endpoint.
     pub(super) service_upstream: bool,
+    /// The Service `auth-url` names, resolved to a backend when merging.
+    pub(super) auth_service: Option<AuthService>,
+    /// The `default-backend` Service (this namespace), when the rules get error pages.
+    pub(super) error_service: Option<String>,
     /// The verdict on every annotation the Ingress carries, by full key.
     pub(super) verdicts: Vec<AnnotationVerdict>,
 }
@@ -90,6 +99,10 @@ impl Annotations {
         access::parse(&mut r, &mut route);
         cors::parse(&mut r, &mut route);
         let service_upstream = upstream::parse(&mut r, &mut route, &mut host);
+        timeouts::parse(&mut r, &mut route);
+        retry::parse(&mut r, &mut route);
+        let auth_service = auth::parse(&mut r, &mut route);
+        let error_service = error_pages::parse(&mut r, &mut route);
         let verdicts = r.finish(findings);
         Annotations {
             policy,
@@ -100,6 +113,8 @@ impl Annotations {
             host,
             www_redirect,
             service_upstream,
+            auth_service,
+            error_service,
             verdicts,
         }
     }
