@@ -10,12 +10,17 @@
 
 pub mod access;
 pub mod answer;
+pub mod auth;
 pub mod cors;
+pub mod error_pages;
+pub mod retry;
 pub mod rewrite;
+pub mod timeouts;
 
 pub use answer::PolicyAnswer;
 
 use crate::http::request::RequestHead;
+use crate::upstream::ConnectPolicy;
 use rauta_shared::policy::{BodyLimit, Redirect, RoutePolicy};
 use std::net::IpAddr;
 
@@ -32,13 +37,33 @@ pub struct Policy {
     upstream_host: Option<Box<str>>,
     /// `Some(None)`: unlimited; `None`: the global limit.
     body_limit: Option<Option<u64>>,
+    timeouts: Option<timeouts::Timeouts>,
+    retry: Option<retry::Retries>,
+    auth: Option<auth::Auth>,
+    error_pages: Option<error_pages::ErrorPages>,
+}
+
+/// Where a rule comes from, as its error pages tell the error backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The Ingress's namespace.
+    pub namespace: &'a str,
+    /// The Ingress's name.
+    pub ingress: &'a str,
+    /// The rule's Service.
+    pub service: &'a str,
+    /// The rule's Service port, as the Ingress names it.
+    pub port: &'a str,
 }
 
 impl Policy {
-    /// Compiles `policy` for a rule whose path is `path`; `None` for a
-    /// plain route. `regex` says the host is in regex mode (the path is a
-    /// regex).
-    pub fn compile(policy: &RoutePolicy, path: &str) -> Result<Option<Box<Policy>>, regex::Error> {
+    /// Compiles `policy` for a rule whose path is `path`, from `origin`;
+    /// `None` for a plain route.
+    pub fn compile(
+        policy: &RoutePolicy,
+        path: &str,
+        origin: Origin<'_>,
+    ) -> Result<Option<Box<Policy>>, regex::Error> {
         if policy.is_plain() {
             return Ok(None);
         }
@@ -62,7 +87,50 @@ impl Policy {
                 BodyLimit::Unlimited => None,
                 BodyLimit::Bytes(n) => Some(n),
             }),
+            timeouts: timeouts::Timeouts::compile(&policy.timeouts),
+            retry: policy.retry.as_ref().map(retry::Retries::compile),
+            auth: policy.auth.as_ref().map(auth::Auth::compile),
+            error_pages: policy.error_pages.as_ref().map(|p| {
+                error_pages::ErrorPages::compile(
+                    p,
+                    origin.namespace,
+                    origin.ingress,
+                    origin.service,
+                    origin.port,
+                )
+            }),
         })))
+    }
+
+    /// The upstream connect and I/O settings of the route, given the global ones.
+    pub fn connect_policy(&self, global: &ConnectPolicy) -> ConnectPolicy {
+        self.timeouts.map_or(*global, |t| t.apply(global))
+    }
+
+    /// The route's `proxy-next-upstream`, when it has one.
+    pub fn retries(&self) -> Option<&retry::Retries> {
+        self.retry.as_ref()
+    }
+
+    /// The route's auth service, when it has one.
+    pub fn auth(&self) -> Option<&auth::Auth> {
+        self.auth.as_ref()
+    }
+
+    /// The route's error pages, when it has them.
+    pub fn error_pages(&self) -> Option<&error_pages::ErrorPages> {
+        self.error_pages.as_ref()
+    }
+
+    /// The backends the policy names besides the route's own (for the
+    /// table's check that they exist).
+    pub fn backends(&self) -> impl Iterator<Item = usize> + '_ {
+        let auth = match self.auth.as_ref().map(auth::Auth::target) {
+            Some(auth::Target::Backend(i)) => Some(*i),
+            _ => None,
+        };
+        auth.into_iter()
+            .chain(self.error_pages.as_ref().map(|p| p.backend))
     }
 
     /// The request body limit of the route, given the global one.
@@ -85,7 +153,7 @@ pub struct Request<'r, 'h, 'b> {
 }
 
 impl Request<'_, '_, '_> {
-    fn scheme(&self) -> &'static str {
+    pub(crate) fn scheme(&self) -> &'static str {
         if self.tls {
             "https"
         } else {
@@ -94,7 +162,7 @@ impl Request<'_, '_, '_> {
     }
 
     /// The Host as the client sent it (port included), else the normalised host.
-    fn http_host(&self) -> &str {
+    pub(crate) fn http_host(&self) -> &str {
         self.head
             .host
             .and_then(|h| std::str::from_utf8(h).ok())
@@ -111,6 +179,8 @@ pub struct Prepared<'p> {
     pub host: Option<&'p str>,
     /// `X-Forwarded-Prefix`, sent only with a rewrite.
     pub forwarded_prefix: Option<&'p str>,
+    /// Client headers never sent upstream (the auth answer's copied ones).
+    pub drop: &'p [Box<str>],
 }
 
 /// What the response phase of one request needs from its request phase.
@@ -118,6 +188,8 @@ pub struct Prepared<'p> {
 pub struct State {
     /// The `Access-Control-Allow-Origin` the response gets.
     cors: Option<cors::Allowed>,
+    /// The auth service's `Set-Cookie` lines, relayed to the client.
+    pub auth_cookies: Vec<u8>,
 }
 
 /// The request phase of a route with policies, in nginx's order: the
@@ -154,6 +226,7 @@ pub fn request<'p>(
     }
     let mut prepared = Prepared {
         host: policy.upstream_host.as_deref(),
+        drop: policy.auth.as_ref().map_or(&[], auth::Auth::copied),
         ..Prepared::default()
     };
     if let Some(rewrite) = &policy.rewrite {
@@ -167,16 +240,24 @@ pub fn request<'p>(
 }
 
 /// The response phase: appends the route's response headers to `out`, a
-/// complete response head.
-pub fn response(policy: &Policy, state: &State, out: &mut Vec<u8>) {
-    let (Some(cors), Some(allowed)) = (&policy.cors, &state.cors) else {
-        return;
+/// complete response head with status `status`.
+pub fn response(policy: &Policy, state: &State, status: u16, out: &mut Vec<u8>) {
+    let cookies = !state.auth_cookies.is_empty() && auth::relays_cookies(status);
+    let cors = match (&policy.cors, &state.cors) {
+        (Some(cors), Some(allowed)) => Some((cors, allowed)),
+        _ => None,
     };
-    if out.ends_with(b"\r\n\r\n") {
-        out.truncate(out.len() - 2);
-        cors.write(allowed, out);
-        out.extend_from_slice(b"\r\n");
+    if (cors.is_none() && !cookies) || !out.ends_with(b"\r\n\r\n") {
+        return;
     }
+    out.truncate(out.len() - 2);
+    if let Some((cors, allowed)) = cors {
+        cors.write(allowed, out);
+    }
+    if cookies {
+        out.extend_from_slice(&state.auth_cookies);
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Expands `$request_uri`, `$uri`, `$host`, `$http_host`, `$scheme` and
@@ -196,6 +277,7 @@ pub fn expand(template: &str, req: &Request<'_, '_, '_>) -> String {
         let name = &rest[1..1 + name_len];
         match name {
             "request_uri" => out.push_str(req.head.origin_target),
+            "escaped_request_uri" => auth::escape_uri(req.head.origin_target, &mut out),
             "uri" => out.push_str(req.head.path),
             "host" => out.push_str(req.host),
             "http_host" => out.push_str(req.http_host()),

@@ -12,7 +12,7 @@ pub mod path;
 pub mod pattern;
 
 use crate::balance::Backend;
-use crate::policy::{Policy, PolicyAnswer};
+use crate::policy::{Origin, Policy, PolicyAnswer};
 use path::{PathMatcher, RouteId};
 use pattern::PatternMatcher;
 use rauta_shared::config::{HostMatch, PathType, RouteConfig};
@@ -193,8 +193,23 @@ impl RouteTable {
                     matcher.paths.insert_prefix(&rule.path, id);
                 }
             };
-            let policy = Policy::compile(&rule.policy, &rule.path)
+            let service = &config.backends[rule.backend];
+            let port = service.port.to_string();
+            let origin = Origin {
+                namespace: &rule.source.namespace,
+                ingress: &rule.source.name,
+                service: &service.service,
+                port: &port,
+            };
+            let policy = Policy::compile(&rule.policy, &rule.path, origin)
                 .map_err(|e| CompileError::Regex(rule_name(), e))?;
+            if let Some(missing) = policy
+                .iter()
+                .flat_map(|p| p.backends())
+                .find(|b| *b >= table.backends.len())
+            {
+                return Err(CompileError::MissingBackend(rule_name(), missing));
+            }
             let (ns, name) = (&rule.source.namespace, &rule.source.name);
             let mut route = Route::new(
                 ns,
