@@ -2,6 +2,7 @@
 //! backend and each TLS host goes to the first Ingress that claims it, and
 //! equal backends are shared.
 
+use super::annotations::AuthService;
 use super::annotations::{check_pattern, WEIGHTS_ANNOTATION};
 use super::endpoints::{service_endpoints, weighted_endpoints};
 use super::index::Index;
@@ -12,7 +13,6 @@ use rauta_shared::config::{
     BackendConfig, HashKey, HostMatch, IngressRef, LbPolicy, RouteConfig, RuleConfig, SecretRef,
     ServicePort, TlsCertConfig,
 };
-use super::annotations::AuthService;
 use rauta_shared::policy::{AuthTarget, HostPolicy, RoutePolicy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

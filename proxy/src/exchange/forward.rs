@@ -85,7 +85,16 @@ pub(super) async fn forward<'s>(
                         Head::Relay
                     }
                 };
-                let attempt = exchange_on(shard, conn, &mut up, plan, &sending, tally, client_head, &check);
+                let attempt = exchange_on(
+                    shard,
+                    conn,
+                    &mut up,
+                    plan,
+                    &sending,
+                    tally,
+                    client_head,
+                    &check,
+                );
                 match attempt.await {
                     Ok(response) => {
                         return Ok(Forwarded {
@@ -247,8 +256,8 @@ impl<'p> Retrying<'p> {
             Retry::IfReused => Retry::Sent(Why::Error),
             r => r,
         };
-        let another = self.retried + 1 < self.limit
-            && self.deadline.is_none_or(|d| Instant::now() < d);
+        let another =
+            self.retried + 1 < self.limit && self.deadline.is_none_or(|d| Instant::now() < d);
         let allowed = match (retry, self.policy) {
             (Retry::NotSent(_), None) => true,
             (Retry::NotSent(why), Some(p)) => p.covers(why),

@@ -173,7 +173,13 @@ pub fn write_request(
             RequestHeader::Drop => continue,
             _ if req.connection.names(name) => continue,
             _ if edits.drop.iter().any(|d| name.eq_ignore_ascii_case(d)) => continue,
-            _ if edits.drop_names.iter().any(|d| name.eq_ignore_ascii_case(d)) => continue,
+            _ if edits
+                .drop_names
+                .iter()
+                .any(|d| name.eq_ignore_ascii_case(d)) =>
+            {
+                continue
+            }
             RequestHeader::RequestId => request_id_seen |= !h.value.is_empty(),
             RequestHeader::Copy => {}
         }

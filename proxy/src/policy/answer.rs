@@ -55,7 +55,9 @@ impl PolicyAnswer {
     pub fn is_success(&self) -> bool {
         matches!(
             self,
-            PolicyAnswer::Redirect { .. } | PolicyAnswer::Preflight(_) | PolicyAnswer::SignIn { .. }
+            PolicyAnswer::Redirect { .. }
+                | PolicyAnswer::Preflight(_)
+                | PolicyAnswer::SignIn { .. }
         )
     }
 
@@ -87,7 +89,9 @@ impl PolicyAnswer {
                 out.extend_from_slice(headers);
                 b"401 Unauthorized\n"
             }
-            PolicyAnswer::AuthFailed => b"500 Internal Server Error: the authentication service failed\n",
+            PolicyAnswer::AuthFailed => {
+                b"500 Internal Server Error: the authentication service failed\n"
+            }
             PolicyAnswer::Forbidden => b"403 Forbidden\n",
             PolicyAnswer::Denied => {
                 b"503 Service Unavailable: this route's configuration is invalid\n"

@@ -90,7 +90,11 @@ impl Auth {
             host: a.host.as_str().into(),
             path: a.path.as_str().into(),
             signin: a.signin.as_deref().map(Into::into),
-            copy: a.response_headers.iter().map(|h| h.as_str().into()).collect(),
+            copy: a
+                .response_headers
+                .iter()
+                .map(|h| h.as_str().into())
+                .collect(),
             target,
         }
     }
@@ -128,7 +132,8 @@ impl Auth {
         let mut id_sent = false;
         for h in head.headers {
             let name = h.name;
-            if NOT_COPIED.iter().any(|n| name.eq_ignore_ascii_case(n)) || head.connection.names(name)
+            if NOT_COPIED.iter().any(|n| name.eq_ignore_ascii_case(n))
+                || head.connection.names(name)
             {
                 continue;
             }
@@ -205,9 +210,9 @@ impl Auth {
                     location,
                     cookies: cookies(),
                 },
-                None => {
-                    PolicyAnswer::Unauthorized(lines(&|n| n.eq_ignore_ascii_case("www-authenticate")))
-                }
+                None => PolicyAnswer::Unauthorized(lines(&|n| {
+                    n.eq_ignore_ascii_case("www-authenticate")
+                })),
             }),
             403 => Err(PolicyAnswer::Forbidden),
             _ => Err(PolicyAnswer::AuthFailed),
@@ -218,7 +223,10 @@ impl Auth {
 /// Whether the client's response gets the auth `Set-Cookie`: nginx's
 /// `add_header` applies to these statuses only.
 pub fn relays_cookies(status: u16) -> bool {
-    matches!(status, 200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308)
+    matches!(
+        status,
+        200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+    )
 }
 
 /// `$escaped_request_uri`: every byte but unreserved ones percent-encoded.

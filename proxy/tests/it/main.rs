@@ -1,11 +1,14 @@
 //! rauta's integration tests, as one test binary: the real `rauta` binary
 //! in front of real backends (see `rauta-testkit`), one module per area.
 
+mod annotated;
 mod common;
 mod xdp_util;
 
 mod balancing;
+mod error_pages;
 mod errors;
+mod ext_auth;
 mod hardening;
 mod ingress_nginx_metrics;
 mod kubernetes;
@@ -16,6 +19,7 @@ mod proxying;
 mod routing;
 mod smuggling;
 mod tls;
+mod upstream_attempts;
 mod xdp_degrade;
 mod xdp_fixtures;
 mod xdp_reuseport;

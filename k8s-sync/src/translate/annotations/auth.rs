@@ -86,13 +86,15 @@ pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy) -> Option<AuthS
             }
         }
     }
-    let signin = r.get("auth-signin").and_then(|s| match signin_template(s.trim()) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            r.warn("auth-signin", format!("{e}; a 401 is answered instead"));
-            None
-        }
-    });
+    let signin = r
+        .get("auth-signin")
+        .and_then(|s| match signin_template(s.trim()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                r.warn("auth-signin", format!("{e}; a 401 is answered instead"));
+                None
+            }
+        });
     let (target, service) = match parsed.host {
         Host::Addr(addr) => (AuthTarget::Addr(addr), None),
         // The index is filled in when the rules are merged.
@@ -131,7 +133,9 @@ fn parse_url(url: &str) -> Result<AuthUrl, String> {
         return Err(format!("{url:?} contains spaces or control characters"));
     }
     if url.contains('$') {
-        return Err(format!("{url:?}: nginx variables are not supported in auth-url"));
+        return Err(format!(
+            "{url:?}: nginx variables are not supported in auth-url"
+        ));
     }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
@@ -172,7 +176,10 @@ fn split_port(authority: &str) -> Option<(&str, u16)> {
         Some(i) if !authority[i..].contains(']') => i,
         _ => return Some((authority, 80)),
     };
-    let port = authority[colon + 1..].parse::<u16>().ok().filter(|p| *p > 0)?;
+    let port = authority[colon + 1..]
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)?;
     Some((&authority[..colon], port))
 }
 

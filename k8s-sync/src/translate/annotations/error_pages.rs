@@ -8,13 +8,18 @@ use rauta_shared::policy::{ErrorPages, RoutePolicy};
 /// Reads the family; returns the error Service's name when the route gets
 /// error pages (its backend index is filled in when rules are merged).
 pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy) -> Option<String> {
-    let codes = r.get("custom-http-errors").and_then(|v| match parse_codes(v) {
-        Ok(codes) => Some(codes),
-        Err(e) => {
-            r.warn("custom-http-errors", format!("{e}; no codes are intercepted"));
-            None
-        }
-    });
+    let codes = r
+        .get("custom-http-errors")
+        .and_then(|v| match parse_codes(v) {
+            Ok(codes) => Some(codes),
+            Err(e) => {
+                r.warn(
+                    "custom-http-errors",
+                    format!("{e}; no codes are intercepted"),
+                );
+                None
+            }
+        });
     let service = r.get("default-backend").and_then(|v| {
         let v = v.trim();
         let valid = !v.is_empty()

@@ -56,7 +56,9 @@ pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy) {
             Ok(s) if s <= 86_400 => policy.timeout_ms = s * 1000,
             _ => r.warn(
                 "proxy-next-upstream-timeout",
-                format!("{value:?} is not a whole number of seconds; the default (0, no limit) is used"),
+                format!(
+                    "{value:?} is not a whole number of seconds; the default (0, no limit) is used"
+                ),
             ),
         }
     }
