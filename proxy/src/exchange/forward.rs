@@ -79,7 +79,10 @@ pub(super) async fn forward<'s>(
                         )
                     {
                         Head::Retry
-                    } else if !sending.diverted && pages.is_some_and(|p| p.intercepts(status)) {
+                    } else if !sending.diverted
+                        && plan.error_page.is_some()
+                        && pages.is_some_and(|p| p.intercepts(status))
+                    {
                         Head::ErrorPage
                     } else {
                         Head::Relay
@@ -119,7 +122,9 @@ pub(super) async fn forward<'s>(
                 // The intercepted answer is dropped with its connection;
                 // the error backend is asked instead, once, without body.
                 let (Some(pages), Some(head)) = (pages, &plan.error_page) else {
-                    return Err(Outcome::Done);
+                    // Not reached: only a route with error pages intercepts.
+                    let error = ProxyError::UpstreamProtocol("no error page to replace the answer");
+                    return Err(record::fail(conn, &error, false, tally).await);
                 };
                 crate::policy::error_pages::finish(head, status, &mut conn.out);
                 target = pages.backend;
