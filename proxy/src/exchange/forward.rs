@@ -511,3 +511,114 @@ async fn read_response_head(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rauta_shared::policy::RetryPolicy;
+    use std::time::Duration;
+
+    fn retries(tokens: &[u16], non_idempotent: bool) -> Retries {
+        Retries::compile(&RetryPolicy {
+            on_error: true,
+            on_timeout: true,
+            on_invalid_header: false,
+            on_status: tokens.to_vec(),
+            non_idempotent,
+            tries: 3,
+            timeout_ms: 0,
+        })
+    }
+
+    fn retrying(policy: Option<&Retries>) -> Retrying<'_> {
+        Retrying {
+            policy,
+            limit: 3,
+            retried: 0,
+            resent: false,
+            has_body: false,
+            idempotent: true,
+            deadline: None,
+        }
+    }
+
+    #[test]
+    fn the_decision_follows_the_error_the_policy_and_the_request() {
+        let sent502 = Retry::Sent(Why::Status(502));
+        // rauta's default: failed connects only, and a stale pooled connection once.
+        let plain = retrying(None);
+        assert_eq!(
+            plain.decide(Retry::NotSent(Why::Error), false, false),
+            Next::OtherEndpoint
+        );
+        assert_eq!(
+            plain.decide(Retry::Sent(Why::Timeout), false, false),
+            Next::Answer
+        );
+        assert_eq!(plain.decide(Retry::IfReused, true, false), Next::Fresh);
+        assert_eq!(plain.decide(Retry::IfReused, false, false), Next::Answer);
+
+        let p = retries(&[502], false);
+        let r = retrying(Some(&p));
+        assert_eq!(r.decide(sent502, false, false), Next::OtherEndpoint);
+        assert_eq!(
+            r.decide(Retry::Sent(Why::Status(503)), false, false),
+            Next::Answer
+        );
+        assert_eq!(
+            r.decide(Retry::Sent(Why::InvalidHeader), false, false),
+            Next::Answer
+        );
+        assert_eq!(
+            r.decide(sent502, false, true),
+            Next::Answer,
+            "bytes reached the client"
+        );
+        let post = Retrying {
+            idempotent: false,
+            ..retrying(Some(&p))
+        };
+        assert_eq!(post.decide(sent502, false, false), Next::Answer);
+        assert_eq!(
+            post.decide(Retry::NotSent(Why::Error), false, false),
+            Next::OtherEndpoint
+        );
+        let body = Retrying {
+            has_body: true,
+            ..retrying(Some(&p))
+        };
+        assert_eq!(
+            body.decide(sent502, false, false),
+            Next::Answer,
+            "a streamed body cannot be resent"
+        );
+        let spent = Retrying {
+            retried: 2,
+            ..retrying(Some(&p))
+        };
+        assert_eq!(
+            spent.decide(sent502, false, false),
+            Next::Answer,
+            "tries spent"
+        );
+        let late = Retrying {
+            deadline: Some(Instant::now() - Duration::from_millis(1)),
+            ..retrying(Some(&p))
+        };
+        assert_eq!(
+            late.decide(sent502, false, false),
+            Next::Answer,
+            "next-upstream-timeout passed"
+        );
+        let any = retries(&[502], true);
+        let post = Retrying {
+            idempotent: false,
+            ..retrying(Some(&any))
+        };
+        assert_eq!(
+            post.decide(sent502, false, false),
+            Next::OtherEndpoint,
+            "non_idempotent"
+        );
+    }
+}
