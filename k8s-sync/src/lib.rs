@@ -4,7 +4,9 @@
 //! [`objects::SourcedObject`]s; [`translate::translate`] is a pure function
 //! from those objects to a validated, conflict-free [`RouteConfig`] plus the
 //! problems found; [`manifests::ManifestSource`] watches a directory and
-//! publishes every good configuration.
+//! publishes every usable configuration (invalid objects left out; a set
+//! with a file that does not parse rejected whole); [`report`] is
+//! `rauta check`'s migration report.
 
 #![forbid(unsafe_code)]
 

@@ -3,18 +3,28 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// How bad a problem is.
+/// How bad a problem is, worst first.
+///
+/// The two error kinds differ in what they take down: a [`Severity::Fatal`]
+/// problem (a file that cannot be read or parsed, so its objects are
+/// unknown) rejects the whole set and the last good configuration stays
+/// live; a [`Severity::Error`] is about one object, which is left out while
+/// every other object is served, as the API server would reject only that
+/// object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     /// The object set is rejected; the last good configuration stays live.
+    Fatal,
+    /// The object is left out; the rest of the set is served.
     Error,
-    /// Reported, but the configuration is still usable.
+    /// Reported; the object is served.
     Warning,
 }
 
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Severity::Fatal => "fatal",
             Severity::Error => "error",
             Severity::Warning => "warning",
         })
@@ -35,7 +45,17 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// An error about `object` (no file known yet).
+    /// A problem that rejects the whole set (no file known yet).
+    pub fn fatal(object: Option<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            severity: Severity::Fatal,
+            file: None,
+            object,
+            message: message.into(),
+        }
+    }
+
+    /// An error about `object`, which is left out (no file known yet).
     pub fn error(object: Option<String>, message: impl Into<String>) -> Problem {
         Problem {
             severity: Severity::Error,
@@ -61,9 +81,14 @@ impl Problem {
         self
     }
 
-    /// True for [`Severity::Error`].
+    /// True for [`Severity::Error`] and [`Severity::Fatal`].
     pub fn is_error(&self) -> bool {
-        self.severity == Severity::Error
+        self.severity <= Severity::Error
+    }
+
+    /// True for [`Severity::Fatal`]: the set cannot be used.
+    pub fn is_fatal(&self) -> bool {
+        self.severity == Severity::Fatal
     }
 }
 

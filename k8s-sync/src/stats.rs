@@ -1,6 +1,7 @@
 //! Outcome counters of a configuration source, read by the admin thread
 //! for `/metrics`. Updated once per load, never on the request path.
 
+use crate::problem::Severity;
 use crate::translate::Translation;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -10,6 +11,7 @@ pub struct SourceStats {
     loads: AtomicU64,
     rejected: AtomicU64,
     last_rejected: AtomicBool,
+    fatal: AtomicU64,
     errors: AtomicU64,
     warnings: AtomicU64,
 }
@@ -23,22 +25,37 @@ pub struct SourceCounts {
     pub rejected: u64,
     /// Whether the last load was rejected.
     pub last_rejected: bool,
-    /// Error problems in the last load.
+    /// Fatal problems (the set rejected) in the last load.
+    pub fatal: u64,
+    /// Error problems (an object left out) in the last load.
     pub errors: u64,
     /// Warning problems in the last load.
     pub warnings: u64,
 }
 
 impl SourceStats {
-    /// Records one load; `rejected` when its configuration was not used.
-    pub fn record(&self, translation: &Translation, rejected: bool) {
-        let errors = translation.problems.iter().filter(|p| p.is_error()).count() as u64;
-        let warnings = translation.problems.len() as u64 - errors;
+    /// Records one load; it counts as rejected when the set was unusable
+    /// ([`Translation::is_rejected`]).
+    pub fn record(&self, translation: &Translation) {
+        let count = |s: Severity| {
+            translation
+                .problems
+                .iter()
+                .filter(|p| p.severity == s)
+                .count() as u64
+        };
+        let (fatal, errors, warnings) = (
+            count(Severity::Fatal),
+            count(Severity::Error),
+            count(Severity::Warning),
+        );
         self.loads.fetch_add(1, Ordering::Relaxed);
-        if rejected {
+        if translation.is_rejected() {
             self.rejected.fetch_add(1, Ordering::Relaxed);
         }
-        self.last_rejected.store(rejected, Ordering::Relaxed);
+        self.last_rejected
+            .store(translation.is_rejected(), Ordering::Relaxed);
+        self.fatal.store(fatal, Ordering::Relaxed);
         self.errors.store(errors, Ordering::Relaxed);
         self.warnings.store(warnings, Ordering::Relaxed);
     }
@@ -49,6 +66,7 @@ impl SourceStats {
             loads: self.loads.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             last_rejected: self.last_rejected.load(Ordering::Relaxed),
+            fatal: self.fatal.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             warnings: self.warnings.load(Ordering::Relaxed),
         }

@@ -25,7 +25,9 @@ pub struct SourceFigures {
     pub rejected: u64,
     /// Whether the last load was rejected.
     pub last_rejected: bool,
-    /// Error problems in the last load.
+    /// Fatal problems (the set rejected) in the last load.
+    pub fatal: u64,
+    /// Error problems (an object left out) in the last load.
     pub errors: u64,
     /// Warning problems in the last load.
     pub warnings: u64,
@@ -170,6 +172,7 @@ fn metrics(state: &AdminState, registry: &mut Registry) -> String {
             .map_or(0.0, |d| d.as_secs_f64()),
         reloads: counts.loads,
         reloads_failed: counts.rejected + state.control.compile_failures(),
+        config_fatal: counts.fatal,
         config_errors: counts.errors,
         config_warnings: counts.warnings,
         allocated_bytes: tikv_jemalloc_ctl::stats::allocated::read()

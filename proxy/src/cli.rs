@@ -21,16 +21,56 @@ pub struct Cli {
 pub enum Command {
     /// Serve traffic: one pinned shard per CPU, routing by Ingress rules.
     Serve(Box<ServeArgs>),
-    /// Parse and compile manifests, print the route table and every problem.
+    /// The migration report: what rauta would do with each Ingress and annotation.
+    ///
+    /// Translates a manifests directory, or (read-only) the live cluster's
+    /// objects, as `serve` would, and prints the route table, every
+    /// Ingress annotation with rauta's verdict, every problem and a summary.
+    #[command(after_help = CHECK_EXIT_CODES)]
     Check(CheckArgs),
+}
+
+/// The exit codes of `rauta check`, for `--help`.
+const CHECK_EXIT_CODES: &str = "\
+Verdicts: honoured (as ingress-nginx), differs (served, with a stated difference),
+ignored (not acted on, warned), refused (the Ingress is not served, or its paths answer 503).
+
+Exit codes:
+  0  everything is honoured (ignored annotations too, with --accept-warnings)
+  1  something would be refused, served differently or ignored, or the set has errors
+  2  the check could not run: bad flags, unreadable directory, API server unreachable";
+
+/// Output format of `rauta check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckOutput {
+    /// Aligned tables for a person.
+    Text,
+    /// One JSON document (the shape is in the README).
+    Json,
 }
 
 /// `rauta check`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["manifests", "kubernetes"])))]
 pub struct CheckArgs {
     /// Directory of Kubernetes manifests (*.yaml, *.yml, *.json).
     #[arg(long)]
-    pub manifests: PathBuf,
+    pub manifests: Option<PathBuf>,
+    /// Read the live cluster's objects instead (one list of each kind, then
+    /// exit; nothing is written).
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// Kubeconfig file for --kubernetes (default: $KUBECONFIG or
+    /// ~/.kube/config, else the in-cluster service account).
+    #[arg(long, requires = "kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: CheckOutput,
+    /// Let ignored annotations (warnings) pass: exit 0 unless something is
+    /// refused, served differently or invalid.
+    #[arg(long)]
+    pub accept_warnings: bool,
     // Flattened groups take their help from their own fields.
     #[allow(missing_docs)]
     #[command(flatten)]

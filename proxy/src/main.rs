@@ -34,13 +34,7 @@ fn main() -> ExitCode {
         builder.init();
     }
     match cli.command {
-        Command::Check(args) => {
-            if rauta_proxy::serve::check(&args) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+        Command::Check(args) => ExitCode::from(rauta_proxy::serve::check(&args)),
         Command::Serve(args) => match rauta_proxy::serve::serve(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

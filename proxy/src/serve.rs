@@ -3,7 +3,7 @@
 
 use crate::accept::{self, ShardSpec};
 use crate::admin::{self, AdminState};
-use crate::cli::{CheckArgs, ClassArgs, KubeArgs, ServeArgs};
+use crate::cli::{CheckArgs, CheckOutput, ClassArgs, KubeArgs, ServeArgs};
 use crate::control::{Broadcaster, Readiness};
 use crate::router::CompileError;
 use crate::tls::{default_cert, TlsSettings};
@@ -11,6 +11,7 @@ use crate::{cpus, limits, listener};
 use anyhow::{anyhow, Context};
 use rauta_k8s_sync::api::{self, leader, ApiOptions, ApiSource, ClientSource, LeaderOptions};
 use rauta_k8s_sync::manifests::{self, ManifestSource};
+use rauta_k8s_sync::problem::Problem;
 use rauta_k8s_sync::stats::SourceStats;
 use rauta_k8s_sync::{report, ClassSelector, RouteConfig};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -154,11 +155,42 @@ fn selector(class: &ClassArgs) -> ClassSelector {
     }
 }
 
-/// `rauta check`: prints the compiled table and every problem; returns
-/// whether the set is valid.
-pub fn check(args: &CheckArgs) -> bool {
-    let translation = manifests::load_and_translate(&args.manifests, &selector(&args.class));
-    print!("{}", report::render(&translation.config));
+/// `rauta check`: the migration report on the manifests or the live
+/// cluster (read-only), as text or JSON; returns the exit code
+/// ([`report::migration::EXIT_OK`], `EXIT_FAIL` or `EXIT_USAGE`).
+pub fn check(args: &CheckArgs) -> u8 {
+    use report::migration::{EXIT_FAIL, EXIT_USAGE};
+    let sel = selector(&args.class);
+    let (source, mut translation) = match &args.manifests {
+        Some(dir) => {
+            // An unreadable directory is an I/O error, not a finding about the set.
+            if let Err(e) = std::fs::read_dir(dir) {
+                eprintln!(
+                    "rauta check: cannot read manifests directory {}: {e}",
+                    dir.display()
+                );
+                return EXIT_USAGE;
+            }
+            let translation = manifests::load_and_translate(dir, &sel);
+            (format!("manifests {}", dir.display()), translation)
+        }
+        None => {
+            let client = match &args.kubeconfig {
+                Some(path) => ClientSource::Kubeconfig(path.clone()),
+                None => ClientSource::Infer,
+            };
+            match api::snapshot::snapshot(&client, &sel) {
+                Ok(objects) => (
+                    "kubernetes".to_string(),
+                    rauta_k8s_sync::translate::translate(&objects, &sel),
+                ),
+                Err(e) => {
+                    eprintln!("rauta check --kubernetes: {e}");
+                    return EXIT_USAGE;
+                }
+            }
+        }
+    };
     // The same compilation the shards will run, so `check` sees its errors too.
     let compiled = crate::router::RouteTable::compile(&translation.config).and_then(|_| {
         let mut tls =
@@ -166,20 +198,28 @@ pub fn check(args: &CheckArgs) -> bool {
         tls.compile(&translation.config.tls)
             .map_err(CompileError::Tls)
     });
-    for p in &translation.problems {
-        println!("{p}");
+    if let Err(e) = compiled {
+        translation.problems.push(Problem::fatal(
+            None,
+            format!("the route table does not compile: {e}"),
+        ));
     }
-    if let Err(e) = &compiled {
-        println!("error: {e}");
+    let report = report::Report::new(source, &translation, args.accept_warnings);
+    let out = match args.output {
+        CheckOutput::Text => report::text(&report, &translation.config),
+        CheckOutput::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => json + "\n",
+            Err(e) => {
+                eprintln!("rauta check: rendering JSON: {e}");
+                return EXIT_USAGE;
+            }
+        },
+    };
+    // A closed stdout (`| head`) must not turn a result into a panic.
+    if std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()).is_err() {
+        return EXIT_FAIL.max(report.result.exit_code);
     }
-    let ok = !translation.has_errors() && compiled.is_ok();
-    let errors = translation.problems.iter().filter(|p| p.is_error()).count();
-    let warnings = translation.problems.len() - errors;
-    println!(
-        "{} ({errors} errors, {warnings} warnings)",
-        if ok { "valid" } else { "INVALID" }
-    );
-    ok
+    report.result.exit_code
 }
 
 /// The TLS settings: the default certificate from `files` (cert, key), or
@@ -376,6 +416,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             loads: c.loads,
             rejected: c.rejected,
             last_rejected: c.last_rejected,
+            fatal: c.fatal,
             errors: c.errors,
             warnings: c.warnings,
         }

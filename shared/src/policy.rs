@@ -314,6 +314,10 @@ pub struct Affinity {
     pub change_on_failure: bool,
     /// `persistent`: sessions never move on scale-up (else `balanced`).
     pub persistent: bool,
+    /// A client whose cookie names a canary endpoint stays on the canary
+    /// (`affinity-canary-behavior: sticky`, the default; `legacy` decides
+    /// canary or not first).
+    pub canary_sticky: bool,
 }
 
 /// Upstream answers with these statuses are replaced by the error

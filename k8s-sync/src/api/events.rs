@@ -116,7 +116,7 @@ pub(crate) fn event(reporter: &Reporter, ing: &Ingress, problem: &Problem) -> Ev
         note.truncate(end);
     }
     let reason = match problem.severity {
-        Severity::Error => REASON_INVALID,
+        Severity::Fatal | Severity::Error => REASON_INVALID,
         Severity::Warning => REASON_WARNING,
     };
     let now = Timestamp::now();

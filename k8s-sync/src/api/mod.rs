@@ -2,7 +2,7 @@
 //! EndpointSlice with kube-rs reflectors (and the TLS Secrets the served
 //! Ingresses name), translates them with the same
 //! [`translate`] as the manifests source, and publishes every new
-//! configuration. Unlike the manifests source, an invalid Ingress never
+//! configuration. As with the manifests source, an invalid Ingress never
 //! holds the others back: it is left out of the table, logged, and
 //! reported as a Kubernetes Event on it, while the rest is published.
 //!
@@ -19,6 +19,7 @@ mod backoff;
 pub mod client;
 mod events;
 pub mod leader;
+pub mod snapshot;
 pub mod status;
 mod watch;
 
@@ -362,8 +363,9 @@ impl Reconciler {
             _ => true,
         });
         let translation = translate(&objects, &opts.selector);
-        // Invalid Ingresses are left out, the rest is used: never rejected whole.
-        stats.record(&translation, false);
+        // Invalid Ingresses are left out, the rest is used; objects from the
+        // API server always parse, so the set is never rejected whole.
+        stats.record(&translation);
         self.log_problems(&translation.problems);
         if self.last.as_ref() != Some(&translation.config) {
             tracing::info!(
@@ -419,7 +421,7 @@ impl Reconciler {
                 continue;
             }
             match p.severity {
-                Severity::Error => {
+                Severity::Fatal | Severity::Error => {
                     tracing::error!("{line} (this Ingress is left out of the route table; the others are served)")
                 }
                 Severity::Warning => tracing::warn!("{line}"),

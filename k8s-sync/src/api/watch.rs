@@ -71,7 +71,7 @@ pub(crate) struct Stores {
 
 /// Drops what routing never reads: `managedFields` and kubectl's copy of
 /// the last applied object, often most of an object's size.
-fn strip<K: Resource>(object: &mut K) {
+pub(super) fn strip<K: Resource>(object: &mut K) {
     object.managed_fields_mut().clear();
     object.annotations_mut().remove(LAST_APPLIED);
 }

@@ -1,6 +1,12 @@
 //! Loading a manifests directory: every `*.yaml`/`*.yml`/`*.json` file in
 //! it, parsed into objects (`kind: List` unpacked), duplicates rejected, and
 //! translated. Every failure becomes a [`Problem`]; nothing here watches.
+//!
+//! Every problem found while loading is fatal to the set
+//! ([`Problem::fatal`]): a file that cannot be read or parsed, a document
+//! whose structure is not its kind's, or an object defined twice leaves
+//! the objects the directory means unknown. Problems of objects that did
+//! load are the translation's, and leave out only that object.
 
 use crate::objects::{describe, KubeObject, SourcedObject, DEFAULT_NAMESPACE};
 use crate::problem::Problem;
@@ -26,7 +32,7 @@ pub fn load_dir(dir: &Path) -> (Vec<SourcedObject>, Vec<Problem>) {
         Ok(files) => files,
         Err(e) => {
             problems.push(
-                Problem::error(None, format!("cannot read manifests directory: {e}"))
+                Problem::fatal(None, format!("cannot read manifests directory: {e}"))
                     .in_file(Some(dir.to_path_buf())),
             );
             return (objects, problems);
@@ -66,7 +72,7 @@ fn manifest_files(dir: &Path, problems: &mut Vec<Problem>) -> io::Result<Vec<Pat
             Ok(meta) if meta.is_file() => files.push(path),
             Ok(_) => tracing::debug!(path = %path.display(), "not a regular file, skipped"),
             Err(e) => problems
-                .push(Problem::error(None, format!("cannot read file: {e}")).in_file(Some(path))),
+                .push(Problem::fatal(None, format!("cannot read file: {e}")).in_file(Some(path))),
         }
     }
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
@@ -86,7 +92,7 @@ fn load_file(file: &Path, objects: &mut Vec<SourcedObject>, problems: &mut Vec<P
         Ok(text) => text,
         Err(e) => {
             problems.push(
-                Problem::error(None, format!("cannot read file: {e}"))
+                Problem::fatal(None, format!("cannot read file: {e}"))
                     .in_file(Some(file.to_path_buf())),
             );
             return;
@@ -107,7 +113,7 @@ fn load_file(file: &Path, objects: &mut Vec<SourcedObject>, problems: &mut Vec<P
         ctx.collect(document, 0);
     }
     if let Some(message) = syntax_error {
-        ctx.error(None, message);
+        ctx.fatal(None, message);
     }
 }
 
@@ -151,10 +157,10 @@ struct FileCtx<'a> {
 }
 
 impl FileCtx<'_> {
-    /// Records an error about `object` in this file.
-    fn error(&mut self, object: Option<String>, message: impl Into<String>) {
+    /// Records a fatal problem about `object` in this file.
+    fn fatal(&mut self, object: Option<String>, message: impl Into<String>) {
         self.problems
-            .push(Problem::error(object, message).in_file(Some(self.file.to_path_buf())));
+            .push(Problem::fatal(object, message).in_file(Some(self.file.to_path_buf())));
     }
 
     /// Turns one document (an object or a `kind: List`) into objects.
@@ -170,7 +176,7 @@ impl FileCtx<'_> {
                     Value::Number(_) => "a number",
                     _ => "a scalar",
                 };
-                self.error(None, format!("document is {what}, not a mapping"));
+                self.fatal(None, format!("document is {what}, not a mapping"));
                 return;
             }
         };
@@ -186,13 +192,13 @@ impl FileCtx<'_> {
                 (_, None) => "apiVersion is missing",
                 _ => "kind and apiVersion must be strings",
             };
-            self.error(raw_describe(None, map), missing);
+            self.fatal(raw_describe(None, map), missing);
             return;
         };
         if kind.ends_with("List") {
             if let Some(Value::Array(_)) = map.get("items") {
                 if depth >= MAX_LIST_DEPTH {
-                    self.error(None, "lists nested too deeply");
+                    self.fatal(None, "lists nested too deeply");
                     return;
                 }
                 if let Value::Object(mut map) = document {
@@ -253,12 +259,12 @@ impl FileCtx<'_> {
         let mut object = match serde_json::from_value::<T>(document) {
             Ok(typed) => wrap(typed),
             Err(e) => {
-                self.error(Some(described), format!("invalid {kind}: {e}"));
+                self.fatal(Some(described), format!("invalid {kind}: {e}"));
                 return None;
             }
         };
         if object.name().is_empty() {
-            self.error(Some(described), "metadata.name is missing");
+            self.fatal(Some(described), "metadata.name is missing");
             return None;
         }
         object.default_namespace();
@@ -284,8 +290,9 @@ fn raw_describe(kind: Option<&str>, map: &Map<String, Value>) -> Option<String> 
     Some(describe(kind, namespace, name))
 }
 
-/// Reports the second and later objects with the same kind and name as errors
-/// and drops them, so that translation sees each object once.
+/// Reports the second and later objects with the same kind and name as
+/// fatal (which one is meant is unknown) and drops them, so that
+/// translation sees each object once.
 fn reject_duplicates(objects: &mut Vec<SourcedObject>, problems: &mut Vec<Problem>) {
     let mut first: BTreeMap<String, Option<PathBuf>> = BTreeMap::new();
     objects.retain(|o| {
@@ -301,7 +308,7 @@ fn reject_duplicates(objects: &mut Vec<SourcedObject>, problems: &mut Vec<Proble
                     None => String::new(),
                 };
                 problems.push(
-                    Problem::error(Some(id), format!("defined more than once{where_}"))
+                    Problem::fatal(Some(id), format!("defined more than once{where_}"))
                         .in_file(o.file.clone()),
                 );
                 false

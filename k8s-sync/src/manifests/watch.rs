@@ -1,5 +1,7 @@
 //! Watching a manifests directory: the `rauta-manifests` thread reloads it
-//! (debounced) on every change and publishes each good, new configuration.
+//! (debounced) on every change and publishes each new configuration. An
+//! invalid object is left out and the rest published, as with the API
+//! source; a file that cannot be parsed keeps the last good configuration.
 
 use super::load::load_and_translate;
 use crate::problem::Severity;
@@ -34,8 +36,9 @@ pub struct ManifestSource {
 impl ManifestSource {
     /// Starts the `rauta-manifests` thread: load once, then reload on every change.
     ///
-    /// `publish` gets every good configuration that differs from the last one
-    /// published; a set with errors is logged and not published. Reloads happen
+    /// `publish` gets every configuration that differs from the last one
+    /// published, without the objects that have errors; a rejected set (a
+    /// fatal problem) is logged and not published. Reloads happen
     /// `debounce` after the last event of a burst.
     pub fn spawn(
         dir: PathBuf,
@@ -155,7 +158,7 @@ fn is_change(kind: &notify::EventKind) -> bool {
     }
 }
 
-/// Loads and translates `dir`; publishes the result when it is good and new.
+/// Loads and translates `dir`; publishes the result when it is usable and new.
 fn reload(
     dir: &Path,
     sel: &ClassSelector,
@@ -164,19 +167,24 @@ fn reload(
     stats: &SourceStats,
 ) {
     let translation = load_and_translate(dir, sel);
-    stats.record(&translation, translation.has_errors());
+    stats.record(&translation);
+    let rejected = translation.is_rejected();
     for problem in &translation.problems {
         match problem.severity {
-            Severity::Error => tracing::error!("{problem}"),
+            Severity::Fatal => tracing::error!("{problem}"),
+            Severity::Error if rejected => tracing::error!("{problem}"),
+            Severity::Error => tracing::error!(
+                "{problem} (this object is left out of the route table; the others are served)"
+            ),
             Severity::Warning => tracing::warn!("{problem}"),
         }
     }
-    if translation.has_errors() {
-        let errors = translation.problems.iter().filter(|p| p.is_error()).count();
+    if rejected {
+        let fatal = translation.problems.iter().filter(|p| p.is_fatal()).count();
         tracing::error!(
             dir = %dir.display(),
-            errors,
-            "manifest set rejected; the last good configuration stays live"
+            fatal,
+            "manifest set rejected (a file cannot be read or parsed); the last good configuration stays live"
         );
         return;
     }

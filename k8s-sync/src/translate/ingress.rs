@@ -65,6 +65,12 @@ impl Parsed {
         a.force_ssl_redirect || (a.ssl_redirect && self.has_tls(host))
     }
 
+    /// True for a canary Ingress (`canary: "true"`): it lends its backends
+    /// to main Ingresses' rules and claims none of its own.
+    pub(super) fn is_canary(&self) -> bool {
+        self.annotations.route.canary.is_some()
+    }
+
     /// A warning about this Ingress.
     pub(super) fn warning(&self, message: impl Into<String>) -> Problem {
         Problem::warning(Some(self.object.clone()), message).in_file(self.file.clone())

@@ -70,6 +70,15 @@ pub(super) struct Builder {
     checked: BTreeMap<SecretRef, Option<(String, String, i64)>>,
 }
 
+/// A difference from ingress-nginx that only the merged rules show: the
+/// verdict on `key` (without prefix) of `ingress` becomes "differs".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Difference {
+    pub(super) ingress: IngressRef,
+    pub(super) key: &'static str,
+    pub(super) note: String,
+}
+
 impl Builder {
     /// Adds the rules and default backend of `ing` that no older Ingress claimed.
     pub(super) fn claim(&mut self, ing: &Parsed, index: &Index<'_>, problems: &mut Vec<Problem>) {
@@ -163,6 +172,64 @@ impl Builder {
                     w.raw
                 )));
             }
+        }
+    }
+
+    /// Lends the backend of canary Ingress `ing` to the rules of main
+    /// Ingresses with the same host, path and pathType (claimed before:
+    /// every main Ingress is claimed first). A rule that has no main rule,
+    /// or already has a canary, is reported and left out.
+    pub(super) fn claim_canary(
+        &mut self,
+        ing: &Parsed,
+        index: &Index<'_>,
+        problems: &mut Vec<Problem>,
+    ) {
+        let Some(template) = &ing.annotations.route.canary else {
+            return;
+        };
+        let mut resolved: BTreeMap<BackendRef, BackendKey> = BTreeMap::new();
+        let mut used_weights: BTreeSet<String> = BTreeSet::new();
+        for ((host, path, path_type), backend) in &ing.paths {
+            let key = (host.clone(), path.clone(), *path_type);
+            match self.rules.get(&key) {
+                None => {
+                    problems.push(ing.warning(format!(
+                        "canary: no main Ingress serves {}; ignored (a canary takes effect only on a main Ingress's rule with the same host, path and pathType)",
+                        rule_name(&key)
+                    )));
+                    continue;
+                }
+                Some(claimed) => {
+                    if let Some(other) = &claimed.policy.canary {
+                        problems.push(ing.warning(format!(
+                            "canary: {} already has the canary of Ingress {}; ignored (at most one canary per rule)",
+                            rule_name(&key),
+                            other.source
+                        )));
+                        continue;
+                    }
+                }
+            }
+            let bkey = self.resolve(
+                ing,
+                backend,
+                index,
+                &mut resolved,
+                &mut used_weights,
+                problems,
+            );
+            if let Some(claimed) = self.rules.get_mut(&key) {
+                let mut canary = template.clone();
+                canary.source = ing.source.clone();
+                claimed.policy.canary = Some(canary);
+                claimed.canary = Some(bkey);
+            }
+        }
+        if ing.default_backend.is_some() {
+            problems.push(
+                ing.warning("canary: the defaultBackend of a canary Ingress is ignored by rauta"),
+            );
         }
     }
 
@@ -442,7 +509,7 @@ impl Builder {
     }
 
     /// The final configuration: backends in key order, rules in (host, path, type) order.
-    pub(super) fn finish(mut self, problems: &mut Vec<Problem>) -> RouteConfig {
+    pub(super) fn finish(mut self, problems: &mut Vec<Problem>) -> (RouteConfig, Vec<Difference>) {
         // Every path of a regex-mode host must compile; one that does not
         // is left out, and reported against its Ingress.
         let regex_hosts: BTreeSet<HostMatch> = self
@@ -474,6 +541,7 @@ impl Builder {
                 host.redirect_host = None;
             }
         }
+        let differences = self.scope_differences();
         let mut positions: BTreeMap<BackendKey, usize> = BTreeMap::new();
         let mut backends = Vec::with_capacity(self.backends.len());
         let mut name_uses: BTreeMap<String, usize> = BTreeMap::new();
@@ -538,14 +606,58 @@ impl Builder {
                 cert
             })
             .collect();
-        RouteConfig {
+        let config = RouteConfig {
             rules,
             default_backend,
             default_backend_source,
             backends,
             tls,
             hosts,
+        };
+        (config, differences)
+    }
+
+    /// Where scoping canary and affinity to their rules differs from
+    /// ingress-nginx, which applies them to every rule using the same
+    /// Service: one difference per Ingress and family, naming a rule
+    /// that ingress-nginx would also have affected.
+    fn scope_differences(&self) -> Vec<Difference> {
+        let service = |k: &BackendKey| (k.0.clone(), k.1.clone(), k.2.clone());
+        let mut out: Vec<Difference> = Vec::new();
+        for (key, claimed) in &self.rules {
+            let families = [
+                ("canary", claimed.policy.canary.as_ref().map(|c| &c.source)),
+                (
+                    "affinity",
+                    claimed.policy.affinity.as_ref().map(|_| &claimed.source),
+                ),
+            ];
+            for (family, owner) in families {
+                let Some(owner) = owner else { continue };
+                if out.iter().any(|d| d.ingress == *owner && d.key == family) {
+                    continue;
+                }
+                let leak = self.rules.iter().find(|(other_key, other)| {
+                    *other_key != key
+                        && service(&other.backend) == service(&claimed.backend)
+                        && match family {
+                            "canary" => other.policy.canary.is_none(),
+                            _ => other.policy.affinity.is_none(),
+                        }
+                });
+                if let Some((other_key, _)) = leak {
+                    out.push(Difference {
+                        ingress: owner.clone(),
+                        key: family,
+                        note: format!(
+                            "scoped to this Ingress's rules: {} uses the same Service and is not affected, where ingress-nginx would apply it per Service",
+                            rule_name(other_key)
+                        ),
+                    });
+                }
+            }
         }
+        out
     }
 }
 

@@ -40,7 +40,8 @@ use std::collections::HashSet;
 /// The result of a translation: the configuration and what was wrong.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Translation {
-    /// The configuration; only meaningful when [`Translation::has_errors`] is false.
+    /// The configuration, without the objects that have errors; only
+    /// meaningful when [`Translation::is_rejected`] is false.
     pub config: RouteConfig,
     /// Errors and warnings, in a deterministic order.
     pub problems: Vec<Problem>,
@@ -63,9 +64,19 @@ pub struct IngressAnnotations {
 }
 
 impl Translation {
-    /// True when any problem is an error, i.e. the object set must be rejected.
+    /// True when any problem is an error: some object is left out, or the
+    /// whole set is rejected.
     pub fn has_errors(&self) -> bool {
         self.problems.iter().any(Problem::is_error)
+    }
+
+    /// True when the set cannot be used at all (a [`Severity::Fatal`]
+    /// problem: a file that cannot be read or parsed); the last good
+    /// configuration must stay live.
+    ///
+    /// [`Severity::Fatal`]: crate::problem::Severity::Fatal
+    pub fn is_rejected(&self) -> bool {
+        self.problems.iter().any(Problem::is_fatal)
     }
 }
 
@@ -86,11 +97,28 @@ pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation 
     // The oldest Ingress claims contested rules first; names break ties.
     ingresses.sort_by(|a, b| a.order.cmp(&b.order));
     let mut builder = Builder::default();
-    for ing in &ingresses {
+    // Main Ingresses claim rules first; canaries then join the rules they match.
+    for ing in ingresses.iter().filter(|i| !i.is_canary()) {
         builder.claim(ing, &index, &mut problems);
     }
+    for ing in ingresses.iter().filter(|i| i.is_canary()) {
+        builder.claim_canary(ing, &index, &mut problems);
+    }
+    let (config, differences) = builder.finish(&mut problems);
+    for d in differences {
+        let verdicts = annotations
+            .iter_mut()
+            .filter(|a| a.ingress == d.ingress)
+            .flat_map(|a| a.verdicts.iter_mut());
+        for v in verdicts {
+            let bare = v.key.rsplit_once('/').map_or(v.key.as_str(), |(_, k)| k);
+            if bare == d.key && v.verdict == Verdict::Honoured {
+                v.verdict = Verdict::Differs(d.note.clone());
+            }
+        }
+    }
     Translation {
-        config: builder.finish(&mut problems),
+        config,
         problems: dedup(problems),
         annotations,
     }

@@ -162,7 +162,8 @@ fn errors_name_the_file_and_object() {
         ]);
         assert_eq!(problems.len(), 1, "{case}: {problems:#?}");
         let p = &problems[0];
-        assert_eq!(p.severity, Severity::Error, "{case}");
+        // A file that does not parse leaves its objects unknown: the set is rejected.
+        assert_eq!(p.severity, Severity::Fatal, "{case}");
         assert_eq!(file_name(p).as_deref(), Some(*name), "{case}");
         assert_eq!(p.object.as_deref(), *object, "{case}: {p}");
         assert!(p.message.contains(message), "{case}: {p}");
@@ -170,12 +171,13 @@ fn errors_name_the_file_and_object() {
 }
 
 #[test]
-fn duplicates_are_errors() {
+fn duplicates_are_fatal() {
     let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: demo}\n";
     let other_ns = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: prod}\n";
     let (_dir, objects, problems) = load(&[("a.yaml", svc), ("b.yaml", svc), ("c.yaml", other_ns)]);
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert_eq!(file_name(&problems[0]).as_deref(), Some("b.yaml"));
+    assert!(problems[0].is_fatal());
     assert!(problems[0]
         .to_string()
         .contains("Service demo/web: defined more than once (first defined in"));
@@ -189,7 +191,7 @@ fn unreadable_directory() {
     let (objects, problems) = load_dir(&missing);
     assert!(objects.is_empty());
     assert_eq!(problems.len(), 1);
-    assert!(problems[0].is_error());
+    assert!(problems[0].is_fatal());
     assert_eq!(problems[0].file.as_deref(), Some(missing.as_path()));
 }
 
@@ -211,11 +213,11 @@ fn load_and_translate_combines_problems() {
     assert_eq!(
         files,
         [
-            (Severity::Error, Some("b.yaml".to_string())),
+            (Severity::Fatal, Some("b.yaml".to_string())),
             (Severity::Error, Some("a.yaml".to_string()))
         ]
     );
-    assert!(t.has_errors());
+    assert!(t.has_errors() && t.is_rejected());
 
     write(dir.path(), "b.yaml", "");
     write(

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod backend_choice;
 mod deploy_manifests;
 mod kube_source;
 mod load;

@@ -107,3 +107,36 @@ fn spawn_fails_on_a_missing_directory() {
     );
     assert!(result.is_err());
 }
+
+#[test]
+fn an_invalid_ingress_is_left_out_and_the_rest_published() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "web.yaml", &manifest("/one"));
+    let (source, rx) = start(dir.path());
+    let config = rx.recv_timeout(patience()).expect("initial config");
+    assert_eq!(paths(&config), ["/one"]);
+
+    // One good and one invalid Ingress (a host with a port) in a new file.
+    let good = ingress("more", "", &rules("more.example", &["/two"]));
+    let bad = ingress("bad", "", &rules("\"bad.example:8080\"", &["/bad"]));
+    write(dir.path(), "more.yaml", &format!("{good}{bad}"));
+    let config = rx
+        .recv_timeout(patience())
+        .expect("the good Ingress is published beside the invalid one");
+    let mut got = paths(&config);
+    got.sort();
+    assert_eq!(got, ["/one", "/two"]);
+    assert!(config.rules.iter().all(|r| r.source.name != "bad"));
+    let stats = source.stats().counts();
+    assert_eq!((stats.rejected, stats.fatal, stats.errors), (0, 0, 1));
+
+    // A file that does not parse: its objects are unknown, nothing is published.
+    write(dir.path(), "broken.yaml", "kind: [");
+    assert!(
+        rx.recv_timeout(QUIET).is_err(),
+        "a set with an unparsable file must not be published"
+    );
+    let stats = source.stats().counts();
+    assert_eq!((stats.rejected, stats.fatal), (1, 1), "{stats:?}");
+    source.stop();
+}

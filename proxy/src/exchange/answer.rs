@@ -23,6 +23,7 @@ use std::io;
 pub(super) fn response_head(
     shard: &Shard,
     plan: &Plan<'_>,
+    endpoint: usize,
     resp: &ResponseHead,
     out: &mut Vec<u8>,
 ) -> ResponseInfo {
@@ -43,7 +44,7 @@ pub(super) fn response_head(
     };
     head::write_response(out, resp, client, dechunk);
     if let Some(policy) = plan.policy {
-        crate::policy::response(policy, &plan.state, resp.status, out);
+        crate::policy::response(policy, &plan.state, resp.status, endpoint, out);
     }
     ResponseInfo {
         status: resp.status,

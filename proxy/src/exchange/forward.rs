@@ -93,6 +93,7 @@ pub(super) async fn forward<'s>(
                     conn,
                     &mut up,
                     plan,
+                    endpoint,
                     &sending,
                     tally,
                     client_head,
@@ -212,6 +213,8 @@ impl<'p> Retrying<'p> {
     fn new(plan: &Plan<'p>, connect: &ConnectPolicy, endpoints: usize, started: Instant) -> Self {
         let policy = plan.policy.and_then(Policy::retries);
         let limit = match policy {
+            // Affinity without change-on-failure: the named endpoint or nothing.
+            _ if plan.pinned => 1,
             None => connect.attempts,
             Some(p) if p.tries == 0 => endpoints,
             Some(p) => p.tries as usize,
@@ -299,6 +302,7 @@ async fn exchange_on(
     conn: &mut ClientConn,
     up: &mut Upstream<'_>,
     plan: &Plan<'_>,
+    endpoint: usize,
     sending: &Sending,
     tally: &mut Tally,
     client_head: ClientHead,
@@ -318,7 +322,7 @@ async fn exchange_on(
     tally.bytes_in += send_request(conn, up, sending.body, plan.body_limit).await?;
     // The body was sent whole: after an upstream failure the client
     // connection is in step and can carry its next request.
-    read_response_head(shard, conn, up, plan, tally, client_head, check)
+    read_response_head(shard, conn, up, plan, endpoint, tally, client_head, check)
         .await
         .map_err(|f| match f {
             Failure::Proxy { error, .. } => {
@@ -411,18 +415,22 @@ pub(super) struct ResponseInfo {
 }
 
 /// The response phase, which writes the client's head for a final
-/// response head (see `answer::response_head`); passed in, so this step
-/// does not reach forward into the next one.
-pub(super) type ClientHead = fn(&Shard, &Plan<'_>, &ResponseHead, &mut Vec<u8>) -> ResponseInfo;
+/// response head from the endpoint that answered (see
+/// `answer::response_head`); passed in, so this step does not reach
+/// forward into the next one.
+pub(super) type ClientHead =
+    fn(&Shard, &Plan<'_>, usize, &ResponseHead, &mut Vec<u8>) -> ResponseInfo;
 
 /// Reads until a final (non-1xx) response head is buffered, relaying
 /// interim responses other than the 100 the proxy already sent; writes the
 /// client's head into `conn.out` and consumes the upstream head.
+#[allow(clippy::too_many_arguments)]
 async fn read_response_head(
     shard: &Shard,
     conn: &mut ClientConn,
     up: &mut Upstream<'_>,
     plan: &Plan<'_>,
+    endpoint: usize,
     tally: &mut Tally,
     client_head: ClientHead,
     check: &dyn Fn(u16, bool) -> Head,
@@ -454,7 +462,7 @@ async fn read_response_head(
                         }
                         Head::ErrorPage => return Err(Failure::ErrorPage(resp.status)),
                     }
-                    let info = client_head(shard, plan, &resp, &mut conn.out);
+                    let info = client_head(shard, plan, endpoint, &resp, &mut conn.out);
                     let len = resp.len;
                     conn.ubuf.consume(len);
                     return Ok(info);

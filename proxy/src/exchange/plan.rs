@@ -28,6 +28,8 @@ pub(super) struct Plan<'t> {
     pub(super) state: policy::State,
     /// The request body limit of the route.
     pub(super) body_limit: Option<u64>,
+    /// Only [`Plan::endpoint`] may be tried (affinity without change-on-failure).
+    pub(super) pinned: bool,
     pub(super) backend: usize,
     pub(super) endpoint: usize,
     pub(super) method: usize,
@@ -175,6 +177,10 @@ fn route<'t>(
     let mut state = policy::State::default();
     let (prepared, body_limit) = request_policies(shard, via, table, route, host, req, &mut state)
         .map_err(|e| (e, Some(route)))?;
+    let backend_index = prepared
+        .as_ref()
+        .and_then(|p| p.backend)
+        .unwrap_or(backend_index);
     let backend = table.routes.backend(backend_index);
     let key_hash = backend.hash_key().and_then(|key| match key {
         HashKey::ClientIp => Some(match via.peer.ip() {
@@ -193,6 +199,8 @@ fn route<'t>(
                 host,
                 tls: via.tls,
                 client: via.peer.ip(),
+                rng: &shard.rng,
+                backends: table.routes.backends(),
             };
             let id = req
                 .header("x-request-id")
@@ -206,7 +214,8 @@ fn route<'t>(
         }
         _ => (None, None),
     };
-    let picked = backend.pick(&table.states[backend_index], key_hash, &shard.rng);
+    let named = prepared.as_ref().and_then(|p| p.endpoint);
+    let picked = named.or_else(|| backend.pick(&table.states[backend_index], key_hash, &shard.rng));
     let Some(endpoint) = picked else {
         // No endpoint: the error backend answers with X-Code 503 (`default-backend`).
         let Some((pages, head)) = &error_page else {
@@ -222,6 +231,7 @@ fn route<'t>(
             policy: route_policy,
             state,
             body_limit,
+            pinned: false,
             backend: pages.backend,
             endpoint,
             method,
@@ -280,6 +290,7 @@ fn route<'t>(
         policy: table.routes.route(route).policy.as_deref(),
         state,
         body_limit,
+        pinned: prepared.as_ref().is_some_and(|p| p.pinned),
         backend: backend_index,
         endpoint,
         method,
@@ -331,6 +342,8 @@ fn request_policies<'t>(
             host,
             tls: via.tls,
             client: via.peer.ip(),
+            rng: &shard.rng,
+            backends: table.routes.backends(),
         };
         prepared = Some(policy::request(policy, &request, state).map_err(ProxyError::Policy)?);
         limit = policy.body_limit(limit);

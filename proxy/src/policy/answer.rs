@@ -34,6 +34,8 @@ pub enum PolicyAnswer {
     /// The auth service failed, answered something other than 2xx, 401 or
     /// 403, or did not answer in time: closed, 500 (as ingress-nginx).
     AuthFailed,
+    /// A rate or connection limit rejected the client (503 unless set).
+    Limited(u16),
 }
 
 impl PolicyAnswer {
@@ -47,6 +49,7 @@ impl PolicyAnswer {
             PolicyAnswer::Unauthorized(_) => 401,
             PolicyAnswer::SignIn { .. } => 302,
             PolicyAnswer::AuthFailed => 500,
+            PolicyAnswer::Limited(status) => *status,
         }
     }
 
@@ -93,6 +96,7 @@ impl PolicyAnswer {
                 b"500 Internal Server Error: the authentication service failed\n"
             }
             PolicyAnswer::Forbidden => b"403 Forbidden\n",
+            PolicyAnswer::Limited(_) => b"the client's request limit is reached; try again later\n",
             PolicyAnswer::Denied => {
                 b"503 Service Unavailable: this route's configuration is invalid\n"
             }

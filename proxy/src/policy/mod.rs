@@ -9,16 +9,23 @@
 //! One file per family; each compiles its part once per table.
 
 pub mod access;
+pub mod affinity;
 pub mod answer;
 pub mod auth;
+pub mod canary;
+pub mod cookie;
 pub mod cors;
 pub mod error_pages;
+pub mod limit;
+pub mod limit_cells;
 pub mod retry;
 pub mod rewrite;
 pub mod timeouts;
 
 pub use answer::PolicyAnswer;
 
+use crate::balance::least_request::Rng;
+use crate::balance::Backend;
 use crate::http::request::RequestHead;
 use crate::upstream::ConnectPolicy;
 use rauta_shared::policy::{BodyLimit, Redirect, RoutePolicy};
@@ -37,6 +44,9 @@ pub struct Policy {
     upstream_host: Option<Box<str>>,
     /// `Some(None)`: unlimited; `None`: the global limit.
     body_limit: Option<Option<u64>>,
+    limit: Option<limit::Limit>,
+    canary: Option<canary::Canary>,
+    affinity: Option<affinity::Affinity>,
     timeouts: Option<timeouts::Timeouts>,
     retry: Option<retry::Retries>,
     auth: Option<auth::Auth>,
@@ -56,17 +66,58 @@ pub struct Origin<'a> {
     pub port: &'a str,
 }
 
+/// Why a route's policies do not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// A rewrite's regex (checked by the translation, so a translation bug).
+    #[error(transparent)]
+    Regex(#[from] regex::Error),
+    /// The canary, auth service or error pages name a backend that does not exist.
+    #[error("the policy points at backend #{0}, which does not exist")]
+    MissingBackend(usize),
+}
+
 impl Policy {
-    /// Compiles `policy` for a rule whose path is `path`, from `origin`;
-    /// `None` for a plain route.
+    /// Compiles `policy` for a rule whose path is `path` and whose backend
+    /// is `backends[backend]`, from `origin`; `None` for a plain route.
     pub fn compile(
         policy: &RoutePolicy,
         path: &str,
+        backend: usize,
+        backends: &[Backend],
         origin: Origin<'_>,
-    ) -> Result<Option<Box<Policy>>, regex::Error> {
+    ) -> Result<Option<Box<Policy>>, CompileError> {
         if policy.is_plain() {
             return Ok(None);
         }
+        let auth_backend = match policy.auth.as_ref().map(|a| &a.target) {
+            Some(rauta_shared::policy::AuthTarget::Backend(i)) => Some(*i),
+            _ => None,
+        };
+        let pages_backend = policy.error_pages.as_ref().map(|p| p.backend);
+        if let Some(missing) = auth_backend
+            .into_iter()
+            .chain(pages_backend)
+            .find(|b| *b >= backends.len())
+        {
+            return Err(CompileError::MissingBackend(missing));
+        }
+        let canary = match &policy.canary {
+            Some(c) if c.backend >= backends.len() => {
+                return Err(CompileError::MissingBackend(c.backend))
+            }
+            Some(c) => Some(canary::Canary::compile(c)),
+            None => None,
+        };
+        let affinity = match (&policy.affinity, backends.get(backend)) {
+            (Some(a), Some(main)) => Some(affinity::Affinity::compile(
+                a,
+                path,
+                main,
+                canary.as_ref().map(|c| &backends[c.backend]),
+            )),
+            _ => None,
+        };
         let rewrite = match &policy.rewrite {
             Some(r) => Some(rewrite::Rewrite::compile(path, &r.target)?),
             None => None,
@@ -87,6 +138,9 @@ impl Policy {
                 BodyLimit::Unlimited => None,
                 BodyLimit::Bytes(n) => Some(n),
             }),
+            limit: policy.rate_limit.as_ref().map(limit::Limit::compile),
+            canary,
+            affinity,
             timeouts: timeouts::Timeouts::compile(&policy.timeouts),
             retry: policy.retry.as_ref().map(retry::Retries::compile),
             auth: policy.auth.as_ref().map(auth::Auth::compile),
@@ -122,17 +176,6 @@ impl Policy {
         self.error_pages.as_ref()
     }
 
-    /// The backends the policy names besides the route's own (for the
-    /// table's check that they exist).
-    pub fn backends(&self) -> impl Iterator<Item = usize> + '_ {
-        let auth = match self.auth.as_ref().map(auth::Auth::target) {
-            Some(auth::Target::Backend(i)) => Some(*i),
-            _ => None,
-        };
-        auth.into_iter()
-            .chain(self.error_pages.as_ref().map(|p| p.backend))
-    }
-
     /// The request body limit of the route, given the global one.
     pub fn body_limit(&self, global: Option<u64>) -> Option<u64> {
         self.body_limit.unwrap_or(global)
@@ -150,6 +193,10 @@ pub struct Request<'r, 'h, 'b> {
     pub tls: bool,
     /// The client's IP.
     pub client: IpAddr,
+    /// The shard's generator, for canary weights.
+    pub rng: &'r Rng,
+    /// The backends of the table, for a canary's endpoints.
+    pub backends: &'r [Backend],
 }
 
 impl Request<'_, '_, '_> {
@@ -181,6 +228,13 @@ pub struct Prepared<'p> {
     pub forwarded_prefix: Option<&'p str>,
     /// Client headers never sent upstream (the auth answer's copied ones).
     pub drop: &'p [Box<str>],
+    /// The canary's backend takes the request.
+    pub backend: Option<usize>,
+    /// The endpoint the affinity cookie names.
+    pub endpoint: Option<usize>,
+    /// The request goes to [`Prepared::endpoint`] or fails: affinity
+    /// without `change-on-failure` never tries another endpoint.
+    pub pinned: bool,
 }
 
 /// What the response phase of one request needs from its request phase.
@@ -190,6 +244,21 @@ pub struct State {
     cors: Option<cors::Allowed>,
     /// The auth service's `Set-Cookie` lines, relayed to the client.
     pub auth_cookies: Vec<u8>,
+    /// The client's in-flight slot (`limit-connections`), held to the end.
+    in_flight: Option<limit_cells::InFlight>,
+    /// Affinity: which backend and endpoint the request was sent to.
+    sticky: Option<Sticky>,
+}
+
+/// The affinity cookie's part of a request.
+#[derive(Debug, Clone, Copy)]
+struct Sticky {
+    /// 0 for the main backend, 1 for the canary.
+    slot: usize,
+    /// The endpoint the client's cookie named, when it named a known one.
+    named: Option<usize>,
+    /// The client reached us over TLS (the cookie is then `Secure`).
+    tls: bool,
 }
 
 /// The request phase of a route with policies, in nginx's order: the
@@ -224,11 +293,20 @@ pub fn request<'p>(
             }
         }
     }
+    if let Some(limit) = &policy.limit {
+        match limit.admit(access::ip_key(req.client)) {
+            Ok(slot) => state.in_flight = slot,
+            Err(status) => return Err(PolicyAnswer::Limited(status)),
+        }
+    }
     let mut prepared = Prepared {
         host: policy.upstream_host.as_deref(),
         drop: policy.auth.as_ref().map_or(&[], auth::Auth::copied),
         ..Prepared::default()
     };
+    if policy.canary.is_some() || policy.affinity.is_some() {
+        choose_backend(policy, req, state, &mut prepared);
+    }
     if let Some(rewrite) = &policy.rewrite {
         let query = req.head.origin_target.split_once('?').map(|(_, q)| q);
         prepared.target = rewrite.apply(req.head.path, query);
@@ -239,22 +317,82 @@ pub fn request<'p>(
     Ok(prepared)
 }
 
+/// Canary, then affinity: which backend (main or canary) and, when the
+/// affinity cookie names a known endpoint, which endpoint. A cookie naming
+/// a canary endpoint keeps the client on the canary (`sticky`), one naming
+/// a main endpoint on the main backend; otherwise header, cookie and
+/// weight decide. A canary without endpoints leaves the request to the
+/// main backend.
+fn choose_backend(
+    policy: &Policy,
+    req: &Request<'_, '_, '_>,
+    state: &mut State,
+    prepared: &mut Prepared<'_>,
+) {
+    let cookie = policy
+        .affinity
+        .as_ref()
+        .and_then(|a| cookie::get(req.head, &a.cookie).map(|v| (a, v)));
+    let mut slot = None;
+    let mut named = None;
+    if let (Some((a, value)), Some(_)) = (cookie, &policy.canary) {
+        if a.canary_sticky {
+            if let Some(e) = a.find(1, value) {
+                (slot, named) = (Some(1), Some(e));
+            } else if let Some(e) = a.find(0, value) {
+                (slot, named) = (Some(0), Some(e));
+            }
+        }
+    }
+    let slot = slot.unwrap_or_else(|| match &policy.canary {
+        Some(c) if !req.backends[c.backend].endpoints.is_empty() => {
+            usize::from(c.choose(req.head, req.rng))
+        }
+        _ => 0,
+    });
+    if let Some(c) = policy.canary.as_ref().filter(|_| slot == 1) {
+        prepared.backend = Some(c.backend);
+    }
+    if let Some(a) = &policy.affinity {
+        if named.is_none() {
+            named = cookie.and_then(|(a, v)| a.find(slot, v));
+        }
+        prepared.endpoint = named;
+        prepared.pinned = named.is_some() && !a.change_on_failure;
+        state.sticky = Some(Sticky {
+            slot,
+            named,
+            tls: req.tls,
+        });
+    }
+}
+
 /// The response phase: appends the route's response headers to `out`, a
-/// complete response head with status `status`.
-pub fn response(policy: &Policy, state: &State, status: u16, out: &mut Vec<u8>) {
-    let cookies = !state.auth_cookies.is_empty() && auth::relays_cookies(status);
+/// complete response head with status `status`. `endpoint` is the endpoint
+/// that answered.
+pub fn response(policy: &Policy, state: &State, status: u16, endpoint: usize, out: &mut Vec<u8>) {
     let cors = match (&policy.cors, &state.cors) {
         (Some(cors), Some(allowed)) => Some((cors, allowed)),
         _ => None,
     };
-    if (cors.is_none() && !cookies) || !out.ends_with(b"\r\n\r\n") {
+    // A new endpoint was picked (no cookie, an unknown one, or a failover):
+    // the cookie names it.
+    let cookie = match (&policy.affinity, &state.sticky) {
+        (Some(a), Some(s)) if s.named != Some(endpoint) => Some((a, s)),
+        _ => None,
+    };
+    let auth_cookies = !state.auth_cookies.is_empty() && auth::relays_cookies(status);
+    if (cors.is_none() && cookie.is_none() && !auth_cookies) || !out.ends_with(b"\r\n\r\n") {
         return;
     }
     out.truncate(out.len() - 2);
     if let Some((cors, allowed)) = cors {
         cors.write(allowed, out);
     }
-    if cookies {
+    if let Some((a, s)) = cookie {
+        a.write(s.slot, endpoint, s.tls, out);
+    }
+    if auth_cookies {
         out.extend_from_slice(&state.auth_cookies);
     }
     out.extend_from_slice(b"\r\n");

@@ -146,6 +146,9 @@ pub enum CompileError {
     /// them, so this is a translation bug).
     #[error("rule {0}: {1}")]
     Regex(String, regex::Error),
+    /// A rule's policies do not compile.
+    #[error("rule {0}: {1}")]
+    Policy(String, crate::policy::CompileError),
 }
 
 impl RouteTable {
@@ -201,15 +204,14 @@ impl RouteTable {
                 service: &service.service,
                 port: &port,
             };
-            let policy = Policy::compile(&rule.policy, &rule.path, origin)
-                .map_err(|e| CompileError::Regex(rule_name(), e))?;
-            if let Some(missing) = policy
-                .iter()
-                .flat_map(|p| p.backends())
-                .find(|b| *b >= table.backends.len())
-            {
-                return Err(CompileError::MissingBackend(rule_name(), missing));
-            }
+            let policy = Policy::compile(
+                &rule.policy,
+                &rule.path,
+                rule.backend,
+                &table.backends,
+                origin,
+            )
+            .map_err(|e| CompileError::Policy(rule_name(), e))?;
             let (ns, name) = (&rule.source.namespace, &rule.source.name);
             let mut route = Route::new(
                 ns,

@@ -1,21 +1,27 @@
-//! Set-up for the annotation tests of the upstream families (timeouts,
-//! retries, external auth, error pages): Ingresses with ingress-nginx
-//! annotations, Services over any backends' ports, and rauta on them.
+//! Helpers for the annotation-family tests (canary, affinity, limits):
+//! Ingresses with ingress-nginx's prefix, a manifests set, and a request
+//! that reports which backend answered.
 
 use crate::common::start;
+use rauta_testkit::client::{request, Conn};
 use rauta_testkit::manifests::{join, rule};
-use rauta_testkit::{
-    endpoint_slice, ingress, rauta_class, service, EndpointSpec, ManifestDir, Rauta,
-};
+use rauta_testkit::{ingress, rauta_class, Backend, ManifestDir, Rauta};
+use std::net::SocketAddr;
 
 const NGINX: &str = "nginx.ingress.kubernetes.io/";
 
-/// One Ingress `name` in `web` with `annotations` (keys without prefix),
-/// one host and its paths.
+/// One Ingress `name` in `web`; annotation keys without a `/` get
+/// ingress-nginx's prefix, others are used as written.
 pub fn ing(name: &str, annotations: &[(&str, &str)], host: &str, paths: &[String]) -> String {
     let keys: Vec<String> = annotations
         .iter()
-        .map(|(k, _)| format!("{NGINX}{k}"))
+        .map(|(k, _)| {
+            if k.contains('/') {
+                (*k).to_string()
+            } else {
+                format!("{NGINX}{k}")
+            }
+        })
         .collect();
     let pairs: Vec<(&str, &str)> = keys
         .iter()
@@ -25,9 +31,45 @@ pub fn ing(name: &str, annotations: &[(&str, &str)], host: &str, paths: &[String
     ingress("web", name, Some("rauta"), &pairs, &rule(Some(host), paths))
 }
 
+/// Starts rauta on the class, `services` (YAML) and `ingresses`, in `all.yaml`.
+pub fn serve(services: &[&str], ingresses: &[String], flags: &[&str]) -> (ManifestDir, Rauta) {
+    let class = rauta_class();
+    let mut docs: Vec<&str> = vec![&class];
+    docs.extend(services.iter().copied());
+    docs.extend(ingresses.iter().map(String::as_str));
+    let dir = ManifestDir::new();
+    dir.write("all.yaml", &join(&docs));
+    let rauta = start(&dir, flags);
+    (dir, rauta)
+}
+
+/// The backend (`x-backend`) that answered `GET path` with `headers`, or
+/// the status when no backend did.
+pub fn who(addr: SocketAddr, host: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let r = request(addr, "GET", host, path, headers, b"").expect("an answer");
+    r.header("x-backend")
+        .map_or_else(|| r.status.to_string(), str::to_string)
+}
+
+/// Like [`who`], on a kept-alive connection.
+pub fn who_on(conn: &mut Conn, host: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let r = conn
+        .request("GET", host, path, headers, b"")
+        .expect("an answer");
+    r.header("x-backend")
+        .map_or_else(|| r.status.to_string(), str::to_string)
+}
+
+/// The backends' Service YAML, for [`serve`].
+pub fn yaml<'a>(services: &'a [&'a (Backend, String)]) -> Vec<&'a str> {
+    services.iter().map(|(_, y)| y.as_str()).collect()
+}
+
 /// Service `name` in `web` (port 80, named `http`) whose endpoints are
-/// 127.0.0.1 on each of `ports`, in one EndpointSlice each.
+/// 127.0.0.1 on each of `ports` (any servers, scripted ones too), one
+/// EndpointSlice each; no ports: a Service without endpoints.
 pub fn service_on(name: &str, ports: &[u16]) -> String {
+    use rauta_testkit::{endpoint_slice, service, EndpointSpec};
     let target = ports.first().copied().unwrap_or(80);
     let mut docs = vec![service("web", name, &[(Some("http"), 80, target)])];
     for (i, port) in ports.iter().enumerate() {
@@ -42,9 +84,10 @@ pub fn service_on(name: &str, ports: &[u16]) -> String {
         ));
     }
     if ports.is_empty() {
+        let slice = format!("{name}-0");
         docs.push(endpoint_slice(
             "web",
-            &format!("{name}-0"),
+            &slice,
             name,
             &[(Some("http"), 80)],
             &[],
@@ -54,17 +97,15 @@ pub fn service_on(name: &str, ports: &[u16]) -> String {
     join(&refs)
 }
 
-/// Starts rauta (one shard unless `flags` say otherwise, so round robin
-/// is predictable) on the class and `docs`.
-pub fn serve(docs: &[&str], flags: &[&str]) -> (ManifestDir, Rauta) {
+/// Starts rauta with one shard (round robin is then predictable) on the
+/// class and `docs`, in `all.yaml`.
+pub fn serve_docs(docs: &[&str]) -> (ManifestDir, Rauta) {
     let class = rauta_class();
     let mut all: Vec<&str> = vec![&class];
     all.extend_from_slice(docs);
     let dir = ManifestDir::new();
     dir.write("all.yaml", &join(&all));
-    let mut args = vec!["--shards", "1"];
-    args.extend_from_slice(flags);
-    let rauta = start(&dir, &args);
+    let rauta = start(&dir, &["--shards", "1"]);
     (dir, rauta)
 }
 

@@ -2,7 +2,7 @@
 //! what the error backend is asked, what the client gets, and the error
 //! backend taking a Service without endpoints.
 
-use crate::annotated::{assert_reported, ing, serve, service_on};
+use crate::annotated::{assert_reported, ing, serve_docs, service_on};
 use rauta_testkit::client::request;
 use rauta_testkit::manifests::path;
 use rauta_testkit::Backend;
@@ -39,10 +39,7 @@ fn intercepted_codes_are_answered_by_the_error_backend_with_what_happened() {
         "bad.example",
         &[path("/", "Prefix", "app")],
     );
-    let (_dir, rauta) = serve(
-        &[&svc, &errors_svc, &empty, &pages, &nobody, &plain, &bad],
-        &[],
-    );
+    let (_dir, rauta) = serve_docs(&[&svc, &errors_svc, &empty, &pages, &nobody, &plain, &bad]);
 
     let r = request(
         rauta.addr(),

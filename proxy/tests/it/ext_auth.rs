@@ -2,7 +2,7 @@
 //! through the real proxy, against real auth services: what the auth
 //! service is sent, each answer's outcome, and failing closed.
 
-use crate::annotated::{assert_reported, ing, serve, service_on};
+use crate::annotated::{assert_reported, ing, serve_docs, service_on};
 use rauta_testkit::client::{get, request};
 use rauta_testkit::manifests::path;
 use rauta_testkit::{Backend, ScriptedBackend};
@@ -38,10 +38,7 @@ fn the_auth_service_gets_the_client_headers_and_its_status_decides() {
         "byname.example",
         &[path("/", "Prefix", "app")],
     );
-    let (_dir, rauta) = serve(
-        &[&svc, &auth_svc, &ok, &denied, &forbidden, &broken, &by_name],
-        &[],
-    );
+    let (_dir, rauta) = serve_docs(&[&svc, &auth_svc, &ok, &denied, &forbidden, &broken, &by_name]);
 
     let r = request(
         rauta.addr(),
@@ -129,7 +126,7 @@ fn a_401_redirects_to_the_signin_url_with_rd() {
         "q.example",
         &[path("/", "Prefix", "app")],
     );
-    let (_dir, rauta) = serve(&[&svc, &plain, &queried], &[]);
+    let (_dir, rauta) = serve_docs(&[&svc, &plain, &queried]);
     let r = get(rauta.addr(), "s.example", "/cart?item=7").expect("answer");
     assert_eq!(r.status, 302, "{}", rauta.log());
     assert_eq!(
@@ -160,7 +157,7 @@ fn auth_response_headers_replace_the_clients_and_the_cookie_is_relayed() {
         "h.example",
         &[path("/", "Prefix", "app")],
     );
-    let (_dir, rauta) = serve(&[&svc, &guarded], &[]);
+    let (_dir, rauta) = serve_docs(&[&svc, &guarded]);
     for _ in 0..2 {
         let r = request(
             rauta.addr(),
@@ -219,7 +216,7 @@ fn an_auth_service_down_or_hanging_fails_closed_and_other_routes_are_served() {
         &[path("/", "Prefix", "app")],
     );
     let open = ing("open", &[], "open.example", &[path("/", "Prefix", "app")]);
-    let (_dir, rauta) = serve(&[&svc, &gone, &slow, &invalid, &open], &[]);
+    let (_dir, rauta) = serve_docs(&[&svc, &gone, &slow, &invalid, &open]);
 
     assert_eq!(rauta.who("down.example", "/"), "500", "{}", rauta.log());
     let addr = rauta.addr();

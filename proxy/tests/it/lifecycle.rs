@@ -97,8 +97,19 @@ fn manifest_changes_apply_under_load_without_a_failed_request() {
     assert_eq!(rauta.who("site.example", "/"), "blue");
 }
 
+/// Ingress live/`name` for `host` to Service `svc`.
+fn host_to(name: &str, host: &str, svc: &str) -> String {
+    ingress(
+        "live",
+        name,
+        Some("rauta"),
+        &[],
+        &format!("- host: {host:?}\n  http:\n    paths:\n    - path: /\n      pathType: Prefix\n      backend:\n        service:\n          name: {svc}\n          port:\n            name: http\n"),
+    )
+}
+
 #[test]
-fn a_bad_manifest_is_reported_and_the_last_good_table_stays() {
+fn an_invalid_ingress_is_left_out_and_a_broken_file_keeps_the_last_good_table() {
     let (_blue, blue_svc) = service("live", "blue");
     let dir = ManifestDir::new();
     dir.write(
@@ -107,41 +118,67 @@ fn a_bad_manifest_is_reported_and_the_last_good_table_stays() {
     );
     let rauta = start(&dir, &[]);
     let generation = rauta.generation().expect("ready");
-    // A syntax error in one file, and an invalid Ingress in another.
+
+    // One good and one invalid Ingress (a host with a port), as
+    // `kubectl apply -f` would take the one and refuse the other.
+    let good = host_to("good", "good.example", "blue");
+    let bad = host_to("bad-host", "bad.example:8080", "blue");
+    dir.write("mixed.yaml", &join(&[&good, &bad]));
+    let generation = rauta.wait_generation(generation + 1);
+    assert_eq!(
+        rauta.who("good.example", "/"),
+        "blue",
+        "the good one is served"
+    );
+    assert_eq!(
+        rauta.who("bad.example", "/"),
+        "404",
+        "the invalid one is left out"
+    );
+    assert_eq!(rauta.who("site.example", "/"), "blue");
+    let log = rauta.log();
+    let file = dir.path().join("mixed.yaml");
+    let expected = format!(
+        "error: {}: Ingress live/bad-host: host \"bad.example:8080\" must not contain a port (this object is left out",
+        file.display()
+    );
+    assert!(log.contains(&expected), "missing {expected:?} in:\n{log}");
+    let s = rauta.scrape();
+    assert_eq!(
+        s.value("rauta_config_problems", &[("severity", "error")]),
+        1.0
+    );
+    assert_eq!(s.value("rauta_config_reloads_failed_total", &[]), 0.0);
+
+    // A file that does not parse: its objects are unknown, so the set is
+    // rejected whole, and a change made meanwhile waits too.
     dir.write(
         "broken.yaml",
         "apiVersion: v1\nkind: Service\nmetadata: [unclosed\n",
     );
-    dir.write(
-        "invalid.yaml",
-        &ingress("live", "bad-path", Some("rauta"), &[], "- host: x.example\n  http:\n    paths:\n    - path: no-slash\n      pathType: Prefix\n      backend:\n        service:\n          name: blue\n          port:\n            name: http\n"),
-    );
-    eventually("the rejection logged", || {
-        let log = rauta.log();
-        log.contains("broken.yaml")
-            && log.contains("invalid.yaml")
-            && log.contains("Ingress live/bad-path")
-    });
+    let rejections = |rauta: &Rauta| rauta.log().matches("manifest set rejected").count();
+    eventually("the rejection logged", || rejections(&rauta) >= 1);
+    assert!(rauta.log().contains("broken.yaml"), "{}", rauta.log());
+    dir.write("mixed.yaml", &bad);
+    eventually("the second rejection logged", || rejections(&rauta) >= 2);
     assert_eq!(
         rauta.generation(),
         Some(generation),
-        "no new table from a bad set"
+        "no new table from a rejected set"
     );
     assert_eq!(
-        rauta.who("site.example", "/"),
+        rauta.who("good.example", "/"),
         "blue",
         "the last good table serves"
     );
+    let s = rauta.scrape();
+    assert!(s.value("rauta_config_problems", &[("severity", "fatal")]) >= 1.0);
+    assert!(s.value("rauta_config_reloads_failed_total", &[]) >= 2.0);
+
     dir.remove("broken.yaml");
-    dir.remove("invalid.yaml");
-    dir.write(
-        "more.yaml",
-        &route_to("blue")
-            .replace("site.example", "more.example")
-            .replace("name: \"site\"", "name: \"more\""),
-    );
     rauta.wait_generation(generation + 1);
-    assert_eq!(rauta.who("more.example", "/"), "blue");
+    assert_eq!(rauta.who("good.example", "/"), "404");
+    assert_eq!(rauta.who("site.example", "/"), "blue");
 }
 
 #[test]

@@ -5,7 +5,9 @@ mod annotated;
 mod common;
 mod xdp_util;
 
+mod affinity;
 mod balancing;
+mod canary;
 mod error_pages;
 mod errors;
 mod ext_auth;
@@ -13,6 +15,8 @@ mod hardening;
 mod ingress_nginx_metrics;
 mod kubernetes;
 mod lifecycle;
+mod limits;
+mod migration;
 mod observability;
 mod policies;
 mod proxying;

@@ -283,7 +283,12 @@ fn failed_reloads_are_counted() {
             >= 1.0
     });
     let s = rauta.scrape();
-    assert!(s.value("rauta_config_problems", &[("severity", "error")]) >= 1.0);
+    // A file that does not parse rejects the set: a fatal problem.
+    assert!(s.value("rauta_config_problems", &[("severity", "fatal")]) >= 1.0);
+    assert_eq!(
+        s.value("rauta_config_problems", &[("severity", "error")]),
+        0.0
+    );
     assert_eq!(s.value("rauta_route_table_generation", &[]), 1.0);
 }
 

@@ -3,42 +3,19 @@
 //! Each test writes the Ingresses a migrating user would have and checks
 //! what a client and the backend see.
 
-use crate::common::{service, start};
+use crate::annotated::{self, ing, yaml};
+use crate::common::service;
 use rauta_testkit::client::{get, request};
-use rauta_testkit::manifests::{join, path, rule};
-use rauta_testkit::{ingress, rauta_class, Backend, ManifestDir, Rauta};
+use rauta_testkit::manifests::path;
+use rauta_testkit::{Backend, ManifestDir, Rauta};
 
-const NGINX: &str = "nginx.ingress.kubernetes.io/";
-
-/// One Ingress `name` in `web` with `annotations` (keys without prefix,
-/// ingress-nginx's prefix added), one host and its paths.
-fn ing(name: &str, annotations: &[(&str, &str)], host: &str, paths: &[String]) -> String {
-    let keys: Vec<String> = annotations
-        .iter()
-        .map(|(k, _)| format!("{NGINX}{k}"))
-        .collect();
-    let pairs: Vec<(&str, &str)> = keys
-        .iter()
-        .zip(annotations)
-        .map(|(k, (_, v))| (k.as_str(), *v))
-        .collect();
-    ingress("web", name, Some("rauta"), &pairs, &rule(Some(host), paths))
-}
-
-/// Starts rauta on the class, `services` and `ingresses`.
+/// Starts rauta on the class, the backends' Services and `ingresses`.
 fn serve(
     services: &[&(Backend, String)],
     ingresses: &[String],
     flags: &[&str],
 ) -> (ManifestDir, Rauta) {
-    let class = rauta_class();
-    let mut docs: Vec<&str> = vec![&class];
-    docs.extend(services.iter().map(|(_, yaml)| yaml.as_str()));
-    docs.extend(ingresses.iter().map(String::as_str));
-    let dir = ManifestDir::new();
-    dir.write("all.yaml", &join(&docs));
-    let rauta = start(&dir, flags);
-    (dir, rauta)
+    annotated::serve(&yaml(services), ingresses, flags)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! per-route timeouts (504 on a read timeout, 502 on a refused connect),
 //! and retries on another endpoint as the route's tokens allow.
 
-use crate::annotated::{assert_reported, ing, serve, service_on};
+use crate::annotated::{assert_reported, ing, serve_docs, service_on};
 use rauta_testkit::client::{get, request};
 use rauta_testkit::manifests::path;
 use rauta_testkit::{Backend, ScriptedBackend};
@@ -29,7 +29,7 @@ fn proxy_read_timeout_is_the_routes_own_and_answers_504() {
         "bad.example",
         &[path("/", "Prefix", "app")],
     );
-    let (_dir, rauta) = serve(&[&svc, &short, &plain, &bad], &[]);
+    let (_dir, rauta) = serve_docs(&[&svc, &short, &plain, &bad]);
 
     let started = Instant::now();
     let r = get(rauta.addr(), "short.example", "/slow?ms=6000").expect("answer");
@@ -64,7 +64,7 @@ fn a_refused_connect_is_502_and_with_off_not_retried() {
         "default.example",
         &[path("/", "Prefix", "app")],
     );
-    let (_dir, rauta) = serve(&[&svc, &off, &default], &[]);
+    let (_dir, rauta) = serve_docs(&[&svc, &off, &default]);
     let statuses: Vec<String> = (0..4).map(|_| rauta.who("off.example", "/")).collect();
     assert!(
         statuses.iter().any(|s| s == "502") && statuses.iter().any(|s| s == "app"),
@@ -98,7 +98,7 @@ fn http_502_is_retried_on_the_other_endpoint_and_a_post_only_with_non_idempotent
         &[path("/", "Prefix", "app")],
     );
     let plain = ing("plain", &[], "plain.example", &[path("/", "Prefix", "app")]);
-    let (_dir, rauta) = serve(&[&svc, &retried, &posts, &plain], &[]);
+    let (_dir, rauta) = serve_docs(&[&svc, &retried, &posts, &plain]);
 
     for _ in 0..4 {
         assert_eq!(rauta.who("retry.example", "/"), "app", "{}", rauta.log());
@@ -154,7 +154,7 @@ fn tries_bound_the_attempts_and_timeout_is_retried_on_another_endpoint() {
         "timeout.example",
         &[path("/", "Prefix", "slowapp")],
     );
-    let (_dir, rauta) = serve(&[&svc, &bounded, &slow_svc, &timeout], &[]);
+    let (_dir, rauta) = serve_docs(&[&svc, &bounded, &slow_svc, &timeout]);
 
     let r = get(rauta.addr(), "tries.example", "/").expect("answer");
     assert_eq!(
@@ -189,7 +189,7 @@ fn no_retry_once_response_bytes_reached_the_client() {
         "hints.example",
         &[path("/", "Prefix", "app")],
     );
-    let (_dir, rauta) = serve(&[&svc, &retried], &[]);
+    let (_dir, rauta) = serve_docs(&[&svc, &retried]);
     let answers: Vec<String> = (0..4).map(|_| rauta.who("hints.example", "/")).collect();
     let served = answers.iter().filter(|s| *s == "app").count() as u64;
     assert!(

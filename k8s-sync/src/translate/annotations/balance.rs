@@ -15,7 +15,14 @@ const MAX_WEIGHT: u32 = 10_000;
 pub(super) fn parse_policy(r: &mut Reader<'_>) -> LbPolicy {
     let balance = r.get("load-balance").and_then(|value| match value.trim() {
         "round_robin" => Some(LbPolicy::RoundRobin),
-        "least_request" | "ewma" => Some(LbPolicy::LeastRequest),
+        "least_request" => Some(LbPolicy::LeastRequest),
+        "ewma" => {
+            r.differs(
+                "load-balance",
+                "ewma is approximated by least_request (P2C on in-flight requests, no latency tracking)",
+            );
+            Some(LbPolicy::LeastRequest)
+        }
         other => {
             r.refuse(
                 "load-balance",

@@ -14,10 +14,13 @@
 //! keys from the [`Reader`].
 
 mod access;
+mod affinity;
 mod auth;
 mod balance;
+mod canary;
 mod cors;
 mod error_pages;
+mod limits;
 mod redirect;
 mod registry;
 mod retry;
@@ -98,11 +101,38 @@ impl Annotations {
         rewrite::parse(&mut r, &mut route, &mut host);
         access::parse(&mut r, &mut route);
         cors::parse(&mut r, &mut route);
-        let service_upstream = upstream::parse(&mut r, &mut route, &mut host);
-        timeouts::parse(&mut r, &mut route);
-        retry::parse(&mut r, &mut route);
-        let auth_service = auth::parse(&mut r, &mut route);
-        let error_service = error_pages::parse(&mut r, &mut route);
+        let mut service_upstream = upstream::parse(&mut r, &mut route, &mut host);
+        let zone = format!(
+            "{}/{}",
+            ing.metadata.namespace.as_deref().unwrap_or("default"),
+            ing.metadata.name.as_deref().unwrap_or("")
+        );
+        limits::parse(&mut r, &mut route, zone);
+        affinity::parse(&mut r, &mut route);
+        let mut www_redirect = www_redirect;
+        let (mut auth_service, mut error_service) = (None, None);
+        if let Some(c) = canary::parse(&mut r) {
+            // A canary Ingress only lends its backend: nothing else of it applies.
+            canary::ignore_the_rest(&mut r);
+            route = RoutePolicy {
+                canary: Some(c),
+                ..RoutePolicy::default()
+            };
+            host = HostPolicy {
+                host: rauta_shared::config::HostMatch::Any,
+                app_root: None,
+                aliases: Vec::new(),
+                redirect_host: None,
+                regex: false,
+            };
+            www_redirect = false;
+            service_upstream = false;
+        } else {
+            timeouts::parse(&mut r, &mut route);
+            retry::parse(&mut r, &mut route);
+            auth_service = auth::parse(&mut r, &mut route);
+            error_service = error_pages::parse(&mut r, &mut route);
+        }
         let verdicts = r.finish(findings);
         Annotations {
             policy,
@@ -176,6 +206,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether `key` is set under any prefix, without reading it.
+    // Part of the API the annotation families build on; used as they land.
     pub(super) fn has(&self, key: &str) -> bool {
         self.find(key).is_some()
     }
@@ -211,6 +242,14 @@ impl<'a> Reader<'a> {
         let message = message.into();
         self.warnings.push(format!("annotation {full}: {message}"));
         self.verdicts.insert(full, Verdict::Ignored(message));
+    }
+
+    /// Like [`Reader::warn`], for a full key read with [`Reader::get_exact`].
+    pub(super) fn warn_exact(&mut self, full: &str, message: impl Into<String>) {
+        let message = message.into();
+        self.warnings.push(format!("annotation {full}: {message}"));
+        self.verdicts
+            .insert(full.to_string(), Verdict::Ignored(message));
     }
 
     /// Honoured, but not exactly as ingress-nginx does it.

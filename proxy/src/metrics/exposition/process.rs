@@ -14,7 +14,9 @@ pub struct ProcessInfo {
     pub reloads: u64,
     /// Configuration loads rejected.
     pub reloads_failed: u64,
-    /// Errors in the last configuration load.
+    /// Fatal problems (the set rejected) in the last configuration load.
+    pub config_fatal: u64,
+    /// Errors (an object left out) in the last configuration load.
     pub config_errors: u64,
     /// Warnings in the last configuration load.
     pub config_warnings: u64,
@@ -26,6 +28,14 @@ pub struct ProcessInfo {
 
 /// Writes the process families; jemalloc's only when both figures are known.
 pub(super) fn render(out: &mut Out<'_>, process: &ProcessInfo) {
+    if let Some(cells) = crate::policy::limit_cells::existing() {
+        out.single(
+            "rauta_rate_limit_collisions_total",
+            "counter",
+            "Rate-limit keys (zone, client IP) that met another live key in the node-wide table and shared its budget.",
+            cells.collisions(),
+        );
+    }
     out.single(
         "rauta_route_table_generation",
         "gauge",
@@ -53,9 +63,10 @@ pub(super) fn render(out: &mut Out<'_>, process: &ProcessInfo) {
     out.by_label(
         "rauta_config_problems",
         "gauge",
-        "Problems found in the last configuration load, by severity.",
+        "Problems found in the last configuration load, by severity: fatal (the set rejected), error (an object left out), warning.",
         "severity",
         [
+            ("fatal", process.config_fatal),
             ("error", process.config_errors),
             ("warning", process.config_warnings),
         ],

@@ -1,6 +1,8 @@
-//! A human-readable rendering of a [`RouteConfig`], for `rauta check`.
+//! A [`RouteConfig`] as `rauta check` shows it: aligned plain-text tables,
+//! and the same facts as a JSON-ready [`ConfigView`].
 
 use rauta_shared::config::{HashKey, HostMatch, LbPolicy, PathType, RouteConfig};
+use serde::Serialize;
 use std::fmt::Write;
 
 /// Renders rules, backends, certificates and the default backend as
@@ -115,12 +117,12 @@ fn date(unix: i64) -> String {
 }
 
 /// A row of owned cells from string literals.
-fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
+pub(super) fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
     cells.iter().map(|c| c.to_string()).collect()
 }
 
 /// Appends `rows` indented by two spaces, columns padded to their widest cell.
-fn table(out: &mut String, rows: &[Vec<String>]) {
+pub(super) fn table(out: &mut String, rows: &[Vec<String>]) {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -170,6 +172,146 @@ fn policy(policy: &LbPolicy) -> String {
             HashKey::RequestUri => "maglev(request-uri)".to_string(),
             HashKey::Host => "maglev(host)".to_string(),
         },
+    }
+}
+
+/// The route table in the JSON report: what the text tables show.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigView {
+    /// Every rule, in table order.
+    pub rules: Vec<RuleView>,
+    /// Every backend with its endpoints.
+    pub backends: Vec<BackendView>,
+    /// One entry per TLS host.
+    pub tls: Vec<TlsView>,
+    /// What answers unmatched requests; `None`: 404.
+    pub default_backend: Option<DefaultView>,
+}
+
+/// One rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleView {
+    /// `*`, `*.example.com` or an exact host.
+    pub host: String,
+    /// The path as written.
+    pub path: String,
+    /// `Exact`, `Prefix` or `ImplementationSpecific`.
+    #[serde(rename = "match")]
+    pub path_type: &'static str,
+    /// `namespace/service:port`.
+    pub backend: String,
+    /// `namespace/name` of the Ingress.
+    pub ingress: String,
+    /// Plain HTTP redirected with 308 to https.
+    pub ssl_redirect: bool,
+}
+
+/// One backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendView {
+    /// `namespace/service:port`.
+    pub name: String,
+    /// `round-robin`, `least-request` or `maglev(...)`.
+    pub policy: String,
+    /// Its endpoints.
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// One endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointView {
+    /// `ip:port`.
+    pub address: String,
+    /// Relative weight (0: no traffic).
+    pub weight: u32,
+    /// `ready` or `terminating`.
+    pub state: &'static str,
+    /// The targetRef (pod) name.
+    pub target: Option<String>,
+}
+
+/// One TLS host and its certificate.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsView {
+    /// The host.
+    pub host: String,
+    /// `namespace/name` of the Secret.
+    pub secret: String,
+    /// notAfter, `YYYY-MM-DD` (UTC).
+    pub expires: String,
+    /// `namespace/name` of the Ingress.
+    pub ingress: String,
+}
+
+/// The default backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct DefaultView {
+    /// `namespace/service:port`.
+    pub backend: String,
+    /// `namespace/name` of the Ingress it came from, if any.
+    pub ingress: Option<String>,
+}
+
+impl ConfigView {
+    /// The view of `config`.
+    pub fn new(config: &RouteConfig) -> ConfigView {
+        let backend_name = |i: usize| {
+            config
+                .backends
+                .get(i)
+                .map_or_else(|| format!("<missing backend {i}>"), |b| b.name.clone())
+        };
+        ConfigView {
+            rules: config
+                .rules
+                .iter()
+                .map(|r| RuleView {
+                    host: host(&r.host),
+                    path: r.path.clone(),
+                    path_type: path_type(r.path_type),
+                    backend: backend_name(r.backend),
+                    ingress: r.source.to_string(),
+                    ssl_redirect: r.ssl_redirect,
+                })
+                .collect(),
+            backends: config
+                .backends
+                .iter()
+                .map(|b| BackendView {
+                    name: b.name.clone(),
+                    policy: policy(&b.policy),
+                    endpoints: b
+                        .endpoints
+                        .iter()
+                        .map(|ep| EndpointView {
+                            address: ep.addr.to_string(),
+                            weight: ep.weight,
+                            state: if ep.ready { "ready" } else { "terminating" },
+                            target: ep.target.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            tls: config
+                .tls
+                .iter()
+                .flat_map(|cert| {
+                    cert.hosts.iter().map(|h| TlsView {
+                        host: host(h),
+                        secret: cert.secret.to_string(),
+                        expires: date(cert.not_after),
+                        ingress: cert.source.to_string(),
+                    })
+                })
+                .collect(),
+            default_backend: config.default_backend.map(|i| DefaultView {
+                backend: backend_name(i),
+                ingress: config
+                    .default_backend_source
+                    .as_ref()
+                    .map(|s| s.to_string()),
+            }),
+        }
     }
 }
 
