@@ -53,6 +53,9 @@ pub(super) async fn forward<'s>(
     let mut retrying = Retrying::new(plan, &connect, backend.endpoints.len(), started);
     let mut first = plan.endpoint;
     let mut endpoint = first;
+    // The endpoint the response phase names (the affinity cookie): for an
+    // error page, the route's endpoint whose answer it replaces.
+    let mut answering = None;
     // The request as it is sent in this attempt: the error-page request
     // that replaces an intercepted answer has no body.
     let mut sending = Sending {
@@ -93,7 +96,7 @@ pub(super) async fn forward<'s>(
                     conn,
                     &mut up,
                     plan,
-                    endpoint,
+                    answering.unwrap_or(endpoint),
                     &sending,
                     tally,
                     client_head,
@@ -135,6 +138,7 @@ pub(super) async fn forward<'s>(
                     let error = ProxyError::NoEndpoint;
                     return Err(record::fail(conn, &error, plan.keep_alive, tally).await);
                 };
+                answering = Some(endpoint);
                 (first, endpoint, fresh) = (picked, picked, false);
                 sending = Sending {
                     body: BodyLen::None,
