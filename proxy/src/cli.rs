@@ -308,7 +308,8 @@ impl ServeArgs {
             connect: ConnectPolicy {
                 timeout: self.connect_timeout,
                 attempts: self.connect_attempts.max(1),
-                io_timeout: self.upstream_timeout,
+                read_timeout: self.upstream_timeout,
+                write_timeout: self.upstream_timeout,
             },
             upstream_max_idle: self.upstream_max_idle,
             upstream_idle_timeout: self.upstream_idle_timeout,

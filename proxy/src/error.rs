@@ -65,6 +65,11 @@ pub enum ProxyError {
     /// gets a redirect to this location.
     #[error("this host is served over HTTPS: {0}")]
     HttpsRedirect(String),
+    /// The upstream answered with a status its route retries
+    /// (`proxy-next-upstream: http_502`, ...); produced only when the
+    /// retry is taken, so never answered.
+    #[error("upstream answered {0}, which the route retries")]
+    UpstreamStatus(u16),
     /// A route policy answered the request itself (a redirect, a refusal,
     /// a CORS preflight).
     #[error("answered by the route's policy ({})", .0.status())]
@@ -91,6 +96,7 @@ impl ProxyError {
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamProtocol(_) => 502,
             ProxyError::UpstreamTimeout => 504,
+            ProxyError::UpstreamStatus(status) => *status,
             ProxyError::HttpsRedirect(_) => 308,
             ProxyError::Policy(answer) => answer.status(),
         }
@@ -106,6 +112,7 @@ impl ProxyError {
             | ProxyError::BadHost
             | ProxyError::HttpsRedirect(_) => Fault::Downstream,
             ProxyError::Policy(PolicyAnswer::Denied) => Fault::Internal,
+            ProxyError::Policy(PolicyAnswer::AuthFailed) => Fault::Upstream,
             ProxyError::Policy(_) => Fault::Downstream,
             ProxyError::NoRoute | ProxyError::NotReady => Fault::Internal,
             ProxyError::NoEndpoint
@@ -113,7 +120,8 @@ impl ProxyError {
             | ProxyError::UpstreamTimeout
             | ProxyError::UpstreamClosed(_)
             | ProxyError::UpstreamIo(_)
-            | ProxyError::UpstreamProtocol(_) => Fault::Upstream,
+            | ProxyError::UpstreamProtocol(_)
+            | ProxyError::UpstreamStatus(_) => Fault::Upstream,
         }
     }
 
@@ -136,34 +144,60 @@ impl ProxyError {
             | ProxyError::BodyTooLarge
             | ProxyError::ClientBody(_)
             | ProxyError::BadHost => Cause::BadRequest,
-            ProxyError::HttpsRedirect(_) => return None,
+            ProxyError::HttpsRedirect(_) | ProxyError::UpstreamStatus(_) => return None,
             ProxyError::Policy(answer) if answer.is_success() => return None,
+            ProxyError::Policy(PolicyAnswer::AuthFailed) => Cause::UpstreamProtocol,
             ProxyError::Policy(PolicyAnswer::Denied) => Cause::InvalidRoute,
             ProxyError::Policy(_) => Cause::Refused,
         })
     }
 
-    /// Whether the exchange may be tried again after failing this way.
+    /// How the exchange may be tried again after failing this way; the
+    /// route's policy and the attempt decide the rest (`exchange::forward`).
     pub fn retry(&self) -> Retry {
         match self {
-            ProxyError::Connect(_) => Retry::OtherEndpoint,
+            ProxyError::Connect(e) if e.kind() == io::ErrorKind::TimedOut => {
+                Retry::NotSent(Why::Timeout)
+            }
+            ProxyError::Connect(_) => Retry::NotSent(Why::Error),
             ProxyError::UpstreamClosed(_) => Retry::IfReused,
+            ProxyError::UpstreamIo(_) => Retry::Sent(Why::Error),
+            ProxyError::UpstreamTimeout => Retry::Sent(Why::Timeout),
+            ProxyError::UpstreamProtocol(_) => Retry::Sent(Why::InvalidHeader),
+            ProxyError::UpstreamStatus(status) => Retry::Sent(Why::Status(*status)),
             _ => Retry::Never,
         }
     }
 }
 
+/// Why an attempt failed, in `proxy-next-upstream`'s terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// A connect failure, or the connection failed before the response head.
+    Error,
+    /// A connect, write or response-head read timed out.
+    Timeout,
+    /// The response head is not valid HTTP.
+    InvalidHeader,
+    /// The response head has this status.
+    Status(u16),
+}
+
 /// Whether a failed exchange may be tried again (pingora's `RetryType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
-    /// Nothing reached the upstream: another endpoint may be tried, with
-    /// any method.
-    OtherEndpoint,
+    /// Nothing reached the upstream (the connect failed): another endpoint
+    /// may be tried, with any method and body.
+    NotSent(Why),
     /// A connection taken from the pool closed before answering: the
     /// request may be sent again on a new connection if it can be resent
-    /// whole (it has no body). On a new connection it is a real failure.
+    /// whole (it has no body). On a new connection it is `Sent(Error)`.
     IfReused,
-    /// The upstream may have acted on the request: answer the failure.
+    /// The upstream may have acted on the request: tried again only where
+    /// the route's `proxy-next-upstream` says so, for a request that can be
+    /// sent again.
+    Sent(Why),
+    /// Never tried again (the client's doing, or the proxy's own answer).
     Never,
 }
 
@@ -256,13 +290,19 @@ mod tests {
         assert_eq!(ProxyError::UpstreamTimeout.status(), 504);
         assert_eq!(ProxyError::NoEndpoint.fault(), Fault::Upstream);
         let refused = ProxyError::Connect(io::ErrorKind::ConnectionRefused.into());
-        assert_eq!(refused.retry(), Retry::OtherEndpoint);
+        assert_eq!(refused.retry(), Retry::NotSent(Why::Error));
+        let slow = ProxyError::Connect(io::ErrorKind::TimedOut.into());
+        assert_eq!(slow.retry(), Retry::NotSent(Why::Timeout));
         let closed = ProxyError::UpstreamClosed(io::ErrorKind::UnexpectedEof.into());
         assert_eq!(closed.retry(), Retry::IfReused);
-        assert_eq!(ProxyError::UpstreamTimeout.retry(), Retry::Never);
+        assert_eq!(
+            ProxyError::UpstreamTimeout.retry(),
+            Retry::Sent(Why::Timeout)
+        );
         assert_eq!(
             ProxyError::UpstreamIo(io::ErrorKind::BrokenPipe.into()).retry(),
-            Retry::Never
+            Retry::Sent(Why::Error)
         );
+        assert_eq!(ProxyError::NoEndpoint.retry(), Retry::Never);
     }
 }

@@ -200,8 +200,26 @@ pub struct ExtAuth {
     pub method: String,
     /// Where a 401 sends the client (a 302 with `rd=`), when set.
     pub signin: Option<String>,
-    /// Auth response headers copied into the upstream request.
+    /// Auth response headers copied into the upstream request (lower-case);
+    /// client-sent headers of these names never reach the upstream.
     pub response_headers: Vec<String>,
+    /// The `Host` the subrequest carries (the URL's authority).
+    pub host: String,
+    /// The subrequest's target: the URL's path and query.
+    pub path: String,
+    /// Where the subrequest goes.
+    pub target: AuthTarget,
+}
+
+/// Where an auth subrequest is sent: resolved in k8s-sync, never by DNS
+/// on a shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthTarget {
+    /// An IP literal in the URL.
+    Addr(std::net::SocketAddr),
+    /// A Service the URL names (`svc.ns[.svc[.cluster.local]]`): index
+    /// into [`crate::config::RouteConfig::backends`].
+    Backend(usize),
 }
 
 /// The request body limit of a route.
@@ -302,10 +320,12 @@ pub struct Affinity {
     pub canary_sticky: bool,
 }
 
-/// Upstream answers with these statuses are replaced by the error backend's.
+/// Upstream answers with these statuses are replaced by the error
+/// backend's; when the route's backend has no endpoint, the error backend
+/// is asked with code 503.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorPages {
-    /// The intercepted statuses.
+    /// The intercepted statuses (may be empty: `default-backend` alone).
     pub codes: Vec<u16>,
     /// Index into [`crate::config::RouteConfig::backends`] of the error backend.
     pub backend: usize,

@@ -2,8 +2,9 @@
 //! backend and each TLS host goes to the first Ingress that claims it, and
 //! equal backends are shared.
 
+use super::annotations::AuthService;
 use super::annotations::{check_pattern, WEIGHTS_ANNOTATION};
-use super::endpoints::weighted_endpoints;
+use super::endpoints::{service_endpoints, weighted_endpoints};
 use super::index::Index;
 use super::ingress::{BackendRef, Parsed, RuleKey};
 use crate::problem::Problem;
@@ -12,7 +13,7 @@ use rauta_shared::config::{
     BackendConfig, HashKey, HostMatch, IngressRef, LbPolicy, RouteConfig, RuleConfig, SecretRef,
     ServicePort, TlsCertConfig,
 };
-use rauta_shared::policy::{HostPolicy, RoutePolicy};
+use rauta_shared::policy::{AuthTarget, HostPolicy, RoutePolicy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
@@ -49,6 +50,8 @@ struct Claimed {
     canary: Option<BackendKey>,
     /// The error-page backend, resolved to an index at the end.
     error_pages: Option<BackendKey>,
+    /// The auth service's backend, resolved to an index at the end.
+    auth: Option<BackendKey>,
 }
 
 /// Collects claimed rules and backends while Ingresses are visited oldest first.
@@ -113,6 +116,16 @@ impl Builder {
                 policy.rewrite = None;
             }
             self.claim_host(ing, host, policy.rewrite.is_some());
+            let error_pages =
+                self.error_backend(ing, index, &mut resolved, &mut used_weights, problems);
+            if error_pages.is_none() {
+                policy.error_pages = None;
+            }
+            let auth = ing
+                .annotations
+                .auth_service
+                .as_ref()
+                .map(|svc| self.auth_backend(ing, svc, index, problems));
             self.rules.insert(
                 key,
                 Claimed {
@@ -122,7 +135,8 @@ impl Builder {
                     ssl_redirect: redirect,
                     policy,
                     canary: None,
-                    error_pages: None,
+                    error_pages,
+                    auth,
                 },
             );
         }
@@ -393,6 +407,71 @@ impl Builder {
         result
     }
 
+    /// The backend of the `default-backend` Service (its first port), when
+    /// the Ingress names one that exists; else `None`, reported.
+    fn error_backend(
+        &mut self,
+        ing: &Parsed,
+        index: &Index<'_>,
+        resolved: &mut BTreeMap<BackendRef, BackendKey>,
+        used_weights: &mut BTreeSet<String>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<BackendKey> {
+        let name = ing.annotations.error_service.as_ref()?;
+        let namespace = ing.source.namespace.as_str();
+        let port = index
+            .services
+            .get(&(namespace, name.as_str()))
+            .and_then(|svc| svc.spec.as_ref())
+            .and_then(|spec| spec.ports.as_ref())
+            .and_then(|ports| ports.first())
+            .and_then(|p| u16::try_from(p.port).ok());
+        let Some(port) = port else {
+            problems.push(ing.warning(format!(
+                "annotation default-backend: Service {namespace}/{name} not found or without ports; no error pages"
+            )));
+            return None;
+        };
+        let backend = BackendRef {
+            service: name.clone(),
+            port: ServicePort::Number(port),
+        };
+        Some(self.resolve(ing, &backend, index, resolved, used_weights, problems))
+    }
+
+    /// The backend of the Service an `auth-url` names (any namespace, round robin).
+    fn auth_backend(
+        &mut self,
+        ing: &Parsed,
+        svc: &AuthService,
+        index: &Index<'_>,
+        problems: &mut Vec<Problem>,
+    ) -> BackendKey {
+        let backend = BackendRef {
+            service: svc.name.clone(),
+            port: ServicePort::Number(svc.port),
+        };
+        let endpoints = service_endpoints(ing, index, &svc.namespace, &backend, problems);
+        let key: BackendKey = (
+            svc.namespace.clone(),
+            svc.name.clone(),
+            backend.port.clone(),
+            policy_key(&LbPolicy::RoundRobin),
+            endpoints.iter().map(|e| (e.addr, e.weight)).collect(),
+        );
+        self.backends
+            .entry(key.clone())
+            .or_insert_with(|| BackendConfig {
+                name: String::new(),
+                namespace: svc.namespace.clone(),
+                service: svc.name.clone(),
+                port: backend.port.clone(),
+                endpoints,
+                policy: LbPolicy::RoundRobin,
+            });
+        key
+    }
+
     /// The key of the backend `backend` resolves to for `ing`, creating it if new.
     fn resolve(
         &mut self,
@@ -490,6 +569,9 @@ impl Builder {
                 }
                 if let (Some(pages), Some(key)) = (&mut policy.error_pages, &claimed.error_pages) {
                     pages.backend = index_of(key);
+                }
+                if let (Some(auth), Some(key)) = (&mut policy.auth, &claimed.auth) {
+                    auth.target = AuthTarget::Backend(index_of(key));
                 }
                 RuleConfig {
                     host,

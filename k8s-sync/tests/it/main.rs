@@ -11,4 +11,5 @@ mod load;
 mod report;
 mod tls;
 mod translate;
+mod upstream_annotations;
 mod watch;

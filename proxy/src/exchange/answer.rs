@@ -44,7 +44,7 @@ pub(super) fn response_head(
     };
     head::write_response(out, resp, client, dechunk);
     if let Some(policy) = plan.policy {
-        crate::policy::response(policy, &plan.state, endpoint, out);
+        crate::policy::response(policy, &plan.state, resp.status, endpoint, out);
     }
     ResponseInfo {
         status: resp.status,

@@ -1,18 +1,21 @@
 //! Step two of an exchange: an upstream connection from the pool or a
 //! connect, the request head and body sent, the response head read. This
-//! is the one place where a failed attempt is retried, and the decision is
-//! the error's own ([`ProxyError::retry`]).
+//! is the one place where a failed attempt is retried ([`Retrying`]),
+//! starting from the error's own verdict ([`ProxyError::retry`]), and
+//! where an answer the route's error pages intercept is replaced.
 
 use super::plan::Plan;
 use super::record::{self, Tally};
 use crate::downstream::{ClientConn, Outcome};
-use crate::error::{Fault, ProxyError, Retry};
+use crate::error::{Fault, ProxyError, Retry, Why};
 use crate::http::body::{self, BodyError};
 use crate::http::head::ClientConnection;
 use crate::http::response::{self, ResponseHead};
 use crate::http::{BodyLen, MAX_HEADERS};
+use crate::policy::retry::Retries;
+use crate::policy::Policy;
 use crate::shard::{LocalTable, Shard};
-use crate::upstream::{self, Upstream};
+use crate::upstream::{self, ConnectPolicy, Upstream};
 use futures_lite::AsyncWriteExt;
 use std::io;
 use std::time::Instant;
@@ -28,9 +31,8 @@ pub(super) struct Forwarded<'s> {
 }
 
 /// Sends the planned request upstream and reads the response head,
-/// retrying as the failures allow: another endpoint after a failed connect
-/// (nothing was sent), a fresh connection after a reused one closed before
-/// answering (only without a body, which cannot be sent twice). Any other
+/// trying again as [`Retrying::decide`] allows; an answer the route's
+/// error pages intercept is replaced by the error backend's. Any other
 /// failure is answered here; the outcome is then returned as the error.
 pub(super) async fn forward<'s>(
     shard: &'s Shard,
@@ -40,35 +42,67 @@ pub(super) async fn forward<'s>(
     tally: &mut Tally,
     client_head: ClientHead,
 ) -> Result<Forwarded<'s>, Outcome> {
-    let backend = table.routes.backend(plan.backend);
+    let mut target = plan.backend;
+    let mut backend = table.routes.backend(target);
     let _inflight = table.states[plan.backend].start(plan.endpoint);
     let started = Instant::now();
-    let has_body = plan.body != BodyLen::None;
-    let attempts = if plan.pinned {
-        1
-    } else {
-        shard.cfg.connect.attempts.clamp(1, backend.endpoints.len())
+    let connect = plan
+        .policy
+        .map_or(shard.cfg.connect, |p| p.connect_policy(&shard.cfg.connect));
+    let pages = plan.policy.and_then(Policy::error_pages);
+    let mut retrying = Retrying::new(plan, &connect, backend.endpoints.len(), started);
+    let mut first = plan.endpoint;
+    let mut endpoint = first;
+    // The endpoint the response phase names (the affinity cookie): for an
+    // error page, the route's endpoint whose answer it replaces.
+    let mut answering = None;
+    // The request as it is sent in this attempt: the error-page request
+    // that replaces an intercepted answer has no body.
+    let mut sending = Sending {
+        body: plan.body,
+        expect_continue: plan.expect_continue,
+        diverted: plan.diverted,
     };
-    let (mut connects, mut resent) = (0, false);
-    let mut endpoint = plan.endpoint;
     // After a reused connection failed, the retry takes a new one.
     let mut fresh = false;
     loop {
-        let acquired = upstream::acquire(
-            &shard.pool,
-            backend,
-            endpoint,
-            &shard.cfg.connect,
-            has_body,
-            fresh,
-        )
-        .await;
+        let has_body = sending.body != BodyLen::None;
+        let acquired =
+            upstream::acquire(&shard.pool, backend, endpoint, &connect, has_body, fresh).await;
         let result = match acquired {
             Ok(mut up) => {
                 tally.connect_us = up.connect_us;
                 tally.upstream = Some(up.addr);
                 let reused = up.reused;
-                match exchange_on(shard, conn, &mut up, plan, endpoint, tally, client_head).await {
+                let check = |status: u16, answered: bool| {
+                    if retrying.retries_status(status)
+                        && !matches!(
+                            retrying.decide(Retry::Sent(Why::Status(status)), reused, answered),
+                            Next::Answer
+                        )
+                    {
+                        Head::Retry
+                    } else if !sending.diverted
+                        && plan.error_page.is_some()
+                        && pages.is_some_and(|p| p.intercepts(status))
+                    {
+                        Head::ErrorPage
+                    } else {
+                        Head::Relay
+                    }
+                };
+                let attempt = exchange_on(
+                    shard,
+                    conn,
+                    &mut up,
+                    plan,
+                    answering.unwrap_or(endpoint),
+                    &sending,
+                    tally,
+                    client_head,
+                    &check,
+                );
+                match attempt.await {
                     Ok(response) => {
                         return Ok(Forwarded {
                             up,
@@ -88,38 +122,199 @@ pub(super) async fn forward<'s>(
         };
         let (error, keep, reused) = match result {
             (Failure::ClientGone, _) => return Err(Outcome::Done),
+            (Failure::ErrorPage(status), _) => {
+                // The intercepted answer is dropped with its connection;
+                // the error backend is asked instead, once, without body.
+                let (Some(pages), Some(head)) = (pages, &plan.error_page) else {
+                    // Not reached: only a route with error pages intercepts.
+                    let error = ProxyError::UpstreamProtocol("no error page to replace the answer");
+                    return Err(record::fail(conn, &error, false, tally).await);
+                };
+                crate::policy::error_pages::finish(head, status, &mut conn.out);
+                target = pages.backend;
+                backend = table.routes.backend(target);
+                let picked = backend.pick(&table.states[target], None, &shard.rng);
+                let Some(picked) = picked else {
+                    let error = ProxyError::NoEndpoint;
+                    return Err(record::fail(conn, &error, plan.keep_alive, tally).await);
+                };
+                answering = Some(endpoint);
+                (first, endpoint, fresh) = (picked, picked, false);
+                sending = Sending {
+                    body: BodyLen::None,
+                    expect_continue: false,
+                    diverted: true,
+                };
+                retrying = Retrying::plain(&connect, backend.endpoints.len());
+                continue;
+            }
             (Failure::Proxy { error, keep }, reused) => (error, keep, reused),
         };
-        match error.retry() {
-            Retry::OtherEndpoint if connects + 1 < attempts => {
+        let next = retrying.decide(error.retry(), reused, tally.bytes_out > 0);
+        retrying.take(next);
+        match next {
+            Next::OtherEndpoint => {
                 tracing::debug!(upstream = ?tally.upstream, %error, "trying the next endpoint");
-                connects += 1;
-                endpoint = backend.retry(plan.endpoint, connects);
+                endpoint = backend.retry(first, retrying.retried);
                 fresh = false;
             }
-            Retry::IfReused if reused && !resent && !has_body => {
-                resent = true;
-                fresh = true;
+            Next::Fresh => fresh = true,
+            Next::Answer => return Err(record::fail(conn, &error, keep, tally).await),
+        }
+    }
+}
+
+/// What one attempt sends.
+struct Sending {
+    body: BodyLen,
+    /// A `100 Continue` is owed to the client before the body.
+    expect_continue: bool,
+    /// The request is the error-page request: its answer is relayed as is.
+    diverted: bool,
+}
+
+/// What is done with a final response head, before the client sees it.
+enum Head {
+    /// The response phase writes it for the client.
+    Relay,
+    /// The route retries this status on another endpoint.
+    Retry,
+    /// The route's error pages replace it.
+    ErrorPage,
+}
+
+/// What follows a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Another endpoint.
+    OtherEndpoint,
+    /// The same endpoint on a new connection (a pooled one had gone stale).
+    Fresh,
+    /// No retry: the failure is answered.
+    Answer,
+}
+
+/// The retry decision for one request, taken in [`Retrying::decide`] and
+/// nowhere else: from the error's [`Retry`], the route's
+/// `proxy-next-upstream` (or rauta's default: connect failures only), the
+/// request (method, body) and what was spent (tries, time). A retry
+/// budget would gate `decide` too.
+#[derive(Debug)]
+struct Retrying<'p> {
+    policy: Option<&'p Retries>,
+    /// Attempts allowed in all, the first included; at most one per endpoint.
+    limit: usize,
+    /// Attempts on other endpoints so far.
+    retried: usize,
+    /// A stale pooled connection was already replaced once.
+    resent: bool,
+    has_body: bool,
+    idempotent: bool,
+    deadline: Option<Instant>,
+}
+
+impl<'p> Retrying<'p> {
+    fn new(plan: &Plan<'p>, connect: &ConnectPolicy, endpoints: usize, started: Instant) -> Self {
+        let policy = plan.policy.and_then(Policy::retries);
+        let limit = match policy {
+            // Affinity without change-on-failure: the named endpoint or nothing.
+            _ if plan.pinned => 1,
+            None => connect.attempts,
+            Some(p) if p.tries == 0 => endpoints,
+            Some(p) => p.tries as usize,
+        };
+        Retrying {
+            policy,
+            limit: limit.clamp(1, endpoints.max(1)),
+            retried: 0,
+            resent: false,
+            has_body: plan.body != BodyLen::None,
+            idempotent: plan.idempotent,
+            deadline: policy.and_then(|p| p.timeout).map(|t| started + t),
+        }
+    }
+
+    /// rauta's default, for a request without body (the error-page request).
+    fn plain(connect: &ConnectPolicy, endpoints: usize) -> Self {
+        Retrying {
+            policy: None,
+            limit: connect.attempts.clamp(1, endpoints.max(1)),
+            retried: 0,
+            resent: false,
+            has_body: false,
+            idempotent: true,
+            deadline: None,
+        }
+    }
+
+    /// Whether the route retries responses with `status` at all (a cheap
+    /// check made on every response head).
+    #[inline]
+    fn retries_status(&self, status: u16) -> bool {
+        self.policy.is_some_and(|p| p.retries_status(status))
+    }
+
+    /// What follows an attempt that failed as `retry`. `reused`: it ran on
+    /// a pooled connection; `answered`: bytes already went to the client
+    /// (an interim response), so nothing may be tried again.
+    fn decide(&self, retry: Retry, reused: bool, answered: bool) -> Next {
+        if answered {
+            return Next::Answer;
+        }
+        let stale = reused && !self.resent && !self.has_body;
+        let retry = match retry {
+            Retry::IfReused if stale => return Next::Fresh,
+            // On a new connection (or with a body) a close is a failure.
+            Retry::IfReused => Retry::Sent(Why::Error),
+            r => r,
+        };
+        let another =
+            self.retried + 1 < self.limit && self.deadline.is_none_or(|d| Instant::now() < d);
+        let allowed = match (retry, self.policy) {
+            (Retry::NotSent(_), None) => true,
+            (Retry::NotSent(why), Some(p)) => p.covers(why),
+            // The upstream may have acted on it: only a request that can be
+            // sent again whole (rauta streams bodies, so one without), and
+            // POST/PATCH/LOCK only with non_idempotent.
+            (Retry::Sent(why), Some(p)) => {
+                p.covers(why) && !self.has_body && (self.idempotent || p.non_idempotent)
             }
-            _ => return Err(record::fail(conn, &error, keep, tally).await),
+            _ => false,
+        };
+        if another && allowed {
+            Next::OtherEndpoint
+        } else {
+            Next::Answer
+        }
+    }
+
+    /// Records the decision taken.
+    fn take(&mut self, next: Next) {
+        match next {
+            Next::OtherEndpoint => self.retried += 1,
+            Next::Fresh => self.resent = true,
+            Next::Answer => {}
         }
     }
 }
 
 /// One attempt on one upstream connection: 100 Continue when asked, the
 /// request sent, the response head read.
+#[allow(clippy::too_many_arguments)]
 async fn exchange_on(
     shard: &Shard,
     conn: &mut ClientConn,
     up: &mut Upstream<'_>,
     plan: &Plan<'_>,
     endpoint: usize,
+    sending: &Sending,
     tally: &mut Tally,
     client_head: ClientHead,
+    check: &dyn Fn(u16, bool) -> Head,
 ) -> Result<ResponseInfo, Failure> {
     // Sent once at most: a request with a body is never sent twice, and
     // connect failures happen before this.
-    if plan.expect_continue
+    if sending.expect_continue
         && conn
             .stream
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -128,10 +323,10 @@ async fn exchange_on(
     {
         return Err(Failure::ClientGone);
     }
-    tally.bytes_in += send_request(conn, up, plan, plan.body_limit).await?;
+    tally.bytes_in += send_request(conn, up, sending.body, plan.body_limit).await?;
     // The body was sent whole: after an upstream failure the client
     // connection is in step and can carry its next request.
-    read_response_head(shard, conn, up, plan, endpoint, client_head)
+    read_response_head(shard, conn, up, plan, endpoint, tally, client_head, check)
         .await
         .map_err(|f| match f {
             Failure::Proxy { error, .. } => {
@@ -149,6 +344,8 @@ enum Failure {
     Proxy { error: ProxyError, keep: bool },
     /// The client went away; nothing to answer.
     ClientGone,
+    /// The answer has this status, which the route's error pages replace.
+    ErrorPage(u16),
 }
 
 impl Failure {
@@ -161,7 +358,7 @@ impl Failure {
 async fn send_request(
     conn: &mut ClientConn,
     up: &mut Upstream<'_>,
-    plan: &Plan<'_>,
+    body_len: BodyLen,
     limit: Option<u64>,
 ) -> Result<u64, Failure> {
     if let Err(e) = up.stream.write_all(&conn.out).await {
@@ -176,7 +373,7 @@ async fn send_request(
         &mut conn.stream,
         &mut conn.rbuf,
         &mut up.stream,
-        plan.body,
+        body_len,
         false,
         limit,
     )
@@ -231,13 +428,16 @@ pub(super) type ClientHead =
 /// Reads until a final (non-1xx) response head is buffered, relaying
 /// interim responses other than the 100 the proxy already sent; writes the
 /// client's head into `conn.out` and consumes the upstream head.
+#[allow(clippy::too_many_arguments)]
 async fn read_response_head(
     shard: &Shard,
     conn: &mut ClientConn,
     up: &mut Upstream<'_>,
     plan: &Plan<'_>,
     endpoint: usize,
+    tally: &mut Tally,
     client_head: ClientHead,
+    check: &dyn Fn(u16, bool) -> Head,
 ) -> Result<ResponseInfo, Failure> {
     conn.ubuf.clear();
     let mut got_any = false;
@@ -256,6 +456,16 @@ async fn read_response_head(
                     )));
                 }
                 Ok(Some(resp)) => {
+                    // Decided before the client's head replaces the
+                    // upstream request in `conn.out`: a retry sends it again.
+                    match check(resp.status, tally.bytes_out > 0) {
+                        Head::Relay => {}
+                        Head::Retry => {
+                            let error = ProxyError::UpstreamStatus(resp.status);
+                            return Err(Failure::upstream(error));
+                        }
+                        Head::ErrorPage => return Err(Failure::ErrorPage(resp.status)),
+                    }
                     let info = client_head(shard, plan, endpoint, &resp, &mut conn.out);
                     let len = resp.len;
                     conn.ubuf.consume(len);
@@ -280,6 +490,9 @@ async fn read_response_head(
                     .is_err()
             {
                 return Err(Failure::ClientGone);
+            }
+            if relay {
+                tally.bytes_out += len as u64;
             }
             conn.ubuf.consume(len);
             continue;
@@ -308,5 +521,116 @@ async fn read_response_head(
             }
             Err(e) => return Err(Failure::upstream(ProxyError::UpstreamIo(e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rauta_shared::policy::RetryPolicy;
+    use std::time::Duration;
+
+    fn retries(tokens: &[u16], non_idempotent: bool) -> Retries {
+        Retries::compile(&RetryPolicy {
+            on_error: true,
+            on_timeout: true,
+            on_invalid_header: false,
+            on_status: tokens.to_vec(),
+            non_idempotent,
+            tries: 3,
+            timeout_ms: 0,
+        })
+    }
+
+    fn retrying(policy: Option<&Retries>) -> Retrying<'_> {
+        Retrying {
+            policy,
+            limit: 3,
+            retried: 0,
+            resent: false,
+            has_body: false,
+            idempotent: true,
+            deadline: None,
+        }
+    }
+
+    #[test]
+    fn the_decision_follows_the_error_the_policy_and_the_request() {
+        let sent502 = Retry::Sent(Why::Status(502));
+        // rauta's default: failed connects only, and a stale pooled connection once.
+        let plain = retrying(None);
+        assert_eq!(
+            plain.decide(Retry::NotSent(Why::Error), false, false),
+            Next::OtherEndpoint
+        );
+        assert_eq!(
+            plain.decide(Retry::Sent(Why::Timeout), false, false),
+            Next::Answer
+        );
+        assert_eq!(plain.decide(Retry::IfReused, true, false), Next::Fresh);
+        assert_eq!(plain.decide(Retry::IfReused, false, false), Next::Answer);
+
+        let p = retries(&[502], false);
+        let r = retrying(Some(&p));
+        assert_eq!(r.decide(sent502, false, false), Next::OtherEndpoint);
+        assert_eq!(
+            r.decide(Retry::Sent(Why::Status(503)), false, false),
+            Next::Answer
+        );
+        assert_eq!(
+            r.decide(Retry::Sent(Why::InvalidHeader), false, false),
+            Next::Answer
+        );
+        assert_eq!(
+            r.decide(sent502, false, true),
+            Next::Answer,
+            "bytes reached the client"
+        );
+        let post = Retrying {
+            idempotent: false,
+            ..retrying(Some(&p))
+        };
+        assert_eq!(post.decide(sent502, false, false), Next::Answer);
+        assert_eq!(
+            post.decide(Retry::NotSent(Why::Error), false, false),
+            Next::OtherEndpoint
+        );
+        let body = Retrying {
+            has_body: true,
+            ..retrying(Some(&p))
+        };
+        assert_eq!(
+            body.decide(sent502, false, false),
+            Next::Answer,
+            "a streamed body cannot be resent"
+        );
+        let spent = Retrying {
+            retried: 2,
+            ..retrying(Some(&p))
+        };
+        assert_eq!(
+            spent.decide(sent502, false, false),
+            Next::Answer,
+            "tries spent"
+        );
+        let late = Retrying {
+            deadline: Some(Instant::now() - Duration::from_millis(1)),
+            ..retrying(Some(&p))
+        };
+        assert_eq!(
+            late.decide(sent502, false, false),
+            Next::Answer,
+            "next-upstream-timeout passed"
+        );
+        let any = retries(&[502], true);
+        let post = Retrying {
+            idempotent: false,
+            ..retrying(Some(&any))
+        };
+        assert_eq!(
+            post.decide(sent502, false, false),
+            Next::OtherEndpoint,
+            "non_idempotent"
+        );
     }
 }

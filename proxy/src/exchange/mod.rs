@@ -3,11 +3,13 @@
 //! `record` and `tunnel` are leaves every step may use.
 //!
 //! - [`plan`]: parse -> route -> request policies -> pick -> upstream head
+//! - [`auth`]: the auth subrequest, for a route with `auth-url`
 //! - [`forward`]: pool or connect -> send -> response head (the one retry place)
 //! - [`answer`]: response policies -> stream back, or a [`tunnel`] -> pool
 //! - [`record`]: tally -> route stats -> access log; the error answer
 
 mod answer;
+mod auth;
 mod forward;
 mod plan;
 mod record;
@@ -24,10 +26,23 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
     let Some(table) = shard.table() else {
         return record::not_ready(shard, conn).await;
     };
-    let plan = match plan::plan(shard, conn, &table) {
+    let mut plan = match plan::plan(shard, conn, &table) {
         Ok(plan) => plan,
         Err(refused) => return record::refused(shard, conn, &table, refused, started).await,
     };
+    if plan.auth.is_some() {
+        if let Err(error) = auth::authorize(shard, conn, &table, &mut plan).await {
+            // Nothing of a body was read: the connection goes on without one.
+            let refused = plan::Refused {
+                error,
+                keep: plan.keep_alive && plan.body == crate::http::BodyLen::None,
+                route: Some(plan.route),
+                method: plan.method,
+                head_len: plan.head_len,
+            };
+            return record::refused(shard, conn, &table, refused, started).await;
+        }
+    }
     let stats = record::begin(shard, &table, plan.route);
     let mut tally = record::Tally::new(plan.head_len);
     let forwarded = forward::forward(

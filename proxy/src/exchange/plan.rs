@@ -40,6 +40,15 @@ pub(super) struct Plan<'t> {
     pub(super) head_request: bool,
     pub(super) upgrade: bool,
     pub(super) expect_continue: bool,
+    /// Not POST, PATCH or LOCK: may be retried after it was sent.
+    pub(super) idempotent: bool,
+    /// The auth subrequest to send first (`auth-url`).
+    pub(super) auth: Option<policy::auth::Call>,
+    /// The error-page request head, less its X-Code (`custom-http-errors`).
+    pub(super) error_page: Option<Vec<u8>>,
+    /// The request already goes to the error backend (its own backend has
+    /// no endpoint): its answer is not intercepted again.
+    pub(super) diverted: bool,
 }
 
 /// A request that cannot be forwarded, with what is known about it.
@@ -182,12 +191,62 @@ fn route<'t>(
         HashKey::RequestUri => Some(Maglev::hash_key(req.origin_target.as_bytes())),
         HashKey::Host => Some(Maglev::hash_key(host.as_bytes())),
     });
+    let route_policy = table.routes.route(route).policy.as_deref();
+    let (auth, error_page) = match route_policy {
+        Some(p) if p.auth().is_some() || p.error_pages().is_some() => {
+            let request = policy::Request {
+                head: req,
+                host,
+                tls: via.tls,
+                client: via.peer.ip(),
+                rng: &shard.rng,
+                backends: table.routes.backends(),
+            };
+            let id = req
+                .header("x-request-id")
+                .filter(|v| !v.is_empty())
+                .unwrap_or(request_id);
+            let ip = via.peer_ip.as_bytes();
+            (
+                p.auth().map(|a| a.call(&request, ip, id)),
+                p.error_pages().map(|e| (e, e.head(&request, ip, id))),
+            )
+        }
+        _ => (None, None),
+    };
     let named = prepared.as_ref().and_then(|p| p.endpoint);
-    let endpoint = match named {
-        Some(e) => e,
-        None => backend
-            .pick(&table.states[backend_index], key_hash, &shard.rng)
-            .ok_or((ProxyError::NoEndpoint, Some(route)))?,
+    let picked = named.or_else(|| backend.pick(&table.states[backend_index], key_hash, &shard.rng));
+    let Some(endpoint) = picked else {
+        // No endpoint: the error backend answers with X-Code 503 (`default-backend`).
+        let Some((pages, head)) = &error_page else {
+            return Err((ProxyError::NoEndpoint, Some(route)));
+        };
+        let error_backend = table.routes.backend(pages.backend);
+        let endpoint = error_backend
+            .pick(&table.states[pages.backend], None, &shard.rng)
+            .ok_or((ProxyError::NoEndpoint, Some(route)))?;
+        policy::error_pages::finish(head, 503, out);
+        return Ok(Plan {
+            route,
+            policy: route_policy,
+            state,
+            body_limit,
+            pinned: false,
+            backend: pages.backend,
+            endpoint,
+            method,
+            head_len: req.len as u64,
+            body: req.body,
+            keep_alive: req.keep_alive,
+            http10: req.minor == 0,
+            head_request: req.is_head(),
+            upgrade: false,
+            expect_continue: req.expect_continue,
+            idempotent: is_idempotent(req.method),
+            auth,
+            error_page: None,
+            diverted: true,
+        });
     };
 
     let fwd = Forwarded {
@@ -215,6 +274,7 @@ fn route<'t>(
             head::Edits {
                 target: p.target.as_deref().map(str::as_bytes),
                 host: p.host.map(str::as_bytes),
+                drop_names: p.drop,
                 drop: if prefix_header.is_some() {
                     &["x-forwarded-prefix"]
                 } else {
@@ -241,7 +301,16 @@ fn route<'t>(
         head_request: req.is_head(),
         upgrade: req.upgrade.is_some(),
         expect_continue: req.expect_continue,
+        idempotent: is_idempotent(req.method),
+        auth,
+        error_page: error_page.map(|(_, head)| head),
+        diverted: false,
     })
+}
+
+/// nginx's idempotence for `proxy_next_upstream`: all but POST, PATCH, LOCK.
+fn is_idempotent(method: &str) -> bool {
+    !matches!(method, "POST" | "PATCH" | "LOCK")
 }
 
 /// The request phase: the chosen route's request-side policies, after the

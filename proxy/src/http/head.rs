@@ -128,6 +128,8 @@ pub struct Edits<'a> {
     /// Client headers by these (lower-case) names are not copied: the
     /// policy sends its own in `add`.
     pub drop: &'a [&'a str],
+    /// The same, for names known only per table (`auth-response-headers`).
+    pub drop_names: &'a [Box<str>],
     /// Headers added after the forwarding headers.
     pub add: &'a [(&'a [u8], &'a [u8])],
 }
@@ -138,6 +140,7 @@ impl Edits<'_> {
         target: None,
         host: None,
         drop: &[],
+        drop_names: &[],
         add: &[],
     };
 }
@@ -170,6 +173,13 @@ pub fn write_request(
             RequestHeader::Drop => continue,
             _ if req.connection.names(name) => continue,
             _ if edits.drop.iter().any(|d| name.eq_ignore_ascii_case(d)) => continue,
+            _ if edits
+                .drop_names
+                .iter()
+                .any(|d| name.eq_ignore_ascii_case(d)) =>
+            {
+                continue
+            }
             RequestHeader::RequestId => request_id_seen |= !h.value.is_empty(),
             RequestHeader::Copy => {}
         }

@@ -20,6 +20,20 @@ pub enum PolicyAnswer {
     Denied,
     /// A CORS preflight, answered 204 with these header lines.
     Preflight(Vec<u8>),
+    /// The auth service said 401; these header lines (its
+    /// `WWW-Authenticate`) go with the answer.
+    Unauthorized(Vec<u8>),
+    /// The auth service said 401 and the route has `auth-signin`: a 302
+    /// there, with the auth service's `Set-Cookie` lines.
+    SignIn {
+        /// The signin URL with `rd=`.
+        location: String,
+        /// `Set-Cookie: ...\r\n` lines.
+        cookies: Vec<u8>,
+    },
+    /// The auth service failed, answered something other than 2xx, 401 or
+    /// 403, or did not answer in time: closed, 500 (as ingress-nginx).
+    AuthFailed,
     /// A rate or connection limit rejected the client (503 unless set).
     Limited(u16),
 }
@@ -32,6 +46,9 @@ impl PolicyAnswer {
             PolicyAnswer::Forbidden => 403,
             PolicyAnswer::Denied => 503,
             PolicyAnswer::Preflight(_) => 204,
+            PolicyAnswer::Unauthorized(_) => 401,
+            PolicyAnswer::SignIn { .. } => 302,
+            PolicyAnswer::AuthFailed => 500,
             PolicyAnswer::Limited(status) => *status,
         }
     }
@@ -41,7 +58,9 @@ impl PolicyAnswer {
     pub fn is_success(&self) -> bool {
         matches!(
             self,
-            PolicyAnswer::Redirect { .. } | PolicyAnswer::Preflight(_)
+            PolicyAnswer::Redirect { .. }
+                | PolicyAnswer::Preflight(_)
+                | PolicyAnswer::SignIn { .. }
         )
     }
 
@@ -61,6 +80,20 @@ impl PolicyAnswer {
                 out.extend_from_slice(headers);
                 out.extend_from_slice(b"Content-Type: text/plain charset=UTF-8\r\n");
                 b""
+            }
+            PolicyAnswer::SignIn { location, cookies } => {
+                out.extend_from_slice(b"Location: ");
+                out.extend_from_slice(location.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(cookies);
+                b""
+            }
+            PolicyAnswer::Unauthorized(headers) => {
+                out.extend_from_slice(headers);
+                b"401 Unauthorized\n"
+            }
+            PolicyAnswer::AuthFailed => {
+                b"500 Internal Server Error: the authentication service failed\n"
             }
             PolicyAnswer::Forbidden => b"403 Forbidden\n",
             PolicyAnswer::Limited(_) => b"the client's request limit is reached; try again later\n",

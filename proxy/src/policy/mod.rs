@@ -11,18 +11,23 @@
 pub mod access;
 pub mod affinity;
 pub mod answer;
+pub mod auth;
 pub mod canary;
 pub mod cookie;
 pub mod cors;
+pub mod error_pages;
 pub mod limit;
 pub mod limit_cells;
+pub mod retry;
 pub mod rewrite;
+pub mod timeouts;
 
 pub use answer::PolicyAnswer;
 
 use crate::balance::least_request::Rng;
 use crate::balance::Backend;
 use crate::http::request::RequestHead;
+use crate::upstream::ConnectPolicy;
 use rauta_shared::policy::{BodyLimit, Redirect, RoutePolicy};
 use std::net::IpAddr;
 
@@ -42,6 +47,23 @@ pub struct Policy {
     limit: Option<limit::Limit>,
     canary: Option<canary::Canary>,
     affinity: Option<affinity::Affinity>,
+    timeouts: Option<timeouts::Timeouts>,
+    retry: Option<retry::Retries>,
+    auth: Option<auth::Auth>,
+    error_pages: Option<error_pages::ErrorPages>,
+}
+
+/// Where a rule comes from, as its error pages tell the error backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The Ingress's namespace.
+    pub namespace: &'a str,
+    /// The Ingress's name.
+    pub ingress: &'a str,
+    /// The rule's Service.
+    pub service: &'a str,
+    /// The rule's Service port, as the Ingress names it.
+    pub port: &'a str,
 }
 
 /// Why a route's policies do not compile.
@@ -50,22 +72,35 @@ pub enum CompileError {
     /// A rewrite's regex (checked by the translation, so a translation bug).
     #[error(transparent)]
     Regex(#[from] regex::Error),
-    /// The canary names a backend that does not exist.
-    #[error("the canary points at backend #{0}, which does not exist")]
+    /// The canary, auth service or error pages name a backend that does not exist.
+    #[error("the policy points at backend #{0}, which does not exist")]
     MissingBackend(usize),
 }
 
 impl Policy {
     /// Compiles `policy` for a rule whose path is `path` and whose backend
-    /// is `backends[backend]`; `None` for a plain route.
+    /// is `backends[backend]`, from `origin`; `None` for a plain route.
     pub fn compile(
         policy: &RoutePolicy,
         path: &str,
         backend: usize,
         backends: &[Backend],
+        origin: Origin<'_>,
     ) -> Result<Option<Box<Policy>>, CompileError> {
         if policy.is_plain() {
             return Ok(None);
+        }
+        let auth_backend = match policy.auth.as_ref().map(|a| &a.target) {
+            Some(rauta_shared::policy::AuthTarget::Backend(i)) => Some(*i),
+            _ => None,
+        };
+        let pages_backend = policy.error_pages.as_ref().map(|p| p.backend);
+        if let Some(missing) = auth_backend
+            .into_iter()
+            .chain(pages_backend)
+            .find(|b| *b >= backends.len())
+        {
+            return Err(CompileError::MissingBackend(missing));
         }
         let canary = match &policy.canary {
             Some(c) if c.backend >= backends.len() => {
@@ -106,7 +141,39 @@ impl Policy {
             limit: policy.rate_limit.as_ref().map(limit::Limit::compile),
             canary,
             affinity,
+            timeouts: timeouts::Timeouts::compile(&policy.timeouts),
+            retry: policy.retry.as_ref().map(retry::Retries::compile),
+            auth: policy.auth.as_ref().map(auth::Auth::compile),
+            error_pages: policy.error_pages.as_ref().map(|p| {
+                error_pages::ErrorPages::compile(
+                    p,
+                    origin.namespace,
+                    origin.ingress,
+                    origin.service,
+                    origin.port,
+                )
+            }),
         })))
+    }
+
+    /// The upstream connect and I/O settings of the route, given the global ones.
+    pub fn connect_policy(&self, global: &ConnectPolicy) -> ConnectPolicy {
+        self.timeouts.map_or(*global, |t| t.apply(global))
+    }
+
+    /// The route's `proxy-next-upstream`, when it has one.
+    pub fn retries(&self) -> Option<&retry::Retries> {
+        self.retry.as_ref()
+    }
+
+    /// The route's auth service, when it has one.
+    pub fn auth(&self) -> Option<&auth::Auth> {
+        self.auth.as_ref()
+    }
+
+    /// The route's error pages, when it has them.
+    pub fn error_pages(&self) -> Option<&error_pages::ErrorPages> {
+        self.error_pages.as_ref()
     }
 
     /// The request body limit of the route, given the global one.
@@ -133,7 +200,7 @@ pub struct Request<'r, 'h, 'b> {
 }
 
 impl Request<'_, '_, '_> {
-    fn scheme(&self) -> &'static str {
+    pub(crate) fn scheme(&self) -> &'static str {
         if self.tls {
             "https"
         } else {
@@ -142,7 +209,7 @@ impl Request<'_, '_, '_> {
     }
 
     /// The Host as the client sent it (port included), else the normalised host.
-    fn http_host(&self) -> &str {
+    pub(crate) fn http_host(&self) -> &str {
         self.head
             .host
             .and_then(|h| std::str::from_utf8(h).ok())
@@ -159,6 +226,8 @@ pub struct Prepared<'p> {
     pub host: Option<&'p str>,
     /// `X-Forwarded-Prefix`, sent only with a rewrite.
     pub forwarded_prefix: Option<&'p str>,
+    /// Client headers never sent upstream (the auth answer's copied ones).
+    pub drop: &'p [Box<str>],
     /// The canary's backend takes the request.
     pub backend: Option<usize>,
     /// The endpoint the affinity cookie names.
@@ -173,6 +242,8 @@ pub struct Prepared<'p> {
 pub struct State {
     /// The `Access-Control-Allow-Origin` the response gets.
     cors: Option<cors::Allowed>,
+    /// The auth service's `Set-Cookie` lines, relayed to the client.
+    pub auth_cookies: Vec<u8>,
     /// The client's in-flight slot (`limit-connections`), held to the end.
     in_flight: Option<limit_cells::InFlight>,
     /// Affinity: which backend and endpoint the request was sent to.
@@ -230,6 +301,7 @@ pub fn request<'p>(
     }
     let mut prepared = Prepared {
         host: policy.upstream_host.as_deref(),
+        drop: policy.auth.as_ref().map_or(&[], auth::Auth::copied),
         ..Prepared::default()
     };
     if policy.canary.is_some() || policy.affinity.is_some() {
@@ -296,8 +368,9 @@ fn choose_backend(
 }
 
 /// The response phase: appends the route's response headers to `out`, a
-/// complete response head. `endpoint` is the endpoint that answered.
-pub fn response(policy: &Policy, state: &State, endpoint: usize, out: &mut Vec<u8>) {
+/// complete response head with status `status`. `endpoint` is the endpoint
+/// that answered.
+pub fn response(policy: &Policy, state: &State, status: u16, endpoint: usize, out: &mut Vec<u8>) {
     let cors = match (&policy.cors, &state.cors) {
         (Some(cors), Some(allowed)) => Some((cors, allowed)),
         _ => None,
@@ -308,7 +381,8 @@ pub fn response(policy: &Policy, state: &State, endpoint: usize, out: &mut Vec<u
         (Some(a), Some(s)) if s.named != Some(endpoint) => Some((a, s)),
         _ => None,
     };
-    if (cors.is_none() && cookie.is_none()) || !out.ends_with(b"\r\n\r\n") {
+    let auth_cookies = !state.auth_cookies.is_empty() && auth::relays_cookies(status);
+    if (cors.is_none() && cookie.is_none() && !auth_cookies) || !out.ends_with(b"\r\n\r\n") {
         return;
     }
     out.truncate(out.len() - 2);
@@ -317,6 +391,9 @@ pub fn response(policy: &Policy, state: &State, endpoint: usize, out: &mut Vec<u
     }
     if let Some((a, s)) = cookie {
         a.write(s.slot, endpoint, s.tls, out);
+    }
+    if auth_cookies {
+        out.extend_from_slice(&state.auth_cookies);
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -338,6 +415,7 @@ pub fn expand(template: &str, req: &Request<'_, '_, '_>) -> String {
         let name = &rest[1..1 + name_len];
         match name {
             "request_uri" => out.push_str(req.head.origin_target),
+            "escaped_request_uri" => auth::escape_uri(req.head.origin_target, &mut out),
             "uri" => out.push_str(req.head.path),
             "host" => out.push_str(req.host),
             "http_host" => out.push_str(req.http_host()),

@@ -12,7 +12,7 @@ pub mod path;
 pub mod pattern;
 
 use crate::balance::Backend;
-use crate::policy::{Policy, PolicyAnswer};
+use crate::policy::{Origin, Policy, PolicyAnswer};
 use path::{PathMatcher, RouteId};
 use pattern::PatternMatcher;
 use rauta_shared::config::{HostMatch, PathType, RouteConfig};
@@ -196,8 +196,22 @@ impl RouteTable {
                     matcher.paths.insert_prefix(&rule.path, id);
                 }
             };
-            let policy = Policy::compile(&rule.policy, &rule.path, rule.backend, &table.backends)
-                .map_err(|e| CompileError::Policy(rule_name(), e))?;
+            let service = &config.backends[rule.backend];
+            let port = service.port.to_string();
+            let origin = Origin {
+                namespace: &rule.source.namespace,
+                ingress: &rule.source.name,
+                service: &service.service,
+                port: &port,
+            };
+            let policy = Policy::compile(
+                &rule.policy,
+                &rule.path,
+                rule.backend,
+                &table.backends,
+                origin,
+            )
+            .map_err(|e| CompileError::Policy(rule_name(), e))?;
             let (ns, name) = (&rule.source.namespace, &rule.source.name);
             let mut route = Route::new(
                 ns,

@@ -33,14 +33,17 @@ pub struct ConnectPolicy {
     pub timeout: Duration,
     /// Most endpoints tried for one request.
     pub attempts: usize,
-    /// Per-read and per-write timeout on upstream connections.
-    pub io_timeout: Duration,
+    /// Longest wait for one read from the upstream (idle, not total).
+    pub read_timeout: Duration,
+    /// Longest wait for one write to the upstream (idle, not total).
+    pub write_timeout: Duration,
 }
 
-/// An upstream connection to `endpoint`: a pooled one unless `fresh`, or
-/// a new one. `has_body`: the request cannot be resent, so a pooled
-/// connection is checked before use. Retrying a failure is the caller's
-/// decision, taken from the error ([`ProxyError::retry`]).
+/// An upstream connection to `endpoint`, with the policy's read and write
+/// timeouts (a route's own, or the global ones): a pooled one unless
+/// `fresh`, or a new one. `has_body`: the request cannot be resent, so a
+/// pooled connection is checked before use. Retrying a failure is the
+/// caller's decision, taken from the error ([`ProxyError::retry`]).
 pub async fn acquire<'p>(
     pool: &'p Pool,
     backend: &Backend,
@@ -52,6 +55,10 @@ pub async fn acquire<'p>(
     let addr = backend.endpoints[endpoint].addr;
     if !fresh {
         if let Some(stream) = pool.take(addr, has_body) {
+            // Another route may have used it with other timeouts (setting
+            // them only records the values: it cannot fail).
+            let _ = stream.set_read_timeout(Some(policy.read_timeout));
+            let _ = stream.set_write_timeout(Some(policy.write_timeout));
             return Ok(Upstream {
                 stream,
                 addr,
@@ -81,7 +88,7 @@ pub async fn acquire<'p>(
 async fn connect(addr: SocketAddr, policy: &ConnectPolicy) -> std::io::Result<TcpStream> {
     let stream = rt::connect(addr, policy.timeout).await?;
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(policy.io_timeout))?;
-    stream.set_write_timeout(Some(policy.io_timeout))?;
+    stream.set_read_timeout(Some(policy.read_timeout))?;
+    stream.set_write_timeout(Some(policy.write_timeout))?;
     Ok(stream)
 }

@@ -64,3 +64,60 @@ pub fn who_on(conn: &mut Conn, host: &str, path: &str, headers: &[(&str, &str)])
 pub fn yaml<'a>(services: &'a [&'a (Backend, String)]) -> Vec<&'a str> {
     services.iter().map(|(_, y)| y.as_str()).collect()
 }
+
+/// Service `name` in `web` (port 80, named `http`) whose endpoints are
+/// 127.0.0.1 on each of `ports` (any servers, scripted ones too), one
+/// EndpointSlice each; no ports: a Service without endpoints.
+pub fn service_on(name: &str, ports: &[u16]) -> String {
+    use rauta_testkit::{endpoint_slice, service, EndpointSpec};
+    let target = ports.first().copied().unwrap_or(80);
+    let mut docs = vec![service("web", name, &[(Some("http"), 80, target)])];
+    for (i, port) in ports.iter().enumerate() {
+        let mut ep = EndpointSpec::ready("127.0.0.1");
+        ep.pod = Some(format!("{name}-{i}"));
+        docs.push(endpoint_slice(
+            "web",
+            &format!("{name}-{i}"),
+            name,
+            &[(Some("http"), *port)],
+            &[ep],
+        ));
+    }
+    if ports.is_empty() {
+        let slice = format!("{name}-0");
+        docs.push(endpoint_slice(
+            "web",
+            &slice,
+            name,
+            &[(Some("http"), 80)],
+            &[],
+        ));
+    }
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    join(&refs)
+}
+
+/// Starts rauta with one shard (round robin is then predictable) on the
+/// class and `docs`, in `all.yaml`.
+pub fn serve_docs(docs: &[&str]) -> (ManifestDir, Rauta) {
+    let class = rauta_class();
+    let mut all: Vec<&str> = vec![&class];
+    all.extend_from_slice(docs);
+    let dir = ManifestDir::new();
+    dir.write("all.yaml", &join(&all));
+    let rauta = start(&dir, &["--shards", "1"]);
+    (dir, rauta)
+}
+
+/// Asserts that the log reports a problem of Ingress `web/name` in
+/// `all.yaml` that mentions `key`.
+pub fn assert_reported(rauta: &Rauta, name: &str, key: &str) {
+    let log = rauta.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("Ingress web/{name}")) && l.contains(key));
+    assert!(
+        line.is_some_and(|l| l.contains("all.yaml")),
+        "a problem naming all.yaml, Ingress web/{name} and {key}:\n{log}"
+    );
+}

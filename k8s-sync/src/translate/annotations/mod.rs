@@ -15,16 +15,21 @@
 
 mod access;
 mod affinity;
+mod auth;
 mod balance;
 mod canary;
 mod cors;
+mod error_pages;
 mod limits;
 mod redirect;
 mod registry;
+mod retry;
 mod rewrite;
+mod timeouts;
 mod upstream;
 mod verdict;
 
+pub(in crate::translate) use auth::AuthService;
 pub(in crate::translate) use balance::{weights_for, Weight};
 pub(in crate::translate) use rewrite::check_pattern;
 pub use verdict::{AnnotationVerdict, Verdict};
@@ -59,6 +64,10 @@ pub(super) struct Annotations {
     pub(super) www_redirect: bool,
     /// `service-upstream`: the Service's cluster IP is the one endpoint.
     pub(super) service_upstream: bool,
+    /// The Service `auth-url` names, resolved to a backend when merging.
+    pub(super) auth_service: Option<AuthService>,
+    /// The `default-backend` Service (this namespace), when the rules get error pages.
+    pub(super) error_service: Option<String>,
     /// The verdict on every annotation the Ingress carries, by full key.
     pub(super) verdicts: Vec<AnnotationVerdict>,
 }
@@ -101,6 +110,7 @@ impl Annotations {
         limits::parse(&mut r, &mut route, zone);
         affinity::parse(&mut r, &mut route);
         let mut www_redirect = www_redirect;
+        let (mut auth_service, mut error_service) = (None, None);
         if let Some(c) = canary::parse(&mut r) {
             // A canary Ingress only lends its backend: nothing else of it applies.
             canary::ignore_the_rest(&mut r);
@@ -117,6 +127,11 @@ impl Annotations {
             };
             www_redirect = false;
             service_upstream = false;
+        } else {
+            timeouts::parse(&mut r, &mut route);
+            retry::parse(&mut r, &mut route);
+            auth_service = auth::parse(&mut r, &mut route);
+            error_service = error_pages::parse(&mut r, &mut route);
         }
         let verdicts = r.finish(findings);
         Annotations {
@@ -128,6 +143,8 @@ impl Annotations {
             host,
             www_redirect,
             service_upstream,
+            auth_service,
+            error_service,
             verdicts,
         }
     }

@@ -1,0 +1,205 @@
+//! `proxy-*-timeout` and `proxy-next-upstream` through the real proxy:
+//! per-route timeouts (504 on a read timeout, 502 on a refused connect),
+//! and retries on another endpoint as the route's tokens allow.
+
+use crate::annotated::{assert_reported, ing, serve_docs, service_on};
+use rauta_testkit::client::{get, request};
+use rauta_testkit::manifests::path;
+use rauta_testkit::{Backend, ScriptedBackend};
+use std::time::{Duration, Instant};
+
+/// A 502 answer no retry should reach the client from.
+const BAD_GATEWAY: &[u8] =
+    b"HTTP/1.1 502 Bad Gateway\r\nx-backend: failing\r\nContent-Length: 4\r\n\r\nbad\n";
+
+#[test]
+fn proxy_read_timeout_is_the_routes_own_and_answers_504() {
+    let app = Backend::start("app");
+    let svc = service_on("app", &[app.port()]);
+    let short = ing(
+        "short",
+        &[("proxy-read-timeout", "1"), ("proxy-next-upstream", "off")],
+        "short.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let plain = ing("plain", &[], "plain.example", &[path("/", "Prefix", "app")]);
+    let bad = ing(
+        "bad",
+        &[("proxy-read-timeout", "50k")],
+        "bad.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let (_dir, rauta) = serve_docs(&[&svc, &short, &plain, &bad]);
+
+    let started = Instant::now();
+    let r = get(rauta.addr(), "short.example", "/slow?ms=6000").expect("answer");
+    assert_eq!(r.status, 504, "{}", rauta.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered within 3× the 1 s timeout, not after the backend's 6 s"
+    );
+    // A read timeout is idle time: a backend that answers within it is served.
+    assert_eq!(rauta.who("short.example", "/slow?ms=200"), "app");
+    // Other routes keep the global 60 s.
+    assert_eq!(rauta.who("plain.example", "/slow?ms=1500"), "app");
+    // "50k" is not whole seconds: the global value, with a warning naming file and object.
+    assert_eq!(rauta.who("bad.example", "/slow?ms=1500"), "app");
+    assert_reported(&rauta, "bad", "proxy-read-timeout");
+}
+
+#[test]
+fn a_refused_connect_is_502_and_with_off_not_retried() {
+    let app = Backend::start("app");
+    let closed = rauta_testkit::free_port();
+    let svc = service_on("app", &[closed, app.port()]);
+    let off = ing(
+        "off",
+        &[("proxy-next-upstream", "off")],
+        "off.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let default = ing(
+        "default",
+        &[],
+        "default.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let (_dir, rauta) = serve_docs(&[&svc, &off, &default]);
+    let statuses: Vec<String> = (0..4).map(|_| rauta.who("off.example", "/")).collect();
+    assert!(
+        statuses.iter().any(|s| s == "502") && statuses.iter().any(|s| s == "app"),
+        "with off the refused endpoint's requests get 502: {statuses:?}\n{}",
+        rauta.log()
+    );
+    // rauta's default retries a failed connect on the other endpoint.
+    for _ in 0..4 {
+        assert_eq!(rauta.who("default.example", "/"), "app");
+    }
+}
+
+#[test]
+fn http_502_is_retried_on_the_other_endpoint_and_a_post_only_with_non_idempotent() {
+    let failing = ScriptedBackend::answering(BAD_GATEWAY);
+    let app = Backend::start("app");
+    let svc = service_on("app", &[failing.port, app.port()]);
+    let retried = ing(
+        "retried",
+        &[("proxy-next-upstream", "error timeout http_502")],
+        "retry.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let posts = ing(
+        "posts",
+        &[(
+            "proxy-next-upstream",
+            "error timeout http_502 non_idempotent",
+        )],
+        "posts.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let plain = ing("plain", &[], "plain.example", &[path("/", "Prefix", "app")]);
+    let (_dir, rauta) = serve_docs(&[&svc, &retried, &posts, &plain]);
+
+    for _ in 0..4 {
+        assert_eq!(rauta.who("retry.example", "/"), "app", "{}", rauta.log());
+    }
+    assert!(
+        failing.requests() >= 2,
+        "round robin sent half to the failing endpoint first"
+    );
+    // Without http_502 the 502 is the answer.
+    let plain: Vec<String> = (0..4).map(|_| rauta.who("plain.example", "/")).collect();
+    assert!(plain.iter().any(|s| s == "failing"), "{plain:?}");
+    // A POST was sent: it is not tried again (its 502 is relayed) ...
+    let post = |host: &str| {
+        request(rauta.addr(), "POST", host, "/", &[], b"")
+            .expect("answer")
+            .header("x-backend")
+            .unwrap_or("none")
+            .to_string()
+    };
+    let posted: Vec<String> = (0..4).map(|_| post("retry.example")).collect();
+    assert!(posted.iter().any(|s| s == "failing"), "{posted:?}");
+    // ... unless non_idempotent says so.
+    for _ in 0..4 {
+        assert_eq!(post("posts.example"), "app");
+    }
+}
+
+#[test]
+fn tries_bound_the_attempts_and_timeout_is_retried_on_another_endpoint() {
+    let failing: Vec<ScriptedBackend> = (0..3)
+        .map(|_| ScriptedBackend::answering(BAD_GATEWAY))
+        .collect();
+    let ports: Vec<u16> = failing.iter().map(|b| b.port).collect();
+    let svc = service_on("failing", &ports);
+    let bounded = ing(
+        "bounded",
+        &[
+            ("proxy-next-upstream", "http_502"),
+            ("proxy-next-upstream-tries", "2"),
+        ],
+        "tries.example",
+        &[path("/", "Prefix", "failing")],
+    );
+    let slow = ScriptedBackend::start(Duration::from_secs(10), None);
+    let app = Backend::start("app");
+    let slow_svc = service_on("slowapp", &[slow.port, app.port()]);
+    let timeout = ing(
+        "timeout",
+        &[
+            ("proxy-read-timeout", "1"),
+            ("proxy-next-upstream", "timeout"),
+        ],
+        "timeout.example",
+        &[path("/", "Prefix", "slowapp")],
+    );
+    let (_dir, rauta) = serve_docs(&[&svc, &bounded, &slow_svc, &timeout]);
+
+    let r = get(rauta.addr(), "tries.example", "/").expect("answer");
+    assert_eq!(
+        r.status, 502,
+        "every endpoint fails: the last 502 is relayed"
+    );
+    let sent: u64 = failing.iter().map(ScriptedBackend::requests).sum();
+    assert_eq!(sent, 2, "tries 2: two endpoints asked, not three");
+
+    for _ in 0..2 {
+        let started = Instant::now();
+        assert_eq!(rauta.who("timeout.example", "/"), "app", "{}", rauta.log());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    assert!(
+        slow.requests() >= 1,
+        "the slow endpoint was asked first once"
+    );
+}
+
+#[test]
+fn no_retry_once_response_bytes_reached_the_client() {
+    // An interim 103 goes to the client before the 502: nothing may be tried again.
+    let hinted = ScriptedBackend::answering(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 502 Bad Gateway\r\nx-backend: hinted\r\nContent-Length: 0\r\n\r\n",
+    );
+    let app = Backend::start("app");
+    let svc = service_on("app", &[hinted.port, app.port()]);
+    let retried = ing(
+        "retried",
+        &[("proxy-next-upstream", "error timeout http_502")],
+        "hints.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let (_dir, rauta) = serve_docs(&[&svc, &retried]);
+    let answers: Vec<String> = (0..4).map(|_| rauta.who("hints.example", "/")).collect();
+    let served = answers.iter().filter(|s| *s == "app").count() as u64;
+    assert!(
+        answers.iter().any(|s| s == "hinted"),
+        "{answers:?}\n{}",
+        rauta.log()
+    );
+    assert_eq!(
+        app.requests(),
+        served,
+        "no request reached app as a retry: {answers:?}"
+    );
+}
