@@ -542,3 +542,35 @@ fn location_policies_stay_with_their_ingress_and_the_oldest_ingress_sets_host_wi
     );
     assert_eq!(rauta.who("new-alias.example", "/open"), "404");
 }
+
+#[test]
+fn an_access_control_rauta_lacks_closes_the_paths_instead_of_serving_them_open() {
+    let app = service("web", "app");
+    let basic = ing(
+        "basic",
+        &[("auth-type", "basic"), ("auth-secret", "htpasswd")],
+        "basic.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let mtls = ing(
+        "mtls",
+        &[("auth-tls-secret", "web/ca")],
+        "mtls.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let open = ing("open", &[], "open.example", &[path("/", "Prefix", "app")]);
+    let (_dir, rauta) = serve(&[&app], &[basic, mtls, open], &[]);
+    assert_eq!(rauta.who("basic.example", "/"), "503", "{}", rauta.log());
+    assert_eq!(rauta.who("mtls.example", "/"), "503");
+    assert_eq!(rauta.who("open.example", "/"), "app");
+    assert_eq!(
+        app.0.requests(),
+        1,
+        "nothing reached the backend unprotected"
+    );
+    let log = rauta.log();
+    assert!(
+        log.contains("Ingress web/basic") && log.contains("auth-type"),
+        "{log}"
+    );
+}

@@ -133,7 +133,7 @@ impl Annotations {
             auth_service = auth::parse(&mut r, &mut route);
             error_service = error_pages::parse(&mut r, &mut route);
         }
-        let verdicts = r.finish(findings);
+        let verdicts = r.finish(findings, &mut route);
         Annotations {
             policy,
             weights,
@@ -292,7 +292,11 @@ impl<'a> Reader<'a> {
 
     /// Gives every annotation nobody read its verdict (refused for raw
     /// nginx config, else ignored with a warning) and hands over the findings.
-    fn finish(mut self, findings: &mut Findings) -> Vec<AnnotationVerdict> {
+    fn finish(
+        mut self,
+        findings: &mut Findings,
+        route: &mut RoutePolicy,
+    ) -> Vec<AnnotationVerdict> {
         let mut unread = Vec::new();
         for (full, value) in self.annotations.into_iter().flatten() {
             let Some(key) = ANNOTATION_PREFIXES
@@ -309,6 +313,8 @@ impl<'a> Reader<'a> {
         for (full, key, _) in unread {
             match registry::support(&key) {
                 Support::Refused(why) => self.refuse_exact(&full, why),
+                // An access control rauta lacks: closed, never served open.
+                Support::Closes(why) => self.deny(&key, why, route),
                 _ => {
                     let message = "not supported by rauta; ignored".to_string();
                     self.warnings.push(format!("annotation {full}: {message}"));

@@ -14,6 +14,9 @@ pub(super) enum Support {
     Differs(&'static str),
     /// The Ingress is refused, for this reason.
     Refused(&'static str),
+    /// An access control rauta does not implement: the Ingress's paths
+    /// answer 503 rather than being served without it.
+    Closes(&'static str),
     /// Not implemented: warned and ignored.
     Unknown,
 }
@@ -24,13 +27,16 @@ impl Support {
         match self {
             Support::Honoured => Verdict::Honoured,
             Support::Differs(note) => Verdict::Differs(note.to_string()),
-            Support::Refused(why) => Verdict::Refused(why.to_string()),
+            Support::Refused(why) | Support::Closes(why) => Verdict::Refused(why.to_string()),
             Support::Unknown => Verdict::Ignored("not supported by rauta; ignored".to_string()),
         }
     }
 }
 
 const RAW_CONFIG: &str = "raw nginx configuration is not supported (ingress-nginx also refuses it by default: annotations-risk-level Critical)";
+const BASIC_AUTH: &str =
+    "basic/digest authentication is not supported yet, and the paths are not served unprotected";
+const CLIENT_TLS: &str = "client certificate authentication is not supported yet, and the paths are not served unprotected";
 const WAF: &str = "ModSecurity / OWASP CRS is not supported";
 
 /// Keys (without prefix) and their support.
@@ -125,6 +131,16 @@ const KEYS: &[(&str, Support)] = &[
     ("limit-connections", Support::Honoured),
     ("limit-whitelist", Support::Honoured),
     ("limit-status-code", Support::Honoured),
+    ("auth-type", Support::Closes(BASIC_AUTH)),
+    ("auth-secret", Support::Closes(BASIC_AUTH)),
+    ("auth-secret-type", Support::Closes(BASIC_AUTH)),
+    ("auth-realm", Support::Closes(BASIC_AUTH)),
+    ("auth-tls-secret", Support::Closes(CLIENT_TLS)),
+    ("auth-tls-verify-client", Support::Closes(CLIENT_TLS)),
+    ("auth-tls-verify-depth", Support::Closes(CLIENT_TLS)),
+    ("auth-tls-error-page", Support::Closes(CLIENT_TLS)),
+    ("auth-tls-pass-certificate-to-upstream", Support::Closes(CLIENT_TLS)),
+    ("auth-tls-match-cn", Support::Closes(CLIENT_TLS)),
     ("configuration-snippet", Support::Refused(RAW_CONFIG)),
     ("server-snippet", Support::Refused(RAW_CONFIG)),
     ("stream-snippet", Support::Refused(RAW_CONFIG)),
