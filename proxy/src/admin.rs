@@ -10,7 +10,7 @@ use serde_json::json;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// How long a scrape waits for the shards' snapshots.
@@ -68,17 +68,37 @@ pub struct AdminState {
     pub ingress_nginx: Option<exposition::Controller>,
 }
 
-/// Starts the admin server on an already bound listener.
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every admin endpoint (`--admin`: the node's own loopback).
+    Admin,
+    /// `/metrics` and `/healthz` only (`--metrics-listen`: for a Prometheus
+    /// off the node; the route table and explanations stay local).
+    Metrics,
+}
+
+/// The metrics registry the admin threads share: each scrape drains the
+/// shards' deltas into it, so every listener must see the same one. Only
+/// admin threads take it, never a shard.
+pub type SharedRegistry = Arc<Mutex<Registry>>;
+
+/// Starts an admin server on an already bound listener.
 pub fn spawn(
     listener: TcpListener,
     state: Arc<AdminState>,
+    registry: SharedRegistry,
+    scope: Scope,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let name = match scope {
+        Scope::Admin => "rauta-admin",
+        Scope::Metrics => "rauta-metrics",
+    };
     std::thread::Builder::new()
-        .name("rauta-admin".into())
+        .name(name.into())
         .spawn(move || {
-            let mut registry = Registry::default();
             for stream in listener.incoming().flatten() {
-                if let Err(e) = handle(stream, &state, &mut registry) {
+                if let Err(e) = handle(stream, &state, &registry, scope) {
                     tracing::debug!(error = %e, "admin request failed");
                 }
             }
@@ -88,7 +108,8 @@ pub fn spawn(
 fn handle(
     mut stream: TcpStream,
     state: &AdminState,
-    registry: &mut Registry,
+    registry: &Mutex<Registry>,
+    scope: Scope,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
@@ -116,6 +137,9 @@ fn handle(
         }
     };
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    if scope == Scope::Metrics && !matches!(path, "/metrics" | "/healthz") {
+        return respond(&mut stream, 404, "text/plain", "not found\n");
+    }
     match path {
         "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n"),
         "/readyz" => match state.readiness.ready_generation() {
@@ -133,7 +157,10 @@ fn handle(
             ),
         },
         "/metrics" => {
-            let body = metrics(state, registry);
+            let body = {
+                let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
+                metrics(state, &mut registry)
+            };
             respond(
                 &mut stream,
                 200,

@@ -154,6 +154,11 @@ pub struct ServeArgs {
     /// hostNetwork) can start while this one drains.
     #[arg(long)]
     pub admin_reuse_port: bool,
+    /// A second listener serving only `/metrics` and `/healthz`, for a
+    /// Prometheus off the node (the DaemonSet uses 0.0.0.0:10254, as
+    /// ingress-nginx does); the rest of the admin API stays on `--admin`.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Number of shards (default: one per allowed CPU).
     #[arg(long)]
     pub shards: Option<usize>,

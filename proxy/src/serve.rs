@@ -343,6 +343,17 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         std::net::TcpListener::bind(args.admin)
     }
     .with_context(|| format!("admin listener on {}", args.admin))?;
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(
+            if args.admin_reuse_port {
+                listener::bind_reuseport(addr).map(std::net::TcpListener::from)
+            } else {
+                std::net::TcpListener::bind(addr)
+            }
+            .with_context(|| format!("metrics listener on {addr}"))?,
+        ),
+        None => None,
+    };
     let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
 
     // Control and admin threads inherit this thread's CPUs: keep them off
@@ -392,7 +403,23 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         xdp: xdp.stats(),
         ingress_nginx: args.ingress_nginx_controller(),
     });
-    admin::spawn(admin_listener, admin_state.clone()).context("starting the admin listener")?;
+    let registry = admin::SharedRegistry::default();
+    admin::spawn(
+        admin_listener,
+        admin_state.clone(),
+        registry.clone(),
+        admin::Scope::Admin,
+    )
+    .context("starting the admin listener")?;
+    if let Some(listener) = metrics_listener {
+        admin::spawn(
+            listener,
+            admin_state.clone(),
+            registry,
+            admin::Scope::Metrics,
+        )
+        .context("starting the metrics listener")?;
+    }
 
     let source = Source::spawn(plan, args, move |config| {
         match broadcaster.publish(&config) {

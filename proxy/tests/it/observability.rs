@@ -470,3 +470,44 @@ fn access_log_lines_are_json_with_every_field() {
         0.0
     );
 }
+
+#[test]
+fn the_metrics_listener_serves_metrics_and_healthz_and_nothing_else() {
+    let port = rauta_testkit::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (rauta, _dir, _a, _b) = two_routes(&["--metrics-listen", &listen]);
+    let addr: std::net::SocketAddr = listen.parse().expect("address");
+    assert_eq!(rauta.who("shop.example", "/a"), "alpha");
+    // Both listeners drain the same shard counters: the request shows on
+    // either, whichever scrapes first, and is never lost or counted twice.
+    let counted = |body: &str| {
+        body.lines()
+            .filter(|l| l.starts_with("rauta_requests_total{") && l.contains("shop.example"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    let scrape = rauta_testkit::get(addr, "", "/metrics").expect("scrape");
+    assert_eq!(scrape.status, 200);
+    assert_eq!(counted(&scrape.text()), 1, "{}", scrape.text());
+    let admin = rauta.admin_get("/metrics").expect("admin scrape");
+    assert_eq!(
+        counted(&admin.text()),
+        1,
+        "the admin listener sees the same totals"
+    );
+    assert_eq!(
+        rauta_testkit::get(addr, "", "/healthz")
+            .expect("healthz")
+            .status,
+        200
+    );
+    for local_only in [
+        "/routes",
+        "/debug/route?host=shop.example&path=/a",
+        "/readyz",
+    ] {
+        let r = rauta_testkit::get(addr, "", local_only).expect("answer");
+        assert_eq!(r.status, 404, "{local_only} stays on the admin listener");
+    }
+    assert_eq!(rauta.admin_get("/routes").expect("routes").status, 200);
+}
