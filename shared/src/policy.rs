@@ -348,6 +348,19 @@ pub struct HostPolicy {
     pub regex: bool,
 }
 
+impl HostPolicy {
+    /// No policy for `host`: no app root, aliases, redirect or regex mode.
+    pub fn new(host: crate::config::HostMatch) -> HostPolicy {
+        HostPolicy {
+            host,
+            app_root: None,
+            aliases: Vec::new(),
+            redirect_host: None,
+            regex: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Cidr;

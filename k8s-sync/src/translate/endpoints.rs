@@ -35,21 +35,11 @@ pub(super) fn weighted_endpoints(
     endpoints
 }
 
-/// The endpoints of a Service port in any namespace, unweighted (an
-/// `auth-url` Service).
-pub(super) fn service_endpoints(
-    ing: &Parsed,
-    index: &Index<'_>,
-    namespace: &str,
-    backend: &BackendRef,
-    problems: &mut Vec<Problem>,
-) -> Vec<EndpointConfig> {
-    resolve_endpoints(ing, index, namespace, backend, problems)
-}
-
-/// The endpoints behind a Service port: ready ones, or serving+terminating
-/// ones when none is ready; sorted by address, without duplicates.
-fn resolve_endpoints(
+/// The endpoints behind a Service port (in any namespace, unweighted: an
+/// `auth-url` Service uses this directly): ready ones, or
+/// serving+terminating ones when none is ready; sorted by address, without
+/// duplicates.
+pub(super) fn resolve_endpoints(
     ing: &Parsed,
     index: &Index<'_>,
     namespace: &str,

@@ -4,7 +4,7 @@
 
 use super::annotations::AuthService;
 use super::annotations::{check_pattern, WEIGHTS_ANNOTATION};
-use super::endpoints::{service_endpoints, weighted_endpoints};
+use super::endpoints::{resolve_endpoints, weighted_endpoints};
 use super::index::Index;
 use super::ingress::{BackendRef, Parsed, RuleKey};
 use crate::problem::Problem;
@@ -267,13 +267,7 @@ impl Builder {
     fn host_entry(&mut self, host: &HostMatch) -> &mut HostPolicy {
         self.hosts
             .entry(host.clone())
-            .or_insert_with(|| HostPolicy {
-                host: host.clone(),
-                app_root: None,
-                aliases: Vec::new(),
-                redirect_host: None,
-                regex: false,
-            })
+            .or_insert_with(|| HostPolicy::new(host.clone()))
     }
 
     /// Claims the TLS hosts of `ing` that no older Ingress claimed, with
@@ -451,7 +445,7 @@ impl Builder {
             service: svc.name.clone(),
             port: ServicePort::Number(svc.port),
         };
-        let endpoints = service_endpoints(ing, index, &svc.namespace, &backend, problems);
+        let endpoints = resolve_endpoints(ing, index, &svc.namespace, &backend, problems);
         let key: BackendKey = (
             svc.namespace.clone(),
             svc.name.clone(),

@@ -88,11 +88,7 @@ pub(super) fn plan<'t>(
     let mut request_id = [0u8; 32];
     shard.next_request_id(&mut request_id);
     if shard.access_log.is_some() {
-        // The id the upstream sees: the client's, else ours.
-        let id = req
-            .header("x-request-id")
-            .filter(|v| !v.is_empty())
-            .unwrap_or(&request_id);
+        let id = upstream_request_id(&req, &request_id);
         access_log::start_line(
             &mut conn.log,
             conn.peer,
@@ -139,6 +135,31 @@ struct Via<'a> {
     tls: bool,
     /// The local port it connected to.
     port: u16,
+}
+
+/// The request as the route's policies see it.
+fn policy_request<'r, 'h, 'b>(
+    shard: &'r Shard,
+    via: Via<'_>,
+    table: &'r LocalTable,
+    req: &'r request::RequestHead<'h, 'b>,
+    host: &'r str,
+) -> policy::Request<'r, 'h, 'b> {
+    policy::Request {
+        head: req,
+        host,
+        tls: via.tls,
+        client: via.peer.ip(),
+        rng: &shard.rng,
+        backends: table.routes.backends(),
+    }
+}
+
+/// The request id the upstream sees: the client's, else ours.
+fn upstream_request_id<'a>(req: &'a request::RequestHead, ours: &'a [u8]) -> &'a [u8] {
+    req.header("x-request-id")
+        .filter(|v| !v.is_empty())
+        .unwrap_or(ours)
 }
 
 fn route<'t>(
@@ -194,18 +215,8 @@ fn route<'t>(
     let route_policy = table.routes.route(route).policy.as_deref();
     let (auth, error_page) = match route_policy {
         Some(p) if p.auth().is_some() || p.error_pages().is_some() => {
-            let request = policy::Request {
-                head: req,
-                host,
-                tls: via.tls,
-                client: via.peer.ip(),
-                rng: &shard.rng,
-                backends: table.routes.backends(),
-            };
-            let id = req
-                .header("x-request-id")
-                .filter(|v| !v.is_empty())
-                .unwrap_or(request_id);
+            let request = policy_request(shard, via, table, req, host);
+            let id = upstream_request_id(req, request_id);
             let ip = via.peer_ip.as_bytes();
             (
                 p.auth().map(|a| a.call(&request, ip, id)),
@@ -337,14 +348,7 @@ fn request_policies<'t>(
     let mut limit = shard.cfg.max_body_bytes;
     let mut prepared = None;
     if let Some(policy) = route.policy.as_deref() {
-        let request = policy::Request {
-            head: req,
-            host,
-            tls: via.tls,
-            client: via.peer.ip(),
-            rng: &shard.rng,
-            backends: table.routes.backends(),
-        };
+        let request = policy_request(shard, via, table, req, host);
         prepared = Some(policy::request(policy, &request, state).map_err(ProxyError::Policy)?);
         limit = policy.body_limit(limit);
     }

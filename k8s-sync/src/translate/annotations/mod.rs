@@ -90,13 +90,7 @@ impl Annotations {
         let ssl_redirect = r.bool("ssl-redirect", true);
         let force_ssl_redirect = r.bool("force-ssl-redirect", false);
         let mut route = RoutePolicy::default();
-        let mut host = HostPolicy {
-            host: rauta_shared::config::HostMatch::Any,
-            app_root: None,
-            aliases: Vec::new(),
-            redirect_host: None,
-            regex: false,
-        };
+        let mut host = HostPolicy::new(rauta_shared::config::HostMatch::Any);
         let www_redirect = redirect::parse(&mut r, &mut route, &mut host);
         rewrite::parse(&mut r, &mut route, &mut host);
         access::parse(&mut r, &mut route);
@@ -118,13 +112,7 @@ impl Annotations {
                 canary: Some(c),
                 ..RoutePolicy::default()
             };
-            host = HostPolicy {
-                host: rauta_shared::config::HostMatch::Any,
-                app_root: None,
-                aliases: Vec::new(),
-                redirect_host: None,
-                regex: false,
-            };
+            host = HostPolicy::new(rauta_shared::config::HostMatch::Any);
             www_redirect = false;
             service_upstream = false;
         } else {
@@ -298,7 +286,7 @@ impl<'a> Reader<'a> {
         route: &mut RoutePolicy,
     ) -> Vec<AnnotationVerdict> {
         let mut unread = Vec::new();
-        for (full, value) in self.annotations.into_iter().flatten() {
+        for full in self.annotations.into_iter().flatten().map(|(k, _)| k) {
             let Some(key) = ANNOTATION_PREFIXES
                 .iter()
                 .find_map(|p| full.strip_prefix(p))
@@ -308,9 +296,9 @@ impl<'a> Reader<'a> {
             if self.verdicts.contains_key(full) {
                 continue;
             }
-            unread.push((full.clone(), key.to_string(), value.len()));
+            unread.push((full.clone(), key.to_string()));
         }
-        for (full, key, _) in unread {
+        for (full, key) in unread {
             match registry::support(&key) {
                 Support::Refused(why) => self.refuse_exact(&full, why),
                 // An access control rauta lacks: closed, never served open.
