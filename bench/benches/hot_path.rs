@@ -46,6 +46,8 @@ fn route_config(rules: usize) -> RouteConfig {
             port: ServicePort::Number(80),
             endpoints: vec![],
             policy: LbPolicy::RoundRobin,
+            protocol: Default::default(),
+            tls: None,
         })
         .collect();
     let mut out = Vec::with_capacity(rules);

@@ -139,6 +139,61 @@ pub struct BackendConfig {
     pub endpoints: Vec<EndpointConfig>,
     /// How requests are spread over `endpoints`.
     pub policy: LbPolicy,
+    /// What the endpoints speak (`backend-protocol`).
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    /// TLS towards the endpoints, for `Https` and `Grpcs` (`proxy-ssl-*`).
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+}
+
+/// What a backend's endpoints speak (`backend-protocol`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 over TCP.
+    #[default]
+    Http,
+    /// HTTP/1.1 over TLS (`HTTPS`).
+    Https,
+    /// HTTP/2 with prior knowledge over TCP (`GRPC`).
+    Grpc,
+    /// HTTP/2 over TLS with ALPN `h2` (`GRPCS`).
+    Grpcs,
+}
+
+impl UpstreamProtocol {
+    /// The endpoints speak TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, UpstreamProtocol::Https | UpstreamProtocol::Grpcs)
+    }
+
+    /// The endpoints speak HTTP/2.
+    pub fn is_h2(self) -> bool {
+        matches!(self, UpstreamProtocol::Grpc | UpstreamProtocol::Grpcs)
+    }
+}
+
+/// TLS towards a backend's endpoints. The defaults are ingress-nginx's:
+/// no certificate verification and no SNI.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UpstreamTls {
+    /// Verify the endpoint's certificate against `ca_pem` (`proxy-ssl-verify`).
+    pub verify: bool,
+    /// Most intermediate certificates accepted when verifying (`proxy-ssl-verify-depth`).
+    pub verify_depth: u8,
+    /// CA bundle, PEM (`ca.crt` of `proxy-ssl-secret`).
+    pub ca_pem: Option<String>,
+    /// Client certificate chain, PEM, for mutual TLS (`tls.crt`).
+    pub client_cert_pem: Option<String>,
+    /// Client private key, PEM (`tls.key`).
+    pub client_key_pem: Option<String>,
+    /// The name verified and, with `sni`, sent (`proxy-ssl-name`); none:
+    /// the Service's `name.namespace.svc`.
+    pub server_name: Option<String>,
+    /// Send the name as SNI (`proxy-ssl-server-name`).
+    pub sni: bool,
 }
 
 /// A Service port, by number or by name.

@@ -462,6 +462,8 @@ impl Builder {
                 port: backend.port.clone(),
                 endpoints,
                 policy: LbPolicy::RoundRobin,
+                protocol: Default::default(),
+                tls: None,
             });
         key
     }
@@ -497,6 +499,8 @@ impl Builder {
                 port: backend.port.clone(),
                 endpoints,
                 policy: ing.annotations.policy.clone(),
+                protocol: Default::default(),
+                tls: None,
             });
         resolved.insert(backend.clone(), key.clone());
         key

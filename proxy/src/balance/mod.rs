@@ -195,6 +195,8 @@ mod tests {
                 })
                 .collect(),
             policy,
+            protocol: Default::default(),
+            tls: None,
         })
     }
 

@@ -82,6 +82,8 @@ impl Auth {
                     target: None,
                 }],
                 policy: LbPolicy::RoundRobin,
+                protocol: Default::default(),
+                tls: None,
             })),
         };
         Auth {

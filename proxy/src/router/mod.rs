@@ -368,6 +368,8 @@ mod tests {
             port: ServicePort::Number(80),
             endpoints: vec![],
             policy: LbPolicy::RoundRobin,
+            protocol: Default::default(),
+            tls: None,
         }
     }
 
