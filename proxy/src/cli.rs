@@ -192,6 +192,15 @@ pub struct ServeArgs {
     /// Largest request head in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_header_bytes: usize,
+    /// HTTP/2 from clients: `on` offers ALPN h2 (preferred) on TLS
+    /// listeners and accepts the HTTP/2 preface on plain ones; `off`
+    /// speaks HTTP/1.1 only.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub http2: String,
+    /// Most concurrent streams per HTTP/2 client connection (ingress-nginx's
+    /// http2-max-concurrent-streams).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_streams: u32,
     /// Most headers in a request (at most 128).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=128))]
     pub max_headers: u16,
@@ -299,6 +308,8 @@ impl ServeArgs {
             idle_timeout: self.idle_timeout,
             drain_timeout: self.drain_timeout,
             max_header_bytes: self.max_header_bytes.max(1024),
+            http2: self.http2 == "on",
+            http2_max_streams: self.http2_max_streams,
             max_headers: usize::from(self.max_headers).min(crate::http::MAX_HEADERS),
             max_body_bytes: (self.max_body_bytes > 0).then_some(self.max_body_bytes),
             max_connections_per_shard: self

@@ -36,6 +36,11 @@ pub struct ProxyConfig {
     pub upstream_max_idle: usize,
     /// How long idle upstream connections are kept.
     pub upstream_idle_timeout: Duration,
+    /// HTTP/2 from clients: ALPN `h2` on TLS listeners and the connection
+    /// preface on plain ones (`--http2`).
+    pub http2: bool,
+    /// Most concurrent streams per HTTP/2 client connection.
+    pub http2_max_streams: u32,
     /// Time to complete a TLS handshake.
     pub tls_handshake_timeout: Duration,
 }

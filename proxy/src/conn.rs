@@ -8,15 +8,16 @@ use crate::exchange::exchange;
 use crate::http::buf::IoBuf;
 use crate::http::head::IpText;
 use crate::http::RequestError;
-use crate::rt;
 use crate::shard::Shard;
+use crate::{http2, rt};
 use futures_lite::{future, AsyncWriteExt};
+use std::rc::Rc;
 use std::time::Instant;
 
 /// Serves a client connection (accepted on local `port`) until it closes,
 /// fails or the shard drains.
-pub async fn run(shard: &Shard, stream: ClientStream, port: u16) {
-    let tcp = stream.tcp();
+pub async fn run(shard: &Rc<Shard>, stream: ClientStream, port: u16) {
+    let Some(tcp) = stream.tcp() else { return };
     let Ok(peer) = tcp.peer_addr() else { return };
     let cfg = &shard.cfg;
     // Per-read timeouts on the socket: idle keep-alive wait and body reads.
@@ -29,6 +30,10 @@ pub async fn run(shard: &Shard, stream: ClientStream, port: u16) {
     {
         return;
     }
+    if shard.cfg.http2 && stream.alpn() == Some(crate::tls::ALPN_H2) {
+        shard.metrics.h2_connection();
+        return http2::serve(shard, stream, Vec::new(), peer, port).await;
+    }
     let mut conn = ClientConn {
         stream,
         peer,
@@ -39,8 +44,20 @@ pub async fn run(shard: &Shard, stream: ClientStream, port: u16) {
         out: Vec::with_capacity(4096),
         log: Vec::new(),
     };
+    let mut first = true;
     loop {
         match wait_for_head(shard, &mut conn).await {
+            // Prior knowledge: the HTTP/2 preface instead of a request.
+            Ok(true)
+                if std::mem::take(&mut first)
+                    && shard.cfg.http2
+                    && !conn.stream.is_tls()
+                    && conn.rbuf.data().starts_with(http2::PREFACE_LINE) =>
+            {
+                shard.metrics.h2_connection();
+                let replay = conn.rbuf.data().to_vec();
+                return http2::serve(shard, conn.stream, replay, peer, port).await;
+            }
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {

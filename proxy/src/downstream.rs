@@ -93,6 +93,8 @@ pub enum ClientStream {
     Plain(TcpStream),
     /// TLS terminated here.
     Tls(Box<TlsConn>),
+    /// One stream of an HTTP/2 connection, seen as an HTTP/1.1 exchange.
+    H2(Box<crate::http2::Bridge>),
 }
 
 /// A TLS stream whose writes reach the socket before they count as done.
@@ -113,11 +115,21 @@ impl ClientStream {
         }))
     }
 
-    /// The TCP socket underneath (for addresses, options and timeouts).
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP socket underneath (for addresses, options and timeouts);
+    /// none for an HTTP/2 stream, which shares its connection's.
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            ClientStream::Plain(s) => s,
-            ClientStream::Tls(t) => t.stream.get_ref().0,
+            ClientStream::Plain(s) => Some(s),
+            ClientStream::Tls(t) => Some(t.stream.get_ref().0),
+            ClientStream::H2(_) => None,
+        }
+    }
+
+    /// The protocol ALPN chose on a TLS connection.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            ClientStream::Tls(t) => t.stream.get_ref().1.alpn_protocol(),
+            _ => None,
         }
     }
 
@@ -129,13 +141,18 @@ impl ClientStream {
         match self {
             ClientStream::Plain(s) => s.expect_read_wait(),
             ClientStream::Tls(t) => t.stream.get_mut().0.expect_read_wait(),
+            ClientStream::H2(_) => {}
         }
     }
 
     /// True when the client connected over TLS.
     #[inline]
     pub fn is_tls(&self) -> bool {
-        matches!(self, ClientStream::Tls(_))
+        match self {
+            ClientStream::Plain(_) => false,
+            ClientStream::Tls(_) => true,
+            ClientStream::H2(b) => b.is_tls(),
+        }
     }
 }
 
@@ -149,6 +166,7 @@ impl AsyncRead for ClientStream {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             ClientStream::Tls(t) => Pin::new(&mut t.stream).poll_read(cx, buf),
+            ClientStream::H2(b) => b.poll_read(cx, buf),
         }
     }
 }
@@ -163,6 +181,22 @@ impl AsyncWrite for ClientStream {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             ClientStream::Tls(t) => t.poll_write(cx, buf),
+            ClientStream::H2(b) => b.poll_write(cx, buf),
+        }
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            other => {
+                let buf = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+                Pin::new(other).poll_write(cx, buf)
+            }
         }
     }
 
@@ -171,6 +205,7 @@ impl AsyncWrite for ClientStream {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
             ClientStream::Tls(t) => Pin::new(&mut t.stream).poll_flush(cx),
+            ClientStream::H2(_) => Poll::Ready(Ok(())),
         }
     }
 
@@ -179,6 +214,8 @@ impl AsyncWrite for ClientStream {
             ClientStream::Plain(s) => Pin::new(s).poll_close(cx),
             // Sends close_notify, then closes the socket.
             ClientStream::Tls(t) => Pin::new(&mut t.stream).poll_close(cx),
+            // Ends the stream (or resets it when the answer is incomplete).
+            ClientStream::H2(b) => b.poll_close(),
         }
     }
 }

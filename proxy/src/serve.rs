@@ -335,7 +335,9 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             .default_tls_cert
             .as_deref()
             .zip(args.default_tls_key.as_deref());
-        Some(tls_settings(files).map_err(|e| anyhow!("TLS: {e}"))?)
+        let mut tls = tls_settings(files).map_err(|e| anyhow!("TLS: {e}"))?;
+        tls.http2 = cfg.http2;
+        Some(tls)
     };
     let admin_listener = if args.admin_reuse_port {
         listener::bind_reuseport(args.admin).map(std::net::TcpListener::from)

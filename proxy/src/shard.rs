@@ -159,6 +159,7 @@ impl Shard {
                 accept_errors: self.metrics.accept_error_totals(),
                 tls_handshakes: self.metrics.handshake_totals(),
                 tls_resumed: self.metrics.resumed_total(),
+                h2: self.metrics.h2_totals(),
                 unrouted: self.metrics.unrouted_totals(),
                 pool: self.pool.gauges(),
                 access_log_dropped: self.access_log.as_ref().map_or(0, ShardLog::dropped),

@@ -27,9 +27,11 @@ pub(super) async fn run(conn: &mut ClientConn, upstream: &mut TcpStream, idle_ti
     // of requests give way to the tunnel's own idle timeout and keepalive,
     // so a WebSocket pinging every few minutes survives and a vanished
     // peer (a phone, a NAT that forgot the flow) does not hold its fds.
-    let _ = conn.stream.tcp().set_read_timeout(None);
+    if let Some(tcp) = conn.stream.tcp() {
+        let _ = tcp.set_read_timeout(None);
+        keep_alive(tcp);
+    }
     let _ = upstream.set_read_timeout(None);
-    keep_alive(conn.stream.tcp());
     keep_alive(upstream);
     if !conn.ubuf.is_empty() && conn.stream.write_all(conn.ubuf.data()).await.is_err() {
         return;

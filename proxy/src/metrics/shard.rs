@@ -26,6 +26,9 @@ pub struct ShardMetrics {
     unrouted: [Cell<u64>; CAUSES],
     handshakes: [Cell<u64>; HANDSHAKE_RESULTS],
     resumed: Cell<u64>,
+    h2_connections: Cell<u64>,
+    h2_streams: Cell<u64>,
+    h2_malformed: Cell<u64>,
     accept_errors: [Cell<u64>; AcceptError::ALL.len()],
 }
 
@@ -62,6 +65,33 @@ impl ShardMetrics {
     #[inline]
     pub fn accepted(&self) {
         self.accepted.set(self.accepted.get() + 1);
+    }
+
+    /// Counts a client connection that speaks HTTP/2.
+    #[inline]
+    pub fn h2_connection(&self) {
+        self.h2_connections.set(self.h2_connections.get() + 1);
+    }
+
+    /// Counts an HTTP/2 stream accepted.
+    #[inline]
+    pub fn h2_stream(&self) {
+        self.h2_streams.set(self.h2_streams.get() + 1);
+    }
+
+    /// Counts an HTTP/2 stream reset as malformed.
+    #[inline]
+    pub fn h2_malformed(&self) {
+        self.h2_malformed.set(self.h2_malformed.get() + 1);
+    }
+
+    /// HTTP/2 connections, streams and malformed streams so far.
+    pub fn h2_totals(&self) -> [u64; 3] {
+        [
+            self.h2_connections.get(),
+            self.h2_streams.get(),
+            self.h2_malformed.get(),
+        ]
     }
 
     /// Counts a failure that happened before a route was chosen.

@@ -146,6 +146,8 @@ pub struct ShardLevel {
     pub tls_handshakes: [u64; HANDSHAKE_RESULTS],
     /// Completed TLS handshakes that resumed a session, since start.
     pub tls_resumed: u64,
+    /// HTTP/2 connections, streams, and streams reset as malformed, since start.
+    pub h2: [u64; 3],
     /// Failures before routing, by cause, since start.
     pub unrouted: [u64; CAUSES],
     /// Upstream pool state per endpoint.

@@ -26,6 +26,8 @@ use std::sync::Arc;
 const SESSION_CACHE_SIZE: usize = 32 * 1024;
 /// The only application protocol spoken.
 const ALPN_HTTP11: &[u8] = b"http/1.1";
+/// The ALPN id of HTTP/2.
+pub const ALPN_H2: &[u8] = b"h2";
 
 /// What every TLS table shares, created once at start.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub struct TlsSettings {
     provider: Arc<CryptoProvider>,
     ticketer: Arc<dyn ProducesTickets>,
     sessions: Arc<dyn StoresServerSessions>,
+    /// Offer `h2` before `http/1.1` (`--http2 on`).
+    pub http2: bool,
     default_cert: Arc<CertifiedKey>,
     /// The keys loaded for the previous table, by their PEM: most swaps
     /// (endpoints moving) change no certificate, and loading every key
@@ -73,6 +77,7 @@ impl TlsSettings {
             sessions: ServerSessionMemoryCache::new(SESSION_CACHE_SIZE),
             default_cert: Arc::new(default_cert),
             loaded: HashMap::new(),
+            http2: true,
         })
     }
 
@@ -120,7 +125,11 @@ impl TlsSettings {
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver));
-        config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+        // h2 first: a client offering both gets HTTP/2, as from ingress-nginx.
+        config.alpn_protocols = match self.http2 {
+            true => vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()],
+            false => vec![ALPN_HTTP11.to_vec()],
+        };
         config.ticketer = self.ticketer.clone();
         config.session_storage = self.sessions.clone();
         Ok(TlsTable {

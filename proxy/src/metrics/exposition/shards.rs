@@ -16,7 +16,7 @@ type PerShard = (
 );
 
 /// The connection families, which open the shard section.
-const CONNECTIONS: [PerShard; 2] = [
+const CONNECTIONS: [PerShard; 5] = [
     (
         "rauta_open_connections",
         "gauge",
@@ -28,6 +28,24 @@ const CONNECTIONS: [PerShard; 2] = [
         "counter",
         "Client connections accepted, by shard.",
         |s| s.accepted,
+    ),
+    (
+        "rauta_http2_connections_total",
+        "counter",
+        "Client connections that speak HTTP/2 (ALPN h2, or the preface on a plain listener), by shard.",
+        |s| s.h2[0],
+    ),
+    (
+        "rauta_http2_streams_total",
+        "counter",
+        "HTTP/2 streams accepted from clients, by shard.",
+        |s| s.h2[1],
+    ),
+    (
+        "rauta_http2_malformed_streams_total",
+        "counter",
+        "HTTP/2 streams reset with PROTOCOL_ERROR because the request was malformed (RFC 9113 §8.1.1), by shard; none reached a backend.",
+        |s| s.h2[2],
     ),
 ];
 

@@ -1,0 +1,497 @@
+//! One HTTP/2 stream as the byte stream of one HTTP/1.1 exchange. Reads
+//! give an HTTP/1.1 request head built from the h2 request, then its body
+//! (DATA frames, chunked when the client gave no length). Writes take the
+//! HTTP/1.1 response the exchange writes and send it as HEADERS and DATA,
+//! under the stream's flow control. Closing ends the stream; dropping it
+//! before the answer is complete resets it.
+
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::MAX_HEADERS;
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use http::header::{self, HeaderName, HeaderValue};
+use http::request::Parts;
+use std::io::{self, Write};
+use std::task::{ready, Context, Poll};
+
+/// Largest DATA payload passed to `h2` in one write.
+const MAX_WRITE: usize = 64 * 1024;
+/// Largest response head accepted from the exchange.
+const MAX_RESPONSE_HEAD: usize = 128 * 1024;
+
+/// Why an h2 request cannot become an HTTP/1.1 one: the stream is reset
+/// with PROTOCOL_ERROR (RFC 9113 §8.1.1, malformed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed HTTP/2 request: {0}")]
+pub struct Malformed(pub &'static str);
+
+/// An h2 stream seen as an HTTP/1.1 byte stream.
+#[derive(Debug)]
+pub struct Bridge {
+    tls: bool,
+    /// Request bytes not yet read: the head, then framing and DATA.
+    staged: Vec<u8>,
+    staged_read: usize,
+    /// The request body still to read.
+    body: Option<RecvStream>,
+    /// The body goes out chunked (no content-length from the client).
+    chunked: bool,
+    /// HEAD request: the response has no body.
+    head_request: bool,
+    answer: Answer,
+    /// Closed by the exchange: reads return end of stream.
+    closed: bool,
+}
+
+/// Where the response stands.
+#[derive(Debug)]
+enum Answer {
+    /// Collecting the head.
+    Head {
+        respond: SendResponse<Bytes>,
+        head: Vec<u8>,
+    },
+    /// Sending the body.
+    Body {
+        send: SendStream<Bytes>,
+        framing: Framing,
+    },
+    /// Ended (or reset).
+    Done,
+}
+
+/// How the HTTP/1.1 response body the exchange writes ends.
+#[derive(Debug)]
+enum Framing {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    /// Ends when the exchange closes.
+    Close,
+}
+
+impl Bridge {
+    /// The bridge for an accepted stream, or why the request is malformed.
+    pub fn new(
+        parts: &Parts,
+        body: RecvStream,
+        respond: SendResponse<Bytes>,
+        tls: bool,
+    ) -> Result<Bridge, (Malformed, SendResponse<Bytes>)> {
+        let has_body = !body.is_end_stream();
+        let mut staged = Vec::with_capacity(512);
+        let chunked = match request_head(parts, has_body, &mut staged) {
+            Ok(chunked) => chunked,
+            Err(e) => return Err((e, respond)),
+        };
+        Ok(Bridge {
+            tls,
+            staged,
+            staged_read: 0,
+            body: has_body.then_some(body),
+            chunked,
+            head_request: parts.method == http::Method::HEAD,
+            answer: Answer::Head {
+                respond,
+                head: Vec::new(),
+            },
+            closed: false,
+        })
+    }
+
+    /// The connection under the stream is TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The request, as HTTP/1.1 bytes.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, dst: &mut [u8]) -> Poll<io::Result<usize>> {
+        loop {
+            if self.closed {
+                return Poll::Ready(Ok(0));
+            }
+            if self.staged_read < self.staged.len() {
+                let rest = &self.staged[self.staged_read..];
+                let n = rest.len().min(dst.len());
+                dst[..n].copy_from_slice(&rest[..n]);
+                self.staged_read += n;
+                if self.staged_read == self.staged.len() {
+                    self.staged.clear();
+                    self.staged_read = 0;
+                }
+                return Poll::Ready(Ok(n));
+            }
+            let Some(body) = &mut self.body else {
+                return Poll::Ready(Ok(0));
+            };
+            match ready!(body.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    // The exchange reads only as fast as the upstream takes
+                    // it: releasing on read is the back-pressure.
+                    let _ = body.flow_control().release_capacity(data.len());
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if self.chunked {
+                        let _ = write!(self.staged, "{:x}\r\n", data.len());
+                        self.staged.extend_from_slice(&data);
+                        self.staged.extend_from_slice(b"\r\n");
+                    } else {
+                        self.staged.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Poll::Ready(Err(h2_error(e))),
+                None => {
+                    self.body = None;
+                    if self.chunked {
+                        self.staged.extend_from_slice(b"0\r\n\r\n");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes response bytes of the exchange.
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match &mut self.answer {
+            Answer::Head { head, .. } => {
+                let before = head.len();
+                head.extend_from_slice(buf);
+                let Some(end) = memchr::memmem::find(head, b"\r\n\r\n").map(|i| i + 4) else {
+                    if head.len() > MAX_RESPONSE_HEAD {
+                        return Poll::Ready(Err(io::Error::other("response head too large")));
+                    }
+                    return Poll::Ready(Ok(buf.len()));
+                };
+                head.truncate(end);
+                let taken = end - before;
+                self.send_head()?;
+                Poll::Ready(Ok(taken))
+            }
+            Answer::Body { send, framing } => {
+                if buf.is_empty() {
+                    return Poll::Ready(Ok(0));
+                }
+                let want = match framing {
+                    Framing::Length(left) => (*left).min(buf.len() as u64) as usize,
+                    _ => buf.len(),
+                }
+                .min(MAX_WRITE);
+                if want == 0 {
+                    // Bytes past the announced length: not part of the answer.
+                    return Poll::Ready(Ok(buf.len()));
+                }
+                let cap = ready!(poll_capacity(send, cx, want))?;
+                let input = &buf[..cap.min(want)];
+                let (consumed, data, end) = match framing {
+                    Framing::Length(left) => {
+                        *left -= input.len() as u64;
+                        (input.len(), input, *left == 0)
+                    }
+                    Framing::Close => (input.len(), input, false),
+                    Framing::Chunked(decoder) => {
+                        let p = decoder.decode(input).map_err(io::Error::other)?;
+                        if p.consumed == 0 && !p.done {
+                            return Poll::Ready(Err(io::Error::other("chunked framing stalled")));
+                        }
+                        (p.consumed, &input[p.data.clone()], p.done)
+                    }
+                };
+                if !data.is_empty() || end {
+                    send.send_data(Bytes::copy_from_slice(data), end)
+                        .map_err(h2_error)?;
+                }
+                if end {
+                    self.answer = Answer::Done;
+                }
+                Poll::Ready(Ok(consumed))
+            }
+            Answer::Done => Poll::Ready(Ok(buf.len())),
+        }
+    }
+
+    /// Ends the stream: cleanly when the answer is complete, otherwise with
+    /// a reset, so the client never takes a cut answer for a whole one.
+    pub fn poll_close(&mut self) -> Poll<io::Result<()>> {
+        self.closed = true;
+        match std::mem::replace(&mut self.answer, Answer::Done) {
+            Answer::Done => {}
+            Answer::Body {
+                mut send,
+                framing: Framing::Close,
+            } => send.send_data(Bytes::new(), true).map_err(h2_error)?,
+            Answer::Body { mut send, .. } => send.send_reset(Reason::INTERNAL_ERROR),
+            Answer::Head { mut respond, .. } => respond.send_reset(Reason::INTERNAL_ERROR),
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends the collected HTTP/1.1 head as HEADERS (an interim one is
+    /// dropped: the exchange never asks for 100-continue on h2).
+    fn send_head(&mut self) -> io::Result<()> {
+        let Answer::Head { respond, head } = &mut self.answer else {
+            return Ok(());
+        };
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut headers);
+        let status = match parsed.parse(head) {
+            Ok(httparse::Status::Complete(_)) => parsed.code.unwrap_or(502),
+            _ => return Err(io::Error::other("unparsable response head")),
+        };
+        if (100..200).contains(&status) {
+            head.clear();
+            return Ok(());
+        }
+        let mut response = http::Response::new(());
+        *response.status_mut() =
+            http::StatusCode::from_u16(status).map_err(|_| io::Error::other("bad status"))?;
+        let mut length = None;
+        let mut chunked = false;
+        for h in parsed.headers.iter() {
+            let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
+                continue;
+            };
+            if name == header::TRANSFER_ENCODING {
+                chunked = true;
+                continue;
+            }
+            if is_connection_specific(&name) {
+                continue;
+            }
+            if name == header::CONTENT_LENGTH {
+                length = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+            }
+            if let Ok(value) = HeaderValue::from_bytes(h.value) {
+                response.headers_mut().append(name, value);
+            }
+        }
+        let no_body = self.head_request || status == 204 || status == 304;
+        let framing = match (no_body, chunked, length) {
+            (true, _, _) | (false, false, Some(0)) => None,
+            (false, true, _) => {
+                response.headers_mut().remove(header::CONTENT_LENGTH);
+                Some(Framing::Chunked(ChunkedDecoder::default()))
+            }
+            (false, false, Some(n)) => Some(Framing::Length(n)),
+            (false, false, None) => Some(Framing::Close),
+        };
+        let send = respond
+            .send_response(response, framing.is_none())
+            .map_err(h2_error)?;
+        self.answer = match framing {
+            Some(framing) => Answer::Body { send, framing },
+            None => Answer::Done,
+        };
+        Ok(())
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        match &mut self.answer {
+            Answer::Done => {}
+            Answer::Body { send, .. } => send.send_reset(Reason::INTERNAL_ERROR),
+            Answer::Head { respond, .. } => respond.send_reset(Reason::INTERNAL_ERROR),
+        }
+    }
+}
+
+/// Waits for send capacity (the client's window and h2's send buffer);
+/// returns how many bytes may be sent now.
+fn poll_capacity(
+    send: &mut SendStream<Bytes>,
+    cx: &mut Context<'_>,
+    want: usize,
+) -> Poll<io::Result<usize>> {
+    for _ in 0..4 {
+        let cap = send.capacity();
+        if cap > 0 {
+            return Poll::Ready(Ok(cap));
+        }
+        send.reserve_capacity(want);
+        match ready!(send.poll_capacity(cx)) {
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Poll::Ready(Err(h2_error(e))),
+            None => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
+fn h2_error(e: h2::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, e)
+}
+
+/// Fields that are about one HTTP/1.1 connection and mean nothing (or
+/// something dangerous) across HTTP/2 (RFC 9113 §8.2.2).
+fn is_connection_specific(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::TE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// An HTTP/1.1 value may not start or end with whitespace (RFC 9110 §5.5),
+/// nor hold CR, LF or NUL (`http` already refuses those).
+fn valid_value(v: &[u8]) -> bool {
+    !matches!(v.first(), Some(b' ' | b'\t')) && !matches!(v.last(), Some(b' ' | b'\t'))
+}
+
+/// Writes the HTTP/1.1 request head for an h2 request into `out`; returns
+/// whether its body is sent chunked (a body without content-length).
+fn request_head(parts: &Parts, has_body: bool, out: &mut Vec<u8>) -> Result<bool, Malformed> {
+    if parts.method == http::Method::CONNECT {
+        return Err(Malformed("CONNECT is not proxied over HTTP/2"));
+    }
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .filter(|p| !p.is_empty())
+        .ok_or(Malformed("no :path"))?;
+    let authority = parts.uri.authority().map(|a| a.as_str());
+    let host_field = parts.headers.get(header::HOST).map(HeaderValue::as_bytes);
+    if parts.headers.get_all(header::HOST).iter().count() > 1 {
+        return Err(Malformed("more than one host field"));
+    }
+    let host = match (authority, host_field) {
+        (Some(a), Some(h)) if !a.as_bytes().eq_ignore_ascii_case(h) => {
+            return Err(Malformed("host field differs from :authority"))
+        }
+        (Some(a), _) => a.as_bytes(),
+        (None, Some(h)) => h,
+        (None, None) => return Err(Malformed("no :authority or host")),
+    };
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(host);
+    out.extend_from_slice(b"\r\n");
+    let mut length: Option<&[u8]> = None;
+    let mut cookies = 0;
+    for (name, value) in &parts.headers {
+        let v = value.as_bytes();
+        if !valid_value(v) {
+            return Err(Malformed("whitespace around a field value"));
+        }
+        if name == header::TE {
+            if !v.eq_ignore_ascii_case(b"trailers") {
+                return Err(Malformed("te other than trailers"));
+            }
+            continue;
+        }
+        if is_connection_specific(name) {
+            return Err(Malformed("connection-specific field"));
+        }
+        if name == header::HOST || name == header::EXPECT {
+            continue;
+        }
+        if name == header::CONTENT_LENGTH {
+            if length.is_some_and(|l| l != v) {
+                return Err(Malformed("conflicting content-length"));
+            }
+            if length.is_some() {
+                continue;
+            }
+            length = Some(v);
+        }
+        if name == header::COOKIE {
+            // Cookie crumbs become one field again (RFC 9113 §8.2.3).
+            cookies += 1;
+            if cookies > 1 {
+                continue;
+            }
+            out.extend_from_slice(b"cookie: ");
+            let mut first = true;
+            for crumb in parts.headers.get_all(header::COOKIE) {
+                if !first {
+                    out.extend_from_slice(b"; ");
+                }
+                first = false;
+                out.extend_from_slice(crumb.as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    let chunked = has_body && length.is_none();
+    if chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(chunked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(req: http::request::Builder) -> Parts {
+        req.body(()).expect("valid request").into_parts().0
+    }
+
+    fn head(req: http::request::Builder, has_body: bool) -> Result<(String, bool), Malformed> {
+        let mut out = Vec::new();
+        let chunked = request_head(&parts(req), has_body, &mut out)?;
+        Ok((String::from_utf8(out).expect("ascii"), chunked))
+    }
+
+    #[test]
+    fn a_request_becomes_an_http11_head() {
+        let (h, chunked) = head(
+            http::Request::get("https://example.com/a?b=1")
+                .header("cookie", "a=1")
+                .header("cookie", "b=2")
+                .header("te", "trailers")
+                .header("x-y", "z"),
+            false,
+        )
+        .expect("valid");
+        assert_eq!(
+            h,
+            "GET /a?b=1 HTTP/1.1\r\nhost: example.com\r\ncookie: a=1; b=2\r\nx-y: z\r\n\r\n"
+        );
+        assert!(!chunked);
+        let (h, chunked) = head(http::Request::post("http://a/up"), true).expect("valid");
+        assert!(h.contains("transfer-encoding: chunked\r\n"), "{h}");
+        assert!(chunked);
+        let (h, chunked) = head(
+            http::Request::post("http://a/up").header("content-length", "5"),
+            true,
+        )
+        .expect("valid");
+        assert!(h.contains("content-length: 5\r\n") && !chunked, "{h}");
+    }
+
+    #[test]
+    fn malformed_requests_are_refused() {
+        let cases = [
+            http::Request::get("http://a/").header("host", "b"),
+            http::Request::get("http://a/").header("x", " lead"),
+            http::Request::get("http://a/").header("x", "trail\t"),
+            http::Request::get("http://a/").header("connection", "close"),
+            http::Request::get("http://a/").header("transfer-encoding", "chunked"),
+            http::Request::get("http://a/").header("te", "gzip"),
+            http::Request::get("http://a/").header("keep-alive", "1"),
+            http::Request::get("http://a/").header("upgrade", "websocket"),
+            http::Request::get("http://a/")
+                .header("content-length", "1")
+                .header("content-length", "2"),
+            http::Request::connect("a:443"),
+            http::Request::get("/no-authority"),
+        ];
+        for (i, req) in cases.into_iter().enumerate() {
+            assert!(head(req, false).is_err(), "case {i} was accepted");
+        }
+    }
+}
