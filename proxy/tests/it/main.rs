@@ -12,6 +12,7 @@ mod error_pages;
 mod errors;
 mod ext_auth;
 mod hardening;
+mod http2;
 mod ingress_nginx_metrics;
 mod kubernetes;
 mod lifecycle;

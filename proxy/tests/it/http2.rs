@@ -1,0 +1,248 @@
+//! HTTP/2 from clients through the real binary, with curl: prior knowledge
+//! on the plain port beside HTTP/1.1, ALPN h2 on TLS (and `--http2 off`),
+//! bodies both ways, many streams on one connection, error answers.
+
+use crate::common::{service, start};
+use rauta_testkit::manifests::join;
+use rauta_testkit::{
+    free_port, ingress, is_pattern, pattern, rauta_class, require, xxh3_hex, Backend, ManifestDir,
+    Need, Rauta,
+};
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+
+/// rauta in front of one backend for host h2.example.com, with a TLS listener.
+fn site(extra: &[&str]) -> (Rauta, SocketAddr, Backend, ManifestDir) {
+    let (backend, svc) = service("app", "h2app");
+    let ing = ingress(
+        "app",
+        "h2",
+        Some("rauta"),
+        &[],
+        "rules:\n- host: h2.example.com\n  http:\n    paths:\n    - path: /\n      pathType: Prefix\n      backend:\n        service:\n          name: h2app\n          port:\n            name: http\n",
+    );
+    let dir = ManifestDir::new();
+    dir.write("all.yaml", &join(&[&rauta_class(), &svc, &ing]));
+    let https = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let listen = https.to_string();
+    let mut args = vec!["--listen-tls", listen.as_str()];
+    args.extend_from_slice(extra);
+    (start(&dir, &args), https, backend, dir)
+}
+
+/// curl with `args`, the host resolved to rauta's ports; fails the test if
+/// curl itself fails.
+fn curl(rauta: &Rauta, https: SocketAddr, args: &[&str]) -> Output {
+    let out = Command::new("curl")
+        .args(["-sS", "-k", "--max-time", "20"])
+        .arg("--resolve")
+        .arg(format!("h2.example.com:{}:127.0.0.1", rauta.addr().port()))
+        .arg("--resolve")
+        .arg(format!("h2.example.com:{}:127.0.0.1", https.port()))
+        .args(args)
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn prior_knowledge_and_http11_share_the_plain_port() {
+    require!(Need::tool("curl"));
+    let (rauta, https, _backend, _dir) = site(&[]);
+    let url = format!("http://h2.example.com:{}/hello?x=1", rauta.addr().port());
+    let before = rauta
+        .scrape()
+        .value("rauta_http2_connections_total", &[("shard", "0")])
+        + rauta
+            .scrape()
+            .value("rauta_http2_connections_total", &[("shard", "1")]);
+    let out = curl(
+        &rauta,
+        https,
+        &[
+            "--http2-prior-knowledge",
+            "-w",
+            "\nversion=%{http_version} status=%{http_code}",
+            "-H",
+            "cookie: a=1",
+            "-H",
+            "cookie: b=2",
+            &url,
+        ],
+    );
+    let body = text(&out);
+    assert!(body.contains("version=2 status=200"), "{body}");
+    // The backend gets HTTP/1.1 with the forwarding headers and one cookie field.
+    assert!(body.contains("backend=h2app"), "{body}");
+    assert!(body.contains("path=/hello"), "{body}");
+    assert!(body.contains("h:host=h2.example.com"), "{body}");
+    assert!(body.contains("h:x-forwarded-proto=http\n"), "{body}");
+    assert!(body.contains("h:cookie=a=1; b=2"), "{body}");
+    let h1 = curl(
+        &rauta,
+        https,
+        &["-w", "\nversion=%{http_version} status=%{http_code}", &url],
+    );
+    assert!(
+        text(&h1).contains("version=1.1 status=200"),
+        "{}",
+        text(&h1)
+    );
+    let m = rauta.scrape();
+    let after = m.value("rauta_http2_connections_total", &[("shard", "0")])
+        + m.value("rauta_http2_connections_total", &[("shard", "1")]);
+    assert_eq!(after - before, 1.0, "one HTTP/2 connection counted");
+}
+
+#[test]
+fn tls_offers_h2_first_and_http2_off_keeps_http11() {
+    require!(Need::tool("curl"));
+    let (rauta, https, _backend, _dir) = site(&[]);
+    let url = format!("https://h2.example.com:{}/tls", https.port());
+    let out = curl(
+        &rauta,
+        https,
+        &["-w", "\nversion=%{http_version} status=%{http_code}", &url],
+    );
+    let body = text(&out);
+    assert!(body.contains("version=2 status=200"), "{body}");
+    assert!(body.contains("h:x-forwarded-proto=https"), "{body}");
+    drop(rauta);
+
+    let (rauta, https, _backend, _dir) = site(&["--http2", "off"]);
+    let url = format!("https://h2.example.com:{}/tls", https.port());
+    let out = curl(
+        &rauta,
+        https,
+        &["--http2", "-w", "\nversion=%{http_version}", &url],
+    );
+    assert!(text(&out).contains("version=1.1"), "{}", text(&out));
+    // Nor is the preface taken on the plain port: curl sees no HTTP/2.
+    let plain = format!("http://h2.example.com:{}/", rauta.addr().port());
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--http2-prior-knowledge"])
+        .arg("--resolve")
+        .arg(format!("h2.example.com:{}:127.0.0.1", rauta.addr().port()))
+        .arg(&plain)
+        .output()
+        .expect("run curl");
+    assert!(
+        !out.status.success(),
+        "prior knowledge accepted with --http2 off"
+    );
+}
+
+#[test]
+fn bodies_stream_both_ways() {
+    require!(Need::tool("curl"));
+    let (rauta, https, _backend, _dir) = site(&[]);
+    let port = https.port();
+    let upload = pattern(3_000_001);
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), &upload).expect("write upload");
+    let data = format!("@{}", file.path().display());
+    let url = format!("https://h2.example.com:{port}/echo-body");
+    let out = curl(
+        &rauta,
+        https,
+        &["--http2", "--data-binary", &data, "-o", "-", &url],
+    );
+    assert_eq!(out.stdout.len(), upload.len());
+    assert_eq!(xxh3_hex(&out.stdout), xxh3_hex(&upload));
+    // Without a length (stdin): sent chunked to the backend.
+    let stdin_upload = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "head -c 200000 {} | curl -sS -k --max-time 20 --http2 --resolve h2.example.com:{port}:127.0.0.1 -T - https://h2.example.com:{port}/echo-body",
+            file.path().display()
+        ))
+        .output()
+        .expect("run curl");
+    assert_eq!(
+        stdin_upload.stdout.len(),
+        200_000,
+        "an upload of unknown length"
+    );
+    assert!(is_pattern(&stdin_upload.stdout));
+    // Downloads: sized, chunked upstream, close-delimited upstream.
+    for (path, n) in [
+        ("/bytes?n=5000000", 5_000_000),
+        ("/chunked?n=300000&size=7000", 300_000),
+        ("/close-delimited?n=70000", 70_000),
+    ] {
+        let url = format!("https://h2.example.com:{port}{path}");
+        let out = curl(&rauta, https, &["--http2", "-o", "-", &url]);
+        assert_eq!(out.stdout.len(), n, "{path}");
+        assert!(is_pattern(&out.stdout), "{path}");
+    }
+    let url = format!("https://h2.example.com:{port}/bytes?n=100");
+    let head = curl(
+        &rauta,
+        https,
+        &["--http2", "-I", "-w", "%{http_code}", &url],
+    );
+    assert!(
+        text(&head).contains("content-length: 100"),
+        "{}",
+        text(&head)
+    );
+}
+
+#[test]
+fn many_streams_share_one_connection_and_errors_are_answers() {
+    require!(Need::tool("curl"));
+    let (rauta, https, _backend, _dir) = site(&[]);
+    // Over TLS: curl 7.88's multiplexing over prior knowledge fails on its
+    // own side ("Error in the HTTP2 framing layer" before stream 3 is sent).
+    let tls_port = https.port();
+    let urls: Vec<String> = (0..60)
+        .map(|i| format!("https://h2.example.com:{tls_port}/s{i}"))
+        .collect();
+    let mut args = vec![
+        "--http2",
+        "-Z",
+        "--parallel-max",
+        "30",
+        "-w",
+        "%{http_code}\n",
+        "-o",
+        "/dev/null",
+    ];
+    for u in &urls {
+        args.push(u);
+        args.push("-o");
+        args.push("/dev/null");
+    }
+    args.truncate(args.len() - 2);
+    let out = curl(&rauta, https, &args);
+    let codes = text(&out);
+    assert_eq!(codes.lines().filter(|l| *l == "200").count(), 60, "{codes}");
+    let m = rauta.scrape();
+    let streams = m.value("rauta_http2_streams_total", &[("shard", "0")])
+        + m.value("rauta_http2_streams_total", &[("shard", "1")]);
+    let conns = m.value("rauta_http2_connections_total", &[("shard", "0")])
+        + m.value("rauta_http2_connections_total", &[("shard", "1")]);
+    assert_eq!(streams, 60.0);
+    assert!(conns <= 2.0, "{conns} connections for 60 streams");
+    // rauta's own answers go out as HTTP/2 responses too.
+    let port = rauta.addr().port();
+    let url = format!("http://nowhere.example.com:{port}/");
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--http2-prior-knowledge"])
+        .arg("--resolve")
+        .arg(format!("nowhere.example.com:{port}:127.0.0.1"))
+        .args(["-w", "\nversion=%{http_version} status=%{http_code}", &url])
+        .output()
+        .expect("run curl");
+    let body = text(&out);
+    assert!(body.contains("version=2 status=404"), "{body}");
+}
