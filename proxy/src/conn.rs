@@ -7,6 +7,7 @@ use crate::error::ProxyError;
 use crate::exchange::exchange;
 use crate::http::buf::IoBuf;
 use crate::http::head::IpText;
+use crate::http::request::head_complete;
 use crate::http::RequestError;
 use crate::shard::Shard;
 use crate::{http2, rt};
@@ -30,7 +31,7 @@ pub async fn run(shard: &Rc<Shard>, stream: ClientStream, port: u16) {
     {
         return;
     }
-    if shard.cfg.http2 && stream.alpn() == Some(crate::tls::ALPN_H2) {
+    if cfg.http2 && stream.alpn() == Some(crate::tls::ALPN_H2) {
         shard.metrics.h2_connection();
         return http2::serve(shard, stream, Vec::new(), peer, port).await;
     }
@@ -85,17 +86,6 @@ pub async fn run(shard: &Rc<Shard>, stream: ClientStream, port: u16) {
     }
 }
 
-/// True when the buffer holds a complete head (an empty line after the
-/// request line); the real parse happens once, in [`crate::exchange`]. The search
-/// starts at `from`, where the previous one left off less the 3 bytes an
-/// end-of-head mark can straddle, so a head sent a byte at a time costs
-/// linear time, not quadratic.
-fn head_complete(data: &[u8], from: usize) -> bool {
-    let rest = &data[from.saturating_sub(3).min(data.len())..];
-    memchr::memmem::find(rest, b"\r\n\r\n").is_some()
-        || memchr::memmem::find(rest, b"\n\n").is_some()
-}
-
 /// Reads until a complete head is buffered. `Ok(false)`: the client closed
 /// (or the shard drains) between requests, nothing to answer.
 async fn wait_for_head(shard: &Shard, conn: &mut ClientConn) -> Result<bool, ProxyError> {
@@ -135,22 +125,5 @@ async fn wait_for_head(shard: &Shard, conn: &mut ClientConn) -> Result<bool, Pro
         if head_complete(conn.rbuf.data(), scanned) {
             return Ok(true);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::head_complete;
-
-    #[test]
-    fn head_end_is_found_across_the_resumed_scan() {
-        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-        // Fed a byte at a time, the end is found exactly when it arrives.
-        for end in 1..=head.len() {
-            let found = head_complete(&head[..end], end - 1);
-            assert_eq!(found, end == head.len(), "at {end}");
-        }
-        assert!(head_complete(b"GET / HTTP/1.0\n\n", 15));
-        assert!(!head_complete(b"GET / HTTP/1.1\r\n", 0));
     }
 }

@@ -200,6 +200,17 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
+/// True when the buffer holds a complete head (an empty line after the
+/// request line); the real parse happens once, in [`crate::exchange`]. The search
+/// starts at `from`, where the previous one left off less the 3 bytes an
+/// end-of-head mark can straddle, so a head sent a byte at a time costs
+/// linear time, not quadratic.
+pub fn head_complete(data: &[u8], from: usize) -> bool {
+    let rest = &data[from.saturating_sub(3).min(data.len())..];
+    memchr::memmem::find(rest, b"\r\n\r\n").is_some()
+        || memchr::memmem::find(rest, b"\n\n").is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +306,17 @@ mod tests {
         let raw = b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n";
         let head = parse(raw, &mut headers).expect("valid").expect("complete");
         assert_eq!(head.upgrade, None);
+    }
+
+    #[test]
+    fn head_end_is_found_across_the_resumed_scan() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        // Fed a byte at a time, the end is found exactly when it arrives.
+        for end in 1..=head.len() {
+            let found = head_complete(&head[..end], end - 1);
+            assert_eq!(found, end == head.len(), "at {end}");
+        }
+        assert!(head_complete(b"GET / HTTP/1.0\n\n", 15));
+        assert!(!head_complete(b"GET / HTTP/1.1\r\n", 0));
     }
 }

@@ -12,6 +12,7 @@ use crate::downstream::{ClientConn, ClientStream, INITIAL_BUF};
 use crate::exchange::exchange;
 use crate::http::buf::IoBuf;
 use crate::http::head::IpText;
+use crate::http::request::head_complete;
 use crate::rt;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -118,10 +119,9 @@ async fn serve_stream(
         log: Vec::new(),
     };
     // The whole head is staged in the bridge: read until it is buffered.
-    loop {
-        if memchr::memmem::find(conn.rbuf.data(), b"\r\n\r\n").is_some() {
-            break;
-        }
+    let mut scanned = 0;
+    while !head_complete(conn.rbuf.data(), scanned) {
+        scanned = conn.rbuf.len();
         if conn.rbuf.is_full() {
             let e = crate::http::RequestError::HeadTooLarge.into();
             crate::downstream::answer_and_close(&mut conn, &e).await;
