@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests and scripts use (curl: run-local's examples;
-# procps: pgrep/pkill in scripts; prometheus: promtool validates /metrics in the tests).
-APT_PACKAGES=(curl openssl procps prometheus)
+# procps: pgrep/pkill in scripts; prometheus: promtool validates /metrics in the tests;
+# nghttp2-client: h2load and nghttp drive HTTP/2 and gRPC load by hand and in tests).
+APT_PACKAGES=(curl openssl procps prometheus nghttp2-client)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -41,6 +42,20 @@ if ! kubernetes-validate --version 2>/dev/null | grep -qx "$KUBERNETES_VALIDATE_
     echo "setup: kubernetes-validate installed but not on PATH ($(python3 -m site --user-base)/bin?)" >&2
     exit 1
   fi
+fi
+
+# A venv with grpcio and h2 for the real gRPC test peers
+# (proxy/testkit/python/grpc_peer.py, proxy/testkit/src/grpc.rs); a venv so
+# the pins cannot clash with the user's site-packages.
+GRPCIO_VERSION=1.85.3
+H2_VERSION=4.4.1
+VENV=.venv-test
+if [ "$("$VENV/bin/python" -c 'import grpc, h2; print(grpc.__version__, h2.__version__)' 2>/dev/null)" \
+     != "$GRPCIO_VERSION $H2_VERSION" ]; then
+  echo "setup: creating $VENV with grpcio $GRPCIO_VERSION and h2 $H2_VERSION"
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet \
+    "grpcio==$GRPCIO_VERSION" "h2==$H2_VERSION"
 fi
 
 # The eBPF toolchain (nightly + rust-src, LLVM 22, bpf-linker) that

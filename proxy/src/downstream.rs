@@ -7,7 +7,7 @@
 //! plain arm forwards each call unchanged, so plain HTTP pays one branch
 //! and nothing else.
 
-use crate::error::{write_proxy_answer, ProxyError};
+use crate::error::{write_grpc_answer, write_proxy_answer, ProxyError};
 use crate::http::buf::IoBuf;
 use crate::http::head::IpText;
 use crate::rt::{self, TcpStream};
@@ -54,10 +54,20 @@ pub struct ClientConn {
     pub log: Vec<u8>,
 }
 
+/// Writes the proxy's own answer to `e` into `conn.out`: in gRPC's form
+/// for a gRPC call, else as HTTP.
+pub fn write_error(conn: &mut ClientConn, e: &ProxyError, close: bool) {
+    if conn.stream.is_grpc() {
+        write_grpc_answer(&mut conn.out, e);
+    } else {
+        write_proxy_answer(&mut conn.out, e, close);
+    }
+}
+
 /// Writes an error answer, then closes the connection.
 pub async fn answer_and_close(conn: &mut ClientConn, e: &ProxyError) {
     tracing::debug!(peer = %conn.peer, status = e.status(), fault = ?e.fault(), error = %e, "answered with an error");
-    write_proxy_answer(&mut conn.out, e, true);
+    write_error(conn, e, true);
     if conn.stream.write_all(&conn.out).await.is_ok() {
         lingering_close(conn).await;
     }
@@ -142,6 +152,23 @@ impl ClientStream {
             ClientStream::Plain(s) => s.expect_read_wait(),
             ClientStream::Tls(t) => t.stream.get_mut().0.expect_read_wait(),
             ClientStream::H2(_) => {}
+        }
+    }
+
+    /// The HTTP/2 stream under an exchange, if it is one.
+    pub fn bridge(&mut self) -> Option<&mut crate::http2::Bridge> {
+        match self {
+            ClientStream::H2(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// True for a gRPC call (an HTTP/2 stream with a gRPC content type).
+    #[inline]
+    pub fn is_grpc(&self) -> bool {
+        match self {
+            ClientStream::H2(b) => b.is_grpc(),
+            _ => false,
         }
     }
 

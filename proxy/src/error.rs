@@ -211,6 +211,49 @@ pub fn write_proxy_answer(out: &mut Vec<u8>, e: &ProxyError, close: bool) {
     }
 }
 
+/// Writes the proxy's own answer to `e` for a gRPC client, in gRPC's
+/// trailers-only form (HTTP 200, the error in `grpc-status` and
+/// `grpc-message`), so the client sees a gRPC error rather than a broken
+/// call; redirects stay HTTP.
+pub fn write_grpc_answer(out: &mut Vec<u8>, e: &ProxyError) {
+    use std::io::Write;
+    let status = e.status();
+    if status < 400 {
+        return write_proxy_answer(out, e, false);
+    }
+    out.clear();
+    let _ = write!(
+        out,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: {}\r\ngrpc-message: ",
+        grpc_code(status)
+    );
+    // Percent-encoded, as the gRPC wire format wants it.
+    let message = format!("{status} {}: {e}", reason(status));
+    for b in message.bytes() {
+        if (b' '..=b'~').contains(&b) && b != b'%' {
+            out.push(b);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out.extend_from_slice(b"\r\ncontent-length: 0\r\n\r\n");
+}
+
+/// gRPC's status code for an HTTP status (gRPC's own HTTP mapping, with
+/// the timeouts as DEADLINE_EXCEEDED and the limits as RESOURCE_EXHAUSTED).
+fn grpc_code(status: u16) -> u8 {
+    match status {
+        401 => 16,             // UNAUTHENTICATED
+        403 => 7,              // PERMISSION_DENIED
+        404 | 405 | 501 => 12, // UNIMPLEMENTED
+        408 | 504 => 4,        // DEADLINE_EXCEEDED
+        413 | 431 => 8,        // RESOURCE_EXHAUSTED
+        429 | 502 | 503 => 14, // UNAVAILABLE
+        400 => 13,             // INTERNAL
+        _ => 2,                // UNKNOWN
+    }
+}
+
 /// Writes a redirect to `location` (no body, as nginx's 308 has none worth reading).
 fn write_redirect(out: &mut Vec<u8>, status: u16, location: &str, close: bool) {
     out.clear();
@@ -279,6 +322,21 @@ mod tests {
             "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://a.example.com:8443/x?y=1\r\nContent-Length: 0\r\n\r\n"
         );
         assert_eq!(e.cause(), None);
+    }
+
+    #[test]
+    fn grpc_clients_get_grpc_errors() {
+        let mut out = Vec::new();
+        write_grpc_answer(&mut out, &ProxyError::NoEndpoint);
+        let text = String::from_utf8(out).expect("ascii");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: 14\r\ngrpc-message: 503 Service Unavailable"), "{text}");
+        assert!(text.ends_with("\r\ncontent-length: 0\r\n\r\n"), "{text}");
+        let mut out = Vec::new();
+        write_grpc_answer(&mut out, &ProxyError::UpstreamTimeout);
+        assert!(String::from_utf8_lossy(&out).contains("grpc-status: 4\r\n"));
+        let mut out = Vec::new();
+        write_grpc_answer(&mut out, &ProxyError::NoRoute);
+        assert!(String::from_utf8_lossy(&out).contains("grpc-status: 12\r\n"));
     }
 
     #[test]

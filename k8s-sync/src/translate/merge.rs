@@ -11,7 +11,7 @@ use crate::problem::Problem;
 use crate::tls;
 use rauta_shared::config::{
     BackendConfig, HashKey, HostMatch, IngressRef, LbPolicy, RouteConfig, RuleConfig, SecretRef,
-    ServicePort, TlsCertConfig,
+    ServicePort, TlsCertConfig, UpstreamProtocol,
 };
 use rauta_shared::policy::{AuthTarget, HostPolicy, RoutePolicy};
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +24,7 @@ pub(super) type BackendKey = (
     ServicePort,
     (u8, String),
     Vec<(SocketAddr, u32)>,
+    UpstreamProtocol,
 );
 
 /// An orderable stand-in for [`LbPolicy`].
@@ -452,6 +453,7 @@ impl Builder {
             backend.port.clone(),
             policy_key(&LbPolicy::RoundRobin),
             endpoints.iter().map(|e| (e.addr, e.weight)).collect(),
+            UpstreamProtocol::Http,
         );
         self.backends
             .entry(key.clone())
@@ -489,6 +491,7 @@ impl Builder {
             backend.port.clone(),
             policy_key(&ing.annotations.policy),
             endpoints.iter().map(|e| (e.addr, e.weight)).collect(),
+            ing.annotations.protocol,
         );
         self.backends
             .entry(key.clone())
@@ -499,7 +502,7 @@ impl Builder {
                 port: backend.port.clone(),
                 endpoints,
                 policy: ing.annotations.policy.clone(),
-                protocol: Default::default(),
+                protocol: ing.annotations.protocol,
                 tls: None,
             });
         resolved.insert(backend.clone(), key.clone());

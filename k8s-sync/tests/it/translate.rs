@@ -5,7 +5,7 @@ use rauta_k8s_sync::problem::Severity;
 use rauta_k8s_sync::translate::translate;
 use rauta_k8s_sync::ClassSelector;
 use rauta_shared::config::{
-    HashKey, HostMatch, IngressRef, LbPolicy, PathType, RouteConfig, ServicePort,
+    HashKey, HostMatch, IngressRef, LbPolicy, PathType, RouteConfig, ServicePort, UpstreamProtocol,
 };
 use std::net::SocketAddr;
 
@@ -751,6 +751,39 @@ fn policies_make_distinct_backends() {
         t.config.backends[t.config.rules[0].backend].policy,
         LbPolicy::LeastRequest
     );
+}
+
+#[test]
+fn backend_protocol_makes_distinct_backends() {
+    let a = ingress(
+        "a",
+        ", annotations: {nginx.ingress.kubernetes.io/backend-protocol: grpc}",
+        &rules("a.example", &["/"]),
+    );
+    let b = ingress("b", "", &rules("b.example", &["/"]));
+    let t = run(&format!("{CLASS}{WEB}{a}{b}"));
+    assert!(t.problems.is_empty(), "{:#?}", t.problems);
+    let protocol = |host: &str| {
+        let rule = t
+            .config
+            .rules
+            .iter()
+            .find(|r| r.host == HostMatch::Exact(host.into()));
+        t.config.backends[rule.expect("rule").backend].protocol
+    };
+    assert_eq!(protocol("a.example"), UpstreamProtocol::Grpc);
+    assert_eq!(protocol("b.example"), UpstreamProtocol::Http);
+    // Not yet: TLS to the backends. The Ingress is refused, never served plain.
+    for value in ["HTTPS", "GRPCS", "FCGI"] {
+        let meta =
+            format!(", annotations: {{nginx.ingress.kubernetes.io/backend-protocol: {value}}}");
+        let t = run(&format!(
+            "{CLASS}{WEB}{}",
+            ingress("c", &meta, &rules("c.example", &["/"]))
+        ));
+        assert!(t.has_errors(), "{value}: {:#?}", t.problems);
+        assert!(t.config.rules.is_empty(), "{value}");
+    }
 }
 
 #[test]

@@ -49,6 +49,8 @@ pub struct Backend {
     pub endpoints: Box<[Endpoint]>,
     /// The policy.
     pub policy: Policy,
+    /// What the endpoints speak.
+    pub protocol: rauta_shared::config::UpstreamProtocol,
     schedule: Box<[u32]>,
     weights: Box<[u32]>,
 }
@@ -91,6 +93,7 @@ impl Backend {
             weights,
             endpoints,
             policy,
+            protocol: config.protocol,
         }
     }
 

@@ -102,7 +102,10 @@ async fn stream_back(
     }
     tally.bytes_out += conn.out.len() as u64;
     if resp.upgraded {
-        tunnel::run(conn, &mut up.stream, shard.cfg.tunnel_idle_timeout).await;
+        // Only an HTTP/1.1 upstream answers 101 (an HTTP/2 call cannot).
+        if let Some(tcp) = up.stream.tcp() {
+            tunnel::run(conn, tcp, shard.cfg.tunnel_idle_timeout).await;
+        }
         return Outcome::Done;
     }
     let result = body::relay(
@@ -133,6 +136,14 @@ async fn stream_back(
                 BodyError::Framing(_) => Some(Cause::UpstreamProtocol),
                 _ => Some(Cause::UpstreamReset),
             };
+            if let Some(bridge) = conn.stream.bridge() {
+                // gRPC's DEADLINE_EXCEEDED or UNAVAILABLE, for a gRPC call.
+                bridge.cut(if tally.cause == Some(Cause::UpstreamTimeout) {
+                    4
+                } else {
+                    14
+                });
+            }
             tracing::debug!(peer = %conn.peer, upstream = %up.addr, error = %e, "response body relay failed");
             Outcome::Done
         }

@@ -9,13 +9,16 @@ use super::record::{self, Tally};
 use crate::downstream::{ClientConn, Outcome};
 use crate::error::{Fault, ProxyError, Retry, Why};
 use crate::http::body::{self, BodyError};
+use crate::http::buf::IoBuf;
 use crate::http::head::ClientConnection;
 use crate::http::response::{self, ResponseHead};
 use crate::http::{BodyLen, MAX_HEADERS};
+use crate::http2::Bridge;
 use crate::policy::retry::Retries;
 use crate::policy::Policy;
 use crate::shard::{LocalTable, Shard};
-use crate::upstream::{self, ConnectPolicy, Upstream};
+use crate::upstream::h2::H2Call;
+use crate::upstream::{self, ConnectPolicy, UpStream, Upstream};
 use futures_lite::AsyncWriteExt;
 use std::io;
 use std::time::Instant;
@@ -368,6 +371,11 @@ async fn send_request(
             ProxyError::UpstreamIo(e)
         }));
     }
+    if let (UpStream::H2(call), Some(bridge)) = (&mut up.stream, conn.stream.bridge()) {
+        if body_len != BodyLen::None {
+            return stream_h2_body(call, bridge, &mut conn.rbuf, limit).await;
+        }
+    }
     // A request body is never close-delimited (the parser never says so).
     let result = body::relay(
         &mut conn.stream,
@@ -392,6 +400,29 @@ async fn send_request(
             Failure::upstream(ProxyError::ClientBody(e))
         }
     })
+}
+
+/// An HTTP/2 client's request body into an HTTP/2 call: what is already
+/// read goes first, then the call streams the rest itself, so the response
+/// head is read (and the answer streamed) while the body still flows, as a
+/// bidirectional gRPC call needs. Returns the body bytes written here.
+async fn stream_h2_body(
+    call: &mut H2Call,
+    bridge: &mut Bridge,
+    rbuf: &mut IoBuf,
+    limit: Option<u64>,
+) -> Result<u64, Failure> {
+    let sent_error = |e| Failure::upstream(ProxyError::UpstreamIo(e));
+    call.open().await.map_err(sent_error)?;
+    let mut sent = rbuf.len() as u64;
+    call.write_all(rbuf.data()).await.map_err(sent_error)?;
+    rbuf.clear();
+    if let Some((staged, body)) = bridge.take_body() {
+        sent += staged.len() as u64;
+        call.write_all(&staged).await.map_err(sent_error)?;
+        call.stream_body_from(body, limit.map(|l| l.saturating_sub(sent)));
+    }
+    Ok(sent)
 }
 
 fn is_reset(e: &io::Error) -> bool {

@@ -5,7 +5,7 @@
 use super::plan::Refused;
 use crate::access_log;
 use crate::downstream::{answer_and_close, ClientConn, Outcome};
-use crate::error::{write_proxy_answer, ProxyError};
+use crate::error::ProxyError;
 use crate::metrics::route::RouteStats;
 use crate::metrics::Cause;
 use crate::shard::{LocalTable, Shard};
@@ -155,7 +155,7 @@ pub(super) async fn fail(
     tally.status = e.status();
     tally.cause = e.cause();
     if keep {
-        write_proxy_answer(&mut conn.out, e, false);
+        crate::downstream::write_error(conn, e, false);
         tally.bytes_out += conn.out.len() as u64;
         if conn.stream.write_all(&conn.out).await.is_err() {
             return Outcome::Done;

@@ -5,6 +5,7 @@
 //! under the stream's flow control. Closing ends the stream; dropping it
 //! before the answer is complete resets it.
 
+use super::{io_error, poll_capacity};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::MAX_HEADERS;
 use bytes::Bytes;
@@ -39,9 +40,14 @@ pub struct Bridge {
     chunked: bool,
     /// HEAD request: the response has no body.
     head_request: bool,
+    /// A gRPC call (`content-type: application/grpc…`): rauta's own
+    /// answers take gRPC's form.
+    grpc: bool,
     answer: Answer,
     /// Closed by the exchange: reads return end of stream.
     closed: bool,
+    /// The gRPC status to end a cut answer with (see [`Bridge::cut`]).
+    cut: Option<u8>,
 }
 
 /// Where the response stands.
@@ -65,7 +71,9 @@ enum Answer {
 #[derive(Debug)]
 enum Framing {
     Length(u64),
-    Chunked(ChunkedDecoder),
+    /// With the framing bytes since the last data: at the end they hold
+    /// the last chunk and the trailers.
+    Chunked(ChunkedDecoder, Vec<u8>),
     /// Ends when the exchange closes.
     Close,
 }
@@ -91,17 +99,42 @@ impl Bridge {
             body: has_body.then_some(body),
             chunked,
             head_request: parts.method == http::Method::HEAD,
+            grpc: is_grpc(parts),
             answer: Answer::Head {
                 respond,
                 head: Vec::new(),
             },
             closed: false,
+            cut: None,
         })
     }
 
     /// The connection under the stream is TLS.
     pub fn is_tls(&self) -> bool {
         self.tls
+    }
+
+    /// The request is a gRPC call.
+    pub fn is_grpc(&self) -> bool {
+        self.grpc
+    }
+
+    /// Takes the rest of the request body away from the byte view: the
+    /// bytes staged (as the exchange would have read them) and the stream
+    /// of DATA still to come. Reads then see the end of the request.
+    pub fn take_body(&mut self) -> Option<(Vec<u8>, RecvStream)> {
+        let body = self.body.take()?;
+        let staged = self.staged[self.staged_read..].to_vec();
+        self.staged.clear();
+        self.staged_read = 0;
+        Some((staged, body))
+    }
+
+    /// The answer was cut short (the upstream failed after its head went
+    /// out): a gRPC call then ends with this status in trailers instead of
+    /// a reset, so the client sees why.
+    pub fn cut(&mut self, grpc_status: u8) {
+        self.cut = Some(grpc_status);
     }
 
     /// The request, as HTTP/1.1 bytes.
@@ -140,7 +173,7 @@ impl Bridge {
                         self.staged.extend_from_slice(&data);
                     }
                 }
-                Some(Err(e)) => return Poll::Ready(Err(h2_error(e))),
+                Some(Err(e)) => return Poll::Ready(Err(io_error(e))),
                 None => {
                     self.body = None;
                     if self.chunked {
@@ -189,17 +222,32 @@ impl Bridge {
                         (input.len(), input, *left == 0)
                     }
                     Framing::Close => (input.len(), input, false),
-                    Framing::Chunked(decoder) => {
+                    Framing::Chunked(decoder, tail) => {
                         let p = decoder.decode(input).map_err(io::Error::other)?;
                         if p.consumed == 0 && !p.done {
                             return Poll::Ready(Err(io::Error::other("chunked framing stalled")));
                         }
+                        if p.data.is_empty() {
+                            tail.extend_from_slice(&input[..p.consumed]);
+                        } else {
+                            tail.clear();
+                        }
                         (p.consumed, &input[p.data.clone()], p.done)
                     }
                 };
-                if !data.is_empty() || end {
+                let trailers = match framing {
+                    Framing::Chunked(_, tail) if end => trailers(tail),
+                    _ => None,
+                };
+                if let Some(trailers) = trailers {
+                    if !data.is_empty() {
+                        send.send_data(Bytes::copy_from_slice(data), false)
+                            .map_err(io_error)?;
+                    }
+                    send.send_trailers(trailers).map_err(io_error)?;
+                } else if !data.is_empty() || end {
                     send.send_data(Bytes::copy_from_slice(data), end)
-                        .map_err(h2_error)?;
+                        .map_err(io_error)?;
                 }
                 if end {
                     self.answer = Answer::Done;
@@ -219,8 +267,11 @@ impl Bridge {
             Answer::Body {
                 mut send,
                 framing: Framing::Close,
-            } => send.send_data(Bytes::new(), true).map_err(h2_error)?,
-            Answer::Body { mut send, .. } => send.send_reset(Reason::INTERNAL_ERROR),
+            } => send.send_data(Bytes::new(), true).map_err(io_error)?,
+            Answer::Body { mut send, .. } => match self.cut.filter(|_| self.grpc) {
+                Some(status) => send.send_trailers(cut_trailers(status)).map_err(io_error)?,
+                None => send.send_reset(Reason::INTERNAL_ERROR),
+            },
             Answer::Head { mut respond, .. } => respond.send_reset(Reason::INTERNAL_ERROR),
         }
         Poll::Ready(Ok(()))
@@ -268,18 +319,23 @@ impl Bridge {
             }
         }
         let no_body = self.head_request || status == 204 || status == 304;
+        if self.grpc && length == Some(0) {
+            // A trailers-only gRPC answer: its fields are the trailers, and
+            // a length is no gRPC metadata.
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+        }
         let framing = match (no_body, chunked, length) {
             (true, _, _) | (false, false, Some(0)) => None,
             (false, true, _) => {
                 response.headers_mut().remove(header::CONTENT_LENGTH);
-                Some(Framing::Chunked(ChunkedDecoder::default()))
+                Some(Framing::Chunked(ChunkedDecoder::default(), Vec::new()))
             }
             (false, false, Some(n)) => Some(Framing::Length(n)),
             (false, false, None) => Some(Framing::Close),
         };
         let send = respond
             .send_response(response, framing.is_none())
-            .map_err(h2_error)?;
+            .map_err(io_error)?;
         self.answer = match framing {
             Some(framing) => Answer::Body { send, framing },
             None => Answer::Done,
@@ -298,31 +354,53 @@ impl Drop for Bridge {
     }
 }
 
-/// Waits for send capacity (the client's window and h2's send buffer);
-/// returns how many bytes may be sent now.
-fn poll_capacity(
-    send: &mut SendStream<Bytes>,
-    cx: &mut Context<'_>,
-    want: usize,
-) -> Poll<io::Result<usize>> {
-    for _ in 0..4 {
-        let cap = send.capacity();
-        if cap > 0 {
-            return Poll::Ready(Ok(cap));
+/// The trailer fields in the framing after a chunked body's last data
+/// (the last-chunk line, the fields, the empty line); `None` when there
+/// are none. The decoder has already checked their syntax.
+fn trailers(tail: &[u8]) -> Option<http::HeaderMap> {
+    let mut lines = tail
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .skip_while(|l| l.is_empty());
+    // The last chunk's size line ("0", maybe with extensions).
+    lines.next()?;
+    let mut map = http::HeaderMap::new();
+    for line in lines.take_while(|l| !l.is_empty()) {
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        let Ok(name) = HeaderName::from_bytes(name) else {
+            continue;
+        };
+        if is_connection_specific(&name) || name == header::CONTENT_LENGTH {
+            continue;
         }
-        send.reserve_capacity(want);
-        match ready!(send.poll_capacity(cx)) {
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Poll::Ready(Err(h2_error(e))),
-            None => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            map.append(name, value);
         }
     }
-    cx.waker().wake_by_ref();
-    Poll::Pending
+    (!map.is_empty()).then_some(map)
 }
 
-fn h2_error(e: h2::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionReset, e)
+/// The trailers that end a gRPC answer the upstream cut short.
+fn cut_trailers(status: u8) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    map.insert("grpc-status", HeaderValue::from(u16::from(status)));
+    let message = match status {
+        4 => "504 Gateway Timeout: upstream timed out",
+        _ => "502 Bad Gateway: upstream failed during the answer",
+    };
+    map.insert("grpc-message", HeaderValue::from_static(message));
+    map
+}
+
+/// A gRPC request, by its content type (`application/grpc`, `+proto`, …).
+fn is_grpc(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// Fields that are about one HTTP/1.1 connection and mean nothing (or
@@ -471,6 +549,17 @@ mod tests {
         )
         .expect("valid");
         assert!(h.contains("content-length: 5\r\n") && !chunked, "{h}");
+    }
+
+    #[test]
+    fn trailers_come_from_the_end_of_a_chunked_body() {
+        let t = trailers(b"\r\n0\r\ngrpc-status: 0\r\ngrpc-message: ok go\r\nx-a:b\r\n\r\n")
+            .expect("trailers");
+        assert_eq!(t["grpc-status"], "0");
+        assert_eq!(t["grpc-message"], "ok go");
+        assert_eq!(t["x-a"], "b");
+        assert!(trailers(b"0\r\n\r\n").is_none());
+        assert!(trailers(b"0;ext=1\r\nconnection: close\r\n\r\n").is_none());
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub async fn serve(
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_header_list_size(cfg.max_header_bytes.min(u32::MAX as usize) as u32)
         .max_send_buffer_size(SEND_BUFFER);
-    let handshake = builder.handshake::<_, Bytes>(H2Io::new(stream, replay));
+    let vectored = matches!(stream, ClientStream::Plain(_));
+    let handshake = builder.handshake::<_, Bytes>(H2Io::new(stream, replay, vectored));
     let mut conn = match rt::timeout(cfg.header_read_timeout, handshake).await {
         Some(Ok(conn)) => conn,
         Some(Err(e)) => {

@@ -1,33 +1,36 @@
-//! tokio's two I/O traits, which `h2` needs, on a client stream; bytes
-//! read before the protocol was known are replayed first.
+//! tokio's two I/O traits, which `h2` needs, on rauta's streams (a client
+//! stream, or an upstream socket); bytes read before the protocol was
+//! known are replayed first.
 
-use crate::downstream::ClientStream;
 use futures_lite::{AsyncRead, AsyncWrite};
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::ReadBuf;
 
-/// A client connection handed to `h2`.
+/// A connection handed to `h2`.
 #[derive(Debug)]
-pub(super) struct H2Io {
-    stream: ClientStream,
+pub(crate) struct H2Io<S> {
+    stream: S,
     /// Bytes already read (the preface, on a plain listener).
     replay: Vec<u8>,
     replayed: usize,
+    /// The stream writes several buffers in one syscall (plain TCP).
+    vectored: bool,
 }
 
-impl H2Io {
-    pub(super) fn new(stream: ClientStream, replay: Vec<u8>) -> H2Io {
+impl<S> H2Io<S> {
+    pub(crate) fn new(stream: S, replay: Vec<u8>, vectored: bool) -> H2Io<S> {
         H2Io {
             stream,
             replay,
             replayed: 0,
+            vectored,
         }
     }
 }
 
-impl tokio::io::AsyncRead for H2Io {
+impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for H2Io<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -51,7 +54,7 @@ impl tokio::io::AsyncRead for H2Io {
     }
 }
 
-impl tokio::io::AsyncWrite for H2Io {
+impl<S: AsyncWrite + Unpin> tokio::io::AsyncWrite for H2Io<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -69,7 +72,7 @@ impl tokio::io::AsyncWrite for H2Io {
     }
 
     fn is_write_vectored(&self) -> bool {
-        matches!(self.stream, ClientStream::Plain(_))
+        self.vectored
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

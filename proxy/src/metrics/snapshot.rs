@@ -116,8 +116,10 @@ pub struct PoolGauge {
     pub endpoint: SocketAddr,
     /// Idle connections in the pool.
     pub idle: u64,
-    /// Connections carrying a request now.
+    /// Connections (an HTTP/1.1 one, or an HTTP/2 call) carrying a request now.
     pub active: u64,
+    /// HTTP/2 connections open (each carries many calls).
+    pub h2: u64,
 }
 
 /// A shard's answer to a snapshot request.

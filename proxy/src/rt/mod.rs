@@ -19,7 +19,7 @@ pub use executor::{panics_total, spawn_local};
 pub use net::{TcpListener, TcpStream};
 pub use reactor::{counters as ring_counters, RingCounters};
 pub use sync::{Permit, Semaphore};
-pub use time::{sleep, Sleep};
+pub use time::{sleep, Deadline, Sleep};
 
 use futures_lite::future;
 use std::future::Future;

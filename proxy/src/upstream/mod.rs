@@ -1,21 +1,124 @@
 //! Upstream connections: per-shard keep-alive pools that count their
-//! active connections, and connecting with a deadline.
+//! active connections, connecting with a deadline, and HTTP/2 calls to
+//! gRPC endpoints ([`h2`]) behind the same byte-stream face.
 
+pub mod h2;
 pub mod pool;
 
 use crate::balance::Backend;
 use crate::error::ProxyError;
 use crate::rt::{self, TcpStream};
+use futures_lite::{AsyncRead, AsyncWrite};
 use pool::Pool;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// What an exchange reads and writes upstream: an HTTP/1.1 connection, or
+/// one HTTP/2 call that reads and writes like one.
+#[derive(Debug)]
+pub enum UpStream {
+    /// HTTP/1.1 over TCP.
+    Tcp(TcpStream),
+    /// One call on a shared HTTP/2 connection.
+    H2(Box<h2::H2Call>),
+}
+
+impl UpStream {
+    /// The next read waits for readiness first (see
+    /// [`TcpStream::expect_read_wait`]); nothing to do for a call.
+    #[inline]
+    pub fn expect_read_wait(&mut self) {
+        if let UpStream::Tcp(s) = self {
+            s.expect_read_wait();
+        }
+    }
+
+    /// The TCP socket, for what only a whole connection can do (a tunnel).
+    pub fn tcp(&mut self) -> Option<&mut TcpStream> {
+        match self {
+            UpStream::Tcp(s) => Some(s),
+            UpStream::H2(_) => None,
+        }
+    }
+
+    fn set_timeouts(&mut self, policy: &ConnectPolicy) {
+        match self {
+            // Setting them only records the values: it cannot fail.
+            UpStream::Tcp(s) => {
+                let _ = s.set_read_timeout(Some(policy.read_timeout));
+                let _ = s.set_write_timeout(Some(policy.write_timeout));
+            }
+            UpStream::H2(c) => {
+                c.set_read_timeout(policy.read_timeout);
+                c.set_write_timeout(policy.write_timeout);
+            }
+        }
+    }
+}
+
+impl AsyncRead for UpStream {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            UpStream::H2(c) => Pin::new(c.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpStream {
+    #[inline]
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            UpStream::H2(c) => Pin::new(c.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            UpStream::H2(c) => Pin::new(c.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            UpStream::H2(c) => Pin::new(c.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_close(cx),
+            UpStream::H2(c) => Pin::new(c.as_mut()).poll_close(cx),
+        }
+    }
+}
 
 /// An upstream connection carrying a request; counted as active in its
 /// pool until dropped or put back.
 #[derive(Debug)]
 pub struct Upstream<'p> {
-    /// The socket, with the upstream timeouts set.
-    pub stream: TcpStream,
+    /// The socket (or HTTP/2 call), with the upstream timeouts set.
+    pub stream: UpStream,
     /// Its address (the pool key).
     pub addr: SocketAddr,
     /// True when it came from the pool (it may have gone stale).
@@ -53,12 +156,27 @@ pub async fn acquire<'p>(
     fresh: bool,
 ) -> Result<Upstream<'p>, ProxyError> {
     let addr = backend.endpoints[endpoint].addr;
+    if backend.protocol.is_h2() {
+        let started = std::time::Instant::now();
+        return match pool.h2_call(addr, policy, fresh).await {
+            Ok((call, reused)) => Ok(Upstream {
+                stream: UpStream::H2(Box::new(call)),
+                addr,
+                reused,
+                connect_us: (!reused).then(|| started.elapsed().as_micros() as u64),
+                _active: pool.checkout(addr),
+            }),
+            Err(e) => {
+                tracing::debug!(%addr, backend = %backend.name, error = %e, "upstream HTTP/2 connect failed");
+                Err(ProxyError::Connect(e))
+            }
+        };
+    }
     if !fresh {
         if let Some(stream) = pool.take(addr, has_body) {
-            // Another route may have used it with other timeouts (setting
-            // them only records the values: it cannot fail).
-            let _ = stream.set_read_timeout(Some(policy.read_timeout));
-            let _ = stream.set_write_timeout(Some(policy.write_timeout));
+            // Another route may have used it with other timeouts.
+            let mut stream = UpStream::Tcp(stream);
+            stream.set_timeouts(policy);
             return Ok(Upstream {
                 stream,
                 addr,
@@ -71,7 +189,7 @@ pub async fn acquire<'p>(
     let started = std::time::Instant::now();
     match connect(addr, policy).await {
         Ok(stream) => Ok(Upstream {
-            stream,
+            stream: UpStream::Tcp(stream),
             addr,
             reused: false,
             connect_us: Some(started.elapsed().as_micros() as u64),

@@ -36,6 +36,8 @@ impl Drop for Active<'_> {
 #[derive(Debug)]
 pub struct Pool {
     idle: RefCell<FxHashMap<SocketAddr, Vec<Idle>>>,
+    /// HTTP/2 connections to gRPC endpoints (shared by calls, not idle ones).
+    h2: super::h2::H2Conns,
     active: RefCell<FxHashMap<SocketAddr, u64>>,
     max_idle: usize,
     idle_timeout: Duration,
@@ -47,6 +49,7 @@ impl Pool {
     pub fn new(max_idle: usize, idle_timeout: Duration) -> Pool {
         Pool {
             idle: RefCell::default(),
+            h2: Default::default(),
             active: RefCell::default(),
             max_idle,
             idle_timeout,
@@ -76,9 +79,22 @@ impl Pool {
         None
     }
 
-    /// Takes back a connection that finished an exchange cleanly.
+    /// A call on an HTTP/2 connection to `addr` (see [`super::h2::H2Conns::call`]).
+    pub async fn h2_call(
+        &self,
+        addr: SocketAddr,
+        policy: &super::ConnectPolicy,
+        fresh: bool,
+    ) -> std::io::Result<(super::h2::H2Call, bool)> {
+        self.h2.call(addr, policy, self.idle_timeout, fresh).await
+    }
+
+    /// Takes back a connection that finished an exchange cleanly (an
+    /// HTTP/2 call just ends: its connection stays with its other calls).
     pub fn put(&self, up: super::Upstream<'_>) {
-        let (addr, stream) = (up.addr, up.stream);
+        let (addr, super::UpStream::Tcp(stream)) = (up.addr, up.stream) else {
+            return;
+        };
         if self.max_idle == 0 {
             return;
         }
@@ -106,7 +122,13 @@ impl Pool {
     pub fn gauges(&self) -> Vec<crate::metrics::snapshot::PoolGauge> {
         let idle = self.idle.borrow();
         let active = self.active.borrow();
-        let mut endpoints: Vec<SocketAddr> = idle.keys().chain(active.keys()).copied().collect();
+        let h2 = self.h2.open();
+        let mut endpoints: Vec<SocketAddr> = idle
+            .keys()
+            .chain(active.keys())
+            .chain(h2.iter().map(|(a, _)| a))
+            .copied()
+            .collect();
         endpoints.sort_unstable();
         endpoints.dedup();
         endpoints
@@ -115,6 +137,10 @@ impl Pool {
                 endpoint,
                 idle: idle.get(&endpoint).map_or(0, |l| l.len() as u64),
                 active: active.get(&endpoint).copied().unwrap_or(0),
+                h2: h2
+                    .iter()
+                    .find(|(a, _)| *a == endpoint)
+                    .map_or(0, |(_, n)| *n),
             })
             .collect()
     }

@@ -3,8 +3,9 @@
 //! the `rauta` binary ([`Rauta`], [`Builder`]), Kubernetes manifest builders
 //! ([`manifests`]), a fake Kubernetes API server ([`fake_api`]), test
 //! certificates with a TLS client ([`tls`]), `/metrics` look-ups
-//! ([`metrics`]), network namespaces ([`netns`]), waiting on evidence
-//! ([`eventually`]) and what a test needs from the machine ([`require!`]).
+//! ([`metrics`]), network namespaces ([`netns`]), real gRPC peers in Python
+//! ([`grpc`]), waiting on evidence ([`eventually`]) and what a test needs
+//! from the machine ([`require!`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -12,6 +13,7 @@
 pub mod backend;
 pub mod client;
 pub mod fake_api;
+pub mod grpc;
 pub mod manifests;
 pub mod metrics;
 pub mod need;

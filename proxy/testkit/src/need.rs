@@ -79,6 +79,9 @@ fn install_hint(tool: &str) -> &'static str {
         Some("ip" | "ss") => "scripts/setup-ebpf.sh installs iproute2",
         Some("ethtool") => "scripts/setup-ebpf.sh installs ethtool",
         Some("prlimit" | "setpriv") => "util-linux",
+        Some("python") if tool.contains("/.venv-test/") => {
+            "scripts/setup.sh creates .venv-test with grpcio"
+        }
         _ => "not installed",
     }
 }
@@ -296,6 +299,15 @@ mod tests {
         assert!(
             matches!(verdict("a::t", &missing, true), Verdict::Fail(m) if m.starts_with("a::t: `promtool`"))
         );
+    }
+
+    #[test]
+    fn venv_python_has_a_hint() {
+        assert_eq!(
+            install_hint("/r/.venv-test/bin/python"),
+            "scripts/setup.sh creates .venv-test with grpcio"
+        );
+        assert_eq!(install_hint("python"), "not installed");
     }
 
     #[test]

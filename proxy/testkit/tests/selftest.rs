@@ -1,9 +1,11 @@
-//! Self-tests of the testkit: the backend against the client (no proxy).
+//! Self-tests of the testkit: the backend against the client, the gRPC
+//! peers against each other (no proxy).
 
 use std::net::TcpStream;
 use std::time::Duration;
 
 use rauta_testkit::client::{self, raw_exchange, status_of, Conn};
+use rauta_testkit::grpc::{self, GrpcServer};
 use rauta_testkit::{is_pattern, pattern, xxh3, xxh3_hex, Backend};
 
 #[test]
@@ -280,4 +282,66 @@ fn ten_megabytes_each_way() {
         .expect("upload");
     assert!(resp.body == body);
     assert_eq!(b.last_request().expect("recorded").body_xxh3, xxh3(&body));
+}
+
+#[test]
+fn grpc_peers_unary_streams_and_status() {
+    rauta_testkit::require!(grpc::need());
+    let server = GrpcServer::start();
+    let call = |args: &[&str]| grpc::call(server.addr(), "echo.test", args);
+
+    let out = call(&["unary", "hello"]);
+    assert_eq!(out["code"], "OK", "{out}");
+    assert_eq!(out["responses"], serde_json::json!(["hello"]), "{out}");
+    assert_eq!(out["initial_metadata"]["x-echo-header"], "hi", "{out}");
+    assert_eq!(out["trailing_metadata"]["x-echo-trailer"], "done", "{out}");
+
+    // An error status keeps its message and the trailer set before it.
+    let out = call(&["unary", "status:5:gone"]);
+    assert_eq!(
+        (&out["code"], &out["details"]),
+        (&"NOT_FOUND".into(), &"gone".into()),
+        "{out}"
+    );
+    assert_eq!(out["responses"], serde_json::json!([]), "{out}");
+    assert_eq!(out["trailing_metadata"]["x-echo-trailer"], "done", "{out}");
+
+    let out = call(&["server-stream", "3"]);
+    assert_eq!(out["code"], "OK", "{out}");
+    assert_eq!(
+        out["responses"],
+        serde_json::json!(["0:abcdefghijklmn", "1:abcdefghijklmn", "2:abcdefghijklmn"]),
+        "{out}"
+    );
+    assert_eq!(
+        (&out["count"], &out["valid"]),
+        (&3.into(), &true.into()),
+        "{out}"
+    );
+    assert_eq!(out["trailing_metadata"]["x-echo-trailer"], "done", "{out}");
+
+    let out = call(&["client-stream", "4", "10"]);
+    assert_eq!(out["code"], "OK", "{out}");
+    assert_eq!(
+        out["responses"],
+        serde_json::json!(["count=4 bytes=40"]),
+        "{out}"
+    );
+
+    let out = call(&["bidi", "3"]);
+    assert_eq!(out["code"], "OK", "{out}");
+    assert_eq!(
+        out["responses"],
+        serde_json::json!(["bidi-0", "bidi-1", "bidi-2"]),
+        "{out}"
+    );
+    assert_eq!(out["matched"], true, "{out}");
+
+    // Every call above reached the server and none was cancelled.
+    let out = call(&["stats"]);
+    assert_eq!(
+        out["stats"],
+        serde_json::json!({"calls": 5, "cancelled": 0}),
+        "{out}"
+    );
 }

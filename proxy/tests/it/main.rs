@@ -11,6 +11,7 @@ mod canary;
 mod error_pages;
 mod errors;
 mod ext_auth;
+mod grpc;
 mod hardening;
 mod http2;
 mod ingress_nginx_metrics;

@@ -64,6 +64,8 @@ pub(super) struct Annotations {
     pub(super) www_redirect: bool,
     /// `service-upstream`: the Service's cluster IP is the one endpoint.
     pub(super) service_upstream: bool,
+    /// `backend-protocol`: what the rules' backends speak.
+    pub(super) protocol: rauta_shared::config::UpstreamProtocol,
     /// The Service `auth-url` names, resolved to a backend when merging.
     pub(super) auth_service: Option<AuthService>,
     /// The `default-backend` Service (this namespace), when the rules get error pages.
@@ -95,7 +97,7 @@ impl Annotations {
         rewrite::parse(&mut r, &mut route, &mut host);
         access::parse(&mut r, &mut route);
         cors::parse(&mut r, &mut route);
-        let mut service_upstream = upstream::parse(&mut r, &mut route, &mut host);
+        let (mut service_upstream, protocol) = upstream::parse(&mut r, &mut route, &mut host);
         let zone = format!(
             "{}/{}",
             ing.metadata.namespace.as_deref().unwrap_or("default"),
@@ -131,6 +133,7 @@ impl Annotations {
             host,
             www_redirect,
             service_upstream,
+            protocol,
             auth_service,
             error_service,
             verdicts,

@@ -4,11 +4,16 @@
 use super::redirect::is_safe;
 use super::Reader;
 use crate::translate::ingress::parse_host;
-use rauta_shared::config::HostMatch;
+use rauta_shared::config::{HostMatch, UpstreamProtocol};
 use rauta_shared::policy::{BodyLimit, HostPolicy, RoutePolicy};
 
-/// Reads the upstream family; returns `service-upstream`.
-pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy, host: &mut HostPolicy) -> bool {
+/// Reads the upstream family; returns `service-upstream` and the
+/// backends' protocol.
+pub(super) fn parse(
+    r: &mut Reader<'_>,
+    route: &mut RoutePolicy,
+    host: &mut HostPolicy,
+) -> (bool, UpstreamProtocol) {
     if let Some(v) = r.get("proxy-body-size") {
         match parse_size(v.trim()) {
             Some(0) => route.body_limit = Some(BodyLimit::Unlimited),
@@ -42,12 +47,18 @@ pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy, host: &mut Host
             }
         }
     }
+    let mut protocol = UpstreamProtocol::Http;
     if let Some(v) = r.get("backend-protocol") {
         match v.trim().to_ascii_uppercase().as_str() {
             "HTTP" => {}
-            "HTTPS" | "GRPC" | "GRPCS" | "AUTO_HTTP" => r.refuse(
+            "GRPC" => protocol = UpstreamProtocol::Grpc,
+            "HTTPS" | "GRPCS" | "AUTO_HTTP" => r.refuse(
                 "backend-protocol",
-                format!("{v} backends are not supported yet (they come with HTTP/2 and gRPC support); the Ingress is not served rather than sent plain HTTP/1.1"),
+                format!("{v} backends are not supported yet (TLS to the backends is still to come); the Ingress is not served rather than sent plain text"),
+            ),
+            "FCGI" => r.refuse(
+                "backend-protocol",
+                "FastCGI backends are not supported; the Ingress is not served rather than sent HTTP".to_string(),
             ),
             other => r.warn(
                 "backend-protocol",
@@ -66,7 +77,7 @@ pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy, host: &mut Host
             Some(v) => r.warn(key, format!("{v:?} is not on or off; rauta streams (as \"off\")")),
         }
     }
-    r.bool("service-upstream", false)
+    (r.bool("service-upstream", false), protocol)
 }
 
 /// `^\d+[bkmg]?$` (any case), k/m/g being powers of 1024.

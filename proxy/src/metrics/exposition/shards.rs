@@ -110,12 +110,13 @@ fn per_shard(out: &mut Out<'_>, registry: &Registry, families: &[PerShard]) {
 
 /// Idle and active upstream connections by endpoint, over all shards.
 fn pools(out: &mut Out<'_>, registry: &Registry) {
-    let mut pools: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut pools: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
     for s in registry.shards.values() {
         for p in &s.pool {
             let e = pools.entry(p.endpoint.to_string()).or_default();
             e.0 += p.idle;
             e.1 += p.active;
+            e.2 += p.h2;
         }
     }
     out.by_label(
@@ -123,7 +124,7 @@ fn pools(out: &mut Out<'_>, registry: &Registry) {
         "gauge",
         "Idle pooled upstream connections, by endpoint (all shards).",
         "endpoint",
-        pools.iter().map(|(endpoint, (idle, _))| (endpoint, idle)),
+        pools.iter().map(|(endpoint, (idle, ..))| (endpoint, idle)),
     );
     out.by_label(
         "rauta_upstream_active_connections",
@@ -132,6 +133,16 @@ fn pools(out: &mut Out<'_>, registry: &Registry) {
         "endpoint",
         pools
             .iter()
-            .map(|(endpoint, (_, active))| (endpoint, active)),
+            .map(|(endpoint, (_, active, _))| (endpoint, active)),
+    );
+    out.by_label(
+        "rauta_upstream_http2_connections",
+        "gauge",
+        "HTTP/2 connections open to gRPC endpoints, each shared by many calls, by endpoint (all shards).",
+        "endpoint",
+        pools
+            .iter()
+            .filter(|(_, (.., h2))| *h2 > 0)
+            .map(|(endpoint, (.., h2))| (endpoint, h2)),
     );
 }
