@@ -3,6 +3,7 @@
 //! equal backends are shared.
 
 use super::annotations::AuthService;
+use super::annotations::BackendTls;
 use super::annotations::{check_pattern, WEIGHTS_ANNOTATION};
 use super::endpoints::{resolve_endpoints, weighted_endpoints};
 use super::index::Index;
@@ -11,7 +12,7 @@ use crate::problem::Problem;
 use crate::tls;
 use rauta_shared::config::{
     BackendConfig, HashKey, HostMatch, IngressRef, LbPolicy, RouteConfig, RuleConfig, SecretRef,
-    ServicePort, TlsCertConfig, UpstreamProtocol,
+    ServicePort, TlsCertConfig, UpstreamProtocol, UpstreamTls,
 };
 use rauta_shared::policy::{AuthTarget, HostPolicy, RoutePolicy};
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,7 +25,7 @@ pub(super) type BackendKey = (
     ServicePort,
     (u8, String),
     Vec<(SocketAddr, u32)>,
-    UpstreamProtocol,
+    (UpstreamProtocol, Option<UpstreamTls>),
 );
 
 /// An orderable stand-in for [`LbPolicy`].
@@ -67,6 +68,8 @@ pub(super) struct Builder {
     tls_hosts: BTreeMap<HostMatch, (IngressRef, Option<SecretRef>)>,
     /// Certificates in use, by Secret.
     certs: BTreeMap<SecretRef, TlsCertConfig>,
+    /// Backend-TLS problems already reported, per Ingress.
+    tls_warned: BTreeSet<(IngressRef, String)>,
     /// Secrets already checked: their pair, or `None` when unusable.
     checked: BTreeMap<SecretRef, Option<(String, String, i64)>>,
 }
@@ -453,7 +456,7 @@ impl Builder {
             backend.port.clone(),
             policy_key(&LbPolicy::RoundRobin),
             endpoints.iter().map(|e| (e.addr, e.weight)).collect(),
-            UpstreamProtocol::Http,
+            (UpstreamProtocol::Http, None),
         );
         self.backends
             .entry(key.clone())
@@ -468,6 +471,87 @@ impl Builder {
                 tls: None,
             });
         key
+    }
+
+    /// TLS to the backends of `ing` as its `proxy-ssl-*` annotations ask,
+    /// with the `proxy-ssl-secret`'s CA and client pair. A missing or bad
+    /// Secret is reported once per Ingress; what it would have given is
+    /// then absent (with verification on, connects fail: never unverified).
+    fn upstream_tls(
+        &mut self,
+        ing: &Parsed,
+        spec: &BackendTls,
+        index: &Index<'_>,
+        problems: &mut Vec<Problem>,
+    ) -> UpstreamTls {
+        let mut tls = UpstreamTls {
+            verify: spec.verify,
+            verify_depth: spec.depth,
+            server_name: spec.name.clone(),
+            sni: spec.sni,
+            ..UpstreamTls::default()
+        };
+        let Some(secret) = &spec.secret else {
+            return tls;
+        };
+        let mut warn = |message: String| {
+            if self
+                .tls_warned
+                .insert((ing.source.clone(), message.clone()))
+            {
+                problems.push(ing.warning(message));
+            }
+        };
+        let found = index
+            .secrets
+            .get(&(secret.namespace.as_str(), secret.name.as_str()));
+        let Some((_, object)) = found else {
+            warn(format!(
+                "annotation proxy-ssl-secret: Secret {secret} not found; no CA and no client certificate for its backends"
+            ));
+            return tls;
+        };
+        let field = |name: &str| -> Option<String> {
+            let text = object
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(name))
+                .cloned();
+            let data = object.data.as_ref().and_then(|d| d.get(name));
+            text.or_else(|| data.and_then(|d| String::from_utf8(d.0.clone()).ok()))
+                .filter(|v| !v.trim().is_empty())
+        };
+        if let Some(ca) = field("ca.crt") {
+            match crate::tls::parse_chain(ca.as_bytes()) {
+                Ok(_) => tls.ca_pem = Some(ca),
+                Err(e) => warn(format!(
+                    "annotation proxy-ssl-secret: Secret {secret}: ca.crt: {}",
+                    e.trim_start_matches("tls.crt: ")
+                        .trim_start_matches("tls.crt ")
+                )),
+            }
+        }
+        match (field("tls.crt"), field("tls.key")) {
+            (Some(crt), Some(key)) => match crate::tls::check_pair_cached(crt.as_bytes(), key.as_bytes()) {
+                Ok(_) => {
+                    tls.client_cert_pem = Some(crt);
+                    tls.client_key_pem = Some(key);
+                }
+                Err(e) => warn(format!(
+                    "annotation proxy-ssl-secret: Secret {secret}: {e}; no client certificate is sent"
+                )),
+            },
+            (None, None) => {}
+            _ => warn(format!(
+                "annotation proxy-ssl-secret: Secret {secret} has only one of tls.crt and tls.key; no client certificate is sent"
+            )),
+        }
+        if spec.verify && tls.ca_pem.is_none() {
+            warn(format!(
+                "annotation proxy-ssl-verify: on, but Secret {secret} gives no usable ca.crt; connects to its backends fail"
+            ));
+        }
+        tls
     }
 
     /// The key of the backend `backend` resolves to for `ing`, creating it if new.
@@ -485,13 +569,18 @@ impl Builder {
         }
         let namespace = &ing.source.namespace;
         let endpoints = weighted_endpoints(ing, index, backend, used_weights, problems);
+        let tls = ing
+            .annotations
+            .backend_tls
+            .as_ref()
+            .map(|spec| self.upstream_tls(ing, spec, index, problems));
         let key: BackendKey = (
             namespace.clone(),
             backend.service.clone(),
             backend.port.clone(),
             policy_key(&ing.annotations.policy),
             endpoints.iter().map(|e| (e.addr, e.weight)).collect(),
-            ing.annotations.protocol,
+            (ing.annotations.protocol, tls.clone()),
         );
         self.backends
             .entry(key.clone())
@@ -503,7 +592,7 @@ impl Builder {
                 endpoints,
                 policy: ing.annotations.policy.clone(),
                 protocol: ing.annotations.protocol,
-                tls: None,
+                tls,
             });
         resolved.insert(backend.clone(), key.clone());
         key

@@ -3,7 +3,7 @@
 
 use crate::common::{ingress, messages, rules, run, CLASS, WEB};
 use rauta_k8s_sync::problem::Severity;
-use rauta_shared::config::{HostMatch, RouteConfig};
+use rauta_shared::config::{HostMatch, RouteConfig, UpstreamProtocol, UpstreamTls};
 use rauta_testkit::tls::self_signed as cert;
 use rauta_testkit::tls_secret;
 
@@ -211,4 +211,91 @@ fn redirect_flags_follow_tls_and_annotations() {
         "{warnings}"
     );
     assert_eq!(bad.config.rules.len(), 1);
+}
+
+/// An Opaque Secret demo/`name` with the given `stringData` fields.
+fn opaque(name: &str, fields: &[(&str, &str)]) -> String {
+    let mut y = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: demo}}\ntype: Opaque\nstringData:\n"
+    );
+    for (k, v) in fields {
+        y.push_str(&format!("  {k}: {v:?}\n"));
+    }
+    y + "---\n"
+}
+
+#[test]
+fn backend_tls_takes_the_proxy_ssl_annotations_and_secret() {
+    let (ca, _) = cert(&["ca.example"]);
+    let (crt, key) = cert(&["client.example"]);
+    let (_, other_key) = cert(&["other.example"]);
+    let meta = |protocol: &str, extra: &str| {
+        format!(
+            ", annotations: {{nginx.ingress.kubernetes.io/backend-protocol: {protocol}{extra}}}"
+        )
+    };
+    let full = ", nginx.ingress.kubernetes.io/proxy-ssl-verify: \"on\", \
+        nginx.ingress.kubernetes.io/proxy-ssl-secret: demo/upstream, \
+        nginx.ingress.kubernetes.io/proxy-ssl-name: web.internal, \
+        nginx.ingress.kubernetes.io/proxy-ssl-server-name: \"on\"";
+    let yaml = [
+        CLASS.to_string(),
+        WEB.to_string(),
+        opaque("upstream", &[("ca.crt", &ca), ("tls.crt", &crt), ("tls.key", &key)]),
+        opaque("mismatch", &[("ca.crt", "junk"), ("tls.crt", &crt), ("tls.key", &other_key)]),
+        ingress("a", &meta("HTTPS", full), &rules("a.example", &["/"])),
+        ingress("b", &meta("GRPCS", ""), &rules("b.example", &["/"])),
+        ingress(
+            "c",
+            &meta("HTTPS", ", nginx.ingress.kubernetes.io/proxy-ssl-verify: \"on\", nginx.ingress.kubernetes.io/proxy-ssl-secret: mismatch"),
+            &rules("c.example", &["/"]),
+        ),
+        ingress(
+            "d",
+            &meta("HTTP", ", nginx.ingress.kubernetes.io/proxy-ssl-verify: \"on\""),
+            &rules("d.example", &["/"]),
+        ),
+    ]
+    .concat();
+    let t = run(&yaml);
+    assert!(!t.has_errors(), "{:#?}", t.problems);
+    let backend = |host: &str| {
+        let rule = t
+            .config
+            .rules
+            .iter()
+            .find(|r| r.host == HostMatch::Exact(host.into()))
+            .expect("rule");
+        &t.config.backends[rule.backend]
+    };
+    let a = backend("a.example");
+    assert_eq!(a.protocol, UpstreamProtocol::Https);
+    let tls = a.tls.as_ref().expect("tls settings");
+    assert!(tls.verify && tls.sni);
+    assert_eq!(tls.server_name.as_deref(), Some("web.internal"));
+    assert_eq!(tls.ca_pem.as_deref(), Some(ca.as_str()));
+    assert_eq!(tls.client_cert_pem.as_deref(), Some(crt.as_str()));
+    // ingress-nginx's defaults: no verification, no SNI, no client certificate.
+    let b = backend("b.example");
+    assert_eq!(b.protocol, UpstreamProtocol::Grpcs);
+    assert_eq!(
+        b.tls,
+        Some(UpstreamTls {
+            verify_depth: 1,
+            ..UpstreamTls::default()
+        })
+    );
+    // A bad Secret is reported; verification then has nothing to trust.
+    let c = backend("c.example").tls.as_ref().expect("tls settings");
+    assert!(c.verify && c.ca_pem.is_none() && c.client_cert_pem.is_none());
+    let warnings = messages(&t.problems, Severity::Warning).join("\n");
+    for expected in [
+        "Ingress demo/c: annotation proxy-ssl-secret: Secret demo/mismatch: ca.crt",
+        "no client certificate is sent",
+        "annotation proxy-ssl-verify: on, but Secret demo/mismatch gives no usable ca.crt",
+        "proxy-ssl-verify: applies only with backend-protocol HTTPS or GRPCS",
+    ] {
+        assert!(warnings.contains(expected), "{expected:?} in\n{warnings}");
+    }
+    assert_eq!(backend("d.example").tls, None);
 }

@@ -773,8 +773,8 @@ fn backend_protocol_makes_distinct_backends() {
     };
     assert_eq!(protocol("a.example"), UpstreamProtocol::Grpc);
     assert_eq!(protocol("b.example"), UpstreamProtocol::Http);
-    // Not yet: TLS to the backends. The Ingress is refused, never served plain.
-    for value in ["HTTPS", "GRPCS", "FCGI"] {
+    // Never served with another protocol than asked.
+    for value in ["AUTO_HTTP", "FCGI"] {
         let meta =
             format!(", annotations: {{nginx.ingress.kubernetes.io/backend-protocol: {value}}}");
         let t = run(&format!(

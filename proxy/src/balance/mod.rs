@@ -8,6 +8,7 @@ pub mod least_request;
 pub mod maglev;
 pub mod round_robin;
 
+use crate::tls::client::ClientTls;
 use least_request::Rng;
 use maglev::Maglev;
 use rauta_shared::config::{BackendConfig, HashKey, LbPolicy};
@@ -51,8 +52,24 @@ pub struct Backend {
     pub policy: Policy,
     /// What the endpoints speak.
     pub protocol: rauta_shared::config::UpstreamProtocol,
+    /// For a TLS protocol: the client settings, or why they could not be
+    /// built (every connect then fails with that reason).
+    pub tls: Option<Result<std::sync::Arc<ClientTls>, Box<str>>>,
     schedule: Box<[u32]>,
     weights: Box<[u32]>,
+}
+
+/// The TLS client settings of a TLS backend; the name verified defaults to
+/// the Service's `name.namespace.svc`.
+fn client_tls(config: &BackendConfig) -> Result<std::sync::Arc<ClientTls>, Box<str>> {
+    let default_name = format!("{}.{}.svc", config.service, config.namespace);
+    let settings = config.tls.clone().unwrap_or_default();
+    ClientTls::compile(&settings, &default_name, config.protocol.is_h2())
+        .map(std::sync::Arc::new)
+        .map_err(|e| {
+            tracing::warn!(backend = %config.name, error = %e, "upstream TLS settings unusable; connects to this backend fail");
+            e.into_boxed_str()
+        })
 }
 
 impl Backend {
@@ -94,6 +111,7 @@ impl Backend {
             endpoints,
             policy,
             protocol: config.protocol,
+            tls: config.protocol.is_tls().then(|| client_tls(config)),
         }
     }
 

@@ -1,13 +1,14 @@
 //! TLS termination: certificates compiled with each route table
 //! ([`TlsTable`], off the shard cores), SNI selection ([`resolver`]), the
 //! default certificate ([`default_cert`]) and the handshake on a shard
-//! ([`acceptor`]).
+//! ([`acceptor`]); and TLS to the endpoints ([`client`]).
 //!
 //! rustls with the ring provider, driven by futures-rustls over the shard's
 //! own streams. The session-ticket key and the session cache are created
 //! once at start and shared by every table, so resumption survives swaps.
 
 pub mod acceptor;
+pub mod client;
 pub mod default_cert;
 pub mod resolver;
 

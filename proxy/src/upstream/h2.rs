@@ -11,6 +11,7 @@ use crate::http::MAX_HEADERS;
 use crate::http2::io::H2Io;
 use crate::http2::{io_error, poll_capacity};
 use crate::rt::{self, Deadline, Semaphore};
+use crate::tls::client::ClientTls;
 use bytes::Bytes;
 use h2::client::{ResponseFuture, SendRequest};
 use h2::{RecvStream, SendStream};
@@ -57,10 +58,11 @@ struct ConnState {
 /// A shard's HTTP/2 connections per endpoint. Shard-local, no locks.
 #[derive(Debug, Default)]
 pub struct H2Conns {
-    conns: RefCell<FxHashMap<SocketAddr, Vec<H2Conn>>>,
+    /// By endpoint and TLS settings (0: cleartext).
+    conns: RefCell<FxHashMap<(SocketAddr, u64), Vec<H2Conn>>>,
     /// One connect at a time per endpoint: the calls that arrive while a
     /// connection is being made wait for it rather than make their own.
-    connecting: RefCell<FxHashMap<SocketAddr, Rc<Semaphore>>>,
+    connecting: RefCell<FxHashMap<(SocketAddr, u64), Rc<Semaphore>>>,
 }
 
 impl H2Conns {
@@ -69,7 +71,7 @@ impl H2Conns {
         let conns = self.conns.borrow();
         conns
             .iter()
-            .map(|(addr, list)| {
+            .map(|((addr, _), list)| {
                 (
                     *addr,
                     list.iter().filter(|c| !c.shared.closed.get()).count() as u64,
@@ -81,9 +83,13 @@ impl H2Conns {
 
     /// A live connection to `addr` with room for another call, or none;
     /// `fresh` forgoes the existing ones.
-    fn take(&self, addr: SocketAddr, fresh: bool) -> Option<(SendRequest<Bytes>, Rc<ConnState>)> {
+    fn take(
+        &self,
+        key: (SocketAddr, u64),
+        fresh: bool,
+    ) -> Option<(SendRequest<Bytes>, Rc<ConnState>)> {
         let mut conns = self.conns.borrow_mut();
-        let list = conns.get_mut(&addr)?;
+        let list = conns.get_mut(&key)?;
         list.retain(|c| !c.shared.closed.get());
         if fresh {
             return None;
@@ -100,28 +106,30 @@ impl H2Conns {
     pub async fn call(
         &self,
         addr: SocketAddr,
+        tls: Option<&ClientTls>,
         policy: &ConnectPolicy,
         idle_timeout: Duration,
         fresh: bool,
     ) -> io::Result<(H2Call, bool)> {
-        if let Some((send, shared)) = self.take(addr, fresh) {
+        let key = (addr, tls.map_or(0, |t| t.id));
+        if let Some((send, shared)) = self.take(key, fresh) {
             return Ok((H2Call::new(send, shared, policy), true));
         }
         let gate = self
             .connecting
             .borrow_mut()
-            .entry(addr)
+            .entry(key)
             .or_insert_with(|| Rc::new(Semaphore::new(1)))
             .clone();
         let permit = gate.acquire(1).await;
-        let made = match self.take(addr, fresh) {
+        let made = match self.take(key, fresh) {
             Some((send, shared)) => Ok((H2Call::new(send, shared, policy), true)),
-            None => connect(addr, policy, idle_timeout)
+            None => connect(addr, tls, policy, idle_timeout)
                 .await
                 .map(|(send, shared)| {
                     self.conns
                         .borrow_mut()
-                        .entry(addr)
+                        .entry(key)
                         .or_default()
                         .push(H2Conn {
                             send: send.clone(),
@@ -133,7 +141,7 @@ impl H2Conns {
         drop(permit);
         // The map's and this one: nobody else waits, the gate can go.
         if Rc::strong_count(&gate) == 2 {
-            self.connecting.borrow_mut().remove(&addr);
+            self.connecting.borrow_mut().remove(&key);
         }
         made
     }
@@ -153,18 +161,49 @@ fn max_streams(send: &SendRequest<Bytes>) -> usize {
 /// connection for `idle_timeout`.
 async fn connect(
     addr: SocketAddr,
+    tls: Option<&ClientTls>,
     policy: &ConnectPolicy,
     idle_timeout: Duration,
 ) -> io::Result<(SendRequest<Bytes>, Rc<ConnState>)> {
     let stream = rt::connect(addr, policy.timeout).await?;
     stream.set_nodelay(true)?;
     // The socket idles between calls: calls time out on their own.
+    let Some(tls) = tls else {
+        let io = H2Io::new(stream, Vec::new(), true);
+        return start(io, addr, policy, idle_timeout).await;
+    };
+    let stream = tls.handshake(stream, policy.timeout).await?;
+    if let Some(other) = stream.get_ref().1.alpn_protocol().filter(|p| *p != b"h2") {
+        let other = String::from_utf8_lossy(other);
+        return Err(io::Error::other(format!(
+            "the endpoint chose ALPN {other:?}, not h2"
+        )));
+    }
+    start(
+        H2Io::new(stream, Vec::new(), false),
+        addr,
+        policy,
+        idle_timeout,
+    )
+    .await
+}
+
+/// The HTTP/2 handshake on a connected stream, then the driver task.
+async fn start<T>(
+    io: T,
+    addr: SocketAddr,
+    policy: &ConnectPolicy,
+    idle_timeout: Duration,
+) -> io::Result<(SendRequest<Bytes>, Rc<ConnState>)>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
     let mut builder = h2::client::Builder::new();
     builder
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .enable_push(false);
-    let handshake = builder.handshake::<_, Bytes>(H2Io::new(stream, Vec::new(), true));
+    let handshake = builder.handshake::<_, Bytes>(io);
     let (send, mut connection) = match rt::timeout(policy.timeout, handshake).await {
         Some(Ok(pair)) => pair,
         Some(Err(e)) => return Err(io_error(e)),

@@ -9,6 +9,7 @@ use crate::balance::Backend;
 use crate::error::ProxyError;
 use crate::rt::{self, TcpStream};
 use futures_lite::{AsyncRead, AsyncWrite};
+use futures_rustls::client::TlsStream;
 use pool::Pool;
 use std::io;
 use std::net::SocketAddr;
@@ -22,6 +23,8 @@ use std::time::Duration;
 pub enum UpStream {
     /// HTTP/1.1 over TCP.
     Tcp(TcpStream),
+    /// HTTP/1.1 over TLS.
+    Tls(Box<TlsStream<TcpStream>>),
     /// One call on a shared HTTP/2 connection.
     H2(Box<h2::H2Call>),
 }
@@ -31,8 +34,10 @@ impl UpStream {
     /// [`TcpStream::expect_read_wait`]); nothing to do for a call.
     #[inline]
     pub fn expect_read_wait(&mut self) {
-        if let UpStream::Tcp(s) = self {
-            s.expect_read_wait();
+        match self {
+            UpStream::Tcp(s) => s.expect_read_wait(),
+            // A read through TLS may find a record already decrypted.
+            UpStream::Tls(_) | UpStream::H2(_) => {}
         }
     }
 
@@ -40,6 +45,7 @@ impl UpStream {
     pub fn tcp(&mut self) -> Option<&mut TcpStream> {
         match self {
             UpStream::Tcp(s) => Some(s),
+            UpStream::Tls(s) => Some(s.get_mut().0),
             UpStream::H2(_) => None,
         }
     }
@@ -47,16 +53,19 @@ impl UpStream {
     fn set_timeouts(&mut self, policy: &ConnectPolicy) {
         match self {
             // Setting them only records the values: it cannot fail.
-            UpStream::Tcp(s) => {
-                let _ = s.set_read_timeout(Some(policy.read_timeout));
-                let _ = s.set_write_timeout(Some(policy.write_timeout));
-            }
+            UpStream::Tcp(s) => set_tcp_timeouts(s, policy),
+            UpStream::Tls(s) => set_tcp_timeouts(s.get_mut().0, policy),
             UpStream::H2(c) => {
                 c.set_read_timeout(policy.read_timeout);
                 c.set_write_timeout(policy.write_timeout);
             }
         }
     }
+}
+
+fn set_tcp_timeouts(s: &TcpStream, policy: &ConnectPolicy) {
+    let _ = s.set_read_timeout(Some(policy.read_timeout));
+    let _ = s.set_write_timeout(Some(policy.write_timeout));
 }
 
 impl AsyncRead for UpStream {
@@ -68,6 +77,7 @@ impl AsyncRead for UpStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             UpStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             UpStream::H2(c) => Pin::new(c.as_mut()).poll_read(cx, buf),
         }
     }
@@ -82,6 +92,7 @@ impl AsyncWrite for UpStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             UpStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             UpStream::H2(c) => Pin::new(c.as_mut()).poll_write(cx, buf),
         }
     }
@@ -94,6 +105,7 @@ impl AsyncWrite for UpStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             UpStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
             UpStream::H2(c) => Pin::new(c.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
@@ -101,6 +113,7 @@ impl AsyncWrite for UpStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             UpStream::H2(c) => Pin::new(c.as_mut()).poll_flush(cx),
         }
     }
@@ -108,6 +121,7 @@ impl AsyncWrite for UpStream {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpStream::Tcp(s) => Pin::new(s).poll_close(cx),
+            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
             UpStream::H2(c) => Pin::new(c.as_mut()).poll_close(cx),
         }
     }
@@ -121,6 +135,8 @@ pub struct Upstream<'p> {
     pub stream: UpStream,
     /// Its address (the pool key).
     pub addr: SocketAddr,
+    /// Its TLS settings' id, 0 for plain TCP (the rest of the pool key).
+    pub tls: u64,
     /// True when it came from the pool (it may have gone stale).
     pub reused: bool,
     /// How long connecting took, for a new connection.
@@ -156,12 +172,19 @@ pub async fn acquire<'p>(
     fresh: bool,
 ) -> Result<Upstream<'p>, ProxyError> {
     let addr = backend.endpoints[endpoint].addr;
+    let tls = match &backend.tls {
+        None => None,
+        Some(Ok(tls)) => Some(tls.as_ref()),
+        Some(Err(why)) => return Err(ProxyError::Connect(io::Error::other(why.to_string()))),
+    };
+    let tls_id = tls.map_or(0, |t| t.id);
+    let started = std::time::Instant::now();
     if backend.protocol.is_h2() {
-        let started = std::time::Instant::now();
-        return match pool.h2_call(addr, policy, fresh).await {
+        return match pool.h2_call(addr, tls, policy, fresh).await {
             Ok((call, reused)) => Ok(Upstream {
                 stream: UpStream::H2(Box::new(call)),
                 addr,
+                tls: tls_id,
                 reused,
                 connect_us: (!reused).then(|| started.elapsed().as_micros() as u64),
                 _active: pool.checkout(addr),
@@ -173,24 +196,34 @@ pub async fn acquire<'p>(
         };
     }
     if !fresh {
-        if let Some(stream) = pool.take(addr, has_body) {
+        if let Some(mut stream) = pool.take(addr, tls_id, has_body) {
             // Another route may have used it with other timeouts.
-            let mut stream = UpStream::Tcp(stream);
             stream.set_timeouts(policy);
             return Ok(Upstream {
                 stream,
                 addr,
+                tls: tls_id,
                 reused: true,
                 connect_us: None,
                 _active: pool.checkout(addr),
             });
         }
     }
-    let started = std::time::Instant::now();
-    match connect(addr, policy).await {
+    let connected = match connect(addr, policy).await {
+        Ok(tcp) => match tls {
+            None => Ok(UpStream::Tcp(tcp)),
+            Some(tls) => tls
+                .handshake(tcp, policy.timeout)
+                .await
+                .map(|s| UpStream::Tls(Box::new(s))),
+        },
+        Err(e) => Err(e),
+    };
+    match connected {
         Ok(stream) => Ok(Upstream {
-            stream: UpStream::Tcp(stream),
+            stream,
             addr,
+            tls: tls_id,
             reused: false,
             connect_us: Some(started.elapsed().as_micros() as u64),
             _active: pool.checkout(addr),

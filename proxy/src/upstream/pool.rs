@@ -2,7 +2,8 @@
 //! no locks; most-recently-used first so that warm connections are reused
 //! and cold ones age out.
 
-use crate::rt::{self, TcpStream};
+use super::UpStream;
+use crate::rt;
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -13,9 +14,13 @@ const VERIFY_AFTER: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
 struct Idle {
-    stream: TcpStream,
+    stream: UpStream,
     since: Instant,
 }
+
+/// Idle connections are kept per endpoint and TLS settings (0: plain TCP;
+/// else [`crate::tls::client::ClientTls::id`]).
+type Key = (SocketAddr, u64);
 
 /// One connection counted as active in its pool (see [`Pool::checkout`]).
 #[derive(Debug)]
@@ -35,7 +40,7 @@ impl Drop for Active<'_> {
 /// Idle upstream connections of one shard.
 #[derive(Debug)]
 pub struct Pool {
-    idle: RefCell<FxHashMap<SocketAddr, Vec<Idle>>>,
+    idle: RefCell<FxHashMap<Key, Vec<Idle>>>,
     /// HTTP/2 connections to gRPC endpoints (shared by calls, not idle ones).
     h2: super::h2::H2Conns,
     active: RefCell<FxHashMap<SocketAddr, u64>>,
@@ -63,15 +68,16 @@ impl Pool {
     /// request has a body) or when the connection sat idle long enough for
     /// an upstream keep-alive timeout to have struck. A hot connection that
     /// turns out dead is retried by the caller when that is safe.
-    pub fn take(&self, addr: SocketAddr, must_verify: bool) -> Option<TcpStream> {
+    pub fn take(&self, addr: SocketAddr, tls: u64, must_verify: bool) -> Option<UpStream> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(&addr)?;
-        while let Some(conn) = list.pop() {
+        let list = idle.get_mut(&(addr, tls))?;
+        while let Some(mut conn) = list.pop() {
             let age = conn.since.elapsed();
             if age >= self.idle_timeout {
                 continue;
             }
-            if (must_verify || age >= VERIFY_AFTER) && rt::idle_is_dead(&conn.stream) {
+            let dead = |s: &mut UpStream| s.tcp().is_none_or(|t| rt::idle_is_dead(t));
+            if (must_verify || age >= VERIFY_AFTER) && dead(&mut conn.stream) {
                 continue;
             }
             return Some(conn.stream);
@@ -83,23 +89,24 @@ impl Pool {
     pub async fn h2_call(
         &self,
         addr: SocketAddr,
+        tls: Option<&crate::tls::client::ClientTls>,
         policy: &super::ConnectPolicy,
         fresh: bool,
     ) -> std::io::Result<(super::h2::H2Call, bool)> {
-        self.h2.call(addr, policy, self.idle_timeout, fresh).await
+        self.h2
+            .call(addr, tls, policy, self.idle_timeout, fresh)
+            .await
     }
 
     /// Takes back a connection that finished an exchange cleanly (an
     /// HTTP/2 call just ends: its connection stays with its other calls).
     pub fn put(&self, up: super::Upstream<'_>) {
-        let (addr, super::UpStream::Tcp(stream)) = (up.addr, up.stream) else {
-            return;
-        };
-        if self.max_idle == 0 {
+        if self.max_idle == 0 || matches!(up.stream, UpStream::H2(_)) {
             return;
         }
+        let (key, stream) = ((up.addr, up.tls), up.stream);
         let mut idle = self.idle.borrow_mut();
-        let list = idle.entry(addr).or_default();
+        let list = idle.entry(key).or_default();
         if list.len() >= self.max_idle {
             // Drop the coldest one: it is the most likely to be stale.
             list.remove(0);
@@ -123,7 +130,11 @@ impl Pool {
         let idle = self.idle.borrow();
         let active = self.active.borrow();
         let h2 = self.h2.open();
-        let mut endpoints: Vec<SocketAddr> = idle
+        let mut by_addr: FxHashMap<SocketAddr, u64> = FxHashMap::default();
+        for ((addr, _), list) in idle.iter() {
+            *by_addr.entry(*addr).or_default() += list.len() as u64;
+        }
+        let mut endpoints: Vec<SocketAddr> = by_addr
             .keys()
             .chain(active.keys())
             .chain(h2.iter().map(|(a, _)| a))
@@ -135,12 +146,13 @@ impl Pool {
             .into_iter()
             .map(|endpoint| crate::metrics::snapshot::PoolGauge {
                 endpoint,
-                idle: idle.get(&endpoint).map_or(0, |l| l.len() as u64),
+                idle: by_addr.get(&endpoint).copied().unwrap_or(0),
                 active: active.get(&endpoint).copied().unwrap_or(0),
                 h2: h2
                     .iter()
-                    .find(|(a, _)| *a == endpoint)
-                    .map_or(0, |(_, n)| *n),
+                    .filter(|(a, _)| *a == endpoint)
+                    .map(|(_, n)| n)
+                    .sum(),
             })
             .collect()
     }

@@ -13,11 +13,16 @@ Every call but Stats sends initial metadata `x-echo-header: hi` and
 trailing metadata `x-echo-trailer: done` (also on abort).
 
   grpc_peer.py serve [--port 0] [--ignore-stdin]
+      [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
       prints `ready <port>`; exits when stdin reaches EOF (so a dead test
-      leaves no orphan) unless --ignore-stdin.
+      leaves no orphan) unless --ignore-stdin. With --tls-cert/--tls-key it
+      serves TLS (ALPN h2) with that chain and key; with --client-ca it also
+      requires a client certificate signed by that CA.
   grpc_peer.py call HOST:PORT SCENARIO [ARGS...] [--authority NAME]
-      [--timeout S] [--tls [--ca FILE]]
-      prints one JSON object and exits 0, even when the call failed.
+      [--timeout S] [--tls [--ca FILE] [--client-cert FILE --client-key FILE]]
+      prints one JSON object and exits 0, even when the call failed. With
+      --tls the server's certificate is verified against --ca (else the
+      system roots) for --authority (else the target's host).
 """
 
 import argparse
@@ -150,6 +155,11 @@ def stats(request, context):
         return json.dumps(STATS).encode()
 
 
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def serve(args):
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=64), options=MESSAGE_OPTIONS
@@ -171,7 +181,17 @@ def serve(args):
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(SERVICE, handlers),)
     )
-    port = server.add_insecure_port("127.0.0.1:%d" % args.port)
+    address = "127.0.0.1:%d" % args.port
+    if args.tls_cert:
+        client_ca = read(args.client_ca) if args.client_ca else None
+        credentials = grpc.ssl_server_credentials(
+            [(read(args.tls_key), read(args.tls_cert))],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
     server.start()
     print("ready %d" % port, flush=True)
     if not args.ignore_stdin:
@@ -372,12 +392,13 @@ def call(args):
         # rauta routes by :authority; grpcio otherwise sends the target.
         options.append(("grpc.default_authority", args.authority))
     if args.tls:
-        root = open(args.ca, "rb").read() if args.ca else None
+        root = read(args.ca) if args.ca else None
+        key = read(args.client_key) if args.client_key else None
+        chain = read(args.client_cert) if args.client_cert else None
         if args.authority:
             options.append(("grpc.ssl_target_name_override", args.authority))
-        channel = grpc.secure_channel(
-            args.target, grpc.ssl_channel_credentials(root), options=options
-        )
+        credentials = grpc.ssl_channel_credentials(root, key, chain)
+        channel = grpc.secure_channel(args.target, credentials, options=options)
     else:
         channel = grpc.insecure_channel(args.target, options=options)
     start = time.monotonic()
@@ -394,6 +415,9 @@ def main():
     s = sub.add_parser("serve")
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--ignore-stdin", action="store_true")
+    s.add_argument("--tls-cert")
+    s.add_argument("--tls-key")
+    s.add_argument("--client-ca")
     c = sub.add_parser("call")
     c.add_argument("target")
     c.add_argument("scenario", choices=sorted(SCENARIOS))
@@ -402,7 +426,13 @@ def main():
     c.add_argument("--timeout", type=float, default=30.0)
     c.add_argument("--tls", action="store_true")
     c.add_argument("--ca")
+    c.add_argument("--client-cert")
+    c.add_argument("--client-key")
     args = parser.parse_args()
+    if args.mode == "serve" and bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.mode == "serve" and args.client_ca and not args.tls_cert:
+        parser.error("--client-ca needs --tls-cert and --tls-key")
     if args.mode == "serve":
         serve(args)
     else:

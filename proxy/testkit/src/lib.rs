@@ -4,8 +4,9 @@
 //! ([`manifests`]), a fake Kubernetes API server ([`fake_api`]), test
 //! certificates with a TLS client ([`tls`]), `/metrics` look-ups
 //! ([`metrics`]), network namespaces ([`netns`]), real gRPC peers in Python
-//! ([`grpc`]), waiting on evidence ([`eventually`]) and what a test needs
-//! from the machine ([`require!`]).
+//! ([`grpc`]), an HTTPS backend in Python that reports the TLS its client
+//! used ([`https`]), waiting on evidence ([`eventually`]) and what a test
+//! needs from the machine ([`require!`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -14,6 +15,7 @@ pub mod backend;
 pub mod client;
 pub mod fake_api;
 pub mod grpc;
+pub mod https;
 pub mod manifests;
 pub mod metrics;
 pub mod need;

@@ -1,12 +1,14 @@
 //! Self-tests of the testkit: the backend against the client, the gRPC
-//! peers against each other (no proxy).
+//! peers against each other, the HTTPS backend against rustls clients (no
+//! proxy).
 
 use std::net::TcpStream;
 use std::time::Duration;
 
 use rauta_testkit::client::{self, raw_exchange, status_of, Conn};
 use rauta_testkit::grpc::{self, GrpcServer};
-use rauta_testkit::{is_pattern, pattern, xxh3, xxh3_hex, Backend};
+use rauta_testkit::https::{self, HttpsBackend};
+use rauta_testkit::{eventually, is_pattern, pattern, tls, xxh3, xxh3_hex, Backend};
 
 #[test]
 fn get_default_describes_request() {
@@ -344,4 +346,232 @@ fn grpc_peers_unary_streams_and_status() {
         serde_json::json!({"calls": 5, "cancelled": 0}),
         "{out}"
     );
+}
+
+/// Sends `request` (a whole HTTP/1.1 request) on `stream` and reads one
+/// response with a Content-Length; returns its status and JSON body.
+fn tls_exchange(
+    stream: &mut (impl std::io::Read + std::io::Write),
+    request: &[u8],
+) -> (u16, serde_json::Value) {
+    stream.write_all(request).expect("send");
+    stream.flush().expect("flush");
+    let mut buf = Vec::new();
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; 32];
+        let mut parsed = httparse::Response::new(&mut fields);
+        if let httparse::Status::Complete(head) = parsed.parse(&buf).expect("response head") {
+            let len: usize = parsed
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+                .expect("Content-Length");
+            if buf.len() >= head + len {
+                assert_eq!(buf.len(), head + len, "nothing more was asked for");
+                let body = serde_json::from_slice(&buf[head..]).expect("JSON body");
+                return (parsed.code.unwrap(), body);
+            }
+        }
+        let mut piece = [0u8; 16 * 1024];
+        let n = stream.read(&mut piece).expect("read");
+        assert!(n > 0, "EOF after {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&piece[..n]);
+    }
+}
+
+#[test]
+fn https_backend_reports_sni_alpn_and_reuse() {
+    rauta_testkit::require!(grpc::need());
+    let ca = tls::Ca::new();
+    let leaf = ca.issue(&["backend.test", "127.0.0.1"], 2099);
+    let backend = HttpsBackend::start(&leaf.cert_pem, &leaf.key_pem, None);
+    let config = tls::client_config(false);
+
+    // SNI sent; two requests on one connection.
+    let mut conn = tls::TlsConn::open(backend.addr(), Some("backend.test"), &config).expect("open");
+    assert_eq!(conn.server_cert(), leaf.der);
+    let resp = conn.get("backend.test", "/one?x=1").expect("get");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    let seen = HttpsBackend::json(&resp);
+    assert_eq!(
+        seen,
+        serde_json::json!({
+            "method": "GET", "path": "/one?x=1", "headers": {"host": "backend.test"},
+            "sni": "backend.test", "alpn": "http/1.1", "client_cert_cn": null,
+            "tls_version": "TLSv1.3", "body_bytes": 0, "connection_requests": 1,
+        })
+    );
+    let seen = HttpsBackend::json(&conn.get("backend.test", "/two").expect("get"));
+    assert_eq!(
+        (&seen["path"], &seen["connection_requests"]),
+        (&"/two".into(), &2.into()),
+        "{seen}"
+    );
+
+    // No SNI: to an IP address, and with SNI turned off for a name.
+    let mut conn = tls::TlsConn::open(backend.addr(), None, &config).expect("open");
+    let seen = HttpsBackend::json(&conn.get("h", "/").expect("get"));
+    assert_eq!(seen["sni"], serde_json::Value::Null, "{seen}");
+    assert_eq!(seen["connection_requests"], 1, "{seen}");
+    let mut no_sni = (*config).clone();
+    no_sni.enable_sni = false;
+    let no_sni = std::sync::Arc::new(no_sni);
+    let mut conn = tls::TlsConn::open(backend.addr(), Some("backend.test"), &no_sni).expect("open");
+    let seen = HttpsBackend::json(&conn.get("h", "/").expect("get"));
+    assert_eq!(seen["sni"], serde_json::Value::Null, "{seen}");
+
+    // TLS 1.2, no ALPN offered, and bodies by length and chunked.
+    let mut tls12 = (*tls::client_config(true)).clone();
+    tls12.alpn_protocols.clear();
+    let tls12 = std::sync::Arc::new(tls12);
+    let conn = tls::TlsConn::open(backend.addr(), Some("backend.test"), &tls12).expect("open");
+    let mut stream = conn.into_stream();
+    let (status, seen) = tls_exchange(
+        &mut stream,
+        b"POST /len HTTP/1.1\r\nHost: h\r\nX-Twice: a\r\nX-Twice: b\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&seen["tls_version"], &seen["alpn"], &seen["sni"]),
+        (
+            &"TLSv1.2".into(),
+            &serde_json::Value::Null,
+            &"backend.test".into()
+        ),
+        "{seen}"
+    );
+    assert_eq!(
+        (
+            &seen["method"],
+            &seen["body_bytes"],
+            &seen["headers"]["x-twice"]
+        ),
+        (&"POST".into(), &5.into(), &"b".into()),
+        "{seen}"
+    );
+    let (_, seen) = tls_exchange(
+        &mut stream,
+        b"PUT /chunked HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\na;ext=1\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n",
+    );
+    assert_eq!(
+        (
+            &seen["method"],
+            &seen["body_bytes"],
+            &seen["connection_requests"]
+        ),
+        (&"PUT".into(), &13.into(), &2.into()),
+        "{seen}"
+    );
+
+    let stats = backend.stats();
+    assert_eq!(
+        stats,
+        serde_json::json!({"handshake_failures": 0, "connections": 4, "accepted": 4, "requests": 6}),
+        "{}",
+        backend.stderr()
+    );
+}
+
+#[test]
+fn https_backend_requires_client_cert() {
+    rauta_testkit::require!(grpc::need());
+    let ca = tls::Ca::new();
+    let leaf = ca.issue(&["backend.test"], 2099);
+    let client_ca = tls::Ca::new();
+    let backend = HttpsBackend::start(&leaf.cert_pem, &leaf.key_pem, Some(&client_ca.pem()));
+
+    // Without a certificate, and with one from another CA: the handshake
+    // fails (under TLS 1.3 the client learns it on its first read).
+    let stranger = tls::Ca::new().issue(&["stranger.test"], 2099);
+    for config in [
+        tls::client_config(false),
+        tls::client_config(true),
+        https::client_config_with_cert(&stranger),
+    ] {
+        let got = tls::TlsConn::open(backend.addr(), Some("backend.test"), &config)
+            .and_then(|mut c| c.get("backend.test", "/"));
+        assert!(got.is_err(), "{got:?}");
+    }
+    eventually("three failed handshakes", || {
+        backend.stats()["handshake_failures"] == 3
+    });
+    assert!(
+        backend.stderr().contains("handshake"),
+        "{}",
+        backend.stderr()
+    );
+
+    let client = client_ca.issue(&["client.test"], 2099);
+    let config = https::client_config_with_cert(&client);
+    let mut conn = tls::TlsConn::open(backend.addr(), Some("backend.test"), &config).expect("open");
+    let seen = HttpsBackend::json(&conn.get("backend.test", "/").expect("get"));
+    assert_eq!(seen["client_cert_cn"], "client.test", "{seen}");
+    assert_eq!(seen["sni"], "backend.test", "{seen}");
+    let stats = backend.stats();
+    assert_eq!(
+        (
+            &stats["handshake_failures"],
+            &stats["connections"],
+            &stats["requests"]
+        ),
+        (&3.into(), &1.into(), &1.into()),
+        "{stats}"
+    );
+}
+
+#[test]
+fn grpcs_server_answers_over_tls() {
+    rauta_testkit::require!(grpc::need());
+    let ca = tls::Ca::new();
+    let leaf = ca.issue(&["echo.test", "127.0.0.1"], 2099);
+    let ca_file = grpc::pem_file(&ca.pem());
+    let ca_path = ca_file.path().to_str().expect("UTF-8 temp path");
+    let server = GrpcServer::start_tls(&leaf.cert_pem, &leaf.key_pem, None);
+
+    // Verified for the authority, and for the IP without one.
+    for authority in ["echo.test", ""] {
+        let out = grpc::call_with(
+            server.addr(),
+            authority,
+            &["unary", "hello"],
+            &["--tls", "--ca", ca_path, "--timeout", "10"],
+        );
+        assert_eq!(out["code"], "OK", "{authority:?}: {out}");
+        assert_eq!(out["responses"], serde_json::json!(["hello"]), "{out}");
+    }
+    // Plaintext to a TLS server fails.
+    let out = grpc::call_with(
+        server.addr(),
+        "echo.test",
+        &["unary", "x"],
+        &["--timeout", "5"],
+    );
+    assert_eq!(out["code"], "UNAVAILABLE", "{out}");
+
+    // A client certificate required.
+    let client_ca = tls::Ca::new();
+    let client = client_ca.issue(&["client.test"], 2099);
+    let (cert, key) = (
+        grpc::pem_file(&client.cert_pem),
+        grpc::pem_file(&client.key_pem),
+    );
+    let mtls = GrpcServer::start_tls(&leaf.cert_pem, &leaf.key_pem, Some(&client_ca.pem()));
+    let flags = ["--tls", "--ca", ca_path, "--timeout", "10"];
+    let out = grpc::call_with(mtls.addr(), "echo.test", &["unary", "hi"], &flags);
+    assert_eq!(out["code"], "UNAVAILABLE", "{out}");
+    let with_cert = [
+        &flags[..],
+        &[
+            "--client-cert",
+            cert.path().to_str().unwrap(),
+            "--client-key",
+            key.path().to_str().unwrap(),
+        ],
+    ]
+    .concat();
+    let out = grpc::call_with(mtls.addr(), "echo.test", &["unary", "hi"], &with_cert);
+    assert_eq!(out["code"], "OK", "{out}");
+    assert_eq!(out["responses"], serde_json::json!(["hi"]), "{out}");
 }

@@ -26,6 +26,7 @@ mod routing;
 mod smuggling;
 mod tls;
 mod upstream_attempts;
+mod upstream_tls;
 mod xdp_degrade;
 mod xdp_fixtures;
 mod xdp_reuseport;

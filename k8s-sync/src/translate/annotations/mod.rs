@@ -16,6 +16,7 @@
 mod access;
 mod affinity;
 mod auth;
+mod backend_tls;
 mod balance;
 mod canary;
 mod cors;
@@ -34,6 +35,7 @@ pub(in crate::translate) use balance::{weights_for, Weight};
 pub(in crate::translate) use rewrite::check_pattern;
 pub use verdict::{AnnotationVerdict, Verdict};
 
+pub(crate) use backend_tls::BackendTls;
 use k8s_openapi::api::networking::v1::Ingress;
 use rauta_shared::config::LbPolicy;
 use rauta_shared::policy::{HostPolicy, RoutePolicy};
@@ -66,6 +68,8 @@ pub(super) struct Annotations {
     pub(super) service_upstream: bool,
     /// `backend-protocol`: what the rules' backends speak.
     pub(super) protocol: rauta_shared::config::UpstreamProtocol,
+    /// `proxy-ssl-*`, for a TLS protocol.
+    pub(super) backend_tls: Option<BackendTls>,
     /// The Service `auth-url` names, resolved to a backend when merging.
     pub(super) auth_service: Option<AuthService>,
     /// The `default-backend` Service (this namespace), when the rules get error pages.
@@ -98,11 +102,9 @@ impl Annotations {
         access::parse(&mut r, &mut route);
         cors::parse(&mut r, &mut route);
         let (mut service_upstream, protocol) = upstream::parse(&mut r, &mut route, &mut host);
-        let zone = format!(
-            "{}/{}",
-            ing.metadata.namespace.as_deref().unwrap_or("default"),
-            ing.metadata.name.as_deref().unwrap_or("")
-        );
+        let namespace = ing.metadata.namespace.as_deref().unwrap_or("default");
+        let backend_tls = backend_tls::parse(&mut r, protocol, namespace);
+        let zone = format!("{namespace}/{}", ing.metadata.name.as_deref().unwrap_or(""));
         limits::parse(&mut r, &mut route, zone);
         affinity::parse(&mut r, &mut route);
         let mut www_redirect = www_redirect;
@@ -134,6 +136,7 @@ impl Annotations {
             www_redirect,
             service_upstream,
             protocol,
+            backend_tls,
             auth_service,
             error_service,
             verdicts,

@@ -75,6 +75,13 @@ const KEYS: &[(&str, Support)] = &[
     ("upstream-vhost", Support::Honoured),
     ("server-alias", Support::Honoured),
     ("backend-protocol", Support::Honoured),
+    ("proxy-ssl-verify", Support::Honoured),
+    ("proxy-ssl-verify-depth", Support::Honoured),
+    ("proxy-ssl-secret", Support::Honoured),
+    ("proxy-ssl-name", Support::Honoured),
+    ("proxy-ssl-server-name", Support::Honoured),
+    ("proxy-ssl-protocols", Support::Honoured),
+    ("proxy-ssl-ciphers", Support::Honoured),
     ("proxy-buffering", Support::Honoured),
     ("proxy-request-buffering", Support::Honoured),
     (

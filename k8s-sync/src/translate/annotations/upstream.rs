@@ -52,9 +52,11 @@ pub(super) fn parse(
         match v.trim().to_ascii_uppercase().as_str() {
             "HTTP" => {}
             "GRPC" => protocol = UpstreamProtocol::Grpc,
-            "HTTPS" | "GRPCS" | "AUTO_HTTP" => r.refuse(
+            "HTTPS" => protocol = UpstreamProtocol::Https,
+            "GRPCS" => protocol = UpstreamProtocol::Grpcs,
+            "AUTO_HTTP" => r.refuse(
                 "backend-protocol",
-                format!("{v} backends are not supported yet (TLS to the backends is still to come); the Ingress is not served rather than sent plain text"),
+                "AUTO_HTTP (the client's scheme towards the backend) is not supported; the Ingress is not served rather than sent one scheme for both".to_string(),
             ),
             "FCGI" => r.refuse(
                 "backend-protocol",
