@@ -163,6 +163,15 @@ impl ClientStream {
         }
     }
 
+    /// The HTTP/2 stream under an exchange, if it is one (shared).
+    #[inline]
+    pub fn bridge_ref(&self) -> Option<&crate::http2::Bridge> {
+        match self {
+            ClientStream::H2(b) => Some(b),
+            _ => None,
+        }
+    }
+
     /// True for a gRPC call (an HTTP/2 stream with a gRPC content type).
     #[inline]
     pub fn is_grpc(&self) -> bool {

@@ -132,6 +132,7 @@ pub(super) fn end(
         stats.connected(us);
     }
     stats.end(
+        u8::from(conn.stream.bridge_ref().is_some()),
         method,
         tally.status,
         tally.bytes_in,

@@ -28,6 +28,10 @@ pub fn method_index(method: &str) -> usize {
 /// Status classes counted: 1xx..5xx.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// The `protocol` label values, by the ALPN names: the client's HTTP
+/// version (index 0: HTTP/1.x, 1: HTTP/2).
+pub const PROTOCOLS: [&str; 2] = ["http/1.1", "h2"];
+
 /// Index of a status code's class in [`STATUS_CLASSES`].
 #[inline]
 pub fn status_index(status: u16) -> usize {

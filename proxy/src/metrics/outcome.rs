@@ -37,6 +37,8 @@ pub fn size_index(bytes: u64) -> usize {
 /// One (method, status) pair of a route since the last snapshot.
 #[derive(Debug)]
 pub struct Outcome {
+    /// Index into [`super::PROTOCOLS`].
+    pub protocol: u8,
     /// Index into [`super::METHODS`].
     pub method: u8,
     /// Status code sent to the client (499: the client went away first).
@@ -62,8 +64,9 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new(method: u8, status: u16) -> Outcome {
+    fn new(protocol: u8, method: u8, status: u16) -> Outcome {
         Outcome {
+            protocol,
             method,
             status,
             requests: 0,
@@ -78,16 +81,16 @@ impl Outcome {
         }
     }
 
-    /// The slot of `(method, status)` in `list`, added when missing.
+    /// The slot of `(protocol, method, status)` in `list`, added when missing.
     #[inline]
-    pub fn slot(list: &mut Vec<Outcome>, method: u8, status: u16) -> &mut Outcome {
+    pub fn slot(list: &mut Vec<Outcome>, protocol: u8, method: u8, status: u16) -> &mut Outcome {
         let i = match list
             .iter()
-            .position(|o| o.status == status && o.method == method)
+            .position(|o| o.status == status && o.method == method && o.protocol == protocol)
         {
             Some(i) => i,
             None => {
-                list.push(Outcome::new(method, status));
+                list.push(Outcome::new(protocol, method, status));
                 list.len() - 1
             }
         };
@@ -130,9 +133,9 @@ mod tests {
     #[test]
     fn pairs_get_one_slot_each() {
         let mut list = Vec::new();
-        Outcome::slot(&mut list, 0, 200).add(50, 500, 10, Some(5));
-        Outcome::slot(&mut list, 0, 200).add(150, 5, 20, None);
-        Outcome::slot(&mut list, 2, 200).add(1, 1, 1, None);
+        Outcome::slot(&mut list, 0, 0, 200).add(50, 500, 10, Some(5));
+        Outcome::slot(&mut list, 0, 0, 200).add(150, 5, 20, None);
+        Outcome::slot(&mut list, 0, 2, 200).add(1, 1, 1, None);
         assert_eq!(list.len(), 2);
         let get = &list[0];
         assert_eq!((get.requests, get.bytes_in, get.bytes_out), (2, 200, 505));

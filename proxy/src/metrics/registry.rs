@@ -5,15 +5,15 @@
 use super::latency::Latency;
 use super::outcome::{SizeCounts, TIME_BUCKETS_US};
 use super::snapshot::{OutcomeDelta, RouteDelta, ShardLevel, ShardSnapshot};
-use super::{CAUSES, METHODS, STATUS_CLASSES};
+use super::{CAUSES, METHODS, PROTOCOLS, STATUS_CLASSES};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Totals of one route over all shards.
 #[derive(Debug, Default)]
 pub struct RouteTotals {
-    /// Requests by method and status class.
-    pub requests: [[u64; STATUS_CLASSES.len()]; METHODS.len()],
+    /// Requests by protocol, method and status class.
+    pub requests: [[[u64; STATUS_CLASSES.len()]; METHODS.len()]; PROTOCOLS.len()],
     /// In-flight requests per shard (last reported).
     pub in_flight: BTreeMap<usize, i64>,
     /// Request bytes.
@@ -130,7 +130,8 @@ impl Registry {
     fn add_route(&mut self, shard: usize, d: RouteDelta) {
         let t = self.routes.entry(d.key).or_default();
         for o in &d.outcomes {
-            t.requests[usize::from(o.method)][super::status_index(o.status)] += o.requests;
+            let (p, m) = (usize::from(o.protocol), usize::from(o.method));
+            t.requests[p][m][super::status_index(o.status)] += o.requests;
             t.bytes_in += o.bytes_in;
             t.bytes_out += o.bytes_out;
             t.request.add(&o.request_us, o.request_us_sum);
@@ -160,6 +161,7 @@ mod tests {
         RouteDelta {
             key: key.clone(),
             outcomes: vec![OutcomeDelta {
+                protocol: 0,
                 method: 0,
                 status: 200,
                 requests: 1,
@@ -199,7 +201,7 @@ mod tests {
         r.merge(snap(1, vec![delta(&a, 300, 1)]), &live);
         r.merge(snap(0, vec![delta(&a, 200, 0)]), &live);
         let t = &r.routes[&a];
-        assert_eq!(t.requests[0][1], 3);
+        assert_eq!(t.requests[0][0][1], 3);
         assert_eq!((t.bytes_in, t.bytes_out), (30, 60));
         assert_eq!(t.request.sum_us, 600);
         assert_eq!(t.request.hist.len(), 3);

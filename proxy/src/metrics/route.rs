@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub struct RouteStats {
     /// Identity of the route across tables.
     pub key: Arc<str>,
-    /// Ended requests by (method, status code).
+    /// Ended requests by (protocol, method, status code).
     pub(super) outcomes: RefCell<Vec<Outcome>>,
     pub(super) in_flight: Cell<i64>,
     pub(super) errors: [Cell<u64>; CAUSES],
@@ -53,6 +53,7 @@ impl RouteStats {
     #[inline]
     pub fn end(
         &self,
+        protocol: u8,
         method: usize,
         status: u16,
         bytes_in: u64,
@@ -62,7 +63,7 @@ impl RouteStats {
     ) {
         self.in_flight.set(self.in_flight.get() - 1);
         let mut outcomes = self.outcomes.borrow_mut();
-        Outcome::slot(&mut outcomes, method as u8, status).add(
+        Outcome::slot(&mut outcomes, protocol, method as u8, status).add(
             bytes_in,
             bytes_out,
             total_us,
@@ -115,6 +116,7 @@ mod cost {
             s.begin();
             let status = if i % 16 == 0 { 404 } else { 200 };
             s.end(
+                0,
                 (i % 2) as usize,
                 status,
                 300,

@@ -175,7 +175,7 @@ mod tests {
     fn request(m: &ShardMetrics, s: &Rc<RouteStats>, us: u64) {
         m.touch(s);
         s.begin();
-        s.end(0, 200, 10, 20, us, Some(us / 2));
+        s.end(0, 0, 200, 10, 20, us, Some(us / 2));
     }
 
     #[test]

@@ -49,6 +49,8 @@ impl RouteDelta {
 /// One (method, status) pair's changes on one shard.
 #[derive(Debug, Clone)]
 pub struct OutcomeDelta {
+    /// Index into [`super::PROTOCOLS`].
+    pub protocol: u8,
     /// Index into [`super::METHODS`].
     pub method: u8,
     /// Status code.
@@ -79,6 +81,7 @@ impl OutcomeDelta {
         let sizes =
             |c: &mut SizeCounts<u32>| std::array::from_fn(|i| u64::from(std::mem::take(&mut c[i])));
         OutcomeDelta {
+            protocol: o.protocol,
             method: o.method,
             status: o.status,
             requests: std::mem::take(&mut o.requests),

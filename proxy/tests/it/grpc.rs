@@ -104,7 +104,10 @@ fn every_call_shape_streams_with_metadata_and_trailers() {
     assert_eq!(v["matched"], true, "{v}");
 
     let m = rauta.scrape();
-    let calls = m.value("rauta_requests_total", &[("host", HOST)]);
+    let calls = m.value(
+        "rauta_requests_total",
+        &[("host", HOST), ("protocol", "h2")],
+    );
     assert!(
         calls >= 6.0,
         "calls counted per route: {calls}\n{}",

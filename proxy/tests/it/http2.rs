@@ -92,8 +92,17 @@ fn prior_knowledge_and_http11_share_the_plain_port() {
         "{}",
         text(&h1)
     );
-    let after = rauta.scrape().value("rauta_http2_connections_total", &[]);
+    let m = rauta.scrape();
+    let after = m.value("rauta_http2_connections_total", &[]);
     assert_eq!(after - before, 1.0, "one HTTP/2 connection counted");
+    // Each request counted once, under the client's protocol.
+    for protocol in ["h2", "http/1.1"] {
+        let n = m.value(
+            "rauta_requests_total",
+            &[("host", "h2.example.com"), ("protocol", protocol)],
+        );
+        assert_eq!(n, 1.0, "{protocol}\n{}", m.text());
+    }
 }
 
 #[test]

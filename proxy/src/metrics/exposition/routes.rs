@@ -3,7 +3,7 @@
 
 use super::text::{escape, Out};
 use crate::metrics::registry::{Registry, RouteTotals, Timing};
-use crate::metrics::{Cause, METHODS, STATUS_CLASSES};
+use crate::metrics::{Cause, METHODS, PROTOCOLS, STATUS_CLASSES};
 use crate::router::{Route, RouteTable};
 use std::collections::HashMap;
 
@@ -84,17 +84,19 @@ pub(super) fn render(out: &mut Out<'_>, registry: &Registry, table: Option<&Rout
     out.family(
         "rauta_requests_total",
         "counter",
-        "Requests answered, by route, method and status class.",
+        "Requests answered, by route, client protocol (http/1.1, h2), method and status class.",
     );
     for (labels, t) in &series {
-        for (m, method) in METHODS.iter().enumerate() {
-            for (c, class) in STATUS_CLASSES.iter().enumerate() {
-                if t.requests[m][c] > 0 {
-                    out.sample(
-                        "rauta_requests_total",
-                        &format!("{labels},method=\"{method}\",status=\"{class}\""),
-                        t.requests[m][c],
-                    );
+        for (p, protocol) in PROTOCOLS.iter().enumerate() {
+            for (m, method) in METHODS.iter().enumerate() {
+                for (c, class) in STATUS_CLASSES.iter().enumerate() {
+                    if t.requests[p][m][c] > 0 {
+                        out.sample(
+                            "rauta_requests_total",
+                            &format!("{labels},protocol=\"{protocol}\",method=\"{method}\",status=\"{class}\""),
+                            t.requests[p][m][c],
+                        );
+                    }
                 }
             }
         }
