@@ -201,6 +201,10 @@ pub struct ServeArgs {
     /// http2-max-concurrent-streams).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
     pub http2_max_streams: u32,
+    /// How often HTTP/2 client connections are pinged; one that does not
+    /// answer within the same time is closed (a vanished peer).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http2_ping_interval: Duration,
     /// Most headers in a request (at most 128).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=128))]
     pub max_headers: u16,
@@ -310,6 +314,7 @@ impl ServeArgs {
             max_header_bytes: self.max_header_bytes.max(1024),
             http2: self.http2 == "on",
             http2_max_streams: self.http2_max_streams,
+            http2_ping_interval: self.http2_ping_interval,
             max_headers: usize::from(self.max_headers).min(crate::http::MAX_HEADERS),
             max_body_bytes: (self.max_body_bytes > 0).then_some(self.max_body_bytes),
             max_connections_per_shard: self

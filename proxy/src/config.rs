@@ -41,6 +41,8 @@ pub struct ProxyConfig {
     pub http2: bool,
     /// Most concurrent streams per HTTP/2 client connection.
     pub http2_max_streams: u32,
+    /// HTTP/2 client connections are pinged this often (`--http2-ping-interval`).
+    pub http2_ping_interval: Duration,
     /// Time to complete a TLS handshake.
     pub tls_handshake_timeout: Duration,
 }

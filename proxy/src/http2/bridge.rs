@@ -48,6 +48,8 @@ pub struct Bridge {
     closed: bool,
     /// The gRPC status to end a cut answer with (see [`Bridge::cut`]).
     cut: Option<u8>,
+    /// The client reset the stream before its answer was complete.
+    client_reset: bool,
 }
 
 /// Where the response stands.
@@ -106,6 +108,7 @@ impl Bridge {
             },
             closed: false,
             cut: None,
+            client_reset: false,
         })
     }
 
@@ -130,6 +133,35 @@ impl Bridge {
         Some((staged, body))
     }
 
+    /// Whether the client reset the stream before its answer was complete
+    /// (a premature reset, counted against abusive connections).
+    pub fn client_reset(&self) -> bool {
+        self.client_reset
+    }
+
+    /// Notes a reset from the client in an I/O result of the stream.
+    fn note<T>(&mut self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &result {
+            let h2 = e.get_ref().and_then(|e| e.downcast_ref::<h2::Error>());
+            if h2.is_some_and(|e| e.is_reset() && e.is_remote()) {
+                self.client_reset = true;
+            }
+        }
+        result
+    }
+
+    /// The request, as HTTP/1.1 bytes.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, dst: &mut [u8]) -> Poll<io::Result<usize>> {
+        let result = self.poll_read_inner(cx, dst);
+        self.note(result)
+    }
+
+    /// Takes response bytes of the exchange.
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let result = self.poll_write_inner(cx, buf);
+        self.note(result)
+    }
+
     /// The answer was cut short (the upstream failed after its head went
     /// out): a gRPC call then ends with this status in trailers instead of
     /// a reset, so the client sees why.
@@ -137,8 +169,7 @@ impl Bridge {
         self.cut = Some(grpc_status);
     }
 
-    /// The request, as HTTP/1.1 bytes.
-    pub fn poll_read(&mut self, cx: &mut Context<'_>, dst: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read_inner(&mut self, cx: &mut Context<'_>, dst: &mut [u8]) -> Poll<io::Result<usize>> {
         loop {
             if self.closed {
                 return Poll::Ready(Ok(0));
@@ -184,8 +215,7 @@ impl Bridge {
         }
     }
 
-    /// Takes response bytes of the exchange.
-    pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write_inner(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match &mut self.answer {
             Answer::Head { head, .. } => {
                 let before = head.len();
@@ -283,6 +313,13 @@ impl Bridge {
         let Answer::Head { respond, head } = &mut self.answer else {
             return Ok(());
         };
+        // A stream the client reset while the upstream worked: h2 would
+        // take the answer and drop it; the reset is what counts.
+        let mut quiet = Context::from_waker(std::task::Waker::noop());
+        if let Poll::Ready(Ok(_)) = respond.poll_reset(&mut quiet) {
+            self.client_reset = true;
+            return Err(io::ErrorKind::ConnectionReset.into());
+        }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut headers);
         let status = match parsed.parse(head) {

@@ -19,8 +19,10 @@ use bytes::Bytes;
 use futures_lite::{future, AsyncWriteExt};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 /// Per-stream flow-control window: large enough for streaming uploads.
 const STREAM_WINDOW: u32 = 1 << 20;
@@ -57,37 +59,149 @@ pub async fn serve(
         None => return,
     };
     let peer_ip = IpText::new(peer.ip());
-    loop {
-        let next = future::or(async { Some(conn.accept().await) }, async {
-            shard.drain.wait().await;
-            None
-        })
+    let state = Rc::new(ConnState {
+        open: Cell::new(0),
+        streams: Cell::new(0),
+        premature: Cell::new(0),
+        last_active: Cell::new(Instant::now()),
+    });
+    let mut ping = conn.ping_pong();
+    let mut ping_sent: Option<Instant> = None;
+    let ping_interval = cfg.http2_ping_interval.max(Duration::from_millis(100));
+    let tick = cfg.idle_timeout.min(ping_interval);
+    let shutdown = loop {
+        let next = future::or(
+            async { Event::Stream(conn.accept().await) },
+            future::or(
+                async {
+                    shard.drain.wait().await;
+                    Event::Drain
+                },
+                async {
+                    rt::sleep(tick).await;
+                    Event::Tick
+                },
+            ),
+        )
         .await;
         match next {
-            Some(Some(Ok((request, respond)))) => {
+            Event::Stream(Some(Ok((request, respond)))) => {
                 shard.metrics.h2_stream();
-                let shard = shard.clone();
+                if state.abusive() {
+                    // Envoy's rule: most streams reset by the client before
+                    // their answer, so the work is done for nothing.
+                    tracing::debug!(%peer, streams = state.streams.get(), premature = state.premature.get(), "HTTP/2 client resets its streams prematurely: GOAWAY");
+                    shard.metrics.h2_abusive();
+                    conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+                    break Shutdown::Abrupt;
+                }
+                state.started();
+                let (shard, state) = (shard.clone(), state.clone());
                 rt::spawn_local(async move {
                     let (parts, body) = request.into_parts();
-                    serve_stream(&shard, &parts, body, respond, tls, peer, peer_ip, port).await;
+                    let premature =
+                        serve_stream(&shard, &parts, body, respond, tls, peer, peer_ip, port).await;
+                    state.ended(premature);
+                    if premature {
+                        shard.metrics.h2_premature_reset();
+                    }
                 })
                 .detach();
             }
-            Some(Some(Err(e))) => {
+            Event::Stream(Some(Err(e))) => {
                 tracing::debug!(%peer, error = %e, "HTTP/2 connection failed");
                 return;
             }
-            Some(None) => return,
-            None => break,
+            Event::Stream(None) => return,
+            Event::Drain => break Shutdown::Graceful,
+            Event::Tick => {
+                if state.open.get() == 0 && state.last_active.get().elapsed() >= cfg.idle_timeout {
+                    // Idle as an HTTP/1.1 keep-alive connection would be.
+                    break Shutdown::Graceful;
+                }
+                let Some(ping) = ping.as_mut() else { continue };
+                if let Some(sent) = ping_sent {
+                    let waker = std::task::Waker::noop();
+                    match ping.poll_pong(&mut std::task::Context::from_waker(waker)) {
+                        std::task::Poll::Ready(Ok(_)) => ping_sent = None,
+                        _ if sent.elapsed() >= ping_interval => {
+                            tracing::debug!(%peer, "HTTP/2 client did not answer PING: closed");
+                            return;
+                        }
+                        _ => continue,
+                    }
+                }
+                // A quiet peer that is gone (a phone, a NAT that forgot the
+                // flow) shows by not answering; one that is there costs a frame.
+                if ping.send_ping(h2::Ping::opaque()).is_ok() {
+                    ping_sent = Some(Instant::now());
+                }
+            }
         }
+    };
+    if let Shutdown::Graceful = shutdown {
+        // GOAWAY, then the streams already accepted finish.
+        conn.graceful_shutdown();
     }
-    // Draining: GOAWAY, then the streams already accepted finish.
-    conn.graceful_shutdown();
     let closed = future::poll_fn(|cx| conn.poll_closed(cx));
     let _ = rt::timeout(cfg.drain_timeout, closed).await;
 }
 
-/// One stream: its request as one HTTP/1.1 exchange.
+/// What ended one wait of the connection's loop.
+enum Event<T> {
+    Stream(Option<Result<T, h2::Error>>),
+    Drain,
+    Tick,
+}
+
+/// How the connection is being closed.
+enum Shutdown {
+    /// GOAWAY; the accepted streams finish.
+    Graceful,
+    /// GOAWAY with an error already sent.
+    Abrupt,
+}
+
+/// Premature resets (streams reset by the client before their answer
+/// ended) a connection may have before its ratio counts.
+const PREMATURE_FLOOR: u64 = 100;
+
+/// One connection's streams, as its loop and its stream tasks see them.
+struct ConnState {
+    /// Streams being served.
+    open: Cell<usize>,
+    /// Streams accepted.
+    streams: Cell<u64>,
+    /// Streams the client reset before their answer ended.
+    premature: Cell<u64>,
+    /// When a stream last started or ended.
+    last_active: Cell<Instant>,
+}
+
+impl ConnState {
+    fn started(&self) {
+        self.open.set(self.open.get() + 1);
+        self.streams.set(self.streams.get() + 1);
+        self.last_active.set(Instant::now());
+    }
+
+    fn ended(&self, premature: bool) {
+        self.open.set(self.open.get().saturating_sub(1));
+        self.premature
+            .set(self.premature.get() + u64::from(premature));
+        self.last_active.set(Instant::now());
+    }
+
+    /// More than [`PREMATURE_FLOOR`] premature resets, and more than half
+    /// of all streams (Envoy's premature-reset rule against rapid reset).
+    fn abusive(&self) -> bool {
+        let premature = self.premature.get();
+        premature > PREMATURE_FLOOR && premature * 2 > self.streams.get()
+    }
+}
+
+/// One stream: its request as one HTTP/1.1 exchange. Returns whether the
+/// client reset it before its answer was complete.
 #[allow(clippy::too_many_arguments)]
 async fn serve_stream(
     shard: &Shard,
@@ -98,14 +212,14 @@ async fn serve_stream(
     peer: SocketAddr,
     peer_ip: IpText,
     port: u16,
-) {
+) -> bool {
     let bridge = match Bridge::new(parts, body, respond, tls) {
         Ok(bridge) => bridge,
         Err((e, mut respond)) => {
             tracing::debug!(%peer, error = %e, "HTTP/2 stream reset");
             shard.metrics.h2_malformed();
             respond.send_reset(Reason::PROTOCOL_ERROR);
-            return;
+            return false;
         }
     };
     let cfg = &shard.cfg;
@@ -126,13 +240,15 @@ async fn serve_stream(
         if conn.rbuf.is_full() {
             let e = crate::http::RequestError::HeadTooLarge.into();
             crate::downstream::answer_and_close(&mut conn, &e).await;
-            return;
+            return false;
         }
         match conn.rbuf.fill(&mut conn.stream).await {
             Ok(n) if n > 0 => {}
-            _ => return,
+            _ => return false,
         }
     }
     let _ = exchange(shard, &mut conn).await;
+    let premature = conn.stream.bridge_ref().is_some_and(Bridge::client_reset);
     let _ = conn.stream.close().await;
+    premature
 }

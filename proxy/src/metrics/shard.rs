@@ -29,6 +29,8 @@ pub struct ShardMetrics {
     h2_connections: Cell<u64>,
     h2_streams: Cell<u64>,
     h2_malformed: Cell<u64>,
+    h2_premature: Cell<u64>,
+    h2_abusive: Cell<u64>,
     accept_errors: [Cell<u64>; AcceptError::ALL.len()],
 }
 
@@ -85,12 +87,27 @@ impl ShardMetrics {
         self.h2_malformed.set(self.h2_malformed.get() + 1);
     }
 
-    /// HTTP/2 connections, streams and malformed streams so far.
-    pub fn h2_totals(&self) -> [u64; 3] {
+    /// Counts an HTTP/2 stream the client reset before its answer ended.
+    #[inline]
+    pub fn h2_premature_reset(&self) {
+        self.h2_premature.set(self.h2_premature.get() + 1);
+    }
+
+    /// Counts an HTTP/2 connection closed with GOAWAY for abuse.
+    #[inline]
+    pub fn h2_abusive(&self) {
+        self.h2_abusive.set(self.h2_abusive.get() + 1);
+    }
+
+    /// HTTP/2 connections, streams, malformed streams, premature resets
+    /// and connections closed for abuse so far.
+    pub fn h2_totals(&self) -> [u64; 5] {
         [
             self.h2_connections.get(),
             self.h2_streams.get(),
             self.h2_malformed.get(),
+            self.h2_premature.get(),
+            self.h2_abusive.get(),
         ]
     }
 

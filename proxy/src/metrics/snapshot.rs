@@ -152,7 +152,7 @@ pub struct ShardLevel {
     /// Completed TLS handshakes that resumed a session, since start.
     pub tls_resumed: u64,
     /// HTTP/2 connections, streams, and streams reset as malformed, since start.
-    pub h2: [u64; 3],
+    pub h2: [u64; 5],
     /// Failures before routing, by cause, since start.
     pub unrouted: [u64; CAUSES],
     /// Upstream pool state per endpoint.

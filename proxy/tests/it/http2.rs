@@ -247,3 +247,95 @@ fn many_streams_share_one_connection_and_errors_are_answers() {
     let body = text(&out);
     assert!(body.contains("version=2 status=404"), "{body}");
 }
+
+/// Runs `proxy/testkit/python/h2_conn.py` (one whole HTTP/2 connection
+/// driven with the h2 package) and returns its JSON.
+fn h2_conn(args: &[&str]) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testkit/python/h2_conn.py");
+    let out = Command::new(rauta_testkit::grpc::python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run h2_conn.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "h2_conn.py {args:?}: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("h2_conn.py {args:?}: {e}: {stdout}"))
+}
+
+#[test]
+fn idle_connections_get_goaway_and_vanished_peers_are_found_by_ping() {
+    require!(rauta_testkit::grpc::need());
+    let (rauta, _https, _backend, _dir) =
+        site(&["--idle-timeout", "2s", "--http2-ping-interval", "1s"]);
+    let addr = rauta.addr().to_string();
+    // Answered, then idle: GOAWAY (NO_ERROR) after the idle timeout, as an
+    // HTTP/1.1 keep-alive connection is closed; the PINGs meanwhile answered.
+    let v = h2_conn(&["idle", &addr, "h2.example.com", "8"]);
+    assert_eq!(v["responses"], 1, "{v}");
+    assert_eq!(v["goaway"]["error_code"], 0, "{v}");
+    let at = v["goaway"]["at_s"].as_f64().unwrap_or(0.0);
+    assert!(
+        (1.5..=6.0).contains(&at),
+        "GOAWAY after the 2 s idle timeout: {v}"
+    );
+    assert!(v["closed_after"].is_number(), "then closed: {v}");
+    drop(rauta);
+
+    // A peer that stops answering (PINGs included) is closed before the
+    // idle timeout would.
+    let (rauta, _https, _backend, _dir) =
+        site(&["--idle-timeout", "60s", "--http2-ping-interval", "1s"]);
+    let v = h2_conn(&["silent", &rauta.addr().to_string(), "h2.example.com", "5"]);
+    assert_eq!(v["closed"], true, "{v}");
+    // One that answers stays.
+    let v = h2_conn(&["idle", &rauta.addr().to_string(), "h2.example.com", "4"]);
+    assert!(v["pings"].as_u64() >= Some(2), "{v}");
+    assert_eq!(v["goaway"], serde_json::Value::Null, "{v}");
+}
+
+#[test]
+fn clients_resetting_most_streams_get_goaway_enhance_your_calm() {
+    require!(rauta_testkit::grpc::need());
+    let (rauta, _https, _backend, _dir) = site(&[]);
+    // Each stream waits on a slow backend, then the client resets it: the
+    // work was started for nothing (rapid reset, CVE-2023-44487).
+    let v = h2_conn(&[
+        "rapid-reset",
+        &rauta.addr().to_string(),
+        "h2.example.com",
+        "400",
+        "/slow?ms=100",
+        "5",
+    ]);
+    assert_eq!(v["goaway"]["error_code"], 0xb, "ENHANCE_YOUR_CALM: {v}");
+    let m = rauta.scrape();
+    assert_eq!(
+        m.value("rauta_http2_abusive_connections_total", &[]),
+        1.0,
+        "{}",
+        m.text()
+    );
+    assert!(
+        m.value("rauta_http2_premature_resets_total", &[]) > 100.0,
+        "{}",
+        m.text()
+    );
+    // A well-behaved client on a new connection is served.
+    let url = format!("http://h2.example.com:{}/after", rauta.addr().port());
+    let out = curl(
+        &rauta,
+        _https,
+        &[
+            "--http2-prior-knowledge",
+            "-w",
+            "\nstatus=%{http_code}",
+            &url,
+        ],
+    );
+    assert!(text(&out).contains("status=200"), "{}", text(&out));
+}

@@ -16,7 +16,7 @@ type PerShard = (
 );
 
 /// The connection families, which open the shard section.
-const CONNECTIONS: [PerShard; 5] = [
+const CONNECTIONS: [PerShard; 7] = [
     (
         "rauta_open_connections",
         "gauge",
@@ -46,6 +46,18 @@ const CONNECTIONS: [PerShard; 5] = [
         "counter",
         "HTTP/2 streams reset with PROTOCOL_ERROR because the request was malformed (RFC 9113 §8.1.1), by shard; none reached a backend.",
         |s| s.h2[2],
+    ),
+    (
+        "rauta_http2_premature_resets_total",
+        "counter",
+        "HTTP/2 streams the client reset before their answer ended, by shard.",
+        |s| s.h2[3],
+    ),
+    (
+        "rauta_http2_abusive_connections_total",
+        "counter",
+        "HTTP/2 client connections closed with GOAWAY ENHANCE_YOUR_CALM because most of their streams (past 100) were reset before their answer, by shard.",
+        |s| s.h2[4],
     ),
 ];
 
