@@ -69,6 +69,8 @@ pub async fn serve(
     let mut ping_sent: Option<Instant> = None;
     let ping_interval = cfg.http2_ping_interval.max(Duration::from_millis(100));
     let tick = cfg.idle_timeout.min(ping_interval);
+    // One timer for the connection, not one per stream.
+    let mut timer = rt::sleep(tick);
     let shutdown = loop {
         let next = future::or(
             async { Event::Stream(conn.accept().await) },
@@ -78,7 +80,7 @@ pub async fn serve(
                     Event::Drain
                 },
                 async {
-                    rt::sleep(tick).await;
+                    (&mut timer).await;
                     Event::Tick
                 },
             ),
@@ -115,6 +117,7 @@ pub async fn serve(
             Event::Stream(None) => return,
             Event::Drain => break Shutdown::Graceful,
             Event::Tick => {
+                timer = rt::sleep(tick);
                 if state.open.get() == 0 && state.last_active.get().elapsed() >= cfg.idle_timeout {
                     // Idle as an HTTP/1.1 keep-alive connection would be.
                     break Shutdown::Graceful;
