@@ -6,13 +6,12 @@
 use crate::access_log::ShardLog;
 use crate::config::ProxyConfig;
 use crate::conn;
-use crate::control::{self, Readiness, ShardMsg};
+use crate::control::{self, Readiness, ShardInbox};
 use crate::downstream::ClientStream;
 use crate::metrics::AcceptError;
 use crate::rt::{self, TcpListener, TcpStream};
 use crate::shard::Shard;
 use crate::tls::acceptor::{self, Handshake};
-use crossbeam_channel::Receiver;
 use futures_lite::future;
 use std::io;
 use std::rc::Rc;
@@ -33,8 +32,8 @@ pub struct ShardSpec {
     pub listener: socket2::Socket,
     /// Its own sockets on each `--listen-tls` address, in flag order.
     pub tls_listeners: Vec<socket2::Socket>,
-    /// Tables and drain orders from the control thread.
-    pub control: Receiver<ShardMsg>,
+    /// Tables, drain orders and snapshot requests from other threads.
+    pub control: ShardInbox,
     /// Where to report the live generation.
     pub readiness: Arc<Readiness>,
     /// Limits and timeouts, shared by every shard and fixed at start.

@@ -82,7 +82,12 @@ impl ShardLog {
         }
     }
 
-    /// Lines dropped so far.
+    /// Lines wait in the batch, to be flushed.
+    pub fn has_lines(&self) -> bool {
+        !self.batch.borrow().is_empty()
+    }
+
+    /// Lines dropped because the writer fell behind.
     pub fn dropped(&self) -> u64 {
         self.dropped.get()
     }

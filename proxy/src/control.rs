@@ -89,10 +89,36 @@ impl Readiness {
     }
 }
 
+/// One shard's channel as other threads hold it: a message is sent, then
+/// the shard's doorbell rung, so an idle shard sleeps until there is one.
+#[derive(Debug, Clone)]
+struct ShardLink {
+    tx: Sender<ShardMsg>,
+    bell: rt::Bell,
+}
+
+impl ShardLink {
+    /// Sends `msg`; false when the shard has exited.
+    fn send(&self, msg: ShardMsg) -> bool {
+        let sent = self.tx.send(msg).is_ok();
+        if sent {
+            self.bell.ring();
+        }
+        sent
+    }
+}
+
+/// One shard's channel as the shard holds it.
+#[derive(Debug)]
+pub struct ShardInbox {
+    rx: Receiver<ShardMsg>,
+    doorbell: rt::DoorbellFd,
+}
+
 /// The control thread's end of the shard channels.
 #[derive(Debug)]
 pub struct Broadcaster {
-    senders: Vec<Sender<ShardMsg>>,
+    senders: Vec<ShardLink>,
     generation: u64,
     status: Arc<ControlStatus>,
     tls: Option<TlsSettings>,
@@ -101,18 +127,28 @@ pub struct Broadcaster {
 impl Broadcaster {
     /// One channel per shard; the receivers go to the shards. With `tls`,
     /// every table also gets its certificates compiled.
-    pub fn new(shards: usize, tls: Option<TlsSettings>) -> (Broadcaster, Vec<Receiver<ShardMsg>>) {
-        let (senders, receivers) = (0..shards).map(|_| crossbeam_channel::unbounded()).unzip();
+    pub fn new(
+        shards: usize,
+        tls: Option<TlsSettings>,
+    ) -> std::io::Result<(Broadcaster, Vec<ShardInbox>)> {
+        let mut senders = Vec::with_capacity(shards);
+        let mut inboxes = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let (bell, doorbell) = rt::doorbell()?;
+            senders.push(ShardLink { tx, bell });
+            inboxes.push(ShardInbox { rx, doorbell });
+        }
         let status = Arc::new(ControlStatus::default());
-        (
+        Ok((
             Broadcaster {
                 senders,
                 generation: 0,
                 status,
                 tls,
             },
-            receivers,
-        )
+            inboxes,
+        ))
     }
 
     /// Compiles `config` (routes and certificates) and sends it to every
@@ -137,7 +173,7 @@ impl Broadcaster {
         self.generation += 1;
         for s in &self.senders {
             // A shard that has exited no longer needs tables.
-            let _ = s.send(ShardMsg::Table(table.clone(), tls.clone(), self.generation));
+            s.send(ShardMsg::Table(table.clone(), tls.clone(), self.generation));
         }
         let published = Published {
             generation: self.generation,
@@ -175,14 +211,14 @@ impl Broadcaster {
 /// Tells every shard to drain.
 #[derive(Debug, Clone)]
 pub struct Drainer {
-    senders: Vec<Sender<ShardMsg>>,
+    senders: Vec<ShardLink>,
 }
 
 impl Drainer {
     /// Sends the drain message to every shard.
     pub fn drain(&self) {
         for s in &self.senders {
-            let _ = s.send(ShardMsg::Drain);
+            s.send(ShardMsg::Drain);
         }
     }
 }
@@ -190,7 +226,7 @@ impl Drainer {
 /// Asks every shard for a statistics snapshot.
 #[derive(Debug, Clone)]
 pub struct Snapshotter {
-    senders: Vec<Sender<ShardMsg>>,
+    senders: Vec<ShardLink>,
 }
 
 impl Snapshotter {
@@ -200,7 +236,7 @@ impl Snapshotter {
         let asked = self
             .senders
             .iter()
-            .filter(|s| s.send(ShardMsg::Snapshot(tx.clone())).is_ok())
+            .filter(|s| s.send(ShardMsg::Snapshot(tx.clone())))
             .count();
         drop(tx);
         let deadline = std::time::Instant::now() + timeout;
@@ -215,13 +251,27 @@ impl Snapshotter {
     }
 }
 
-/// How often a shard looks for a new table or a drain order. Swaps are
-/// rare; a short poll keeps the control channel free of wake-up plumbing.
-const CONTROL_POLL: Duration = Duration::from_millis(10);
+/// How often an idle shard runs its chores (pool eviction) when nothing
+/// rings it: messages ring its doorbell, so this is not how fast a table
+/// swap arrives.
+const CHORES: Duration = Duration::from_secs(1);
+/// How soon buffered access-log lines are flushed.
+const LOG_FLUSH: Duration = Duration::from_millis(10);
 
 /// The shard's end of the channel: swaps tables, answers snapshots, starts
-/// the drain, and runs the shard's periodic chores ([`Shard::tick`]).
-pub async fn receive(shard: Rc<Shard>, control: Receiver<ShardMsg>, readiness: Arc<Readiness>) {
+/// the drain, and runs the shard's periodic chores ([`Shard::tick`]). It
+/// sleeps on the shard's doorbell, so an idle shard wakes about once a
+/// second (for the chores), not every few milliseconds.
+pub async fn receive(shard: Rc<Shard>, inbox: ShardInbox, readiness: Arc<Readiness>) {
+    let doorbell = match inbox.doorbell.register() {
+        Ok(doorbell) => Some(doorbell),
+        Err(e) => {
+            // Without it the shard still learns of messages at each chore.
+            tracing::error!(shard = shard.id, error = %e, "shard doorbell unavailable; control messages wait for the periodic check");
+            None
+        }
+    };
+    let control = inbox.rx;
     let mut last_eviction = Instant::now();
     loop {
         loop {
@@ -247,7 +297,23 @@ pub async fn receive(shard: Rc<Shard>, control: Receiver<ShardMsg>, readiness: A
             }
         }
         shard.tick(&mut last_eviction);
-        rt::sleep(CONTROL_POLL).await;
+        let wait = if shard.has_buffered_log() || doorbell.is_none() {
+            LOG_FLUSH
+        } else {
+            CHORES
+        };
+        match &doorbell {
+            Some(doorbell) => {
+                let rung = async {
+                    if let Err(e) = doorbell.rung().await {
+                        tracing::debug!(shard = shard.id, error = %e, "doorbell read failed");
+                        rt::sleep(LOG_FLUSH).await;
+                    }
+                };
+                futures_lite::future::or(rung, rt::sleep(wait)).await;
+            }
+            None => rt::sleep(wait).await,
+        }
     }
 }
 

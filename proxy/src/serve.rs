@@ -368,7 +368,8 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // Loading parsed the kernel's BTF: megabytes this process never needs again.
     crate::memory::release_unused();
     let readiness = Arc::new(Readiness::new(shard_cpus.len()));
-    let (mut broadcaster, receivers) = Broadcaster::new(shard_cpus.len(), tls);
+    let (mut broadcaster, receivers) =
+        Broadcaster::new(shard_cpus.len(), tls).context("creating the shard doorbells")?;
     let drainer = broadcaster.drainer();
     let access_log = match args.access_log {
         true => Some(crate::access_log::spawn_writer().context("starting the access-log writer")?),

@@ -104,6 +104,11 @@ impl Shard {
         }
     }
 
+    /// Access-log lines wait in the shard's batch.
+    pub fn has_buffered_log(&self) -> bool {
+        self.access_log.as_ref().is_some_and(ShardLog::has_lines)
+    }
+
     /// The live table; requests hold the `Rc` so a swap never affects them.
     #[inline]
     pub fn table(&self) -> Option<Rc<LocalTable>> {

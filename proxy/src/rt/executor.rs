@@ -1,7 +1,7 @@
 //! A single-threaded executor: a run queue of tasks and the reactor, one
 //! per shard thread, driven by [`block_on`].
 
-use super::reactor::Reactor;
+use super::reactor::{Dir, Reactor, SourceKey};
 use async_task::{Runnable, Task};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -22,9 +22,10 @@ const BUDGET: usize = 128;
 /// [`CLOCK_EVERY`] tasks, so the check costs next to nothing.
 const RUN_SLICE: Duration = Duration::from_millis(1);
 const CLOCK_EVERY: usize = 16;
-/// The longest the loop sleeps without a timer: wakes from other threads
-/// land in the injector, which is only looked at between sleeps.
-const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// The longest the loop sleeps without a timer. Wakes from other threads
+/// ring the injector's eventfd, which the ring waits on, so this is only
+/// a safety net: an idle shard sleeps this long between looks.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 /// Socket operations a task may complete in one run before it yields:
 /// a connection streaming a large body must not hold the shard while
@@ -43,17 +44,42 @@ thread_local! {
 /// Tasks woken from another thread (rare: the shard's code wakes only its
 /// own tasks; this keeps a stray foreign wake safe). The flag lets the
 /// shard look without taking the lock.
-#[derive(Default)]
 struct Injector {
     queue: Mutex<Vec<Runnable>>,
     pending: AtomicBool,
+    /// Rung after a push, so a sleeping shard's ring wakes.
+    bell: nix::sys::eventfd::EventFd,
+}
+
+impl Injector {
+    fn new() -> io::Result<Injector> {
+        use nix::sys::eventfd::{EfdFlags, EventFd};
+        Ok(Injector {
+            queue: Mutex::default(),
+            pending: AtomicBool::new(false),
+            bell: EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?,
+        })
+    }
 }
 
 struct Executor {
     token: usize,
     queue: RefCell<VecDeque<Runnable>>,
     injector: Arc<Injector>,
+    /// The injector's bell as a source of the reactor.
+    bell_key: SourceKey,
     reactor: Reactor,
+}
+
+impl Executor {
+    /// Makes the ring's next wait end when another thread schedules a task.
+    fn arm_injector_bell(&self) {
+        if !self.reactor.is_waiting(self.bell_key, Dir::Read) {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&self.injector.bell);
+            self.reactor
+                .wait_ready(self.bell_key, fd, Dir::Read, Waker::noop());
+        }
+    }
 }
 
 /// How many tasks have panicked since the process started (each panic
@@ -138,6 +164,8 @@ where
                 q.push(runnable);
             }
             injector.pending.store(true, Ordering::Release);
+            // Fails only when the counter is full: it is rung already.
+            let _ = injector.bell.write(1);
         }
     };
     let (runnable, task) = async_task::spawn_local(fut, schedule);
@@ -149,11 +177,14 @@ where
 pub fn install() -> io::Result<()> {
     static NEXT_TOKEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
     let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    let reactor = Reactor::new()?;
+    let bell_key = reactor.register()?;
     let ex = Rc::new(Executor {
         token,
         queue: RefCell::new(VecDeque::with_capacity(1024)),
-        injector: Arc::new(Injector::default()),
-        reactor: Reactor::new()?,
+        injector: Arc::new(Injector::new()?),
+        bell_key,
+        reactor,
     });
     THREAD_TOKEN.with(|t| t.set(token));
     CURRENT.with(|c| *c.borrow_mut() = Some(ex));
@@ -186,12 +217,21 @@ pub fn block_on<F: Future<Output = ()> + 'static>(main: F) {
         if ex.injector.pending.load(Ordering::Relaxed)
             && ex.injector.pending.swap(false, Ordering::Acquire)
         {
+            // Reset the bell before taking the queue: a push after this
+            // rings it again, so no wake is lost.
+            let _ = ex.injector.bell.read();
             if let Ok(mut q) = ex.injector.queue.lock() {
                 ex.queue.borrow_mut().extend(q.drain(..));
             }
         }
         run_queue(&ex, now);
+        if guard.main.as_ref().is_none_or(Task::is_finished) {
+            break;
+        }
         let idle = ex.queue.borrow().is_empty() && !ex.injector.pending.load(Ordering::Acquire);
+        if idle {
+            ex.arm_injector_bell();
+        }
         ex.reactor.turn(idle, MAX_SLEEP);
     }
     let main_panicked = guard.main.take().is_some_and(|main| {

@@ -16,7 +16,7 @@ mod time;
 
 pub use async_task::Task;
 pub use executor::{panics_total, spawn_local};
-pub use net::{TcpListener, TcpStream};
+pub use net::{Doorbell, TcpListener, TcpStream};
 pub use reactor::{counters as ring_counters, RingCounters};
 pub use sync::{Permit, Semaphore};
 pub use time::{sleep, Deadline, Sleep};
@@ -63,6 +63,40 @@ fn pin_to(cpu: usize) -> io::Result<()> {
 /// Hands a bound, listening socket to the current executor.
 pub fn listener_from_socket(socket: socket2::Socket) -> io::Result<TcpListener> {
     TcpListener::from_socket(socket)
+}
+
+/// The other threads' end of a shard's [`Doorbell`]: rings it without
+/// touching the shard's memory (an eventfd write).
+#[derive(Debug, Clone)]
+pub struct Bell(std::sync::Arc<nix::sys::eventfd::EventFd>);
+
+impl Bell {
+    /// Wakes the shard waiting on the doorbell (or makes its next wait
+    /// return at once).
+    pub fn ring(&self) {
+        // Fails only if the counter would overflow: it is rung already.
+        let _ = self.0.write(1);
+    }
+}
+
+/// A doorbell not yet handed to its shard (it may cross threads); the
+/// shard registers it with [`DoorbellFd::register`].
+#[derive(Debug)]
+pub struct DoorbellFd(std::os::fd::OwnedFd);
+
+impl DoorbellFd {
+    /// The shard's end, registered with the current executor.
+    pub fn register(self) -> io::Result<Doorbell> {
+        Doorbell::register(self.0)
+    }
+}
+
+/// A new doorbell: the bell for other threads, the end for a shard.
+pub fn doorbell() -> io::Result<(Bell, DoorbellFd)> {
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+    let efd = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
+    let shard_end = std::os::fd::AsFd::as_fd(&efd).try_clone_to_owned()?;
+    Ok((Bell(std::sync::Arc::new(efd)), DoorbellFd(shard_end)))
 }
 
 /// Connects with a deadline.

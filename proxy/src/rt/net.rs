@@ -80,6 +80,36 @@ impl Drop for Registered {
     }
 }
 
+/// The shard's end of a doorbell: an eventfd another thread writes to
+/// ([`super::Bell`]), waited on like a socket.
+#[derive(Debug)]
+pub struct Doorbell {
+    inner: Registered,
+}
+
+impl Doorbell {
+    /// Registers the eventfd with this shard's reactor.
+    pub(super) fn register(fd: std::os::fd::OwnedFd) -> io::Result<Doorbell> {
+        Ok(Doorbell {
+            inner: Registered::new(Socket::from(fd))?,
+        })
+    }
+
+    /// Waits until the bell was rung since the last wait returned (rings
+    /// in between count once).
+    pub async fn rung(&self) -> io::Result<()> {
+        let mut count = [0u8; 8];
+        poll_fn(|cx| {
+            let read = |s: &Socket| nix::unistd::read(s, &mut count).map_err(io::Error::from);
+            match self.inner.poll_op(Dir::Read, cx, true, read) {
+                Some(r) => Poll::Ready(r.map(|_| ())),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
 /// A listening socket owned by one shard.
 #[derive(Debug)]
 pub struct TcpListener {

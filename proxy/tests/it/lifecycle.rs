@@ -317,3 +317,59 @@ fn cpus_outside_the_allowed_set_are_refused() {
     let rauta = start(&dir, &["--cpus", "1", "--shards", "1"]);
     assert!(rauta.log().contains("cpus=[1]"), "{}", rauta.log());
 }
+
+/// Voluntary context switches of rauta's shard threads, summed.
+fn shard_wakeups(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("rauta's threads");
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if !comm.starts_with("rauta-shard") {
+            continue;
+        }
+        let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
+}
+
+#[test]
+fn idle_shards_sleep_and_a_swap_still_reaches_them_at_once() {
+    let (_blue, blue_svc) = service("live", "blue");
+    let (_green, green_svc) = service("live", "green");
+    let dir = ManifestDir::new();
+    dir.write(
+        "services.yaml",
+        &join(&[&rauta_class(), &blue_svc, &green_svc]),
+    );
+    dir.write("route.yaml", &route_to("blue"));
+    let rauta = Rauta::start(crate::common::BIN, dir.path(), &["--shards", "2"]);
+    let mut conn = Conn::open(rauta.addr()).expect("connect");
+    assert_eq!(
+        conn.request("GET", "site.example", "/", &[], b"")
+            .expect("answer")
+            .header("x-backend"),
+        Some("blue")
+    );
+    drop(conn);
+    // Idle: the shards used to wake every 10 ms (about 300 times in 3 s);
+    // now only their once-a-second chores wake them.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = shard_wakeups(rauta.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let woke = shard_wakeups(rauta.pid()) - before;
+    assert!(woke <= 30, "2 idle shards woke {woke} times in 3 s");
+    // A swap rings the doorbells: it is live within the reload debounce,
+    // not after a poll interval.
+    dir.write("route.yaml", &route_to("green"));
+    eventually("the swap to green", || {
+        Conn::open(rauta.addr())
+            .and_then(|mut c| c.request("GET", "site.example", "/", &[], b""))
+            .is_ok_and(|r| r.header("x-backend") == Some("green"))
+    });
+}
