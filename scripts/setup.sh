@@ -61,3 +61,14 @@ fi
 # The eBPF toolchain (nightly + rust-src, LLVM 22, bpf-linker) that
 # proxy/build.rs needs to build xdp/, and iproute2/ethtool for its tests.
 scripts/setup-ebpf.sh
+
+# httpwg-cli (crates.io; binary `httpwg`): the RFC 9113 conformance suite
+# that proxy/tests/it/http2_conformance.rs runs against rauta (h2c, over
+# io_uring). `httpwg --version` only prints its usage (and exits 0), so the
+# pin is checked in cargo's list of installed crates.
+HTTPWG_VERSION=0.2.5
+if ! { command -v httpwg >/dev/null \
+       && cargo install --list 2>/dev/null | grep -qx "httpwg-cli v$HTTPWG_VERSION:"; }; then
+  echo "setup: installing httpwg-cli $HTTPWG_VERSION"
+  cargo install --quiet --locked httpwg-cli --version "$HTTPWG_VERSION"
+fi

@@ -38,6 +38,11 @@ pub struct Bridge {
     body: Option<RecvStream>,
     /// The body goes out chunked (no content-length from the client).
     chunked: bool,
+    /// Body octets the client's content-length still announces.
+    length_left: u64,
+    /// The DATA that completes the announced length, held back until the
+    /// client ends the stream (see [`Bridge::poll_read`]).
+    held: Option<Bytes>,
     /// HEAD request: the response has no body.
     head_request: bool,
     /// A gRPC call (`content-type: application/grpc…`): rauta's own
@@ -90,8 +95,8 @@ impl Bridge {
     ) -> Result<Bridge, (Malformed, SendResponse<Bytes>)> {
         let has_body = !body.is_end_stream();
         let mut staged = Vec::with_capacity(512);
-        let chunked = match request_head(parts, has_body, &mut staged) {
-            Ok(chunked) => chunked,
+        let length = match request_head(parts, has_body, &mut staged) {
+            Ok(length) => length,
             Err(e) => return Err((e, respond)),
         };
         Ok(Bridge {
@@ -99,7 +104,9 @@ impl Bridge {
             staged,
             staged_read: 0,
             body: has_body.then_some(body),
-            chunked,
+            chunked: has_body && length.is_none(),
+            length_left: length.unwrap_or(0),
+            held: None,
             head_request: parts.method == http::Method::HEAD,
             grpc: is_grpc(parts),
             answer: Answer::Head {
@@ -127,7 +134,8 @@ impl Bridge {
     /// of DATA still to come. Reads then see the end of the request.
     pub fn take_body(&mut self) -> Option<(Vec<u8>, RecvStream)> {
         let body = self.body.take()?;
-        let staged = self.staged[self.staged_read..].to_vec();
+        let mut staged = self.staged[self.staged_read..].to_vec();
+        staged.extend_from_slice(&self.held.take().unwrap_or_default());
         self.staged.clear();
         self.staged_read = 0;
         Some((staged, body))
@@ -201,12 +209,25 @@ impl Bridge {
                         self.staged.extend_from_slice(&data);
                         self.staged.extend_from_slice(b"\r\n");
                     } else {
+                        self.length_left = self.length_left.saturating_sub(data.len() as u64);
+                        if self.length_left == 0 && !body.is_end_stream() {
+                            // With these octets the upstream has the whole
+                            // request. It is whole once the client ends the
+                            // stream: DATA beyond the length resets it
+                            // instead, and the upstream must not have taken
+                            // a request by then.
+                            self.held = Some(data);
+                            continue;
+                        }
                         self.staged.extend_from_slice(&data);
                     }
                 }
                 Some(Err(e)) => return Poll::Ready(Err(io_error(e))),
                 None => {
                     self.body = None;
+                    if let Some(held) = self.held.take() {
+                        self.staged.extend_from_slice(&held);
+                    }
                     if self.chunked {
                         self.staged.extend_from_slice(b"0\r\n\r\n");
                     }
@@ -458,8 +479,12 @@ fn valid_value(v: &[u8]) -> bool {
 }
 
 /// Writes the HTTP/1.1 request head for an h2 request into `out`; returns
-/// whether its body is sent chunked (a body without content-length).
-fn request_head(parts: &Parts, has_body: bool, out: &mut Vec<u8>) -> Result<bool, Malformed> {
+/// the body's content-length (a body without one is sent chunked).
+fn request_head(
+    parts: &Parts,
+    has_body: bool,
+    out: &mut Vec<u8>,
+) -> Result<Option<u64>, Malformed> {
     if parts.method == http::Method::CONNECT {
         return Err(Malformed("CONNECT is not proxied over HTTP/2"));
     }
@@ -469,11 +494,16 @@ fn request_head(parts: &Parts, has_body: bool, out: &mut Vec<u8>) -> Result<bool
         .map(|p| p.as_str())
         .filter(|p| !p.is_empty())
         .ok_or(Malformed("no :path"))?;
-    let authority = parts.uri.authority().map(|a| a.as_str());
-    let host_field = parts.headers.get(header::HOST).map(HeaderValue::as_bytes);
-    if parts.headers.get_all(header::HOST).iter().count() > 1 {
-        return Err(Malformed("more than one host field"));
+    // Origin form, or `*` for OPTIONS (RFC 9113 §8.3.1): an absolute
+    // target would make the HTTP/1.1 side take its host over :authority.
+    if !(target.starts_with('/') || (target == "*" && parts.method == http::Method::OPTIONS)) {
+        return Err(Malformed(":path is not a path"));
     }
+    let authority = parts.uri.authority().map(|a| a.as_str());
+    if authority.is_some_and(|a| a.contains('@')) {
+        return Err(Malformed("userinfo in :authority"));
+    }
+    let host_field = parts.headers.get(header::HOST).map(HeaderValue::as_bytes);
     let host = match (authority, host_field) {
         (Some(a), Some(h)) if !a.as_bytes().eq_ignore_ascii_case(h) => {
             return Err(Malformed("host field differs from :authority"))
@@ -490,6 +520,7 @@ fn request_head(parts: &Parts, has_body: bool, out: &mut Vec<u8>) -> Result<bool
     out.extend_from_slice(b"\r\n");
     let mut length: Option<&[u8]> = None;
     let mut cookies = 0;
+    let mut hosts = 0;
     for (name, value) in &parts.headers {
         let v = value.as_bytes();
         if !valid_value(v) {
@@ -504,7 +535,14 @@ fn request_head(parts: &Parts, has_body: bool, out: &mut Vec<u8>) -> Result<bool
         if is_connection_specific(name) {
             return Err(Malformed("connection-specific field"));
         }
-        if name == header::HOST || name == header::EXPECT {
+        if name == header::HOST {
+            hosts += 1;
+            if hosts > 1 {
+                return Err(Malformed("more than one host field"));
+            }
+            continue;
+        }
+        if name == header::EXPECT {
             continue;
         }
         if name == header::CONTENT_LENGTH {
@@ -539,12 +577,19 @@ fn request_head(parts: &Parts, has_body: bool, out: &mut Vec<u8>) -> Result<bool
         out.extend_from_slice(v);
         out.extend_from_slice(b"\r\n");
     }
-    let chunked = has_body && length.is_none();
-    if chunked {
+    if has_body && length.is_none() {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    Ok(chunked)
+    // h2 has checked that it is a number (and holds DATA to it).
+    length
+        .map(|v| {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or(Malformed("content-length is not a number"))
+        })
+        .transpose()
 }
 
 #[cfg(test)]
@@ -557,8 +602,11 @@ mod tests {
 
     fn head(req: http::request::Builder, has_body: bool) -> Result<(String, bool), Malformed> {
         let mut out = Vec::new();
-        let chunked = request_head(&parts(req), has_body, &mut out)?;
-        Ok((String::from_utf8(out).expect("ascii"), chunked))
+        let length = request_head(&parts(req), has_body, &mut out)?;
+        Ok((
+            String::from_utf8(out).expect("ascii"),
+            has_body && length.is_none(),
+        ))
     }
 
     #[test]
@@ -615,9 +663,16 @@ mod tests {
                 .header("content-length", "2"),
             http::Request::connect("a:443"),
             http::Request::get("/no-authority"),
+            http::Request::get("http://a/")
+                .header("host", "a")
+                .header("host", "a"),
+            http::Request::get("http://user@a/"),
+            http::Request::get("*").header("host", "a"),
         ];
         for (i, req) in cases.into_iter().enumerate() {
             assert!(head(req, false).is_err(), "case {i} was accepted");
         }
+        let (h, _) = head(http::Request::options("*").header("host", "a"), false).expect("valid");
+        assert!(h.starts_with("OPTIONS * HTTP/1.1\r\nhost: a\r\n"), "{h}");
     }
 }

@@ -7,6 +7,7 @@
 //! every stream answered in one turn leave in one write.
 
 use super::bridge::Bridge;
+use super::frames::{self, Checked, Refused};
 use super::io::H2Io;
 use crate::downstream::{ClientConn, ClientStream, INITIAL_BUF};
 use crate::exchange::exchange;
@@ -30,6 +31,8 @@ const STREAM_WINDOW: u32 = 1 << 20;
 const CONNECTION_WINDOW: u32 = 4 << 20;
 /// Most response bytes `h2` buffers per stream beyond the client's window.
 const SEND_BUFFER: usize = 256 * 1024;
+/// How long a GOAWAY for a refused frame may take to leave.
+const GOAWAY_FLUSH: Duration = Duration::from_secs(1);
 
 /// Serves an HTTP/2 connection; `replay` holds bytes already read from it.
 pub async fn serve(
@@ -49,7 +52,10 @@ pub async fn serve(
         .max_header_list_size(cfg.max_header_bytes.min(u32::MAX as usize) as u32)
         .max_send_buffer_size(SEND_BUFFER);
     let vectored = matches!(stream, ClientStream::Plain(_));
-    let handshake = builder.handshake::<_, Bytes>(H2Io::new(stream, replay, vectored));
+    // Frames h2 would refuse with the wrong code are refused ahead of it.
+    let refused = Refused::default();
+    let io = Checked::new(H2Io::new(stream, replay, vectored), refused.clone());
+    let handshake = builder.handshake::<_, Bytes>(io);
     let mut conn = match rt::timeout(cfg.header_read_timeout, handshake).await {
         Some(Ok(conn)) => conn,
         Some(Err(e)) => {
@@ -73,7 +79,7 @@ pub async fn serve(
     let mut timer = rt::sleep(tick);
     let shutdown = loop {
         let next = future::or(
-            async { Event::Stream(conn.accept().await) },
+            async { Event::Stream(frames::accept(&mut conn, &refused, GOAWAY_FLUSH).await) },
             future::or(
                 async {
                     shard.drain.wait().await;

@@ -6,10 +6,13 @@
 //! The bridge converts at the edge (h2 request -> HTTP/1.1 head, HTTP/1.1
 //! response -> h2 HEADERS/DATA) and validates what h2 leaves to the
 //! server: header whitespace, Host against :authority, connection-specific
-//! fields. Nothing malformed reaches the exchange.
+//! fields, the form of :path. Nothing malformed reaches the exchange.
+//! Ahead of h2, [`frames`] refuses the frames h2 would refuse with the
+//! wrong error code.
 
 mod bridge;
 mod conn;
+mod frames;
 pub(crate) mod io;
 
 pub use bridge::Bridge;

@@ -51,6 +51,7 @@ impl RouteStats {
     /// A request ended with `status` after `total_us` (head complete to
     /// last byte sent), of which `upstream_us` with the upstream.
     #[inline]
+    #[allow(clippy::too_many_arguments)] // one request's figures, recorded at once
     pub fn end(
         &self,
         protocol: u8,

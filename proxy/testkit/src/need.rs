@@ -76,6 +76,7 @@ fn install_hint(tool: &str) -> &'static str {
         Some("kubernetes-validate") => "scripts/setup.sh installs it with pip",
         Some("openssl") => "scripts/setup.sh installs openssl",
         Some("curl") => "scripts/setup.sh installs curl",
+        Some("httpwg") => "scripts/setup.sh installs httpwg-cli",
         Some("ip" | "ss") => "scripts/setup-ebpf.sh installs iproute2",
         Some("ethtool") => "scripts/setup-ebpf.sh installs ethtool",
         Some("prlimit" | "setpriv") => "util-linux",
@@ -308,6 +309,14 @@ mod tests {
             "scripts/setup.sh creates .venv-test with grpcio"
         );
         assert_eq!(install_hint("python"), "not installed");
+    }
+
+    #[test]
+    fn httpwg_has_a_hint() {
+        assert_eq!(
+            install_hint("httpwg"),
+            "scripts/setup.sh installs httpwg-cli"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod ext_auth;
 mod grpc;
 mod hardening;
 mod http2;
+mod http2_conformance;
 mod ingress_nginx_metrics;
 mod kubernetes;
 mod lifecycle;
