@@ -28,6 +28,7 @@ fn record(c: &mut Criterion) {
                 % 50_000
                 + 50;
             stats.end(
+                black_box(0), // protocol: HTTP/1.1
                 black_box(0),
                 black_box(200),
                 black_box(120),
@@ -54,7 +55,7 @@ fn snapshot(c: &mut Criterion) {
             for r in &routes {
                 r.begin();
                 shard.touch(r);
-                r.end(0, 200, 100, 100, 250, Some(200));
+                r.end(0, 0, 200, 100, 100, 250, Some(200));
             }
             black_box(shard.take_route_deltas())
         })
