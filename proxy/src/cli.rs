@@ -216,8 +216,10 @@ pub struct ServeArgs {
     /// that many on every shard).
     #[arg(long)]
     pub max_connections_per_shard: Option<usize>,
-    /// Idle upstream connections kept per endpoint and shard.
-    #[arg(long, default_value_t = 64)]
+    /// Idle upstream connections kept per endpoint and shard (ingress-nginx's
+    /// upstream-keepalive-connections: HTTP/2 clients keep many requests to
+    /// one endpoint in flight at once, and each needs its own connection).
+    #[arg(long, default_value_t = 320)]
     pub upstream_max_idle: usize,
     /// How long an idle upstream connection is kept.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]

@@ -70,6 +70,7 @@ pub async fn serve(
         streams: Cell::new(0),
         premature: Cell::new(0),
         last_active: Cell::new(Instant::now()),
+        spare: Default::default(),
     });
     let mut ping = conn.ping_pong();
     let mut ping_sent: Option<Instant> = None;
@@ -107,8 +108,10 @@ pub async fn serve(
                 let (shard, state) = (shard.clone(), state.clone());
                 rt::spawn_local(async move {
                     let (parts, body) = request.into_parts();
-                    let premature =
-                        serve_stream(&shard, &parts, body, respond, tls, peer, peer_ip, port).await;
+                    let premature = serve_stream(
+                        &shard, &state, &parts, body, respond, tls, peer, peer_ip, port,
+                    )
+                    .await;
                     state.ended(premature);
                     if premature {
                         shard.metrics.h2_premature_reset();
@@ -185,7 +188,16 @@ struct ConnState {
     premature: Cell<u64>,
     /// When a stream last started or ended.
     last_active: Cell<Instant>,
+    /// Buffers of ended streams, for the next ones.
+    spare: std::cell::RefCell<Vec<StreamBuffers>>,
 }
+
+/// A stream's read buffers (client side, upstream side) and head and
+/// log-line buffers.
+type StreamBuffers = (IoBuf, IoBuf, Vec<u8>, Vec<u8>);
+
+/// Most stream buffers a connection keeps for its next streams.
+const SPARE_BUFFERS: usize = 16;
 
 impl ConnState {
     fn started(&self) {
@@ -214,6 +226,7 @@ impl ConnState {
 #[allow(clippy::too_many_arguments)]
 async fn serve_stream(
     shard: &Shard,
+    state: &ConnState,
     parts: &http::request::Parts,
     body: RecvStream,
     respond: SendResponse<Bytes>,
@@ -231,24 +244,57 @@ async fn serve_stream(
             return false;
         }
     };
-    let cfg = &shard.cfg;
+    // A stream's buffers come from the connection's spares: no
+    // allocation (and no zeroing) per stream once the connection is warm.
+    let spare = state.spare.borrow_mut().pop();
+    let (rbuf, ubuf, out, log) = spare.unwrap_or_else(|| {
+        let cfg = &shard.cfg;
+        (
+            IoBuf::new(INITIAL_BUF / 4, cfg.max_header_bytes),
+            IoBuf::new(INITIAL_BUF / 2, cfg.max_header_bytes.max(INITIAL_BUF)),
+            Vec::with_capacity(1024),
+            Vec::new(),
+        )
+    });
     let mut conn = ClientConn {
         stream: ClientStream::H2(Box::new(bridge)),
         peer,
         peer_ip,
         port,
-        rbuf: IoBuf::new(INITIAL_BUF / 4, cfg.max_header_bytes),
-        ubuf: IoBuf::new(INITIAL_BUF / 2, cfg.max_header_bytes.max(INITIAL_BUF)),
-        out: Vec::with_capacity(1024),
-        log: Vec::new(),
+        rbuf,
+        ubuf,
+        out,
+        log,
     };
+    let premature = run_stream(shard, &mut conn).await;
+    let ClientConn {
+        mut rbuf,
+        mut ubuf,
+        mut out,
+        mut log,
+        ..
+    } = conn;
+    let mut spare = state.spare.borrow_mut();
+    if spare.len() < SPARE_BUFFERS {
+        rbuf.clear();
+        ubuf.clear();
+        out.clear();
+        log.clear();
+        spare.push((rbuf, ubuf, out, log));
+    }
+    premature
+}
+
+/// Reads the head the bridge staged, runs the exchange, ends the stream;
+/// returns whether the client reset it before its answer was complete.
+async fn run_stream(shard: &Shard, conn: &mut ClientConn) -> bool {
     // The whole head is staged in the bridge: read until it is buffered.
     let mut scanned = 0;
     while !head_complete(conn.rbuf.data(), scanned) {
         scanned = conn.rbuf.len();
         if conn.rbuf.is_full() {
             let e = crate::http::RequestError::HeadTooLarge.into();
-            crate::downstream::answer_and_close(&mut conn, &e).await;
+            crate::downstream::answer_and_close(conn, &e).await;
             return false;
         }
         match conn.rbuf.fill(&mut conn.stream).await {
@@ -256,7 +302,7 @@ async fn serve_stream(
             _ => return false,
         }
     }
-    let _ = exchange(shard, &mut conn).await;
+    let _ = exchange(shard, conn).await;
     let premature = conn.stream.bridge_ref().is_some_and(Bridge::client_reset);
     let _ = conn.stream.close().await;
     premature
