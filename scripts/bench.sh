@@ -3,13 +3,14 @@
 # benchmark driver in release mode, runs the criterion micro-benchmarks,
 # then the side-by-side load benchmark against nginx and HAProxy on
 # 127.0.0.1, and writes bench/results/latest.md (+ latest.csv).
-# Not part of the test command. About 11 minutes once the tools are in place.
+# Not part of the test command. About 14 minutes once the tools are in place.
 #
 #   scripts/bench.sh                  # the whole suite
 #   scripts/bench.sh --quick          # a smoke run: 1 round, 3 s runs, callgrind on rauta only
 #   scripts/bench.sh --no-micro       # skip the criterion micro-benchmarks
 #   scripts/bench.sh --no-install     # use the tools as they are
 #   scripts/bench.sh -- --scenarios keepalive --rounds 5   # options for rauta-bench
+#   scripts/bench.sh -- --scenarios h2-tls,grpc-unary --out /tmp/h2.md   # elsewhere than latest.md
 #
 # Everything listens on 127.0.0.1 only. The proxy under test runs on CPU 1,
 # the backend and the load generator on CPU 0.
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
     --no-micro) micro=0; shift ;;
     --no-install) install=0; shift ;;
     --) shift; extra+=("$@"); break ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -39,9 +40,11 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 if [ "$install" -eq 1 ]; then
-  # tool -> Debian package (perf: linux-perf; callgrind_control: valgrind).
+  # tool -> Debian package (perf: linux-perf; callgrind_control: valgrind;
+  # h2load, for the HTTP/2 and gRPC scenarios: nghttp2-client).
   declare -A PKG=([wrk]=wrk [nginx]=nginx-light [haproxy]=haproxy [valgrind]=valgrind
-                  [callgrind_control]=valgrind [perf]=linux-perf [taskset]=util-linux)
+                  [callgrind_control]=valgrind [perf]=linux-perf [taskset]=util-linux
+                  [h2load]=nghttp2-client)
   missing=()
   for tool in "${!PKG[@]}"; do
     command -v "$tool" >/dev/null || missing+=("${PKG[$tool]}")
@@ -88,5 +91,7 @@ if [ "$micro" -eq 1 ]; then
   criterion=(--criterion-dir "$TARGET_DIR/criterion")
 fi
 
+# The report goes to rauta-bench's default, bench/results/latest.md, unless
+# the options after -- name another --out.
 exec "$TARGET_DIR/release/rauta-bench" --rauta "$TARGET_DIR/release/rauta" \
-  --out bench/results/latest.md "${criterion[@]}" "${extra[@]}"
+  "${criterion[@]}" "${extra[@]}"

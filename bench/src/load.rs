@@ -1,5 +1,6 @@
 //! The scenarios and the load generators that drive them (wrk with a Lua
-//! reporter, oha for fixed-rate latency), with their output parsed.
+//! reporter, oha for fixed-rate latency, openssl s_time for handshakes,
+//! h2load for HTTP/2 and gRPC), with their output parsed.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -10,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::workload::{Routes, Table, LARGE_PATH, POLICY_HOST, POLICY_ORIGIN};
+use crate::workload::{
+    grpc_frame, Routes, Table, GRPC_PATH, GRPC_PAYLOAD, LARGE_PATH, POLICY_HOST, POLICY_ORIGIN,
+};
 
 /// One benchmark scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,19 +35,36 @@ pub enum Scenario {
     /// Small GET over keep-alive on a route with a policy stack (rewrite,
     /// CORS, allow-list, rate limit).
     Policies,
+    /// HTTP/2 over TLS (ALPN h2) to the proxy, HTTP/1.1 upstream, small
+    /// GET (h2load, 16 connections × 10 streams).
+    H2Tls,
+    /// Unary gRPC calls over h2c (prior knowledge) to the proxy, HTTP/2
+    /// cleartext upstream to the gRPC origin (h2load, 16 × 10 streams).
+    GrpcUnary,
 }
 
 /// Every scenario, in run order.
-pub const ALL: [Scenario; 8] = [
+pub const ALL: [Scenario; 10] = [
     Scenario::KeepAlive,
     Scenario::FixedRate,
     Scenario::NewConnection,
     Scenario::Large,
     Scenario::TlsNewConnection,
     Scenario::TlsKeepAlive,
+    Scenario::H2Tls,
     Scenario::ManyRoutes,
     Scenario::Policies,
+    Scenario::GrpcUnary,
 ];
+
+/// h2load's connections in the HTTP/2 scenarios.
+pub const H2_CONNECTIONS: u32 = 16;
+/// h2load's concurrent streams per connection (`-m`) in the HTTP/2
+/// scenarios: with one stream per connection every request costs a read
+/// and a write, and the HTTP/2 layer's batching never shows.
+pub const H2_STREAMS: u32 = 10;
+/// The file h2load posts in the gRPC scenario (in the work directory).
+pub const GRPC_MESSAGE_FILE: &str = "grpc-unary.bin";
 
 impl Scenario {
     /// Short id used on the command line and in the CSV.
@@ -58,12 +78,17 @@ impl Scenario {
             Scenario::TlsNewConnection => "tls-new-conn",
             Scenario::TlsKeepAlive => "tls-keepalive",
             Scenario::Policies => "policies",
+            Scenario::H2Tls => "h2-tls",
+            Scenario::GrpcUnary => "grpc-unary",
         }
     }
 
     /// True for the scenarios that talk HTTPS to the proxy's TLS port.
     pub fn is_tls(self) -> bool {
-        matches!(self, Scenario::TlsNewConnection | Scenario::TlsKeepAlive)
+        matches!(
+            self,
+            Scenario::TlsNewConnection | Scenario::TlsKeepAlive | Scenario::H2Tls
+        )
     }
 
     /// Parses an id.
@@ -79,6 +104,7 @@ impl Scenario {
         match self {
             Scenario::ManyRoutes => Table::Many(routes),
             Scenario::Policies => Table::Policies,
+            Scenario::GrpcUnary => Table::Grpc,
             _ => Table::Basic,
         }
     }
@@ -137,9 +163,10 @@ done = function(summary, latency, requests)
 end
 "#;
 
-/// Writes the wrk scripts into `dir`.
+/// Writes the wrk scripts and h2load's gRPC message into `dir`.
 pub fn write_scripts(dir: &Path, routes: Routes) -> Result<()> {
     fs::write(dir.join("report.lua"), WRK_DONE)?;
+    fs::write(dir.join(GRPC_MESSAGE_FILE), grpc_frame(GRPC_PAYLOAD))?;
     let mut spread = String::new();
     let _ = write!(
         spread,
@@ -196,6 +223,19 @@ pub fn run(scenario: Scenario, port: u16, s: &Settings, duration: Duration) -> R
         Scenario::ManyRoutes => {
             let script = s.dir.join("routes.lua").display().to_string();
             wrk(s.cpu, &[&c, &format!("{secs}s"), "-s", &script], &url("/"))
+        }
+        Scenario::H2Tls => h2load(s.cpu, secs, &[], &url("/"), "h2"),
+        Scenario::GrpcUnary => {
+            let message = s.dir.join(GRPC_MESSAGE_FILE).display().to_string();
+            let grpc = [
+                "-d",
+                &message,
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+            ];
+            h2load(s.cpu, secs, &grpc, &url(GRPC_PATH), "h2c")
         }
         Scenario::FixedRate if s.have_oha => oha(s.cpu, secs, s.rate, &url("/")),
         // Without oha: a closed loop of few connections (latency then
@@ -322,6 +362,112 @@ pub fn parse_wrk(out: &str) -> Result<Outcome> {
     })
 }
 
+/// `h2load -t1 -c16 -m10 -D secs [more] url` ([`H2_CONNECTIONS`],
+/// [`H2_STREAMS`]), pinned; fails unless the
+/// connections negotiated `protocol` (`h2` through ALPN, `h2c` for prior
+/// knowledge) and at least one request succeeded. Errors go to stderr
+/// with h2load's own lines.
+fn h2load(cpu: usize, secs: u64, more: &[&str], url: &str, protocol: &str) -> Result<Outcome> {
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", &cpu.to_string(), "h2load", "-t", "1"])
+        .args(["-c", &H2_CONNECTIONS.to_string()])
+        .args(["-m", &H2_STREAMS.to_string()])
+        .args(["-D", &secs.to_string()])
+        .args(more)
+        .arg(url);
+    let out = output(cmd, "h2load")?;
+    let mut h = parse_h2load(&out).with_context(|| format!("h2load's output:\n{out}"))?;
+    h.outcome.tool = "h2load -t1 -c16 -m10";
+    if h.protocol.as_deref() != Some(protocol) {
+        bail!(
+            "h2load negotiated {:?}, not {protocol}; its output:\n{out}",
+            h.protocol
+        );
+    }
+    if h.succeeded == 0 {
+        bail!("h2load: no request succeeded; its output:\n{out}");
+    }
+    if h.outcome.status_errors + h.outcome.socket_errors > 0 {
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| {
+                l.starts_with("finished in")
+                    || l.starts_with("requests:")
+                    || l.starts_with("status codes:")
+            })
+            .collect();
+        eprintln!("h2load {url}: errors:\n  {}", lines.join("\n  "));
+    }
+    Ok(h.outcome)
+}
+
+/// What h2load's summary says.
+#[derive(Debug, Clone, Default)]
+pub struct H2load {
+    /// The figures (h2load gives no latency percentiles: NaN).
+    pub outcome: Outcome,
+    /// Requests answered 2xx or 3xx.
+    pub succeeded: u64,
+    /// `Application protocol:` (`h2`, `h2c`, `http/1.1`).
+    pub protocol: Option<String>,
+}
+
+/// Parses h2load's summary: `finished in 7.00s, …`, `requests: N total, N
+/// started, N done, N succeeded, N failed, N errored, N timeout` and
+/// `status codes: N 2xx, N 3xx, N 4xx, N 5xx`. Requests are the done ones
+/// (any status); status errors the 4xx and 5xx; socket errors the failed
+/// ones (reset streams, lost connections; errored and timed-out requests
+/// count as failed too).
+pub fn parse_h2load(out: &str) -> Result<H2load> {
+    let line = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .with_context(|| format!("no {prefix:?} line"))
+    };
+    // "N word, N word, …" -> the N before `word`.
+    let count = |text: &str, word: &str| -> Result<u64> {
+        text.split(',')
+            .find_map(|part| {
+                let mut it = part.split_whitespace();
+                let n = it.next()?;
+                (it.next() == Some(word)).then(|| n.parse().ok())?
+            })
+            .with_context(|| format!("no {word:?} count in {text:?}"))
+    };
+    let finished = line("finished in ")?;
+    let secs: f64 = finished
+        .split(',')
+        .next()
+        .and_then(|t| t.trim().strip_suffix('s'))
+        .and_then(|t| t.parse().ok())
+        .with_context(|| format!("no duration in {finished:?}"))?;
+    if secs <= 0.0 {
+        bail!("h2load reported a zero duration");
+    }
+    let requests = line("requests: ")?;
+    let codes = line("status codes: ")?;
+    let done = count(requests, "done")?;
+    let protocol = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Application protocol:"))
+        .map(|p| p.trim().to_string());
+    Ok(H2load {
+        outcome: Outcome {
+            tool: "h2load",
+            requests: done,
+            secs,
+            rps: done as f64 / secs,
+            p50_us: f64::NAN,
+            p99_us: f64::NAN,
+            p999_us: f64::NAN,
+            status_errors: count(codes, "4xx")? + count(codes, "5xx")?,
+            socket_errors: count(requests, "failed")?,
+        },
+        succeeded: count(requests, "succeeded")?,
+        protocol,
+    })
+}
+
 /// `oha` at a fixed rate with latency correction, JSON output, pinned.
 fn oha(cpu: usize, secs: u64, rate: u32, url: &str) -> Result<Outcome> {
     let mut cmd = Command::new("taskset");
@@ -435,6 +581,22 @@ mod tests {
         let out = "Collecting connection statistics for 2 seconds\n***\n\n129 connections in 0.27s; 477.78 connections/user sec, bytes read 19737\n129 connections in 3 real seconds, 153 bytes read per connection\n";
         assert_eq!(parse_s_time(out), Some(129));
         assert_eq!(parse_s_time("no line"), None);
+    }
+
+    #[test]
+    fn h2load_summary_parses() {
+        let out = "starting benchmark...\nApplication protocol: h2c\n\nfinished in 2.00s, 144944.00 req/s, 9.54MB/s\n\
+requests: 289888 total, 289928 started, 289888 done, 289880 succeeded, 3 failed, 2 errored, 1 timeout\n\
+status codes: 289870 2xx, 10 3xx, 4 4xx, 1 5xx\ntraffic: 19.08MB (20002468) total\n";
+        let h = parse_h2load(out).expect("parses");
+        assert_eq!(h.protocol.as_deref(), Some("h2c"));
+        assert_eq!(h.succeeded, 289_880);
+        assert_eq!(h.outcome.requests, 289_888);
+        assert!((h.outcome.rps - 144_944.0).abs() < 1e-6);
+        assert_eq!(h.outcome.status_errors, 5);
+        assert_eq!(h.outcome.socket_errors, 3);
+        assert!(h.outcome.p99_us.is_nan());
+        assert!(parse_h2load("finished in 2.00s, 1 req/s\n").is_err());
     }
 
     #[test]

@@ -3,12 +3,15 @@
 //! backend and load generator on the other), runs every scenario round by
 //! round with the proxies interleaved, measures throughput, latency, CPU per
 //! request, memory, syscalls and instructions, and writes a Markdown report.
-//! `scripts/bench.sh` installs the tools, builds, and runs this.
+//! `scripts/bench.sh` installs the tools, builds, and runs this. With
+//! `--serve-grpc-origin` it is instead the gRPC origin (`origin.rs`) that
+//! the driver starts for the `grpc-unary` scenario.
 
 #![forbid(unsafe_code)]
 
 mod load;
 mod micro;
+mod origin;
 mod peers;
 mod procs;
 mod profile;
@@ -29,7 +32,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use load::{Scenario, Settings};
-use peers::{Env, Kind, Launch, Proxy};
+use peers::{Env, GrpcPorts, Kind, Launch, Proxy};
 use procs::Child;
 use report::{Report, Run, Startup, Walk};
 use workload::{Routes, Table};
@@ -66,11 +69,11 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     routes: usize,
     /// Scenarios to run (keepalive, fixed-rate, new-conn, 1mb,
-    /// tls-new-conn, tls-keepalive, routes).
+    /// tls-new-conn, tls-keepalive, h2-tls, routes, policies, grpc-unary).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "keepalive,fixed-rate,new-conn,1mb,tls-new-conn,tls-keepalive,routes"
+        default_value = "keepalive,fixed-rate,new-conn,1mb,tls-new-conn,tls-keepalive,h2-tls,routes,grpc-unary"
     )]
     scenarios: Vec<String>,
     /// Proxies in run order.
@@ -104,10 +107,23 @@ struct Args {
     /// CPU of the proxy under test.
     #[arg(long, default_value_t = 1)]
     proxy_cpu: usize,
+    /// Internal: serve as the gRPC origin on these ports (127.0.0.1) and
+    /// nothing else; the driver starts this itself.
+    #[arg(long, value_delimiter = ',', hide = true)]
+    serve_grpc_origin: Vec<u16>,
+    /// Internal: the gRPC origin's stats port.
+    #[arg(long, hide = true, requires = "serve_grpc_origin")]
+    grpc_origin_stats: Option<u16>,
 }
 
 fn main() {
-    if let Err(e) = run(Args::parse()) {
+    let args = Args::parse();
+    let result = if args.serve_grpc_origin.is_empty() {
+        run(args)
+    } else {
+        origin::serve(&args.serve_grpc_origin, args.grpc_origin_stats.unwrap_or(0))
+    };
+    if let Err(e) = result {
         eprintln!("rauta-bench: {e:#}");
         std::process::exit(1);
     }
@@ -166,6 +182,12 @@ fn run(args: Args) -> Result<()> {
     if proxies.contains(&Kind::Haproxy) && !on_path("haproxy") {
         bail!("haproxy is not installed (scripts/bench.sh installs it)");
     }
+    let http2 = scenarios
+        .iter()
+        .any(|s| matches!(s, Scenario::H2Tls | Scenario::GrpcUnary));
+    if http2 && !on_path("h2load") {
+        bail!("h2load is not installed (Debian nghttp2-client; scripts/bench.sh installs it)");
+    }
     if proxies.contains(&Kind::Rauta) && !args.rauta.is_file() {
         bail!(
             "{} does not exist: build it with `cargo build --release -p rauta-proxy`",
@@ -192,6 +214,7 @@ fn run(args: Args) -> Result<()> {
         proxy_cpu: args.proxy_cpu,
         backend_port: procs::free_port()?,
         tls: peers::TlsFiles::generate(&dir)?,
+        grpc: GrpcPorts::allocate()?,
     };
     let settings = Settings {
         duration: Duration::from_secs(args.duration),
@@ -205,10 +228,10 @@ fn run(args: Args) -> Result<()> {
     load::write_scripts(&dir, routes)?;
     report.setup = vec![
         format!(
-            "CPU {}: backend (nginx, 1 worker, `return 200` + a 1 MiB static file) and the load generator (wrk -t1 / oha); CPU {}: the proxy under test.",
+            "CPU {}: backend (nginx, 1 worker, `return 200` + a 1 MiB static file; for gRPC the origin) and the load generator (wrk -t1 / oha / openssl s_time / h2load); CPU {}: the proxy under test.",
             args.client_cpu, args.proxy_cpu
         ),
-        "nginx: 1 worker, upstream keepalive 64, HTTP/1.1 upstream, proxy_buffering off. HAProxy: nbthread 1, http-reuse always, maxconn 4000. rauta: `--shards 1 --cpus 1`. All three send the same X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP and X-Request-ID upstream.".into(),
+        "nginx: 1 worker, upstream keepalive 64, HTTP/1.1 upstream, proxy_buffering off. HAProxy: nbthread 1, http-reuse always, maxconn 4000. rauta: `--shards 1 --cpus 1`. All three send the same X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP and X-Request-ID upstream, and offer ALPN h2 and http/1.1 on their TLS port.".into(),
         format!(
             "{} rounds × {} proxies × {} scenarios, {} s per run, {} s warm-up per proxy and scenario; order per round: {}. Before each run the driver waits (≤ {} s, ≤ {} s per suite) until other processes use < {QUIET} CPUs.",
             args.rounds,
@@ -230,7 +253,17 @@ fn run(args: Args) -> Result<()> {
         ),
     ];
 
+    if http2 {
+        report.setup.push(format!(
+            "HTTP/2 scenarios: h2load -t1, {} connections × {} streams (`-m`). gRPC: rauta takes h2c (prior knowledge) on its client port and sends the calls over HTTP/2 cleartext (Ingress annotated `backend-protocol: GRPC`); nginx `listen … http2` + `grpc_pass grpc://` with upstream keepalive 320; HAProxy `bind … proto h2` + `server … proto h2`. The origin (rauta-bench's own, tokio + h2, CPU {}) counts each proxy's upstream connections on a port of its own.",
+            load::H2_CONNECTIONS,
+            load::H2_STREAMS,
+            args.client_cpu
+        ));
+    }
+
     let ctx = Ctx {
+        grpc: env.grpc,
         settings,
         ncpu,
         me: std::process::id(),
@@ -245,10 +278,15 @@ fn run(args: Args) -> Result<()> {
     if scenarios.contains(&Scenario::KeepAlive) {
         let run = ctx.measure(Scenario::KeepAlive, 0, None, env.backend_port, &backend)?;
         println!("[direct] {}", progress(&run));
-        report.baseline = Some(run);
+        report.baselines.push(run);
     }
 
-    for table in [Table::Basic, Table::Many(routes), Table::Policies] {
+    for table in [
+        Table::Basic,
+        Table::Many(routes),
+        Table::Policies,
+        Table::Grpc,
+    ] {
         let group: Vec<Scenario> = scenarios
             .iter()
             .copied()
@@ -257,6 +295,25 @@ fn run(args: Args) -> Result<()> {
         if group.is_empty() {
             continue;
         }
+        // The gRPC origin, for the gRPC table only; h2load straight at it
+        // first, for reference (what CPU 0 manages without a proxy).
+        let mut grpc_origin = None;
+        if table == Table::Grpc {
+            let origin = peers::start_grpc_origin(&env)?;
+            load::run(
+                Scenario::GrpcUnary,
+                env.grpc.direct,
+                &ctx.settings,
+                Duration::from_secs(args.warmup.max(1)),
+            )
+            .context("warm-up of the gRPC origin")?;
+            let run = ctx.measure(Scenario::GrpcUnary, 0, None, env.grpc.direct, &origin)?;
+            println!("[direct gRPC] {}", progress(&run));
+            report.baselines.push(run);
+            grpc_origin = Some(origin);
+        }
+        // Where upstream requests of this table go: the origin for gRPC.
+        let upstream = grpc_origin.as_ref().unwrap_or(&backend);
         let mut running: Vec<Proxy> = Vec::new();
         for kind in &proxies {
             let proxy = peers::start(*kind, table, Launch::Plain, &env)?;
@@ -333,7 +390,7 @@ fn run(args: Args) -> Result<()> {
                     ctx.check()?;
                     proxy.child.check_running()?;
                     let port = proxy.port_for(scenario);
-                    let run = ctx.measure(scenario, round, Some(proxy), port, &backend)?;
+                    let run = ctx.measure(scenario, round, Some(proxy), port, upstream)?;
                     println!(
                         "[{} r{round} {}] {}",
                         scenario.id(),
@@ -366,6 +423,9 @@ fn run(args: Args) -> Result<()> {
         }
         for mut proxy in running {
             proxy.child.stop(Duration::from_secs(5));
+        }
+        if let Some(mut origin) = grpc_origin {
+            origin.stop(Duration::from_secs(5));
         }
     }
 
@@ -417,6 +477,9 @@ fn run(args: Args) -> Result<()> {
 /// Shared state of the measuring loop.
 struct Ctx {
     settings: Settings,
+    /// The gRPC origin's ports (its stats port says how many upstream
+    /// connections each proxy opened).
+    grpc: GrpcPorts,
     ncpu: usize,
     me: u32,
     stop: Arc<AtomicBool>,
@@ -459,8 +522,9 @@ impl Ctx {
         self.waited.set(self.waited.get() + waited);
     }
 
-    /// One measured run: load, plus CPU time of proxy, backend and load
-    /// generator, peak RSS and the machine's other load around it.
+    /// One measured run: load, plus CPU time of proxy, backend (the gRPC
+    /// origin for gRPC) and load generator, peak RSS, the machine's other
+    /// load around it, and for gRPC the proxy's upstream connections.
     fn measure(
         &self,
         scenario: Scenario,
@@ -480,6 +544,14 @@ impl Ctx {
         let p0 = sys::cpu_ns(&proxy_pids);
         let b0 = sys::cpu_ns(&backend_pids);
         let c0 = sys::children_cpu_ns()?;
+        // gRPC: the origin's counts for this proxy's port; reading them
+        // restarts the peak from the connections open now.
+        let counted =
+            (scenario == Scenario::GrpcUnary).then(|| self.grpc.of(proxy.map(|p| p.kind)));
+        let before = match counted {
+            Some(port) => Some(self.upstream_counts(port)?),
+            None => None,
+        };
         let t0 = Instant::now();
         let load = load::run(scenario, port, &self.settings, self.settings.duration).with_context(
             || {
@@ -491,6 +563,10 @@ impl Ctx {
             },
         )?;
         let wall = t0.elapsed().as_secs_f64() * 1e9;
+        let after = match counted {
+            Some(port) => Some(self.upstream_counts(port)?),
+            None => None,
+        };
         let p1 = sys::cpu_ns(&proxy_pids);
         let b1 = sys::cpu_ns(&backend_pids);
         let c1 = sys::children_cpu_ns()?;
@@ -515,7 +591,19 @@ impl Ctx {
             top_other: interval.top_other.map(|(pid, c)| (sys::comm(pid), c)),
             loadavg,
             load,
+            upstream_opened: before
+                .zip(after)
+                .map(|(b, a)| a.accepted.saturating_sub(b.accepted)),
+            upstream_peak: after.map(|a| a.peak),
         })
+    }
+
+    /// The gRPC origin's counts for one of its ports.
+    fn upstream_counts(&self, port: u16) -> Result<origin::Counts> {
+        origin::counts(self.grpc.stats)?
+            .into_iter()
+            .find_map(|(p, c)| (p == port).then_some(c))
+            .with_context(|| format!("the gRPC origin does not count port {port}"))
     }
 }
 
@@ -529,13 +617,22 @@ fn progress(r: &Run) -> String {
     } else {
         String::new()
     };
+    let latency = if r.load.p50_us.is_nan() {
+        String::new()
+    } else {
+        format!(
+            ", p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs",
+            r.load.p50_us, r.load.p99_us, r.load.p999_us
+        )
+    };
+    let upstream = match (r.upstream_opened, r.upstream_peak) {
+        (Some(o), Some(p)) => format!(", upstream connections opened {o}, peak open {p}"),
+        _ => String::new(),
+    };
     format!(
-        "{:.0} req/s, {:.1} µs CPU/req, p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, errors {}+{}, proxy {:.2} cores, backend {:.2}, loadgen {:.2}{warn}",
+        "{:.0} req/s, {:.1} µs CPU/req{latency}, errors {}+{}, proxy {:.2} cores, backend {:.2}, loadgen {:.2}{upstream}{warn}",
         r.load.rps,
         r.cpu_us_per_req,
-        r.load.p50_us,
-        r.load.p99_us,
-        r.load.p999_us,
         r.load.status_errors,
         r.load.socket_errors,
         r.proxy_util,
@@ -558,6 +655,7 @@ fn table_name(t: Table) -> String {
         Table::Basic => "basic".into(),
         Table::Many(r) => format!("{} routes", r.total()),
         Table::Policies => "policy stack".into(),
+        Table::Grpc => "gRPC".into(),
     }
 }
 

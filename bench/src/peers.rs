@@ -1,5 +1,5 @@
-//! The backend and the three proxies: their configuration files, generated
-//! for equal footing, and starting them pinned to a CPU.
+//! The backend, the gRPC origin and the three proxies: their configuration
+//! files, generated for equal footing, and starting them pinned to a CPU.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -12,7 +12,8 @@ use anyhow::{bail, Context, Result};
 use crate::procs::{self, Child};
 use crate::sys;
 use crate::workload::{
-    self, Table, LARGE_BYTES, LARGE_PATH, POLICY_HOST, POLICY_ORIGIN, SMALL_BODY, TLS_HOST,
+    self, Table, GRPC_PREFIX, LARGE_BYTES, LARGE_PATH, POLICY_HOST, POLICY_ORIGIN, SMALL_BODY,
+    TLS_HOST,
 };
 
 /// Which proxy.
@@ -71,6 +72,58 @@ pub struct Env {
     pub backend_port: u16,
     /// The certificate every proxy serves on its TLS port.
     pub tls: TlsFiles,
+    /// The gRPC origin's ports.
+    pub grpc: GrpcPorts,
+}
+
+/// The gRPC origin's ports: one per proxy, so that it counts each proxy's
+/// upstream connections apart (all three run at once and keep theirs
+/// open), one for the direct reference run, and its stats port.
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcPorts {
+    /// rauta's upstream.
+    pub rauta: u16,
+    /// nginx's upstream.
+    pub nginx: u16,
+    /// HAProxy's upstream.
+    pub haproxy: u16,
+    /// h2load straight at the origin (the reference run).
+    pub direct: u16,
+    /// Where the origin reports its connection counts.
+    pub stats: u16,
+}
+
+impl GrpcPorts {
+    /// Free ports for all of them.
+    pub fn allocate() -> Result<GrpcPorts> {
+        // Held together until all are chosen, so no two are the same.
+        let held: Vec<std::net::TcpListener> = (0..5)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<_>>()
+            .context("bind 127.0.0.1:0")?;
+        let p = held
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<std::io::Result<Vec<u16>>>()?;
+        Ok(GrpcPorts {
+            rauta: p[0],
+            nginx: p[1],
+            haproxy: p[2],
+            direct: p[3],
+            stats: p[4],
+        })
+    }
+
+    /// The origin port a proxy sends its gRPC calls to (`None`: the direct
+    /// reference run).
+    pub fn of(&self, kind: Option<Kind>) -> u16 {
+        match kind {
+            Some(Kind::Rauta) => self.rauta,
+            Some(Kind::Nginx) => self.nginx,
+            Some(Kind::Haproxy) => self.haproxy,
+            None => self.direct,
+        }
+    }
 }
 
 /// One certificate for all three proxies, made once per run with openssl.
@@ -170,6 +223,31 @@ http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout
     Ok(child)
 }
 
+/// Starts the gRPC origin (this binary with `--serve-grpc-origin`), pinned
+/// to the client CPU; returns once its stats port answers.
+pub fn start_grpc_origin(env: &Env) -> Result<Child> {
+    let g = env.grpc;
+    let exe = std::env::current_exe().context("find the rauta-bench binary")?;
+    let args = vec![
+        "--serve-grpc-origin".into(),
+        format!("{},{},{},{}", g.rauta, g.nginx, g.haproxy, g.direct),
+        "--grpc-origin-stats".into(),
+        g.stats.to_string(),
+    ];
+    let mut child = Child::spawn(
+        "gRPC origin",
+        env.client_cpu,
+        &exe.display().to_string(),
+        &args,
+        &[],
+        &env.path("grpc-origin.log"),
+    )?;
+    procs::wait_until("gRPC origin", &mut child, Duration::from_secs(10), || {
+        crate::origin::counts(g.stats).is_ok_and(|c| c.len() == 4)
+    })?;
+    Ok(child)
+}
+
 fn nginx_args(prefix: &Path, conf: &Path) -> Vec<String> {
     vec![
         "-p".into(),
@@ -188,8 +266,13 @@ pub struct Proxy {
     pub child: Child,
     /// Its client-facing port.
     pub port: u16,
-    /// Its HTTPS port (same routes, the certificate of [`Env::tls`]).
+    /// Its HTTPS port (same routes, the certificate of [`Env::tls`]; ALPN
+    /// h2 and http/1.1).
     pub tls_port: u16,
+    /// Its HTTP/2 cleartext (prior knowledge) port for gRPC: the client
+    /// port for rauta (HTTP/1.1 and h2c on one listener), a separate
+    /// h2c-only listener for nginx and HAProxy (`Table::Grpc` only).
+    pub h2c_port: u16,
     /// From start to the first proxied 200.
     pub startup: Duration,
     /// Largest process RSS once ready, before any load, in KiB.
@@ -199,10 +282,13 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// The port a scenario talks to: the TLS port for the TLS scenarios.
+    /// The port a scenario talks to: the TLS port for the TLS scenarios,
+    /// the h2c port for gRPC.
     pub fn port_for(&self, scenario: crate::load::Scenario) -> u16 {
         if scenario.is_tls() {
             self.tls_port
+        } else if scenario == crate::load::Scenario::GrpcUnary {
+            self.h2c_port
         } else {
             self.port
         }
@@ -214,10 +300,15 @@ impl Proxy {
 pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Proxy> {
     let port = procs::free_port()?;
     let tls_port = procs::free_port()?;
+    let h2c_port = match kind {
+        Kind::Rauta => port,
+        Kind::Nginx | Kind::Haproxy => procs::free_port()?,
+    };
     let tag = match table {
         Table::Basic => "basic",
         Table::Many(_) => "routes",
         Table::Policies => "policies",
+        Table::Grpc => "grpc",
     };
     let name = format!("{}-{tag}", kind.name().to_ascii_lowercase());
     let (program, args, envs): (String, Vec<String>, Vec<(&str, &str)>) = match kind {
@@ -225,13 +316,16 @@ pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Prox
             let conf = env.path(&format!("{name}.conf"));
             fs::write(
                 &conf,
-                nginx_conf(env, &name, (port, tls_port), table, launch),
+                nginx_conf(env, &name, (port, tls_port, h2c_port), table, launch),
             )?;
             ("nginx".into(), nginx_args(&env.dir, &conf), vec![])
         }
         Kind::Haproxy => {
             let conf = env.path(&format!("{name}.cfg"));
-            fs::write(&conf, haproxy_cfg(env, &name, (port, tls_port), table)?)?;
+            fs::write(
+                &conf,
+                haproxy_cfg(env, &name, (port, tls_port, h2c_port), table)?,
+            )?;
             let args = vec!["-db".into(), "-f".into(), conf.display().to_string()];
             ("haproxy".into(), args, vec![])
         }
@@ -305,6 +399,7 @@ pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Prox
         child,
         port,
         tls_port,
+        h2c_port,
         startup,
         idle_rss_kb,
         idle_pss_kb,
@@ -313,11 +408,16 @@ pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Prox
 
 /// nginx as ingress-nginx configures it where it matters here: upstream
 /// keep-alive, HTTP/1.1 upstream, no response buffering, the same
-/// X-Forwarded-* / X-Real-IP / X-Request-ID headers rauta sets.
+/// X-Forwarded-* / X-Real-IP / X-Request-ID headers rauta sets, HTTP/2 on
+/// the TLS port (ingress-nginx's `use-http2` default). gRPC as
+/// ingress-nginx renders `backend-protocol: GRPC`: `grpc_pass grpc://`
+/// with the same headers through `grpc_set_header`, upstream keep-alive
+/// 320 (its `upstream-keepalive-connections` default), behind an h2c-only
+/// `listen … http2` (nginx 1.22 cannot take HTTP/1.1 and h2c on one port).
 fn nginx_conf(
     env: &Env,
     name: &str,
-    (port, tls_port): (u16, u16),
+    (port, tls_port, h2c_port): (u16, u16, u16),
     table: Table,
     launch: Launch,
 ) -> String {
@@ -348,11 +448,31 @@ http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout
         key = env.tls.key.display(),
     );
     match table {
-        Table::Basic => {
+        Table::Basic | Table::Grpc => {
             let _ = writeln!(
                 c,
-                "  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    listen 127.0.0.1:{tls_port} ssl backlog=4096;\n    location / {{ proxy_pass http://be; }}\n  }}"
+                "  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    listen 127.0.0.1:{tls_port} ssl http2 backlog=4096;\n    location / {{ proxy_pass http://be; }}\n  }}"
             );
+            if table == Table::Grpc {
+                let origin = env.grpc.nginx;
+                let lines = [
+                    format!("  upstream grpc_origin {{ server 127.0.0.1:{origin}; keepalive 320; keepalive_requests 100000000; keepalive_timeout 300s; }}"),
+                    "  server {".into(),
+                    format!("    listen 127.0.0.1:{h2c_port} http2 backlog=4096;"),
+                    "    http2_max_concurrent_streams 128;".into(),
+                    "    location / {".into(),
+                    "      grpc_set_header X-Request-ID $request_id;".into(),
+                    "      grpc_set_header X-Real-IP $remote_addr;".into(),
+                    "      grpc_set_header X-Forwarded-For $proxy_add_x_forwarded_for;".into(),
+                    "      grpc_set_header X-Forwarded-Host $host;".into(),
+                    "      grpc_set_header X-Forwarded-Port $server_port;".into(),
+                    "      grpc_set_header X-Forwarded-Proto $scheme;".into(),
+                    "      grpc_pass grpc://grpc_origin;".into(),
+                    "    }".into(),
+                    "  }".into(),
+                ];
+                let _ = writeln!(c, "{}", lines.join("\n"));
+            }
         }
         Table::Policies => {
             // As ingress-nginx renders the same annotations (regex mode,
@@ -360,7 +480,7 @@ http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout
             let _ = writeln!(
                 c,
                 "  limit_req_zone $binary_remote_addr zone=bench:10m rate=1000000r/s;\n  limit_req_status 503;\n\
-  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    listen 127.0.0.1:{tls_port} ssl backlog=4096;\n    server_name {POLICY_HOST};\n\
+  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    listen 127.0.0.1:{tls_port} ssl http2 backlog=4096;\n    server_name {POLICY_HOST};\n\
     location ~* \"^/app(/|$)(.*)\" {{\n      allow 127.0.0.0/8;\n      deny all;\n      limit_req zone=bench burst=5000000 nodelay;\n\
       set $cors '';\n      if ($http_origin ~* \"^https://app\\.bench\\.local$\") {{ set $cors 'true'; }}\n\
       if ($request_method = 'OPTIONS') {{ set $cors \"${{cors}}options\"; }}\n\
@@ -372,12 +492,12 @@ http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout
         Table::Many(r) => {
             let _ = writeln!(
                 c,
-                "  server {{ listen 127.0.0.1:{port} default_server backlog=4096; listen 127.0.0.1:{tls_port} ssl default_server backlog=4096; return 404; }}"
+                "  server {{ listen 127.0.0.1:{port} default_server backlog=4096; listen 127.0.0.1:{tls_port} ssl http2 default_server backlog=4096; return 404; }}"
             );
             for h in 0..r.hosts {
                 let _ = writeln!(
                     c,
-                    "  server {{\n    listen 127.0.0.1:{port};\n    listen 127.0.0.1:{tls_port} ssl;\n    server_name h{h}.bench.local;"
+                    "  server {{\n    listen 127.0.0.1:{port};\n    listen 127.0.0.1:{tls_port} ssl http2;\n    server_name h{h}.bench.local;"
                 );
                 for p in 0..r.paths {
                     // ingress-nginx writes a Prefix path as `location /p/`
@@ -396,24 +516,41 @@ http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout
 }
 
 /// HAProxy with one thread, `http-reuse always`, the same forwarded
-/// headers; the many-routes table is a `map_beg` over `base` (host + path).
+/// headers, ALPN h2 and http/1.1 on the TLS port; the many-routes table is
+/// a `map_beg` over `base` (host + path); gRPC through a second frontend,
+/// `bind … proto h2` (h2c only), to `server … proto h2`.
 fn haproxy_cfg(
     env: &Env,
     name: &str,
-    (port, tls_port): (u16, u16),
+    (port, tls_port, h2c_port): (u16, u16, u16),
     table: Table,
 ) -> Result<String> {
+    let headers = [
+        "option forwardfor",
+        "http-request set-header X-Real-IP %[src]",
+        "http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]",
+        "http-request set-header X-Forwarded-Host %[req.hdr(host)]",
+        "http-request set-header X-Forwarded-Port %[dst_port]",
+        "http-request set-header X-Request-ID %[uuid] unless { req.hdr(x-request-id) -m found }",
+    ]
+    .map(|l| format!("  {l}\n"))
+    .concat();
     let mut c = format!(
         "global\n  nbthread 1\n  maxconn 4000\n\
 defaults\n  mode http\n  option http-keep-alive\n  timeout connect 5s\n  timeout client 300s\n  timeout server 300s\n  timeout http-keep-alive 300s\n  http-reuse always\n\
-frontend fe\n  bind 127.0.0.1:{port}\n  bind 127.0.0.1:{tls_port} ssl crt {pem} alpn http/1.1\n  option forwardfor\n\
-  http-request set-header X-Real-IP %[src]\n  http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]\n\
-  http-request set-header X-Forwarded-Host %[req.hdr(host)]\n  http-request set-header X-Forwarded-Port %[dst_port]\n\
-  http-request set-header X-Request-ID %[uuid] unless {{ req.hdr(x-request-id) -m found }}\n",
+frontend fe\n  bind 127.0.0.1:{port}\n  bind 127.0.0.1:{tls_port} ssl crt {pem} alpn h2,http/1.1\n{headers}",
         pem = env.tls.combined.display()
     );
     match table {
         Table::Basic => c.push_str("  default_backend be\n"),
+        Table::Grpc => {
+            let _ = write!(
+                c,
+                "  default_backend be\nfrontend fe_grpc\n  bind 127.0.0.1:{h2c_port} proto h2\n{headers}  default_backend grpc\n\
+backend grpc\n  server s1 127.0.0.1:{} proto h2\n",
+                env.grpc.haproxy
+            );
+        }
         Table::Policies => c.push_str(
             "  stick-table type ip size 100k expire 10s store http_req_rate(1s)\n\
   http-request deny deny_status 403 unless { src 127.0.0.0/8 }\n\
@@ -451,7 +588,9 @@ frontend fe\n  bind 127.0.0.1:{port}\n  bind 127.0.0.1:{tls_port} ssl crt {pem} 
 }
 
 /// The manifests `kubectl apply -f` would send: an IngressClass, a Service
-/// with its EndpointSlice at the backend, and Ingresses.
+/// with its EndpointSlice at the backend, and Ingresses (for the gRPC
+/// table also a Service at rauta's port of the gRPC origin, and an Ingress
+/// annotated `backend-protocol: GRPC` for [`GRPC_PREFIX`]).
 fn write_manifests(dir: &Path, env: &Env, table: Table) -> Result<()> {
     fs::create_dir_all(dir)?;
     let backend_port = env.backend_port;
@@ -469,10 +608,22 @@ fn write_manifests(dir: &Path, env: &Env, table: Table) -> Result<()> {
     );
     fs::write(dir.join("tls.yaml"), secret)?;
     let mut y = String::new();
+    let all = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: all\n  namespace: bench\nspec:\n  ingressClassName: rauta\n  tls:\n    - hosts: [bench.local]\n      secretName: bench-tls\n  rules:\n    - http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service: {name: backend, port: {number: 80}}\n";
     match table {
-        Table::Basic => y.push_str(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: all\n  namespace: bench\nspec:\n  ingressClassName: rauta\n  tls:\n    - hosts: [bench.local]\n      secretName: bench-tls\n  rules:\n    - http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service: {name: backend, port: {number: 80}}\n",
-        ),
+        Table::Basic => y.push_str(all),
+        Table::Grpc => {
+            let origin = env.grpc.rauta;
+            let service = format!(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: grpc-origin\n  namespace: bench\nspec:\n  ports:\n    - name: grpc\n      port: 50051\n      targetPort: {origin}\n\
+---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: grpc-origin-1\n  namespace: bench\n  labels:\n    kubernetes.io/service-name: grpc-origin\naddressType: IPv4\nports:\n  - name: grpc\n    port: {origin}\nendpoints:\n  - addresses: [\"127.0.0.1\"]\n    conditions: {{ready: true}}\n"
+            );
+            fs::write(dir.join("grpc-origin.yaml"), service)?;
+            y.push_str(all);
+            let _ = write!(
+                y,
+                "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: grpc\n  namespace: bench\n  annotations:\n    nginx.ingress.kubernetes.io/backend-protocol: GRPC\nspec:\n  ingressClassName: rauta\n  rules:\n    - http:\n        paths:\n          - path: {GRPC_PREFIX}\n            pathType: Prefix\n            backend:\n              service: {{name: grpc-origin, port: {{number: 50051}}}}\n"
+            );
+        }
         Table::Policies => {
             let n = "nginx.ingress.kubernetes.io";
             let lines = [

@@ -43,6 +43,11 @@ pub struct Run {
     pub top_other: Option<(String, f64)>,
     /// 1-minute load average at the start.
     pub loadavg: f64,
+    /// gRPC: connections the proxy opened to the origin during the run.
+    pub upstream_opened: Option<u64>,
+    /// gRPC: the most connections the proxy held open to the origin at
+    /// once during the run (kept-alive ones included).
+    pub upstream_peak: Option<u64>,
 }
 
 impl Run {
@@ -99,8 +104,8 @@ pub struct Report {
     pub scenarios: Vec<Scenario>,
     /// Every measured run.
     pub runs: Vec<Run>,
-    /// The backend driven directly, for reference.
-    pub baseline: Option<Run>,
+    /// The backend (or the gRPC origin) driven directly, for reference.
+    pub baselines: Vec<Run>,
     /// Start-up figures.
     pub startups: Vec<Startup>,
     /// First passes over the many-routes table.
@@ -123,7 +128,15 @@ struct Metric {
     fmt: fn(f64) -> String,
 }
 
-const METRICS: [Metric; 7] = [
+/// Indices into [`METRICS`] of the figures the summary shows.
+const REQ_S: usize = 0;
+const CPU: usize = 1;
+const P50: usize = 2;
+const P99: usize = 3;
+const P999: usize = 4;
+const UPSTREAM_PEAK: usize = 8;
+
+const METRICS: [Metric; 9] = [
     Metric {
         name: "req/s",
         higher_is_better: true,
@@ -165,6 +178,18 @@ const METRICS: [Metric; 7] = [
         higher_is_better: false,
         get: |r| r.peak_rss_kb as f64,
         fmt: fmt_kb,
+    },
+    Metric {
+        name: "upstream conns opened",
+        higher_is_better: false,
+        get: |r| r.upstream_opened.map_or(f64::NAN, |n| n as f64),
+        fmt: |v| format!("{v:.0}"),
+    },
+    Metric {
+        name: "upstream conns peak open",
+        higher_is_better: false,
+        get: |r| r.upstream_peak.map_or(f64::NAN, |n| n as f64),
+        fmt: |v| format!("{v:.0}"),
     },
 ];
 
@@ -311,10 +336,11 @@ impl Report {
             md.push('\n');
             for s in &self.scenarios {
                 let key: &[usize] = match s {
-                    Scenario::FixedRate => &[1, 2, 3, 4],
-                    // openssl s_time reports no latencies.
-                    Scenario::TlsNewConnection => &[0, 1],
-                    _ => &[0, 1, 3],
+                    Scenario::FixedRate => &[CPU, P50, P99, P999],
+                    // openssl s_time and h2load report no percentiles.
+                    Scenario::TlsNewConnection | Scenario::H2Tls => &[REQ_S, CPU],
+                    Scenario::GrpcUnary => &[REQ_S, CPU, UPSTREAM_PEAK],
+                    _ => &[REQ_S, CPU, P99],
                 };
                 for (i, mi) in key.iter().enumerate() {
                     let m = &METRICS[*mi];
@@ -338,18 +364,27 @@ impl Report {
 
         // Absolute figures.
         md.push_str("## Figures per scenario\n\n");
-        if let Some(b) = &self.baseline {
-            let _ = writeln!(
-                md,
-                "Reference: wrk straight at the backend (no proxy), small GET keep-alive: {} req/s, p99 {}, backend {:.1} µs CPU/req.\n",
-                fmt_rate(b.load.rps),
-                fmt_us(b.load.p99_us),
-                b.backend_util * b.load.secs * 1e6 / b.load.requests.max(1) as f64
-            );
-        }
         for s in &self.scenarios {
             let _ = writeln!(md, "### {}\n", title(*s));
             let _ = writeln!(md, "{}\n", describe(*s));
+            for b in self.baselines.iter().filter(|b| b.scenario == *s) {
+                let backend_us = b.backend_util * b.load.secs * 1e6 / b.load.requests.max(1) as f64;
+                let _ = match s {
+                    Scenario::GrpcUnary => writeln!(
+                        md,
+                        "Reference: h2load straight at the gRPC origin (no proxy): {} calls/s, origin {backend_us:.1} µs CPU/call, origin + h2load {:.2} cores of CPU 0.\n",
+                        fmt_rate(b.load.rps),
+                        b.backend_util + b.loadgen_util
+                    ),
+                    _ => writeln!(
+                        md,
+                        "Reference: {} straight at the backend (no proxy): {} req/s, p99 {}, backend {backend_us:.1} µs CPU/req.\n",
+                        b.load.tool,
+                        fmt_rate(b.load.rps),
+                        fmt_us(b.load.p99_us),
+                    ),
+                };
+            }
             md.push_str("| metric |");
             for k in &self.proxies {
                 let _ = write!(md, " {} |", k.name());
@@ -359,7 +394,18 @@ impl Report {
                 md.push_str("---|");
             }
             md.push('\n');
+            let has_runs = self.runs.iter().any(|r| r.scenario == *s);
             for m in &METRICS {
+                // Leave out figures this scenario's tools do not give
+                // (percentiles from s_time and h2load, upstream
+                // connections outside gRPC).
+                let given = self
+                    .proxies
+                    .iter()
+                    .any(|k| self.values(*s, *k, m).iter().any(|v| v.is_finite()));
+                if has_runs && !given {
+                    continue;
+                }
                 let _ = write!(md, "| {} |", m.name);
                 for k in &self.proxies {
                     let _ = write!(md, " {} |", cell(&self.values(*s, *k, m), m.fmt));
@@ -426,8 +472,8 @@ impl Report {
         let yes = |ok: bool| if ok { "yes" } else { "**no**" };
         let s = Scenario::KeepAlive;
         if self.scenarios.contains(&s) {
-            let rps = &METRICS[0];
-            let cpu = &METRICS[1];
+            let rps = &METRICS[REQ_S];
+            let cpu = &METRICS[CPU];
             let best_rps = peers
                 .iter()
                 .filter_map(|p| Some((*p, self.median_of(s, *p, rps)?)))
@@ -459,7 +505,7 @@ impl Report {
         }
         let s = Scenario::FixedRate;
         if self.scenarios.contains(&s) {
-            let p99 = &METRICS[3];
+            let p99 = &METRICS[P99];
             let best = peers
                 .iter()
                 .filter_map(|p| Some((*p, self.median_of(s, *p, p99)?)))
@@ -541,7 +587,7 @@ impl Report {
             let many = self
                 .startups
                 .iter()
-                .find(|s| s.kind == *k && s.table != "basic")
+                .find(|s| s.kind == *k && s.table.ends_with("routes"))
                 .map_or("n/a".into(), |s| {
                     format!(
                         "{:.1} s; {} / {}",
@@ -645,12 +691,13 @@ impl Report {
 
     /// Every run as CSV (one header line).
     pub fn csv(&self) -> String {
-        let mut c = String::from("scenario,round,proxy,tool,requests,secs,rps,p50_us,p99_us,p999_us,status_errors,socket_errors,cpu_us_per_req,proxy_cores,backend_cores,loadgen_cores,peak_rss_kb,cpu0_busy,cpu1_busy,other_cpus,loadavg\n");
-        for r in self.baseline.iter().chain(&self.runs) {
+        let mut c = String::from("scenario,round,proxy,tool,requests,secs,rps,p50_us,p99_us,p999_us,status_errors,socket_errors,cpu_us_per_req,proxy_cores,backend_cores,loadgen_cores,peak_rss_kb,cpu0_busy,cpu1_busy,other_cpus,loadavg,upstream_opened,upstream_peak\n");
+        let opt = |v: Option<u64>| v.map_or(String::new(), |n| n.to_string());
+        for r in self.baselines.iter().chain(&self.runs) {
             let busy = |i: usize| r.cpu_busy.get(i).copied().unwrap_or(f64::NAN);
             let _ = writeln!(
                 c,
-                "{},{},{},{},{},{:.3},{:.1},{:.0},{:.0},{:.0},{},{},{:.2},{:.3},{:.3},{:.3},{},{:.3},{:.3},{:.3},{:.2}",
+                "{},{},{},{},{},{:.3},{:.1},{:.0},{:.0},{:.0},{},{},{:.2},{:.3},{:.3},{:.3},{},{:.3},{:.3},{:.3},{:.2},{},{}",
                 r.scenario.id(),
                 r.round,
                 r.proxy.map_or("direct", Kind::name),
@@ -671,7 +718,9 @@ impl Report {
                 busy(0),
                 busy(1),
                 r.other_cpus,
-                r.loadavg
+                r.loadavg,
+                opt(r.upstream_opened),
+                opt(r.upstream_peak)
             );
         }
         c
@@ -699,6 +748,8 @@ pub fn title(s: Scenario) -> String {
         Scenario::Policies => "small GET, keep-alive, policy stack".into(),
         Scenario::TlsNewConnection => "TLS, new connection per request".into(),
         Scenario::TlsKeepAlive => "TLS, small GET, keep-alive".into(),
+        Scenario::H2Tls => "HTTP/2 over TLS, small GET".into(),
+        Scenario::GrpcUnary => "gRPC unary, h2c both sides".into(),
     }
 }
 
@@ -711,6 +762,8 @@ fn describe(s: Scenario) -> &'static str {
         Scenario::TlsNewConnection => "16 `openssl s_time -new -www /` clients in parallel against the TLS port: a new TCP connection and a full TLS 1.3 handshake (no resumption) per request, one HTTP/1.0 GET each. req/s is handshakes per second; s_time reports no latencies. All three proxies serve the same ECDSA P-256 certificate.",
         Scenario::TlsKeepAlive => "wrk (OpenSSL), 64 keep-alive TLS 1.3 connections to the TLS port, `GET /`, 36-byte body; as fast as the proxy goes.",
         Scenario::Policies => "As the keep-alive scenario, on one rule with rewrite-target (regex mode), CORS for one origin (the load sends it), an allow-list and limit-rps 1000000 (far above the load); nginx with the same annotations as ingress-nginx renders them (regex location, rewrite, allow/deny, limit_req, add_header always); HAProxy with the equivalent rules.",
+        Scenario::H2Tls => "h2load -t1, 16 TLS connections (ALPN h2) × 10 concurrent streams (`-m 10`) to the TLS port, `GET /`, 36-byte body; HTTP/1.1 upstream to the same backend as the other scenarios. nginx `listen … ssl http2`, HAProxy `bind … ssl crt … alpn h2,http/1.1`, rauta `--listen-tls` (ALPN h2 preferred). h2load gives no latency percentiles. As fast as the proxy goes.",
+        Scenario::GrpcUnary => "h2load -t1, 16 h2c connections (prior knowledge) × 10 concurrent streams, each a unary gRPC call: POST `/bench.Echo/Unary`, `content-type: application/grpc`, `te: trailers`, a 40-byte length-prefixed message; the origin (tokio + h2, on CPU 0) echoes it in one DATA frame with trailers `grpc-status: 0`. rauta: one port for HTTP/1.1 and h2c, an Ingress annotated `backend-protocol: GRPC` (HTTP/2 cleartext upstream, calls multiplexed over a connection per shard and endpoint); nginx: `listen … http2` + `grpc_pass grpc://` with upstream keepalive 320 (ingress-nginx's default); HAProxy: `bind … proto h2` + `server … proto h2`, `http-reuse always`. req/s counts calls answered (h2load cannot see `grpc-status`; the origin always sends 0). Upstream connections are counted at the origin on a port of each proxy's own: opened during the run, and the most open at once (kept-alive ones included).",
         Scenario::ManyRoutes => "Each proxy loaded with the generated table (hosts × 100 Prefix paths each; nginx: one `server` per host with `location /pN/` and `location = /pN`; HAProxy: one `map_beg` over host+path); wrk, 64 connections, a Lua script picks a random host and path per request.",
     }
 }
@@ -744,6 +797,8 @@ mod tests {
             other_cpus: if round == 2 { 0.5 } else { 0.0 },
             top_other: None,
             loadavg: 1.0,
+            upstream_opened: None,
+            upstream_peak: None,
         }
     }
 
@@ -774,14 +829,51 @@ mod tests {
                 .runs
                 .push(run(s, round, Kind::Rauta, 15_000.0 * f, 45.0));
         }
-        let ratios = report.paired(s, Kind::Nginx, &METRICS[0]);
+        let ratios = report.paired(s, Kind::Nginx, &METRICS[REQ_S]);
         assert_eq!(ratios.len(), 3);
         assert!(ratios.iter().all(|(_, r)| (r - 0.5).abs() < 1e-9));
         let md = report.markdown();
         assert!(md.contains("**0.50×**"), "{md}");
         assert!(md.contains("small GET req/s ≥ 1.3× best peer"), "{md}");
         assert!(md.contains("Flagged: 3 of 9 runs"), "{md}");
+        assert!(!md.contains("upstream conns"), "{md}");
         let csv = report.csv();
         assert_eq!(csv.lines().count(), 10);
+    }
+
+    #[test]
+    fn grpc_upstream_connections_and_missing_percentiles() {
+        let s = Scenario::GrpcUnary;
+        let mut report = Report {
+            proxies: vec![Kind::Nginx, Kind::Rauta],
+            scenarios: vec![s],
+            ..Report::default()
+        };
+        for round in 1..=2 {
+            for (kind, peak) in [(Kind::Nginx, 160), (Kind::Rauta, 2)] {
+                let mut r = run(s, round, kind, 20_000.0, 30.0);
+                r.load.p50_us = f64::NAN;
+                r.load.p99_us = f64::NAN;
+                r.load.p999_us = f64::NAN;
+                r.upstream_opened = Some(0);
+                r.upstream_peak = Some(peak);
+                report.runs.push(r);
+            }
+        }
+        let md = report.markdown();
+        assert!(
+            md.contains("| upstream conns peak open | 160 | 2 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| upstream conns peak open ↓ | **0.01×**"),
+            "{md}"
+        );
+        assert!(!md.contains("| p50 |"), "{md}");
+        assert!(report
+            .csv()
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.ends_with(",0,160")));
     }
 }

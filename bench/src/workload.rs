@@ -1,5 +1,6 @@
 //! What every proxy serves in the benchmark, and what the load asks for:
-//! the backend's bodies, the generated many-routes table and the TLS host.
+//! the backend's bodies, the generated many-routes table, the TLS host and
+//! the unary gRPC call.
 //! Shared by the proxies' configuration (`peers`) and the load generators
 //! (`load`).
 
@@ -46,6 +47,10 @@ pub enum Table {
     /// One rule with a typical ingress-nginx policy stack: rewrite, CORS,
     /// an allow-list and a rate limit far above the load.
     Policies,
+    /// The basic catch-all rule plus a gRPC route to the HTTP/2 cleartext
+    /// origin (rauta: an Ingress annotated `backend-protocol: GRPC` on
+    /// [`GRPC_PREFIX`]; nginx and HAProxy: a separate h2c port).
+    Grpc,
 }
 
 /// Host of the policy-stack rule.
@@ -56,10 +61,28 @@ pub const POLICY_ORIGIN: &str = "https://app.bench.local";
 /// Host name the certificate is for.
 pub const TLS_HOST: &str = "bench.local";
 
+/// The gRPC service's path prefix (rauta's gRPC Ingress rule).
+pub const GRPC_PREFIX: &str = "/bench.Echo";
+/// The path of the unary call (`/package.Service/Method`).
+pub const GRPC_PATH: &str = "/bench.Echo/Unary";
+/// The protobuf-shaped payload of the unary call (the origin echoes it).
+pub const GRPC_PAYLOAD: &[u8] = b"\x0a\x21hello from the rauta-bench client";
+
+/// A gRPC message as it travels in DATA frames: a compressed flag (0), the
+/// payload length (4 bytes, big-endian), the payload.
+pub fn grpc_frame(payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let mut frame = Vec::with_capacity(5 + payload.len());
+    frame.push(0);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
 /// The host and path of a request that a table routes to the backend.
 pub fn probe(table: Table) -> (String, String) {
     match table {
-        Table::Basic => ("bench.local".into(), "/".into()),
+        Table::Basic | Table::Grpc => ("bench.local".into(), "/".into()),
         Table::Policies => (POLICY_HOST.into(), "/app/probe".into()),
         Table::Many(r) => (
             format!("h{}.bench.local", r.hosts - 1),
@@ -78,6 +101,14 @@ mod tests {
         assert_eq!(Routes::with_total(100_000).total(), 100_000);
         assert_eq!(Routes::with_total(10).paths, 10);
         assert_eq!(Routes::with_total(0).total(), 1);
+    }
+
+    #[test]
+    fn grpc_frame_is_length_prefixed() {
+        let f = grpc_frame(b"abc");
+        assert_eq!(f, [0, 0, 0, 0, 3, b'a', b'b', b'c']);
+        assert_eq!(grpc_frame(GRPC_PAYLOAD).len(), 5 + GRPC_PAYLOAD.len());
+        assert_eq!(usize::from(GRPC_PAYLOAD[1]) + 2, GRPC_PAYLOAD.len());
     }
 
     #[test]
