@@ -224,6 +224,18 @@ pub struct ServeArgs {
     /// How long an idle upstream connection is kept.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub upstream_idle_timeout: Duration,
+    /// Failures in a row (connect failures, resets, timeouts, 5xx) after
+    /// which a shard leaves an endpoint out of its picks; 0: never.
+    #[arg(long, default_value_t = 5)]
+    pub outlier_consecutive_failures: u32,
+    /// How long an endpoint's first ejection lasts; the n-th lasts n times
+    /// as long (at most 300 s).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub outlier_ejection_time: Duration,
+    /// Most of a backend's endpoints (percent) ejected at once; one always
+    /// may be, of two or more.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub outlier_max_ejection_percent: u8,
     /// Most endpoints tried when connecting fails.
     #[arg(long, default_value_t = 3)]
     pub connect_attempts: usize,
@@ -317,6 +329,11 @@ impl ServeArgs {
             http2: self.http2 == "on",
             http2_max_streams: self.http2_max_streams,
             http2_ping_interval: self.http2_ping_interval,
+            outliers: crate::balance::outlier::OutlierPolicy {
+                consecutive: self.outlier_consecutive_failures,
+                base: self.outlier_ejection_time,
+                max_percent: self.outlier_max_ejection_percent,
+            },
             max_headers: usize::from(self.max_headers).min(crate::http::MAX_HEADERS),
             max_body_bytes: (self.max_body_bytes > 0).then_some(self.max_body_bytes),
             max_connections_per_shard: self

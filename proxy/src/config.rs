@@ -43,6 +43,8 @@ pub struct ProxyConfig {
     pub http2_max_streams: u32,
     /// HTTP/2 client connections are pinged this often (`--http2-ping-interval`).
     pub http2_ping_interval: Duration,
+    /// When failing endpoints are left out of the picks (`--outlier-*`).
+    pub outliers: crate::balance::outlier::OutlierPolicy,
     /// Time to complete a TLS handshake.
     pub tls_handshake_timeout: Duration,
 }

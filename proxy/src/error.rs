@@ -125,6 +125,22 @@ impl ProxyError {
         }
     }
 
+    /// Whether the endpoint tried is to blame (counted toward its
+    /// ejection): it refused, reset, timed out, spoke garbage or answered
+    /// 5xx. A pooled connection (`reused`) that had closed is not: idle
+    /// connections close.
+    pub fn blames_endpoint(&self, reused: bool) -> bool {
+        match self {
+            ProxyError::Connect(_)
+            | ProxyError::UpstreamTimeout
+            | ProxyError::UpstreamIo(_)
+            | ProxyError::UpstreamProtocol(_) => true,
+            ProxyError::UpstreamClosed(_) => !reused,
+            ProxyError::UpstreamStatus(status) => *status >= 500,
+            _ => false,
+        }
+    }
+
     /// The cause it is counted under in `rauta_errors_total`; `None` for
     /// answers that are not failures (the HTTPS redirect).
     pub fn cause(&self) -> Option<crate::metrics::Cause> {

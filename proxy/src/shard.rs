@@ -4,6 +4,7 @@
 
 use crate::access_log::ShardLog;
 use crate::balance::least_request::Rng;
+use crate::balance::outlier::Outliers;
 use crate::balance::BackendState;
 use crate::config::ProxyConfig;
 use crate::drain::DrainSignal;
@@ -45,6 +46,8 @@ pub struct Shard {
     pub tls_port: Option<u16>,
     /// Idle upstream connections.
     pub pool: Pool,
+    /// Endpoints failing lately, and those ejected from the picks.
+    pub outliers: Outliers,
     /// Fires once, when SIGTERM (or a closed control channel) starts the drain.
     pub drain: DrainSignal,
     /// This shard's own generator for power-of-two choices (no cross-core state).
@@ -73,6 +76,7 @@ impl Shard {
         Shard {
             id,
             pool: Pool::new(cfg.upstream_max_idle, cfg.upstream_idle_timeout),
+            outliers: Outliers::new(cfg.outliers),
             cfg,
             tls_port,
             drain: DrainSignal::default(),
@@ -167,6 +171,8 @@ impl Shard {
                 h2: self.metrics.h2_totals(),
                 unrouted: self.metrics.unrouted_totals(),
                 pool: self.pool.gauges(),
+                ejections: self.outliers.ejections_total(),
+                ejected: self.outliers.ejected_now(),
                 access_log_dropped: self.access_log.as_ref().map_or(0, ShardLog::dropped),
             },
         }

@@ -6,6 +6,7 @@
 
 pub mod least_request;
 pub mod maglev;
+pub mod outlier;
 pub mod round_robin;
 
 use crate::tls::client::ClientTls;

@@ -107,11 +107,12 @@ pub(super) async fn forward<'s>(
                 );
                 match attempt.await {
                     Ok(response) => {
+                        shard.outliers.answered(backend, endpoint, response.status);
                         return Ok(Forwarded {
                             up,
                             response,
                             started,
-                        })
+                        });
                     }
                     Err(failure) => (failure, reused),
                 }
@@ -126,6 +127,7 @@ pub(super) async fn forward<'s>(
         let (error, keep, reused) = match result {
             (Failure::ClientGone, _) => return Err(Outcome::Done),
             (Failure::ErrorPage(status), _) => {
+                shard.outliers.answered(backend, endpoint, status);
                 // The intercepted answer is dropped with its connection;
                 // the error backend is asked instead, once, without body.
                 let (Some(pages), Some(head)) = (pages, &plan.error_page) else {
@@ -153,12 +155,17 @@ pub(super) async fn forward<'s>(
             }
             (Failure::Proxy { error, keep }, reused) => (error, keep, reused),
         };
+        if error.blames_endpoint(reused) {
+            shard.outliers.failed(backend, endpoint);
+        }
         let next = retrying.decide(error.retry(), reused, tally.bytes_out > 0);
         retrying.take(next);
         match next {
             Next::OtherEndpoint => {
                 tracing::debug!(upstream = ?tally.upstream, %error, "trying the next endpoint");
-                endpoint = backend.retry(first, retrying.retried);
+                endpoint = shard
+                    .outliers
+                    .steer(backend, backend.retry(first, retrying.retried));
                 fresh = false;
             }
             Next::Fresh => fresh = true,

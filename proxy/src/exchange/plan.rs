@@ -226,7 +226,13 @@ fn route<'t>(
         _ => (None, None),
     };
     let named = prepared.as_ref().and_then(|p| p.endpoint);
-    let picked = named.or_else(|| backend.pick(&table.states[backend_index], key_hash, &shard.rng));
+    // An endpoint the affinity cookie names is kept; a balancer's pick
+    // steers clear of ejected endpoints.
+    let picked = named.or_else(|| {
+        backend
+            .pick(&table.states[backend_index], key_hash, &shard.rng)
+            .map(|e| shard.outliers.steer(backend, e))
+    });
     let Some(endpoint) = picked else {
         // No endpoint: the error backend answers with X-Code 503 (`default-backend`).
         let Some((pages, head)) = &error_page else {

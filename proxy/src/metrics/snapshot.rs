@@ -157,6 +157,10 @@ pub struct ShardLevel {
     pub unrouted: [u64; CAUSES],
     /// Upstream pool state per endpoint.
     pub pool: Vec<PoolGauge>,
+    /// Endpoints ejected from picks since start.
+    pub ejections: u64,
+    /// Endpoints out of the picks now.
+    pub ejected: Vec<std::net::SocketAddr>,
     /// Access-log lines dropped because the writer was behind, since start.
     pub access_log_dropped: u64,
 }

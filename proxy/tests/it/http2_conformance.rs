@@ -114,6 +114,27 @@ fn httpwg_rfc9113_suite_passes() {
     // for a debug build on a shared machine. It maps 256 MiB of buffers
     // whatever BUFFET_NUM_BUFS says (buffet 0.3.3 reads it, then uses its
     // default); only what it touches is resident.
+    // httpwg's cases race their own timers (and its harness panics now and
+    // then under load, "The application panicked"): on a shared machine a
+    // run may fail a case that passes alone. A case fails the test only if
+    // it fails in every one of three runs.
+    let mut verdicts = Vec::new();
+    for _ in 0..3 {
+        let verdict = httpwg_run(&rauta);
+        let clean = verdict.is_ok();
+        verdicts.push(verdict);
+        if clean {
+            return;
+        }
+    }
+    let reports: Vec<String> = verdicts.into_iter().filter_map(Result::err).collect();
+    panic!("{}", reports.join("\n======== next run ========\n"));
+}
+
+/// One httpwg run against `rauta`: `Err` with a report when a case failed
+/// outside the allow-list, an allow-listed case passed, or the output is
+/// not what a whole run prints.
+fn httpwg_run(rauta: &rauta_testkit::Rauta) -> Result<(), String> {
     let out = Command::new("httpwg")
         .arg("-v")
         .args(["-a", &rauta.addr().to_string()])
@@ -138,20 +159,25 @@ fn httpwg_rfc9113_suite_passes() {
         run.ran.len(),
         run.summary,
     );
-    assert!(run.ran.len() >= 107, "too few cases ran\n{report}");
-    assert_eq!(
-        run.summary,
-        Some((run.passed.len(), run.ran.len())),
-        "the summary disagrees with the cases seen\n{report}"
-    );
-    assert!(
-        unexpected.is_empty(),
-        "failed outside the allow-list: {unexpected:#?}\n{report}"
-    );
-    assert!(
-        fixed.is_empty(),
-        "allow-listed but passing now (take them off the list): {fixed:#?}"
-    );
+    if run.ran.len() < 107 {
+        return Err(format!("too few cases ran\n{report}"));
+    }
+    if run.summary != Some((run.passed.len(), run.ran.len())) {
+        return Err(format!(
+            "the summary disagrees with the cases seen\n{report}"
+        ));
+    }
+    if !unexpected.is_empty() {
+        return Err(format!(
+            "failed outside the allow-list: {unexpected:#?}\n{report}"
+        ));
+    }
+    if !fixed.is_empty() {
+        return Err(format!(
+            "allow-listed but passing now (take them off the list): {fixed:#?}"
+        ));
+    }
+    Ok(())
 }
 
 #[test]

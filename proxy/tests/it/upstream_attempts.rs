@@ -203,3 +203,96 @@ fn no_retry_once_response_bytes_reached_the_client() {
         "no request reached app as a retry: {answers:?}"
     );
 }
+
+/// rauta (one shard) in front of `app` and a port nothing listens on,
+/// without connect retries; `extra` flags.
+fn one_dead_of_three(
+    extra: &[&str],
+) -> (
+    (Backend, Backend, rauta_testkit::ManifestDir),
+    rauta_testkit::Rauta,
+    u16,
+) {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let dead = rauta_testkit::free_port();
+    let svc = service_on("app", &[a.port(), dead, b.port()]);
+    let route = ing("app", &[], "app.example", &[path("/", "Prefix", "app")]);
+    let class = rauta_testkit::rauta_class();
+    let dir = rauta_testkit::ManifestDir::new();
+    dir.write(
+        "all.yaml",
+        &rauta_testkit::manifests::join(&[&class, &svc, &route]),
+    );
+    let mut args = vec!["--shards", "1", "--connect-attempts", "1"];
+    args.extend_from_slice(extra);
+    let rauta = crate::common::start(&dir, &args);
+    ((a, b, dir), rauta, dead)
+}
+
+/// Failed answers among `n` GETs on one keep-alive connection.
+fn failures(rauta: &rauta_testkit::Rauta, n: usize) -> usize {
+    let mut conn = rauta_testkit::Conn::open(rauta.addr()).expect("connect");
+    (0..n)
+        .filter(|_| {
+            let r = conn
+                .request("GET", "app.example", "/", &[], b"")
+                .expect("answer");
+            r.status != 200
+        })
+        .count()
+}
+
+#[test]
+fn an_endpoint_failing_in_a_row_is_ejected_from_the_picks() {
+    // Without retries, every pick of the dead endpoint fails: a third of
+    // the requests while it stays in the EndpointSlice.
+    let (_keep, off, _) = one_dead_of_three(&["--outlier-consecutive-failures", "0"]);
+    assert_eq!(
+        failures(&off, 90),
+        30,
+        "no ejection: one pick in three fails"
+    );
+    drop(off);
+
+    let (_keep, rauta, dead) = one_dead_of_three(&[]);
+    assert_eq!(
+        failures(&rauta, 90),
+        5,
+        "ejected after 5 failures in a row, then never picked"
+    );
+    let m = rauta.scrape();
+    let endpoint = format!("127.0.0.1:{dead}");
+    assert_eq!(
+        m.value("rauta_outlier_ejections_total", &[]),
+        1.0,
+        "{}",
+        m.text()
+    );
+    assert_eq!(
+        m.value("rauta_upstream_ejected_shards", &[("endpoint", &endpoint)]),
+        1.0,
+        "{}",
+        m.text()
+    );
+}
+
+#[test]
+fn an_ejection_ends_with_its_time_and_a_failed_probe_renews_it() {
+    // With a 1 s ejection: the dead endpoint is out, then back on
+    // probation, and out again after one failure.
+    let (_keep, rauta, _dead) = one_dead_of_three(&["--outlier-ejection-time", "1s"]);
+    assert_eq!(failures(&rauta, 30), 5);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        failures(&rauta, 30),
+        1,
+        "probed once, ejected again for 2 s"
+    );
+    let m = rauta.scrape();
+    assert_eq!(
+        m.value("rauta_outlier_ejections_total", &[]),
+        2.0,
+        "{}",
+        m.text()
+    );
+}

@@ -62,12 +62,18 @@ const CONNECTIONS: [PerShard; 7] = [
 ];
 
 /// The families after the accept errors and panics.
-const HOUSEKEEPING: [PerShard; 2] = [
+const HOUSEKEEPING: [PerShard; 3] = [
     (
         "rauta_access_log_dropped_total",
         "counter",
         "Access-log lines dropped because the writer fell behind, by shard.",
         |s| s.access_log_dropped,
+    ),
+    (
+        "rauta_outlier_ejections_total",
+        "counter",
+        "Endpoints a shard left out of its picks after failures in a row (outlier ejection), by shard.",
+        |s| s.ejections,
     ),
     (
         "rauta_shard_route_table_generation",
@@ -110,6 +116,7 @@ pub(super) fn render(out: &mut Out<'_>, registry: &Registry) {
     }
     per_shard(out, registry, &HOUSEKEEPING);
     pools(out, registry);
+    ejected(out, registry);
 }
 
 /// Families of one sample per shard, in shard order.
@@ -156,5 +163,22 @@ fn pools(out: &mut Out<'_>, registry: &Registry) {
             .iter()
             .filter(|(_, (.., h2))| *h2 > 0)
             .map(|(endpoint, (.., h2))| (endpoint, h2)),
+    );
+}
+
+/// Endpoints out of the picks, by endpoint: how many shards ejected each.
+fn ejected(out: &mut Out<'_>, registry: &Registry) {
+    let mut ejected: BTreeMap<String, u64> = BTreeMap::new();
+    for s in registry.shards.values() {
+        for addr in &s.ejected {
+            *ejected.entry(addr.to_string()).or_default() += 1;
+        }
+    }
+    out.by_label(
+        "rauta_upstream_ejected_shards",
+        "gauge",
+        "Shards that have an endpoint out of their picks now (outlier ejection), by endpoint; endpoints in none are not listed.",
+        "endpoint",
+        ejected.iter(),
     );
 }
