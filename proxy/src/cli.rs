@@ -224,7 +224,7 @@ pub struct ServeArgs {
     /// How long an idle upstream connection is kept.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub upstream_idle_timeout: Duration,
-    /// Failures in a row (connect failures, resets, timeouts, 5xx) after
+    /// Failures in a row (connect failures, resets, timeouts, 502/503/504) after
     /// which a shard leaves an endpoint out of its picks; 0: never.
     #[arg(long, default_value_t = 5)]
     pub outlier_consecutive_failures: u32,

@@ -127,7 +127,7 @@ impl ProxyError {
 
     /// Whether the endpoint tried is to blame (counted toward its
     /// ejection): it refused, reset, timed out, spoke garbage or answered
-    /// 5xx. A pooled connection (`reused`) that had closed is not: idle
+    /// 502, 503 or 504. A pooled connection (`reused`) that had closed is not: idle
     /// connections close.
     pub fn blames_endpoint(&self, reused: bool) -> bool {
         match self {
@@ -136,7 +136,7 @@ impl ProxyError {
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamProtocol(_) => true,
             ProxyError::UpstreamClosed(_) => !reused,
-            ProxyError::UpstreamStatus(status) => *status >= 500,
+            ProxyError::UpstreamStatus(status) => (502..=504).contains(status),
             _ => false,
         }
     }

@@ -107,11 +107,13 @@ impl Outliers {
         }
     }
 
-    /// An endpoint answered; a 5xx from it is a failure, like a failed
-    /// connect, a reset or a timeout.
+    /// An endpoint answered; a gateway failure (502, 503, 504) from it is a
+    /// failure, like a failed connect, a reset or a timeout (Envoy's
+    /// consecutive gateway failures). An application's 500 is not: one
+    /// broken route must not take a healthy pod out of every route.
     #[inline]
     pub fn answered(&self, backend: &Backend, endpoint: usize, status: u16) {
-        if (500..600).contains(&status) {
+        if (502..=504).contains(&status) {
             self.failed(backend, endpoint);
         } else if self.tracked.get() > 0 {
             self.recovered(backend.endpoints[endpoint].addr);
@@ -244,6 +246,12 @@ mod tests {
         o.failed(&b, 0);
         o.failed(&b, 0);
         assert_eq!(o.steer(&b, 0), 0, "a success reset the count");
+        o.answered(&b, 0, 500);
+        assert_eq!(
+            o.steer(&b, 0),
+            0,
+            "an application's 500 is not the pod's failure"
+        );
         o.answered(&b, 0, 503);
         assert_eq!(o.steer(&b, 0), 1, "third failure in a row: steered past it");
         assert_eq!(o.steer(&b, 2), 2);
