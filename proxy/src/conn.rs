@@ -33,7 +33,9 @@ pub async fn run(shard: &Rc<Shard>, stream: ClientStream, port: u16) {
     }
     if cfg.http2 && stream.alpn() == Some(crate::tls::ALPN_H2) {
         shard.metrics.h2_connection();
-        return http2::serve(shard, stream, Vec::new(), peer, port).await;
+        // Boxed: an HTTP/2 connection's future is large, and inline it
+        // would be carried by every HTTP/1.1 connection's task.
+        return Box::pin(http2::serve(shard, stream, Vec::new(), peer, port)).await;
     }
     let mut conn = ClientConn {
         stream,
@@ -57,7 +59,7 @@ pub async fn run(shard: &Rc<Shard>, stream: ClientStream, port: u16) {
             {
                 shard.metrics.h2_connection();
                 let replay = conn.rbuf.data().to_vec();
-                return http2::serve(shard, conn.stream, replay, peer, port).await;
+                return Box::pin(http2::serve(shard, conn.stream, replay, peer, port)).await;
             }
             Ok(true) => {}
             Ok(false) => return,

@@ -124,7 +124,9 @@ impl H2Conns {
         let permit = gate.acquire(1).await;
         let made = match self.take(key, fresh) {
             Some((send, shared)) => Ok((H2Call::new(send, shared, policy), true)),
-            None => connect(addr, tls, policy, idle_timeout)
+            // Boxed: a connect and handshake is a large future, and rare;
+            // inline it would grow every exchange's future by 12 KB.
+            None => Box::pin(connect(addr, tls, policy, idle_timeout))
                 .await
                 .map(|(send, shared)| {
                     self.conns

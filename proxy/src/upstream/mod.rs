@@ -212,8 +212,9 @@ pub async fn acquire<'p>(
     let connected = match connect(addr, policy).await {
         Ok(tcp) => match tls {
             None => Ok(UpStream::Tcp(tcp)),
-            Some(tls) => tls
-                .handshake(tcp, policy.timeout)
+            // Boxed, as it is large and rare (pooled connections skip it):
+            // inline it would grow every exchange's future.
+            Some(tls) => Box::pin(tls.handshake(tcp, policy.timeout))
                 .await
                 .map(|s| UpStream::Tls(Box::new(s))),
         },
