@@ -13,7 +13,7 @@ use crate::http::response::ResponseHead;
 use crate::http::BodyLen;
 use crate::metrics::Cause;
 use crate::shard::Shard;
-use crate::upstream::Upstream;
+use crate::upstream::{UpStream, Upstream};
 use futures_lite::AsyncWriteExt;
 use std::io;
 
@@ -108,6 +108,11 @@ async fn stream_back(
         }
         return Outcome::Done;
     }
+    if body_len == BodyLen::Chunked && conn.ubuf.is_empty() {
+        if let Some(outcome) = relay_frames(conn, up, tally).await {
+            return outcome;
+        }
+    }
     let result = body::relay(
         &mut up.stream,
         &mut conn.ubuf,
@@ -146,6 +151,58 @@ async fn stream_back(
             }
             tracing::debug!(peer = %conn.peer, upstream = %up.addr, error = %e, "response body relay failed");
             Outcome::Done
+        }
+    }
+}
+
+/// An HTTP/2 call's answer to an HTTP/2 client: once the head went out,
+/// DATA and trailers pass as frames (no chunked framing in between, no
+/// copy); `None` when either side is not HTTP/2 or the body has started.
+async fn relay_frames(
+    conn: &mut ClientConn,
+    up: &mut Upstream<'_>,
+    tally: &mut Tally,
+) -> Option<Outcome> {
+    use crate::http2::relay::{relay, Cut};
+    let (UpStream::H2(call), Some(bridge)) = (&mut up.stream, conn.stream.bridge()) else {
+        return None;
+    };
+    if !call.response_body_untouched() {
+        return None;
+    }
+    let mut send = bridge.take_send()?;
+    let Some(mut body) = call.take_response_body() else {
+        // Not reached: checked just above.
+        send.send_reset(h2::Reason::INTERNAL_ERROR);
+        return Some(Outcome::Done);
+    };
+    match relay(&mut body, &mut send, Some(call.read_timeout()), None).await {
+        Ok(n) => {
+            tally.bytes_out += n;
+            Some(Outcome::Close)
+        }
+        Err(Cut::Destination) => {
+            bridge.client_reset_seen();
+            Some(Outcome::Done)
+        }
+        Err(cut) => {
+            if let Cut::Source(e) = &cut {
+                tracing::debug!(upstream = %up.addr, error = %e, "upstream HTTP/2 answer cut");
+            }
+            let timeout = matches!(cut, Cut::Timeout);
+            tally.cause = Some(if timeout {
+                Cause::UpstreamTimeout
+            } else {
+                Cause::UpstreamReset
+            });
+            // A gRPC client learns why from trailers, not from a reset.
+            if bridge.is_grpc() {
+                let status = if timeout { 4 } else { 14 };
+                let _ = send.send_trailers(crate::http2::bridge_cut_trailers(status));
+            } else {
+                send.send_reset(h2::Reason::INTERNAL_ERROR);
+            }
+            Some(Outcome::Done)
         }
     }
 }

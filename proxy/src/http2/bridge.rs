@@ -141,6 +141,29 @@ impl Bridge {
         Some((staged, body))
     }
 
+    /// Takes the stream's sending half once the answer's head went out as
+    /// HEADERS and before any of a chunked body: the body and trailers are
+    /// then sent as frames by the caller, and the bridge's answer is done.
+    pub fn take_send(&mut self) -> Option<SendStream<Bytes>> {
+        let untouched = matches!(
+            &self.answer,
+            Answer::Body { framing: Framing::Chunked(decoder, _), .. } if decoder.data_total() == 0
+        );
+        if !untouched {
+            return None;
+        }
+        match std::mem::replace(&mut self.answer, Answer::Done) {
+            Answer::Body { send, .. } => Some(send),
+            _ => None,
+        }
+    }
+
+    /// Notes that the client reset the stream (seen by whoever sends its
+    /// answer after [`Bridge::take_send`]).
+    pub fn client_reset_seen(&mut self) {
+        self.client_reset = true;
+    }
+
     /// Whether the client reset the stream before its answer was complete
     /// (a premature reset, counted against abusive connections).
     pub fn client_reset(&self) -> bool {
@@ -442,7 +465,7 @@ fn trailers(tail: &[u8]) -> Option<http::HeaderMap> {
 }
 
 /// The trailers that end a gRPC answer the upstream cut short.
-fn cut_trailers(status: u8) -> http::HeaderMap {
+pub(crate) fn cut_trailers(status: u8) -> http::HeaderMap {
     let mut map = http::HeaderMap::new();
     map.insert("grpc-status", HeaderValue::from(u16::from(status)));
     let message = match status {

@@ -14,7 +14,9 @@ mod bridge;
 mod conn;
 mod frames;
 pub(crate) mod io;
+pub(crate) mod relay;
 
+pub(crate) use bridge::cut_trailers as bridge_cut_trailers;
 pub use bridge::Bridge;
 pub use conn::serve;
 

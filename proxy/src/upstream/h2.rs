@@ -368,6 +368,29 @@ impl H2Call {
         }
     }
 
+    /// Whether the response head was read and its DATA has not started:
+    /// the body can be handed over ([`H2Call::take_response_body`]).
+    pub fn response_body_untouched(&self) -> bool {
+        matches!(self.response, Response::Data(_)) && self.out_read >= self.out.len()
+    }
+
+    /// Takes the response's DATA and trailers away from the byte view, for
+    /// an HTTP/2 client to get them as frames; reads then see its end.
+    pub fn take_response_body(&mut self) -> Option<RecvStream> {
+        if !self.response_body_untouched() {
+            return None;
+        }
+        match std::mem::replace(&mut self.response, Response::Done) {
+            Response::Data(body) => Some(body),
+            _ => None,
+        }
+    }
+
+    /// The longest wait for the endpoint's next frame.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
     /// Waits with the given timeout: `Pending` while time is left, an
     /// error once it ran out.
     fn wait(&mut self, cx: &mut Context<'_>, timeout: Duration) -> Poll<io::Result<usize>> {
@@ -590,48 +613,13 @@ impl futures_lite::AsyncWrite for H2Call {
     }
 }
 
-/// Sends a client's request body to the endpoint as it arrives: DATA
-/// frames move across without a copy, and the client's window reopens
-/// only once the endpoint's window took them (the back-pressure). A
-/// client reset, or a body over `limit`, cancels the call upstream.
+/// Sends a client's request body to the endpoint as it arrives (see
+/// [`crate::http2::relay`]); a client reset, or a body over `limit`,
+/// cancels the call upstream.
 async fn pump(mut body: RecvStream, mut send: SendStream<Bytes>, limit: Option<u64>) {
-    let mut total = 0u64;
-    loop {
-        match futures_lite::future::poll_fn(|cx| body.poll_data(cx)).await {
-            Some(Ok(mut data)) => {
-                let n = data.len();
-                total += n as u64;
-                if limit.is_some_and(|l| total > l) {
-                    send.send_reset(h2::Reason::CANCEL);
-                    return;
-                }
-                while !data.is_empty() {
-                    let want = data.len();
-                    let cap =
-                        futures_lite::future::poll_fn(|cx| poll_capacity(&mut send, cx, want));
-                    let Ok(cap) = cap.await else {
-                        return;
-                    };
-                    let chunk = data.split_to(cap.min(data.len()));
-                    if send.send_data(chunk, false).is_err() {
-                        return;
-                    }
-                }
-                let _ = body.flow_control().release_capacity(n);
-            }
-            Some(Err(_)) => {
-                send.send_reset(h2::Reason::CANCEL);
-                return;
-            }
-            None => {
-                let trailers = futures_lite::future::poll_fn(|cx| body.poll_trailers(cx)).await;
-                let _ = match trailers {
-                    Ok(Some(trailers)) => send.send_trailers(trailers),
-                    _ => send.send_data(Bytes::new(), true),
-                };
-                return;
-            }
-        }
+    match crate::http2::relay::relay(&mut body, &mut send, None, limit).await {
+        Ok(_) | Err(crate::http2::relay::Cut::Destination) => {}
+        Err(_) => send.send_reset(h2::Reason::CANCEL),
     }
 }
 
