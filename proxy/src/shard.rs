@@ -172,6 +172,7 @@ impl Shard {
                 unrouted: self.metrics.unrouted_totals(),
                 pool: self.pool.gauges(),
                 ejections: self.outliers.ejections_total(),
+                retries: self.metrics.retry_totals(),
                 ejected: self.outliers.ejected_now(),
                 access_log_dropped: self.access_log.as_ref().map_or(0, ShardLog::dropped),
             },

@@ -164,6 +164,50 @@ impl Backend {
 pub struct BackendState {
     cursor: Cell<usize>,
     inflight: Box<[Cell<u32>]>,
+    /// Resends this shard may still make to the backend.
+    pub retry_budget: RetryBudget,
+}
+
+/// A retry budget (linkerd's and Envoy's idea): every request earns a
+/// fifth of a retry, up to a reserve, and a request sent again spends one,
+/// so a failing backend sees at most about 20% more requests, not the try
+/// count times as many. A connect that failed is retried outside it:
+/// nothing reached the backend.
+#[derive(Debug)]
+pub struct RetryBudget {
+    /// In fifths of a resend: a request earns one, a resend costs five.
+    fifths: Cell<u32>,
+}
+
+/// A fresh budget's reserve: 10 resends.
+const RETRY_RESERVE: u32 = 10 * 5;
+/// Most a budget saves up: 100 resends.
+const RETRY_CAP: u32 = 100 * 5;
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        RetryBudget {
+            fifths: Cell::new(RETRY_RESERVE),
+        }
+    }
+}
+
+impl RetryBudget {
+    /// A request was sent: it earns a fifth of a resend.
+    #[inline]
+    pub fn earn(&self) {
+        self.fifths.set((self.fifths.get() + 1).min(RETRY_CAP));
+    }
+
+    /// Spends one resend; false when the budget is exhausted.
+    pub fn spend(&self) -> bool {
+        let f = self.fifths.get();
+        if f < 5 {
+            return false;
+        }
+        self.fifths.set(f - 5);
+        true
+    }
 }
 
 impl BackendState {
@@ -173,6 +217,7 @@ impl BackendState {
         BackendState {
             cursor: Cell::new(start),
             inflight: backend.endpoints.iter().map(|_| Cell::new(0)).collect(),
+            retry_budget: RetryBudget::default(),
         }
     }
 
@@ -246,6 +291,18 @@ mod tests {
         let spread: std::collections::HashSet<_> =
             (0..3).filter_map(|_| b.pick(&state, None, &rng)).collect();
         assert_eq!(spread.len(), 3);
+    }
+
+    #[test]
+    fn the_retry_budget_is_a_fifth_of_requests_plus_a_reserve() {
+        let b = RetryBudget::default();
+        let spent = (0..20).filter(|_| b.spend()).count();
+        assert_eq!(spent, 10, "the reserve");
+        for _ in 0..50 {
+            b.earn();
+        }
+        let spent = (0..20).filter(|_| b.spend()).count();
+        assert_eq!(spent, 10, "50 requests earn 10 resends");
     }
 
     #[test]

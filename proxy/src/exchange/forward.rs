@@ -48,6 +48,8 @@ pub(super) async fn forward<'s>(
     let mut target = plan.backend;
     let mut backend = table.routes.backend(target);
     let _inflight = table.states[plan.backend].start(plan.endpoint);
+    let budget = &table.states[plan.backend].retry_budget;
+    budget.earn();
     let started = Instant::now();
     let connect = plan
         .policy
@@ -158,7 +160,18 @@ pub(super) async fn forward<'s>(
         if error.blames_endpoint(reused) {
             shard.outliers.failed(backend, endpoint);
         }
-        let next = retrying.decide(error.retry(), reused, tally.bytes_out > 0);
+        let mut next = retrying.decide(error.retry(), reused, tally.bytes_out > 0);
+        // Sending the request again (not a connect that failed, nor a
+        // pooled connection found closed) spends the backend's budget.
+        let resend = next == Next::OtherEndpoint && !matches!(error.retry(), Retry::NotSent(_));
+        if resend {
+            if budget.spend() {
+                shard.metrics.upstream_resent();
+            } else {
+                shard.metrics.retry_budget_exhausted();
+                next = Next::Answer;
+            }
+        }
         retrying.take(next);
         match next {
             Next::OtherEndpoint => {
@@ -206,9 +219,9 @@ enum Next {
 
 /// The retry decision for one request, taken in [`Retrying::decide`] and
 /// nowhere else: from the error's [`Retry`], the route's
-/// `proxy-next-upstream` (or rauta's default: connect failures only), the
-/// request (method, body) and what was spent (tries, time). A retry
-/// budget would gate `decide` too.
+/// `proxy-next-upstream` (or ingress-nginx's default, `error timeout`),
+/// the request (method, body) and what was spent (tries, time). A resend
+/// also needs the backend's retry budget (checked by the caller).
 #[derive(Debug)]
 struct Retrying<'p> {
     policy: Option<&'p Retries>,
@@ -282,6 +295,9 @@ impl<'p> Retrying<'p> {
             self.retried + 1 < self.limit && self.deadline.is_none_or(|d| Instant::now() < d);
         let allowed = match (retry, self.policy) {
             (Retry::NotSent(_), None) => true,
+            // ingress-nginx's default, `error timeout`: an idempotent
+            // request that can be sent again whole.
+            (Retry::Sent(Why::Error | Why::Timeout), None) => !self.has_body && self.idempotent,
             (Retry::NotSent(why), Some(p)) => p.covers(why),
             // The upstream may have acted on it: only a request that can be
             // sent again whole (rauta streams bodies, so one without), and
@@ -603,10 +619,29 @@ mod tests {
         );
         assert_eq!(
             plain.decide(Retry::Sent(Why::Timeout), false, false),
-            Next::Answer
+            Next::OtherEndpoint,
+            "ingress-nginx's default: error timeout, for a GET"
+        );
+        let plain_post = Retrying {
+            idempotent: false,
+            ..retrying(None)
+        };
+        assert_eq!(
+            plain_post.decide(Retry::Sent(Why::Error), false, false),
+            Next::Answer,
+            "never a POST by default"
+        );
+        assert_eq!(
+            plain.decide(Retry::Sent(Why::Status(502)), false, false),
+            Next::Answer,
+            "statuses only with proxy-next-upstream"
         );
         assert_eq!(plain.decide(Retry::IfReused, true, false), Next::Fresh);
-        assert_eq!(plain.decide(Retry::IfReused, false, false), Next::Answer);
+        assert_eq!(
+            plain.decide(Retry::IfReused, false, false),
+            Next::OtherEndpoint,
+            "a new connection closed before answering: an error, retried for a GET"
+        );
 
         let p = retries(&[502], false);
         let r = retrying(Some(&p));

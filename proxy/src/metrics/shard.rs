@@ -30,6 +30,8 @@ pub struct ShardMetrics {
     h2_streams: Cell<u64>,
     h2_malformed: Cell<u64>,
     h2_premature: Cell<u64>,
+    resent: Cell<u64>,
+    budget_exhausted: Cell<u64>,
     h2_abusive: Cell<u64>,
     accept_errors: [Cell<u64>; AcceptError::ALL.len()],
 }
@@ -85,6 +87,23 @@ impl ShardMetrics {
     #[inline]
     pub fn h2_malformed(&self) {
         self.h2_malformed.set(self.h2_malformed.get() + 1);
+    }
+
+    /// Counts a request sent again to another endpoint.
+    #[inline]
+    pub fn upstream_resent(&self) {
+        self.resent.set(self.resent.get() + 1);
+    }
+
+    /// Counts a resend the retry budget refused.
+    #[inline]
+    pub fn retry_budget_exhausted(&self) {
+        self.budget_exhausted.set(self.budget_exhausted.get() + 1);
+    }
+
+    /// Resends, and resends refused by the budget, so far.
+    pub fn retry_totals(&self) -> [u64; 2] {
+        [self.resent.get(), self.budget_exhausted.get()]
     }
 
     /// Counts an HTTP/2 stream the client reset before its answer ended.

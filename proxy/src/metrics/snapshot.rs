@@ -157,6 +157,8 @@ pub struct ShardLevel {
     pub unrouted: [u64; CAUSES],
     /// Upstream pool state per endpoint.
     pub pool: Vec<PoolGauge>,
+    /// Requests sent again, and resends the retry budget refused, since start.
+    pub retries: [u64; 2],
     /// Endpoints ejected from picks since start.
     pub ejections: u64,
     /// Endpoints out of the picks now.

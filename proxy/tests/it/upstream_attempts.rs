@@ -296,3 +296,35 @@ fn an_ejection_ends_with_its_time_and_a_failed_probe_renews_it() {
         m.text()
     );
 }
+
+#[test]
+fn by_default_a_get_that_timed_out_is_sent_again_elsewhere() {
+    // ingress-nginx's default, proxy-next-upstream "error timeout": an
+    // idempotent request whose upstream failed before answering goes to
+    // another endpoint, within the backend's retry budget.
+    let slow = ScriptedBackend::start(Duration::from_secs(3), None);
+    let good = Backend::start("good");
+    let svc = service_on("app", &[slow.port, good.port()]);
+    let route = ing("app", &[], "app.example", &[path("/", "Prefix", "app")]);
+    let class = rauta_testkit::rauta_class();
+    let dir = rauta_testkit::ManifestDir::new();
+    dir.write(
+        "all.yaml",
+        &rauta_testkit::manifests::join(&[&class, &svc, &route]),
+    );
+    let rauta = crate::common::start(&dir, &["--shards", "1", "--upstream-timeout", "300ms"]);
+    let mut conn = rauta_testkit::Conn::open(rauta.addr()).expect("connect");
+    for i in 0..4 {
+        let r = conn
+            .request("GET", "app.example", "/", &[], b"")
+            .expect("answer");
+        assert_eq!((i, r.status, r.header("x-backend")), (i, 200, Some("good")));
+    }
+    let m = rauta.scrape();
+    assert!(
+        m.value("rauta_upstream_resends_total", &[]) >= 1.0,
+        "{}",
+        m.text()
+    );
+    assert_eq!(m.value("rauta_retry_budget_exhausted_total", &[]), 0.0);
+}

@@ -93,7 +93,7 @@ const KEYS: &[(&str, Support)] = &[
     ("proxy-send-timeout", Support::Honoured),
     (
         "proxy-next-upstream",
-        Support::Differs("a request with a body is retried only when nothing was sent (rauta streams bodies, ingress-nginx buffers them); without the annotation rauta retries connect failures only, where ingress-nginx's default is error timeout"),
+        Support::Differs("a request with a body is retried only when nothing was sent (rauta streams bodies, ingress-nginx buffers them); every resend spends the backend's retry budget (20% of its requests plus a reserve of 10), which ingress-nginx has not"),
     ),
     ("proxy-next-upstream-tries", Support::Honoured),
     ("proxy-next-upstream-timeout", Support::Honoured),

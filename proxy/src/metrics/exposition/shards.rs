@@ -62,12 +62,24 @@ const CONNECTIONS: [PerShard; 7] = [
 ];
 
 /// The families after the accept errors and panics.
-const HOUSEKEEPING: [PerShard; 3] = [
+const HOUSEKEEPING: [PerShard; 5] = [
     (
         "rauta_access_log_dropped_total",
         "counter",
         "Access-log lines dropped because the writer fell behind, by shard.",
         |s| s.access_log_dropped,
+    ),
+    (
+        "rauta_upstream_resends_total",
+        "counter",
+        "Requests sent again to another endpoint after the upstream failed (a connect that failed is not counted: nothing was sent), by shard.",
+        |s| s.retries[0],
+    ),
+    (
+        "rauta_retry_budget_exhausted_total",
+        "counter",
+        "Resends refused because the backend's retry budget (20% of its requests, plus a reserve of 10) was spent, by shard; the failure was answered.",
+        |s| s.retries[1],
     ),
     (
         "rauta_outlier_ejections_total",
