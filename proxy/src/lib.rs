@@ -19,7 +19,7 @@ pub(crate) mod drain;
 pub(crate) mod error;
 pub(crate) mod exchange;
 pub mod http;
-pub(crate) mod http2;
+pub mod http2;
 pub(crate) mod limits;
 pub(crate) mod listener;
 pub(crate) mod memory;

@@ -13,6 +13,7 @@
 mod bridge;
 mod conn;
 mod frames;
+pub mod invariants;
 pub(crate) mod io;
 pub(crate) mod relay;
 
