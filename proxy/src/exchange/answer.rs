@@ -142,12 +142,7 @@ async fn stream_back(
                 _ => Some(Cause::UpstreamReset),
             };
             if let Some(bridge) = conn.stream.bridge() {
-                // gRPC's DEADLINE_EXCEEDED or UNAVAILABLE, for a gRPC call.
-                bridge.cut(if tally.cause == Some(Cause::UpstreamTimeout) {
-                    4
-                } else {
-                    14
-                });
+                bridge.cut(tally.cause == Some(Cause::UpstreamTimeout));
             }
             tracing::debug!(peer = %conn.peer, upstream = %up.addr, error = %e, "response body relay failed");
             Outcome::Done
@@ -195,13 +190,8 @@ async fn relay_frames(
             } else {
                 Cause::UpstreamReset
             });
-            // A gRPC client learns why from trailers, not from a reset.
-            if bridge.is_grpc() {
-                let status = if timeout { 4 } else { 14 };
-                let _ = send.send_trailers(crate::http2::bridge_cut_trailers(status));
-            } else {
-                send.send_reset(h2::Reason::INTERNAL_ERROR);
-            }
+            // The client is gone if this fails: nothing left to tell it.
+            let _ = bridge.end_cut(&mut send, timeout);
             Some(Outcome::Done)
         }
     }

@@ -4,6 +4,21 @@
 use futures_lite::{AsyncRead, AsyncReadExt};
 use std::io;
 
+/// Copies bytes staged in `staged` from `*read` on into `dst`, and empties
+/// it once all were read; `None` when nothing is staged. For the byte
+/// views that turn frames into HTTP/1.1 bytes (an HTTP/2 stream, a call).
+pub fn read_staged(staged: &mut Vec<u8>, read: &mut usize, dst: &mut [u8]) -> Option<usize> {
+    let rest = staged.get(*read..).filter(|r| !r.is_empty())?;
+    let n = rest.len().min(dst.len());
+    dst[..n].copy_from_slice(&rest[..n]);
+    *read += n;
+    if *read == staged.len() {
+        staged.clear();
+        *read = 0;
+    }
+    Some(n)
+}
+
 /// Growable read buffer with a hard size limit.
 #[derive(Debug)]
 pub struct IoBuf {

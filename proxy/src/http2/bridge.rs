@@ -6,6 +6,7 @@
 //! before the answer is complete resets it.
 
 use super::{io_error, poll_capacity};
+use crate::http::buf::read_staged;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::MAX_HEADERS;
 use bytes::Bytes;
@@ -51,8 +52,8 @@ pub struct Bridge {
     answer: Answer,
     /// Closed by the exchange: reads return end of stream.
     closed: bool,
-    /// The gRPC status to end a cut answer with (see [`Bridge::cut`]).
-    cut: Option<u8>,
+    /// The answer was cut short, by a timeout or not (see [`Bridge::cut`]).
+    cut: Option<bool>,
     /// The client reset the stream before its answer was complete.
     client_reset: bool,
 }
@@ -194,10 +195,28 @@ impl Bridge {
     }
 
     /// The answer was cut short (the upstream failed after its head went
-    /// out): a gRPC call then ends with this status in trailers instead of
-    /// a reset, so the client sees why.
-    pub fn cut(&mut self, grpc_status: u8) {
-        self.cut = Some(grpc_status);
+    /// out, `timeout` or otherwise): closing ends it as [`Bridge::end_cut`]
+    /// does, never as a whole answer.
+    pub fn cut(&mut self, timeout: bool) {
+        self.cut = Some(timeout);
+    }
+
+    /// Ends `send`, whose answer was cut short: a gRPC call with
+    /// `grpc-status` trailers (DEADLINE_EXCEEDED after a `timeout`, else
+    /// UNAVAILABLE), so the client sees why; anything else with a reset.
+    pub fn end_cut(&self, send: &mut SendStream<Bytes>, timeout: bool) -> io::Result<()> {
+        if !self.grpc {
+            send.send_reset(Reason::INTERNAL_ERROR);
+            return Ok(());
+        }
+        let (status, message) = match timeout {
+            true => (4u16, "504 Gateway Timeout: upstream timed out"),
+            false => (14, "502 Bad Gateway: upstream failed during the answer"),
+        };
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from(status));
+        trailers.insert("grpc-message", HeaderValue::from_static(message));
+        send.send_trailers(trailers).map_err(io_error)
     }
 
     fn poll_read_inner(&mut self, cx: &mut Context<'_>, dst: &mut [u8]) -> Poll<io::Result<usize>> {
@@ -205,15 +224,7 @@ impl Bridge {
             if self.closed {
                 return Poll::Ready(Ok(0));
             }
-            if self.staged_read < self.staged.len() {
-                let rest = &self.staged[self.staged_read..];
-                let n = rest.len().min(dst.len());
-                dst[..n].copy_from_slice(&rest[..n]);
-                self.staged_read += n;
-                if self.staged_read == self.staged.len() {
-                    self.staged.clear();
-                    self.staged_read = 0;
-                }
+            if let Some(n) = read_staged(&mut self.staged, &mut self.staged_read, dst) {
                 return Poll::Ready(Ok(n));
             }
             let Some(body) = &mut self.body else {
@@ -342,8 +353,8 @@ impl Bridge {
                 mut send,
                 framing: Framing::Close,
             } => send.send_data(Bytes::new(), true).map_err(io_error)?,
-            Answer::Body { mut send, .. } => match self.cut.filter(|_| self.grpc) {
-                Some(status) => send.send_trailers(cut_trailers(status)).map_err(io_error)?,
+            Answer::Body { mut send, .. } => match self.cut {
+                Some(timeout) => self.end_cut(&mut send, timeout)?,
                 None => send.send_reset(Reason::INTERNAL_ERROR),
             },
             Answer::Head { mut respond, .. } => respond.send_reset(Reason::INTERNAL_ERROR),
@@ -462,18 +473,6 @@ fn trailers(tail: &[u8]) -> Option<http::HeaderMap> {
         }
     }
     (!map.is_empty()).then_some(map)
-}
-
-/// The trailers that end a gRPC answer the upstream cut short.
-pub(crate) fn cut_trailers(status: u8) -> http::HeaderMap {
-    let mut map = http::HeaderMap::new();
-    map.insert("grpc-status", HeaderValue::from(u16::from(status)));
-    let message = match status {
-        4 => "504 Gateway Timeout: upstream timed out",
-        _ => "502 Bad Gateway: upstream failed during the answer",
-    };
-    map.insert("grpc-message", HeaderValue::from_static(message));
-    map
 }
 
 /// A gRPC request, by its content type (`application/grpc`, `+proto`, …).

@@ -17,7 +17,6 @@ pub mod invariants;
 pub(crate) mod io;
 pub(crate) mod relay;
 
-pub(crate) use bridge::cut_trailers as bridge_cut_trailers;
 pub use bridge::Bridge;
 pub use conn::serve;
 

@@ -6,6 +6,7 @@
 //! so routing, policies, retries and metrics stay the HTTP/1.1 code.
 
 use super::ConnectPolicy;
+use crate::http::buf::read_staged;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::MAX_HEADERS;
 use crate::http2::io::H2Io;
@@ -360,11 +361,9 @@ impl H2Call {
     /// response can stream back meanwhile (bidirectional calls). Without
     /// the head sent and a body under way, there is nothing to hand over.
     pub fn stream_body_from(&mut self, body: RecvStream, limit: Option<u64>) {
-        if let Request::Body(..) = self.request {
-            let Request::Body(send, _) = std::mem::replace(&mut self.request, Request::Sent) else {
-                return;
-            };
-            self.pump = Some(rt::spawn_local(pump(body, send, limit)));
+        match std::mem::replace(&mut self.request, Request::Sent) {
+            Request::Body(send, _) => self.pump = Some(rt::spawn_local(pump(body, send, limit))),
+            other => self.request = other,
         }
     }
 
@@ -502,15 +501,7 @@ impl H2Call {
         // a request without body is opened here.
         ready!(self.poll_open(cx))?;
         loop {
-            if self.out_read < self.out.len() {
-                let rest = &self.out[self.out_read..];
-                let n = rest.len().min(dst.len());
-                dst[..n].copy_from_slice(&rest[..n]);
-                self.out_read += n;
-                if self.out_read == self.out.len() {
-                    self.out.clear();
-                    self.out_read = 0;
-                }
+            if let Some(n) = read_staged(&mut self.out, &mut self.out_read, dst) {
                 return Poll::Ready(Ok(n));
             }
             let step = match &mut self.response {
