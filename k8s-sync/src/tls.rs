@@ -31,19 +31,23 @@ pub fn secret_pair(secret: &Secret) -> Result<(Vec<u8>, Vec<u8>), String> {
     if type_ != TLS_SECRET_TYPE {
         return Err(format!("type is {type_}, not {TLS_SECRET_TYPE}"));
     }
-    let field = |name: &str| -> Option<Vec<u8>> {
-        let text = secret.string_data.as_ref().and_then(|d| d.get(name));
-        let data = secret.data.as_ref().and_then(|d| d.get(name));
-        text.map(|t| t.as_bytes().to_vec())
-            .or_else(|| data.map(|d| d.0.clone()))
-            .filter(|v| !v.is_empty())
-    };
+    let field = |name| secret_field(secret, name);
     match (field("tls.crt"), field("tls.key")) {
         (Some(crt), Some(key)) => Ok((crt, key)),
         (None, Some(_)) => Err("tls.crt is missing or empty".into()),
         (Some(_), None) => Err("tls.key is missing or empty".into()),
         (None, None) => Err("tls.crt and tls.key are missing or empty".into()),
     }
+}
+
+/// A field of a Secret, from `stringData` (as written in a manifest file)
+/// over `data`, as the API server merges them; `None` when absent or empty.
+pub fn secret_field(secret: &Secret, name: &str) -> Option<Vec<u8>> {
+    let text = secret.string_data.as_ref().and_then(|d| d.get(name));
+    let data = secret.data.as_ref().and_then(|d| d.get(name));
+    text.map(|t| t.as_bytes().to_vec())
+        .or_else(|| data.map(|d| d.0.clone()))
+        .filter(|v| !v.is_empty())
 }
 
 /// What a valid certificate/key pair tells about itself.

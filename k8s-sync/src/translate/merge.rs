@@ -511,23 +511,17 @@ impl Builder {
             ));
             return tls;
         };
-        let field = |name: &str| -> Option<String> {
-            let text = object
-                .string_data
-                .as_ref()
-                .and_then(|d| d.get(name))
-                .cloned();
-            let data = object.data.as_ref().and_then(|d| d.get(name));
-            text.or_else(|| data.and_then(|d| String::from_utf8(d.0.clone()).ok()))
+        let field = |name: &str| {
+            crate::tls::secret_field(object, name)
+                .and_then(|v| String::from_utf8(v).ok())
                 .filter(|v| !v.trim().is_empty())
         };
         if let Some(ca) = field("ca.crt") {
             match crate::tls::parse_chain(ca.as_bytes()) {
                 Ok(_) => tls.ca_pem = Some(ca),
                 Err(e) => warn(format!(
-                    "annotation proxy-ssl-secret: Secret {secret}: ca.crt: {}",
-                    e.trim_start_matches("tls.crt: ")
-                        .trim_start_matches("tls.crt ")
+                    "annotation proxy-ssl-secret: Secret {secret}: {}; the backends' certificates cannot be verified",
+                    e.replacen("tls.crt", "ca.crt", 1)
                 )),
             }
         }
