@@ -82,6 +82,15 @@ impl H2Conns {
             .collect()
     }
 
+    /// Forgets the connections that ended, and the endpoints left without
+    /// any (pods come and go: their addresses must not pile up).
+    pub fn evict_closed(&self) {
+        self.conns.borrow_mut().retain(|_, list| {
+            list.retain(|c| !c.shared.closed.get());
+            !list.is_empty()
+        });
+    }
+
     /// A live connection to `addr` with room for another call, or none;
     /// `fresh` forgoes the existing ones.
     fn take(

@@ -157,9 +157,11 @@ impl Pool {
             .collect()
     }
 
-    /// Closes idle connections past their timeout (called periodically, so
-    /// upstreams are not left holding sockets nobody will use).
+    /// Closes idle connections past their timeout, and forgets HTTP/2
+    /// connections that ended (called periodically, so upstreams are not
+    /// left holding sockets nobody will use, nor the shard gone pods).
     pub fn evict_expired(&self) {
+        self.h2.evict_closed();
         let now = Instant::now();
         let mut idle = self.idle.borrow_mut();
         idle.retain(|_, list| {
