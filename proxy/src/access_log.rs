@@ -158,6 +158,8 @@ pub struct LineEnd<'a> {
     pub upstream_status: Option<u16>,
     /// Time with the upstream, in seconds.
     pub upstream_time: Option<f64>,
+    /// Endpoints tried before `upstream`, with why each failed.
+    pub retries: &'a [(SocketAddr, &'static str)],
     /// `namespace/ingress|host|path|type|backend`, when a route was chosen.
     pub route: Option<&'a str>,
 }
@@ -187,6 +189,15 @@ pub fn finish_line(out: &mut Vec<u8>, end: &LineEnd) {
         }
         None => out.extend_from_slice(b",\"upstream_time\":null"),
     }
+    out.extend_from_slice(b",\"retries\":[");
+    for (i, (addr, reason)) in end.retries.iter().enumerate() {
+        let comma = if i > 0 { "," } else { "" };
+        let _ = write!(
+            out,
+            "{comma}{{\"upstream\":\"{addr}\",\"reason\":\"{reason}\"}}"
+        );
+    }
+    out.push(b']');
     out.extend_from_slice(b",\"route\":");
     match end.route {
         Some(r) => json_str(out, r.as_bytes()),
@@ -218,6 +229,7 @@ mod tests {
             upstream: Some("10.0.0.1:80".parse().expect("addr")),
             upstream_status: Some(200),
             upstream_time: Some(0.001),
+            retries: &[("10.0.0.2:80".parse().expect("addr"), "connect_error")],
             route: Some("ns/ing|ex.com|/a|Some(Prefix)|ns/svc:80"),
         };
         finish_line(&mut out, &end);
@@ -226,6 +238,8 @@ mod tests {
         assert_eq!(v["host"], "ex.com\u{fffd}");
         assert_eq!(v["status"], 200);
         assert_eq!(v["upstream"], "10.0.0.1:80");
+        assert_eq!(v["retries"][0]["upstream"], "10.0.0.2:80");
+        assert_eq!(v["retries"][0]["reason"], "connect_error");
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //! the shard cores and never on the client port. `/healthz`, `/readyz`,
 //! `/metrics`, `/routes`, `/debug/route`.
 
+use crate::balance::Endpoint;
 use crate::control::{ControlStatus, Readiness, Snapshotter};
 use crate::metrics::exposition::{self, ProcessInfo};
 use crate::metrics::registry::Registry;
-use crate::router::explain;
+use crate::router::{explain, Match};
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -168,13 +169,26 @@ fn handle(
                 &body,
             )
         }
-        "/routes" => respond(&mut stream, 200, "application/json", &routes(state)),
-        "/debug/route" => debug_route(&mut stream, state, query),
+        "/routes" => {
+            let ejected = ejected(state, registry);
+            respond(
+                &mut stream,
+                200,
+                "application/json",
+                &routes(state, &ejected),
+            )
+        }
+        "/debug/route" => {
+            let ejected = ejected(state, registry);
+            debug_route(&mut stream, state, query, &ejected)
+        }
         _ => respond(&mut stream, 404, "text/plain", "not found\n"),
     }
 }
 
-fn metrics(state: &AdminState, registry: &mut Registry) -> String {
+/// Brings the registry up to date with every shard (a snapshot hands over
+/// the routes' figures since the last one, so it is always merged).
+fn refresh(state: &AdminState, registry: &mut Registry) {
     let latest = state.control.latest();
     let live: HashSet<&str> = latest
         .as_ref()
@@ -184,6 +198,38 @@ fn metrics(state: &AdminState, registry: &mut Registry) -> String {
         registry.merge(snapshot, &live);
     }
     registry.retain(&live);
+}
+
+/// Endpoints out of some shard's picks now (outlier ejection), with how
+/// many shards left each out.
+fn ejected(state: &AdminState, registry: &Mutex<Registry>) -> HashMap<SocketAddr, usize> {
+    let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
+    refresh(state, &mut registry);
+    let mut ejected = HashMap::new();
+    for s in registry.shards.values() {
+        for addr in &s.ejected {
+            *ejected.entry(*addr).or_default() += 1;
+        }
+    }
+    ejected
+}
+
+/// An endpoint as `/routes` and `/debug/route` show it.
+fn endpoint_json(e: &Endpoint, ejected: &HashMap<SocketAddr, usize>) -> serde_json::Value {
+    let shards = ejected.get(&e.addr).copied().unwrap_or(0);
+    json!({
+        "address": e.addr.to_string(),
+        "weight": e.weight,
+        "state": if e.ready { "ready" } else { "serving-terminating" },
+        "target": e.target.as_deref(),
+        // Shards that leave it out of their picks after failures in a row.
+        "ejected_shards": shards,
+    })
+}
+
+fn metrics(state: &AdminState, registry: &mut Registry) -> String {
+    refresh(state, registry);
+    let latest = state.control.latest();
     let counts = state
         .source
         .get()
@@ -234,7 +280,7 @@ fn metrics(state: &AdminState, registry: &mut Registry) -> String {
     body
 }
 
-fn routes(state: &AdminState) -> String {
+fn routes(state: &AdminState, ejected: &HashMap<SocketAddr, usize>) -> String {
     let Some(published) = state.control.latest() else {
         return json!({ "generation": 0, "rules": [], "default_backend": null, "backends": [] })
             .to_string();
@@ -264,14 +310,7 @@ fn routes(state: &AdminState) -> String {
             let endpoints: Vec<_> = b
                 .endpoints
                 .iter()
-                .map(|e| {
-                    json!({
-                        "address": e.addr.to_string(),
-                        "weight": e.weight,
-                        "state": if e.ready { "ready" } else { "serving-terminating" },
-                        "target": e.target.as_deref(),
-                    })
-                })
+                .map(|e| endpoint_json(e, ejected))
                 .collect();
             json!({ "name": &*b.name, "service": &*b.service, "policy": b.policy_name(), "endpoints": endpoints })
         })
@@ -286,7 +325,12 @@ fn routes(state: &AdminState) -> String {
     .to_string()
 }
 
-fn debug_route(stream: &mut TcpStream, state: &AdminState, query: &str) -> std::io::Result<()> {
+fn debug_route(
+    stream: &mut TcpStream,
+    state: &AdminState,
+    query: &str,
+    ejected: &HashMap<SocketAddr, usize>,
+) -> std::io::Result<()> {
     let (mut host, mut path, mut method) = (None, None, None);
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match &*k {
@@ -308,6 +352,10 @@ fn debug_route(stream: &mut TcpStream, state: &AdminState, query: &str) -> std::
         return respond(stream, 503, "text/plain", "no route table loaded yet\n");
     };
     let explanation = explain::explain(&published.table, &host, &path);
+    let winner = match published.table.lookup(&explanation.host, &explanation.path) {
+        Match::Route { backend, .. } if explanation.result != "no-route" => Some(backend),
+        _ => None,
+    };
     let mut body = serde_json::to_value(&explanation).unwrap_or_default();
     if let Some(obj) = body.as_object_mut() {
         obj.insert("generation".into(), json!(published.generation));
@@ -320,6 +368,15 @@ fn debug_route(stream: &mut TcpStream, state: &AdminState, query: &str) -> std::
             "method_note".into(),
             json!("Ingress rules do not depend on the method"),
         );
+        // Where the winner's requests can go now.
+        if let Some(backend) = winner.map(|b| published.table.backend(b)) {
+            let endpoints: Vec<_> = backend
+                .endpoints
+                .iter()
+                .map(|e| endpoint_json(e, ejected))
+                .collect();
+            obj.insert("endpoints".into(), json!(endpoints));
+        }
     }
     respond(stream, 200, "application/json", &body.to_string())
 }

@@ -224,6 +224,12 @@ pub struct ServeArgs {
     /// How long an idle upstream connection is kept.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub upstream_idle_timeout: Duration,
+    /// Most requests one shard has in flight to one backend (connecting,
+    /// sending, or waiting for the answer; Envoy's max_requests circuit
+    /// breaker). Past it, requests are answered 503 with `Retry-After: 1`
+    /// at once rather than piling up behind a slow backend.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub backend_max_requests: u32,
     /// Failures in a row (connect failures, resets, timeouts, 502/503/504) after
     /// which a shard leaves an endpoint out of its picks; 0: never.
     #[arg(long, default_value_t = 5)]
@@ -353,6 +359,7 @@ impl ServeArgs {
             },
             upstream_max_idle: self.upstream_max_idle,
             upstream_idle_timeout: self.upstream_idle_timeout,
+            backend_max_requests: self.backend_max_requests,
             tls_handshake_timeout: self.tls_handshake_timeout,
         }
     }

@@ -36,6 +36,9 @@ pub struct ProxyConfig {
     pub upstream_max_idle: usize,
     /// How long idle upstream connections are kept.
     pub upstream_idle_timeout: Duration,
+    /// Most requests a shard has in flight to one backend; past it, 503
+    /// with `Retry-After` (`--backend-max-requests`).
+    pub backend_max_requests: u32,
     /// HTTP/2 from clients: ALPN `h2` on TLS listeners and the connection
     /// preface on plain ones (`--http2`).
     pub http2: bool,

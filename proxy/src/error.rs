@@ -42,6 +42,10 @@ pub enum ProxyError {
     /// The backend has no endpoint.
     #[error("no endpoint available for the backend")]
     NoEndpoint,
+    /// The backend already has as many requests in flight on this shard as
+    /// `--backend-max-requests` allows.
+    #[error("the backend has too many requests in flight; try again shortly")]
+    Overloaded,
     /// No route table has been received yet.
     #[error("no route table loaded yet")]
     NotReady,
@@ -90,7 +94,7 @@ impl ProxyError {
             ProxyError::ClientBody(BodyError::Framing(_)) => 400,
             ProxyError::ClientBody(_) => 400,
             ProxyError::NoRoute => 404,
-            ProxyError::NoEndpoint | ProxyError::NotReady => 503,
+            ProxyError::NoEndpoint | ProxyError::NotReady | ProxyError::Overloaded => 503,
             ProxyError::Connect(_)
             | ProxyError::UpstreamClosed(_)
             | ProxyError::UpstreamIo(_)
@@ -116,6 +120,7 @@ impl ProxyError {
             ProxyError::Policy(_) => Fault::Downstream,
             ProxyError::NoRoute | ProxyError::NotReady => Fault::Internal,
             ProxyError::NoEndpoint
+            | ProxyError::Overloaded
             | ProxyError::Connect(_)
             | ProxyError::UpstreamTimeout
             | ProxyError::UpstreamClosed(_)
@@ -148,6 +153,7 @@ impl ProxyError {
         Some(match self {
             ProxyError::NoRoute => Cause::NoRoute,
             ProxyError::NoEndpoint => Cause::NoEndpoint,
+            ProxyError::Overloaded => Cause::Overloaded,
             ProxyError::NotReady => Cause::NotReady,
             ProxyError::Connect(_) => Cause::ConnectFailure,
             ProxyError::UpstreamTimeout => Cause::UpstreamTimeout,
@@ -199,6 +205,25 @@ pub enum Why {
     Status(u16),
 }
 
+/// The `reason` labels of `rauta_upstream_retries_total` and the access
+/// log's `retries`, in [`Retry::reason`] order: a failed connect is told
+/// apart from a request that reached the backend.
+pub const RETRY_REASONS: [&str; 13] = [
+    "connect_error",
+    "connect_timeout",
+    "error",
+    "timeout",
+    "invalid_header",
+    "http_403",
+    "http_404",
+    "http_429",
+    "http_500",
+    "http_502",
+    "http_503",
+    "http_504",
+    "http_other",
+];
+
 /// Whether a failed exchange may be tried again (pingora's `RetryType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -217,12 +242,37 @@ pub enum Retry {
     Never,
 }
 
+impl Retry {
+    /// The index in [`RETRY_REASONS`] of a retry taken after this failure.
+    pub fn reason(self) -> usize {
+        match self {
+            Retry::NotSent(Why::Timeout) => 1,
+            Retry::NotSent(_) => 0,
+            Retry::Sent(Why::Error) | Retry::IfReused | Retry::Never => 2,
+            Retry::Sent(Why::Timeout) => 3,
+            Retry::Sent(Why::InvalidHeader) => 4,
+            Retry::Sent(Why::Status(status)) => match status {
+                403 => 5,
+                404 => 6,
+                429 => 7,
+                500 => 8,
+                502 => 9,
+                503 => 10,
+                504 => 11,
+                _ => 12,
+            },
+        }
+    }
+}
+
 /// Writes the proxy's own answer to `e` into `out`: a redirect with its
 /// `Location`, or a short plain-text error.
 pub fn write_proxy_answer(out: &mut Vec<u8>, e: &ProxyError, close: bool) {
     match e {
         ProxyError::HttpsRedirect(location) => write_redirect(out, e.status(), location, close),
         ProxyError::Policy(answer) => answer.write(out, close),
+        // The bound is passing: a client that waits a second finds room.
+        ProxyError::Overloaded => write_answer_with(out, 503, e, b"Retry-After: 1\r\n", close),
         _ => write_answer(out, e.status(), e, close),
     }
 }
@@ -240,9 +290,14 @@ pub fn write_grpc_answer(out: &mut Vec<u8>, e: &ProxyError) {
     out.clear();
     let _ = write!(
         out,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: {}\r\ngrpc-message: ",
+        "HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: {}\r\n",
         grpc_code(status)
     );
+    if matches!(e, ProxyError::Overloaded) {
+        // gRPC's Retry-After: clients with a retry policy wait this long.
+        out.extend_from_slice(b"grpc-retry-pushback-ms: 1000\r\n");
+    }
+    out.extend_from_slice(b"grpc-message: ");
     // Percent-encoded, as the gRPC wire format wants it.
     let message = format!("{status} {}: {e}", reason(status));
     for b in message.bytes() {
@@ -288,6 +343,17 @@ fn write_redirect(out: &mut Vec<u8>, status: u16, location: &str, close: bool) {
 
 /// Writes a complete short plain-text answer for `status` into `out`.
 pub fn write_answer(out: &mut Vec<u8>, status: u16, detail: &dyn std::fmt::Display, close: bool) {
+    write_answer_with(out, status, detail, b"", close)
+}
+
+/// [`write_answer`] with `extra` header lines (each ending in CRLF).
+fn write_answer_with(
+    out: &mut Vec<u8>,
+    status: u16,
+    detail: &dyn std::fmt::Display,
+    extra: &[u8],
+    close: bool,
+) {
     use std::io::Write;
     let reason = reason(status);
     out.clear();
@@ -295,6 +361,7 @@ pub fn write_answer(out: &mut Vec<u8>, status: u16, detail: &dyn std::fmt::Displ
         out,
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
     );
+    out.extend_from_slice(extra);
     let body_start = out.len();
     // Body first into the tail, then move the length header in front of it.
     let _ = writeln!(out, "{status} {reason}: {detail}");

@@ -173,6 +173,7 @@ impl Shard {
                 pool: self.pool.gauges(),
                 ejections: self.outliers.ejections_total(),
                 retries: self.metrics.retry_totals(),
+                retried: self.metrics.retries_by_reason(),
                 ejected: self.outliers.ejected_now(),
                 access_log_dropped: self.access_log.as_ref().map_or(0, ShardLog::dropped),
             },

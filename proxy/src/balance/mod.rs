@@ -164,6 +164,8 @@ impl Backend {
 pub struct BackendState {
     cursor: Cell<usize>,
     inflight: Box<[Cell<u32>]>,
+    /// Requests in flight to any endpoint (the sum of `inflight`).
+    requests: Cell<u32>,
     /// Resends this shard may still make to the backend.
     pub retry_budget: RetryBudget,
 }
@@ -217,26 +219,35 @@ impl BackendState {
         BackendState {
             cursor: Cell::new(start),
             inflight: backend.endpoints.iter().map(|_| Cell::new(0)).collect(),
+            requests: Cell::new(0),
             retry_budget: RetryBudget::default(),
         }
     }
 
-    /// Counts a request in flight on an endpoint until the guard drops.
+    /// Counts a request in flight on an endpoint until the guard drops;
+    /// `None` when the backend already has `max` requests in flight.
     #[inline]
-    pub fn start(&self, endpoint: usize) -> InflightGuard<'_> {
+    pub fn start(&self, endpoint: usize, max: u32) -> Option<InflightGuard<'_>> {
+        let requests = self.requests.get();
+        if requests >= max {
+            return None;
+        }
+        self.requests.set(requests + 1);
         let cell = &self.inflight[endpoint];
         cell.set(cell.get() + 1);
-        InflightGuard(cell)
+        Some(InflightGuard(cell, &self.requests))
     }
 }
 
-/// Decrements an endpoint's in-flight count when dropped.
+/// Decrements the in-flight counts of an endpoint and its backend when
+/// dropped.
 #[derive(Debug)]
-pub struct InflightGuard<'a>(&'a Cell<u32>);
+pub struct InflightGuard<'a>(&'a Cell<u32>, &'a Cell<u32>);
 
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
         self.0.set(self.0.get().saturating_sub(1));
+        self.1.set(self.1.get().saturating_sub(1));
     }
 }
 
@@ -303,6 +314,18 @@ mod tests {
         }
         let spent = (0..20).filter(|_| b.spend()).count();
         assert_eq!(spent, 10, "50 requests earn 10 resends");
+    }
+
+    #[test]
+    fn a_backend_takes_at_most_max_requests_at_once() {
+        let b = backend(LbPolicy::RoundRobin, &[1, 1]);
+        let state = BackendState::new(&b, 0);
+        let first = state.start(0, 2).expect("one of two");
+        let second = state.start(1, 2).expect("two of two");
+        assert!(state.start(0, 2).is_none(), "a third is refused");
+        drop(first);
+        assert!(state.start(1, 2).is_some(), "room again once one ended");
+        drop(second);
     }
 
     #[test]

@@ -47,7 +47,18 @@ pub(super) async fn forward<'s>(
 ) -> Result<Forwarded<'s>, Outcome> {
     let mut target = plan.backend;
     let mut backend = table.routes.backend(target);
-    let _inflight = table.states[plan.backend].start(plan.endpoint);
+    let Some(_inflight) =
+        table.states[plan.backend].start(plan.endpoint, shard.cfg.backend_max_requests)
+    else {
+        let error = ProxyError::Overloaded;
+        return Err(record::fail(
+            conn,
+            &error,
+            plan.keep_alive && plan.body == BodyLen::None,
+            tally,
+        )
+        .await);
+    };
     let budget = &table.states[plan.backend].retry_budget;
     budget.earn();
     let started = Instant::now();
@@ -176,6 +187,12 @@ pub(super) async fn forward<'s>(
         match next {
             Next::OtherEndpoint => {
                 tracing::debug!(upstream = ?tally.upstream, %error, "trying the next endpoint");
+                let reason = error.retry().reason();
+                shard.metrics.upstream_retried(reason);
+                let failed = backend.endpoints[endpoint].addr;
+                tally
+                    .retried
+                    .push((failed, crate::error::RETRY_REASONS[reason]));
                 endpoint = shard
                     .outliers
                     .steer(backend, backend.retry(first, retrying.retried));

@@ -27,6 +27,9 @@ pub(super) struct Tally {
     pub(super) cause: Option<Cause>,
     pub(super) upstream: Option<SocketAddr>,
     pub(super) upstream_status: Option<u16>,
+    /// Endpoints tried before the last, with why each failed (a
+    /// [`crate::error::RETRY_REASONS`] label); empty unless retried.
+    pub(super) retried: Vec<(SocketAddr, &'static str)>,
 }
 
 impl Tally {
@@ -40,6 +43,7 @@ impl Tally {
             cause: None,
             upstream: None,
             upstream_status: None,
+            retried: Vec::new(),
         }
     }
 }
@@ -64,6 +68,7 @@ fn log_line(
         upstream: tally.upstream,
         upstream_status: tally.upstream_status,
         upstream_time: tally.upstream_us.map(|us| us as f64 / 1e6),
+        retries: &tally.retried,
         route,
     };
     access_log::finish_line(&mut conn.log, &end);

@@ -63,11 +63,13 @@ pub enum Cause {
     Refused,
     /// The route's own configuration is broken (a bad security annotation: 503).
     InvalidRoute,
+    /// The backend had `--backend-max-requests` in flight on the shard (503).
+    Overloaded,
 }
 
 impl Cause {
     /// Every cause, in label order.
-    pub const ALL: [Cause; 11] = [
+    pub const ALL: [Cause; 12] = [
         Cause::NoRoute,
         Cause::NoEndpoint,
         Cause::ConnectFailure,
@@ -79,6 +81,7 @@ impl Cause {
         Cause::NotReady,
         Cause::Refused,
         Cause::InvalidRoute,
+        Cause::Overloaded,
     ];
 
     /// The label value.
@@ -95,6 +98,7 @@ impl Cause {
             Cause::NotReady => "not_ready",
             Cause::Refused => "refused",
             Cause::InvalidRoute => "invalid_route",
+            Cause::Overloaded => "backend_overloaded",
         }
     }
 

@@ -32,6 +32,7 @@ pub struct ShardMetrics {
     h2_premature: Cell<u64>,
     resent: Cell<u64>,
     budget_exhausted: Cell<u64>,
+    retried: [Cell<u64>; crate::error::RETRY_REASONS.len()],
     h2_abusive: Cell<u64>,
     accept_errors: [Cell<u64>; AcceptError::ALL.len()],
 }
@@ -99,6 +100,20 @@ impl ShardMetrics {
     #[inline]
     pub fn retry_budget_exhausted(&self) {
         self.budget_exhausted.set(self.budget_exhausted.get() + 1);
+    }
+
+    /// Counts a retry on another endpoint, by its index in
+    /// [`crate::error::RETRY_REASONS`].
+    #[inline]
+    pub fn upstream_retried(&self, reason: usize) {
+        if let Some(c) = self.retried.get(reason) {
+            c.set(c.get() + 1);
+        }
+    }
+
+    /// Retries by reason so far.
+    pub fn retries_by_reason(&self) -> [u64; crate::error::RETRY_REASONS.len()] {
+        std::array::from_fn(|i| self.retried[i].get())
     }
 
     /// Resends, and resends refused by the budget, so far.

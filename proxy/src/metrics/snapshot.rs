@@ -159,6 +159,9 @@ pub struct ShardLevel {
     pub pool: Vec<PoolGauge>,
     /// Requests sent again, and resends the retry budget refused, since start.
     pub retries: [u64; 2],
+    /// Retries on another endpoint by reason, in
+    /// [`crate::error::RETRY_REASONS`] order, since start.
+    pub retried: [u64; crate::error::RETRY_REASONS.len()],
     /// Endpoints ejected from picks since start.
     pub ejections: u64,
     /// Endpoints out of the picks now.

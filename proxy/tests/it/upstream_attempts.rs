@@ -274,6 +274,39 @@ fn an_endpoint_failing_in_a_row_is_ejected_from_the_picks() {
         "{}",
         m.text()
     );
+    // The operator sees it where they look for a route's endpoints.
+    let ejected_shards = |endpoints: &serde_json::Value, addr: &str| {
+        endpoints
+            .as_array()
+            .and_then(|all| all.iter().find(|e| e["address"] == addr))
+            .map(|e| e["ejected_shards"].clone())
+    };
+    let routes: serde_json::Value =
+        serde_json::from_str(&rauta.admin_get("/routes").expect("routes").text()).expect("json");
+    let endpoints = &routes["backends"][0]["endpoints"];
+    assert_eq!(
+        ejected_shards(endpoints, &endpoint),
+        Some(1.into()),
+        "{routes}"
+    );
+    let healthy = format!("127.0.0.1:{}", _keep.0.port());
+    assert_eq!(
+        ejected_shards(endpoints, &healthy),
+        Some(0.into()),
+        "{routes}"
+    );
+    let debug: serde_json::Value = serde_json::from_str(
+        &rauta
+            .admin_get("/debug/route?host=app.example&path=/")
+            .expect("debug")
+            .text(),
+    )
+    .expect("json");
+    assert_eq!(
+        ejected_shards(&debug["endpoints"], &endpoint),
+        Some(1.into()),
+        "{debug}"
+    );
 }
 
 #[test]
@@ -312,7 +345,16 @@ fn by_default_a_get_that_timed_out_is_sent_again_elsewhere() {
         "all.yaml",
         &rauta_testkit::manifests::join(&[&class, &svc, &route]),
     );
-    let rauta = crate::common::start(&dir, &["--shards", "1", "--upstream-timeout", "300ms"]);
+    let rauta = crate::common::start(
+        &dir,
+        &[
+            "--shards",
+            "1",
+            "--upstream-timeout",
+            "300ms",
+            "--access-log",
+        ],
+    );
     let mut conn = rauta_testkit::Conn::open(rauta.addr()).expect("connect");
     for i in 0..4 {
         let r = conn
@@ -326,5 +368,62 @@ fn by_default_a_get_that_timed_out_is_sent_again_elsewhere() {
         "{}",
         m.text()
     );
+    let timeouts = m.value("rauta_upstream_retries_total", &[("reason", "timeout")]);
+    assert!(timeouts >= 1.0, "{}", m.text());
+    assert_eq!(
+        m.value("rauta_upstream_retries_total", &[]),
+        timeouts,
+        "no retry for another reason"
+    );
     assert_eq!(m.value("rauta_retry_budget_exhausted_total", &[]), 0.0);
+    // The access log names the endpoint that timed out, and why.
+    let slow_addr = format!("127.0.0.1:{}", slow.port);
+    rauta_testkit::eventually("an access-log line with a retry", || {
+        rauta.log().lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+                v["retries"][0]["upstream"] == slow_addr.as_str()
+                    && v["retries"][0]["reason"] == "timeout"
+                    && v["upstream"] == format!("127.0.0.1:{}", good.port()).as_str()
+            })
+        })
+    });
+}
+
+#[test]
+fn past_the_backends_request_bound_the_answer_is_503_with_retry_after() {
+    let app = Backend::start("app");
+    let svc = service_on("app", &[app.port()]);
+    let route = ing("app", &[], "app.example", &[path("/", "Prefix", "app")]);
+    let class = rauta_testkit::rauta_class();
+    let dir = rauta_testkit::ManifestDir::new();
+    dir.write(
+        "all.yaml",
+        &rauta_testkit::manifests::join(&[&class, &svc, &route]),
+    );
+    let rauta = crate::common::start(&dir, &["--shards", "1", "--backend-max-requests", "2"]);
+    let addr = rauta.addr();
+    // Two slow requests fill the bound...
+    let slow: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || get(addr, "app.example", "/slow?ms=1500")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // ...so a third is answered at once, and told when to come back.
+    let started = Instant::now();
+    let r = get(addr, "app.example", "/").expect("answer");
+    assert_eq!(r.status, 503, "{}", rauta.log());
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(started.elapsed() < Duration::from_secs(1), "not queued");
+    for s in slow {
+        let r = s.join().expect("thread").expect("answer");
+        assert_eq!(r.status, 200, "the requests in flight are served");
+    }
+    // With room again, requests go through.
+    assert_eq!(rauta.who("app.example", "/"), "app");
+    let m = rauta.scrape();
+    assert_eq!(
+        m.value("rauta_errors_total", &[("cause", "backend_overloaded")]),
+        1.0,
+        "{}",
+        m.text()
+    );
 }

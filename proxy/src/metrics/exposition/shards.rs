@@ -127,8 +127,26 @@ pub(super) fn render(out: &mut Out<'_>, registry: &Registry) {
         out.single(name, "counter", help, value);
     }
     per_shard(out, registry, &HOUSEKEEPING);
+    retries(out, registry);
     pools(out, registry);
     ejected(out, registry);
+}
+
+/// Retries on another endpoint by reason, over all shards.
+fn retries(out: &mut Out<'_>, registry: &Registry) {
+    let mut by_reason = [0u64; crate::error::RETRY_REASONS.len()];
+    for s in registry.shards.values() {
+        for (sum, n) in by_reason.iter_mut().zip(s.retried) {
+            *sum += n;
+        }
+    }
+    out.by_label(
+        "rauta_upstream_retries_total",
+        "counter",
+        "Requests tried again on another endpoint, by why the attempt before failed (connect_error and connect_timeout: nothing was sent; the others follow proxy-next-upstream's names), all shards.",
+        "reason",
+        crate::error::RETRY_REASONS.iter().zip(by_reason.iter()),
+    );
 }
 
 /// Families of one sample per shard, in shard order.
