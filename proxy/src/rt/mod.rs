@@ -13,6 +13,7 @@ mod sync;
 #[cfg(test)]
 mod tests;
 mod time;
+mod wheel;
 
 pub use async_task::Task;
 pub use executor::{panics_total, spawn_local};

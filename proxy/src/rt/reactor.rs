@@ -10,7 +10,7 @@
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use slab::Slab;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -112,8 +112,8 @@ struct Source {
 
 /// Key of a registered socket.
 pub type SourceKey = usize;
-/// Key of a pending timer: deadline plus a sequence number for uniqueness.
-pub type TimerKey = (Instant, u64);
+pub use super::wheel::TimerKey;
+use super::wheel::TimerWheel;
 
 /// The per-thread reactor.
 pub struct Reactor {
@@ -122,8 +122,9 @@ pub struct Reactor {
     /// into the ring at the start of the next turn.
     backlog: RefCell<VecDeque<squeue::Entry>>,
     sources: RefCell<Slab<Source>>,
-    timers: RefCell<BTreeMap<TimerKey, Waker>>,
-    timer_seq: Cell<u64>,
+    timers: RefCell<TimerWheel>,
+    /// Wakers of due timers, kept so firing does not allocate.
+    due_buf: RefCell<Vec<Waker>>,
     /// Carried in every poll's `user_data`; bumped when the kernel dropped
     /// completions, so the polls armed before that are told apart.
     epoch: Cell<u32>,
@@ -141,8 +142,8 @@ impl Reactor {
             ring: RefCell::new(build_ring()?),
             backlog: RefCell::new(VecDeque::new()),
             sources: RefCell::new(Slab::with_capacity(256)),
-            timers: RefCell::new(BTreeMap::new()),
-            timer_seq: Cell::new(0),
+            timers: RefCell::new(TimerWheel::new(Instant::now())),
+            due_buf: RefCell::new(Vec::new()),
             epoch: Cell::new(0),
             enter_log: Cell::new((None, 0)),
             wake_buf: RefCell::new(Vec::new()),
@@ -279,43 +280,28 @@ impl Reactor {
     }
     /// Adds a timer; the waker is woken once `deadline` has passed.
     pub fn add_timer(&self, deadline: Instant, waker: Waker) -> TimerKey {
-        let seq = self.timer_seq.get();
-        self.timer_seq.set(seq.wrapping_add(1));
-        let key = (deadline, seq);
-        self.timers.borrow_mut().insert(key, waker);
-        key
+        self.timers.borrow_mut().add(deadline, waker)
     }
 
     /// Replaces a pending timer's waker; false when it already fired.
     pub fn update_timer(&self, key: TimerKey, waker: &Waker) -> bool {
-        match self.timers.borrow_mut().get_mut(&key) {
-            Some(w) => {
-                w.clone_from(waker);
-                true
-            }
-            None => false,
-        }
+        self.timers.borrow_mut().update(key, waker)
     }
 
     /// Removes a timer that is no longer wanted.
     pub fn remove_timer(&self, key: TimerKey) {
-        self.timers.borrow_mut().remove(&key);
+        self.timers.borrow_mut().remove(key);
     }
 
     /// Wakes every timer whose deadline has passed.
     pub fn fire_timers(&self, now: Instant) {
-        loop {
-            let mut timers = self.timers.borrow_mut();
-            let Some(entry) = timers.first_entry() else {
-                return;
-            };
-            if entry.key().0 > now {
-                return;
-            }
-            let waker = entry.remove();
-            drop(timers);
+        let mut due = std::mem::take(&mut *self.due_buf.borrow_mut());
+        self.timers.borrow_mut().fire(now, &mut due);
+        // Woken outside the borrow: a woken task may add a timer at once.
+        for waker in due.drain(..) {
             waker.wake();
         }
+        *self.due_buf.borrow_mut() = due;
     }
 
     /// Submits queued requests and reaps completions; waits for one when
@@ -323,7 +309,7 @@ impl Reactor {
     pub fn turn(&self, block: bool, max_wait: Duration) {
         let backlog_left = self.flush_backlog();
         let mut wait = if block {
-            let next = self.timers.borrow().first_key_value().map(|(k, _)| k.0);
+            let next = self.timers.borrow().next();
             let now = Instant::now();
             let wait = match next {
                 Some(at) if at <= now => None,
@@ -508,14 +494,15 @@ impl Reactor {
 
     /// Drops every stored waker, for a clean executor shutdown: tasks that
     /// only these wakers kept alive are dropped with them.
-    pub fn clear(&self) -> (Vec<Waker>, BTreeMap<TimerKey, Waker>) {
+    pub fn clear(&self) -> (Vec<Waker>, Vec<Waker>) {
         let mut wakers = Vec::new();
         for (_, s) in self.sources.borrow_mut().iter_mut() {
             for w in &mut s.waits {
                 wakers.extend(w.waker.take());
             }
         }
-        (wakers, std::mem::take(&mut *self.timers.borrow_mut()))
+        let timers = self.timers.borrow_mut().clear();
+        (wakers, timers)
     }
 
     /// Sockets registered (orphans included), for tests.
