@@ -127,6 +127,10 @@ struct Args {
     /// read timeouts to fire after a stop at 4 s).
     #[arg(long, default_value_t = 80)]
     stop_duration: u64,
+    /// Seconds after which the kill scenarios' clients give up on a
+    /// request and close the connection (0: they wait to the run's end).
+    #[arg(long, default_value_t = 0.0)]
+    client_timeout: f64,
     /// Seconds into the load at which the pod dies.
     #[arg(long, default_value_t = 4.0)]
     kill_at: f64,
@@ -324,6 +328,8 @@ fn run(args: Args) -> Result<()> {
             stop_duration: Duration::from_secs(args.stop_duration),
             kill_at: Duration::from_secs_f64(args.kill_at),
             connections: args.kill_connections,
+            client_timeout: (args.client_timeout > 0.0)
+                .then(|| Duration::from_secs_f64(args.client_timeout)),
             proxy_cpus: format!("{},{}", args.client_cpu, args.proxy_cpu),
             idle_settle: Duration::from_secs(args.idle_settle),
             idle_window: Duration::from_secs(args.idle_secs),

@@ -88,6 +88,9 @@ pub struct Options {
     pub kill_at: Duration,
     /// Client connections of the load.
     pub connections: usize,
+    /// A client gives up on a request after this long and closes its
+    /// connection (`None`: it waits as long as the run lasts).
+    pub client_timeout: Option<Duration>,
     /// CPUs of the proxies (`taskset` list).
     pub proxy_cpus: String,
     /// Seconds the proxies settle before the idle measurement.
@@ -199,6 +202,8 @@ pub struct Idle {
     pub voluntary: u64,
     /// Involuntary context switches.
     pub involuntary: u64,
+    /// Voluntary context switches by thread name, most first.
+    pub by_thread: Vec<(String, u64)>,
 }
 
 /// Everything the resilience scenarios measured, for the report.
@@ -232,7 +237,7 @@ pub fn run(
     for scenario in scenarios {
         match *scenario {
             Scenario::KillPod(death) => {
-                if !on_path("tcpdump") {
+                if !crate::on_path("tcpdump") {
                     bail!("tcpdump is not installed (Debian tcpdump)");
                 }
                 let mut runs = Vec::new();
@@ -259,11 +264,6 @@ pub fn run(
         }
     }
     Ok(results)
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
 }
 
 fn summary(r: &KillRun) -> String {
@@ -308,7 +308,7 @@ fn kill_run(kind: Kind, death: Death, run: usize, env: &Env, opts: &Options) -> 
     let pods = peers::start_pods(env, &tag, PODS)?;
     let mut proxy = peers::start_pool(kind, &pods, env, &opts.proxy_cpus, &tag)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], proxy.port));
-    let warm = load(addr, opts.connections, Duration::from_secs(1));
+    let warm = load(addr, opts.connections, Duration::from_secs(1), None);
     if warm.ok == 0 {
         bail!("the warm-up load got no answer from {}", kind.name());
     }
@@ -322,7 +322,7 @@ fn kill_run(kind: Kind, death: Death, run: usize, env: &Env, opts: &Options) -> 
     let mut tcpdump = start_tcpdump(env, &name, victim, &capture)?;
 
     let (client, kill_epoch) = std::thread::scope(|s| -> Result<(ClientCounts, f64)> {
-        let loader = s.spawn(|| load(addr, opts.connections, duration));
+        let loader = s.spawn(|| load(addr, opts.connections, duration, opts.client_timeout));
         std::thread::sleep(opts.kill_at);
         let signal = match death {
             Death::Kill => Signal::SIGKILL,
@@ -486,13 +486,20 @@ fn nginx_log(path: &Path) -> Vec<(String, f64)> {
 
 /// A closed loop of `conns` keep-alive connections sending `GET /` for
 /// `duration`; requests still unanswered [`GRACE`] after that count as
-/// failed (`unanswered`).
-fn load(addr: SocketAddr, conns: usize, duration: Duration) -> ClientCounts {
+/// failed (`unanswered`), and with a `timeout` those unanswered after it
+/// count as `client timeout` (the connection is then closed, as a client
+/// that gives up does).
+fn load(
+    addr: SocketAddr,
+    conns: usize,
+    duration: Duration,
+    timeout: Option<Duration>,
+) -> ClientCounts {
     let start = Instant::now();
     let end = start + duration;
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..conns)
-            .map(|_| s.spawn(move || client(addr, start, end)))
+            .map(|_| s.spawn(move || client(addr, start, end, timeout)))
             .collect();
         let mut total = ClientCounts::default();
         for h in handles {
@@ -511,7 +518,12 @@ const REQUEST: &[u8] =
     b"GET / HTTP/1.1\r\nHost: pods.bench.local\r\nUser-Agent: rauta-bench\r\n\r\n";
 
 /// One client connection's loop (reconnecting after errors and closes).
-fn client(addr: SocketAddr, start: Instant, end: Instant) -> ClientCounts {
+fn client(
+    addr: SocketAddr,
+    start: Instant,
+    end: Instant,
+    timeout: Option<Duration>,
+) -> ClientCounts {
     let mut c = ClientCounts::default();
     let mut conn: Option<(TcpStream, Vec<u8>)> = None;
     while Instant::now() < end {
@@ -536,7 +548,9 @@ fn client(addr: SocketAddr, start: Instant, end: Instant) -> ClientCounts {
             c.fail(start.elapsed().as_secs_f64(), Some("write"), None);
             continue;
         }
-        match read_answer(&mut stream, &mut buf, end + GRACE) {
+        let last = end + GRACE;
+        let deadline = timeout.map_or(last, |d| (t + d).min(last));
+        match read_answer(&mut stream, &mut buf, deadline) {
             Ok((status, keep)) => {
                 let took = t.elapsed();
                 if took > SLOW {
@@ -551,6 +565,9 @@ fn client(addr: SocketAddr, start: Instant, end: Instant) -> ClientCounts {
                 if keep {
                     conn = Some((stream, buf));
                 }
+            }
+            Err("unanswered") if deadline < last => {
+                c.fail(start.elapsed().as_secs_f64(), Some("client timeout"), None)
             }
             Err(kind) => c.fail(start.elapsed().as_secs_f64(), Some(kind), None),
         }
@@ -657,8 +674,10 @@ fn idle(env: &Env, opts: &Options) -> Result<Vec<Idle>> {
     std::thread::sleep(opts.idle_settle);
     let pids: Vec<Vec<u32>> = proxies.iter().map(|p| p.child.pids()).collect();
     let before: Vec<_> = pids.iter().map(|p| idle_sample(p)).collect();
+    let names_before: Vec<_> = pids.iter().map(|p| sys::wakeups_by_thread(p)).collect();
     std::thread::sleep(opts.idle_window);
     let after: Vec<_> = pids.iter().map(|p| idle_sample(p)).collect();
+    let names_after: Vec<_> = pids.iter().map(|p| sys::wakeups_by_thread(p)).collect();
     let mut out = Vec::new();
     for (i, proxy) in proxies.iter_mut().enumerate() {
         proxy.child.check_running()?;
@@ -676,6 +695,18 @@ fn idle(env: &Env, opts: &Options) -> Result<Vec<Idle>> {
             sched_s: b.1.saturating_sub(a.1) as f64 / 1e9,
             voluntary: b.2.saturating_sub(a.2),
             involuntary: b.3.saturating_sub(a.3),
+            by_thread: {
+                let mut v: Vec<(String, u64)> = names_after[i]
+                    .iter()
+                    .map(|(name, n)| {
+                        let was = names_before[i].get(name).copied().unwrap_or(0);
+                        (name.clone(), n.saturating_sub(was))
+                    })
+                    .filter(|(_, n)| *n > 0)
+                    .collect();
+                v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                v
+            },
         };
         println!(
             "[idle {}] CPU {:.2} s (schedstat {:.3} s), voluntary context switches {}, involuntary {}",
@@ -773,6 +804,23 @@ impl Results {
                     r.involuntary
                 );
             }
+            let _ = writeln!(
+                m,
+                "\nVoluntary context switches by thread name over the window:\n"
+            );
+            for r in idle {
+                let list: Vec<String> = r
+                    .by_thread
+                    .iter()
+                    .map(|(t, n)| format!("`{t}` {n}"))
+                    .collect();
+                let list = if list.is_empty() {
+                    "none".to_string()
+                } else {
+                    list.join(", ")
+                };
+                let _ = writeln!(m, "- {}: {list}", r.kind.name());
+            }
         }
         m
     }
@@ -788,12 +836,16 @@ impl Results {
         };
         let _ = writeln!(
             m,
-            "\n## {}: one pod of {PODS} dies under load\n\n{} closed-loop keep-alive connections send `GET /` for {} s; at {} s pod {VICTIM} gets {how}. {n} run(s) per proxy, each with fresh pods and a freshly started proxy. Requests still unanswered {} s after the load ends count as failed (`unanswered`). tcpdump on `lo` records every SYN to the dead pod's port and every packet carrying request bytes to it.\n",
+            "\n## {}: one pod of {PODS} dies under load\n\n{} closed-loop keep-alive connections send `GET /` for {} s; at {} s pod {VICTIM} gets {how}. {n} run(s) per proxy, each with fresh pods and a freshly started proxy. Requests still unanswered {} s after the load ends count as failed (`unanswered`).{} tcpdump on `lo` records every SYN to the dead pod's port and every packet carrying request bytes to it.\n",
             death.id(),
             o.connections,
             duration.as_secs(),
             o.kill_at.as_secs_f64(),
-            GRACE.as_secs()
+            GRACE.as_secs(),
+            o.client_timeout.map_or(String::new(), |d| format!(
+                " Clients give up on a request after {:.1} s (`client timeout`) and close its connection.",
+                d.as_secs_f64()
+            ))
         );
         let _ = writeln!(m, "Medians over the runs:\n");
         let _ = writeln!(m, "| proxy | requests | failed | SYNs to the dead port after the kill | last SYN after the kill | request writes to it after the kill | last write | slow (> 1 s) | slowest |");

@@ -348,6 +348,34 @@ pub fn process_ticks(pids: &[u32]) -> u64 {
         .sum()
 }
 
+/// Voluntary context switches of every thread of the processes, summed by
+/// thread name (`comm`), for telling which threads wake an idle proxy.
+pub fn wakeups_by_thread(pids: &[u32]) -> HashMap<String, u64> {
+    let mut by_name: HashMap<String, u64> = HashMap::new();
+    for pid in pids {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(status) = fs::read_to_string(task.path().join("status")) else {
+                continue;
+            };
+            let name = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Name:"))
+                .map_or("?", str::trim)
+                .to_string();
+            let n: u64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            *by_name.entry(name).or_default() += n;
+        }
+    }
+    by_name
+}
+
 /// Voluntary and involuntary context switches summed over every thread of
 /// the processes (`/proc/PID/task/TID/status`): voluntary ones are the
 /// times a thread went to sleep, i.e. its wake-ups.
