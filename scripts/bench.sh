@@ -44,7 +44,7 @@ if [ "$install" -eq 1 ]; then
   # h2load, for the HTTP/2 and gRPC scenarios: nghttp2-client).
   declare -A PKG=([wrk]=wrk [nginx]=nginx-light [haproxy]=haproxy [valgrind]=valgrind
                   [callgrind_control]=valgrind [perf]=linux-perf [taskset]=util-linux
-                  [h2load]=nghttp2-client)
+                  [h2load]=nghttp2-client [tcpdump]=tcpdump)
   missing=()
   for tool in "${!PKG[@]}"; do
     command -v "$tool" >/dev/null || missing+=("${PKG[$tool]}")

@@ -16,6 +16,7 @@ mod peers;
 mod procs;
 mod profile;
 mod report;
+mod resilience;
 mod sys;
 mod workload;
 
@@ -69,7 +70,9 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     routes: usize,
     /// Scenarios to run (keepalive, fixed-rate, new-conn, 1mb,
-    /// tls-new-conn, tls-keepalive, h2-tls, routes, policies, grpc-unary).
+    /// tls-new-conn, tls-keepalive, h2-tls, routes, policies, grpc-unary;
+    /// and, not in the default list, the resilience scenarios kill-pod,
+    /// kill-pod-stop and idle, reported to --resilience-out).
     #[arg(
         long,
         value_delimiter = ',',
@@ -107,6 +110,39 @@ struct Args {
     /// CPU of the proxy under test.
     #[arg(long, default_value_t = 1)]
     proxy_cpu: usize,
+    /// Where the resilience scenarios' Markdown report goes.
+    #[arg(long, default_value = "bench/results/resilience-latest.md")]
+    resilience_out: PathBuf,
+    /// Runs per proxy of each kill scenario.
+    #[arg(long, default_value_t = 3)]
+    kill_runs: usize,
+    /// Seconds of load in a kill run (long enough to see nginx's
+    /// fail_timeout of 10 s end after a kill at 4 s).
+    #[arg(long, default_value_t = 20)]
+    kill_duration: u64,
+    /// Runs per proxy of kill-pod-stop.
+    #[arg(long, default_value_t = 1)]
+    stop_runs: usize,
+    /// Seconds of load in a kill-pod-stop run (long enough for the 60 s
+    /// read timeouts to fire after a stop at 4 s).
+    #[arg(long, default_value_t = 80)]
+    stop_duration: u64,
+    /// Seconds after which the kill scenarios' clients give up on a
+    /// request and close the connection (0: they wait to the run's end).
+    #[arg(long, default_value_t = 0.0)]
+    client_timeout: f64,
+    /// Seconds into the load at which the pod dies.
+    #[arg(long, default_value_t = 4.0)]
+    kill_at: f64,
+    /// Client connections of the kill scenarios' load.
+    #[arg(long, default_value_t = 32)]
+    kill_connections: usize,
+    /// Seconds the proxies settle before the idle window.
+    #[arg(long, default_value_t = 5)]
+    idle_settle: u64,
+    /// Seconds of the idle window.
+    #[arg(long, default_value_t = 60)]
+    idle_secs: u64,
     /// Internal: serve as the gRPC origin on these ports (127.0.0.1) and
     /// nothing else; the driver starts this itself.
     #[arg(long, value_delimiter = ',', hide = true)]
@@ -135,12 +171,15 @@ fn run(args: Args) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
-    let scenarios: Vec<Scenario> = args
-        .scenarios
-        .iter()
-        .filter(|s| !s.is_empty())
-        .map(|s| Scenario::parse(s))
-        .collect::<Result<_>>()?;
+    // The resilience scenarios have their own driver and report.
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    let mut resilient: Vec<resilience::Scenario> = Vec::new();
+    for id in args.scenarios.iter().filter(|s| !s.is_empty()) {
+        match resilience::Scenario::parse(id) {
+            Some(r) => resilient.push(r),
+            None => scenarios.push(Scenario::parse(id)?),
+        }
+    }
     let proxies: Vec<Kind> = args
         .proxies
         .iter()
@@ -273,6 +312,41 @@ fn run(args: Args) -> Result<()> {
         waited: Cell::new(Duration::ZERO),
     };
     println!("rauta-bench: work directory {}", dir.display());
+    if !resilient.is_empty() {
+        if args.kill_at.is_nan()
+            || args.kill_at <= 0.0
+            || args.kill_runs == 0
+            || args.kill_connections == 0
+        {
+            bail!("--kill-at, --kill-runs and --kill-connections must be positive");
+        }
+        let opts = resilience::Options {
+            proxies: proxies.clone(),
+            runs: args.kill_runs,
+            duration: Duration::from_secs(args.kill_duration),
+            stop_runs: args.stop_runs,
+            stop_duration: Duration::from_secs(args.stop_duration),
+            kill_at: Duration::from_secs_f64(args.kill_at),
+            connections: args.kill_connections,
+            client_timeout: (args.client_timeout > 0.0)
+                .then(|| Duration::from_secs_f64(args.client_timeout)),
+            proxy_cpus: format!("{},{}", args.client_cpu, args.proxy_cpu),
+            idle_settle: Duration::from_secs(args.idle_settle),
+            idle_window: Duration::from_secs(args.idle_secs),
+        };
+        let check = || ctx.check();
+        let results = resilience::run(&resilient, &opts, &env, &check)?;
+        let out = &args.resilience_out;
+        if let Some(parent) = out.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(out, results.markdown(&report.started, &report.versions))
+            .with_context(|| format!("write {}", out.display()))?;
+        println!("rauta-bench: wrote {}", out.display());
+        if scenarios.is_empty() {
+            return Ok(());
+        }
+    }
     let mut backend = peers::start_backend(&env)?;
 
     if scenarios.contains(&Scenario::KeepAlive) {

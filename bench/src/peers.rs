@@ -279,6 +279,8 @@ pub struct Proxy {
     pub idle_rss_kb: u64,
     /// Memory (PSS, all processes) once ready, before any load, in KiB.
     pub idle_pss_kb: u64,
+    /// rauta's admin port (`/metrics`); none for nginx and HAProxy.
+    pub admin_port: Option<u16>,
 }
 
 impl Proxy {
@@ -300,6 +302,7 @@ impl Proxy {
 pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Proxy> {
     let port = procs::free_port()?;
     let tls_port = procs::free_port()?;
+    let admin = procs::free_port()?;
     let h2c_port = match kind {
         Kind::Rauta => port,
         Kind::Nginx | Kind::Haproxy => procs::free_port()?,
@@ -332,7 +335,6 @@ pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Prox
         Kind::Rauta => {
             let dir = env.path(&format!("{name}-manifests"));
             write_manifests(&dir, env, table)?;
-            let admin = procs::free_port()?;
             let args = vec![
                 "serve".into(),
                 "--manifests".into(),
@@ -403,6 +405,7 @@ pub fn start(kind: Kind, table: Table, launch: Launch, env: &Env) -> Result<Prox
         startup,
         idle_rss_kb,
         idle_pss_kb,
+        admin_port: (kind == Kind::Rauta).then_some(admin),
     })
 }
 
@@ -675,4 +678,219 @@ fn write_manifests(dir: &Path, env: &Env, table: Table) -> Result<()> {
 fn base64(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// One backend "pod" of the resilience scenarios: a single-process nginx
+/// (no master, so a SIGKILL leaves nothing to respawn a worker and its
+/// ports refuse at once, like a dead container). It answers on `port`
+/// and, for HAProxy's active checks, on `check_port`, so that the SYNs of
+/// checks and of client traffic can be told apart.
+#[derive(Debug)]
+pub struct Pod {
+    /// Port the proxies send traffic to.
+    pub port: u16,
+    /// Port of HAProxy's active health checks (same process).
+    pub check_port: u16,
+    /// The process.
+    pub child: Child,
+}
+
+/// Starts `n` pods pinned to the client CPU; returns once each answers.
+pub fn start_pods(env: &Env, tag: &str, n: usize) -> Result<Vec<Pod>> {
+    let mut pods = Vec::with_capacity(n);
+    for i in 0..n {
+        let (port, check_port) = (procs::free_port()?, procs::free_port()?);
+        let name = format!("pod-{tag}-{i}");
+        let conf = format!(
+            "worker_processes 1;\nmaster_process off;\ndaemon off;\nerror_log {dir}/{name}-error.log warn;\npid {dir}/{name}.pid;\n\
+events {{ worker_connections 16384; }}\n\
+http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout 300s;\n\
+  client_body_temp_path {dir}/tmp-body;\n  proxy_temp_path {dir}/tmp-proxy;\n\
+  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    listen 127.0.0.1:{check_port};\n\
+    location / {{ default_type text/plain; return 200 \"{body}\"; }}\n  }}\n}}\n",
+            dir = env.dir.display(),
+            body = SMALL_BODY.replace('\n', "\\n"),
+        );
+        let path = env.path(&format!("{name}.conf"));
+        fs::write(&path, conf)?;
+        let mut child = Child::spawn(
+            &name,
+            env.client_cpu,
+            "nginx",
+            &nginx_args(&env.dir, &path),
+            &[],
+            &env.path(&format!("{name}.log")),
+        )?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        procs::wait_until(&name, &mut child, Duration::from_secs(10), || {
+            procs::get(addr, "pod", "/", Duration::from_secs(1))
+                .is_ok_and(|r| r.status == 200 && r.body == SMALL_BODY.as_bytes())
+        })?;
+        pods.push(Pod {
+            port,
+            check_port,
+            child,
+        });
+    }
+    Ok(pods)
+}
+
+/// Starts `kind` in front of `pods` as the resilience scenarios configure
+/// it (each proxy's own retry and passive health settings at their
+/// ingress defaults, two workers / threads / shards on `cpus`); returns
+/// once a request through it is answered.
+pub fn start_pool(kind: Kind, pods: &[Pod], env: &Env, cpus: &str, tag: &str) -> Result<Proxy> {
+    let port = procs::free_port()?;
+    let admin = procs::free_port()?;
+    let name = format!("{}-{tag}", kind.name().to_ascii_lowercase());
+    let (program, args, envs): (String, Vec<String>, Vec<(&str, &str)>) = match kind {
+        Kind::Nginx => {
+            let conf = env.path(&format!("{name}.conf"));
+            fs::write(&conf, nginx_pool_conf(env, &name, port, pods))?;
+            ("nginx".into(), nginx_args(&env.dir, &conf), vec![])
+        }
+        Kind::Haproxy => {
+            let conf = env.path(&format!("{name}.cfg"));
+            fs::write(&conf, haproxy_pool_cfg(port, pods))?;
+            let args = vec!["-db".into(), "-f".into(), conf.display().to_string()];
+            ("haproxy".into(), args, vec![])
+        }
+        Kind::Rauta => {
+            let dir = env.path(&format!("{name}-manifests"));
+            write_pool_manifests(&dir, pods)?;
+            // Everything else at rauta's defaults: retries of idempotent
+            // bodiless requests, the retry budget, outlier ejection.
+            let args = vec![
+                "serve".into(),
+                "--manifests".into(),
+                dir.display().to_string(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--admin".into(),
+                format!("127.0.0.1:{admin}"),
+                "--shards".into(),
+                "2".into(),
+                "--cpus".into(),
+                cpus.into(),
+                "--drain-timeout".into(),
+                "2s".into(),
+            ];
+            let bin = env.rauta_bin.display().to_string();
+            (bin, args, vec![("RUST_LOG", "warn")])
+        }
+    };
+    let log = env.path(&format!("{name}.log"));
+    let mut child = Child::spawn_on(&name, cpus, &program, &args, &envs, &log)?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let startup = procs::wait_until(&name, &mut child, Duration::from_secs(15), || {
+        procs::get(addr, "pods.bench.local", "/", Duration::from_secs(2))
+            .is_ok_and(|r| r.status == 200 && r.body == SMALL_BODY.as_bytes())
+    })
+    .with_context(|| format!("starting {name}"))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let pids = child.pids();
+    Ok(Proxy {
+        kind,
+        idle_rss_kb: sys::rss_kb(&pids),
+        idle_pss_kb: sys::pss_kb(&pids),
+        child,
+        port,
+        tls_port: port,
+        h2c_port: port,
+        startup,
+        admin_port: (kind == Kind::Rauta).then_some(admin),
+    })
+}
+
+/// nginx with ingress-nginx's defaults where they matter for a failing
+/// pod: `proxy_next_upstream error timeout` (ingress-nginx's
+/// `proxy-next-upstream` default; 502/503/504 answers are not retried),
+/// `proxy_next_upstream_tries 3`, `proxy_connect_timeout 5s`,
+/// `proxy_read_timeout`/`proxy_send_timeout 60s`, upstream keep-alive 320.
+/// Passive health is nginx's own default, `max_fails=1 fail_timeout=10s`,
+/// written out; without a `zone` each worker keeps its own count.
+/// (ingress-nginx itself balances in Lua and has no max_fails at all.)
+fn nginx_pool_conf(env: &Env, name: &str, port: u16, pods: &[Pod]) -> String {
+    let dir = env.dir.display();
+    let servers: String = pods
+        .iter()
+        .map(|p| {
+            format!(
+                "    server 127.0.0.1:{} max_fails=1 fail_timeout=10s;\n",
+                p.port
+            )
+        })
+        .collect();
+    format!(
+        "worker_processes 2;\ndaemon off;\nerror_log {dir}/{name}-error.log warn;\npid {dir}/{name}.pid;\n\
+events {{ worker_connections 16384; }}\n\
+http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout 300s;\n\
+  client_body_temp_path {dir}/tmp-body;\n  proxy_temp_path {dir}/tmp-proxy;\n\
+  upstream pods {{\n{servers}    keepalive 320;\n    keepalive_requests 10000;\n    keepalive_timeout 60s;\n  }}\n\
+  proxy_http_version 1.1;\n  proxy_buffering off;\n\
+  proxy_connect_timeout 5s;\n  proxy_send_timeout 60s;\n  proxy_read_timeout 60s;\n\
+  proxy_next_upstream error timeout;\n  proxy_next_upstream_tries 3;\n  proxy_next_upstream_timeout 0;\n\
+  proxy_set_header Host $host;\n  proxy_set_header Connection \"\";\n\
+  proxy_set_header X-Request-ID $request_id;\n  proxy_set_header X-Real-IP $remote_addr;\n\
+  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n  proxy_set_header X-Forwarded-Host $host;\n\
+  proxy_set_header X-Forwarded-Port $server_port;\n  proxy_set_header X-Forwarded-Proto $scheme;\n\
+  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    location / {{ proxy_pass http://pods; }}\n  }}\n}}\n"
+    )
+}
+
+/// HAProxy with its usual resilience settings: `retries 3`, `retry-on
+/// all-retryable-errors`, `option redispatch 1` (every retry to another
+/// server), passive health `observe layer7 error-limit 5 on-error
+/// mark-down`, and active HTTP checks every 2 s (`option httpchk`, `inter
+/// 2s`), which rauta does not have. Checks go to the pod's check port.
+/// Timeouts as nginx's above: connect 5 s, server 60 s.
+fn haproxy_pool_cfg(port: u16, pods: &[Pod]) -> String {
+    let headers = [
+        "option forwardfor",
+        "http-request set-header X-Real-IP %[src]",
+        "http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]",
+        "http-request set-header X-Forwarded-Host %[req.hdr(host)]",
+        "http-request set-header X-Forwarded-Port %[dst_port]",
+        "http-request set-header X-Request-ID %[uuid] unless { req.hdr(x-request-id) -m found }",
+    ]
+    .map(|l| format!("  {l}\n"))
+    .concat();
+    let servers: String = pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            format!(
+                "  server pod{i} 127.0.0.1:{} check port {}\n",
+                p.port, p.check_port
+            )
+        })
+        .collect();
+    format!(
+        "global\n  nbthread 2\n  maxconn 4000\n\
+defaults\n  mode http\n  option http-keep-alive\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  timeout http-keep-alive 60s\n  http-reuse always\n\
+  retries 3\n  retry-on all-retryable-errors\n  option redispatch 1\n\
+  default-server inter 2s observe layer7 error-limit 5 on-error mark-down\n\
+frontend fe\n  bind 127.0.0.1:{port}\n{headers}  default_backend pods\n\
+backend pods\n  balance roundrobin\n  option httpchk GET /\n{servers}"
+    )
+}
+
+/// An IngressClass, a Service `pods` with one EndpointSlice per pod (all
+/// on 127.0.0.1, each its own port), and an Ingress for `/`.
+fn write_pool_manifests(dir: &Path, pods: &[Pod]) -> Result<()> {
+    fs::create_dir_all(dir)?;
+    let mut y = String::from(
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: rauta\n  annotations:\n    ingressclass.kubernetes.io/is-default-class: \"true\"\nspec:\n  controller: rauta.io/ingress-controller\n\
+---\napiVersion: v1\nkind: Service\nmetadata:\n  name: pods\n  namespace: bench\nspec:\n  ports:\n    - name: http\n      port: 80\n      targetPort: http\n",
+    );
+    for (i, p) in pods.iter().enumerate() {
+        let _ = write!(
+            y,
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: pods-{i}\n  namespace: bench\n  labels:\n    kubernetes.io/service-name: pods\naddressType: IPv4\nports:\n  - name: http\n    port: {}\nendpoints:\n  - addresses: [\"127.0.0.1\"]\n    conditions: {{ready: true}}\n",
+            p.port
+        );
+    }
+    y.push_str("---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: pods\n  namespace: bench\nspec:\n  ingressClassName: rauta\n  rules:\n    - http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service: {name: pods, port: {number: 80}}\n");
+    fs::write(dir.join("pods.yaml"), y)?;
+    Ok(())
 }

@@ -34,11 +34,23 @@ impl Child {
         env: &[(&str, &str)],
         log: &Path,
     ) -> Result<Child> {
+        Child::spawn_on(name, &cpu.to_string(), program, args, env, log)
+    }
+
+    /// Like [`Child::spawn`], pinned to a `taskset` CPU list (`0,1`).
+    pub fn spawn_on(
+        name: &str,
+        cpus: &str,
+        program: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Result<Child> {
         let out = File::create(log).with_context(|| format!("create {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new("taskset");
         cmd.arg("-c")
-            .arg(cpu.to_string())
+            .arg(cpus)
             .arg(program)
             .args(args)
             .stdin(Stdio::null())
@@ -49,7 +61,7 @@ impl Child {
         }
         let child = cmd
             .spawn()
-            .with_context(|| format!("start {name}: taskset -c {cpu} {program}"))?;
+            .with_context(|| format!("start {name}: taskset -c {cpus} {program}"))?;
         Ok(Child {
             name: name.to_string(),
             child,
@@ -60,6 +72,13 @@ impl Child {
     /// The process id (taskset execs the program, so this is its pid).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `signal` to this process alone (a pod's SIGKILL or SIGSTOP).
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        let raw = i32::try_from(self.pid()).context("pid out of range")?;
+        kill(Pid::from_raw(raw), signal).with_context(|| format!("{signal} to {}", self.name))?;
+        Ok(())
     }
 
     /// This process and its descendants (nginx's workers).

@@ -339,6 +339,70 @@ pub fn children_cpu_ns() -> Result<u64> {
     Ok(ns(u.user_time()) + ns(u.system_time()))
 }
 
+/// utime + stime of the processes (all their threads) in ticks of 10 ms,
+/// from `/proc/PID/stat`.
+pub fn process_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| read_stat(*p))
+        .map(|s| s.ticks)
+        .sum()
+}
+
+/// Voluntary context switches of every thread of the processes, summed by
+/// thread name (`comm`), for telling which threads wake an idle proxy.
+pub fn wakeups_by_thread(pids: &[u32]) -> HashMap<String, u64> {
+    let mut by_name: HashMap<String, u64> = HashMap::new();
+    for pid in pids {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(status) = fs::read_to_string(task.path().join("status")) else {
+                continue;
+            };
+            let name = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Name:"))
+                .map_or("?", str::trim)
+                .to_string();
+            let n: u64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            *by_name.entry(name).or_default() += n;
+        }
+    }
+    by_name
+}
+
+/// Voluntary and involuntary context switches summed over every thread of
+/// the processes (`/proc/PID/task/TID/status`): voluntary ones are the
+/// times a thread went to sleep, i.e. its wake-ups.
+pub fn context_switches(pids: &[u32]) -> (u64, u64) {
+    let mut total = (0, 0);
+    for pid in pids {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(status) = fs::read_to_string(task.path().join("status")) else {
+                continue;
+            };
+            let field = |name: &str| -> u64 {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            total.0 += field("voluntary_ctxt_switches:");
+            total.1 += field("nonvoluntary_ctxt_switches:");
+        }
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
