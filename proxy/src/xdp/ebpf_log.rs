@@ -1,15 +1,15 @@
 //! Forwards the eBPF programs' aya-log records to `tracing` (target
-//! `rauta::ebpf`) from a small thread.
+//! `rauta::ebpf`) from a small thread that sleeps in poll(2) until the
+//! log ring buffer has records or it is told to stop: an idle node pays
+//! no wake-up for it (a 250 ms poll was two thirds of idle rauta's).
 
 use aya::Ebpf;
 use aya_log::EbpfLogger;
-use std::sync::atomic::{AtomicBool, Ordering};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
-
-/// How often the thread drains the log ring buffer.
-const INTERVAL: Duration = Duration::from_millis(250);
 
 /// The level the eBPF side should log at (aya-log's numbering: 1 error ..
 /// 5 trace, 0 nothing), from what `tracing` would print for `rauta::ebpf`;
@@ -56,7 +56,7 @@ impl log::Log for ToTracing {
 /// The running forwarder; stops when dropped.
 #[derive(Debug)]
 pub(crate) struct LogPump {
-    stop: Arc<AtomicBool>,
+    stop: Arc<EventFd>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -71,8 +71,14 @@ impl LogPump {
                 return None;
             }
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let stop = match EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK) {
+            Ok(fd) => Arc::new(fd),
+            Err(e) => {
+                tracing::debug!(error = %e, "eBPF log forwarding unavailable (eventfd)");
+                return None;
+            }
+        };
+        let stopped = stop.clone();
         let thread = std::thread::Builder::new()
             .name("rauta-ebpf-log".into())
             .spawn(move || loop {
@@ -83,10 +89,21 @@ impl LogPump {
                     tracing::error!("a malformed eBPF log record; eBPF log forwarding stopped");
                     return;
                 }
-                if flag.load(Ordering::Relaxed) {
+                let mut fds = [
+                    PollFd::new(logger.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(stopped.as_fd(), PollFlags::POLLIN),
+                ];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "poll on the eBPF log failed; eBPF log forwarding stopped");
+                        return;
+                    }
+                }
+                if fds[1].any().unwrap_or(false) {
+                    logger.flush();
                     return;
                 }
-                std::thread::park_timeout(INTERVAL);
             })
             .ok()?;
         Some(LogPump {
@@ -98,9 +115,8 @@ impl LogPump {
 
 impl Drop for LogPump {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.stop.write(1);
         if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
             let _ = thread.join();
         }
     }
