@@ -62,13 +62,15 @@ async fn run(spec: ShardSpec) {
     let seed = xxhash_rust::xxh3::xxh3_64(
         format!("{:?}{}{}", Instant::now(), std::process::id(), spec.id).as_bytes(),
     );
-    let shard = Rc::new(Shard::new(
+    let mut shard = Shard::new(
         spec.id,
         spec.cfg.clone(),
         tls_port,
         seed,
         spec.access_log.map(ShardLog::new),
-    ));
+    );
+    shard.gossip = spec.control.gossip.clone();
+    let shard = Rc::new(shard);
     rt::spawn_local(control::receive(
         shard.clone(),
         spec.control,

@@ -25,6 +25,8 @@ pub enum ShardMsg {
     Drain,
     /// Send statistics (deltas since the previous request) to the admin thread.
     Snapshot(Sender<ShardSnapshot>),
+    /// Another shard ejected this endpoint until then (outlier ejection).
+    Ejected(std::net::SocketAddr, Instant),
 }
 
 /// The latest published table, for the admin thread (never read by shards).
@@ -113,6 +115,24 @@ impl ShardLink {
 pub struct ShardInbox {
     rx: Receiver<ShardMsg>,
     doorbell: rt::DoorbellFd,
+    /// Its way to the other shards.
+    pub gossip: Gossip,
+}
+
+/// A shard's way to tell the other shards what it learned about an
+/// endpoint (a message and a doorbell ring each, only when it happens).
+#[derive(Debug, Clone, Default)]
+pub struct Gossip {
+    peers: Vec<ShardLink>,
+}
+
+impl Gossip {
+    /// Tells the other shards that `addr` is ejected until `until`.
+    pub fn ejected(&self, addr: std::net::SocketAddr, until: Instant) {
+        for peer in &self.peers {
+            peer.send(ShardMsg::Ejected(addr, until));
+        }
+    }
 }
 
 /// The control thread's end of the shard channels.
@@ -133,11 +153,23 @@ impl Broadcaster {
     ) -> std::io::Result<(Broadcaster, Vec<ShardInbox>)> {
         let mut senders = Vec::with_capacity(shards);
         let mut inboxes = Vec::with_capacity(shards);
+        let mut ends = Vec::with_capacity(shards);
         for _ in 0..shards {
             let (tx, rx) = crossbeam_channel::unbounded();
             let (bell, doorbell) = rt::doorbell()?;
             senders.push(ShardLink { tx, bell });
-            inboxes.push(ShardInbox { rx, doorbell });
+            ends.push((rx, doorbell));
+        }
+        for (me, (rx, doorbell)) in ends.into_iter().enumerate() {
+            let peers = (senders.iter().enumerate())
+                .filter(|(id, _)| *id != me)
+                .map(|(_, link)| link.clone())
+                .collect();
+            inboxes.push(ShardInbox {
+                rx,
+                doorbell,
+                gossip: Gossip { peers },
+            });
         }
         let status = Arc::new(ControlStatus::default());
         Ok((
@@ -281,6 +313,7 @@ pub async fn receive(shard: Rc<Shard>, inbox: ShardInbox, readiness: Arc<Readine
                     readiness.set(shard.id, generation);
                     tracing::debug!(shard = shard.id, generation, "route table swapped");
                 }
+                Ok(ShardMsg::Ejected(addr, until)) => shard.adopt_ejection(addr, until),
                 Ok(ShardMsg::Snapshot(reply)) => {
                     // The admin thread may have given up waiting; nothing to do then.
                     let _ = reply.send(shard.snapshot());

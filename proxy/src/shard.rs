@@ -5,7 +5,7 @@
 use crate::access_log::ShardLog;
 use crate::balance::least_request::Rng;
 use crate::balance::outlier::Outliers;
-use crate::balance::BackendState;
+use crate::balance::{Backend, BackendState};
 use crate::config::ProxyConfig;
 use crate::drain::DrainSignal;
 use crate::metrics::route::RouteStats;
@@ -48,6 +48,8 @@ pub struct Shard {
     pub pool: Pool,
     /// Endpoints failing lately, and those ejected from the picks.
     pub outliers: Outliers,
+    /// Tells the other shards of this one's ejections.
+    pub gossip: crate::control::Gossip,
     /// Fires once, when SIGTERM (or a closed control channel) starts the drain.
     pub drain: DrainSignal,
     /// This shard's own generator for power-of-two choices (no cross-core state).
@@ -77,6 +79,7 @@ impl Shard {
             id,
             pool: Pool::new(cfg.upstream_max_idle, cfg.upstream_idle_timeout),
             outliers: Outliers::new(cfg.outliers),
+            gossip: crate::control::Gossip::default(),
             cfg,
             tls_port,
             drain: DrainSignal::default(),
@@ -88,6 +91,32 @@ impl Shard {
             id_counter: Cell::new(0),
             open: Cell::new(0),
         }
+    }
+
+    /// `endpoint` of `backend` failed a request (outlier ejection); an
+    /// ejection it causes is told to the other shards.
+    pub fn endpoint_failed(&self, backend: &Backend, endpoint: usize) {
+        if let Some((addr, until)) = self.outliers.failed(backend, endpoint) {
+            self.gossip.ejected(addr, until);
+        }
+    }
+
+    /// `endpoint` of `backend` answered `status` (a gateway failure counts
+    /// as a failure).
+    #[inline]
+    pub fn endpoint_answered(&self, backend: &Backend, endpoint: usize, status: u16) {
+        if let Some((addr, until)) = self.outliers.answered(backend, endpoint, status) {
+            self.gossip.ejected(addr, until);
+        }
+    }
+
+    /// Another shard ejected `addr`: left out here too, as far as the
+    /// share of every backend of the live table that has it allows.
+    pub fn adopt_ejection(&self, addr: std::net::SocketAddr, until: std::time::Instant) {
+        let Some(table) = self.table() else { return };
+        let backends = table.routes.backends().iter();
+        let serving = backends.filter(|b| b.endpoints.iter().any(|e| e.addr == addr));
+        self.outliers.adopt(serving, addr, until);
     }
 
     /// Counts a client connection as open until the guard is dropped.

@@ -5,11 +5,13 @@
 //! than a share of a backend's endpoints is out: when they all fail, rauta
 //! keeps trying them rather than answering 503 for a slow backend.
 //!
-//! Each shard decides on its own, from what its own requests saw: no
-//! cross-core traffic, and a dead pod fails every shard's requests at once
-//! anyway. State is kept by address, so a table swap (an EndpointSlice
-//! change) keeps it. A shard with nothing failing pays one comparison per
-//! request.
+//! Each shard decides from what its own requests saw, then tells the other
+//! shards (a message per ejection, nothing per request), which leave the
+//! endpoint out too: a shard that sees few of the failures (few
+//! connections, or a pod that hangs rather than refuses, with minutes of
+//! timeouts before five in a row) does not keep sending there. State is
+//! kept by address, so a table swap (an EndpointSlice change) keeps it. A
+//! shard with nothing failing pays one comparison per request.
 
 use super::Backend;
 use rustc_hash::FxHashMap;
@@ -54,7 +56,13 @@ pub struct Outliers {
     /// Endpoints ejected now.
     ejected: Cell<usize>,
     ejections_total: Cell<u64>,
+    /// Where the search for a replacement of an ejected pick starts, so
+    /// its traffic spreads over the others rather than going to the next.
+    turn: Cell<usize>,
 }
+
+/// An ejection this shard decided: the endpoint and the end of its time out.
+pub type Ejection = (SocketAddr, Instant);
 
 impl Outliers {
     /// Health tracking under `policy`.
@@ -65,6 +73,7 @@ impl Outliers {
             tracked: Cell::new(0),
             ejected: Cell::new(0),
             ejections_total: Cell::new(0),
+            turn: Cell::new(0),
         }
     }
 
@@ -81,8 +90,15 @@ impl Outliers {
     fn steer_slow(&self, backend: &Backend, picked: usize) -> usize {
         let now = Instant::now();
         let n = backend.endpoints.len();
+        if !self.is_ejected(backend.endpoints[picked].addr, now) {
+            return picked;
+        }
+        let turn = self.turn.get();
+        self.turn.set(turn.wrapping_add(1));
+        // The others in turn: picked + 1 .. picked + n - 1, rotating.
+        let first = 1 + turn % (n - 1).max(1);
         (0..n)
-            .map(|i| (picked + i) % n)
+            .map(|i| (picked + first + i) % n)
             .find(|&i| !self.is_ejected(backend.endpoints[i].addr, now))
             .unwrap_or(picked)
     }
@@ -112,12 +128,14 @@ impl Outliers {
     /// consecutive gateway failures). An application's 500 is not: one
     /// broken route must not take a healthy pod out of every route.
     #[inline]
-    pub fn answered(&self, backend: &Backend, endpoint: usize, status: u16) {
+    pub fn answered(&self, backend: &Backend, endpoint: usize, status: u16) -> Option<Ejection> {
         if (502..=504).contains(&status) {
-            self.failed(backend, endpoint);
-        } else if self.tracked.get() > 0 {
+            return self.failed(backend, endpoint);
+        }
+        if self.tracked.get() > 0 {
             self.recovered(backend.endpoints[endpoint].addr);
         }
+        None
     }
 
     fn recovered(&self, addr: SocketAddr) {
@@ -131,10 +149,11 @@ impl Outliers {
     }
 
     /// A request to `endpoint` failed; it is ejected once it failed
-    /// `consecutive` times in a row, if the backend's share allows.
-    pub fn failed(&self, backend: &Backend, endpoint: usize) {
+    /// `consecutive` times in a row, if the backend's share allows. Returns
+    /// the ejection, for the other shards.
+    pub fn failed(&self, backend: &Backend, endpoint: usize) -> Option<Ejection> {
         if self.policy.consecutive == 0 {
-            return;
+            return None;
         }
         let addr = backend.endpoints[endpoint].addr;
         let now = Instant::now();
@@ -153,10 +172,11 @@ impl Outliers {
             eject
         };
         if !eject || !self.may_eject(backend, now) {
-            return;
+            return None;
         }
         let mut failing = self.failing.borrow_mut();
-        if let Some(h) = failing.get_mut(&addr) {
+        let h = failing.get_mut(&addr)?;
+        {
             h.ejections += 1;
             h.failures = 0;
             let time = self
@@ -169,6 +189,40 @@ impl Outliers {
             self.ejections_total.set(self.ejections_total.get() + 1);
             tracing::info!(endpoint = %addr, backend = %backend.name, ejections = h.ejections, seconds = time.as_secs(), "endpoint ejected after failures in a row");
         }
+        h.until.map(|until| (addr, until))
+    }
+
+    /// Another shard ejected `addr` until `until`: it is left out here
+    /// too, as far as the share of each backend it serves (`backends`)
+    /// allows. Not counted as this shard's ejection.
+    pub fn adopt<'b>(
+        &self,
+        backends: impl IntoIterator<Item = &'b Backend> + Clone,
+        addr: SocketAddr,
+        until: Instant,
+    ) {
+        if self.policy.consecutive == 0 {
+            return;
+        }
+        let now = Instant::now();
+        if until <= now || self.is_ejected(addr, now) {
+            return;
+        }
+        if !backends.into_iter().all(|b| self.may_eject(b, now)) {
+            return;
+        }
+        let mut failing = self.failing.borrow_mut();
+        let h = failing.entry(addr).or_insert(Health {
+            failures: 0,
+            ejections: 0,
+            until: None,
+        });
+        h.failures = 0;
+        h.ejections = h.ejections.max(1);
+        h.until = Some(until);
+        self.tracked.set(failing.len());
+        self.ejected.set(self.ejected.get() + 1);
+        tracing::debug!(endpoint = %addr, "endpoint ejected by another shard");
     }
 
     /// Whether one more of `backend`'s endpoints may be ejected.
@@ -255,7 +309,7 @@ mod tests {
             "an application's 500 is an answer: the count started again"
         );
         o.answered(&b, 0, 503);
-        assert_eq!(o.steer(&b, 0), 1, "third failure in a row: steered past it");
+        assert_ne!(o.steer(&b, 0), 0, "third failure in a row: steered past it");
         assert_eq!(o.steer(&b, 2), 2);
         assert_eq!(o.ejections_total(), 1);
         // Back after its time, on probation: one failure ejects it again,
@@ -263,14 +317,45 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(o.steer(&b, 0), 0);
         o.failed(&b, 0);
-        assert_eq!(o.steer(&b, 0), 1);
+        assert_ne!(o.steer(&b, 0), 0);
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(o.steer(&b, 0), 1, "second ejection lasts 100 ms");
+        assert_ne!(o.steer(&b, 0), 0, "second ejection lasts 100 ms");
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(o.steer(&b, 0), 0);
         o.answered(&b, 0, 204);
         assert!(o.ejected_now().is_empty());
         assert_eq!(o.tracked.get(), 0, "forgiven entirely");
+    }
+
+    #[test]
+    fn an_ejected_picks_traffic_spreads_over_the_others() {
+        let b = backend(3);
+        let o = Outliers::new(policy(50));
+        for _ in 0..3 {
+            o.failed(&b, 0);
+        }
+        let mut to = [0; 3];
+        for _ in 0..100 {
+            to[o.steer(&b, 0)] += 1;
+        }
+        assert_eq!(to, [0, 50, 50]);
+    }
+
+    #[test]
+    fn another_shards_ejection_is_adopted_within_the_share() {
+        let b = backend(3);
+        let o = Outliers::new(policy(50));
+        let until = Instant::now() + Duration::from_secs(5);
+        o.adopt([&b], b.endpoints[1].addr, until);
+        assert_ne!(o.steer(&b, 1), 1, "left out here too");
+        assert_eq!(o.ejections_total(), 0, "not this shard's own ejection");
+        // 50% of 3 is one: a second one is not taken.
+        o.adopt([&b], b.endpoints[2].addr, until);
+        assert_eq!(o.steer(&b, 2), 2);
+        // Nor one whose time is over.
+        let o = Outliers::new(policy(50));
+        o.adopt([&b], b.endpoints[0].addr, Instant::now());
+        assert!(o.ejected_now().is_empty());
     }
 
     #[test]

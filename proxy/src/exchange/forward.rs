@@ -120,7 +120,7 @@ pub(super) async fn forward<'s>(
                 );
                 match attempt.await {
                     Ok(response) => {
-                        shard.outliers.answered(backend, endpoint, response.status);
+                        shard.endpoint_answered(backend, endpoint, response.status);
                         return Ok(Forwarded {
                             up,
                             response,
@@ -140,7 +140,7 @@ pub(super) async fn forward<'s>(
         let (error, keep, reused) = match result {
             (Failure::ClientGone, _) => return Err(Outcome::Done),
             (Failure::ErrorPage(status), _) => {
-                shard.outliers.answered(backend, endpoint, status);
+                shard.endpoint_answered(backend, endpoint, status);
                 // The intercepted answer is dropped with its connection;
                 // the error backend is asked instead, once, without body.
                 let (Some(pages), Some(head)) = (pages, &plan.error_page) else {
@@ -169,7 +169,7 @@ pub(super) async fn forward<'s>(
             (Failure::Proxy { error, keep }, reused) => (error, keep, reused),
         };
         if error.blames_endpoint(reused) {
-            shard.outliers.failed(backend, endpoint);
+            shard.endpoint_failed(backend, endpoint);
         }
         let mut next = retrying.decide(error.retry(), reused, tally.bytes_out > 0);
         // Sending the request again (not a connect that failed, nor a

@@ -204,8 +204,8 @@ fn no_retry_once_response_bytes_reached_the_client() {
     );
 }
 
-/// rauta (one shard) in front of `app` and a port nothing listens on,
-/// without connect retries; `extra` flags.
+/// rauta (one shard unless `extra` says) in front of `app` and a port
+/// nothing listens on, without connect retries; `extra` flags.
 fn one_dead_of_three(
     extra: &[&str],
 ) -> (
@@ -223,7 +223,10 @@ fn one_dead_of_three(
         "all.yaml",
         &rauta_testkit::manifests::join(&[&class, &svc, &route]),
     );
-    let mut args = vec!["--shards", "1", "--connect-attempts", "1"];
+    let mut args = vec!["--connect-attempts", "1"];
+    if !extra.contains(&"--shards") {
+        args.extend(["--shards", "1"]);
+    }
     args.extend_from_slice(extra);
     let rauta = crate::common::start(&dir, &args);
     ((a, b, dir), rauta, dead)
@@ -307,6 +310,30 @@ fn an_endpoint_failing_in_a_row_is_ejected_from_the_picks() {
         Some(1.into()),
         "{debug}"
     );
+}
+
+#[test]
+fn a_shard_that_ejects_an_endpoint_tells_the_others() {
+    rauta_testkit::require!(rauta_testkit::Need::Cpus(2));
+    let (_keep, rauta, dead) = one_dead_of_three(&["--shards", "2"]);
+    // One keep-alive connection: one shard sees every failure.
+    assert_eq!(failures(&rauta, 30), 5);
+    let endpoint = format!("127.0.0.1:{dead}");
+    rauta_testkit::eventually("both shards leave the endpoint out", || {
+        let m = rauta.scrape();
+        m.value("rauta_upstream_ejected_shards", &[("endpoint", &endpoint)]) == 2.0
+    });
+    let m = rauta.scrape();
+    assert_eq!(
+        m.value("rauta_outlier_ejections_total", &[]),
+        1.0,
+        "one shard decided: {}",
+        m.text()
+    );
+    // The other shard's connections never reach the dead endpoint now.
+    for _ in 0..6 {
+        assert_eq!(failures(&rauta, 6), 0);
+    }
 }
 
 #[test]
