@@ -47,6 +47,14 @@ pub enum RequestError {
     Method,
 }
 
+/// Where a head in `buf` ends (after its `\r\n\r\n`), if it does; the
+/// searcher is built once (`memmem::find` builds one per call).
+pub fn head_end(buf: &[u8]) -> Option<usize> {
+    static END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+    END.find(buf).map(|i| i + 4)
+}
+
 /// True when `name` is a hop-by-hop header never forwarded as is.
 pub fn is_hop_by_hop(name: &str) -> bool {
     const HOP: [&str; 6] = [

@@ -207,8 +207,10 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 /// linear time, not quadratic.
 pub fn head_complete(data: &[u8], from: usize) -> bool {
     let rest = &data[from.saturating_sub(3).min(data.len())..];
-    memchr::memmem::find(rest, b"\r\n\r\n").is_some()
-        || memchr::memmem::find(rest, b"\n\n").is_some()
+    // An empty line follows a line end; one pass over the line ends (two
+    // `memmem::find` calls built two searchers per request).
+    memchr::memchr_iter(b'\n', rest)
+        .any(|i| matches!(&rest[i + 1..], [b'\n', ..] | [b'\r', b'\n', ..]))
 }
 
 #[cfg(test)]

@@ -275,7 +275,7 @@ impl Bridge {
             Answer::Head { head, .. } => {
                 let before = head.len();
                 head.extend_from_slice(buf);
-                let Some(end) = memchr::memmem::find(head, b"\r\n\r\n").map(|i| i + 4) else {
+                let Some(end) = crate::http::head_end(head) else {
                     if head.len() > MAX_RESPONSE_HEAD {
                         return Poll::Ready(Err(io::Error::other("response head too large")));
                     }

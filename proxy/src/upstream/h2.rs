@@ -449,7 +449,7 @@ impl H2Call {
         if let Request::Head(head) = &mut self.request {
             let before = head.len();
             head.extend_from_slice(buf);
-            let Some(end) = memchr::memmem::find(head, b"\r\n\r\n").map(|i| i + 4) else {
+            let Some(end) = crate::http::head_end(head) else {
                 if head.len() > MAX_REQUEST_HEAD {
                     return Poll::Ready(Err(io::Error::other("request head too large")));
                 }
