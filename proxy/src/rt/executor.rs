@@ -24,8 +24,11 @@ const RUN_SLICE: Duration = Duration::from_millis(1);
 const CLOCK_EVERY: usize = 16;
 /// The longest the loop sleeps without a timer. Wakes from other threads
 /// ring the injector's eventfd, which the ring waits on, so this is only
-/// a safety net: an idle shard sleeps this long between looks.
-const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// a safety net: an idle shard sleeps this long between looks. Longer
+/// than the shard's 1 s chores timer, so that timer alone wakes it: at
+/// 1 s, the two fell a fraction of a millisecond apart and woke an idle
+/// shard twice a second.
+const MAX_SLEEP: Duration = Duration::from_secs(10);
 
 /// Socket operations a task may complete in one run before it yields:
 /// a connection streaming a large body must not hold the shard while

@@ -348,7 +348,7 @@ fn a_read_completes_while_another_task_yields_forever() {
 
 #[test]
 fn a_wake_from_another_thread_runs_the_task() {
-    // Well within the executor's 1 s safety-net sleep: the wake rings the
+    // Well within the executor's 10 s safety-net sleep: the wake rings the
     // ring rather than waiting for the shard to look.
     let woke = on_shard(|| async {
         let mut sent = false;
