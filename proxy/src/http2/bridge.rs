@@ -502,7 +502,7 @@ fn valid_value(v: &[u8]) -> bool {
 
 /// Writes the HTTP/1.1 request head for an h2 request into `out`; returns
 /// the body's content-length (a body without one is sent chunked).
-fn request_head(
+pub(super) fn request_head(
     parts: &Parts,
     has_body: bool,
     out: &mut Vec<u8>,
