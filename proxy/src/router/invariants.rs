@@ -59,6 +59,15 @@ pub fn check_lookup(input: &[u8]) {
     }
 }
 
+/// Compiles a configuration the translation let through: it must compile,
+/// since the translation checks regexes, rewrites and policies (a compile
+/// error here is a translation bug; `proxy/fuzz`'s `manifests` target).
+pub fn check_compiles(config: &RouteConfig) {
+    if let Err(e) = RouteTable::compile(config) {
+        panic!("a translated configuration does not compile: {e}\n{config:#?}");
+    }
+}
+
 /// The input, an octet at a time; zero once it is used up.
 struct Reader<'a>(&'a [u8]);
 
