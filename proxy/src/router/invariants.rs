@@ -169,7 +169,7 @@ impl Case {
                 let rule = &config.rules[usize::from(b) % config.rules.len()];
                 let mut policy = HostPolicy::new(rule.host.clone());
                 policy.regex = b & 0x80 != 0;
-                for _ in 0..(b >> 5) % 3 {
+                for _ in 0..((b >> 5) & 3) % 3 {
                     policy.aliases.push(r.host());
                 }
                 config.hosts.push(policy);
