@@ -283,6 +283,31 @@ fn pattern_matches(pattern: &str, path: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The committed seeds of fuzz target `target`, as the target reads them.
+    fn seeds(target: &str) -> Vec<Vec<u8>> {
+        let dir = format!("{}/fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
+        let entries = std::fs::read_dir(&dir).expect("the seed corpus");
+        let seeds: Vec<Vec<u8>> = entries
+            .map(|e| std::fs::read(e.expect("a seed").path()).expect("a seed"))
+            .collect();
+        assert!(!seeds.is_empty(), "{dir}");
+        seeds
+    }
+
+    #[test]
+    fn the_seed_corpora_pass() {
+        for seed in seeds("route_lookup") {
+            check_lookup(&seed);
+        }
+        for seed in seeds("manifests") {
+            let translation = rauta_k8s_sync::manifests::invariants::check_manifest(&seed);
+            let translation = translation.expect("seeds are UTF-8");
+            if !translation.is_rejected() {
+                check_compiles(&translation.config);
+            }
+        }
+    }
+
     fn next(state: &mut u64) -> u64 {
         *state ^= *state << 13;
         *state ^= *state >> 7;
