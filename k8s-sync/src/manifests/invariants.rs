@@ -12,14 +12,17 @@ use crate::ClassSelector;
 use std::path::Path;
 
 /// Problems that may name no object: the file or document has no object
-/// identity to give (syntax, not a mapping, no kind, lists too deep).
-const WITHOUT_OBJECT: [&str; 7] = [
+/// identity to give (syntax, not a mapping, no kind or one that is not a
+/// string, lists too deep).
+const WITHOUT_OBJECT: [&str; 8] = [
     "invalid YAML",
     "invalid JSON",
     "document is ",
     "kind and apiVersion are missing",
     "kind is missing",
     "kind and apiVersion must be strings",
+    // Also said when `kind` is there but not a string.
+    "apiVersion is missing",
     "lists nested too deeply",
 ];
 
@@ -96,6 +99,11 @@ mod tests {
             let t = check_manifest(input).expect("UTF-8");
             assert!(!t.problems.is_empty(), "{}", String::from_utf8_lossy(input));
         }
+        // The manifests fuzz target's find: no apiVersion beside a kind
+        // that is a mapping, so there is no object to name.
+        let t = check_manifest(b"\0kind:\n  controller: x\nmetadata: {name: a}\n").expect("UTF-8");
+        assert_eq!(t.problems[0].message, "apiVersion is missing");
+        assert_eq!(t.problems[0].object, None);
         let t = check_manifest(&samples[1]).expect("UTF-8");
         assert!(
             t.problems
