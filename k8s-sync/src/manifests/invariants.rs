@@ -104,6 +104,12 @@ mod tests {
         let t = check_manifest(b"\0kind:\n  controller: x\nmetadata: {name: a}\n").expect("UTF-8");
         assert_eq!(t.problems[0].message, "apiVersion is missing");
         assert_eq!(t.problems[0].object, None);
+        // Its next find: a blank kind was given as the object's name.
+        for kind in ["\"\"", "\" \"", "!!x"] {
+            let input = format!("\0kind: {kind}\nmetadata: {{name: a}}\n");
+            let t = check_manifest(input.as_bytes()).expect("UTF-8");
+            assert_eq!(t.problems[0].object, None, "{input}");
+        }
         let t = check_manifest(&samples[1]).expect("UTF-8");
         assert!(
             t.problems

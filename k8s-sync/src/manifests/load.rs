@@ -286,7 +286,10 @@ impl FileCtx<'_> {
 /// `Kind ns/name` read from a raw document, for messages about objects that
 /// did not parse; `None` when even the kind is unknown.
 fn raw_describe(kind: Option<&str>, map: &Map<String, Value>) -> Option<String> {
-    let kind = kind.or_else(|| map.get("kind").and_then(Value::as_str))?;
+    // A blank kind names nothing (`kind: ""`, or a YAML tag with no value).
+    let kind = kind
+        .or_else(|| map.get("kind").and_then(Value::as_str))
+        .filter(|k| !k.trim().is_empty())?;
     let meta = map.get("metadata");
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str);
     let Some(name) = name.filter(|n| !n.is_empty()) else {
