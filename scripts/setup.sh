@@ -62,6 +62,13 @@ fi
 # proxy/build.rs needs to build xdp/, and iproute2/ethtool for its tests.
 scripts/setup-ebpf.sh
 
+# cargo-fuzz (crates.io) builds and runs proxy/fuzz's targets with the
+# nightly above; the test command runs each for a few seconds.
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "setup: installing cargo-fuzz"
+  cargo install --quiet --locked cargo-fuzz
+fi
+
 # httpwg-cli (crates.io; binary `httpwg`): the RFC 9113 conformance suite
 # that proxy/tests/it/http2_conformance.rs runs against rauta (h2c, over
 # io_uring). `httpwg --version` only prints its usage (and exits 0), so the

@@ -98,11 +98,22 @@ fn load_file(file: &Path, objects: &mut Vec<SourcedObject>, problems: &mut Vec<P
             return;
         }
     };
+    load_text(file, &text, objects, problems);
+}
+
+/// Parses `text`, the content of `file`, into objects (JSON when the
+/// name ends in `.json`, else YAML); every failure becomes a problem.
+pub(super) fn load_text(
+    file: &Path,
+    text: &str,
+    objects: &mut Vec<SourcedObject>,
+    problems: &mut Vec<Problem>,
+) {
     let is_json = file.extension().is_some_and(|ext| ext == "json");
     let (documents, syntax_error) = if is_json {
-        json_documents(&text)
+        json_documents(text)
     } else {
-        yaml_documents(&text)
+        yaml_documents(text)
     };
     let mut ctx = FileCtx {
         file,
@@ -275,7 +286,10 @@ impl FileCtx<'_> {
 /// `Kind ns/name` read from a raw document, for messages about objects that
 /// did not parse; `None` when even the kind is unknown.
 fn raw_describe(kind: Option<&str>, map: &Map<String, Value>) -> Option<String> {
-    let kind = kind.or_else(|| map.get("kind").and_then(Value::as_str))?;
+    // A blank kind names nothing (`kind: ""`, or a YAML tag with no value).
+    let kind = kind
+        .or_else(|| map.get("kind").and_then(Value::as_str))
+        .filter(|k| !k.trim().is_empty())?;
     let meta = map.get("metadata");
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str);
     let Some(name) = name.filter(|n| !n.is_empty()) else {
@@ -293,7 +307,7 @@ fn raw_describe(kind: Option<&str>, map: &Map<String, Value>) -> Option<String> 
 /// Reports the second and later objects with the same kind and name as
 /// fatal (which one is meant is unknown) and drops them, so that
 /// translation sees each object once.
-fn reject_duplicates(objects: &mut Vec<SourcedObject>, problems: &mut Vec<Problem>) {
+pub(super) fn reject_duplicates(objects: &mut Vec<SourcedObject>, problems: &mut Vec<Problem>) {
     let mut first: BTreeMap<String, Option<PathBuf>> = BTreeMap::new();
     objects.retain(|o| {
         let id = o.object.describe();

@@ -2,6 +2,7 @@
 //! `*.yaml`/`*.yml`/`*.json` files, `watch` watches the directory to
 //! publish every good set.
 
+pub mod invariants;
 mod load;
 mod watch;
 

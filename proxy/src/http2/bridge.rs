@@ -502,7 +502,7 @@ fn valid_value(v: &[u8]) -> bool {
 
 /// Writes the HTTP/1.1 request head for an h2 request into `out`; returns
 /// the body's content-length (a body without one is sent chunked).
-fn request_head(
+pub(super) fn request_head(
     parts: &Parts,
     has_body: bool,
     out: &mut Vec<u8>,
@@ -577,21 +577,27 @@ fn request_head(
             length = Some(v);
         }
         if name == header::COOKIE {
-            // Cookie crumbs become one field again (RFC 9113 §8.2.3).
+            // Cookie crumbs become one field again (RFC 9113 §8.2.3); an
+            // empty crumb holds no cookie and would leave a stray `; `.
             cookies += 1;
             if cookies > 1 {
                 continue;
             }
-            out.extend_from_slice(b"cookie: ");
-            let mut first = true;
-            for crumb in parts.headers.get_all(header::COOKIE) {
-                if !first {
+            let mut crumbs = parts
+                .headers
+                .get_all(header::COOKIE)
+                .iter()
+                .map(HeaderValue::as_bytes)
+                .filter(|c| !c.is_empty());
+            if let Some(first) = crumbs.next() {
+                out.extend_from_slice(b"cookie: ");
+                out.extend_from_slice(first);
+                for crumb in crumbs {
                     out.extend_from_slice(b"; ");
+                    out.extend_from_slice(crumb);
                 }
-                first = false;
-                out.extend_from_slice(crumb.as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
-            out.extend_from_slice(b"\r\n");
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -656,6 +662,25 @@ mod tests {
         )
         .expect("valid");
         assert!(h.contains("content-length: 5\r\n") && !chunked, "{h}");
+    }
+
+    #[test]
+    fn empty_cookie_crumbs_are_dropped() {
+        // The h2_head fuzz target's find: an empty crumb left `a=1; ` (a
+        // value ending in whitespace, which HTTP/1.1 parsers trim).
+        let (h, _) = head(
+            http::Request::get("http://a/")
+                .header("cookie", "a=1")
+                .header("cookie", "")
+                .header("cookie", "b=2")
+                .header("cookie", ""),
+            false,
+        )
+        .expect("valid");
+        assert_eq!(h, "GET / HTTP/1.1\r\nhost: a\r\ncookie: a=1; b=2\r\n\r\n");
+        let (h, _) =
+            head(http::Request::get("http://a/").header("cookie", ""), false).expect("valid");
+        assert_eq!(h, "GET / HTTP/1.1\r\nhost: a\r\n\r\n");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod explain;
 pub mod host;
+pub mod invariants;
 pub mod path;
 pub mod pattern;
 

@@ -1,0 +1,363 @@
+//! Route lookup against a naive model, as a check that panics when they
+//! disagree: the fuzz target (`proxy/fuzz`, `route_lookup`) and the unit
+//! tests run it on arbitrary bytes, read as a small route table and the
+//! requests to look up. The model is a linear scan over the rules written
+//! from the Ingress spec (networking.k8s.io/v1) and ingress-nginx's
+//! documented choices where the spec leaves room:
+//!
+//! - host: an exact host, else a `server-alias` of one, else the one-label
+//!   wildcard, else the rules without host; the chosen host owns the
+//!   request (no fall-through to a less specific host), as ingress-nginx's
+//!   server blocks do;
+//! - path: an Exact rule equal to the path wins (it is as long as a match
+//!   can be, and wins ties); else the Prefix (or ImplementationSpecific)
+//!   rule with the most path elements that are the request's first
+//!   elements (split on `/`, empty elements ignored); among equals the
+//!   first rule;
+//! - regex mode (ingress-nginx's `use-regex` on any Ingress of the host):
+//!   every path of the host is a case-insensitive pattern anchored at the
+//!   start, the longest path string first, then the greater string;
+//! - nothing matches: the default backend, if any.
+
+use super::{Match, RouteTable};
+use rauta_shared::config::{
+    BackendConfig, HostMatch, IngressRef, LbPolicy, PathType, RouteConfig, RuleConfig, ServicePort,
+};
+use rauta_shared::policy::HostPolicy;
+
+/// DNS labels hosts are made of: few, so that rules and requests meet.
+const LABELS: [&str; 4] = ["a", "b", "www", "x"];
+/// Path elements: `.` is any character in regex mode, `A` differs from
+/// `a` but in regex mode, `é` is two octets, `` makes `//`.
+const ELEMENTS: [&str; 8] = ["a", "b", "ab", "", ".", "A", "é", "a.b"];
+/// Most rules and requests read from one input.
+const MAX_RULES: usize = 16;
+const MAX_REQUESTS: usize = 32;
+
+/// Reads `input` as a route table and requests, and checks that the
+/// compiled table answers every request as the model does.
+pub fn check_lookup(input: &[u8]) {
+    let case = Case::read(&mut Reader(input));
+    let table = match RouteTable::compile(&case.config) {
+        Ok(table) => table,
+        Err(e) => panic!("the table does not compile: {e}\n{:#?}", case.config),
+    };
+    for (host, path) in &case.requests {
+        let got = match table.lookup(host, path) {
+            Match::Route { route, .. } => Some(route as usize),
+            Match::None => None,
+        };
+        let want = case.model(host, path);
+        assert_eq!(
+            got,
+            want,
+            "lookup of {host:?} {path:?} (rules are #0.., the default backend #{})\n{:#?}\n{:#?}",
+            case.config.rules.len(),
+            case.config.rules,
+            case.config.hosts
+        );
+    }
+}
+
+/// Compiles a configuration the translation let through: it must compile,
+/// since the translation checks regexes, rewrites and policies (a compile
+/// error here is a translation bug; `proxy/fuzz`'s `manifests` target).
+pub fn check_compiles(config: &RouteConfig) {
+    if let Err(e) = RouteTable::compile(config) {
+        panic!("a translated configuration does not compile: {e}\n{config:#?}");
+    }
+}
+
+/// The input, an octet at a time; zero once it is used up.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn byte(&mut self) -> u8 {
+        let Some((&b, rest)) = self.0.split_first() else {
+            return 0;
+        };
+        self.0 = rest;
+        b
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// One to three labels, from one octet.
+    fn host(&mut self) -> String {
+        let b = self.byte();
+        let count = 1 + usize::from(b & 3) % 3;
+        (0..count)
+            .map(|i| LABELS[usize::from(b >> (2 + 2 * i)) & 3])
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    /// `/` and up to four elements, maybe a trailing `/`; `rooted: false`
+    /// lets a request path lack its leading `/`.
+    fn path(&mut self, rooted: bool) -> String {
+        let b = self.byte();
+        let mut path = String::new();
+        if rooted || b & 0x10 == 0 {
+            path.push('/');
+        }
+        let elements: Vec<&str> = (0..b % 5)
+            .map(|_| ELEMENTS[usize::from(self.byte()) % ELEMENTS.len()])
+            .collect();
+        path.push_str(&elements.join("/"));
+        if b & 0x08 != 0 && !elements.is_empty() {
+            path.push('/');
+        }
+        path
+    }
+}
+
+/// A route table and the requests to look up.
+struct Case {
+    config: RouteConfig,
+    requests: Vec<(String, String)>,
+}
+
+impl Case {
+    fn read(r: &mut Reader<'_>) -> Case {
+        let flags = r.byte();
+        let mut config = RouteConfig {
+            backends: vec![BackendConfig {
+                name: "default/svc:80".into(),
+                namespace: "default".into(),
+                service: "svc".into(),
+                port: ServicePort::Number(80),
+                endpoints: Vec::new(),
+                policy: LbPolicy::RoundRobin,
+                protocol: Default::default(),
+                tls: None,
+            }],
+            default_backend: (flags & 1 != 0).then_some(0),
+            ..RouteConfig::default()
+        };
+        for _ in 0..usize::from(r.byte()) % (MAX_RULES + 1) {
+            let kind = r.byte();
+            let host = match kind % 4 {
+                0 => HostMatch::Any,
+                3 => HostMatch::Wildcard(r.host()),
+                _ => HostMatch::Exact(r.host()),
+            };
+            let path_type = match (kind >> 2) % 3 {
+                0 => PathType::Exact,
+                1 => PathType::Prefix,
+                _ => PathType::ImplementationSpecific,
+            };
+            config.rules.push(RuleConfig {
+                host,
+                path: r.path(true),
+                path_type,
+                backend: 0,
+                source: IngressRef {
+                    namespace: "default".into(),
+                    name: "ing".into(),
+                },
+                ssl_redirect: false,
+                policy: Default::default(),
+            });
+        }
+        // Policies only for hosts that have rules, as the translation
+        // writes them: regex mode and aliases.
+        if !config.rules.is_empty() {
+            for _ in 0..(flags >> 1) % 4 {
+                let b = r.byte();
+                let rule = &config.rules[usize::from(b) % config.rules.len()];
+                let mut policy = HostPolicy::new(rule.host.clone());
+                policy.regex = b & 0x80 != 0;
+                for _ in 0..((b >> 5) & 3) % 3 {
+                    policy.aliases.push(r.host());
+                }
+                config.hosts.push(policy);
+            }
+        }
+        let mut requests = Vec::new();
+        while !r.is_empty() && requests.len() < MAX_REQUESTS {
+            let host = r.host();
+            requests.push((host, r.path(false)));
+        }
+        Case { config, requests }
+    }
+
+    /// The route the model picks: a rule's index, the default backend's
+    /// (one past the rules), or `None`.
+    fn model(&self, host: &str, path: &str) -> Option<usize> {
+        let rules = &self.config.rules;
+        let owner = self
+            .exact(host)
+            .or_else(|| {
+                let target = self
+                    .config
+                    .hosts
+                    .iter()
+                    .filter(|p| matches!(p.host, HostMatch::Exact(_)))
+                    .flat_map(|p| p.aliases.iter().map(move |a| (a, &p.host)))
+                    .find(|(alias, _)| *alias == host)?
+                    .1;
+                self.exact(match target {
+                    HostMatch::Exact(h) => h,
+                    _ => return None,
+                })
+            })
+            .or_else(|| {
+                rules
+                    .iter()
+                    .find(|r| match &r.host {
+                        HostMatch::Wildcard(suffix) => host
+                            .strip_suffix(suffix.as_str())
+                            .and_then(|l| l.strip_suffix('.'))
+                            .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+                        _ => false,
+                    })
+                    .map(|r| r.host.clone())
+            })
+            .or_else(|| {
+                rules
+                    .iter()
+                    .any(|r| r.host == HostMatch::Any)
+                    .then_some(HostMatch::Any)
+            });
+        let default = self.config.default_backend.map(|_| rules.len());
+        let Some(owner) = owner else {
+            return default;
+        };
+        let regex = self.config.hosts.iter().any(|p| p.host == owner && p.regex);
+        let own = rules.iter().enumerate().filter(|(_, r)| r.host == owner);
+        let found = if regex {
+            // The longest path, then the greatest; the first rule of equals.
+            own.filter(|(_, r)| pattern_matches(&r.path, path))
+                .min_by(|(_, a), (_, b)| (b.path.len(), &b.path).cmp(&(a.path.len(), &a.path)))
+                .map(|(i, _)| i)
+        } else {
+            let own: Vec<_> = own.collect();
+            let exact = own
+                .iter()
+                .find(|(_, r)| r.path_type == PathType::Exact && r.path == path);
+            exact.map(|(i, _)| *i).or_else(|| {
+                own.iter()
+                    .filter(|(_, r)| r.path_type != PathType::Exact)
+                    .filter_map(|(i, r)| Some((*i, prefix_elements(&r.path, path)?)))
+                    // The most elements; the first rule of equals.
+                    .min_by(|(i, a), (j, b)| b.cmp(a).then(i.cmp(j)))
+                    .map(|(i, _)| i)
+            })
+        };
+        found.or(default)
+    }
+
+    /// The host of the rules for exactly `host`, if any rule has it.
+    fn exact(&self, host: &str) -> Option<HostMatch> {
+        let want = HostMatch::Exact(host.to_string());
+        self.config
+            .rules
+            .iter()
+            .any(|r| r.host == want)
+            .then_some(want)
+    }
+}
+
+/// How many elements Prefix `rule` matches of `path`: `Some` when every
+/// element of the rule is the path's element at its place.
+fn prefix_elements(rule: &str, path: &str) -> Option<usize> {
+    let rule: Vec<&str> = rule.split('/').filter(|e| !e.is_empty()).collect();
+    let path: Vec<&str> = path.split('/').filter(|e| !e.is_empty()).collect();
+    (path.len() >= rule.len() && rule.iter().zip(&path).all(|(r, p)| r == p)).then_some(rule.len())
+}
+
+/// `^pattern` case-insensitively, for patterns whose only special
+/// character is `.` (any character).
+fn pattern_matches(pattern: &str, path: &str) -> bool {
+    let mut chars = path.chars();
+    pattern.chars().all(|want| {
+        chars
+            .next()
+            .is_some_and(|got| want == '.' || want.eq_ignore_ascii_case(&got))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed seeds of fuzz target `target`, as the target reads them.
+    fn seeds(target: &str) -> Vec<Vec<u8>> {
+        let dir = format!("{}/fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
+        let entries = std::fs::read_dir(&dir).expect("the seed corpus");
+        let seeds: Vec<Vec<u8>> = entries
+            .map(|e| std::fs::read(e.expect("a seed").path()).expect("a seed"))
+            .collect();
+        assert!(!seeds.is_empty(), "{dir}");
+        seeds
+    }
+
+    #[test]
+    fn the_seed_corpora_pass() {
+        for seed in seeds("route_lookup") {
+            check_lookup(&seed);
+        }
+        for seed in seeds("manifests") {
+            let translation = rauta_k8s_sync::manifests::invariants::check_manifest(&seed);
+            let translation = translation.expect("seeds are UTF-8");
+            if !translation.is_rejected() {
+                check_compiles(&translation.config);
+            }
+        }
+    }
+
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn generated_tables_agree_with_the_model() {
+        let mut state = 0x0bad_cafe_dead_beef;
+        for _ in 0..3_000 {
+            let len = (next(&mut state) % 120) as usize;
+            let input: Vec<u8> = (0..len).map(|_| next(&mut state) as u8).collect();
+            check_lookup(&input);
+        }
+    }
+
+    #[test]
+    fn the_model_reads_the_spec_examples() {
+        let case = |rules: &[(&str, PathType)]| Case {
+            config: RouteConfig {
+                rules: rules
+                    .iter()
+                    .map(|(path, path_type)| RuleConfig {
+                        host: HostMatch::Any,
+                        path: (*path).into(),
+                        path_type: *path_type,
+                        backend: 0,
+                        source: IngressRef {
+                            namespace: "default".into(),
+                            name: "ing".into(),
+                        },
+                        ssl_redirect: false,
+                        policy: Default::default(),
+                    })
+                    .collect(),
+                ..RouteConfig::default()
+            },
+            requests: Vec::new(),
+        };
+        use PathType::{Exact, Prefix};
+        let c = case(&[("/foo", Exact), ("/aaa/bbb/", Prefix), ("/", Prefix)]);
+        assert_eq!(c.model("h", "/foo"), Some(0));
+        assert_eq!(c.model("h", "/foo/"), Some(2));
+        assert_eq!(c.model("h", "/aaa/bbb"), Some(1));
+        assert_eq!(c.model("h", "/aaa/bbbxyz"), Some(2));
+        let c = case(&[("/foo", Prefix), ("/foo", Exact)]);
+        assert_eq!(c.model("h", "/foo"), Some(1), "Exact wins a tie");
+        assert_eq!(c.model("h", "/foo/x"), Some(0));
+        assert!(pattern_matches("/a.b", "/AxB/c"));
+        assert!(!pattern_matches("/a.b", "/ab"));
+    }
+}
