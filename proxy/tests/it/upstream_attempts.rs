@@ -454,3 +454,75 @@ fn past_the_backends_request_bound_the_answer_is_503_with_retry_after() {
         m.text()
     );
 }
+
+#[test]
+fn killing_one_of_three_pods_under_get_load_fails_no_request() {
+    let pods = [
+        Backend::start("a"),
+        Backend::start("b"),
+        Backend::start("c"),
+    ];
+    let ports: Vec<u16> = pods.iter().map(Backend::port).collect();
+    let svc = service_on("app", &ports);
+    let route = ing("app", &[], "app.example", &[path("/", "Prefix", "app")]);
+    let class = rauta_testkit::rauta_class();
+    let dir = rauta_testkit::ManifestDir::new();
+    dir.write(
+        "all.yaml",
+        &rauta_testkit::manifests::join(&[&class, &svc, &route]),
+    );
+    let rauta = crate::common::start(&dir, &["--shards", "2"]);
+    let addr = rauta.addr();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Eight keep-alive clients send GETs, slow ones among them so that
+    // requests are in flight on the pod when it dies.
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut conn = rauta_testkit::Conn::open(addr).expect("connect");
+                let target = if i % 2 == 0 { "/slow?ms=20" } else { "/" };
+                let (mut sent, mut failed) = (0, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    sent += 1;
+                    match conn.request("GET", "app.example", target, &[], b"") {
+                        Ok(r) if r.status == 200 => {}
+                        Ok(r) => failed.push(format!("status {}", r.status)),
+                        Err(e) => {
+                            failed.push(format!("{e}"));
+                            conn = rauta_testkit::Conn::open(addr).expect("reconnect");
+                        }
+                    }
+                }
+                (sent, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    pods[1].stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut sent = 0;
+    let mut failed = Vec::new();
+    for c in clients {
+        let (s, f) = c.join().expect("client");
+        sent += s;
+        failed.extend(f);
+    }
+    assert!(sent > 200, "a load ran: {sent} requests");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {failed:?}\n{}",
+        failed.len(),
+        rauta.log()
+    );
+    // The dead pod was left: the node stopped sending there.
+    let m = rauta.scrape();
+    let endpoint = format!("127.0.0.1:{}", ports[1]);
+    assert_eq!(
+        m.value("rauta_upstream_ejected_shards", &[("endpoint", &endpoint)]),
+        2.0,
+        "every shard left the dead pod out\n{}",
+        m.text()
+    );
+}
