@@ -526,3 +526,40 @@ fn killing_one_of_three_pods_under_get_load_fails_no_request() {
         m.text()
     );
 }
+
+#[test]
+fn a_backend_sending_an_endless_response_head_gets_502_at_the_head_limit() {
+    // 8 MiB of header lines and never the empty line that ends a head:
+    // rauta stops reading at its head limit rather than buffering them.
+    let mut endless = b"HTTP/1.1 200 OK\r\n".to_vec();
+    while endless.len() < 8 << 20 {
+        endless
+            .extend_from_slice(b"x-filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    let bad = rauta_testkit::ScriptedBackend::answering(&endless);
+    let svc = service_on("app", &[bad.port]);
+    let route = ing(
+        "app",
+        &[("proxy-next-upstream", "off")],
+        "app.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let class = rauta_testkit::rauta_class();
+    let dir = rauta_testkit::ManifestDir::new();
+    dir.write(
+        "all.yaml",
+        &rauta_testkit::manifests::join(&[&class, &svc, &route]),
+    );
+    let rauta = crate::common::start(&dir, &["--shards", "1"]);
+    for _ in 0..5 {
+        let r = get(rauta.addr(), "app.example", "/").expect("answer");
+        assert_eq!(r.status, 502, "{}", rauta.log());
+    }
+    let m = rauta.scrape();
+    assert_eq!(
+        m.value("rauta_errors_total", &[("cause", "upstream_protocol")]),
+        5.0,
+        "{}",
+        m.text()
+    );
+}
