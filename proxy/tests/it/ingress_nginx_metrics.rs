@@ -195,7 +195,7 @@ const CLASS: &str = "rauta.io/ingress-controller";
 /// Ingress shop/front on shop.example (`/` -> alpha, `/api` -> beta), its
 /// host's certificate expiring in three days, rauta with the compatible
 /// families on, a TLS listener, and the backends.
-fn shop() -> (Rauta, ManifestDir, [rauta_testkit::Backend; 2]) {
+pub(crate) fn shop() -> (Rauta, ManifestDir, [rauta_testkit::Backend; 2]) {
     let (a, svc_a) = service("shop", "alpha");
     let (b, svc_b) = service("shop", "beta");
     let leaf = Ca::new().issue_for_days(&["shop.example"], 3);
@@ -237,7 +237,7 @@ fn shop() -> (Rauta, ManifestDir, [rauta_testkit::Backend; 2]) {
 
 /// What the traffic sent, per kind.
 #[derive(Debug, Default)]
-struct Sent {
+pub(crate) struct Sent {
     ok: u64,
     posts: u64,
     not_found: u64,
@@ -246,7 +246,7 @@ struct Sent {
 
 /// Keep-alive traffic for `how_long`: mostly 200s, and 404s and 503s from
 /// the backend (each well above the alerts' 5%).
-fn traffic(addr: SocketAddr, how_long: Duration) -> Sent {
+pub(crate) fn traffic(addr: SocketAddr, how_long: Duration) -> Sent {
     let mut conn = Conn::open(addr).expect("connect");
     let mut sent = Sent::default();
     let until = Instant::now() + how_long;
@@ -275,7 +275,7 @@ fn traffic(addr: SocketAddr, how_long: Duration) -> Sent {
 }
 
 /// `expr` with Grafana's template variables replaced by `vars`.
-fn substitute(expr: &str, vars: &[(&str, &str)]) -> String {
+pub(crate) fn substitute(expr: &str, vars: &[(&str, &str)]) -> String {
     let mut vars = vars.to_vec();
     // `$controller` is a prefix of `$controller_class`: longest first.
     vars.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));

@@ -8,6 +8,7 @@ mod xdp_util;
 mod affinity;
 mod balancing;
 mod canary;
+mod dashboard;
 mod error_pages;
 mod errors;
 mod ext_auth;
