@@ -402,9 +402,7 @@ impl Bridge {
                 continue;
             }
             if name == header::CONTENT_LENGTH {
-                length = std::str::from_utf8(h.value)
-                    .ok()
-                    .and_then(|v| v.trim().parse::<u64>().ok());
+                length = crate::http::parse_content_length(h.value);
             }
             if let Ok(value) = HeaderValue::from_bytes(h.value) {
                 response.headers_mut().append(name, value);
@@ -609,13 +607,11 @@ pub(super) fn request_head(
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    // h2 has checked that it is a number (and holds DATA to it).
+    // h2 has checked that it is a number (and holds DATA to it); digits
+    // only all the same (`str::parse` would take `+5`).
     length
         .map(|v| {
-            std::str::from_utf8(v)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .ok_or(Malformed("content-length is not a number"))
+            crate::http::parse_content_length(v).ok_or(Malformed("content-length is not a number"))
         })
         .transpose()
 }
