@@ -118,23 +118,30 @@ fn httpwg_rfc9113_suite_passes() {
     // then under load, "The application panicked"): on a shared machine a
     // run may fail a case that passes alone. A case fails the test only if
     // it fails in every one of three runs.
-    let mut verdicts = Vec::new();
+    let mut persistent: Option<BTreeSet<String>> = None;
+    let mut reports = Vec::new();
     for _ in 0..3 {
-        let verdict = httpwg_run(&rauta);
-        let clean = verdict.is_ok();
-        verdicts.push(verdict);
-        if clean {
+        let Err((problems, report)) = httpwg_run(&rauta) else {
             return;
-        }
+        };
+        reports.push(report);
+        persistent = Some(match persistent {
+            None => problems,
+            Some(seen) => seen.intersection(&problems).cloned().collect(),
+        });
     }
-    let reports: Vec<String> = verdicts.into_iter().filter_map(Result::err).collect();
-    panic!("{}", reports.join("\n======== next run ========\n"));
+    let persistent = persistent.unwrap_or_default();
+    assert!(
+        persistent.is_empty(),
+        "in every run: {persistent:#?}\n{}",
+        reports.join("\n======== next run ========\n")
+    );
 }
 
-/// One httpwg run against `rauta`: `Err` with a report when a case failed
-/// outside the allow-list, an allow-listed case passed, or the output is
-/// not what a whole run prints.
-fn httpwg_run(rauta: &rauta_testkit::Rauta) -> Result<(), String> {
+/// One httpwg run against `rauta`: `Err` with its problems (each a case
+/// that failed outside the allow-list, an allow-listed case that passed,
+/// or output that is not what a whole run prints) and a report.
+fn httpwg_run(rauta: &rauta_testkit::Rauta) -> Result<(), (BTreeSet<String>, String)> {
     let out = Command::new("httpwg")
         .arg("-v")
         .args(["-a", &rauta.addr().to_string()])
@@ -159,25 +166,24 @@ fn httpwg_run(rauta: &rauta_testkit::Rauta) -> Result<(), String> {
         run.ran.len(),
         run.summary,
     );
+    let mut problems = BTreeSet::new();
     if run.ran.len() < 107 {
-        return Err(format!("too few cases ran\n{report}"));
+        problems.insert("too few cases ran".to_string());
     }
     if run.summary != Some((run.passed.len(), run.ran.len())) {
-        return Err(format!(
-            "the summary disagrees with the cases seen\n{report}"
-        ));
+        problems.insert("the summary disagrees with the cases seen".to_string());
     }
-    if !unexpected.is_empty() {
-        return Err(format!(
-            "failed outside the allow-list: {unexpected:#?}\n{report}"
-        ));
+    problems.extend(unexpected.iter().map(|c| format!("failed: {c}")));
+    problems.extend(
+        fixed
+            .iter()
+            .map(|c| format!("allow-listed but passing now (take it off the list): {c}")),
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err((problems, report))
     }
-    if !fixed.is_empty() {
-        return Err(format!(
-            "allow-listed but passing now (take them off the list): {fixed:#?}"
-        ));
-    }
-    Ok(())
 }
 
 #[test]
