@@ -32,19 +32,22 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # -timeout: one input running this long is a hang, reported as a crash.
 flags=(-max_total_time="$seconds" -max_len=4096 -timeout=30)
+# Overflow checks and debug_assert!s on: a silently wrapping count is a
+# bug the fuzzer should report (build and runs need the same flag).
+build=(--debug-assertions)
 
 if ! $all; then
-  cargo +nightly fuzz run "$target" "$work" "fuzz/corpus/$target" -- "${flags[@]}"
+  cargo +nightly fuzz run "${build[@]}" "$target" "$work" "fuzz/corpus/$target" -- "${flags[@]}"
   exit
 fi
 
 # Built once for every target; each run then only starts its binary.
-cargo +nightly fuzz build
+cargo +nightly fuzz build "${build[@]}"
 failed=0
 for t in $(cargo +nightly fuzz list); do
   mkdir -p "$work/$t"
   out="$work/$t.log"
-  if cargo +nightly fuzz run "$t" "$work/$t" "fuzz/corpus/$t" -- "${flags[@]}" >"$out" 2>&1; then
+  if cargo +nightly fuzz run "${build[@]}" "$t" "$work/$t" "fuzz/corpus/$t" -- "${flags[@]}" >"$out" 2>&1; then
     # libFuzzer's last line: `Done N runs in S second(s)`.
     runs=$(grep -o 'Done [0-9]* runs' "$out" | tail -1 | cut -d' ' -f2)
     echo "fuzz: $t passed (${seconds} s, ${runs:-?} runs)"
