@@ -176,20 +176,19 @@ impl Outliers {
         }
         let mut failing = self.failing.borrow_mut();
         let h = failing.get_mut(&addr)?;
-        {
-            h.ejections += 1;
-            h.failures = 0;
-            let time = self
-                .policy
-                .base
-                .saturating_mul(h.ejections)
-                .min(MAX_EJECTION);
-            h.until = Some(now + time);
-            self.ejected.set(self.ejected.get() + 1);
-            self.ejections_total.set(self.ejections_total.get() + 1);
-            tracing::info!(endpoint = %addr, backend = %backend.name, ejections = h.ejections, seconds = time.as_secs(), "endpoint ejected after failures in a row");
-        }
-        h.until.map(|until| (addr, until))
+        h.ejections += 1;
+        h.failures = 0;
+        let time = self
+            .policy
+            .base
+            .saturating_mul(h.ejections)
+            .min(MAX_EJECTION);
+        let until = now + time;
+        h.until = Some(until);
+        self.ejected.set(self.ejected.get() + 1);
+        self.ejections_total.set(self.ejections_total.get() + 1);
+        tracing::info!(endpoint = %addr, backend = %backend.name, ejections = h.ejections, seconds = time.as_secs(), "endpoint ejected after failures in a row");
+        Some((addr, until))
     }
 
     /// Another shard ejected `addr` until `until`: it is left out here
