@@ -32,3 +32,16 @@ pub(crate) mod shard;
 pub(crate) mod tls;
 pub(crate) mod upstream;
 pub mod xdp;
+
+/// The committed seeds of fuzz target `target` (`fuzz/corpus/TARGET`), for
+/// the unit tests that run each target's check over them on stable.
+#[cfg(test)]
+pub(crate) fn fuzz_seeds(target: &str) -> Vec<Vec<u8>> {
+    let dir = format!("{}/fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
+    let entries = std::fs::read_dir(&dir).expect("the seed corpus");
+    let seeds: Vec<Vec<u8>> = entries
+        .map(|e| std::fs::read(e.expect("a seed").path()).expect("a seed"))
+        .collect();
+    assert!(!seeds.is_empty(), "{dir}");
+    seeds
+}

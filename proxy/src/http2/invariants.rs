@@ -291,20 +291,9 @@ mod tests {
 mod head_tests {
     use super::*;
 
-    /// The committed seeds of fuzz target `target`, as the target reads them.
-    fn seeds(target: &str) -> Vec<Vec<u8>> {
-        let dir = format!("{}/fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
-        let entries = std::fs::read_dir(&dir).expect("the seed corpus");
-        let seeds: Vec<Vec<u8>> = entries
-            .map(|e| std::fs::read(e.expect("a seed").path()).expect("a seed"))
-            .collect();
-        assert!(!seeds.is_empty(), "{dir}");
-        seeds
-    }
-
     #[test]
     fn the_seed_corpus_passes() {
-        for seed in seeds("h2_head") {
+        for seed in crate::fuzz_seeds("h2_head") {
             check_request_head(&seed);
         }
     }

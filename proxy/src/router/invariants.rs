@@ -148,18 +148,7 @@ impl Case {
                 1 => PathType::Prefix,
                 _ => PathType::ImplementationSpecific,
             };
-            config.rules.push(RuleConfig {
-                host,
-                path: r.path(true),
-                path_type,
-                backend: 0,
-                source: IngressRef {
-                    namespace: "default".into(),
-                    name: "ing".into(),
-                },
-                ssl_redirect: false,
-                policy: Default::default(),
-            });
+            config.rules.push(rule(host, r.path(true), path_type));
         }
         // Policies only for hosts that have rules, as the translation
         // writes them: regex mode and aliases.
@@ -262,6 +251,22 @@ impl Case {
 
 /// How many elements Prefix `rule` matches of `path`: `Some` when every
 /// element of the rule is the path's element at its place.
+/// A rule of Ingress `default/ing` to backend 0, as the model's tables use.
+fn rule(host: HostMatch, path: String, path_type: PathType) -> RuleConfig {
+    RuleConfig {
+        host,
+        path,
+        path_type,
+        backend: 0,
+        source: IngressRef {
+            namespace: "default".into(),
+            name: "ing".into(),
+        },
+        ssl_redirect: false,
+        policy: Default::default(),
+    }
+}
+
 fn prefix_elements(rule: &str, path: &str) -> Option<usize> {
     let rule: Vec<&str> = rule.split('/').filter(|e| !e.is_empty()).collect();
     let path: Vec<&str> = path.split('/').filter(|e| !e.is_empty()).collect();
@@ -283,23 +288,12 @@ fn pattern_matches(pattern: &str, path: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// The committed seeds of fuzz target `target`, as the target reads them.
-    fn seeds(target: &str) -> Vec<Vec<u8>> {
-        let dir = format!("{}/fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
-        let entries = std::fs::read_dir(&dir).expect("the seed corpus");
-        let seeds: Vec<Vec<u8>> = entries
-            .map(|e| std::fs::read(e.expect("a seed").path()).expect("a seed"))
-            .collect();
-        assert!(!seeds.is_empty(), "{dir}");
-        seeds
-    }
-
     #[test]
     fn the_seed_corpora_pass() {
-        for seed in seeds("route_lookup") {
+        for seed in crate::fuzz_seeds("route_lookup") {
             check_lookup(&seed);
         }
-        for seed in seeds("manifests") {
+        for seed in crate::fuzz_seeds("manifests") {
             let translation = rauta_k8s_sync::manifests::invariants::check_manifest(&seed);
             let translation = translation.expect("seeds are UTF-8");
             if !translation.is_rejected() {
@@ -331,18 +325,7 @@ mod tests {
             config: RouteConfig {
                 rules: rules
                     .iter()
-                    .map(|(path, path_type)| RuleConfig {
-                        host: HostMatch::Any,
-                        path: (*path).into(),
-                        path_type: *path_type,
-                        backend: 0,
-                        source: IngressRef {
-                            namespace: "default".into(),
-                            name: "ing".into(),
-                        },
-                        ssl_redirect: false,
-                        policy: Default::default(),
-                    })
+                    .map(|(path, path_type)| rule(HostMatch::Any, (*path).into(), *path_type))
                     .collect(),
                 ..RouteConfig::default()
             },
