@@ -518,6 +518,21 @@ http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout
     c
 }
 
+/// The forwarding headers ingress-nginx sets, as HAProxy frontend lines
+/// (the same for every HAProxy configuration here).
+fn haproxy_forward_headers() -> String {
+    [
+        "option forwardfor",
+        "http-request set-header X-Real-IP %[src]",
+        "http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]",
+        "http-request set-header X-Forwarded-Host %[req.hdr(host)]",
+        "http-request set-header X-Forwarded-Port %[dst_port]",
+        "http-request set-header X-Request-ID %[uuid] unless { req.hdr(x-request-id) -m found }",
+    ]
+    .map(|l| format!("  {l}\n"))
+    .concat()
+}
+
 /// HAProxy with one thread, `http-reuse always`, the same forwarded
 /// headers, ALPN h2 and http/1.1 on the TLS port; the many-routes table is
 /// a `map_beg` over `base` (host + path); gRPC through a second frontend,
@@ -528,16 +543,7 @@ fn haproxy_cfg(
     (port, tls_port, h2c_port): (u16, u16, u16),
     table: Table,
 ) -> Result<String> {
-    let headers = [
-        "option forwardfor",
-        "http-request set-header X-Real-IP %[src]",
-        "http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]",
-        "http-request set-header X-Forwarded-Host %[req.hdr(host)]",
-        "http-request set-header X-Forwarded-Port %[dst_port]",
-        "http-request set-header X-Request-ID %[uuid] unless { req.hdr(x-request-id) -m found }",
-    ]
-    .map(|l| format!("  {l}\n"))
-    .concat();
+    let headers = haproxy_forward_headers();
     let mut c = format!(
         "global\n  nbthread 1\n  maxconn 4000\n\
 defaults\n  mode http\n  option http-keep-alive\n  timeout connect 5s\n  timeout client 300s\n  timeout server 300s\n  timeout http-keep-alive 300s\n  http-reuse always\n\
@@ -845,16 +851,7 @@ http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout
 /// 2s`), which rauta does not have. Checks go to the pod's check port.
 /// Timeouts as nginx's above: connect 5 s, server 60 s.
 fn haproxy_pool_cfg(port: u16, pods: &[Pod]) -> String {
-    let headers = [
-        "option forwardfor",
-        "http-request set-header X-Real-IP %[src]",
-        "http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]",
-        "http-request set-header X-Forwarded-Host %[req.hdr(host)]",
-        "http-request set-header X-Forwarded-Port %[dst_port]",
-        "http-request set-header X-Request-ID %[uuid] unless { req.hdr(x-request-id) -m found }",
-    ]
-    .map(|l| format!("  {l}\n"))
-    .concat();
+    let headers = haproxy_forward_headers();
     let servers: String = pods
         .iter()
         .enumerate()

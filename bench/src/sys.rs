@@ -348,30 +348,35 @@ pub fn process_ticks(pids: &[u32]) -> u64 {
         .sum()
 }
 
+/// The `/proc/PID/task/TID/status` text of every thread of the processes
+/// (threads that exit meanwhile are left out).
+fn task_statuses(pids: &[u32]) -> impl Iterator<Item = String> + '_ {
+    pids.iter()
+        .filter_map(|pid| fs::read_dir(format!("/proc/{pid}/task")).ok())
+        .flat_map(|tasks| tasks.flatten())
+        .filter_map(|task| fs::read_to_string(task.path().join("status")).ok())
+}
+
+/// A numeric field of a `status` text (`name` with its colon), 0 if absent.
+fn status_field(status: &str, name: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Voluntary context switches of every thread of the processes, summed by
 /// thread name (`comm`), for telling which threads wake an idle proxy.
 pub fn wakeups_by_thread(pids: &[u32]) -> HashMap<String, u64> {
     let mut by_name: HashMap<String, u64> = HashMap::new();
-    for pid in pids {
-        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let Ok(status) = fs::read_to_string(task.path().join("status")) else {
-                continue;
-            };
-            let name = status
-                .lines()
-                .find_map(|l| l.strip_prefix("Name:"))
-                .map_or("?", str::trim)
-                .to_string();
-            let n: u64 = status
-                .lines()
-                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            *by_name.entry(name).or_default() += n;
-        }
+    for status in task_statuses(pids) {
+        let name = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Name:"))
+            .map_or("?", str::trim)
+            .to_string();
+        *by_name.entry(name).or_default() += status_field(&status, "voluntary_ctxt_switches:");
     }
     by_name
 }
@@ -380,27 +385,12 @@ pub fn wakeups_by_thread(pids: &[u32]) -> HashMap<String, u64> {
 /// the processes (`/proc/PID/task/TID/status`): voluntary ones are the
 /// times a thread went to sleep, i.e. its wake-ups.
 pub fn context_switches(pids: &[u32]) -> (u64, u64) {
-    let mut total = (0, 0);
-    for pid in pids {
-        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let Ok(status) = fs::read_to_string(task.path().join("status")) else {
-                continue;
-            };
-            let field = |name: &str| -> u64 {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0)
-            };
-            total.0 += field("voluntary_ctxt_switches:");
-            total.1 += field("nonvoluntary_ctxt_switches:");
-        }
-    }
-    total
+    task_statuses(pids).fold((0, 0), |(v, i), status| {
+        (
+            v + status_field(&status, "voluntary_ctxt_switches:"),
+            i + status_field(&status, "nonvoluntary_ctxt_switches:"),
+        )
+    })
 }
 
 #[cfg(test)]
