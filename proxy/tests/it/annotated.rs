@@ -100,12 +100,17 @@ pub fn service_on(name: &str, ports: &[u16]) -> String {
 /// Starts rauta with one shard (round robin is then predictable) on the
 /// class and `docs`, in `all.yaml`.
 pub fn serve_docs(docs: &[&str]) -> (ManifestDir, Rauta) {
+    serve_docs_with(docs, &["--shards", "1"])
+}
+
+/// [`serve_docs`] with rauta started with `args`.
+pub fn serve_docs_with(docs: &[&str], args: &[&str]) -> (ManifestDir, Rauta) {
     let class = rauta_class();
     let mut all: Vec<&str> = vec![&class];
     all.extend_from_slice(docs);
     let dir = ManifestDir::new();
     dir.write("all.yaml", &join(&all));
-    let rauta = start(&dir, &["--shards", "1"]);
+    let rauta = start(&dir, args);
     (dir, rauta)
 }
 

@@ -2,7 +2,7 @@
 //! per-route timeouts (504 on a read timeout, 502 on a refused connect),
 //! and retries on another endpoint as the route's tokens allow.
 
-use crate::annotated::{assert_reported, ing, serve_docs, service_on};
+use crate::annotated::{assert_reported, ing, serve_docs, serve_docs_with, service_on};
 use rauta_testkit::client::{get, request};
 use rauta_testkit::manifests::path;
 use rauta_testkit::{Backend, ScriptedBackend};
@@ -217,18 +217,12 @@ fn one_dead_of_three(
     let dead = rauta_testkit::free_port();
     let svc = service_on("app", &[a.port(), dead, b.port()]);
     let route = ing("app", &[], "app.example", &[path("/", "Prefix", "app")]);
-    let class = rauta_testkit::rauta_class();
-    let dir = rauta_testkit::ManifestDir::new();
-    dir.write(
-        "all.yaml",
-        &rauta_testkit::manifests::join(&[&class, &svc, &route]),
-    );
     let mut args = vec!["--connect-attempts", "1"];
     if !extra.contains(&"--shards") {
         args.extend(["--shards", "1"]);
     }
     args.extend_from_slice(extra);
-    let rauta = crate::common::start(&dir, &args);
+    let (dir, rauta) = serve_docs_with(&[&svc, &route], &args);
     ((a, b, dir), rauta, dead)
 }
 
@@ -366,14 +360,8 @@ fn by_default_a_get_that_timed_out_is_sent_again_elsewhere() {
     let good = Backend::start("good");
     let svc = service_on("app", &[slow.port, good.port()]);
     let route = ing("app", &[], "app.example", &[path("/", "Prefix", "app")]);
-    let class = rauta_testkit::rauta_class();
-    let dir = rauta_testkit::ManifestDir::new();
-    dir.write(
-        "all.yaml",
-        &rauta_testkit::manifests::join(&[&class, &svc, &route]),
-    );
-    let rauta = crate::common::start(
-        &dir,
+    let (_dir, rauta) = serve_docs_with(
+        &[&svc, &route],
         &[
             "--shards",
             "1",
@@ -421,13 +409,10 @@ fn past_the_backends_request_bound_the_answer_is_503_with_retry_after() {
     let app = Backend::start("app");
     let svc = service_on("app", &[app.port()]);
     let route = ing("app", &[], "app.example", &[path("/", "Prefix", "app")]);
-    let class = rauta_testkit::rauta_class();
-    let dir = rauta_testkit::ManifestDir::new();
-    dir.write(
-        "all.yaml",
-        &rauta_testkit::manifests::join(&[&class, &svc, &route]),
+    let (_dir, rauta) = serve_docs_with(
+        &[&svc, &route],
+        &["--shards", "1", "--backend-max-requests", "2"],
     );
-    let rauta = crate::common::start(&dir, &["--shards", "1", "--backend-max-requests", "2"]);
     let addr = rauta.addr();
     // Two slow requests fill the bound...
     let slow: Vec<_> = (0..2)
@@ -465,13 +450,7 @@ fn killing_one_of_three_pods_under_get_load_fails_no_request() {
     let ports: Vec<u16> = pods.iter().map(Backend::port).collect();
     let svc = service_on("app", &ports);
     let route = ing("app", &[], "app.example", &[path("/", "Prefix", "app")]);
-    let class = rauta_testkit::rauta_class();
-    let dir = rauta_testkit::ManifestDir::new();
-    dir.write(
-        "all.yaml",
-        &rauta_testkit::manifests::join(&[&class, &svc, &route]),
-    );
-    let rauta = crate::common::start(&dir, &["--shards", "2"]);
+    let (_dir, rauta) = serve_docs_with(&[&svc, &route], &["--shards", "2"]);
     let addr = rauta.addr();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Eight keep-alive clients send GETs, slow ones among them so that
@@ -544,13 +523,7 @@ fn a_backend_sending_an_endless_response_head_gets_502_at_the_head_limit() {
         "app.example",
         &[path("/", "Prefix", "app")],
     );
-    let class = rauta_testkit::rauta_class();
-    let dir = rauta_testkit::ManifestDir::new();
-    dir.write(
-        "all.yaml",
-        &rauta_testkit::manifests::join(&[&class, &svc, &route]),
-    );
-    let rauta = crate::common::start(&dir, &["--shards", "1"]);
+    let (_dir, rauta) = serve_docs(&[&svc, &route]);
     for _ in 0..5 {
         let r = get(rauta.addr(), "app.example", "/").expect("answer");
         assert_eq!(r.status, 502, "{}", rauta.log());
