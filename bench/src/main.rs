@@ -5,10 +5,13 @@
 //! request, memory, syscalls and instructions, and writes a Markdown report.
 //! `scripts/bench.sh` installs the tools, builds, and runs this. With
 //! `--serve-grpc-origin` it is instead the gRPC origin (`origin.rs`) that
-//! the driver starts for the `grpc-unary` scenario.
+//! the driver starts for the `grpc-unary` scenario; with
+//! `--serve-tcp-origin` or `--tcp-client` the TCP origin or load client of
+//! the L4 scenarios (`l4.rs`).
 
 #![forbid(unsafe_code)]
 
+mod l4;
 mod load;
 mod micro;
 mod origin;
@@ -71,8 +74,9 @@ struct Args {
     routes: usize,
     /// Scenarios to run (keepalive, fixed-rate, new-conn, 1mb,
     /// tls-new-conn, tls-keepalive, h2-tls, routes, policies, grpc-unary;
-    /// and, not in the default list, the resilience scenarios kill-pod,
-    /// kill-pod-stop and idle, reported to --resilience-out).
+    /// and, not in the default list, the L4 scenarios tcp-stream and
+    /// tcp-conns, and the resilience scenarios kill-pod, kill-pod-stop and
+    /// idle, reported to --resilience-out).
     #[arg(
         long,
         value_delimiter = ',',
@@ -143,6 +147,27 @@ struct Args {
     /// Seconds of the idle window.
     #[arg(long, default_value_t = 60)]
     idle_secs: u64,
+    /// Bytes of the tcp-stream download (K, M, G suffixes: binary).
+    #[arg(long, default_value = "1G", value_parser = l4::parse_size)]
+    tcp_bytes: u64,
+    /// Concurrent connect-send-read-close loops of tcp-conns.
+    #[arg(long, default_value_t = 64)]
+    tcp_concurrency: usize,
+    /// Run HAProxy's L4 scenarios with `option splice-auto` (off, as
+    /// HAProxy ships, unless given).
+    #[arg(long)]
+    l4_haproxy_splice: bool,
+    /// Internal: serve as the TCP origin of the L4 scenarios on this port
+    /// (127.0.0.1) and nothing else.
+    #[arg(long, hide = true)]
+    serve_tcp_origin: Option<u16>,
+    /// Internal: be the L4 scenarios' client (`stream` or `conns`) against
+    /// --tcp-target, print one result line, exit.
+    #[arg(long, hide = true, requires = "tcp_target")]
+    tcp_client: Option<String>,
+    /// Internal: the TCP client's target.
+    #[arg(long, hide = true)]
+    tcp_target: Option<SocketAddr>,
     /// Internal: serve as the gRPC origin on these ports (127.0.0.1) and
     /// nothing else; the driver starts this itself.
     #[arg(long, value_delimiter = ',', hide = true)]
@@ -154,7 +179,17 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    let result = if args.serve_grpc_origin.is_empty() {
+    let result = if let Some(port) = args.serve_tcp_origin {
+        l4::serve_origin(port)
+    } else if let (Some(mode), Some(target)) = (&args.tcp_client, args.tcp_target) {
+        l4::client(
+            mode,
+            target,
+            args.tcp_bytes,
+            args.tcp_concurrency,
+            Duration::from_secs(args.duration),
+        )
+    } else if args.serve_grpc_origin.is_empty() {
         run(args)
     } else {
         origin::serve(&args.serve_grpc_origin, args.grpc_origin_stats.unwrap_or(0))
@@ -174,10 +209,14 @@ fn run(args: Args) -> Result<()> {
     // The resilience scenarios have their own driver and report.
     let mut scenarios: Vec<Scenario> = Vec::new();
     let mut resilient: Vec<resilience::Scenario> = Vec::new();
+    let mut tcp: Vec<l4::Scenario> = Vec::new();
     for id in args.scenarios.iter().filter(|s| !s.is_empty()) {
-        match resilience::Scenario::parse(id) {
-            Some(r) => resilient.push(r),
-            None => scenarios.push(Scenario::parse(id)?),
+        if let Some(r) = resilience::Scenario::parse(id) {
+            resilient.push(r);
+        } else if let Some(t) = l4::Scenario::parse(id) {
+            tcp.push(t);
+        } else {
+            scenarios.push(Scenario::parse(id)?);
         }
     }
     let proxies: Vec<Kind> = args
@@ -213,7 +252,13 @@ fn run(args: Args) -> Result<()> {
         ..Report::default()
     };
 
-    for tool in ["taskset", "wrk", "nginx"] {
+    // wrk drives only the HTTP scenarios.
+    let tools: &[&str] = if scenarios.is_empty() {
+        &["taskset", "nginx"]
+    } else {
+        &["taskset", "wrk", "nginx"]
+    };
+    for tool in tools {
         if !on_path(tool) {
             bail!("{tool} is not installed (scripts/bench.sh installs it)");
         }
@@ -265,7 +310,10 @@ fn run(args: Args) -> Result<()> {
         dir: dir.clone(),
     };
     load::write_scripts(&dir, routes)?;
-    report.setup = vec![
+    report.setup = if scenarios.is_empty() {
+        vec![format!("Work directory: {}.", dir.display())]
+    } else {
+        vec![
         format!(
             "CPU {}: backend (nginx, 1 worker, `return 200` + a 1 MiB static file; for gRPC the origin) and the load generator (wrk -t1 / oha / openssl s_time / h2load); CPU {}: the proxy under test.",
             args.client_cpu, args.proxy_cpu
@@ -290,7 +338,8 @@ fn run(args: Args) -> Result<()> {
             routes.paths,
             dir.display()
         ),
-    ];
+    ]
+    };
 
     if http2 {
         report.setup.push(format!(
@@ -343,8 +392,38 @@ fn run(args: Args) -> Result<()> {
         fs::write(out, results.markdown(&report.started, &report.versions))
             .with_context(|| format!("write {}", out.display()))?;
         println!("rauta-bench: wrote {}", out.display());
-        if scenarios.is_empty() {
+        if scenarios.is_empty() && tcp.is_empty() {
             return Ok(());
+        }
+    }
+    if !tcp.is_empty() {
+        if args.tcp_concurrency == 0 {
+            bail!("--tcp-concurrency must be positive");
+        }
+        let opts = l4::Options {
+            scenarios: tcp.clone(),
+            relays: l4::Relay::for_proxies(&proxies),
+            rounds: args.rounds,
+            duration: Duration::from_secs(args.duration),
+            warmup: Duration::from_secs(args.warmup),
+            bytes: args.tcp_bytes,
+            concurrency: args.tcp_concurrency,
+            haproxy_splice: args.l4_haproxy_splice,
+            client_cpu: args.client_cpu,
+            proxy_cpu: args.proxy_cpu,
+            ncpu,
+            me: ctx.me,
+        };
+        let before_run = || -> Result<()> {
+            ctx.check()?;
+            if !ctx.quiet_wait.is_zero() {
+                ctx.wait_for_quiet();
+            }
+            Ok(())
+        };
+        report.l4 = Some(l4::run(&opts, &env, &before_run)?);
+        if scenarios.is_empty() {
+            return finish(report, &args, ctx.waited.get(), started);
         }
     }
     let mut backend = peers::start_backend(&env)?;
@@ -525,11 +604,14 @@ fn run(args: Args) -> Result<()> {
         report.callgrind.push((*kind, r));
     }
     backend.stop(Duration::from_secs(5));
+    finish(report, &args, ctx.waited.get(), started)
+}
 
+/// Adds the micro-benchmarks and the wait note, writes the report.
+fn finish(mut report: Report, args: &Args, waited: Duration, started: Instant) -> Result<()> {
     if let Some(cdir) = &args.criterion_dir {
         report.micro = Some(micro::read(cdir).map_err(|e| format!("{e:#}")));
     }
-    let waited = ctx.waited.get();
     if waited >= Duration::from_secs(1) {
         report.notes.push(format!(
             "The suite waited {:.0} s in all for other processes to quieten before runs (at most {} s per run, {} s in all).",
@@ -738,8 +820,18 @@ fn write_report(report: &Report, out: &Path) -> Result<()> {
         fs::create_dir_all(parent)?;
     }
     fs::write(out, report.markdown()).with_context(|| format!("write {}", out.display()))?;
-    let csv = out.with_extension("csv");
-    fs::write(&csv, report.csv()).with_context(|| format!("write {}", csv.display()))?;
+    if !report.runs.is_empty() || report.l4.is_none() {
+        let csv = out.with_extension("csv");
+        fs::write(&csv, report.csv()).with_context(|| format!("write {}", csv.display()))?;
+    }
+    if let Some(l4) = &report.l4 {
+        // Beside the HTTP CSV: `latest.md` → `latest-l4.csv`.
+        let stem = out
+            .file_stem()
+            .map_or("latest".into(), |s| s.to_string_lossy());
+        let csv = out.with_file_name(format!("{stem}-l4.csv"));
+        fs::write(&csv, l4.csv()).with_context(|| format!("write {}", csv.display()))?;
+    }
     Ok(())
 }
 

@@ -891,3 +891,134 @@ fn write_pool_manifests(dir: &Path, pods: &[Pod]) -> Result<()> {
     fs::write(dir.join("pods.yaml"), y)?;
     Ok(())
 }
+
+/// nginx's stream module as Debian's `libnginx-mod-stream` installs it
+/// (nginx-light builds it as a dynamic module).
+pub const NGINX_STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
+/// The ConfigMap rauta reads its TCP services from (ingress-nginx's
+/// tcp-services format), as `namespace/name`.
+pub const TCP_SERVICES: &str = "bench/tcp-services";
+
+/// A TCP proxy of the L4 scenarios, started but not yet known to be ready.
+#[derive(Debug)]
+pub struct TcpRelay {
+    /// Its process (tree).
+    pub child: Child,
+    /// The port it takes TCP connections on.
+    pub port: u16,
+    /// Name of its configuration and log files in the work directory.
+    pub name: String,
+}
+
+/// How an L4 proxy is set up beyond its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// rauta: splice in the kernel (`--l4-splice on`, its default) or
+    /// relay in user space (`--l4-splice off`).
+    pub rauta_splice: bool,
+    /// HAProxy: `option splice-auto` (off by default, as HAProxy ships).
+    pub haproxy_splice: bool,
+}
+
+/// Writes the TCP-proxy configuration of `kind` in front of the TCP
+/// origin at 127.0.0.1:`origin` and starts it pinned to the proxy CPU with
+/// one worker / thread / shard, as the HTTP scenarios run them. Returns at
+/// once; the caller checks readiness through the relay.
+pub fn start_tcp(kind: Kind, origin: u16, opts: TcpOptions, env: &Env) -> Result<TcpRelay> {
+    let port = procs::free_port()?;
+    let name = match (kind, opts.rauta_splice) {
+        (Kind::Rauta, false) => "rauta-tcp-userspace".to_string(),
+        _ => format!("{}-tcp", kind.name().to_ascii_lowercase()),
+    };
+    let (program, args, envs): (String, Vec<String>, Vec<(&str, &str)>) = match kind {
+        Kind::Nginx => {
+            if !Path::new(NGINX_STREAM_MODULE).is_file() {
+                bail!("{NGINX_STREAM_MODULE} is missing (Debian libnginx-mod-stream; scripts/bench.sh installs it)");
+            }
+            let conf = env.path(&format!("{name}.conf"));
+            fs::write(&conf, nginx_stream_conf(env, &name, port, origin))?;
+            ("nginx".into(), nginx_args(&env.dir, &conf), vec![])
+        }
+        Kind::Haproxy => {
+            let conf = env.path(&format!("{name}.cfg"));
+            fs::write(&conf, haproxy_tcp_cfg(port, origin, opts.haproxy_splice))?;
+            let args = vec!["-db".into(), "-f".into(), conf.display().to_string()];
+            ("haproxy".into(), args, vec![])
+        }
+        Kind::Rauta => {
+            let dir = env.path(&format!("{name}-manifests"));
+            write_tcp_manifests(&dir, port, origin)?;
+            // The HTTP listener is required and idle here; the TCP service
+            // listens on the ConfigMap key's port on the same address.
+            let (http, admin) = (procs::free_port()?, procs::free_port()?);
+            let splice = if opts.rauta_splice { "on" } else { "off" };
+            let args = vec![
+                "serve".into(),
+                "--manifests".into(),
+                dir.display().to_string(),
+                "--listen".into(),
+                format!("127.0.0.1:{http}"),
+                "--tcp-services-configmap".into(),
+                TCP_SERVICES.into(),
+                "--l4-splice".into(),
+                splice.into(),
+                "--admin".into(),
+                format!("127.0.0.1:{admin}"),
+                "--shards".into(),
+                "1".into(),
+                "--cpus".into(),
+                env.proxy_cpu.to_string(),
+                "--drain-timeout".into(),
+                "2s".into(),
+            ];
+            let bin = env.rauta_bin.display().to_string();
+            (bin, args, vec![("RUST_LOG", "warn")])
+        }
+    };
+    let log = env.path(&format!("{name}.log"));
+    let child = Child::spawn(&name, env.proxy_cpu, &program, &args, &envs, &log)?;
+    Ok(TcpRelay { child, port, name })
+}
+
+/// nginx `stream` with one worker: a `server` that `proxy_pass`es to the
+/// origin, everything else at nginx's defaults (16 KiB `proxy_buffer_size`,
+/// no splicing: nginx's stream proxy always relays in user space).
+fn nginx_stream_conf(env: &Env, name: &str, port: u16, origin: u16) -> String {
+    let dir = env.dir.display();
+    format!(
+        "load_module {NGINX_STREAM_MODULE};\nworker_processes 1;\ndaemon off;\nerror_log {dir}/{name}-error.log warn;\npid {dir}/{name}.pid;\n\
+events {{ worker_connections 16384; }}\n\
+stream {{\n  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    proxy_connect_timeout 5s;\n    proxy_timeout 300s;\n    proxy_pass 127.0.0.1:{origin};\n  }}\n}}\n"
+    )
+}
+
+/// HAProxy `mode tcp` with one thread, a frontend on `port` and one server
+/// at the origin; `option splice-auto` only when asked for.
+fn haproxy_tcp_cfg(port: u16, origin: u16, splice: bool) -> String {
+    let splice = if splice { "  option splice-auto\n" } else { "" };
+    format!(
+        "global\n  nbthread 1\n  maxconn 40000\n\
+defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 300s\n  timeout server 300s\n{splice}\
+frontend fe\n  bind 127.0.0.1:{port}\n  default_backend origin\n\
+backend origin\n  server o1 127.0.0.1:{origin}\n"
+    )
+}
+
+/// An IngressClass, the [`TCP_SERVICES`] ConfigMap mapping `listen` to
+/// the Service `bench/tcp-origin:9000`, and that Service with its
+/// EndpointSlice at 127.0.0.1:`origin`.
+fn write_tcp_manifests(dir: &Path, listen: u16, origin: u16) -> Result<()> {
+    fs::create_dir_all(dir)?;
+    let (ns, cm) = TCP_SERVICES
+        .split_once('/')
+        .unwrap_or(("bench", TCP_SERVICES));
+    let y = format!(
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: rauta\n  annotations:\n    ingressclass.kubernetes.io/is-default-class: \"true\"\nspec:\n  controller: rauta.io/ingress-controller\n\
+---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {cm}\n  namespace: {ns}\ndata:\n  \"{listen}\": \"bench/tcp-origin:9000\"\n\
+---\napiVersion: v1\nkind: Service\nmetadata:\n  name: tcp-origin\n  namespace: bench\nspec:\n  ports:\n    - name: tcp\n      port: 9000\n      targetPort: {origin}\n\
+---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: tcp-origin-1\n  namespace: bench\n  labels:\n    kubernetes.io/service-name: tcp-origin\naddressType: IPv4\nports:\n  - name: tcp\n    port: {origin}\nendpoints:\n  - addresses: [\"127.0.0.1\"]\n    conditions: {{ready: true}}\n"
+    );
+    fs::write(dir.join("tcp-services.yaml"), y)
+        .with_context(|| format!("write {}", dir.display()))?;
+    Ok(())
+}

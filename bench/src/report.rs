@@ -118,6 +118,8 @@ pub struct Report {
     pub micro: Option<Result<Vec<Micro>, String>>,
     /// Free-form notes (tools missing, fallbacks used).
     pub notes: Vec<String>,
+    /// The L4 (TCP service) scenarios, when they ran.
+    pub l4: Option<crate::l4::Results>,
 }
 
 /// A metric of a run, with its name and direction.
@@ -322,8 +324,11 @@ impl Report {
         }
         md.push('\n');
 
+        // HTTP sections only when HTTP scenarios ran (an L4-only run has
+        // none of their figures).
+        let http = !self.scenarios.is_empty();
         // The summary: key metrics as ratios.
-        if has_rauta && !peers.is_empty() {
+        if http && has_rauta && !peers.is_empty() {
             md.push_str("## rauta ÷ peers\n\n");
             md.push_str("↑: above 1× means rauta is better; ↓: below 1× means rauta is better.\n\n| scenario | metric |");
             for p in &peers {
@@ -358,12 +363,14 @@ impl Report {
         }
 
         // Targets.
-        if has_rauta {
+        if http && has_rauta {
             self.targets(&mut md);
         }
 
         // Absolute figures.
-        md.push_str("## Figures per scenario\n\n");
+        if http {
+            md.push_str("## Figures per scenario\n\n");
+        }
         for s in &self.scenarios {
             let _ = writeln!(md, "### {}\n", title(*s));
             let _ = writeln!(md, "{}\n", describe(*s));
@@ -453,8 +460,13 @@ impl Report {
             md.push('\n');
         }
 
-        self.costs(&mut md);
-        self.machine_load(&mut md);
+        if let Some(l4) = &self.l4 {
+            l4.markdown(&mut md);
+        }
+        if http {
+            self.costs(&mut md);
+            self.machine_load(&mut md);
+        }
         self.micro(&mut md);
         if !self.notes.is_empty() {
             md.push_str("## Notes\n\n");
