@@ -11,6 +11,7 @@
 #   scripts/bench.sh --no-install     # use the tools as they are
 #   scripts/bench.sh -- --scenarios keepalive --rounds 5   # options for rauta-bench
 #   scripts/bench.sh -- --scenarios h2-tls,grpc-unary --out /tmp/h2.md   # elsewhere than latest.md
+#   scripts/bench.sh --no-micro -- --scenarios tcp-stream,tcp-conns --tcp-bytes 256M   # L4 only
 #
 # Everything listens on 127.0.0.1 only. The proxy under test runs on CPU 1,
 # the backend and the load generator on CPU 0.
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
     --no-micro) micro=0; shift ;;
     --no-install) install=0; shift ;;
     --) shift; extra+=("$@"); break ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -49,6 +50,9 @@ if [ "$install" -eq 1 ]; then
   for tool in "${!PKG[@]}"; do
     command -v "$tool" >/dev/null || missing+=("${PKG[$tool]}")
   done
+  # nginx's stream module, for the L4 scenarios (tcp-stream, tcp-conns):
+  # a dynamic module in its own package, not a tool on the PATH.
+  [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
   if [ "${#missing[@]}" -gt 0 ]; then
     mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
     echo "bench: installing ${missing[*]}"
