@@ -997,7 +997,7 @@ stream {{\n  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    proxy_con
 fn haproxy_tcp_cfg(port: u16, origin: u16, splice: bool) -> String {
     let splice = if splice { "  option splice-auto\n" } else { "" };
     format!(
-        "global\n  nbthread 1\n  maxconn 40000\n\
+        "global\n  nbthread 1\n  maxconn 4000\n\
 defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 300s\n  timeout server 300s\n{splice}\
 frontend fe\n  bind 127.0.0.1:{port}\n  default_backend origin\n\
 backend origin\n  server o1 127.0.0.1:{origin}\n"
