@@ -255,7 +255,7 @@ mod tests {
         let longest = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535";
         let mut out = [0u8; V1_MAX];
         let n = write_v1(addr(longest), addr(longest), &mut out);
-        assert_eq!(&out[n - 13..n], b" 65535 65535\r\n");
+        assert_eq!(&out[n - 14..n], b" 65535 65535\r\n");
     }
 
     #[test]
