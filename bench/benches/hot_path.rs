@@ -77,6 +77,7 @@ fn route_config(rules: usize) -> RouteConfig {
         backends,
         tls: Vec::new(),
         hosts: Vec::new(),
+        l4: Vec::new(),
     }
 }
 

@@ -21,13 +21,18 @@ pub mod translate;
 
 pub use rauta_shared::config::RouteConfig;
 
-/// Which IngressClass this controller serves.
+/// What this controller serves: the Ingresses of one IngressClass, and
+/// the L4 services of the ConfigMaps its flags name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassSelector {
     /// Name of the IngressClass (default `rauta`).
     pub class_name: String,
     /// Its `spec.controller` (default `rauta.io/ingress-controller`).
     pub controller: String,
+    /// The TCP services ConfigMap (`--tcp-services-configmap`).
+    pub tcp_services: Option<ObjectName>,
+    /// The UDP services ConfigMap (`--udp-services-configmap`).
+    pub udp_services: Option<ObjectName>,
 }
 
 impl Default for ClassSelector {
@@ -35,6 +40,39 @@ impl Default for ClassSelector {
         ClassSelector {
             class_name: "rauta".to_string(),
             controller: "rauta.io/ingress-controller".to_string(),
+            tcp_services: None,
+            udp_services: None,
         }
+    }
+}
+
+/// Namespace and name of an object, as a flag gives it (`NAMESPACE/NAME`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectName {
+    /// The namespace.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+}
+
+impl std::str::FromStr for ObjectName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ObjectName, String> {
+        match s.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(ObjectName {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                })
+            }
+            _ => Err(format!("{s:?} is not NAMESPACE/NAME")),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
     }
 }

@@ -1,6 +1,6 @@
 //! The Kubernetes objects that k8s-sync understands, tagged with their source.
 
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -34,6 +34,8 @@ pub enum KubeObject {
     EndpointSlice(EndpointSlice),
     /// `v1` Secret (only `kubernetes.io/tls` ones are used).
     Secret(Secret),
+    /// `v1` ConfigMap (only the TCP and UDP services maps are used).
+    ConfigMap(ConfigMap),
 }
 
 impl KubeObject {
@@ -45,6 +47,7 @@ impl KubeObject {
             KubeObject::Service(_) => "Service",
             KubeObject::EndpointSlice(_) => "EndpointSlice",
             KubeObject::Secret(_) => "Secret",
+            KubeObject::ConfigMap(_) => "ConfigMap",
         }
     }
 
@@ -61,6 +64,7 @@ impl KubeObject {
             KubeObject::Service(o) => &o.metadata,
             KubeObject::EndpointSlice(o) => &o.metadata,
             KubeObject::Secret(o) => &o.metadata,
+            KubeObject::ConfigMap(o) => &o.metadata,
         }
     }
 
@@ -72,6 +76,7 @@ impl KubeObject {
             KubeObject::Service(o) => &mut o.metadata,
             KubeObject::EndpointSlice(o) => &mut o.metadata,
             KubeObject::Secret(o) => &mut o.metadata,
+            KubeObject::ConfigMap(o) => &mut o.metadata,
         }
     }
 

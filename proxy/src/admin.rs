@@ -282,7 +282,7 @@ fn metrics(state: &AdminState, registry: &mut Registry) -> String {
 
 fn routes(state: &AdminState, ejected: &HashMap<SocketAddr, usize>) -> String {
     let Some(published) = state.control.latest() else {
-        return json!({ "generation": 0, "rules": [], "default_backend": null, "backends": [] })
+        return json!({ "generation": 0, "rules": [], "default_backend": null, "backends": [], "l4_services": [] })
             .to_string();
     };
     let table = &published.table;
@@ -315,12 +315,30 @@ fn routes(state: &AdminState, ejected: &HashMap<SocketAddr, usize>) -> String {
             json!({ "name": &*b.name, "service": &*b.service, "policy": b.policy_name(), "endpoints": endpoints })
         })
         .collect();
+    let l4: Vec<_> = table
+        .l4_services()
+        .iter()
+        .map(|s| {
+            let failure = published.l4_failures.iter().find(|(k, _)| *k == s.key);
+            json!({
+                "protocol": s.key.0.as_str(),
+                "port": s.key.1,
+                "source": s.source.to_string(),
+                "backend": &*table.backend(s.backend).name,
+                "proxy_protocol_from_clients": s.proxy_protocol_downstream,
+                "proxy_protocol_to_backend": s.proxy_protocol_upstream,
+                "listening": failure.is_none(),
+                "error": failure.map(|(_, why)| why),
+            })
+        })
+        .collect();
     json!({
         "generation": published.generation,
         "live_on_every_shard": state.readiness.ready_generation() == Some(published.generation),
         "rules": rules,
         "default_backend": default_backend,
         "backends": backends,
+        "l4_services": l4,
     })
     .to_string()
 }

@@ -86,6 +86,13 @@ pub struct ClassArgs {
     /// `spec.controller` of that IngressClass.
     #[arg(long, default_value = "rauta.io/ingress-controller")]
     pub controller_name: String,
+    /// ConfigMap `NAMESPACE/NAME` of TCP services, in ingress-nginx's
+    /// format: `"<listen port>": "<namespace>/<service>:<port>[:PROXY[:PROXY]]"`.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub tcp_services_configmap: Option<rauta_k8s_sync::ObjectName>,
+    /// ConfigMap `NAMESPACE/NAME` of UDP services (same format, no PROXY).
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub udp_services_configmap: Option<rauta_k8s_sync::ObjectName>,
 }
 
 /// Options of `rauta serve --kubernetes`.
@@ -271,6 +278,27 @@ pub struct ServeArgs {
     /// keepalive.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub tunnel_idle_timeout: Duration,
+    /// TCP services: connections with no bytes either way for this long
+    /// are closed (ingress-nginx's proxy-stream-timeout).
+    #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
+    pub l4_idle_timeout: Duration,
+    /// UDP services: a client's flow with no datagram either way for this
+    /// long is forgotten (its socket to the endpoint closed).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub udp_idle_timeout: Duration,
+    /// UDP services: most client flows per service and shard; datagrams
+    /// from further clients are dropped and counted.
+    #[arg(long, default_value_t = 4096)]
+    pub udp_max_flows: usize,
+    /// When a TCP or UDP service leaves the configuration, its open flows
+    /// are closed after this grace period (new ones are refused at once).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub l4_close_grace: Duration,
+    /// Established TCP service flows are joined in the kernel (SOCKHASH +
+    /// sk_skb verdict) so their bytes never reach user space; `off`, or a
+    /// kernel or privileges that do not allow it, relays them in user space.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub l4_splice: String,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long)]
     pub log_json: bool,
@@ -361,6 +389,12 @@ impl ServeArgs {
             upstream_idle_timeout: self.upstream_idle_timeout,
             backend_max_requests: self.backend_max_requests,
             tls_handshake_timeout: self.tls_handshake_timeout,
+            l4: crate::l4::L4Settings {
+                idle_timeout: self.l4_idle_timeout,
+                close_grace: self.l4_close_grace,
+                udp_idle_timeout: self.udp_idle_timeout,
+                udp_max_flows: self.udp_max_flows.max(1),
+            },
         }
     }
 

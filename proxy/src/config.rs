@@ -50,4 +50,6 @@ pub struct ProxyConfig {
     pub outliers: crate::balance::outlier::OutlierPolicy,
     /// Time to complete a TLS handshake.
     pub tls_handshake_timeout: Duration,
+    /// TCP and UDP services' timeouts.
+    pub l4: crate::l4::L4Settings,
 }

@@ -27,6 +27,9 @@ pub enum ShardMsg {
     Snapshot(Sender<ShardSnapshot>),
     /// Another shard ejected this endpoint until then (outlier ejection).
     Ejected(std::net::SocketAddr, Instant),
+    /// Serve these L4 service sockets (sent before the table that has
+    /// their services).
+    Listen(crate::l4::listeners::ShardSockets),
 }
 
 /// The latest published table, for the admin thread (never read by shards).
@@ -43,6 +46,8 @@ pub struct Published {
     /// Hash of the configuration it was compiled from: equal on every
     /// node serving the same objects (ingress-nginx's `config_hash`).
     pub config_hash: u64,
+    /// L4 services that could not listen, and why.
+    pub l4_failures: Vec<(crate::l4::ListenKey, String)>,
 }
 
 /// What the admin thread can see of the control plane.
@@ -142,6 +147,7 @@ pub struct Broadcaster {
     generation: u64,
     status: Arc<ControlStatus>,
     tls: Option<TlsSettings>,
+    l4: Option<crate::l4::listeners::L4Listeners>,
 }
 
 impl Broadcaster {
@@ -178,6 +184,7 @@ impl Broadcaster {
                 generation: 0,
                 status,
                 tls,
+                l4: None,
             },
             inboxes,
         ))
@@ -203,6 +210,14 @@ impl Broadcaster {
             }
         };
         self.generation += 1;
+        if let Some(l4) = &mut self.l4 {
+            let per_shard = l4.update(table.l4_services());
+            for (s, sockets) in self.senders.iter().zip(per_shard) {
+                if !sockets.is_empty() {
+                    s.send(ShardMsg::Listen(sockets));
+                }
+            }
+        }
         for s in &self.senders {
             // A shard that has exited no longer needs tables.
             s.send(ShardMsg::Table(table.clone(), tls.clone(), self.generation));
@@ -213,11 +228,17 @@ impl Broadcaster {
             tls,
             at: SystemTime::now(),
             config_hash: config_hash(config),
+            l4_failures: self.l4.as_ref().map(|l| l.failures()).unwrap_or_default(),
         };
         if let Ok(mut latest) = self.status.latest.lock() {
             *latest = Some(published);
         }
         Ok(self.generation)
+    }
+
+    /// Serves the L4 services of every table from now on.
+    pub fn serve_l4(&mut self, listeners: crate::l4::listeners::L4Listeners) {
+        self.l4 = Some(listeners);
     }
 
     /// What the admin thread reads.
@@ -314,6 +335,11 @@ pub async fn receive(shard: Rc<Shard>, inbox: ShardInbox, readiness: Arc<Readine
                     tracing::debug!(shard = shard.id, generation, "route table swapped");
                 }
                 Ok(ShardMsg::Ejected(addr, until)) => shard.adopt_ejection(addr, until),
+                Ok(ShardMsg::Listen(sockets)) => {
+                    for (key, socket) in sockets {
+                        crate::l4::tcp::Ports::listen(&shard, key, socket);
+                    }
+                }
                 Ok(ShardMsg::Snapshot(reply)) => {
                     // The admin thread may have given up waiting; nothing to do then.
                     let _ = reply.send(shard.snapshot());

@@ -152,6 +152,8 @@ fn selector(class: &ClassArgs) -> ClassSelector {
     ClassSelector {
         class_name: class.ingress_class.clone(),
         controller: class.controller_name.clone(),
+        tcp_services: class.tcp_services_configmap.clone(),
+        udp_services: class.udp_services_configmap.clone(),
     }
 }
 
@@ -370,6 +372,14 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let readiness = Arc::new(Readiness::new(shard_cpus.len()));
     let (mut broadcaster, receivers) =
         Broadcaster::new(shard_cpus.len(), tls).context("creating the shard doorbells")?;
+    let mut reserved = vec![(addr.port(), "HTTP"), (args.admin.port(), "admin")];
+    reserved.extend(tls_addrs.iter().map(|a| (a.port(), "HTTPS")));
+    reserved.extend(args.metrics_listen.map(|a| (a.port(), "metrics")));
+    broadcaster.serve_l4(crate::l4::listeners::L4Listeners::new(
+        addr.ip(),
+        shard_cpus.clone(),
+        reserved,
+    ));
     let drainer = broadcaster.drainer();
     let access_log = match args.access_log {
         true => Some(crate::access_log::spawn_writer().context("starting the access-log writer")?),

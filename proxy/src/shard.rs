@@ -58,6 +58,10 @@ pub struct Shard {
     pub metrics: ShardMetrics,
     /// The access log, when enabled.
     pub access_log: Option<ShardLog>,
+    /// The TCP and UDP service sockets this shard serves.
+    pub l4_ports: crate::l4::tcp::Ports,
+    /// Their counters.
+    pub l4_stats: crate::metrics::l4::L4Stats,
     table: RefCell<Option<Rc<LocalTable>>>,
     id_prefix: u64,
     id_counter: Cell<u64>,
@@ -86,6 +90,8 @@ impl Shard {
             rng: Rng::new(seed),
             metrics: ShardMetrics::default(),
             access_log,
+            l4_ports: Default::default(),
+            l4_stats: Default::default(),
             table: RefCell::new(None),
             id_prefix: seed,
             id_counter: Cell::new(0),
@@ -162,6 +168,7 @@ impl Shard {
             .map(|b| BackendState::new(b, start))
             .collect();
         let stats = self.metrics.for_table(&routes);
+        self.l4_ports.retain(&routes);
         *self.table.borrow_mut() = Some(Rc::new(LocalTable {
             generation,
             routes,
@@ -205,6 +212,7 @@ impl Shard {
                 retried: self.metrics.retries_by_reason(),
                 ejected: self.outliers.ejected_now(),
                 access_log_dropped: self.access_log.as_ref().map_or(0, ShardLog::dropped),
+                l4: self.l4_stats.totals(),
             },
         }
     }

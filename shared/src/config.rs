@@ -28,6 +28,68 @@ pub struct RouteConfig {
     /// without any are not listed.
     #[serde(default)]
     pub hosts: Vec<HostPolicy>,
+    /// TCP and UDP services (`--tcp-services-configmap`,
+    /// `--udp-services-configmap`), sorted by protocol and port.
+    #[serde(default)]
+    pub l4: Vec<L4ServiceConfig>,
+}
+
+/// One L4 service: a listen port relayed to a Service's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L4ServiceConfig {
+    /// TCP or UDP.
+    pub protocol: L4Protocol,
+    /// Port listened on (the ConfigMap key), on `--listen`'s address.
+    pub port: u16,
+    /// Index into [`RouteConfig::backends`].
+    pub backend: usize,
+    /// Send a PROXY protocol v1 header to the backend first (the first `:PROXY`).
+    pub proxy_protocol_upstream: bool,
+    /// Expect a PROXY protocol header (v1 or v2) from a load balancer in
+    /// front, and take the client address from it (the second `:PROXY`).
+    pub proxy_protocol_downstream: bool,
+    /// The ConfigMap entry it came from.
+    pub source: ConfigMapEntry,
+}
+
+/// The transport of an L4 service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum L4Protocol {
+    /// A TCP listener; each connection relayed to one endpoint.
+    Tcp,
+    /// A UDP socket; each client address's datagrams relayed to one endpoint.
+    Udp,
+}
+
+impl L4Protocol {
+    /// `tcp` or `udp`, as in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            L4Protocol::Tcp => "tcp",
+            L4Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// A key of a ConfigMap, for messages and labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConfigMapEntry {
+    /// Namespace of the ConfigMap.
+    pub namespace: String,
+    /// Name of the ConfigMap.
+    pub name: String,
+    /// The data key (the listen port as written).
+    pub key: String,
+}
+
+impl std::fmt::Display for ConfigMapEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ConfigMap {}/{} key {:?}",
+            self.namespace, self.name, self.key
+        )
+    }
 }
 
 /// One routing rule: host + path -> backend.

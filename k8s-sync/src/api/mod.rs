@@ -232,7 +232,12 @@ async fn run(
     } = ctx;
     let mut tasks = JoinSet::new();
     let changed = Arc::new(Notify::new());
-    let stores = Stores::start(&client, opts.backoff, &changed, &mut tasks);
+    let sel = &opts.selector;
+    let config_maps: Vec<_> = [&sel.tcp_services, &sel.udp_services]
+        .into_iter()
+        .flatten()
+        .collect();
+    let stores = Stores::start(&client, &config_maps, opts.backoff, &changed, &mut tasks);
     // The elector stops last, so that no status is written after the Lease is released.
     let (elector_stop, elector_stopped) = channel::channel(false);
     let elector = elector.map(|e| tokio::spawn(e.run(elector_stopped)));

@@ -8,7 +8,7 @@ use super::watch::strip;
 use crate::objects::{KubeObject, SourcedObject};
 use crate::translate::referenced_secrets;
 use crate::ClassSelector;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::ListParams;
@@ -65,6 +65,20 @@ async fn read(client: &Client, sel: &ClassSelector) -> Result<Vec<SourcedObject>
             objects.push(SourcedObject {
                 file: None,
                 object: KubeObject::Secret(s),
+            });
+        }
+    }
+    for name in [&sel.tcp_services, &sel.udp_services].into_iter().flatten() {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &name.namespace);
+        let found = api
+            .get_opt(&name.name)
+            .await
+            .map_err(|e| format!("getting ConfigMap {name}: {e}"))?;
+        if let Some(mut map) = found {
+            strip(&mut map);
+            objects.push(SourcedObject {
+                file: None,
+                object: KubeObject::ConfigMap(map),
             });
         }
     }

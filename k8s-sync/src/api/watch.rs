@@ -12,7 +12,7 @@ use super::backoff::Exponential;
 use crate::objects::{KubeObject, SourcedObject};
 use crate::tls::TLS_SECRET_TYPE;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::runtime::reflector::{self, Store};
@@ -67,6 +67,8 @@ pub(crate) struct Stores {
     pub(crate) services: Store<Service>,
     pub(crate) slices: Store<EndpointSlice>,
     pub(crate) secrets: SecretStore,
+    /// The L4 services ConfigMaps the flags name (one watch each, by name).
+    pub(crate) config_maps: Vec<Store<ConfigMap>>,
 }
 
 /// Drops what routing never reads: `managedFields` and kubectl's copy of
@@ -118,15 +120,32 @@ where
 }
 
 impl Stores {
-    /// Starts the four reflectors and the Secret watcher on `tasks`.
+    /// Starts the four reflectors, the Secret watcher and one watcher per
+    /// named ConfigMap on `tasks`.
     pub(crate) fn start(
         client: &Client,
+        config_maps: &[&crate::ObjectName],
         backoff: WatchBackoff,
         changed: &Arc<Notify>,
         tasks: &mut JoinSet<()>,
     ) -> Stores {
         let config = watcher::Config::default().timeout(WATCH_TIMEOUT_SECS);
+        let config_maps = config_maps
+            .iter()
+            .map(|name| {
+                reflect(
+                    tasks,
+                    Api::namespaced(client.clone(), &name.namespace),
+                    config
+                        .clone()
+                        .fields(&format!("metadata.name={}", name.name)),
+                    backoff,
+                    changed.clone(),
+                )
+            })
+            .collect();
         Stores {
+            config_maps,
             ingresses: reflect(
                 tasks,
                 Api::all(client.clone()),
@@ -172,15 +191,24 @@ impl Stores {
         self.services.wait_until_ready().await?;
         self.slices.wait_until_ready().await?;
         self.secrets.wait_until_ready().await;
+        for map in &self.config_maps {
+            map.wait_until_ready().await?;
+        }
         Ok(())
     }
 
     /// The objects that translation needs, as the manifests source would
     /// give them (`file: None`). Services and EndpointSlices are only taken
-    /// from namespaces that have an Ingress: a backend is always in its
-    /// Ingress's namespace.
+    /// from namespaces that have an Ingress (a backend is always in its
+    /// Ingress's namespace) or that an L4 services entry names.
     pub(crate) fn objects(&self, ingresses: &[Arc<Ingress>]) -> Vec<SourcedObject> {
-        let namespaces: BTreeSet<String> = ingresses.iter().filter_map(|i| i.namespace()).collect();
+        let mut namespaces: BTreeSet<String> =
+            ingresses.iter().filter_map(|i| i.namespace()).collect();
+        let maps: Vec<Arc<ConfigMap>> = self.config_maps.iter().flat_map(Store::state).collect();
+        for map in &maps {
+            let values = map.data.iter().flat_map(|d| d.values());
+            namespaces.extend(values.filter_map(|v| Some(v.split_once('/')?.0.trim().to_string())));
+        }
         let in_use = |ns: Option<String>| ns.is_some_and(|ns| namespaces.contains(&ns));
         let mut out = Vec::new();
         let mut push = |object: KubeObject| out.push(SourcedObject { file: None, object });
@@ -198,6 +226,9 @@ impl Stores {
         }
         for secret in self.secrets.held() {
             push(KubeObject::Secret((*secret).clone()));
+        }
+        for map in maps {
+            push(KubeObject::ConfigMap((*map).clone()));
         }
         out
     }

@@ -234,6 +234,7 @@ impl FileCtx<'_> {
             // `stringData` is kept as written; translation reads it like the
             // API server would have merged it into `data`.
             ("v1", "Secret") => self.parse(document, KubeObject::Secret),
+            ("v1", "ConfigMap") => self.parse(document, KubeObject::ConfigMap),
             _ => {
                 tracing::debug!(
                     file = %self.file.display(),

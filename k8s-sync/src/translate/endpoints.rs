@@ -20,7 +20,8 @@ pub(super) fn weighted_endpoints(
     problems: &mut Vec<Problem>,
 ) -> Vec<EndpointConfig> {
     let namespace = &ing.source.namespace;
-    let mut endpoints = resolve_endpoints(ing, index, namespace, backend, problems);
+    let mut endpoints =
+        resolve_endpoints(&Asker::ingress(ing), index, namespace, backend, problems);
     endpoints.retain_mut(|ep| {
         let matching = weights_for(&ing.annotations.weights, ep);
         used_weights.extend(matching.iter().map(|w| w.raw.clone()));
@@ -35,12 +36,39 @@ pub(super) fn weighted_endpoints(
     endpoints
 }
 
+/// Who asks for a Service's endpoints: an Ingress, or an L4 services
+/// ConfigMap entry. Their warnings name it.
+pub(super) struct Asker<'a> {
+    /// `Kind ns/name` for messages.
+    pub(super) object: &'a str,
+    /// The manifest file, when it came from one.
+    pub(super) file: Option<&'a std::path::Path>,
+    /// `service-upstream`: the Service's cluster IP instead of its endpoints.
+    pub(super) service_upstream: bool,
+}
+
+impl<'a> Asker<'a> {
+    /// An Ingress asks, with its annotations.
+    pub(super) fn ingress(ing: &'a Parsed) -> Asker<'a> {
+        Asker {
+            object: &ing.object,
+            file: ing.file.as_deref(),
+            service_upstream: ing.annotations.service_upstream,
+        }
+    }
+
+    fn warning(&self, message: String) -> Problem {
+        Problem::warning(Some(self.object.to_string()), message)
+            .in_file(self.file.map(std::path::Path::to_path_buf))
+    }
+}
+
 /// The endpoints behind a Service port (in any namespace, unweighted: an
-/// `auth-url` Service uses this directly): ready ones, or
+/// `auth-url` Service or an L4 service uses this directly): ready ones, or
 /// serving+terminating ones when none is ready; sorted by address, without
 /// duplicates.
 pub(super) fn resolve_endpoints(
-    ing: &Parsed,
+    ing: &Asker<'_>,
     index: &Index<'_>,
     namespace: &str,
     backend: &BackendRef,
@@ -73,7 +101,7 @@ pub(super) fn resolve_endpoints(
         )));
         return Vec::new();
     };
-    if ing.annotations.service_upstream {
+    if ing.service_upstream {
         let ip = spec
             .and_then(|s| s.cluster_ip.as_deref())
             .and_then(|ip| ip.parse::<IpAddr>().ok());

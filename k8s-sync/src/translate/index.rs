@@ -2,7 +2,7 @@
 //! how an Ingress is named in messages.
 
 use crate::objects::{describe, KubeObject, SourcedObject, DEFAULT_NAMESPACE};
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use rauta_shared::config::IngressRef;
@@ -19,6 +19,7 @@ pub(super) struct Index<'a> {
     /// Slices by (namespace, service name), ordered by slice name.
     pub(super) slices: BTreeMap<(&'a str, &'a str), Vec<(&'a SourcedObject, &'a EndpointSlice)>>,
     pub(super) secrets: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a Secret)>,
+    pub(super) config_maps: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a ConfigMap)>,
 }
 
 impl<'a> Index<'a> {
@@ -30,6 +31,7 @@ impl<'a> Index<'a> {
             services: BTreeMap::new(),
             slices: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            config_maps: BTreeMap::new(),
         };
         for src in objects {
             let ns = src.object.namespace().unwrap_or(DEFAULT_NAMESPACE);
@@ -51,6 +53,11 @@ impl<'a> Index<'a> {
                 }
                 KubeObject::Secret(secret) => {
                     index.secrets.insert((ns, src.object.name()), (src, secret));
+                }
+                KubeObject::ConfigMap(map) => {
+                    index
+                        .config_maps
+                        .insert((ns, src.object.name()), (src, map));
                 }
             }
         }

@@ -5,7 +5,7 @@
 use super::annotations::AuthService;
 use super::annotations::BackendTls;
 use super::annotations::{check_pattern, WEIGHTS_ANNOTATION};
-use super::endpoints::{resolve_endpoints, weighted_endpoints};
+use super::endpoints::{resolve_endpoints, weighted_endpoints, Asker};
 use super::index::Index;
 use super::ingress::{BackendRef, Parsed, RuleKey};
 use crate::problem::Problem;
@@ -449,7 +449,13 @@ impl Builder {
             service: svc.name.clone(),
             port: ServicePort::Number(svc.port),
         };
-        let endpoints = resolve_endpoints(ing, index, &svc.namespace, &backend, problems);
+        let endpoints = resolve_endpoints(
+            &Asker::ingress(ing),
+            index,
+            &svc.namespace,
+            &backend,
+            problems,
+        );
         let key: BackendKey = (
             svc.namespace.clone(),
             svc.name.clone(),
@@ -697,6 +703,7 @@ impl Builder {
             backends,
             tls,
             hosts,
+            l4: Vec::new(),
         };
         (config, differences)
     }

@@ -4,8 +4,9 @@
 //! One file per step, in the order [`translate`] runs them: `index` sorts
 //! the objects by kind, `class` picks the Ingresses we serve, `ingress`
 //! validates each one (reading its `annotations`), `merge` claims rules,
-//! backends and TLS hosts oldest Ingress first, and `endpoints` finds the
-//! addresses behind each Service port.
+//! backends and TLS hosts oldest Ingress first, `endpoints` finds the
+//! addresses behind each Service port, and `l4` adds the TCP and UDP
+//! services of the ConfigMaps the flags name.
 //!
 //! Ingress annotations (prefix `rauta.io/` or `nginx.ingress.kubernetes.io/`,
 //! `rauta.io/` winning): `load-balance` (`round_robin`, `least_request`, and
@@ -24,6 +25,7 @@ mod class;
 mod endpoints;
 mod index;
 mod ingress;
+mod l4;
 mod merge;
 
 use crate::objects::SourcedObject;
@@ -104,7 +106,8 @@ pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation 
     for ing in ingresses.iter().filter(|i| i.is_canary()) {
         builder.claim_canary(ing, &index, &mut problems);
     }
-    let (config, differences) = builder.finish(&mut problems);
+    let (mut config, differences) = builder.finish(&mut problems);
+    l4::add_services(&index, sel, &mut config, &mut problems);
     for d in differences {
         let verdicts = annotations
             .iter_mut()

@@ -138,6 +138,7 @@ fn custom_selector() {
     let sel = ClassSelector {
         class_name: "edge".into(),
         controller: "example.com/edge".into(),
+        ..ClassSelector::default()
     };
     assert_eq!(translate(&objects(&yaml), &sel).config.rules.len(), 1);
     assert!(run(&yaml).config.rules.is_empty());

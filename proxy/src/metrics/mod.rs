@@ -4,6 +4,7 @@
 //! Prometheus text ([`exposition`]).
 
 pub mod exposition;
+pub mod l4;
 pub mod latency;
 pub mod outcome;
 pub mod procfs;

@@ -168,4 +168,6 @@ pub struct ShardLevel {
     pub ejected: Vec<std::net::SocketAddr>,
     /// Access-log lines dropped because the writer was behind, since start.
     pub access_log_dropped: u64,
+    /// TCP and UDP services' counters since start, by service label.
+    pub l4: Vec<(Box<str>, super::l4::L4Counters)>,
 }

@@ -105,6 +105,8 @@ pub struct RouteTable {
     default_route: Option<RouteId>,
     routes: Vec<Route>,
     backends: Vec<Backend>,
+    /// TCP and UDP services, by protocol and port.
+    l4: Vec<crate::l4::L4Service>,
 }
 
 /// The rules of one host and what applies to the whole host.
@@ -150,6 +152,9 @@ pub enum CompileError {
     /// A rule's policies do not compile.
     #[error("rule {0}: {1}")]
     Policy(String, crate::policy::CompileError),
+    /// An L4 service names a backend that does not exist.
+    #[error("{0} points at backend #{1}, which does not exist")]
+    L4Backend(String, usize),
 }
 
 impl RouteTable {
@@ -240,6 +245,13 @@ impl RouteTable {
                 .routes
                 .push(Route::new(ns, name, String::new(), "", None, backend, b));
         }
+        for service in &config.l4 {
+            if service.backend >= table.backends.len() {
+                let name = service.source.to_string();
+                return Err(CompileError::L4Backend(name, service.backend));
+            }
+            table.l4.push(crate::l4::L4Service::compile(service));
+        }
         Ok(table)
     }
 
@@ -316,6 +328,16 @@ impl RouteTable {
                 self.wildcard_hosts.get(parent)
             })
             .or(self.any_host.as_ref())
+    }
+
+    /// The TCP and UDP services.
+    pub fn l4_services(&self) -> &[crate::l4::L4Service] {
+        &self.l4
+    }
+
+    /// The L4 service listening on `key`.
+    pub fn l4_service(&self, key: crate::l4::ListenKey) -> Option<&crate::l4::L4Service> {
+        self.l4.iter().find(|s| s.key == key)
     }
 
     /// Finds the route for a normalised (lower-case, port-less) host and a
@@ -417,6 +439,7 @@ mod tests {
             ],
             tls: Vec::new(),
             hosts: Vec::new(),
+            l4: Vec::new(),
         };
         let t = RouteTable::compile(&config).expect("compiles");
         let b = |host: &str, path: &str| match t.lookup(host, path) {

@@ -17,7 +17,7 @@ mod wheel;
 
 pub use async_task::Task;
 pub use executor::{panics_total, spawn_local};
-pub use net::{Doorbell, TcpListener, TcpStream};
+pub use net::{Doorbell, TcpListener, TcpStream, UdpSocket};
 pub use reactor::{counters as ring_counters, RingCounters};
 pub use sync::{Permit, Semaphore};
 pub use time::{sleep, Deadline, Sleep};
@@ -98,6 +98,16 @@ pub fn doorbell() -> io::Result<(Bell, DoorbellFd)> {
     let efd = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
     let shard_end = std::os::fd::AsFd::as_fd(&efd).try_clone_to_owned()?;
     Ok((Bell(std::sync::Arc::new(efd)), DoorbellFd(shard_end)))
+}
+
+/// Hands a bound UDP socket to the current executor.
+pub fn udp_from_socket(socket: socket2::Socket) -> io::Result<UdpSocket> {
+    UdpSocket::from_socket(socket)
+}
+
+/// A UDP socket on the current executor connected to `peer`.
+pub fn udp_connect(peer: SocketAddr) -> io::Result<UdpSocket> {
+    UdpSocket::connect(peer)
 }
 
 /// Connects with a deadline.

@@ -147,6 +147,85 @@ impl TcpListener {
     }
 }
 
+/// A UDP socket owned by one shard (bound; optionally connected).
+#[derive(Debug)]
+pub struct UdpSocket {
+    inner: Registered,
+}
+
+impl UdpSocket {
+    /// Takes over a bound socket (made non-blocking here).
+    pub(super) fn from_socket(sock: Socket) -> io::Result<UdpSocket> {
+        sock.set_nonblocking(true)?;
+        Ok(UdpSocket {
+            inner: Registered::new(sock)?,
+        })
+    }
+
+    /// A new socket connected to `peer` (an ephemeral local port).
+    pub(super) fn connect(peer: SocketAddr) -> io::Result<UdpSocket> {
+        let ty = Type::DGRAM.nonblocking().cloexec();
+        let sock = Socket::new(Domain::for_address(peer), ty, Some(Protocol::UDP))?;
+        sock.connect(&SockAddr::from(peer))?;
+        UdpSocket::from_socket(sock)
+    }
+
+    /// Receives one datagram and its sender.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        poll_fn(|cx| {
+            if !Registered::budget(cx) {
+                return Poll::Pending;
+            }
+            let op = |s: &Socket| {
+                use nix::sys::socket::{recvfrom, SockaddrStorage};
+                let (n, from) = recvfrom::<SockaddrStorage>(s.as_raw_fd(), buf)?;
+                let from = from
+                    .and_then(|a| match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+                        (Some(v4), _) => Some(SocketAddr::V4((*v4).into())),
+                        (_, Some(v6)) => Some(SocketAddr::V6((*v6).into())),
+                        _ => None,
+                    })
+                    .ok_or_else(|| io::Error::other("datagram without an IP sender"))?;
+                Ok((n, from))
+            };
+            match self.inner.poll_op(Dir::Read, cx, true, op) {
+                Some(r) => Poll::Ready(r),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Receives one datagram on a connected socket.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| {
+            if !Registered::budget(cx) {
+                return Poll::Pending;
+            }
+            let op = |s: &Socket| {
+                use nix::sys::socket::{recv, MsgFlags};
+                recv(s.as_raw_fd(), buf, MsgFlags::empty()).map_err(io::Error::from)
+            };
+            match self.inner.poll_op(Dir::Read, cx, true, op) {
+                Some(r) => Poll::Ready(r),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Sends one datagram without waiting: a full socket buffer drops it
+    /// (`WouldBlock`), as a router would, instead of queueing.
+    pub fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.inner.sock.send_to(buf, &SockAddr::from(to))
+    }
+
+    /// Sends one datagram on a connected socket without waiting.
+    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.sock.send(buf)
+    }
+}
+
 /// A connected TCP stream with optional read and write timeouts (an
 /// operation that waits longer fails with `TimedOut`).
 ///
@@ -258,6 +337,28 @@ impl TcpStream {
         self.inner
             .sock
             .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    }
+
+    /// Waits until bytes, the end of the stream or an error can be read,
+    /// and copies what is there into `buf` without consuming it: `Ok(0)`
+    /// when the peer closed its half. Bound by the read timeout.
+    pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| {
+            self.poll_io(Dir::Read, cx, |s| {
+                use nix::sys::socket::{recv, MsgFlags};
+                recv(s.as_raw_fd(), buf, MsgFlags::MSG_PEEK).map_err(io::Error::from)
+            })
+        })
+        .await
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner
+            .sock
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("socket is not an IP socket"))
     }
 
     /// Forgets the time already spent waiting by abandoned operations, so

@@ -8,6 +8,7 @@
 
 mod ebpf;
 mod ingress_nginx;
+mod l4;
 mod process;
 mod routes;
 mod shards;
@@ -27,6 +28,7 @@ pub fn render(registry: &Registry, table: Option<&RouteTable>, process: &Process
     let mut out = Out(&mut body);
     routes::render(&mut out, registry, table);
     shards::render(&mut out, registry);
+    l4::render(&mut out, registry);
     process::render(&mut out, process);
     body
 }

@@ -1,0 +1,269 @@
+//! TCP and UDP services from ingress-nginx's ConfigMaps
+//! (`--tcp-services-configmap`, `--udp-services-configmap`): each data key
+//! is a listen port, each value `namespace/service:port[:PROXY[:PROXY]]`.
+//! As in ingress-nginx, the first `PROXY` means the clients' connections
+//! start with a PROXY protocol header (a load balancer in front), the second
+//! that rauta sends one to the backend; both are TCP-only.
+//!
+//! A bad entry is an error on the ConfigMap that leaves out that entry
+//! alone; HTTP routing never depends on it.
+
+use super::endpoints::{resolve_endpoints, Asker};
+use super::index::Index;
+use super::ingress::BackendRef;
+use crate::objects::describe;
+use crate::problem::Problem;
+use crate::{ClassSelector, ObjectName};
+use rauta_shared::config::{
+    BackendConfig, ConfigMapEntry, L4Protocol, L4ServiceConfig, LbPolicy, RouteConfig, ServicePort,
+    UpstreamProtocol,
+};
+
+/// ConfigMap annotation choosing the balancer of every entry: `round_robin`
+/// (the default), `least_connections`, or `client_ip` (Maglev on the
+/// client address, so a client keeps its endpoint while the set is stable).
+pub const LOAD_BALANCE_ANNOTATION: &str = "rauta.io/load-balance";
+
+/// Adds the L4 services of the ConfigMaps `sel` names to `config`, with a
+/// backend each.
+pub(super) fn add_services(
+    index: &Index<'_>,
+    sel: &ClassSelector,
+    config: &mut RouteConfig,
+    problems: &mut Vec<Problem>,
+) {
+    let maps = [
+        (
+            L4Protocol::Tcp,
+            &sel.tcp_services,
+            "--tcp-services-configmap",
+        ),
+        (
+            L4Protocol::Udp,
+            &sel.udp_services,
+            "--udp-services-configmap",
+        ),
+    ];
+    for (protocol, name, flag) in maps {
+        if let Some(name) = name {
+            add_map(index, protocol, name, flag, config, problems);
+        }
+    }
+    config.l4.sort_by_key(|s| (s.protocol, s.port));
+}
+
+fn add_map(
+    index: &Index<'_>,
+    protocol: L4Protocol,
+    name: &ObjectName,
+    flag: &str,
+    config: &mut RouteConfig,
+    problems: &mut Vec<Problem>,
+) {
+    let object = describe("ConfigMap", Some(&name.namespace), &name.name);
+    let Some((src, map)) = index
+        .config_maps
+        .get(&(name.namespace.as_str(), name.name.as_str()))
+    else {
+        problems.push(Problem::warning(
+            Some(object),
+            format!(
+                "named by {flag} but not found; no {} services",
+                protocol.as_str()
+            ),
+        ));
+        return;
+    };
+    let file = src.file.clone();
+    let error =
+        |message: String| Problem::error(Some(object.clone()), message).in_file(file.clone());
+    let annotations = map.metadata.annotations.as_ref();
+    let policy = match annotations.and_then(|a| a.get(LOAD_BALANCE_ANNOTATION)) {
+        None => LbPolicy::RoundRobin,
+        Some(v) => match v.trim() {
+            "round_robin" => LbPolicy::RoundRobin,
+            "least_connections" => LbPolicy::LeastRequest,
+            "client_ip" => LbPolicy::Maglev(rauta_shared::config::HashKey::ClientIp),
+            other => {
+                problems.push(
+                    Problem::warning(
+                        Some(object.clone()),
+                        format!("annotation {LOAD_BALANCE_ANNOTATION}: {other:?} is not round_robin, least_connections or client_ip; round_robin is used"),
+                    )
+                    .in_file(file.clone()),
+                );
+                LbPolicy::RoundRobin
+            }
+        },
+    };
+    for (key, value) in map.data.iter().flatten() {
+        let entry = ConfigMapEntry {
+            namespace: name.namespace.clone(),
+            name: name.name.clone(),
+            key: key.clone(),
+        };
+        let parsed = match parse_entry(protocol, key, value) {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                problems.push(error(format!("key {key:?}: {why}; entry left out")));
+                continue;
+            }
+        };
+        let asker = Asker {
+            object: &object,
+            file: file.as_deref(),
+            service_upstream: false,
+        };
+        let backend = BackendRef {
+            service: parsed.service.clone(),
+            port: parsed.port.clone(),
+        };
+        let endpoints = resolve_endpoints(&asker, index, &parsed.namespace, &backend, problems);
+        config.backends.push(BackendConfig {
+            name: format!("{}/{}:{}", parsed.namespace, parsed.service, parsed.port),
+            namespace: parsed.namespace,
+            service: parsed.service,
+            port: parsed.port,
+            endpoints,
+            policy: policy.clone(),
+            protocol: UpstreamProtocol::Http,
+            tls: None,
+        });
+        config.l4.push(L4ServiceConfig {
+            protocol,
+            port: parsed.listen,
+            backend: config.backends.len() - 1,
+            proxy_protocol_downstream: parsed.decode,
+            proxy_protocol_upstream: parsed.encode,
+            source: entry,
+        });
+    }
+}
+
+/// One entry, parsed.
+#[derive(Debug, PartialEq)]
+struct Entry {
+    listen: u16,
+    namespace: String,
+    service: String,
+    port: ServicePort,
+    /// Accept a PROXY header from the client side.
+    decode: bool,
+    /// Send a PROXY header to the backend.
+    encode: bool,
+}
+
+/// Parses `port` -> `namespace/service:port[:PROXY[:PROXY]]`.
+fn parse_entry(protocol: L4Protocol, key: &str, value: &str) -> Result<Entry, String> {
+    let listen = match key.trim().parse::<u16>() {
+        Ok(p) if p > 0 => p,
+        _ => return Err("the key must be a port number from 1 to 65535".into()),
+    };
+    let fields: Vec<&str> = value.trim().split(':').collect();
+    if fields.len() < 2 || fields.len() > 4 {
+        return Err(format!(
+            "{value:?} is not namespace/service:port[:PROXY[:PROXY]]"
+        ));
+    }
+    let (namespace, service) = match fields[0].split_once('/') {
+        Some((ns, svc)) if dns_label(ns) && dns_label(svc) => (ns, svc),
+        _ => {
+            return Err(format!(
+                "{:?} is not namespace/service (lower-case DNS labels)",
+                fields[0]
+            ))
+        }
+    };
+    let port = match fields[1].parse::<u16>() {
+        Ok(0) => return Err("service port 0".into()),
+        Ok(n) => ServicePort::Number(n),
+        Err(_) if dns_label(fields[1]) => ServicePort::Name(fields[1].to_string()),
+        Err(_) => {
+            return Err(format!(
+                "{:?} is neither a port number nor a port name",
+                fields[1]
+            ))
+        }
+    };
+    let mut flags = [false, false];
+    for (flag, field) in flags.iter_mut().zip(&fields[2..]) {
+        match *field {
+            f if f.eq_ignore_ascii_case("PROXY") => *flag = true,
+            // ingress-nginx writes an empty field to send without accepting.
+            "" => {}
+            other => return Err(format!("{other:?} is neither PROXY nor empty")),
+        }
+    }
+    if protocol == L4Protocol::Udp && flags.contains(&true) {
+        return Err("PROXY protocol is for TCP services only".into());
+    }
+    Ok(Entry {
+        listen,
+        namespace: namespace.to_string(),
+        service: service.to_string(),
+        port,
+        decode: flags[0],
+        encode: flags[1],
+    })
+}
+
+/// An RFC 1123 label, as namespace and Service names are.
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(key: &str, value: &str) -> Result<Entry, String> {
+        parse_entry(L4Protocol::Tcp, key, value)
+    }
+
+    #[test]
+    fn entries_parse_as_ingress_nginx_reads_them() {
+        let e = tcp("9000", "default/db:5432").unwrap();
+        assert_eq!(
+            (e.listen, e.namespace.as_str(), e.service.as_str()),
+            (9000, "default", "db")
+        );
+        assert_eq!(e.port, ServicePort::Number(5432));
+        assert!(!e.decode && !e.encode);
+        let e = tcp("9000", "default/db:postgres:PROXY").unwrap();
+        assert_eq!(e.port, ServicePort::Name("postgres".into()));
+        assert!(e.decode && !e.encode);
+        let e = tcp("9000", "default/db:5432::proxy").unwrap();
+        assert!(!e.decode && e.encode);
+        let e = tcp("9000", "default/db:5432:PROXY:PROXY").unwrap();
+        assert!(e.decode && e.encode);
+    }
+
+    #[test]
+    fn bad_entries_say_what_is_wrong() {
+        for (key, value, says) in [
+            ("0", "default/db:5432", "port number"),
+            ("70000", "default/db:5432", "port number"),
+            ("http", "default/db:5432", "port number"),
+            ("9000", "db:5432", "namespace/service"),
+            ("9000", "default/db", "namespace/service:port"),
+            ("9000", "default/Db:5432", "namespace/service"),
+            ("9000", "default/db:0", "service port 0"),
+            ("9000", "default/db:5432:SEND", "neither PROXY"),
+            (
+                "9000",
+                "default/db:5432:PROXY:PROXY:PROXY",
+                "namespace/service:port",
+            ),
+        ] {
+            let err = tcp(key, value).unwrap_err();
+            assert!(err.contains(says), "{key}={value}: {err}");
+        }
+        let err = parse_entry(L4Protocol::Udp, "53", "kube-system/dns:53:PROXY").unwrap_err();
+        assert!(err.contains("TCP services only"), "{err}");
+    }
+}

@@ -1,0 +1,70 @@
+//! The TCP and UDP services' families, summed over shards, one sample per
+//! service (`service="tcp/9000"`).
+
+use super::text::Out;
+use crate::metrics::l4::L4Counters;
+use crate::metrics::registry::Registry;
+use std::collections::BTreeMap;
+
+/// (name, kind, help, value) of one family.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&L4Counters) -> u64,
+);
+
+const FAMILIES: [Family; 11] = [
+    ("rauta_l4_connections_total", "counter", "Connections (TCP) or client flows (UDP) accepted, by L4 service.", |c| c.connections),
+    ("rauta_l4_active_connections", "gauge", "Connections or flows open now, by L4 service.", |c| c.active),
+    ("rauta_l4_received_bytes_total", "counter", "Bytes from clients relayed to the backend, by L4 service (spliced flows included when closed).", |c| c.bytes_in),
+    ("rauta_l4_sent_bytes_total", "counter", "Bytes from the backend relayed to clients, by L4 service (spliced flows included when closed).", |c| c.bytes_out),
+    ("rauta_l4_connect_failures_total", "counter", "Connects to an endpoint that failed (each attempt), by L4 service.", |c| c.connect_failures),
+    ("rauta_l4_unserved_total", "counter", "Connections or flows closed unserved (no endpoint, or every connect failed), by L4 service.", |c| c.unserved),
+    ("rauta_l4_proxy_header_errors_total", "counter", "Connections closed for a missing, malformed or late PROXY protocol header, by L4 service.", |c| c.proxy_header_errors),
+    ("rauta_l4_spliced_connections_total", "counter", "TCP connections whose bytes the kernel relayed (SOCKHASH splice), by L4 service.", |c| c.spliced),
+    ("rauta_l4_idle_closed_total", "counter", "Connections or flows closed after idling past their timeout, by L4 service.", |c| c.idle_timeouts),
+    ("rauta_l4_removed_closed_total", "counter", "Connections closed because their service left the configuration (after the grace period), by L4 service.", |c| c.closed_by_removal),
+    ("rauta_l4_dropped_datagrams_total", "counter", "UDP datagrams dropped (flow table full, socket buffer full), by L4 service.", |c| c.dropped),
+];
+
+/// Writes the L4 families (nothing when no shard has an L4 service).
+pub(super) fn render(out: &mut Out<'_>, registry: &Registry) {
+    let mut sums: BTreeMap<&str, L4Counters> = BTreeMap::new();
+    for shard in registry.shards.values() {
+        for (service, c) in &shard.l4 {
+            let s = sums.entry(service).or_default();
+            s.connections += c.connections;
+            s.active += c.active;
+            s.bytes_in += c.bytes_in;
+            s.bytes_out += c.bytes_out;
+            s.connect_failures += c.connect_failures;
+            s.unserved += c.unserved;
+            s.proxy_header_errors += c.proxy_header_errors;
+            s.spliced += c.spliced;
+            s.idle_timeouts += c.idle_timeouts;
+            s.closed_by_removal += c.closed_by_removal;
+            s.dropped += c.dropped;
+            s.duration_us += c.duration_us;
+        }
+    }
+    if sums.is_empty() {
+        return;
+    }
+    for (name, kind, help, value) in FAMILIES {
+        out.by_label(
+            name,
+            kind,
+            help,
+            "service",
+            sums.iter().map(|(s, c)| (s, value(c))),
+        );
+    }
+    out.by_label(
+        "rauta_l4_connection_seconds_total",
+        "counter",
+        "Time closed connections and flows were open, by L4 service (divide by the closed count for a mean).",
+        "service",
+        sums.iter().map(|(s, c)| (s, c.duration_us as f64 / 1e6)),
+    );
+}

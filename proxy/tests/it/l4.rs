@@ -1,0 +1,414 @@
+//! TCP and UDP services (`--tcp-services-configmap`,
+//! `--udp-services-configmap`): real TCP and UDP backends behind the real
+//! binary, clients on real sockets.
+
+use crate::annotated::{serve_docs_with, service_on};
+use rauta_testkit::{eventually, free_port, ManifestDir, Rauta};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// A ConfigMap `web/NAME` with `entries` (key, value).
+fn config_map(name: &str, entries: &[(String, String)]) -> String {
+    let mut y = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: web\ndata:\n"
+    );
+    for (k, v) in entries {
+        y.push_str(&format!("  \"{k}\": \"{v}\"\n"));
+    }
+    y
+}
+
+/// A TCP backend: each connection's first line is sent back as
+/// `first: LINE` when it is a PROXY header, then every byte is echoed until
+/// the client's half-close, then `bytes: N` and close.
+fn echo_backend() -> (u16, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let tx = tx.clone();
+            thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut writer = conn;
+                let mut total = 0usize;
+                let buf = reader.fill_buf().map(<[u8]>::to_vec).unwrap_or_default();
+                if buf.starts_with(b"PROXY ") {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    let _ = tx.send(line.trim_end().to_string());
+                }
+                let mut chunk = [0u8; 65536];
+                loop {
+                    match reader.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            total += n;
+                            if writer.write_all(&chunk[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = writer.write_all(format!("bytes: {total}").as_bytes());
+            });
+        }
+    });
+    (port, rx)
+}
+
+fn serve_tcp(
+    entries: &[(String, String)],
+    services: &[String],
+    flags: &[&str],
+) -> (ManifestDir, Rauta) {
+    let map = config_map("tcp-services", entries);
+    let mut docs: Vec<&str> = services.iter().map(String::as_str).collect();
+    docs.push(&map);
+    let mut args = vec![
+        "--shards",
+        "2",
+        "--tcp-services-configmap",
+        "web/tcp-services",
+    ];
+    args.extend_from_slice(flags);
+    serve_docs_with(&docs, &args)
+}
+
+/// Connects to the service port, retrying while rauta's sockets appear.
+fn connect(port: u16) -> TcpStream {
+    let mut last = None;
+    for _ in 0..100 {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => {
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                return s;
+            }
+            Err(e) => last = Some(e),
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    panic!("port {port} never accepted: {last:?}");
+}
+
+/// Sends `payload`, half-closes, and reads everything back.
+fn round_trip(port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut s = connect(port);
+    let writer = {
+        let mut w = s.try_clone().unwrap();
+        let payload = payload.to_vec();
+        thread::spawn(move || {
+            w.write_all(&payload).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        })
+    };
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    back
+}
+
+fn metric(rauta: &Rauta, name: &str, port: u16) -> f64 {
+    rauta
+        .scrape()
+        .value(name, &[("service", &format!("tcp/{port}"))])
+}
+
+#[test]
+fn a_tcp_service_relays_megabytes_both_ways_and_passes_the_half_close_on() {
+    let (backend, _) = echo_backend();
+    let port = free_port();
+    let (_dir, rauta) = serve_tcp(
+        &[(port.to_string(), "web/db:80".into())],
+        &[service_on("db", &[backend])],
+        &[],
+    );
+    let payload: Vec<u8> = (0..4 << 20).map(|i| (i % 251) as u8).collect();
+    let back = round_trip(port, &payload);
+    // The echo, then the backend's count: it saw the client's half-close
+    // (or it would never have counted), and its answer still came back.
+    assert_eq!(&back[..payload.len()], &payload[..]);
+    assert_eq!(
+        String::from_utf8_lossy(&back[payload.len()..]),
+        format!("bytes: {}", payload.len())
+    );
+    eventually("the expected state", || {
+        metric(&rauta, "rauta_l4_active_connections", port) == 0.0
+    });
+    assert_eq!(metric(&rauta, "rauta_l4_connections_total", port), 1.0);
+    assert_eq!(
+        metric(&rauta, "rauta_l4_received_bytes_total", port),
+        payload.len() as f64
+    );
+    let routes = String::from_utf8_lossy(&rauta.admin_get("/routes").unwrap().body).into_owned();
+    assert!(routes.contains(&format!("\"port\":{port}")), "{routes}");
+    assert!(routes.contains("\"listening\":true"), "{routes}");
+}
+
+#[test]
+fn proxy_protocol_is_read_from_the_balancer_and_written_to_the_backend() {
+    let (backend, seen) = echo_backend();
+    let port = free_port();
+    let (_dir, rauta) = serve_tcp(
+        &[(port.to_string(), "web/db:80:PROXY:PROXY".into())],
+        &[service_on("db", &[backend])],
+        &[],
+    );
+    // A load balancer's header: the backend must see the client it names.
+    let header = format!("PROXY TCP4 203.0.113.7 127.0.0.1 40000 {port}\r\n");
+    let mut wire = header.into_bytes();
+    wire.extend_from_slice(b"hello");
+    let back = round_trip(port, &wire);
+    assert_eq!(String::from_utf8_lossy(&back), "hellobytes: 5");
+    let line = seen.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        line,
+        format!("PROXY TCP4 203.0.113.7 127.0.0.1 40000 {port}")
+    );
+
+    // A version 2 header works too.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend_from_slice(&[198, 51, 100, 9, 127, 0, 0, 1]);
+    v2.extend_from_slice(&5555u16.to_be_bytes());
+    v2.extend_from_slice(&port.to_be_bytes());
+    v2.extend_from_slice(b"v2");
+    assert_eq!(
+        String::from_utf8_lossy(&round_trip(port, &v2)),
+        "v2bytes: 2"
+    );
+    let line = seen.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        line,
+        format!("PROXY TCP4 198.51.100.9 127.0.0.1 5555 {port}")
+    );
+
+    // Without a header the connection is refused, and counted.
+    let back = round_trip(port, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(back.is_empty(), "{:?}", String::from_utf8_lossy(&back));
+    eventually("the expected state", || {
+        metric(&rauta, "rauta_l4_proxy_header_errors_total", port) == 1.0
+    });
+}
+
+#[test]
+fn connects_go_on_to_the_next_endpoint_when_one_refuses() {
+    let (backend, _) = echo_backend();
+    let refused = free_port();
+    let port = free_port();
+    let (_dir, rauta) = serve_tcp(
+        &[(port.to_string(), "web/db:80".into())],
+        &[service_on("db", &[refused, backend])],
+        &[],
+    );
+    for i in 0..10 {
+        let msg = format!("try {i}");
+        let back = round_trip(port, msg.as_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&back),
+            format!("{msg}bytes: {}", msg.len())
+        );
+    }
+    assert!(metric(&rauta, "rauta_l4_connect_failures_total", port) >= 1.0);
+    assert_eq!(metric(&rauta, "rauta_l4_unserved_total", port), 0.0);
+}
+
+#[test]
+fn bad_entries_are_reported_and_everything_else_is_served() {
+    let (backend, _) = echo_backend();
+    let good = free_port();
+    let (dir, rauta) = serve_tcp(
+        &[
+            (good.to_string(), "web/db:80".into()),
+            ("http".into(), "web/db:80".into()),
+            ("9".into(), "db-without-namespace:80".into()),
+        ],
+        &[service_on("db", &[backend])],
+        &[],
+    );
+    let log = rauta.log();
+    for says in ["port number from 1 to 65535", "db-without-namespace"] {
+        assert!(
+            log.lines().any(|l| l.contains("ConfigMap web/tcp-services")
+                && l.contains(says)
+                && l.contains("all.yaml")),
+            "no report saying {says}:\n{log}"
+        );
+    }
+    assert_eq!(round_trip(good, b"ok"), b"okbytes: 2");
+    // An entry on rauta's own HTTP port is refused, and shown as such;
+    // HTTP is still served there.
+    let http = rauta.addr().port();
+    let map = config_map(
+        "tcp-services",
+        &[
+            (good.to_string(), "web/db:80".into()),
+            (http.to_string(), "web/db:80".into()),
+        ],
+    );
+    let generation = rauta.generation().unwrap_or(0);
+    let class = rauta_testkit::manifests::rauta_class();
+    let svc = service_on("db", &[backend]);
+    dir.write(
+        "all.yaml",
+        &rauta_testkit::manifests::join(&[&class, &svc, &map]),
+    );
+    rauta.wait_generation(generation + 1);
+    let routes = String::from_utf8_lossy(&rauta.admin_get("/routes").unwrap().body).into_owned();
+    assert!(routes.contains("rauta's own HTTP port"), "{routes}");
+    assert_eq!(round_trip(good, b"still"), b"stillbytes: 5");
+    let mut http_client = connect(http);
+    http_client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    http_client.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+}
+
+#[test]
+fn a_removed_service_refuses_new_connections_and_closes_old_ones_after_the_grace() {
+    let (backend, _) = echo_backend();
+    let port = free_port();
+    let kept = free_port();
+    let (dir, rauta) = serve_tcp(
+        &[
+            (port.to_string(), "web/db:80".into()),
+            (kept.to_string(), "web/db:80".into()),
+        ],
+        &[service_on("db", &[backend])],
+        &["--l4-close-grace", "1s"],
+    );
+    let mut old = connect(port);
+    old.write_all(b"before").unwrap();
+    let mut buf = [0u8; 6];
+    old.read_exact(&mut buf).unwrap();
+    let mut survivor = connect(kept);
+    survivor.write_all(b"x").unwrap();
+    survivor.read_exact(&mut buf[..1]).unwrap();
+
+    let generation = rauta.generation().unwrap_or(0);
+    let class = rauta_testkit::manifests::rauta_class();
+    let svc = service_on("db", &[backend]);
+    let map = config_map("tcp-services", &[(kept.to_string(), "web/db:80".into())]);
+    dir.write(
+        "all.yaml",
+        &rauta_testkit::manifests::join(&[&class, &svc, &map]),
+    );
+    rauta.wait_generation(generation + 1);
+    eventually("the expected state", || {
+        TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    // The old flow still works within the grace period, then is closed.
+    old.write_all(b"during").unwrap();
+    old.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"during");
+    let mut rest = Vec::new();
+    old.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = old.read_to_end(&mut rest);
+    assert_eq!(metric(&rauta, "rauta_l4_removed_closed_total", port), 1.0);
+    // The service that stayed kept its flow through the swap.
+    survivor.write_all(b"y").unwrap();
+    survivor.read_exact(&mut buf[..1]).unwrap();
+    assert_eq!(buf[0], b'y');
+}
+
+#[test]
+fn connections_leave_no_descriptors_behind() {
+    let (backend, _) = echo_backend();
+    let port = free_port();
+    let (_dir, rauta) = serve_tcp(
+        &[(port.to_string(), "web/db:80".into())],
+        &[service_on("db", &[backend])],
+        &[],
+    );
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", rauta.pid()))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(round_trip(port, b"warm"), b"warmbytes: 4");
+    eventually("the expected state", || {
+        metric(&rauta, "rauta_l4_active_connections", port) == 0.0
+    });
+    let baseline = fds();
+    for _ in 0..200 {
+        assert_eq!(round_trip(port, b"x"), b"xbytes: 1");
+    }
+    // A client that resets mid-flow is cleaned up too.
+    let s = connect(port);
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+    eventually("the expected state", || {
+        metric(&rauta, "rauta_l4_active_connections", port) == 0.0 && fds() <= baseline
+    });
+    assert_eq!(metric(&rauta, "rauta_l4_connections_total", port), 202.0);
+}
+
+/// A UDP backend answering each datagram with `echo: DATAGRAM`.
+fn udp_echo() -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let mut answer = b"echo: ".to_vec();
+            answer.extend_from_slice(&buf[..n]);
+            let _ = socket.send_to(&answer, from);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_udp_service_relays_each_clients_datagrams_and_bounds_its_flows() {
+    let backend = udp_echo();
+    let port = free_port();
+    let map = config_map("udp-services", &[(port.to_string(), "web/dns:80".into())]);
+    let svc = service_on("dns", &[backend]);
+    let (_dir, rauta) = serve_docs_with(
+        &[&svc, &map],
+        &[
+            "--shards",
+            "1",
+            "--udp-services-configmap",
+            "web/udp-services",
+            "--udp-max-flows",
+            "2",
+        ],
+    );
+    let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let ask = |client: &UdpSocket, msg: &str| -> Option<String> {
+        client.send_to(msg.as_bytes(), target).ok()?;
+        let mut buf = [0u8; 2048];
+        let n = client.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let clients: Vec<UdpSocket> = (0..3)
+        .map(|_| {
+            let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+            c.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            c
+        })
+        .collect();
+    // The socket appears with the table; ask until it answers.
+    eventually("the expected state", || ask(&clients[0], "hi").is_some());
+    assert_eq!(ask(&clients[0], "again").as_deref(), Some("echo: again"));
+    assert_eq!(ask(&clients[1], "second").as_deref(), Some("echo: second"));
+    // A third client would need a third flow: dropped and counted.
+    assert_eq!(ask(&clients[2], "third"), None);
+    let udp = |name: &str| {
+        rauta
+            .scrape()
+            .value(name, &[("service", &format!("udp/{port}"))])
+    };
+    assert!(udp("rauta_l4_dropped_datagrams_total") >= 1.0);
+    assert_eq!(udp("rauta_l4_connections_total"), 2.0);
+    assert_eq!(udp("rauta_l4_active_connections"), 2.0);
+}
