@@ -567,6 +567,9 @@ pub struct Results {
     pub failed_starts: Vec<(Relay, String)>,
     /// The settings.
     pub options: Option<Options>,
+    /// What the relays said about themselves (rauta: connections it
+    /// spliced, from `/metrics`).
+    pub notes: Vec<String>,
 }
 
 /// A running relay (or the direct pseudo-relay) and its port.
@@ -574,6 +577,7 @@ struct Running {
     relay: Relay,
     port: u16,
     child: Option<Child>,
+    admin: Option<u16>,
 }
 
 /// Runs the L4 scenarios; `before_run` is called before every measured
@@ -592,6 +596,7 @@ pub fn run(opts: &Options, env: &Env, before_run: &dyn Fn() -> Result<()>) -> Re
                 relay: *relay,
                 port: origin_port,
                 child: None,
+                admin: None,
             });
             continue;
         };
@@ -619,6 +624,7 @@ pub fn run(opts: &Options, env: &Env, before_run: &dyn Fn() -> Result<()>) -> Re
                     relay: *relay,
                     port: r.port,
                     child: Some(r.child),
+                    admin: r.admin,
                 });
             }
             Err(e) => {
@@ -678,6 +684,19 @@ pub fn run(opts: &Options, env: &Env, before_run: &dyn Fn() -> Result<()>) -> Re
         }
     }
     for r in running.iter_mut() {
+        if let Some(port) = r.admin {
+            // Whether the kernel splice engaged: the proxy CPU figure
+            // alone cannot tell a splice from a fast user-space relay.
+            let note = match spliced_connections(port) {
+                Ok(n) => format!(
+                    "{} counted {n} spliced connections (`rauta_l4_spliced_connections_total`) over all its runs.",
+                    r.relay.name()
+                ),
+                Err(e) => format!("{}: /metrics not read: {e:#}", r.relay.name()),
+            };
+            println!("[l4] {note}");
+            results.notes.push(note);
+        }
         if let Some(c) = r.child.as_mut() {
             c.stop(Duration::from_secs(5));
         }
@@ -685,6 +704,19 @@ pub fn run(opts: &Options, env: &Env, before_run: &dyn Fn() -> Result<()>) -> Re
     origin.check_running()?;
     origin.stop(Duration::from_secs(5));
     Ok(results)
+}
+
+/// rauta's `rauta_l4_spliced_connections_total`, summed over its labels.
+fn spliced_connections(admin: u16) -> Result<f64> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], admin));
+    let r = procs::get(addr, "127.0.0.1", "/metrics", Duration::from_secs(5))
+        .context("GET rauta's /metrics")?;
+    let text = String::from_utf8_lossy(&r.body);
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("rauta_l4_spliced_connections_total"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+        .sum())
 }
 
 /// One short exchange, as readiness check (the relay reached the origin).
@@ -1025,6 +1057,12 @@ impl Results {
             self.scenario_section(md, *s, o);
         }
         self.targets(md);
+        for n in &self.notes {
+            let _ = writeln!(md, "- {n}");
+        }
+        if !self.notes.is_empty() {
+            md.push('\n');
+        }
         let disturbed: Vec<&Run> = self
             .runs
             .iter()

@@ -908,6 +908,8 @@ pub struct TcpRelay {
     pub port: u16,
     /// Name of its configuration and log files in the work directory.
     pub name: String,
+    /// rauta's admin port (`/metrics`); none for nginx and HAProxy.
+    pub admin: Option<u16>,
 }
 
 /// How an L4 proxy is set up beyond its kind.
@@ -926,6 +928,7 @@ pub struct TcpOptions {
 /// once; the caller checks readiness through the relay.
 pub fn start_tcp(kind: Kind, origin: u16, opts: TcpOptions, env: &Env) -> Result<TcpRelay> {
     let port = procs::free_port()?;
+    let admin = procs::free_port()?;
     let name = match (kind, opts.rauta_splice) {
         (Kind::Rauta, false) => "rauta-tcp-userspace".to_string(),
         _ => format!("{}-tcp", kind.name().to_ascii_lowercase()),
@@ -950,7 +953,7 @@ pub fn start_tcp(kind: Kind, origin: u16, opts: TcpOptions, env: &Env) -> Result
             write_tcp_manifests(&dir, port, origin)?;
             // The HTTP listener is required and idle here; the TCP service
             // listens on the ConfigMap key's port on the same address.
-            let (http, admin) = (procs::free_port()?, procs::free_port()?);
+            let http = procs::free_port()?;
             let splice = if opts.rauta_splice { "on" } else { "off" };
             let args = vec![
                 "serve".into(),
@@ -977,7 +980,12 @@ pub fn start_tcp(kind: Kind, origin: u16, opts: TcpOptions, env: &Env) -> Result
     };
     let log = env.path(&format!("{name}.log"));
     let child = Child::spawn(&name, env.proxy_cpu, &program, &args, &envs, &log)?;
-    Ok(TcpRelay { child, port, name })
+    Ok(TcpRelay {
+        child,
+        port,
+        name,
+        admin: (kind == Kind::Rauta).then_some(admin),
+    })
 }
 
 /// nginx `stream` with one worker: a `server` that `proxy_pass`es to the
