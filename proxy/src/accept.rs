@@ -179,8 +179,11 @@ async fn accept_loop(
                             conn::run(&shard, ClientStream::Plain(stream), port).await
                         }
                         Kind::Tls { port } => {
-                            if let Some(tls) = handshake(&shard, stream).await {
-                                conn::run(&shard, tls, port).await;
+                            let terminate = crate::l4::passthrough::route(&shard, stream).await;
+                            if let Some(stream) = terminate {
+                                if let Some(tls) = handshake(&shard, stream).await {
+                                    conn::run(&shard, tls, port).await;
+                                }
                             }
                         }
                     }

@@ -339,6 +339,9 @@ fn routes(state: &AdminState, ejected: &HashMap<SocketAddr, usize>) -> String {
         "default_backend": default_backend,
         "backends": backends,
         "l4_services": l4,
+        "passthrough": table.passthrough_hosts().iter().map(|(host, b)| {
+            json!({ "host": host, "backend": &*table.backend(*b).name })
+        }).collect::<Vec<_>>(),
     })
     .to_string()
 }

@@ -213,6 +213,7 @@ impl Shard {
                 ejected: self.outliers.ejected_now(),
                 access_log_dropped: self.access_log.as_ref().map_or(0, ShardLog::dropped),
                 l4: self.l4_stats.totals(),
+                hellos: self.l4_stats.hello_totals(),
             },
         }
     }

@@ -185,7 +185,8 @@ async fn flow(
             }
         }
     }
-    let Some((mut upstream, endpoint)) = connect(shard, table, service, source).await else {
+    let connected = connect(shard, table, service.backend, &service.label, source).await;
+    let Some((mut upstream, endpoint)) = connected else {
         return Flow::Unserved;
     };
     // Open connections count as in flight for least_connections.
@@ -236,16 +237,18 @@ async fn read_proxy_header(
         .unwrap_or(Err("PROXY header not received in time"))
 }
 
-/// Connects to an endpoint of the service's backend: the balancer's pick
-/// (steering clear of ejected ones), then the next ones in order.
-async fn connect(
+/// Connects to an endpoint of backend `index`: the balancer's pick
+/// (steering clear of ejected ones; Maglev on the client's address), then
+/// the next ones in order; failures are counted for `label`.
+pub(super) async fn connect(
     shard: &Shard,
     table: &crate::shard::LocalTable,
-    service: &L4Service,
+    index: usize,
+    label: &str,
     client: SocketAddr,
 ) -> Option<(TcpStream, usize)> {
-    let backend = table.routes.backend(service.backend);
-    let state = &table.states[service.backend];
+    let backend = table.routes.backend(index);
+    let state = &table.states[index];
     let key_hash = backend.hash_key().map(|_| match client.ip() {
         std::net::IpAddr::V4(ip) => Maglev::hash_key(&ip.octets()),
         std::net::IpAddr::V6(ip) => Maglev::hash_key(&ip.octets()),

@@ -24,6 +24,7 @@ mod limits;
 mod migration;
 mod observability;
 mod policies;
+mod passthrough;
 mod proxying;
 mod routing;
 mod smuggling;

@@ -30,6 +30,21 @@ const FAMILIES: [Family; 11] = [
 
 /// Writes the L4 families (nothing when no shard has an L4 service).
 pub(super) fn render(out: &mut Out<'_>, registry: &Registry) {
+    let mut hellos: BTreeMap<&str, u64> = BTreeMap::new();
+    for shard in registry.shards.values() {
+        for (result, n) in &shard.hellos {
+            *hellos.entry(result).or_default() += n;
+        }
+    }
+    if !hellos.is_empty() {
+        out.by_label(
+            "rauta_tls_client_hellos_total",
+            "counter",
+            "ClientHellos read on TLS listeners while ssl-passthrough hosts exist, by result: passthrough (relayed unterminated), terminated (another host), no_sni (terminated with the default certificate), timeout, closed, or why the hello was refused (answered with an alert).",
+            "result",
+            hellos,
+        );
+    }
     let mut sums: BTreeMap<&str, L4Counters> = BTreeMap::new();
     for shard in registry.shards.values() {
         for (service, c) in &shard.l4 {
