@@ -26,6 +26,7 @@ mod policies;
 mod proxying;
 mod routing;
 mod smuggling;
+mod splice;
 mod tls;
 mod upstream_attempts;
 mod upstream_tls;
