@@ -24,7 +24,9 @@
 //!     moving the last bytes of that direction (a work queue hands them to
 //!     `b`'s TCP): wait until [`Joined::unflushed`] says 0 for that
 //!     direction (re-check on a timer: no event marks it), then
-//!     `shutdown(b, SHUT_WR)`. A FIN is never forwarded by the kernel.
+//!     `shutdown(b, SHUT_WR)`. A FIN is never forwarded by the kernel (the
+//!     verdict drops the empty skb of a lone FIN: redirected, the kernel
+//!     reports a zero-byte send as `EPIPE` on the peer socket).
 //!   - **reset**: `poll` reports `POLLERR`/`POLLHUP` on `b`, `recv(b)` and
 //!     `SO_ERROR` give `ECONNRESET`: reset `a` (`SO_LINGER` 0, close).
 //!   - `recv` returning data (> 0) means the verdict passed bytes to the

@@ -5,6 +5,10 @@
 //!
 //! `splice_throughput_1gb` (ignored) measures a spliced pair against a
 //! user-space copy loop: `cargo test --test it splice_throughput -- --ignored --nocapture`.
+//! Over loopback on a loaded 2-CPU VM the splice moved 3.2-4.0 Gbit/s with
+//! no relay thread, the copy loop 7.4-8.6 Gbit/s at 0.3-0.4 CPU-s of its
+//! thread per GB: the redirect to egress goes through a kernel work queue
+//! (kworker time, not charged to the process), which costs throughput here.
 
 use crate::xdp_util::ebpf_object;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
