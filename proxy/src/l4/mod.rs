@@ -11,6 +11,7 @@ pub mod listeners;
 pub mod passthrough;
 pub mod proxy_protocol;
 pub mod relay;
+pub mod splice;
 pub mod tcp;
 pub mod udp;
 

@@ -28,6 +28,7 @@ mod passthrough;
 mod proxying;
 mod routing;
 mod smuggling;
+mod splice;
 mod tls;
 mod upstream_attempts;
 mod upstream_tls;
