@@ -294,11 +294,12 @@ pub struct ServeArgs {
     /// are closed after this grace period (new ones are refused at once).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub l4_close_grace: Duration,
-    /// Established TCP service flows are joined in the kernel (SOCKHASH +
-    /// sk_skb verdict) so their bytes never reach user space; `off`, or a
-    /// kernel or privileges that do not allow it, relays them in user space.
-    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
-    pub l4_splice: String,
+    /// Established TCP service and passthrough flows are joined in the
+    /// kernel (SOCKHASH + sk_skb verdict) so their bytes never reach user
+    /// space; `off`, or a kernel or privileges that do not allow it, relays
+    /// them in user space (one log line says which).
+    #[arg(long, value_enum, default_value_t = crate::l4::splice::SpliceMode::Auto)]
+    pub l4_splice: crate::l4::splice::SpliceMode,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long)]
     pub log_json: bool,

@@ -367,6 +367,12 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // in the slot of its shard's CPU.
     let xdp_options = args.xdp_options(addr.port());
     let xdp = crate::xdp::Xdp::start(&xdp_options, &shard_cpus, &sockets)?;
+    // Only L4 flows (TCP services, TLS passthrough) are spliced.
+    let l4_possible = args.class.tcp_services_configmap.is_some() || !args.listen_tls.is_empty();
+    let splicer = match l4_possible {
+        true => crate::l4::splice::Splicer::start(args.l4_splice),
+        false => None,
+    };
     // Loading parsed the kernel's BTF: megabytes this process never needs again.
     crate::memory::release_unused();
     let readiness = Arc::new(Readiness::new(shard_cpus.len()));
@@ -402,6 +408,10 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             readiness: readiness.clone(),
             cfg: cfg.clone(),
             access_log: access_log.clone(),
+            splice: match &splicer {
+                Some(s) => Some(s.handle().context("opening the splice maps for a shard")?),
+                None => None,
+            },
         };
         shards.push(
             accept::start(spec).with_context(|| format!("starting shard {id} on CPU {cpu}"))?,
@@ -414,6 +424,13 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         snapshotter: broadcaster.snapshotter(),
         source: OnceLock::new(),
         xdp: xdp.stats(),
+        splice: match &splicer {
+            Some(s) => Some(std::sync::Mutex::new(
+                s.handle()
+                    .context("opening the splice maps for the admin thread")?,
+            )),
+            None => None,
+        },
         ingress_nginx: args.ingress_nginx_controller(),
     });
     let registry = admin::SharedRegistry::default();
@@ -472,6 +489,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         }
     }
     xdp.stop();
+    drop(splicer);
     source.stop();
     tracing::info!("stopped");
     Ok(())

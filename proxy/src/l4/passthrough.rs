@@ -99,7 +99,10 @@ async fn relay_to(
     let relayed = match connected {
         Some((mut upstream, endpoint)) => {
             let _open = table.states[backend].start(endpoint, u32::MAX);
-            Some(relay::copy_both(&mut client, &mut upstream, shard.cfg.l4.idle_timeout).await)
+            match super::tcp::relay(shard, label, &mut client, &mut upstream).await {
+                super::tcp::Flow::Relayed(r) => Some(r),
+                _ => None,
+            }
         }
         None => None,
     };
@@ -110,6 +113,7 @@ async fn relay_to(
             Some(r) => {
                 c.bytes_in += r.bytes_in;
                 c.bytes_out += r.bytes_out;
+                c.copied += r.copied;
                 c.idle_timeouts += u64::from(r.end == relay::End::Idle);
             }
             None => c.unserved += 1,

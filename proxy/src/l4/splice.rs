@@ -341,10 +341,14 @@ impl Splicer {
     /// A handle for one shard thread, with its own descriptors of the maps
     /// (no lock or descriptor shared between cores).
     pub fn for_shard(&self) -> io::Result<ShardSplicer> {
+        self.handle().map(SpliceHandle::into_shard)
+    }
+
+    /// The maps for one shard, to be sent to its thread and turned into a
+    /// [`ShardSplicer`] there.
+    pub fn handle(&self) -> io::Result<SpliceHandle> {
         let maps = self.maps.reopen().map_err(map_io_error)?;
-        Ok(ShardSplicer {
-            maps: Rc::new(RefCell::new(maps)),
-        })
+        Ok(SpliceHandle { maps })
     }
 
     /// The verdict's counters, summed over CPUs.
@@ -379,6 +383,31 @@ fn map_io_error(e: MapError) -> io::Error {
 /// One shard's access to the splice maps. `!Send`: it stays on its shard.
 pub struct ShardSplicer {
     maps: Rc<RefCell<Maps>>,
+}
+
+/// A shard's own descriptors of the splice maps on their way to its thread.
+pub struct SpliceHandle {
+    maps: Maps,
+}
+
+impl std::fmt::Debug for SpliceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpliceHandle").finish_non_exhaustive()
+    }
+}
+
+impl SpliceHandle {
+    /// The verdict's counters, summed over CPUs (for the admin thread).
+    pub fn counters(&self) -> Result<SpliceCounters, MapError> {
+        self.maps.counters()
+    }
+
+    /// The shard's splicer (on the shard's thread).
+    pub fn into_shard(self) -> ShardSplicer {
+        ShardSplicer {
+            maps: Rc::new(RefCell::new(self.maps)),
+        }
+    }
 }
 
 impl std::fmt::Debug for ShardSplicer {

@@ -137,6 +137,7 @@ async fn serve(shard: &Rc<Shard>, key: ListenKey, mut client: TcpStream, closed:
             Some(Flow::Relayed(r)) => {
                 c.bytes_in += r.bytes_in;
                 c.bytes_out += r.bytes_out;
+                c.copied += r.copied;
                 c.idle_timeouts += u64::from(r.end == End::Idle);
             }
             Some(Flow::Unserved) => c.unserved += 1,
@@ -147,7 +148,7 @@ async fn serve(shard: &Rc<Shard>, key: ListenKey, mut client: TcpStream, closed:
 }
 
 /// How a connection went.
-enum Flow {
+pub(super) enum Flow {
     /// Relayed until it ended.
     Relayed(relay::Relayed),
     /// No endpoint, or none could be connected.
@@ -200,10 +201,44 @@ async fn flow(
         return Flow::Relayed(relay::Relayed {
             bytes_in: 0,
             bytes_out: 0,
+            copied: 0,
             end: End::Reset,
         });
     }
-    Flow::Relayed(relay::copy_both(client, &mut upstream, shard.cfg.l4.idle_timeout).await)
+    relay(shard, &service.label, client, &mut upstream).await
+}
+
+/// Relays an established flow: joined in the kernel when the shard can
+/// splice, else copied in user space.
+pub(super) async fn relay(
+    shard: &Shard,
+    label: &str,
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+) -> Flow {
+    use std::os::fd::AsFd;
+    let idle = shard.cfg.l4.idle_timeout;
+    if let Some(splicer) = &shard.splicer {
+        match splicer.join(client.as_fd(), upstream.as_fd()) {
+            Ok(joined) => {
+                shard.l4_stats.with(label, |c| c.spliced += 1);
+                return Flow::Relayed(relay::spliced(client, upstream, &joined, idle).await);
+            }
+            Err(e) if e.can_fall_back() => {
+                tracing::debug!(shard = shard.id, service = label, error = %e, "L4 splice refused; relaying in user space");
+            }
+            Err(e) => {
+                tracing::debug!(shard = shard.id, service = label, error = %e, "L4 connection failed while joining");
+                return Flow::Relayed(relay::Relayed {
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    copied: 0,
+                    end: End::Reset,
+                });
+            }
+        }
+    }
+    Flow::Relayed(relay::copy_both(client, upstream, idle).await)
 }
 
 /// Reads and consumes a PROXY header; bytes after it go to `early`.
@@ -266,10 +301,8 @@ pub(super) async fn connect(
                 return Some((stream, endpoint));
             }
             Err(e) => {
-                shard
-                    .l4_stats
-                    .with(&service.label, |c| c.connect_failures += 1);
-                tracing::debug!(shard = shard.id, service = %service.label, endpoint = %addr, error = %e, "L4 connect failed");
+                shard.l4_stats.with(label, |c| c.connect_failures += 1);
+                tracing::debug!(shard = shard.id, service = label, endpoint = %addr, error = %e, "L4 connect failed");
                 shard.endpoint_failed(backend, endpoint);
             }
         }

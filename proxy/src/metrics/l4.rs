@@ -18,6 +18,8 @@ pub struct L4Counters {
     pub bytes_out: u64,
     /// Connects to an endpoint that failed (each attempt).
     pub connect_failures: u64,
+    /// Bytes user space read and wrote (the rest the kernel spliced).
+    pub copied: u64,
     /// Connections closed unserved: no endpoint, or every connect failed.
     pub unserved: u64,
     /// Connections closed for a missing or malformed PROXY header.

@@ -263,9 +263,9 @@ impl RouteTable {
             }
             match &p.host {
                 HostMatch::Exact(h) => table.passthrough_exact.insert(h.as_str().into(), p.backend),
-                HostMatch::Wildcard(s) => {
-                    table.passthrough_wildcard.insert(s.as_str().into(), p.backend)
-                }
+                HostMatch::Wildcard(s) => table
+                    .passthrough_wildcard
+                    .insert(s.as_str().into(), p.backend),
                 HostMatch::Any => None,
             };
         }
@@ -365,7 +365,10 @@ impl RouteTable {
     /// The passthrough hosts (`*.` before wildcard suffixes) and their
     /// backends, sorted.
     pub fn passthrough_hosts(&self) -> Vec<(String, usize)> {
-        let exact = self.passthrough_exact.iter().map(|(h, b)| (h.to_string(), *b));
+        let exact = self
+            .passthrough_exact
+            .iter()
+            .map(|(h, b)| (h.to_string(), *b));
         let wild = (self.passthrough_wildcard.iter()).map(|(s, b)| (format!("*.{s}"), *b));
         let mut all: Vec<_> = exact.chain(wild).collect();
         all.sort();

@@ -50,7 +50,14 @@ fn a_passthrough_host_reaches_its_backends_certificate_and_others_are_terminated
     let class = rauta_class();
     dir.write(
         "all.yaml",
-        &join(&[&class, &pass_svc, &pass_slice, &plain_svc, &pass_ing, &plain_ing]),
+        &join(&[
+            &class,
+            &pass_svc,
+            &pass_slice,
+            &plain_svc,
+            &pass_ing,
+            &plain_ing,
+        ]),
     );
     let https = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let listen = https.to_string();
@@ -95,7 +102,11 @@ fn a_passthrough_host_reaches_its_backends_certificate_and_others_are_terminated
     let _ = bad.read_to_end(&mut answer);
     assert_eq!(answer, [21, 3, 3, 0, 2, 2, 50]);
 
-    let hellos = |result: &str| rauta.scrape().value("rauta_tls_client_hellos_total", &[("result", result)]);
+    let hellos = |result: &str| {
+        rauta
+            .scrape()
+            .value("rauta_tls_client_hellos_total", &[("result", result)])
+    };
     eventually("the hellos counted", || {
         hellos("passthrough") == 2.0 && hellos("terminated") == 1.0 && hellos("no_sni") == 1.0
     });
