@@ -20,6 +20,7 @@ pub(crate) mod error;
 pub(crate) mod exchange;
 pub mod http;
 pub mod http2;
+pub mod l4;
 pub(crate) mod limits;
 pub(crate) mod listener;
 pub(crate) mod memory;
