@@ -367,12 +367,8 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // in the slot of its shard's CPU.
     let xdp_options = args.xdp_options(addr.port());
     let xdp = crate::xdp::Xdp::start(&xdp_options, &shard_cpus, &sockets)?;
-    // Only L4 flows (TCP services, TLS passthrough) are spliced.
-    let l4_possible = args.class.tcp_services_configmap.is_some() || !args.listen_tls.is_empty();
-    let splicer = match l4_possible {
-        true => crate::l4::splice::Splicer::start(args.l4_splice),
-        false => None,
-    };
+    // TCP services, TLS passthrough and WebSocket tunnels are spliced.
+    let splicer = crate::l4::splice::Splicer::start(args.l4_splice);
     // Loading parsed the kernel's BTF: megabytes this process never needs again.
     crate::memory::release_unused();
     let readiness = Arc::new(Readiness::new(shard_cpus.len()));
