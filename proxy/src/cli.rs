@@ -27,7 +27,7 @@ pub enum Command {
     /// objects, as `serve` would, and prints the route table, every
     /// Ingress annotation with rauta's verdict, every problem and a summary.
     #[command(after_help = CHECK_EXIT_CODES)]
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
 }
 
 /// The exit codes of `rauta check`, for `--help`.
@@ -71,6 +71,13 @@ pub struct CheckArgs {
     /// refused, served differently or invalid.
     #[arg(long)]
     pub accept_warnings: bool,
+    /// The HTTP address `rauta serve` will listen on (a TCP service on its
+    /// port is reported).
+    #[arg(long, default_value = "0.0.0.0:80")]
+    pub listen: std::net::SocketAddr,
+    /// The HTTPS addresses `rauta serve` will listen on.
+    #[arg(long = "listen-tls", value_name = "ADDR:PORT", default_values = ["0.0.0.0:443"])]
+    pub listen_tls: Vec<std::net::SocketAddr>,
     // Flattened groups take their help from their own fields.
     #[allow(missing_docs)]
     #[command(flatten)]

@@ -46,7 +46,7 @@ pub(super) fn add_services(
     ];
     for (protocol, name, flag) in maps {
         if let Some(name) = name {
-            add_map(index, protocol, name, flag, config, problems);
+            add_map(index, sel, protocol, name, flag, config, problems);
         }
     }
     config.l4.sort_by_key(|s| (s.protocol, s.port));
@@ -100,6 +100,7 @@ pub(super) fn add_passthrough(
 
 fn add_map(
     index: &Index<'_>,
+    sel: &ClassSelector,
     protocol: L4Protocol,
     name: &ObjectName,
     flag: &str,
@@ -155,6 +156,13 @@ fn add_map(
                 continue;
             }
         };
+        let reserved = sel.reserved_ports.iter().find(|(p, _)| *p == parsed.listen);
+        if let (L4Protocol::Tcp, Some((port, what))) = (protocol, reserved) {
+            problems.push(error(format!(
+                "key {key:?}: port {port} is rauta's own {what} port; entry left out"
+            )));
+            continue;
+        }
         let asker = Asker {
             object: &object,
             file: file.as_deref(),

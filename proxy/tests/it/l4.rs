@@ -239,14 +239,18 @@ fn bad_entries_are_reported_and_everything_else_is_served() {
         );
     }
     assert_eq!(round_trip(good, b"ok"), b"okbytes: 2");
-    // An entry on rauta's own HTTP port is refused, and shown as such;
-    // HTTP is still served there.
+    // An entry on rauta's own HTTP port is refused with the ConfigMap and
+    // key; a port another process holds cannot listen and /routes says
+    // why; HTTP is still served, and so is the good entry.
     let http = rauta.addr().port();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
     let map = config_map(
         "tcp-services",
         &[
             (good.to_string(), "web/db:80".into()),
             (http.to_string(), "web/db:80".into()),
+            (taken_port.to_string(), "web/db:80".into()),
         ],
     );
     let generation = rauta.generation().unwrap_or(0);
@@ -257,8 +261,22 @@ fn bad_entries_are_reported_and_everything_else_is_served() {
         &rauta_testkit::manifests::join(&[&class, &svc, &map]),
     );
     rauta.wait_generation(generation + 1);
+    let log = rauta.log();
+    assert!(
+        log.lines().any(|l| l.contains("ConfigMap web/tcp-services")
+            && l.contains(&format!("port {http} is rauta's own HTTP"))),
+        "{log}"
+    );
     let routes = String::from_utf8_lossy(&rauta.admin_get("/routes").unwrap().body).into_owned();
-    assert!(routes.contains("rauta's own HTTP port"), "{routes}");
+    let json: serde_json::Value = serde_json::from_str(&routes).unwrap();
+    let services = json["l4_services"].as_array().unwrap();
+    let taken_entry = services.iter().find(|s| s["port"] == taken_port).unwrap();
+    assert_eq!(taken_entry["listening"], false, "{routes}");
+    assert!(
+        taken_entry["error"].as_str().unwrap().contains("in use"),
+        "{routes}"
+    );
+    assert!(!services.iter().any(|s| s["port"] == http), "{routes}");
     assert_eq!(round_trip(good, b"still"), b"stillbytes: 5");
     let mut http_client = connect(http);
     http_client
@@ -267,6 +285,7 @@ fn bad_entries_are_reported_and_everything_else_is_served() {
     let mut answer = String::new();
     http_client.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    drop(taken);
 }
 
 #[test]
@@ -521,4 +540,44 @@ fn without_the_capability_flows_are_relayed_in_user_space_and_the_log_says_so() 
         metric(&rauta, "rauta_l4_spliced_connections_total", port),
         0.0
     );
+}
+
+#[test]
+fn rauta_check_reports_bad_entries_with_their_file_and_key() {
+    let map = config_map(
+        "tcp-services",
+        &[
+            ("5432".into(), "web/db:80".into()),
+            ("80".into(), "web/db:80".into()),
+            ("6379".into(), "web/missing:6379".into()),
+            ("x".into(), "web/db:80".into()),
+        ],
+    );
+    let dir = ManifestDir::new();
+    let class = rauta_testkit::manifests::rauta_class();
+    let svc = service_on("db", &[9]);
+    dir.write(
+        "all.yaml",
+        &rauta_testkit::manifests::join(&[&class, &svc, &map]),
+    );
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["check", "--manifests"])
+        .arg(dir.path())
+        .args(["--tcp-services-configmap", "web/tcp-services"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for says in [
+        "port 80 is rauta's own HTTP (--listen) port",
+        "Service web/missing not found",
+        "\"x\": the key must be a port number",
+    ] {
+        assert!(
+            text.lines().any(|l| l.contains(says)
+                && l.contains("ConfigMap web/tcp-services")
+                && l.contains("all.yaml")),
+            "no line saying {says}:\n{text}"
+        );
+    }
 }
