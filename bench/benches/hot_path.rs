@@ -78,6 +78,7 @@ fn route_config(rules: usize) -> RouteConfig {
         tls: Vec::new(),
         hosts: Vec::new(),
         l4: Vec::new(),
+        passthrough: Vec::new(),
     }
 }
 

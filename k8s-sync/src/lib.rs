@@ -33,6 +33,9 @@ pub struct ClassSelector {
     pub tcp_services: Option<ObjectName>,
     /// The UDP services ConfigMap (`--udp-services-configmap`).
     pub udp_services: Option<ObjectName>,
+    /// TCP ports rauta itself listens on (HTTP, HTTPS, admin, metrics),
+    /// with what each is: never a TCP service's.
+    pub reserved_ports: Vec<(u16, String)>,
 }
 
 impl Default for ClassSelector {
@@ -42,6 +45,7 @@ impl Default for ClassSelector {
             controller: "rauta.io/ingress-controller".to_string(),
             tcp_services: None,
             udp_services: None,
+            reserved_ports: Vec::new(),
         }
     }
 }

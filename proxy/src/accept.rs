@@ -40,6 +40,8 @@ pub struct ShardSpec {
     pub cfg: Arc<ProxyConfig>,
     /// Where access-log batches go, when the access log is on.
     pub access_log: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    /// Its descriptors of the kernel splice's maps, when L4 flows are spliced.
+    pub splice: Option<crate::l4::splice::SpliceHandle>,
 }
 
 /// Starts the shard's pinned executor.
@@ -70,6 +72,7 @@ async fn run(spec: ShardSpec) {
         spec.access_log.map(ShardLog::new),
     );
     shard.gossip = spec.control.gossip.clone();
+    shard.splicer = spec.splice.map(crate::l4::splice::SpliceHandle::into_shard);
     let shard = Rc::new(shard);
     rt::spawn_local(control::receive(
         shard.clone(),
@@ -179,8 +182,11 @@ async fn accept_loop(
                             conn::run(&shard, ClientStream::Plain(stream), port).await
                         }
                         Kind::Tls { port } => {
-                            if let Some(tls) = handshake(&shard, stream).await {
-                                conn::run(&shard, tls, port).await;
+                            let terminate = crate::l4::passthrough::route(&shard, stream).await;
+                            if let Some(stream) = terminate {
+                                if let Some(tls) = handshake(&shard, stream).await {
+                                    conn::run(&shard, tls, port).await;
+                                }
                             }
                         }
                     }

@@ -64,6 +64,8 @@ pub struct AdminState {
     pub source: OnceLock<SourceProbe>,
     /// eBPF counters and attachments.
     pub xdp: Arc<crate::xdp::XdpStats>,
+    /// The kernel splice's maps, when L4 flows are spliced.
+    pub splice: Option<std::sync::Mutex<crate::l4::splice::SpliceHandle>>,
     /// With `--metrics-compat ingress-nginx`: the constant labels of the
     /// `nginx_ingress_controller_*` families, which are then served too.
     pub ingress_nginx: Option<exposition::Controller>,
@@ -260,6 +262,13 @@ fn metrics(state: &AdminState, registry: &mut Registry) -> String {
         exposition::render_tls(&mut body, registry, tls);
     }
     exposition::render_xdp(&mut body, &state.xdp.figures());
+    let splice = state
+        .splice
+        .as_ref()
+        .and_then(|s| s.lock().ok()?.counters().ok());
+    if let Some(counters) = splice {
+        exposition::render_splice(&mut body, &counters);
+    }
     if let Some(controller) = &state.ingress_nginx {
         let failed = counts.rejected + state.control.compile_failures();
         let inputs = exposition::CompatInputs {
@@ -339,6 +348,9 @@ fn routes(state: &AdminState, ejected: &HashMap<SocketAddr, usize>) -> String {
         "default_backend": default_backend,
         "backends": backends,
         "l4_services": l4,
+        "passthrough": table.passthrough_hosts().iter().map(|(host, b)| {
+            json!({ "host": host, "backend": &*table.backend(*b).name })
+        }).collect::<Vec<_>>(),
     })
     .to_string()
 }

@@ -27,7 +27,7 @@ pub enum Command {
     /// objects, as `serve` would, and prints the route table, every
     /// Ingress annotation with rauta's verdict, every problem and a summary.
     #[command(after_help = CHECK_EXIT_CODES)]
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
 }
 
 /// The exit codes of `rauta check`, for `--help`.
@@ -71,6 +71,13 @@ pub struct CheckArgs {
     /// refused, served differently or invalid.
     #[arg(long)]
     pub accept_warnings: bool,
+    /// The HTTP address `rauta serve` will listen on (a TCP service on its
+    /// port is reported).
+    #[arg(long, default_value = "0.0.0.0:80")]
+    pub listen: std::net::SocketAddr,
+    /// The HTTPS addresses `rauta serve` will listen on.
+    #[arg(long = "listen-tls", value_name = "ADDR:PORT", default_values = ["0.0.0.0:443"])]
+    pub listen_tls: Vec<std::net::SocketAddr>,
     // Flattened groups take their help from their own fields.
     #[allow(missing_docs)]
     #[command(flatten)]
@@ -294,11 +301,12 @@ pub struct ServeArgs {
     /// are closed after this grace period (new ones are refused at once).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub l4_close_grace: Duration,
-    /// Established TCP service flows are joined in the kernel (SOCKHASH +
-    /// sk_skb verdict) so their bytes never reach user space; `off`, or a
-    /// kernel or privileges that do not allow it, relays them in user space.
-    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
-    pub l4_splice: String,
+    /// Established TCP service and passthrough flows are joined in the
+    /// kernel (SOCKHASH + sk_skb verdict) so their bytes never reach user
+    /// space; `off`, or a kernel or privileges that do not allow it, relays
+    /// them in user space (one log line says which).
+    #[arg(long, value_enum, default_value_t = crate::l4::splice::SpliceMode::Auto)]
+    pub l4_splice: crate::l4::splice::SpliceMode,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long)]
     pub log_json: bool,

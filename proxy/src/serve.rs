@@ -92,7 +92,7 @@ fn manifest_source(
 ) -> anyhow::Result<ManifestSource> {
     ManifestSource::spawn(
         dir.to_path_buf(),
-        selector(&args.class),
+        selector(&args.class, serve_ports(args)),
         args.reload_debounce.unwrap_or(MANIFESTS_DEBOUNCE),
         publish,
     )
@@ -106,7 +106,7 @@ fn api_options(args: &ServeArgs) -> anyhow::Result<ApiOptions> {
         Some(path) => ClientSource::Kubeconfig(path.clone()),
         None => ClientSource::Infer,
     };
-    let mut opts = ApiOptions::new(client, selector(&args.class));
+    let mut opts = ApiOptions::new(client, selector(&args.class, serve_ports(args)));
     opts.debounce = args.reload_debounce.unwrap_or(api::DEFAULT_DEBOUNCE);
     opts.publish = if let Some(service) = &kube.publish_service {
         api::PublishTarget::service(service).map_err(|e| anyhow!("--publish-service: {e}"))?
@@ -148,8 +148,27 @@ fn valid_address(address: &str) -> bool {
             }))
 }
 
-fn selector(class: &ClassArgs) -> ClassSelector {
+/// The TCP ports `rauta serve` listens on itself, and what each is.
+fn serve_ports(args: &ServeArgs) -> Vec<(u16, String)> {
+    let mut ports = vec![
+        (args.listen.port(), "HTTP (--listen)".to_string()),
+        (args.admin.port(), "admin (--admin)".to_string()),
+    ];
+    ports.extend(
+        args.listen_tls
+            .iter()
+            .map(|a| (a.port(), "HTTPS (--listen-tls)".to_string())),
+    );
+    ports.extend(
+        args.metrics_listen
+            .map(|a| (a.port(), "metrics (--metrics-listen)".to_string())),
+    );
+    ports
+}
+
+fn selector(class: &ClassArgs, reserved_ports: Vec<(u16, String)>) -> ClassSelector {
     ClassSelector {
+        reserved_ports,
         class_name: class.ingress_class.clone(),
         controller: class.controller_name.clone(),
         tcp_services: class.tcp_services_configmap.clone(),
@@ -162,7 +181,13 @@ fn selector(class: &ClassArgs) -> ClassSelector {
 /// ([`report::migration::EXIT_OK`], `EXIT_FAIL` or `EXIT_USAGE`).
 pub fn check(args: &CheckArgs) -> u8 {
     use report::migration::{EXIT_FAIL, EXIT_USAGE};
-    let sel = selector(&args.class);
+    let mut ports = vec![(args.listen.port(), "HTTP (--listen)".to_string())];
+    ports.extend(
+        args.listen_tls
+            .iter()
+            .map(|a| (a.port(), "HTTPS (--listen-tls)".to_string())),
+    );
+    let sel = selector(&args.class, ports);
     let (source, mut translation) = match &args.manifests {
         Some(dir) => {
             // An unreadable directory is an I/O error, not a finding about the set.
@@ -367,6 +392,8 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // in the slot of its shard's CPU.
     let xdp_options = args.xdp_options(addr.port());
     let xdp = crate::xdp::Xdp::start(&xdp_options, &shard_cpus, &sockets)?;
+    // TCP services, TLS passthrough and WebSocket tunnels are spliced.
+    let splicer = crate::l4::splice::Splicer::start(args.l4_splice);
     // Loading parsed the kernel's BTF: megabytes this process never needs again.
     crate::memory::release_unused();
     let readiness = Arc::new(Readiness::new(shard_cpus.len()));
@@ -402,6 +429,10 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             readiness: readiness.clone(),
             cfg: cfg.clone(),
             access_log: access_log.clone(),
+            splice: match &splicer {
+                Some(s) => Some(s.handle().context("opening the splice maps for a shard")?),
+                None => None,
+            },
         };
         shards.push(
             accept::start(spec).with_context(|| format!("starting shard {id} on CPU {cpu}"))?,
@@ -414,6 +445,13 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         snapshotter: broadcaster.snapshotter(),
         source: OnceLock::new(),
         xdp: xdp.stats(),
+        splice: match &splicer {
+            Some(s) => Some(std::sync::Mutex::new(
+                s.handle()
+                    .context("opening the splice maps for the admin thread")?,
+            )),
+            None => None,
+        },
         ingress_nginx: args.ingress_nginx_controller(),
     });
     let registry = admin::SharedRegistry::default();
@@ -472,6 +510,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         }
     }
     xdp.stop();
+    drop(splicer);
     source.stop();
     tracing::info!("stopped");
     Ok(())

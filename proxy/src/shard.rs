@@ -62,6 +62,8 @@ pub struct Shard {
     pub l4_ports: crate::l4::tcp::Ports,
     /// Their counters.
     pub l4_stats: crate::metrics::l4::L4Stats,
+    /// Joins established L4 flows in the kernel, when it can.
+    pub splicer: Option<crate::l4::splice::ShardSplicer>,
     table: RefCell<Option<Rc<LocalTable>>>,
     id_prefix: u64,
     id_counter: Cell<u64>,
@@ -92,6 +94,7 @@ impl Shard {
             access_log,
             l4_ports: Default::default(),
             l4_stats: Default::default(),
+            splicer: None,
             table: RefCell::new(None),
             id_prefix: seed,
             id_counter: Cell::new(0),
@@ -213,6 +216,7 @@ impl Shard {
                 ejected: self.outliers.ejected_now(),
                 access_log_dropped: self.access_log.as_ref().map_or(0, ShardLog::dropped),
                 l4: self.l4_stats.totals(),
+                hellos: self.l4_stats.hello_totals(),
             },
         }
     }

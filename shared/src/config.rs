@@ -32,6 +32,21 @@ pub struct RouteConfig {
     /// `--udp-services-configmap`), sorted by protocol and port.
     #[serde(default)]
     pub l4: Vec<L4ServiceConfig>,
+    /// Hosts whose TLS connections are relayed unterminated
+    /// (`ssl-passthrough`), at most one entry per host.
+    #[serde(default)]
+    pub passthrough: Vec<PassthroughConfig>,
+}
+
+/// A host whose TLS connections (by SNI) go to a backend unterminated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassthroughConfig {
+    /// The host (exact or wildcard).
+    pub host: HostMatch,
+    /// Index into [`RouteConfig::backends`].
+    pub backend: usize,
+    /// The Ingress that asked for it.
+    pub source: IngressRef,
 }
 
 /// One L4 service: a listen port relayed to a Service's endpoints.

@@ -13,6 +13,9 @@ pub const PROG_SELECT_BY_CPU: &str = "select_by_cpu";
 pub const PROG_SELECT_LEGACY: &str = "select_legacy";
 /// The XDP ingress program.
 pub const PROG_XDP_INGRESS: &str = "xdp_ingress";
+/// The `sk_skb` stream-verdict program of the L4 splice, attached to
+/// [`MAP_SPLICE_SOCKETS`].
+pub const PROG_SPLICE_VERDICT: &str = "splice_verdict";
 
 /// `REUSEPORT_SOCKARRAY`: slot = CPU number, value = that CPU's shard listener.
 pub const MAP_SHARD_SOCKETS: &str = "SHARD_SOCKETS";
@@ -26,6 +29,18 @@ pub const MAP_CONFIG_ACTIVE: &str = "XDP_CFG_ACTIVE";
 pub const MAP_DENY: &str = "DENY_LIST";
 /// LRU hash of per-source SYN token buckets ([`SynKey`] -> [`SynBucket`]).
 pub const MAP_SYN_BUCKETS: &str = "SYN_BUCKETS";
+/// `SOCKHASH` of spliced sockets (socket cookie `u64` -> socket): the
+/// stream verdict runs on every skb a socket in it receives.
+pub const MAP_SPLICE_SOCKETS: &str = "SPLICE_SOCKETS";
+/// `SOCKHASH` the verdict redirects into (socket cookie `u64` -> socket),
+/// without a program of its own: a socket enters it before any socket is
+/// redirected to it, so a redirect never finds its peer missing during a join.
+pub const MAP_SPLICE_TARGETS: &str = "SPLICE_TARGETS";
+/// Hash of spliced sockets' peers and byte counters (socket cookie `u64`
+/// -> [`SplicePeer`]).
+pub const MAP_SPLICE_PEERS: &str = "SPLICE_PEERS";
+/// Per-CPU `u64` counters of the splice verdict, indexed by [`splice_counter`].
+pub const MAP_SPLICE_COUNTERS: &str = "SPLICE_COUNTERS";
 
 /// Slots of [`MAP_SHARD_SOCKETS`] compiled into the object; the loader
 /// resizes it to the number of possible CPUs before loading.
@@ -36,6 +51,8 @@ pub const DENY_MAX: u32 = 16_384;
 pub const SYN_BUCKETS_MAX: u32 = 65_536;
 /// Slots of [`MAP_CONFIG`] (the live one and the one being written).
 pub const CONFIG_SLOTS: u32 = 2;
+/// Most sockets in each splice map (two per spliced connection).
+pub const SPLICE_SOCKETS_MAX: u32 = 65_536;
 
 /// One SYN token, in the bucket's fixed-point unit (tokens are counted in
 /// billionths so that refilling needs no division: `elapsed_ns * rate`).
@@ -79,6 +96,45 @@ pub mod counter {
     pub const REUSEPORT_MIGRATE: u32 = 15;
     /// Number of counters.
     pub const COUNT: u32 = 16;
+}
+
+/// Indices into [`MAP_SPLICE_COUNTERS`]. The verdict never drops a byte:
+/// what it cannot redirect it passes to the receiving socket itself (TCP
+/// has already acknowledged those bytes, so a drop would corrupt the
+/// stream), and user space reads it there like any received data. It drops
+/// only empty skbs (a FIN arriving on its own): the kernel treats sending
+/// zero bytes on the peer as a broken pipe (`EPIPE` on the peer socket),
+/// and the FIN has already set the receiving socket's EOF for user space.
+pub mod splice_counter {
+    /// skbs redirected to the peer socket's egress.
+    pub const REDIRECTED: u32 = 0;
+    /// Bytes in those skbs.
+    pub const REDIRECTED_BYTES: u32 = 1;
+    /// skbs passed because their socket has no [`super::SplicePeer`] entry.
+    pub const PASS_NO_PEER: u32 = 2;
+    /// skbs passed because the peer socket is not (or no longer) in
+    /// [`super::MAP_SPLICE_TARGETS`] (closed, or removed by user space).
+    pub const PASS_PEER_GONE: u32 = 3;
+    /// Bytes in the passed skbs.
+    pub const PASSED_BYTES: u32 = 4;
+    /// Empty skbs (a lone FIN) dropped.
+    pub const DROP_EMPTY: u32 = 5;
+    /// Number of counters.
+    pub const COUNT: u32 = 6;
+}
+
+/// Value of [`MAP_SPLICE_PEERS`]: where a spliced socket's bytes go, and how
+/// many went. Written whole by user space at join (counters zero); the
+/// verdict only adds to the counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SplicePeer {
+    /// Socket cookie (`SO_COOKIE`) of the socket this one's bytes go out on.
+    pub peer: u64,
+    /// Bytes redirected from this socket to the peer.
+    pub bytes: u64,
+    /// skbs redirected from this socket to the peer.
+    pub skbs: u64,
 }
 
 /// Settings of `xdp_ingress`, written by the loader only (inactive slot
@@ -183,6 +239,9 @@ mod pod {
     // SAFETY: `#[repr(C)]`, two `u64`s.
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for super::SynBucket {}
+    // SAFETY: `#[repr(C)]`, three `u64`s.
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for super::SplicePeer {}
 }
 
 // Layouts are part of the ABI: a change here must be a deliberate one.
@@ -190,6 +249,7 @@ const _: () = assert!(core::mem::size_of::<XdpConfig>() == 40);
 const _: () = assert!(core::mem::size_of::<DenyEntry>() == 8);
 const _: () = assert!(core::mem::size_of::<SynKey>() == 16);
 const _: () = assert!(core::mem::size_of::<SynBucket>() == 16);
+const _: () = assert!(core::mem::size_of::<SplicePeer>() == 24);
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,11 @@
 //! - `xdp_ingress` (XDP): bounds-checked Ethernet/VLAN/IPv4/IPv6/TCP/UDP
 //!   parsing, per-CPU counters, an LPM deny-list of source prefixes and a
 //!   per-source SYN token bucket. Whatever it does not understand passes.
+//! - `splice_verdict` (`sk_skb` stream verdict on `SPLICE_SOCKETS`): every
+//!   skb a spliced socket receives goes out on its peer's egress
+//!   (`SPLICE_PEERS` says which peer; `SPLICE_TARGETS` holds the peers), and
+//!   the bytes are counted per socket. What cannot be redirected is passed
+//!   to the socket itself; only empty skbs (a lone FIN) are dropped.
 //!
 //! The user side is the only writer of the maps' configuration; the
 //! programs write only counters and SYN buckets. Map and counter names come
@@ -17,17 +22,22 @@
 //! stable `cargo clippy --workspace` checks it.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
-use aya_ebpf::bindings::sk_action::SK_PASS;
+use aya_ebpf::bindings::sk_action::{SK_DROP, SK_PASS};
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
-use aya_ebpf::helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns};
-use aya_ebpf::macros::{map, sk_reuseport, xdp};
+use aya_ebpf::bindings::BPF_F_NO_PREALLOC;
+use aya_ebpf::helpers::{bpf_get_smp_processor_id, bpf_get_socket_cookie, bpf_ktime_get_ns};
+use aya_ebpf::macros::{map, sk_reuseport, stream_verdict, xdp};
 use aya_ebpf::maps::lpm_trie::Key;
-use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray, ReusePortSockArray};
-use aya_ebpf::programs::{SkReuseportContext, XdpContext};
+use aya_ebpf::maps::{
+    Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ReusePortSockArray, SockHash,
+};
+use aya_ebpf::programs::{SkBuffContext, SkReuseportContext, XdpContext};
+use aya_ebpf::EbpfContext;
 use aya_log_ebpf::debug;
 use rauta_shared::ebpf::{
-    counter, v4_mapped, DenyAddr, DenyEntry, SynBucket, SynKey, XdpConfig, CONFIG_SLOTS, DENY_MAX,
-    SHARD_SOCKETS_DEFAULT, SYN_BUCKETS_MAX, SYN_TOKEN,
+    counter, splice_counter, v4_mapped, DenyAddr, DenyEntry, SplicePeer, SynBucket, SynKey,
+    XdpConfig, CONFIG_SLOTS, DENY_MAX, SHARD_SOCKETS_DEFAULT, SPLICE_SOCKETS_MAX, SYN_BUCKETS_MAX,
+    SYN_TOKEN,
 };
 
 /// Listener of each CPU's shard, by CPU number (`MAP_SHARD_SOCKETS`).
@@ -55,6 +65,25 @@ static DENY_LIST: LpmTrie<DenyAddr, DenyEntry> = LpmTrie::with_max_entries(DENY_
 #[map]
 static SYN_BUCKETS: LruHashMap<SynKey, SynBucket> =
     LruHashMap::with_max_entries(SYN_BUCKETS_MAX, 0);
+
+/// Spliced sockets by cookie (`MAP_SPLICE_SOCKETS`); `splice_verdict` is
+/// attached here.
+#[map]
+static SPLICE_SOCKETS: SockHash<u64> = SockHash::with_max_entries(SPLICE_SOCKETS_MAX, 0);
+
+/// Redirect targets by cookie (`MAP_SPLICE_TARGETS`), no program attached.
+#[map]
+static SPLICE_TARGETS: SockHash<u64> = SockHash::with_max_entries(SPLICE_SOCKETS_MAX, 0);
+
+/// Each spliced socket's peer and byte counters (`MAP_SPLICE_PEERS`).
+/// Not preallocated: a proxy without L4 services pays for no entries.
+#[map]
+static SPLICE_PEERS: HashMap<u64, SplicePeer> =
+    HashMap::with_max_entries(SPLICE_SOCKETS_MAX, BPF_F_NO_PREALLOC);
+
+/// Per-CPU counters of `splice_verdict` (`MAP_SPLICE_COUNTERS`).
+#[map]
+static SPLICE_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(splice_counter::COUNT, 0);
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IPV4: u16 = 0x0800;
@@ -108,6 +137,61 @@ fn select(ctx: &SkReuseportContext) -> u32 {
             debug!(ctx, "reuseport: no listener for CPU {}", cpu);
         }
     }
+    SK_PASS
+}
+
+// ---------------------------------------------------------------- splice
+
+/// Adds `n` to splice counter `index` of this CPU.
+#[inline(always)]
+fn splice_count(index: u32, n: u64) {
+    if let Some(slot) = SPLICE_COUNTERS.get_ptr_mut(index) {
+        // SAFETY: this CPU's slot of a per-CPU array, valid for the program
+        // run; the verdict runs with migration off (bpf_prog_run_pin_on_cpu)
+        // and, per CPU, one program at a time.
+        unsafe { *slot += n };
+    }
+}
+
+/// Sends each skb a spliced socket receives out on its peer's egress.
+/// No peer entry, or a peer no longer in `SPLICE_TARGETS`: SK_PASS, so the
+/// bytes reach the socket's own receive queue for user space (counted).
+/// An empty skb (a FIN on its own) is dropped: redirected, the kernel's
+/// sender would count its zero bytes as a broken pipe on the peer.
+#[stream_verdict]
+pub fn splice_verdict(ctx: SkBuffContext) -> u32 {
+    let len = u64::from(ctx.len());
+    if len == 0 {
+        splice_count(splice_counter::DROP_EMPTY, 1);
+        return SK_DROP;
+    }
+    // SAFETY: the context of an sk_skb program is the skb the helper takes;
+    // the kernel has set skb->sk to the receiving socket.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    let Some(entry) = SPLICE_PEERS.get_ptr_mut(cookie) else {
+        splice_count(splice_counter::PASS_NO_PEER, 1);
+        splice_count(splice_counter::PASSED_BYTES, len);
+        return SK_PASS;
+    };
+    // SAFETY: a pointer from a successful lookup, valid for this run (RCU).
+    let mut peer = unsafe { (*entry).peer };
+    // SK_PASS from the helper means the redirect is set; anything else
+    // means the peer is not in the map.
+    if SPLICE_TARGETS.redirect_skb(&ctx, &mut peer, 0) != i64::from(SK_PASS) {
+        splice_count(splice_counter::PASS_PEER_GONE, 1);
+        splice_count(splice_counter::PASSED_BYTES, len);
+        return SK_PASS;
+    }
+    // SAFETY: the same live entry. Plain adds suffice: the verdict of one
+    // socket runs under that socket's lock (softirq, or the process context
+    // that owns it), so its entry has one writer at a time; user space
+    // writes the entry only before the socket enters SPLICE_SOCKETS.
+    unsafe {
+        (*entry).bytes += len;
+        (*entry).skbs += 1;
+    }
+    splice_count(splice_counter::REDIRECTED, 1);
+    splice_count(splice_counter::REDIRECTED_BYTES, len);
     SK_PASS
 }
 

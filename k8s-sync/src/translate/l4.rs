@@ -10,13 +10,13 @@
 
 use super::endpoints::{resolve_endpoints, Asker};
 use super::index::Index;
-use super::ingress::BackendRef;
+use super::ingress::{BackendRef, Parsed};
 use crate::objects::describe;
 use crate::problem::Problem;
 use crate::{ClassSelector, ObjectName};
 use rauta_shared::config::{
-    BackendConfig, ConfigMapEntry, L4Protocol, L4ServiceConfig, LbPolicy, RouteConfig, ServicePort,
-    UpstreamProtocol,
+    BackendConfig, ConfigMapEntry, HostMatch, L4Protocol, L4ServiceConfig, LbPolicy,
+    PassthroughConfig, RouteConfig, ServicePort, UpstreamProtocol,
 };
 
 /// ConfigMap annotation choosing the balancer of every entry: `round_robin`
@@ -46,14 +46,61 @@ pub(super) fn add_services(
     ];
     for (protocol, name, flag) in maps {
         if let Some(name) = name {
-            add_map(index, protocol, name, flag, config, problems);
+            add_map(index, sel, protocol, name, flag, config, problems);
         }
     }
     config.l4.sort_by_key(|s| (s.protocol, s.port));
 }
 
+/// Adds the hosts of `ssl-passthrough` Ingresses (oldest first: the
+/// first Ingress to claim a host keeps it), each relayed to the backend of
+/// its first path.
+pub(super) fn add_passthrough(
+    ingresses: &[Parsed],
+    index: &Index<'_>,
+    config: &mut RouteConfig,
+    problems: &mut Vec<Problem>,
+) {
+    for ing in ingresses.iter().filter(|i| i.annotations.ssl_passthrough) {
+        let asker = Asker::ingress(ing);
+        for ((host, _, _), backend) in &ing.paths {
+            if config.passthrough.iter().any(|p| &p.host == host) {
+                continue;
+            }
+            if *host == HostMatch::Any {
+                problems.push(
+                    Problem::warning(
+                        Some(ing.object.clone()),
+                        "ssl-passthrough needs a host (the TLS server name picks the backend); the rule without host is served as HTTP only",
+                    )
+                    .in_file(ing.file.clone()),
+                );
+                continue;
+            }
+            let namespace = &ing.source.namespace;
+            let endpoints = resolve_endpoints(&asker, index, namespace, backend, problems);
+            config.backends.push(BackendConfig {
+                name: format!("{namespace}/{}:{}", backend.service, backend.port),
+                namespace: namespace.clone(),
+                service: backend.service.clone(),
+                port: backend.port.clone(),
+                endpoints,
+                policy: LbPolicy::RoundRobin,
+                protocol: UpstreamProtocol::Http,
+                tls: None,
+            });
+            config.passthrough.push(PassthroughConfig {
+                host: host.clone(),
+                backend: config.backends.len() - 1,
+                source: ing.source.clone(),
+            });
+        }
+    }
+}
+
 fn add_map(
     index: &Index<'_>,
+    sel: &ClassSelector,
     protocol: L4Protocol,
     name: &ObjectName,
     flag: &str,
@@ -109,6 +156,13 @@ fn add_map(
                 continue;
             }
         };
+        let reserved = sel.reserved_ports.iter().find(|(p, _)| *p == parsed.listen);
+        if let (L4Protocol::Tcp, Some((port, what))) = (protocol, reserved) {
+            problems.push(error(format!(
+                "key {key:?}: port {port} is rauta's own {what} port; entry left out"
+            )));
+            continue;
+        }
         let asker = Asker {
             object: &object,
             file: file.as_deref(),

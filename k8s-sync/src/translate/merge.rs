@@ -704,6 +704,7 @@ impl Builder {
             tls,
             hosts,
             l4: Vec::new(),
+            passthrough: Vec::new(),
         };
         (config, differences)
     }

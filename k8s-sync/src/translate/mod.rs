@@ -108,6 +108,7 @@ pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation 
     }
     let (mut config, differences) = builder.finish(&mut problems);
     l4::add_services(&index, sel, &mut config, &mut problems);
+    l4::add_passthrough(&ingresses, &index, &mut config, &mut problems);
     for d in differences {
         let verdicts = annotations
             .iter_mut()

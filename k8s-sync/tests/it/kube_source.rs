@@ -568,3 +568,64 @@ fn tls_secrets_follow_the_api_and_only_named_ones_are_kept() {
     );
     source.stop();
 }
+
+/// The TCP services ConfigMap `ingress/tcp-services` with `data`.
+fn tcp_services(name: &str, data: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: ingress}}\ndata: {{{data}}}\n")
+}
+
+/// Listen ports of the L4 services, with their backends' endpoint IPs.
+fn l4(config: &RouteConfig) -> Vec<(u16, Vec<String>)> {
+    config
+        .l4
+        .iter()
+        .map(|s| {
+            let ips = config.backends[s.backend]
+                .endpoints
+                .iter()
+                .map(|e| e.addr.ip().to_string())
+                .collect();
+            (s.port, ips)
+        })
+        .collect()
+}
+
+#[test]
+fn the_named_tcp_services_configmap_is_followed_and_others_are_not_read() {
+    let api = FakeApi::start();
+    seed(&api, &["/"]);
+    api.apply_yaml(&tcp_services("tcp-services", "\"9000\": \"demo/web:80\""));
+    api.apply_yaml(&tcp_services("unrelated", "\"9999\": \"demo/web:80\""));
+    let mut opts = options(&api, "kubeconfig");
+    opts.selector.tcp_services = Some("ingress/tcp-services".parse().unwrap());
+    let (source, rx) = start(opts);
+    let first = until(&rx, "the TCP service", |c| !c.l4.is_empty());
+    let ips = vec!["10.0.0.1".to_string(), "10.0.0.2".to_string()];
+    assert_eq!(l4(&first), [(9000, ips.clone())]);
+    // Only that ConfigMap is watched, by name.
+    let reads = api.requests_to("GET", "/api/v1/namespaces/ingress/configmaps");
+    assert!(!reads.is_empty());
+    assert!(reads
+        .iter()
+        .all(|r| r.query.get("fieldSelector").map(String::as_str)
+            == Some("metadata.name=tcp-services")));
+
+    // An added entry, endpoints that move, and the ConfigMap deleted.
+    api.apply_yaml(&tcp_services(
+        "tcp-services",
+        "\"9000\": \"demo/web:80\", \"9001\": \"demo/web:http::PROXY\"",
+    ));
+    let two = until(&rx, "two services", |c| c.l4.len() == 2);
+    assert!(two.l4[1].proxy_protocol_upstream && !two.l4[1].proxy_protocol_downstream);
+    api.apply_yaml(&slice(&["10.0.0.9"]));
+    until(&rx, "the moved endpoint", |c| {
+        l4(c)
+            .iter()
+            .all(|(_, ips)| ips == &["10.0.0.9".to_string()])
+    });
+    assert!(api.delete("configmaps", "ingress", "tcp-services"));
+    until(&rx, "no services", |c| {
+        c.l4.is_empty() && c.rules.len() == 1
+    });
+    source.stop();
+}

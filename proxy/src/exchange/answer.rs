@@ -104,7 +104,8 @@ async fn stream_back(
     if resp.upgraded {
         // Only an HTTP/1.1 upstream answers 101 (an HTTP/2 call cannot).
         if let Some(tcp) = up.stream.tcp() {
-            tunnel::run(conn, tcp, shard.cfg.tunnel_idle_timeout).await;
+            let idle = shard.cfg.tunnel_idle_timeout;
+            tunnel::run(conn, tcp, idle, shard.splicer.as_ref()).await;
         }
         return Outcome::Done;
     }

@@ -1,8 +1,10 @@
 //! After a 101 Switching Protocols (WebSocket), the proxy only copies bytes
 //! both ways until each side has closed its half, the tunnel has been idle
-//! for `--tunnel-idle-timeout`, or TCP keepalive finds a peer gone.
+//! for `--tunnel-idle-timeout`, or TCP keepalive finds a peer gone. A plain
+//! (not TLS) client's tunnel is joined in the kernel when the shard can
+//! splice ([`crate::l4::splice`]): then its bytes never reach user space.
 
-use crate::downstream::ClientConn;
+use crate::downstream::{ClientConn, ClientStream};
 use crate::http::buf::IoBuf;
 use crate::rt::{self, TcpStream};
 use futures_lite::{future, io, AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -22,7 +24,12 @@ const USER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Copies both directions until both are done or the tunnel idles out;
 /// bytes already buffered on either side are delivered first.
-pub(super) async fn run(conn: &mut ClientConn, upstream: &mut TcpStream, idle_timeout: Duration) {
+pub(super) async fn run(
+    conn: &mut ClientConn,
+    upstream: &mut TcpStream,
+    idle_timeout: Duration,
+    splicer: Option<&crate::l4::splice::ShardSplicer>,
+) {
     // A tunnel may idle far longer than a request; the per-read timeouts
     // of requests give way to the tunnel's own idle timeout and keepalive,
     // so a WebSocket pinging every few minutes survives and a vanished
@@ -41,6 +48,19 @@ pub(super) async fn run(conn: &mut ClientConn, upstream: &mut TcpStream, idle_ti
     }
     conn.ubuf.clear();
     conn.rbuf.clear();
+    if let (Some(splicer), ClientStream::Plain(client)) = (splicer, &mut conn.stream) {
+        use std::os::fd::AsFd;
+        match splicer.join(client.as_fd(), upstream.as_fd()) {
+            Ok(joined) => {
+                crate::l4::relay::spliced(client, upstream, &joined, idle_timeout).await;
+                return;
+            }
+            Err(e) if e.can_fall_back() => {
+                tracing::debug!(error = %e, "tunnel splice refused; copying in user space");
+            }
+            Err(_) => return,
+        }
+    }
     let last_activity = Cell::new(Instant::now());
     let (client_r, mut client_w) = io::split(&mut conn.stream);
     let (upstream_r, mut upstream_w) = io::split(upstream);

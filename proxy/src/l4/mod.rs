@@ -6,9 +6,12 @@
 //! accepts on its own and relays each connection to one endpoint of the
 //! service's backend ([`tcp`]).
 
+pub mod client_hello;
 pub mod listeners;
+pub mod passthrough;
 pub mod proxy_protocol;
 pub mod relay;
+pub mod splice;
 pub mod tcp;
 pub mod udp;
 

@@ -212,9 +212,30 @@ fn v6(ip: IpAddr) -> Ipv6Addr {
     }
 }
 
+/// The fuzz target's check: never a panic; a complete header lies within
+/// the bytes, every shorter prefix of it is incomplete, and bytes after it
+/// do not change the verdict.
+pub fn check(data: &[u8]) {
+    let Header::Complete { len, addresses } = parse(data) else {
+        return;
+    };
+    assert!(len <= data.len());
+    for end in 0..len {
+        assert_eq!(parse(&data[..end]), Header::Incomplete, "prefix {end}");
+    }
+    assert_eq!(parse(&data[..len]), Header::Complete { len, addresses });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_seed_corpus_passes() {
+        for seed in crate::fuzz_seeds("proxy_protocol") {
+            check(&seed);
+        }
+    }
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()

@@ -31,6 +31,9 @@ pub struct Relayed {
     pub bytes_in: u64,
     /// Bytes from the backend to the client.
     pub bytes_out: u64,
+    /// Of those, bytes user space read and wrote (all of them unless the
+    /// kernel spliced the flow).
+    pub copied: u64,
     /// How it ended.
     pub end: End,
 }
@@ -46,32 +49,31 @@ pub async fn copy_both(
     let _ = upstream.set_read_timeout(None);
     let last_activity = Cell::new(Instant::now());
     let (bytes_in, bytes_out) = (Cell::new(0u64), Cell::new(0u64));
-    let client_fd = SockRef::from(&*client).try_clone().ok();
-    let upstream_fd = SockRef::from(&*upstream).try_clone().ok();
-    let (client_r, mut client_w) = io::split(&mut *client);
-    let (upstream_r, mut upstream_w) = io::split(&mut *upstream);
-    let up = pin!(async {
-        copy(client_r, &mut upstream_w, &last_activity, &bytes_in).await?;
-        upstream_w.close().await
-    });
-    let down = pin!(async {
-        copy(upstream_r, &mut client_w, &last_activity, &bytes_out).await?;
-        client_w.close().await
-    });
-    let both = ends(up, down);
-    let end = future::or(both, async {
-        idle_wait(&last_activity, idle).await;
-        End::Idle
-    })
-    .await;
+    let end = {
+        let (client_r, mut client_w) = io::split(&mut *client);
+        let (upstream_r, mut upstream_w) = io::split(&mut *upstream);
+        let up = pin!(async {
+            copy(client_r, &mut upstream_w, &last_activity, &bytes_in).await?;
+            upstream_w.close().await
+        });
+        let down = pin!(async {
+            copy(upstream_r, &mut client_w, &last_activity, &bytes_out).await?;
+            client_w.close().await
+        });
+        future::or(ends(up, down), async {
+            idle_wait(&last_activity, idle).await;
+            End::Idle
+        })
+        .await
+    };
     if end == End::Reset {
-        for fd in [&client_fd, &upstream_fd].into_iter().flatten() {
-            reset_on_close(fd);
-        }
+        reset_on_close(&SockRef::from(&*client));
+        reset_on_close(&SockRef::from(&*upstream));
     }
     Relayed {
         bytes_in: bytes_in.get(),
         bytes_out: bytes_out.get(),
+        copied: bytes_in.get() + bytes_out.get(),
         end,
     }
 }
@@ -97,6 +99,114 @@ where
     }
 }
 
+/// How often a spliced flow's unflushed bytes are looked at before its
+/// half-close is passed on (no event marks the kernel's queue emptying).
+const FLUSH_POLL: Duration = Duration::from_millis(1);
+/// Longest wait for the kernel to hand a direction's last bytes over.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Watches a flow the kernel relays (`joined`): passes each half-close on
+/// once that direction's bytes are through, resets both sides when one
+/// fails, and ends the flow when neither moved a byte for `idle`. User
+/// space reads no payload: after the join a socket is readable only at its
+/// end or on an error.
+pub async fn spliced(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    joined: &super::splice::Joined,
+    idle: Duration,
+) -> Relayed {
+    use std::os::fd::AsFd;
+    let _ = client.set_read_timeout(None);
+    let _ = upstream.set_read_timeout(None);
+    let (mut up_open, mut down_open) = (true, true);
+    let mut last_bytes = (0, 0);
+    let mut last_change = Instant::now();
+    let end = loop {
+        if !up_open && !down_open {
+            break End::Closed;
+        }
+        let (mut b1, mut b2) = ([0u8; 1], [0u8; 1]);
+        let event = future::or(
+            future::or(
+                async {
+                    if !up_open {
+                        future::pending::<()>().await;
+                    }
+                    (true, client.peek(&mut b1).await)
+                },
+                async {
+                    if !down_open {
+                        future::pending::<()>().await;
+                    }
+                    (false, upstream.peek(&mut b2).await)
+                },
+            ),
+            async {
+                rt::sleep(idle.saturating_sub(last_change.elapsed())).await;
+                (true, Err(std::io::ErrorKind::WouldBlock.into()))
+            },
+        )
+        .await;
+        match event {
+            (from_client, Ok(0)) => {
+                // One direction ended: its last bytes may still sit in the
+                // kernel's queue; the FIN must not overtake them.
+                let deadline = Instant::now() + FLUSH_TIMEOUT;
+                loop {
+                    let left = joined.unflushed(client.as_fd(), upstream.as_fd());
+                    let pending = match left {
+                        Ok((ab, ba)) => {
+                            if from_client {
+                                ab
+                            } else {
+                                ba
+                            }
+                        }
+                        Err(_) => 0,
+                    };
+                    if pending == 0 || Instant::now() >= deadline {
+                        break;
+                    }
+                    rt::sleep(FLUSH_POLL).await;
+                }
+                if from_client {
+                    let _ = upstream.shutdown(std::net::Shutdown::Write);
+                    up_open = false;
+                } else {
+                    let _ = client.shutdown(std::net::Shutdown::Write);
+                    down_open = false;
+                }
+            }
+            (_, Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let now = joined.bytes().unwrap_or(last_bytes);
+                if now != last_bytes {
+                    last_bytes = now;
+                    last_change = Instant::now();
+                } else if last_change.elapsed() >= idle {
+                    break End::Idle;
+                }
+            }
+            (_, Err(_)) => {
+                for s in [&*client, &*upstream] {
+                    reset_on_close(&SockRef::from(s));
+                }
+                break End::Reset;
+            }
+            // Bytes for user space: the peer left the maps (it closed).
+            (_, Ok(_)) => break End::Closed,
+        }
+    };
+    let (ab, ba) = joined.bytes().unwrap_or(last_bytes);
+    let (qa, qb) = joined.moved_at_join();
+    Relayed {
+        bytes_in: ab + qa,
+        bytes_out: ba + qb,
+        copied: qa + qb,
+        end,
+    }
+}
+
 /// Returns once nothing moved for `idle`.
 pub async fn idle_wait(last_activity: &Cell<Instant>, idle: Duration) {
     loop {
@@ -109,7 +219,7 @@ pub async fn idle_wait(last_activity: &Cell<Instant>, idle: Duration) {
 }
 
 /// Makes the socket's close send a reset (SO_LINGER 0).
-pub fn reset_on_close(socket: &socket2::Socket) {
+pub fn reset_on_close(socket: &SockRef<'_>) {
     let _ = socket.set_linger(Some(Duration::ZERO));
 }
 

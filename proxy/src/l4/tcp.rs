@@ -137,6 +137,7 @@ async fn serve(shard: &Rc<Shard>, key: ListenKey, mut client: TcpStream, closed:
             Some(Flow::Relayed(r)) => {
                 c.bytes_in += r.bytes_in;
                 c.bytes_out += r.bytes_out;
+                c.copied += r.copied;
                 c.idle_timeouts += u64::from(r.end == End::Idle);
             }
             Some(Flow::Unserved) => c.unserved += 1,
@@ -147,7 +148,7 @@ async fn serve(shard: &Rc<Shard>, key: ListenKey, mut client: TcpStream, closed:
 }
 
 /// How a connection went.
-enum Flow {
+pub(super) enum Flow {
     /// Relayed until it ended.
     Relayed(relay::Relayed),
     /// No endpoint, or none could be connected.
@@ -185,7 +186,8 @@ async fn flow(
             }
         }
     }
-    let Some((mut upstream, endpoint)) = connect(shard, table, service, source).await else {
+    let connected = connect(shard, table, service.backend, &service.label, source).await;
+    let Some((mut upstream, endpoint)) = connected else {
         return Flow::Unserved;
     };
     // Open connections count as in flight for least_connections.
@@ -199,10 +201,44 @@ async fn flow(
         return Flow::Relayed(relay::Relayed {
             bytes_in: 0,
             bytes_out: 0,
+            copied: 0,
             end: End::Reset,
         });
     }
-    Flow::Relayed(relay::copy_both(client, &mut upstream, shard.cfg.l4.idle_timeout).await)
+    relay(shard, &service.label, client, &mut upstream).await
+}
+
+/// Relays an established flow: joined in the kernel when the shard can
+/// splice, else copied in user space.
+pub(super) async fn relay(
+    shard: &Shard,
+    label: &str,
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+) -> Flow {
+    use std::os::fd::AsFd;
+    let idle = shard.cfg.l4.idle_timeout;
+    if let Some(splicer) = &shard.splicer {
+        match splicer.join(client.as_fd(), upstream.as_fd()) {
+            Ok(joined) => {
+                shard.l4_stats.with(label, |c| c.spliced += 1);
+                return Flow::Relayed(relay::spliced(client, upstream, &joined, idle).await);
+            }
+            Err(e) if e.can_fall_back() => {
+                tracing::debug!(shard = shard.id, service = label, error = %e, "L4 splice refused; relaying in user space");
+            }
+            Err(e) => {
+                tracing::debug!(shard = shard.id, service = label, error = %e, "L4 connection failed while joining");
+                return Flow::Relayed(relay::Relayed {
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    copied: 0,
+                    end: End::Reset,
+                });
+            }
+        }
+    }
+    Flow::Relayed(relay::copy_both(client, upstream, idle).await)
 }
 
 /// Reads and consumes a PROXY header; bytes after it go to `early`.
@@ -236,16 +272,18 @@ async fn read_proxy_header(
         .unwrap_or(Err("PROXY header not received in time"))
 }
 
-/// Connects to an endpoint of the service's backend: the balancer's pick
-/// (steering clear of ejected ones), then the next ones in order.
-async fn connect(
+/// Connects to an endpoint of backend `index`: the balancer's pick
+/// (steering clear of ejected ones; Maglev on the client's address), then
+/// the next ones in order; failures are counted for `label`.
+pub(super) async fn connect(
     shard: &Shard,
     table: &crate::shard::LocalTable,
-    service: &L4Service,
+    index: usize,
+    label: &str,
     client: SocketAddr,
 ) -> Option<(TcpStream, usize)> {
-    let backend = table.routes.backend(service.backend);
-    let state = &table.states[service.backend];
+    let backend = table.routes.backend(index);
+    let state = &table.states[index];
     let key_hash = backend.hash_key().map(|_| match client.ip() {
         std::net::IpAddr::V4(ip) => Maglev::hash_key(&ip.octets()),
         std::net::IpAddr::V6(ip) => Maglev::hash_key(&ip.octets()),
@@ -263,10 +301,8 @@ async fn connect(
                 return Some((stream, endpoint));
             }
             Err(e) => {
-                shard
-                    .l4_stats
-                    .with(&service.label, |c| c.connect_failures += 1);
-                tracing::debug!(shard = shard.id, service = %service.label, endpoint = %addr, error = %e, "L4 connect failed");
+                shard.l4_stats.with(label, |c| c.connect_failures += 1);
+                tracing::debug!(shard = shard.id, service = label, endpoint = %addr, error = %e, "L4 connect failed");
                 shard.endpoint_failed(backend, endpoint);
             }
         }

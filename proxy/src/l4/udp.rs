@@ -115,9 +115,10 @@ async fn receive_loop(
         };
         flow.last.set(Instant::now());
         match flow.upstream.try_send(&buf[..n]) {
-            Ok(sent) => shard
-                .l4_stats
-                .with(&service.label, |c| c.bytes_in += sent as u64),
+            Ok(sent) => shard.l4_stats.with(&service.label, |c| {
+                c.bytes_in += sent as u64;
+                c.copied += sent as u64;
+            }),
             Err(_) => shard.l4_stats.with(&service.label, |c| c.dropped += 1),
         }
     }
@@ -152,7 +153,10 @@ async fn answers(
             Some(Ok(n)) => {
                 flow.last.set(Instant::now());
                 match socket.try_send_to(&buf[..n], client) {
-                    Ok(sent) => shard.l4_stats.with(&label, |c| c.bytes_out += sent as u64),
+                    Ok(sent) => shard.l4_stats.with(&label, |c| {
+                        c.bytes_out += sent as u64;
+                        c.copied += sent as u64;
+                    }),
                     Err(_) => shard.l4_stats.with(&label, |c| c.dropped += 1),
                 }
             }

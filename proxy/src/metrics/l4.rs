@@ -18,6 +18,8 @@ pub struct L4Counters {
     pub bytes_out: u64,
     /// Connects to an endpoint that failed (each attempt).
     pub connect_failures: u64,
+    /// Bytes user space read and wrote (the rest the kernel spliced).
+    pub copied: u64,
     /// Connections closed unserved: no endpoint, or every connect failed.
     pub unserved: u64,
     /// Connections closed for a missing or malformed PROXY header.
@@ -34,10 +36,12 @@ pub struct L4Counters {
     pub duration_us: u64,
 }
 
-/// This shard's L4 counters by service label (`tcp/9000`).
+/// This shard's L4 counters by service label (`tcp/9000`), and the TLS
+/// listeners' ClientHello verdicts while passthrough hosts exist.
 #[derive(Debug, Default)]
 pub struct L4Stats {
     services: RefCell<FxHashMap<Box<str>, L4Counters>>,
+    hellos: RefCell<FxHashMap<&'static str, u64>>,
 }
 
 impl L4Stats {
@@ -52,6 +56,18 @@ impl L4Stats {
                 services.insert(service.into(), c);
             }
         }
+    }
+
+    /// Counts a ClientHello read for passthrough, by result.
+    pub fn hello(&self, result: &'static str) {
+        *self.hellos.borrow_mut().entry(result).or_default() += 1;
+    }
+
+    /// The ClientHello verdicts so far, sorted by result.
+    pub fn hello_totals(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<_> = self.hellos.borrow().iter().map(|(k, v)| (*k, *v)).collect();
+        out.sort();
+        out
     }
 
     /// Every service's counters, sorted by label.

@@ -170,4 +170,6 @@ pub struct ShardLevel {
     pub access_log_dropped: u64,
     /// TCP and UDP services' counters since start, by service label.
     pub l4: Vec<(Box<str>, super::l4::L4Counters)>,
+    /// ClientHellos read for passthrough by result, since start.
+    pub hellos: Vec<(&'static str, u64)>,
 }

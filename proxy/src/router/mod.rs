@@ -107,6 +107,10 @@ pub struct RouteTable {
     backends: Vec<Backend>,
     /// TCP and UDP services, by protocol and port.
     l4: Vec<crate::l4::L4Service>,
+    /// `ssl-passthrough` hosts: exact ones, then one-label wildcards (by
+    /// suffix), to the index of their backend.
+    passthrough_exact: FxHashMap<Box<str>, usize>,
+    passthrough_wildcard: FxHashMap<Box<str>, usize>,
 }
 
 /// The rules of one host and what applies to the whole host.
@@ -252,6 +256,19 @@ impl RouteTable {
             }
             table.l4.push(crate::l4::L4Service::compile(service));
         }
+        for p in &config.passthrough {
+            if p.backend >= table.backends.len() {
+                let name = format!("ssl-passthrough of {} for {:?}", p.source, p.host);
+                return Err(CompileError::L4Backend(name, p.backend));
+            }
+            match &p.host {
+                HostMatch::Exact(h) => table.passthrough_exact.insert(h.as_str().into(), p.backend),
+                HostMatch::Wildcard(s) => table
+                    .passthrough_wildcard
+                    .insert(s.as_str().into(), p.backend),
+                HostMatch::Any => None,
+            };
+        }
         Ok(table)
     }
 
@@ -328,6 +345,34 @@ impl RouteTable {
                 self.wildcard_hosts.get(parent)
             })
             .or(self.any_host.as_ref())
+    }
+
+    /// True when some host's TLS connections are relayed unterminated: only
+    /// then does a TLS listener read the ClientHello before the handshake.
+    #[inline]
+    pub fn has_passthrough(&self) -> bool {
+        !self.passthrough_exact.is_empty() || !self.passthrough_wildcard.is_empty()
+    }
+
+    /// The backend that `ssl-passthrough` relays TLS for `sni` (lower-case) to.
+    pub fn passthrough(&self, sni: &str) -> Option<usize> {
+        self.passthrough_exact.get(sni).copied().or_else(|| {
+            let (_, parent) = sni.split_once('.')?;
+            self.passthrough_wildcard.get(parent).copied()
+        })
+    }
+
+    /// The passthrough hosts (`*.` before wildcard suffixes) and their
+    /// backends, sorted.
+    pub fn passthrough_hosts(&self) -> Vec<(String, usize)> {
+        let exact = self
+            .passthrough_exact
+            .iter()
+            .map(|(h, b)| (h.to_string(), *b));
+        let wild = (self.passthrough_wildcard.iter()).map(|(s, b)| (format!("*.{s}"), *b));
+        let mut all: Vec<_> = exact.chain(wild).collect();
+        all.sort();
+        all
     }
 
     /// The TCP and UDP services.
@@ -440,6 +485,7 @@ mod tests {
             tls: Vec::new(),
             hosts: Vec::new(),
             l4: Vec::new(),
+            passthrough: Vec::new(),
         };
         let t = RouteTable::compile(&config).expect("compiles");
         let b = |host: &str, path: &str| match t.lookup(host, path) {

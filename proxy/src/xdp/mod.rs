@@ -10,7 +10,7 @@
 //! links close and the programs are unloaded.
 
 pub mod cidr;
-mod degrade;
+pub(crate) mod degrade;
 mod ebpf_log;
 pub mod object;
 

@@ -107,6 +107,11 @@ impl Object {
         let level = ebpf_log::kernel_level();
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(abi::MAP_SHARD_SOCKETS, cpus)
+            // The splice maps belong to `l4::splice`, which loads its own
+            // instance of the object; here they stay minimal.
+            .map_max_entries(abi::MAP_SPLICE_SOCKETS, 1)
+            .map_max_entries(abi::MAP_SPLICE_TARGETS, 1)
+            .map_max_entries(abi::MAP_SPLICE_PEERS, 1)
             .override_global("AYA_LOG_LEVEL", &level, false)
             .load(OBJECT)?;
         let counters = ebpf
@@ -292,7 +297,7 @@ impl Object {
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; lift it (best
 /// effort: newer kernels account to the cgroup instead).
-fn raise_memlock_limit() {
+pub(crate) fn raise_memlock_limit() {
     use nix::sys::resource::{setrlimit, Resource, RLIM_INFINITY};
     if let Err(e) = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY) {
         tracing::debug!(target: "rauta::ebpf", error = %e, "cannot lift RLIMIT_MEMLOCK");

@@ -70,6 +70,13 @@ const KINDS: &[Kind] = &[
         namespaced: true,
     },
     Kind {
+        resource: "configmaps",
+        prefix: "/api/v1",
+        kind: "ConfigMap",
+        api_version: "v1",
+        namespaced: true,
+    },
+    Kind {
         resource: "endpointslices",
         prefix: "/apis/discovery.k8s.io/v1",
         kind: "EndpointSlice",

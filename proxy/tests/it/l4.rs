@@ -3,7 +3,7 @@
 //! binary, clients on real sockets.
 
 use crate::annotated::{serve_docs_with, service_on};
-use rauta_testkit::{eventually, free_port, ManifestDir, Rauta};
+use rauta_testkit::{eventually, free_port, require, ManifestDir, Need, Rauta};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
@@ -239,14 +239,18 @@ fn bad_entries_are_reported_and_everything_else_is_served() {
         );
     }
     assert_eq!(round_trip(good, b"ok"), b"okbytes: 2");
-    // An entry on rauta's own HTTP port is refused, and shown as such;
-    // HTTP is still served there.
+    // An entry on rauta's own HTTP port is refused with the ConfigMap and
+    // key; a port another process holds cannot listen and /routes says
+    // why; HTTP is still served, and so is the good entry.
     let http = rauta.addr().port();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
     let map = config_map(
         "tcp-services",
         &[
             (good.to_string(), "web/db:80".into()),
             (http.to_string(), "web/db:80".into()),
+            (taken_port.to_string(), "web/db:80".into()),
         ],
     );
     let generation = rauta.generation().unwrap_or(0);
@@ -257,8 +261,22 @@ fn bad_entries_are_reported_and_everything_else_is_served() {
         &rauta_testkit::manifests::join(&[&class, &svc, &map]),
     );
     rauta.wait_generation(generation + 1);
+    let log = rauta.log();
+    assert!(
+        log.lines().any(|l| l.contains("ConfigMap web/tcp-services")
+            && l.contains(&format!("port {http} is rauta's own HTTP"))),
+        "{log}"
+    );
     let routes = String::from_utf8_lossy(&rauta.admin_get("/routes").unwrap().body).into_owned();
-    assert!(routes.contains("rauta's own HTTP port"), "{routes}");
+    let json: serde_json::Value = serde_json::from_str(&routes).unwrap();
+    let services = json["l4_services"].as_array().unwrap();
+    let taken_entry = services.iter().find(|s| s["port"] == taken_port).unwrap();
+    assert_eq!(taken_entry["listening"], false, "{routes}");
+    assert!(
+        taken_entry["error"].as_str().unwrap().contains("in use"),
+        "{routes}"
+    );
+    assert!(!services.iter().any(|s| s["port"] == http), "{routes}");
     assert_eq!(round_trip(good, b"still"), b"stillbytes: 5");
     let mut http_client = connect(http);
     http_client
@@ -267,6 +285,7 @@ fn bad_entries_are_reported_and_everything_else_is_served() {
     let mut answer = String::new();
     http_client.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    drop(taken);
 }
 
 #[test]
@@ -411,4 +430,154 @@ fn a_udp_service_relays_each_clients_datagrams_and_bounds_its_flows() {
     assert!(udp("rauta_l4_dropped_datagrams_total") >= 1.0);
     assert_eq!(udp("rauta_l4_connections_total"), 2.0);
     assert_eq!(udp("rauta_l4_active_connections"), 2.0);
+}
+
+/// Sends 16 MB each way through a TCP service of a rauta started with
+/// `flags`; returns its metrics after, and the service label.
+fn sixteen_megabytes_through(flags: &[&str]) -> (rauta_testkit::Metrics, String) {
+    let (backend, _) = echo_backend();
+    let port = free_port();
+    let (_dir, rauta) = serve_tcp(
+        &[(port.to_string(), "web/db:80".into())],
+        &[service_on("db", &[backend])],
+        flags,
+    );
+    let payload: Vec<u8> = (0..16 << 20).map(|i| (i % 253) as u8).collect();
+    let back = round_trip(port, &payload);
+    assert_eq!(&back[..payload.len()], &payload[..]);
+    eventually("the flow closed", || {
+        metric(&rauta, "rauta_l4_active_connections", port) == 0.0
+    });
+    (rauta.scrape(), format!("tcp/{port}"))
+}
+
+#[test]
+fn spliced_flows_move_megabytes_that_user_space_never_copies() {
+    require!(Need::EbpfPrivilege, crate::xdp_util::ebpf_object());
+    let (metrics, service) = sixteen_megabytes_through(&[]);
+    let labels = [("service", service.as_str())];
+    let relayed = metrics.value("rauta_l4_received_bytes_total", &labels)
+        + metrics.value("rauta_l4_sent_bytes_total", &labels);
+    assert!(relayed >= (32 << 20) as f64, "{relayed}");
+    assert_eq!(
+        metrics.value("rauta_l4_spliced_connections_total", &labels),
+        1.0
+    );
+    // User space copied at most what was queued before the join; the
+    // kernel's own counter shows the megabytes it moved.
+    let copied = metrics.value("rauta_l4_user_space_bytes_total", &labels);
+    assert!(
+        copied < (1 << 20) as f64,
+        "user space copied {copied} bytes"
+    );
+    let kernel = metrics.value("rauta_l4_splice_bytes_total", &[]);
+    assert!(
+        kernel >= relayed - copied,
+        "kernel moved {kernel} of {relayed}"
+    );
+
+    // Relayed in user space, every byte is copied there.
+    let (metrics, service) = sixteen_megabytes_through(&["--l4-splice", "off"]);
+    let labels = [("service", service.as_str())];
+    assert_eq!(
+        metrics.value("rauta_l4_spliced_connections_total", &labels),
+        0.0
+    );
+    assert!(metrics.value("rauta_l4_user_space_bytes_total", &labels) >= (32 << 20) as f64);
+}
+
+#[test]
+fn without_the_capability_flows_are_relayed_in_user_space_and_the_log_says_so() {
+    require!(
+        Need::EbpfPrivilege,
+        crate::xdp_util::ebpf_object(),
+        Need::tool("setpriv")
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let wrapper = tmp.path().join("rauta-without-bpf");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec setpriv --bounding-set=-bpf,-net_admin,-sys_admin,-perfmon --inh-caps=-bpf,-net_admin,-sys_admin,-perfmon -- {} \"$@\"\n",
+            crate::common::BIN
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (backend, _) = echo_backend();
+    let port = free_port();
+    let map = config_map("tcp-services", &[(port.to_string(), "web/db:80".into())]);
+    let dir = ManifestDir::new();
+    let class = rauta_testkit::manifests::rauta_class();
+    let svc = service_on("db", &[backend]);
+    dir.write(
+        "all.yaml",
+        &rauta_testkit::manifests::join(&[&class, &svc, &map]),
+    );
+    let rauta = Rauta::start(
+        &wrapper,
+        dir.path(),
+        &[
+            "--xdp",
+            "off",
+            "--tcp-services-configmap",
+            "web/tcp-services",
+        ],
+    );
+    assert_eq!(round_trip(port, b"unprivileged"), b"unprivilegedbytes: 12");
+    let log = rauta.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("L4 splice off"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line about the splice:\n{log}");
+    assert!(lines[0].contains("CAP_BPF"), "{}", lines[0]);
+    assert_eq!(
+        metric(&rauta, "rauta_l4_spliced_connections_total", port),
+        0.0
+    );
+}
+
+#[test]
+fn rauta_check_reports_bad_entries_with_their_file_and_key() {
+    let map = config_map(
+        "tcp-services",
+        &[
+            ("5432".into(), "web/db:80".into()),
+            ("80".into(), "web/db:80".into()),
+            ("6379".into(), "web/missing:6379".into()),
+            ("x".into(), "web/db:80".into()),
+        ],
+    );
+    let dir = ManifestDir::new();
+    let class = rauta_testkit::manifests::rauta_class();
+    let svc = service_on("db", &[9]);
+    dir.write(
+        "all.yaml",
+        &rauta_testkit::manifests::join(&[&class, &svc, &map]),
+    );
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["check", "--manifests"])
+        .arg(dir.path())
+        .args(["--tcp-services-configmap", "web/tcp-services"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for says in [
+        "port 80 is rauta's own HTTP (--listen) port",
+        "Service web/missing not found",
+        "\"x\": the key must be a port number",
+    ] {
+        assert!(
+            text.lines().any(|l| l.contains(says)
+                && l.contains("ConfigMap web/tcp-services")
+                && l.contains("all.yaml")),
+            "no line saying {says}:\n{text}"
+        );
+    }
 }

@@ -342,6 +342,25 @@ fn websocket_echo_through_the_tunnel() {
 }
 
 #[test]
+fn a_plain_websocket_tunnel_is_spliced_in_the_kernel() {
+    rauta_testkit::require!(
+        rauta_testkit::Need::EbpfPrivilege,
+        crate::xdp_util::ebpf_object()
+    );
+    let (rauta, _backend, _dir) = proxy_to("ws", &[]);
+    let stream = std::net::TcpStream::connect(rauta.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let url = format!("ws://{}/ws", rauta.addr());
+    let (mut ws, _) = tungstenite::client::client(url.as_str(), stream).expect("handshake");
+    crate::common::websocket_echoes(&mut ws, 5, 2_000_000);
+    // The 2 MB message went both ways through the kernel, not rauta.
+    let moved = rauta.scrape().value("rauta_l4_splice_bytes_total", &[]);
+    assert!(moved >= 4_000_000.0, "the kernel moved only {moved} bytes");
+}
+
+#[test]
 fn many_concurrent_clients() {
     let (rauta, backend, _dir) = proxy_to("busy", &[]);
     let addr = rauta.addr();

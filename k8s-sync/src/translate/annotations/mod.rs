@@ -66,6 +66,9 @@ pub(super) struct Annotations {
     pub(super) www_redirect: bool,
     /// `service-upstream`: the Service's cluster IP is the one endpoint.
     pub(super) service_upstream: bool,
+    /// `ssl-passthrough`: TLS connections for the Ingress's hosts are
+    /// relayed to the first path's backend, unterminated.
+    pub(super) ssl_passthrough: bool,
     /// `backend-protocol`: what the rules' backends speak.
     pub(super) protocol: rauta_shared::config::UpstreamProtocol,
     /// `proxy-ssl-*`, for a TLS protocol.
@@ -95,6 +98,7 @@ impl Annotations {
         let weights = balance::parse_weights_annotation(&mut r);
         let ssl_redirect = r.bool("ssl-redirect", true);
         let force_ssl_redirect = r.bool("force-ssl-redirect", false);
+        let ssl_passthrough = r.bool("ssl-passthrough", false);
         let mut route = RoutePolicy::default();
         let mut host = HostPolicy::new(rauta_shared::config::HostMatch::Any);
         let www_redirect = redirect::parse(&mut r, &mut route, &mut host);
@@ -135,6 +139,7 @@ impl Annotations {
             host,
             www_redirect,
             service_upstream,
+            ssl_passthrough,
             protocol,
             backend_tls,
             auth_service,

@@ -45,6 +45,10 @@ const KEYS: &[(&str, Support)] = &[
     ("upstream-hash-by", Support::Honoured),
     ("endpoint-weights", Support::Honoured),
     ("ssl-redirect", Support::Honoured),
+    (
+        "ssl-passthrough",
+        Support::Differs("relayed to the Service's endpoints, not its cluster IP, on every --listen-tls port (no --enable-ssl-passthrough flag needed); the Ingress's HTTP rules still serve plain HTTP"),
+    ),
     ("force-ssl-redirect", Support::Honoured),
     ("permanent-redirect", Support::Honoured),
     ("permanent-redirect-code", Support::Honoured),

@@ -46,6 +46,11 @@ pub fn render_xdp(body: &mut String, figures: &crate::xdp::XdpFigures) {
     ebpf::render(&mut Out(body), figures);
 }
 
+/// Appends the kernel splice's counters.
+pub fn render_splice(body: &mut String, counters: &crate::l4::splice::SpliceCounters) {
+    l4::render_splice(&mut Out(body), counters);
+}
+
 /// Appends the `nginx_ingress_controller_*` families of
 /// `--metrics-compat ingress-nginx`.
 pub fn render_ingress_nginx(body: &mut String, registry: &Registry, inputs: &CompatInputs<'_>) {
