@@ -915,7 +915,7 @@ pub struct TcpRelay {
 /// How an L4 proxy is set up beyond its kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpOptions {
-    /// rauta: splice in the kernel (`--l4-splice on`, its default) or
+    /// rauta: splice in the kernel (no `--l4-splice`: its default) or
     /// relay in user space (`--l4-splice off`).
     pub rauta_splice: bool,
     /// HAProxy: `option splice-auto` (off by default, as HAProxy ships).
@@ -954,8 +954,7 @@ pub fn start_tcp(kind: Kind, origin: u16, opts: TcpOptions, env: &Env) -> Result
             // The HTTP listener is required and idle here; the TCP service
             // listens on the ConfigMap key's port on the same address.
             let http = procs::free_port()?;
-            let splice = if opts.rauta_splice { "on" } else { "off" };
-            let args = vec![
+            let mut args = vec![
                 "serve".into(),
                 "--manifests".into(),
                 dir.display().to_string(),
@@ -963,8 +962,6 @@ pub fn start_tcp(kind: Kind, origin: u16, opts: TcpOptions, env: &Env) -> Result
                 format!("127.0.0.1:{http}"),
                 "--tcp-services-configmap".into(),
                 TCP_SERVICES.into(),
-                "--l4-splice".into(),
-                splice.into(),
                 "--admin".into(),
                 format!("127.0.0.1:{admin}"),
                 "--shards".into(),
@@ -974,6 +971,11 @@ pub fn start_tcp(kind: Kind, origin: u16, opts: TcpOptions, env: &Env) -> Result
                 "--drain-timeout".into(),
                 "2s".into(),
             ];
+            // Splicing is rauta's default (whatever its flag's value is
+            // called); only the user-space run says anything.
+            if !opts.rauta_splice {
+                args.extend(["--l4-splice".into(), "off".into()]);
+            }
             let bin = env.rauta_bin.display().to_string();
             (bin, args, vec![("RUST_LOG", "warn")])
         }
