@@ -7,7 +7,7 @@
 //!   per 1000 connections.
 //!
 //! The proxies: nginx `stream`, HAProxy `mode tcp`, and rauta twice, with
-//! its kernel splice (its default) and with `--l4-splice off` (user-space
+//! its kernel splice (`--l4-splice auto`) and with `--l4-splice off` (user-space
 //! relay); each with one worker / thread / shard on the proxy CPU. A
 //! "direct" run (client straight at the origin) is the floor.
 //!
@@ -94,7 +94,7 @@ pub enum Relay {
     Nginx,
     /// HAProxy `mode tcp`.
     Haproxy,
-    /// rauta with its kernel splice (rauta's default, no `--l4-splice` flag).
+    /// rauta with its kernel splice (`--l4-splice auto`).
     Rauta,
     /// rauta relaying in user space (`--l4-splice off`).
     RautaUserspace,
@@ -1044,7 +1044,7 @@ impl Results {
         md.push_str("## L4: TCP through a TCP service\n\n");
         let _ = writeln!(
             md,
-            "The proxies relay plain TCP to rauta-bench's TCP origin (tokio, one thread, on CPU {} with the load client, also rauta-bench's, tokio, one thread); the proxy runs on CPU {}: nginx `stream {{ server {{ listen; proxy_pass; }} }}` (1 worker; nginx always relays in user space), HAProxy `mode tcp` (nbthread 1{}), rauta with a TCP service from a tcp-services ConfigMap (`--tcp-services-configmap {}`, `--shards 1`) twice: **rauta** with its kernel splice (rauta's default, no `--l4-splice` flag) and **rauta-userspace** (`--l4-splice off`). **direct** is the client straight at the origin. {} round(s); in each round every relay runs once in this order: {}.\n",
+            "The proxies relay plain TCP to rauta-bench's TCP origin (tokio, one thread, on CPU {} with the load client, also rauta-bench's, tokio, one thread); the proxy runs on CPU {}: nginx `stream {{ server {{ listen; proxy_pass; }} }}` (1 worker; nginx always relays in user space), HAProxy `mode tcp` (nbthread 1{}), rauta with a TCP service from a tcp-services ConfigMap (`--tcp-services-configmap {}`, `--shards 1`) twice: **rauta** with its kernel splice (`--l4-splice auto`) and **rauta-userspace** (`--l4-splice off`, rauta's default). **direct** is the client straight at the origin. {} round(s); in each round every relay runs once in this order: {}.\n",
             o.client_cpu,
             o.proxy_cpu,
             if o.haproxy_splice { ", `option splice-auto`" } else { ", no splicing, as it ships" },

@@ -971,11 +971,10 @@ pub fn start_tcp(kind: Kind, origin: u16, opts: TcpOptions, env: &Env) -> Result
                 "--drain-timeout".into(),
                 "2s".into(),
             ];
-            // Splicing is rauta's default (whatever its flag's value is
-            // called); only the user-space run says anything.
-            if !opts.rauta_splice {
-                args.extend(["--l4-splice".into(), "off".into()]);
-            }
+            // Both runs say which relay they want: rauta's default is the
+            // user-space relay.
+            let splice = if opts.rauta_splice { "auto" } else { "off" };
+            args.extend(["--l4-splice".into(), splice.into()]);
             let bin = env.rauta_bin.display().to_string();
             (bin, args, vec![("RUST_LOG", "warn")])
         }

@@ -31,7 +31,7 @@ items:
   kind: Service
   metadata: {name: a}
 - apiVersion: v1
-  kind: ConfigMap
+  kind: Pod
   metadata: {name: ignored}
 - apiVersion: v1
   kind: List

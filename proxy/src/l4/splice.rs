@@ -62,9 +62,10 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum SpliceMode {
     /// Splice where the kernel and privileges allow; relay in user space otherwise.
-    #[default]
     Auto,
-    /// Always relay in user space.
+    /// Always relay in user space (the default: measured here, the splice
+    /// costs more CPU per byte and per connection than the relay).
+    #[default]
     Off,
 }
 

@@ -454,7 +454,7 @@ fn sixteen_megabytes_through(flags: &[&str]) -> (rauta_testkit::Metrics, String)
 #[test]
 fn spliced_flows_move_megabytes_that_user_space_never_copies() {
     require!(Need::EbpfPrivilege, crate::xdp_util::ebpf_object());
-    let (metrics, service) = sixteen_megabytes_through(&[]);
+    let (metrics, service) = sixteen_megabytes_through(&["--l4-splice", "auto"]);
     let labels = [("service", service.as_str())];
     let relayed = metrics.value("rauta_l4_received_bytes_total", &labels)
         + metrics.value("rauta_l4_sent_bytes_total", &labels);
@@ -476,8 +476,8 @@ fn spliced_flows_move_megabytes_that_user_space_never_copies() {
         "kernel moved {kernel} of {relayed}"
     );
 
-    // Relayed in user space, every byte is copied there.
-    let (metrics, service) = sixteen_megabytes_through(&["--l4-splice", "off"]);
+    // Relayed in user space (the default), every byte is copied there.
+    let (metrics, service) = sixteen_megabytes_through(&[]);
     let labels = [("service", service.as_str())];
     assert_eq!(
         metrics.value("rauta_l4_spliced_connections_total", &labels),
@@ -524,6 +524,8 @@ fn without_the_capability_flows_are_relayed_in_user_space_and_the_log_says_so() 
         &[
             "--xdp",
             "off",
+            "--l4-splice",
+            "auto",
             "--tcp-services-configmap",
             "web/tcp-services",
         ],

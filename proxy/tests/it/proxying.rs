@@ -347,7 +347,7 @@ fn a_plain_websocket_tunnel_is_spliced_in_the_kernel() {
         rauta_testkit::Need::EbpfPrivilege,
         crate::xdp_util::ebpf_object()
     );
-    let (rauta, _backend, _dir) = proxy_to("ws", &[]);
+    let (rauta, _backend, _dir) = proxy_to("ws", &["--l4-splice", "auto"]);
     let stream = std::net::TcpStream::connect(rauta.addr()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
