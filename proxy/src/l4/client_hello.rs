@@ -97,7 +97,7 @@ pub enum Reject {
     NotHandshake,
     /// The first handshake message is not a ClientHello.
     NotClientHello,
-    /// A record's or the hello's major version is not 3 (SSL 3.0 to TLS 1.3).
+    /// A record's major version is not 3 (SSL 3.0 to TLS 1.3).
     Version,
     /// A record longer than 2^14 bytes.
     RecordOverflow,
@@ -475,11 +475,9 @@ fn frame(buf: &[u8]) -> Result<Framed<'_>, Reject> {
 /// checked for lengths.
 fn read_body(mut body: Cursor<'_>) -> Result<(Option<HostName>, Option<Alpn<'_>>), Reject> {
     let bad = Reject::BadLength;
-    let [major, _] = body.u16().ok_or(bad)?.to_be_bytes();
-    if major != 3 {
-        return Err(Reject::Version);
-    }
-    body.skip(32).ok_or(bad)?;
+    // legacy_version and random: the version is rustls's or the backend's
+    // to judge (rustls reads a hello of any).
+    body.skip(2 + 32).ok_or(bad)?;
     let session_id = body.u8().ok_or(bad)?;
     if session_id > 32 {
         return Err(bad);
