@@ -475,8 +475,8 @@ fn frame(buf: &[u8]) -> Result<Framed<'_>, Reject> {
 /// checked for lengths.
 fn read_body(mut body: Cursor<'_>) -> Result<(Option<HostName>, Option<Alpn<'_>>), Reject> {
     let bad = Reject::BadLength;
-    // legacy_version is left to whoever answers the hello (rustls reads
-    // past a bogus one too, and decides from supported_versions).
+    // legacy_version and random: the version is rustls's or the backend's
+    // to judge (rustls reads a hello of any).
     body.skip(2 + 32).ok_or(bad)?;
     let session_id = body.u8().ok_or(bad)?;
     if session_id > 32 {

@@ -92,8 +92,10 @@ fn reframe(message: &[u8], sizes: &[u8]) -> Vec<u8> {
 }
 
 /// When rustls's `Acceptor` takes `data`'s hello, `whole` is that hello
-/// with rustls's host name (normalized) and protocols; the only refusal
-/// allowed is a host name rustls ignores and this reader refuses.
+/// with rustls's host name (normalized) and protocols, or one of two
+/// refusals where this reader is stricter: a host name rustls ignores, or a
+/// name list rustls stops reading at a name type it does not know (this
+/// reader reads every entry, as Go's crypto/tls does).
 fn agrees_with_rustls(data: &[u8], whole: Peek<'_>) {
     let Some((name, protocols)) = rustls_reads(data) else {
         return;
@@ -101,6 +103,7 @@ fn agrees_with_rustls(data: &[u8], whole: Peek<'_>) {
     let hello = match whole {
         Peek::Hello(hello) => hello,
         Peek::Invalid(Reject::BadHostName) if name.is_none() => return,
+        Peek::Invalid(Reject::BadSni) => return,
         other => panic!("rustls read {name:?} {protocols:?}, this: {other:?}"),
     };
     if let Some(name) = name {
