@@ -4,10 +4,12 @@
 //! that will never come).
 
 use crate::rt::{self, TcpStream};
-use futures_lite::{future, io, AsyncReadExt, AsyncWriteExt};
+use futures_lite::{future, AsyncRead, AsyncWrite};
 use socket2::SockRef;
 use std::cell::Cell;
-use std::pin::{pin, Pin};
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// Bytes copied per read.
@@ -39,7 +41,8 @@ pub struct Relayed {
 }
 
 /// Copies `client` <-> `upstream` until the flow ends; a half-close is
-/// passed on as a half-close.
+/// passed on as a half-close. One future drives both directions (no split
+/// halves, no lock), over two buffers from the shard's pool.
 pub async fn copy_both(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
@@ -48,54 +51,153 @@ pub async fn copy_both(
     let _ = client.set_read_timeout(None);
     let _ = upstream.set_read_timeout(None);
     let last_activity = Cell::new(Instant::now());
-    let (bytes_in, bytes_out) = (Cell::new(0u64), Cell::new(0u64));
-    let end = {
-        let (client_r, mut client_w) = io::split(&mut *client);
-        let (upstream_r, mut upstream_w) = io::split(&mut *upstream);
-        let up = pin!(async {
-            copy(client_r, &mut upstream_w, &last_activity, &bytes_in).await?;
-            upstream_w.close().await
-        });
-        let down = pin!(async {
-            copy(upstream_r, &mut client_w, &last_activity, &bytes_out).await?;
-            client_w.close().await
-        });
-        future::or(ends(up, down), async {
+    let mut up = Direction::new();
+    let mut down = Direction::new();
+    let moved = poll_fn(|cx| loop {
+        let a = match up.step(cx, client, upstream, &last_activity) {
+            Poll::Ready(Ok(progress)) => progress,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => false,
+        };
+        let b = match down.step(cx, upstream, client, &last_activity) {
+            Poll::Ready(Ok(progress)) => progress,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => false,
+        };
+        if up.done && down.done {
+            return Poll::Ready(Ok(()));
+        }
+        if !a && !b {
+            return Poll::Pending;
+        }
+    });
+    let end = future::or(
+        async {
+            match moved.await {
+                Ok(()) => End::Closed,
+                Err(_) => End::Reset,
+            }
+        },
+        async {
             idle_wait(&last_activity, idle).await;
             End::Idle
-        })
-        .await
-    };
+        },
+    )
+    .await;
     if end == End::Reset {
         reset_on_close(&SockRef::from(&*client));
         reset_on_close(&SockRef::from(&*upstream));
     }
     Relayed {
-        bytes_in: bytes_in.get(),
-        bytes_out: bytes_out.get(),
-        copied: bytes_in.get() + bytes_out.get(),
+        bytes_in: up.bytes,
+        bytes_out: down.bytes,
+        copied: up.bytes + down.bytes,
         end,
     }
 }
 
-/// Waits for both directions; the first failure ends the flow at once.
-async fn ends<A, B>(mut up: Pin<&mut A>, mut down: Pin<&mut B>) -> End
-where
-    A: std::future::Future<Output = std::io::Result<()>>,
-    B: std::future::Future<Output = std::io::Result<()>>,
-{
-    let first = future::or(async { (true, up.as_mut().await) }, async {
-        (false, down.as_mut().await)
-    })
-    .await;
-    let rest = match first {
-        (_, Err(_)) => return End::Reset,
-        (true, Ok(())) => down.as_mut().await,
-        (false, Ok(())) => up.as_mut().await,
-    };
-    match rest {
-        Ok(()) => End::Closed,
-        Err(_) => End::Reset,
+/// One direction of a user-space relay: bytes read and not yet written.
+struct Direction {
+    buf: Buffer,
+    start: usize,
+    end: usize,
+    eof: bool,
+    done: bool,
+    bytes: u64,
+}
+
+impl Direction {
+    fn new() -> Direction {
+        Direction {
+            buf: Buffer::take(),
+            start: 0,
+            end: 0,
+            eof: false,
+            done: false,
+            bytes: 0,
+        }
+    }
+
+    /// Moves what it can from `src` to `dst` without waiting: `Ok(true)`
+    /// when something happened (the caller steps again), `Ok(false)` when
+    /// it waits for a socket (its waker is registered).
+    fn step(
+        &mut self,
+        cx: &mut Context<'_>,
+        src: &mut TcpStream,
+        dst: &mut TcpStream,
+        last_activity: &Cell<Instant>,
+    ) -> Poll<std::io::Result<bool>> {
+        if self.done {
+            return Poll::Ready(Ok(false));
+        }
+        if self.start < self.end {
+            let data = &self.buf.0[self.start..self.end];
+            return match Pin::new(dst).poll_write(cx, data) {
+                Poll::Ready(Ok(0)) => Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.start += n;
+                    self.bytes += n as u64;
+                    last_activity.set(Instant::now());
+                    Poll::Ready(Ok(true))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Ready(Ok(false)),
+            };
+        }
+        if self.eof {
+            // Everything read is written: pass the half-close on.
+            self.done = true;
+            return match Pin::new(dst).poll_close(cx) {
+                Poll::Ready(Err(e)) if e.kind() != std::io::ErrorKind::NotConnected => {
+                    Poll::Ready(Err(e))
+                }
+                _ => Poll::Ready(Ok(true)),
+            };
+        }
+        match Pin::new(src).poll_read(cx, &mut self.buf.0) {
+            Poll::Ready(Ok(0)) => {
+                self.eof = true;
+                Poll::Ready(Ok(true))
+            }
+            Poll::Ready(Ok(n)) => {
+                (self.start, self.end) = (0, n);
+                last_activity.set(Instant::now());
+                Poll::Ready(Ok(true))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Ready(Ok(false)),
+        }
+    }
+}
+
+/// A relay buffer, taken from and given back to this thread's pool, so a
+/// connection costs no allocation and no zeroing in the steady state.
+struct Buffer(Box<[u8]>);
+
+/// Most idle buffers a shard keeps (4 MiB).
+const POOLED: usize = 256;
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Buffer {
+    fn take() -> Buffer {
+        let pooled = POOL.with(|p| p.borrow_mut().pop());
+        Buffer(pooled.unwrap_or_else(|| vec![0u8; CHUNK].into_boxed_slice()))
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        POOL.with(|p| {
+            let mut pool = p.borrow_mut();
+            if pool.len() < POOLED {
+                pool.push(buf);
+            }
+        });
     }
 }
 
@@ -221,27 +323,4 @@ pub async fn idle_wait(last_activity: &Cell<Instant>, idle: Duration) {
 /// Makes the socket's close send a reset (SO_LINGER 0).
 pub fn reset_on_close(socket: &SockRef<'_>) {
     let _ = socket.set_linger(Some(Duration::ZERO));
-}
-
-async fn copy<R, W>(
-    mut src: R,
-    dst: &mut W,
-    last_activity: &Cell<Instant>,
-    count: &Cell<u64>,
-) -> std::io::Result<()>
-where
-    R: futures_lite::AsyncRead + Unpin,
-    W: futures_lite::AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = src.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        last_activity.set(Instant::now());
-        dst.write_all(&buf[..n]).await?;
-        count.set(count.get() + n as u64);
-        last_activity.set(Instant::now());
-    }
 }

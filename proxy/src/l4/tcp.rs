@@ -165,19 +165,17 @@ async fn flow(
     service: &L4Service,
     client: &mut TcpStream,
 ) -> Flow {
-    let Ok(local) = client.local_addr() else {
-        return Flow::ClientGone;
-    };
     let Ok(peer) = client.peer_addr() else {
         return Flow::ClientGone;
     };
-    let (mut source, mut destination) = (peer, local);
+    // The address the client connected to: only a PROXY header needs it.
+    let (mut source, mut destination) = (peer, None);
     // Bytes read past the PROXY header: the start of the payload.
     let mut early = Vec::new();
     if service.proxy_protocol_downstream {
         match read_proxy_header(client, shard.cfg.header_read_timeout, &mut early).await {
             Ok(Some(addresses)) => {
-                (source, destination) = (addresses.source, addresses.destination)
+                (source, destination) = (addresses.source, Some(addresses.destination))
             }
             Ok(None) => {}
             Err(why) => {
@@ -193,6 +191,9 @@ async fn flow(
     // Open connections count as in flight for least_connections.
     let _open = table.states[service.backend].start(endpoint, u32::MAX);
     if service.proxy_protocol_upstream {
+        let Some(destination) = destination.or_else(|| client.local_addr().ok()) else {
+            return Flow::ClientGone;
+        };
         let mut line = [0u8; 107];
         let n = proxy_protocol::write_v1(source, destination, &mut line);
         early.splice(0..0, line[..n].iter().copied());

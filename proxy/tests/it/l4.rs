@@ -583,3 +583,37 @@ fn rauta_check_reports_bad_entries_with_their_file_and_key() {
         );
     }
 }
+
+#[test]
+fn a_backend_reset_reaches_the_client_as_a_reset() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 5];
+            let _ = conn.read_exact(&mut buf);
+            socket2::SockRef::from(&conn)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+        }
+    });
+    let port = free_port();
+    let (_dir, rauta) = serve_tcp(
+        &[(port.to_string(), "web/db:80".into())],
+        &[service_on("db", &[backend])],
+        &[],
+    );
+    let mut client = connect(port);
+    client.write_all(b"hello").unwrap();
+    let mut buf = [0u8; 16];
+    let read = client.read(&mut buf);
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "the client should see the backend's reset, not a clean close"
+    );
+    eventually("the flow closed", || {
+        metric(&rauta, "rauta_l4_active_connections", port) == 0.0
+    });
+}
