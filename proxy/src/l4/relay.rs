@@ -51,6 +51,10 @@ pub async fn copy_both(
     let _ = client.set_read_timeout(None);
     let _ = upstream.set_read_timeout(None);
     let last_activity = Cell::new(Instant::now());
+    // A backend just connected has rarely spoken yet: its first read waits
+    // for readiness instead of trying (no EAGAIN syscall); one that speaks
+    // first ends the wait at once.
+    upstream.expect_read_wait();
     let mut up = Direction::new();
     let mut down = Direction::new();
     let moved = poll_fn(|cx| loop {

@@ -617,3 +617,34 @@ fn a_backend_reset_reaches_the_client_as_a_reset() {
         metric(&rauta, "rauta_l4_active_connections", port) == 0.0
     });
 }
+
+#[test]
+fn a_backend_that_speaks_first_is_heard_before_the_client_sends() {
+    // SMTP, MySQL, SSH: the server greets first.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let _ = conn.write_all(b"220 ready\r\n");
+            let mut buf = [0u8; 64];
+            if let Ok(n) = conn.read(&mut buf) {
+                let _ = conn.write_all(&buf[..n]);
+            }
+        }
+    });
+    let port = free_port();
+    let (_dir, _rauta) = serve_tcp(
+        &[(port.to_string(), "web/mail:80".into())],
+        &[service_on("mail", &[backend])],
+        &[],
+    );
+    let mut client = connect(port);
+    let mut greeting = [0u8; 11];
+    client.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"220 ready\r\n");
+    client.write_all(b"EHLO x").unwrap();
+    let mut echo = [0u8; 6];
+    client.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"EHLO x");
+}
