@@ -83,6 +83,7 @@ async fn run(spec: ShardSpec) {
     let permits = Rc::new(rt::Semaphore::new(
         shard.cfg.max_connections_per_shard as u64,
     ));
+    shard.l4_ports.share_permits(permits.clone());
     let plain = (Kind::Plain { port: listen_port }, spec.listener);
     let tls = spec.tls_listeners.into_iter().map(|socket| {
         (

@@ -32,6 +32,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 #[derive(Debug, Default)]
 pub struct Ports {
     open: RefCell<FxHashMap<ListenKey, Rc<DrainSignal>>>,
+    /// The shard's client connection cap, shared with its HTTP listeners.
+    permits: std::cell::OnceCell<Rc<rt::Semaphore>>,
 }
 
 impl Ports {
@@ -56,6 +58,13 @@ impl Ports {
         }
     }
 
+    /// Makes TCP service connections count against the shard's cap
+    /// (`--max-connections-per-shard`), as HTTP ones do: past it, new
+    /// connections wait in the listen backlog.
+    pub fn share_permits(&self, permits: Rc<rt::Semaphore>) {
+        let _ = self.permits.set(permits);
+    }
+
     /// Closes the sockets of services `table` no longer has; their flows
     /// end after the grace period.
     pub fn retain(&self, table: &RouteTable) {
@@ -75,7 +84,22 @@ async fn accept_loop(
     listener: TcpListener,
     closed: Rc<DrainSignal>,
 ) {
+    let permits = shard.l4_ports.permits.get().cloned();
     loop {
+        let permit = future::or(
+            async {
+                match &permits {
+                    Some(p) => Some(Some(p.acquire(1).await)),
+                    None => Some(None),
+                }
+            },
+            async {
+                future::or(closed.wait(), shard.drain.wait()).await;
+                None
+            },
+        )
+        .await;
+        let Some(permit) = permit else { return };
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             future::or(closed.wait(), shard.drain.wait()).await;
             None
@@ -89,10 +113,12 @@ async fn accept_loop(
                 rt::spawn_local(async move {
                     serve(&shard, key, stream, &closed).await;
                     drop(guard);
+                    drop(permit);
                 })
                 .detach();
             }
             Some(Err(e)) => {
+                drop(permit);
                 let kind = AcceptError::of(&e);
                 shard.metrics.accept_error(kind);
                 if kind != AcceptError::Transient {

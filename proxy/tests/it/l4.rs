@@ -648,3 +648,49 @@ fn a_backend_that_speaks_first_is_heard_before_the_client_sends() {
     client.read_exact(&mut echo).unwrap();
     assert_eq!(&echo, b"EHLO x");
 }
+
+#[test]
+fn a_flood_of_connections_waits_within_the_shards_connection_cap() {
+    let (backend, _) = echo_backend();
+    let port = free_port();
+    let (_dir, rauta) = serve_docs_with(
+        &[
+            &service_on("db", &[backend]),
+            &config_map("tcp-services", &[(port.to_string(), "web/db:80".into())]),
+        ],
+        &[
+            "--shards",
+            "1",
+            // Each accept loop holds a permit while it waits (the HTTP
+            // listener's too): 3 leaves two for TCP service connections.
+            "--max-connections-per-shard",
+            "3",
+            "--tcp-services-configmap",
+            "web/tcp-services",
+        ],
+    );
+    let echo = |s: &mut TcpStream, msg: &[u8]| -> bool {
+        let mut buf = vec![0u8; msg.len()];
+        s.write_all(msg).is_ok() && s.read_exact(&mut buf).is_ok() && buf == msg
+    };
+    let mut first = connect(port);
+    let mut second = connect(port);
+    assert!(echo(&mut first, b"1") && echo(&mut second, b"2"));
+    // The third waits in the backlog: nothing relayed while two are open.
+    let mut third = connect(port);
+    third
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(
+        !echo(&mut third, b"3"),
+        "a third connection was served past the cap"
+    );
+    drop(first);
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    third.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"3");
+    assert_eq!(metric(&rauta, "rauta_l4_active_connections", port), 2.0);
+}
