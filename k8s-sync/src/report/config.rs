@@ -95,6 +95,46 @@ pub fn render(config: &RouteConfig) -> String {
         table(&mut out, &rows);
     }
 
+    if !config.l4.is_empty() {
+        out.push_str("\nTCP and UDP services:\n");
+        let mut rows = vec![row([
+            "PORT",
+            "PROTOCOL",
+            "BACKEND",
+            "PROXY PROTOCOL",
+            "SOURCE",
+        ])];
+        for s in &config.l4 {
+            let proxy = match (s.proxy_protocol_downstream, s.proxy_protocol_upstream) {
+                (false, false) => "-",
+                (true, false) => "from clients",
+                (false, true) => "to backend",
+                (true, true) => "from clients, to backend",
+            };
+            rows.push(vec![
+                s.port.to_string(),
+                s.protocol.as_str().to_string(),
+                backend_name(s.backend),
+                proxy.to_string(),
+                s.source.to_string(),
+            ]);
+        }
+        table(&mut out, &rows);
+    }
+
+    if !config.passthrough.is_empty() {
+        out.push_str("\nTLS passthrough (relayed unterminated by SNI):\n");
+        let mut rows = vec![row(["HOST", "BACKEND", "SOURCE"])];
+        for p in &config.passthrough {
+            rows.push(vec![
+                host(&p.host),
+                backend_name(p.backend),
+                format!("Ingress {}", p.source),
+            ]);
+        }
+        table(&mut out, &rows);
+    }
+
     out.push_str("\nDefault backend: ");
     match (config.default_backend, &config.default_backend_source) {
         (Some(i), Some(source)) => {

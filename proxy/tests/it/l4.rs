@@ -570,6 +570,12 @@ fn rauta_check_reports_bad_entries_with_their_file_and_key() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
+    // The good entry is listed with the table.
+    assert!(
+        text.lines()
+            .any(|l| l.contains("5432") && l.contains("tcp") && l.contains("web/db:80")),
+        "{text}"
+    );
     for says in [
         "port 80 is rauta's own HTTP (--listen) port",
         "Service web/missing not found",
