@@ -78,20 +78,11 @@ pub(super) fn add_passthrough(
                 continue;
             }
             let namespace = &ing.source.namespace;
-            let endpoints = resolve_endpoints(&asker, index, namespace, backend, problems);
-            config.backends.push(BackendConfig {
-                name: format!("{namespace}/{}:{}", backend.service, backend.port),
-                namespace: namespace.clone(),
-                service: backend.service.clone(),
-                port: backend.port.clone(),
-                endpoints,
-                policy: LbPolicy::RoundRobin,
-                protocol: UpstreamProtocol::Http,
-                tls: None,
-            });
+            let policy = LbPolicy::RoundRobin;
+            let backend = add_backend(&asker, index, namespace, backend, policy, config, problems);
             config.passthrough.push(PassthroughConfig {
                 host: host.clone(),
-                backend: config.backends.len() - 1,
+                backend,
                 source: ing.source.clone(),
             });
         }
@@ -172,26 +163,43 @@ fn add_map(
             service: parsed.service.clone(),
             port: parsed.port.clone(),
         };
-        let endpoints = resolve_endpoints(&asker, index, &parsed.namespace, &backend, problems);
-        config.backends.push(BackendConfig {
-            name: format!("{}/{}:{}", parsed.namespace, parsed.service, parsed.port),
-            namespace: parsed.namespace,
-            service: parsed.service,
-            port: parsed.port,
-            endpoints,
-            policy: policy.clone(),
-            protocol: UpstreamProtocol::Http,
-            tls: None,
-        });
+        let namespace = &parsed.namespace;
+        let policy = policy.clone();
+        let backend = add_backend(&asker, index, namespace, &backend, policy, config, problems);
         config.l4.push(L4ServiceConfig {
             protocol,
             port: parsed.listen,
-            backend: config.backends.len() - 1,
+            backend,
             proxy_protocol_downstream: parsed.decode,
             proxy_protocol_upstream: parsed.encode,
             source: entry,
         });
     }
+}
+
+/// Adds the endpoints of `backend` (a Service port in `namespace`) as a
+/// backend that relays bytes (no HTTP, no TLS); returns its index.
+fn add_backend(
+    asker: &Asker<'_>,
+    index: &Index<'_>,
+    namespace: &str,
+    backend: &BackendRef,
+    policy: LbPolicy,
+    config: &mut RouteConfig,
+    problems: &mut Vec<Problem>,
+) -> usize {
+    let endpoints = resolve_endpoints(asker, index, namespace, backend, problems);
+    config.backends.push(BackendConfig {
+        name: format!("{namespace}/{}:{}", backend.service, backend.port),
+        namespace: namespace.to_string(),
+        service: backend.service.clone(),
+        port: backend.port.clone(),
+        endpoints,
+        policy,
+        protocol: UpstreamProtocol::Http,
+        tls: None,
+    });
+    config.backends.len() - 1
 }
 
 /// One entry, parsed.

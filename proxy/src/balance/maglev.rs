@@ -79,6 +79,15 @@ impl Maglev {
     pub fn hash_key(key: &[u8]) -> u64 {
         xxh3_64_with_seed(key, 0)
     }
+
+    /// Hash of a client address (`$remote_addr`), as [`Maglev::pick`] expects it.
+    #[inline]
+    pub fn hash_ip(ip: std::net::IpAddr) -> u64 {
+        match ip {
+            std::net::IpAddr::V4(ip) => Maglev::hash_key(&ip.octets()),
+            std::net::IpAddr::V6(ip) => Maglev::hash_key(&ip.octets()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -204,10 +204,7 @@ fn route<'t>(
         .unwrap_or(backend_index);
     let backend = table.routes.backend(backend_index);
     let key_hash = backend.hash_key().and_then(|key| match key {
-        HashKey::ClientIp => Some(match via.peer.ip() {
-            std::net::IpAddr::V4(ip) => Maglev::hash_key(&ip.octets()),
-            std::net::IpAddr::V6(ip) => Maglev::hash_key(&ip.octets()),
-        }),
+        HashKey::ClientIp => Some(Maglev::hash_ip(via.peer.ip())),
         HashKey::Header(name) => req.header(name).map(Maglev::hash_key),
         HashKey::RequestUri => Some(Maglev::hash_key(req.origin_target.as_bytes())),
         HashKey::Host => Some(Maglev::hash_key(host.as_bytes())),

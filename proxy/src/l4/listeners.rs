@@ -96,9 +96,9 @@ impl L4Listeners {
             }
         }
         let addr = SocketAddr::new(self.ip, port);
-        // A port some other process holds without SO_REUSEPORT fails here;
-        // one held by another process with it would share connections,
-        // so the first socket is bound alone first to find out.
+        // A port another process holds fails here with EADDRINUSE, unless
+        // that process set SO_REUSEPORT as the same user: then the kernel
+        // would share connections with it (as with a second rauta).
         let sockets: io::Result<Vec<Socket>> = self
             .cpus
             .iter()

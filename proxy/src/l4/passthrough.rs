@@ -13,7 +13,6 @@
 //! timeout: close (`timeout`).
 
 use super::client_hello::{self, Peek};
-use super::relay;
 use crate::rt::{self, TcpStream};
 use crate::shard::Shard;
 use futures_lite::AsyncWriteExt;
@@ -99,10 +98,7 @@ async fn relay_to(
     let relayed = match connected {
         Some((mut upstream, endpoint)) => {
             let _open = table.states[backend].start(endpoint, u32::MAX);
-            match super::tcp::relay(shard, label, &mut client, &mut upstream).await {
-                super::tcp::Flow::Relayed(r) => Some(r),
-                _ => None,
-            }
+            Some(super::tcp::relay(shard, label, &mut client, &mut upstream).await)
         }
         None => None,
     };
@@ -110,12 +106,7 @@ async fn relay_to(
         c.active -= 1;
         c.duration_us += started.elapsed().as_micros() as u64;
         match relayed {
-            Some(r) => {
-                c.bytes_in += r.bytes_in;
-                c.bytes_out += r.bytes_out;
-                c.copied += r.copied;
-                c.idle_timeouts += u64::from(r.end == relay::End::Idle);
-            }
+            Some(r) => r.record(c),
             None => c.unserved += 1,
         }
     });

@@ -40,6 +40,26 @@ pub struct Relayed {
     pub end: End,
 }
 
+impl Relayed {
+    /// A flow that failed before a byte was relayed.
+    pub fn reset() -> Relayed {
+        Relayed {
+            bytes_in: 0,
+            bytes_out: 0,
+            copied: 0,
+            end: End::Reset,
+        }
+    }
+
+    /// Adds what the flow moved, and an idle end, to its service's counters.
+    pub fn record(&self, c: &mut crate::metrics::l4::L4Counters) {
+        c.bytes_in += self.bytes_in;
+        c.bytes_out += self.bytes_out;
+        c.copied += self.copied;
+        c.idle_timeouts += u64::from(self.end == End::Idle);
+    }
+}
+
 /// Copies `client` <-> `upstream` until the flow ends; a half-close is
 /// passed on as a half-close. One future drives both directions (no split
 /// halves, no lock), over two buffers from the shard's pool.

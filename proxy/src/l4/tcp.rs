@@ -8,7 +8,7 @@
 //! its listener closes at once and its flows get `--l4-close-grace`.
 
 use super::proxy_protocol::{self, Header};
-use super::relay::{self, End};
+use super::relay;
 use super::{L4Service, ListenKey};
 use crate::balance::maglev::Maglev;
 use crate::drain::DrainSignal;
@@ -160,12 +160,7 @@ async fn serve(shard: &Rc<Shard>, key: ListenKey, mut client: TcpStream, closed:
         c.duration_us += started.elapsed().as_micros() as u64;
         match flow {
             None => c.closed_by_removal += 1,
-            Some(Flow::Relayed(r)) => {
-                c.bytes_in += r.bytes_in;
-                c.bytes_out += r.bytes_out;
-                c.copied += r.copied;
-                c.idle_timeouts += u64::from(r.end == End::Idle);
-            }
+            Some(Flow::Relayed(r)) => r.record(c),
             Some(Flow::Unserved) => c.unserved += 1,
             Some(Flow::BadProxyHeader) => c.proxy_header_errors += 1,
             Some(Flow::ClientGone) => {}
@@ -174,7 +169,7 @@ async fn serve(shard: &Rc<Shard>, key: ListenKey, mut client: TcpStream, closed:
 }
 
 /// How a connection went.
-pub(super) enum Flow {
+enum Flow {
     /// Relayed until it ended.
     Relayed(relay::Relayed),
     /// No endpoint, or none could be connected.
@@ -225,14 +220,9 @@ async fn flow(
         early.splice(0..0, line[..n].iter().copied());
     }
     if !early.is_empty() && upstream.write_all(&early).await.is_err() {
-        return Flow::Relayed(relay::Relayed {
-            bytes_in: 0,
-            bytes_out: 0,
-            copied: 0,
-            end: End::Reset,
-        });
+        return Flow::Relayed(relay::Relayed::reset());
     }
-    relay(shard, &service.label, client, &mut upstream).await
+    Flow::Relayed(relay(shard, &service.label, client, &mut upstream).await)
 }
 
 /// Relays an established flow: joined in the kernel when the shard can
@@ -242,30 +232,25 @@ pub(super) async fn relay(
     label: &str,
     client: &mut TcpStream,
     upstream: &mut TcpStream,
-) -> Flow {
+) -> relay::Relayed {
     use std::os::fd::AsFd;
     let idle = shard.cfg.l4.idle_timeout;
     if let Some(splicer) = &shard.splicer {
         match splicer.join(client.as_fd(), upstream.as_fd()) {
             Ok(joined) => {
                 shard.l4_stats.with(label, |c| c.spliced += 1);
-                return Flow::Relayed(relay::spliced(client, upstream, &joined, idle).await);
+                return relay::spliced(client, upstream, &joined, idle).await;
             }
             Err(e) if e.can_fall_back() => {
                 tracing::debug!(shard = shard.id, service = label, error = %e, "L4 splice refused; relaying in user space");
             }
             Err(e) => {
                 tracing::debug!(shard = shard.id, service = label, error = %e, "L4 connection failed while joining");
-                return Flow::Relayed(relay::Relayed {
-                    bytes_in: 0,
-                    bytes_out: 0,
-                    copied: 0,
-                    end: End::Reset,
-                });
+                return relay::Relayed::reset();
             }
         }
     }
-    Flow::Relayed(relay::copy_both(client, upstream, idle).await)
+    relay::copy_both(client, upstream, idle).await
 }
 
 /// Reads and consumes a PROXY header; bytes after it go to `early`.
@@ -311,10 +296,7 @@ pub(super) async fn connect(
 ) -> Option<(TcpStream, usize)> {
     let backend = table.routes.backend(index);
     let state = &table.states[index];
-    let key_hash = backend.hash_key().map(|_| match client.ip() {
-        std::net::IpAddr::V4(ip) => Maglev::hash_key(&ip.octets()),
-        std::net::IpAddr::V6(ip) => Maglev::hash_key(&ip.octets()),
-    });
+    let key_hash = backend.hash_key().map(|_| Maglev::hash_ip(client.ip()));
     let first = backend
         .pick(state, key_hash, &shard.rng)
         .map(|e| shard.outliers.steer(backend, e))?;

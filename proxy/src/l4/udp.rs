@@ -72,10 +72,7 @@ async fn receive_loop(
                     continue;
                 }
                 let backend = table.routes.backend(service.backend);
-                let key_hash = backend.hash_key().map(|_| match client.ip() {
-                    std::net::IpAddr::V4(ip) => Maglev::hash_key(&ip.octets()),
-                    std::net::IpAddr::V6(ip) => Maglev::hash_key(&ip.octets()),
-                });
+                let key_hash = backend.hash_key().map(|_| Maglev::hash_ip(client.ip()));
                 let picked = backend
                     .pick(&table.states[service.backend], key_hash, &shard.rng)
                     .map(|e| shard.outliers.steer(backend, e));
