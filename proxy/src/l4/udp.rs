@@ -136,10 +136,14 @@ async fn answers(
     let idle = shard.cfg.l4.udp_idle_timeout;
     let started = Instant::now();
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
+    let idled = loop {
         let quiet = flow.last.get().elapsed();
-        if quiet >= idle || !flows.borrow().contains_key(&client) {
-            break;
+        if quiet >= idle {
+            break true;
+        }
+        // The service's socket is gone (removed, or the shard drains).
+        if !flows.borrow().contains_key(&client) {
+            break false;
         }
         let got = rt::timeout(idle - quiet, flow.upstream.recv(&mut buf)).await;
         match got {
@@ -158,7 +162,7 @@ async fn answers(
                 }
             }
         }
-    }
+    };
     let mut table = flows.borrow_mut();
     if table.get(&client).is_some_and(|f| Rc::ptr_eq(f, &flow)) {
         table.remove(&client);
@@ -166,7 +170,11 @@ async fn answers(
     drop(table);
     shard.l4_stats.with(&label, |c| {
         c.active -= 1;
-        c.idle_timeouts += 1;
+        if idled {
+            c.idle_timeouts += 1;
+        } else {
+            c.closed_by_removal += 1;
+        }
         c.duration_us += started.elapsed().as_micros() as u64;
     });
 }

@@ -25,7 +25,7 @@ const FAMILIES: [Family; 12] = [
     ("rauta_l4_proxy_header_errors_total", "counter", "Connections closed for a missing, malformed or late PROXY protocol header, by L4 service.", |c| c.proxy_header_errors),
     ("rauta_l4_spliced_connections_total", "counter", "TCP connections whose bytes the kernel relayed (SOCKHASH splice), by L4 service.", |c| c.spliced),
     ("rauta_l4_idle_closed_total", "counter", "Connections or flows closed after idling past their timeout, by L4 service.", |c| c.idle_timeouts),
-    ("rauta_l4_removed_closed_total", "counter", "Connections closed because their service left the configuration (after the grace period), by L4 service.", |c| c.closed_by_removal),
+    ("rauta_l4_removed_closed_total", "counter", "Connections closed because their service left the configuration (TCP after the grace period) or the shard drained (UDP flows), by L4 service.", |c| c.closed_by_removal),
     ("rauta_l4_dropped_datagrams_total", "counter", "UDP datagrams dropped (flow table full, socket buffer full), by L4 service.", |c| c.dropped),
 ];
 
