@@ -133,6 +133,29 @@ fn try_recv(fd: BorrowedFd<'_>) -> std::io::Result<usize> {
     SockRef::from(&fd).recv_with_flags(&mut buf, libc::MSG_DONTWAIT)
 }
 
+/// Waits for the FIN on a spliced socket: POLLIN, then `recv` returning 0.
+/// The wake-up can come from bytes the verdict then redirects away, so
+/// an EAGAIN after POLLIN means "poll again", as in the proxy's loop.
+fn wait_eof(fd: BorrowedFd<'_>) {
+    let deadline = Instant::now() + STALL;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let events = poll(fd, PollFlags::POLLIN, left);
+        assert!(
+            events.contains(PollFlags::POLLIN),
+            "no EOF seen: {events:?}"
+        );
+        match try_recv(fd) {
+            Ok(n) => {
+                assert_eq!(n, 0, "bytes reached the proxy's socket, not EOF");
+                return;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(1)),
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+}
+
 fn set_linger_zero(s: &TcpStream) {
     SockRef::from(s)
         .set_linger(Some(Duration::ZERO))
@@ -274,12 +297,7 @@ fn splice_half_close_lets_the_answer_through() {
         // which nix's PollFlags cannot carry) on the socket that received
         // the FIN, and recv returning 0.
         for (from, to, a_to_b) in [(&f.a, &f.b, true), (&f.b, &f.a, false)] {
-            let events = poll(from.as_fd(), PollFlags::POLLIN, STALL);
-            assert!(
-                events.contains(PollFlags::POLLIN),
-                "no EOF seen: {events:?}"
-            );
-            assert_eq!(try_recv(from.as_fd()).expect("recv"), 0, "EOF");
+            wait_eof(from.as_fd());
             let flushed = joined
                 .wait_flushed(f.a.as_fd(), f.b.as_fd(), a_to_b, STALL)
                 .expect("unflushed");
