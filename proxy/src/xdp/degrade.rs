@@ -37,6 +37,7 @@ fn verifier_says(err: &(dyn Error + 'static)) -> Option<String> {
                     !l.is_empty()
                         && !l.starts_with("processed ")
                         && !l.starts_with("verification time")
+                        && !l.starts_with("stack depth")
                 })
                 .map(str::to_string);
         }
@@ -52,6 +53,16 @@ pub(crate) fn why(err: &(dyn Error + 'static)) -> String {
     }
     let verifier = verifier_says(err);
     match errno(err) {
+        // The verifier's checks that only privileged loaders skip: the
+        // capabilities are there, but not CAP_PERFMON.
+        Some(libc::EPERM) | Some(libc::EACCES)
+            if verifier.as_deref().is_some_and(|l| l.contains("!root")) =>
+        {
+            format!(
+                "the kernel's verifier refuses the program without CAP_PERFMON (add it, or run as root): {}",
+                verifier.unwrap_or_default()
+            )
+        }
         Some(libc::EPERM) | Some(libc::EACCES) => {
             "no permission to use eBPF (it needs CAP_BPF and CAP_NET_ADMIN, or root)".into()
         }

@@ -12,10 +12,11 @@
 pub mod cidr;
 pub(crate) mod degrade;
 mod ebpf_log;
+pub mod handover;
 pub mod object;
 
 pub use cidr::Cidr;
-pub use object::{CounterReader, Counters, Object, OpenError, SteeringProgram};
+pub use object::{Attached, CounterReader, Counters, Object, OpenError, SteeringProgram};
 
 use rauta_shared::ebpf::{self as abi, XdpConfig};
 use std::error::Error;
@@ -90,6 +91,8 @@ pub struct XdpFigures {
 pub struct XdpStats {
     counters: Option<Arc<CounterReader>>,
     attachments: Mutex<Vec<Attachment>>,
+    /// Links made by a [`handover::Waiter`], held until [`Xdp::stop`].
+    links: Mutex<Vec<std::os::fd::OwnedFd>>,
 }
 
 impl XdpStats {
@@ -115,7 +118,27 @@ impl XdpStats {
         }
     }
 
+    fn set_attached(&self, program: &'static str, target: &str) {
+        if let Ok(mut a) = self.attachments.lock() {
+            for att in a
+                .iter_mut()
+                .filter(|a| a.program == program && a.target == target)
+            {
+                att.attached = true;
+            }
+        }
+    }
+
+    fn hold(&self, link: std::os::fd::OwnedFd) {
+        if let Ok(mut l) = self.links.lock() {
+            l.push(link);
+        }
+    }
+
     fn detach_all(&self) {
+        if let Ok(mut l) = self.links.lock() {
+            l.clear();
+        }
         if let Ok(mut a) = self.attachments.lock() {
             for att in a.iter_mut() {
                 att.attached = false;
@@ -129,6 +152,7 @@ impl XdpStats {
 pub struct Xdp {
     object: Option<Object>,
     stats: Arc<XdpStats>,
+    waiters: Vec<handover::Waiter>,
 }
 
 /// A failed step: in `auto` one warning line, in `required` the start fails.
@@ -147,6 +171,7 @@ impl Xdp {
         Xdp {
             object: None,
             stats: Arc::new(XdpStats::default()),
+            waiters: Vec::new(),
         }
     }
 
@@ -177,15 +202,17 @@ impl Xdp {
         };
         let stats = Arc::new(XdpStats {
             counters: Some(object.counter_reader()),
-            attachments: Mutex::new(Vec::new()),
+            ..XdpStats::default()
         });
         steer(&mut object, &stats, opts.policy, cpus, listeners)?;
+        let mut waiters = Vec::new();
         if !opts.ifaces.is_empty() {
-            filter(&mut object, &stats, opts)?;
+            filter(&mut object, &stats, opts, &mut waiters)?;
         }
         Ok(Xdp {
             object: Some(object),
             stats,
+            waiters,
         })
     }
 
@@ -197,6 +224,7 @@ impl Xdp {
     /// Detaches every XDP link and unloads the programs (the reuseport
     /// program goes with the last listener of its group).
     pub fn stop(mut self) {
+        self.waiters.clear();
         if let Some(object) = self.object.take() {
             drop(object);
             self.stats.detach_all();
@@ -250,8 +278,48 @@ fn steer(
     Ok(())
 }
 
+/// Attaches `xdp_ingress` to `iface` from a [`handover::Waiter`] as soon
+/// as whoever holds it lets go.
+fn wait_for(
+    object: &mut Object,
+    stats: &Arc<XdpStats>,
+    iface: &str,
+    why: &(dyn Error + 'static),
+) -> anyhow::Result<handover::Waiter> {
+    let ifindex = nix::net::if_::if_nametoindex(iface)?;
+    let prog = object
+        .xdp_fd()
+        .map_err(|e| anyhow::anyhow!("xdp_ingress: {e}"))?;
+    let holder = match handover::holder(ifindex) {
+        Ok(handover::Holder::Program(id)) => format!("program {id}"),
+        _ => "another program".to_string(),
+    };
+    tracing::warn!(
+        iface = %iface,
+        "eBPF: {holder} holds the XDP hook of {iface} and this process cannot tell whether it is another rauta pod's ({}); the filter attaches the moment it lets go (tried every 10 ms), and until then {iface} is filtered by that program or not at all",
+        degrade::why(why)
+    );
+    let (stats, name) = (stats.clone(), iface.to_string());
+    let held = stats.clone();
+    let waiter = handover::Waiter::start(iface.to_string(), ifindex, prog, move |link, waited| {
+        held.hold(link);
+        stats.set_attached(abi::PROG_XDP_INGRESS, &name);
+        tracing::info!(
+            iface = %name,
+            waited_ms = waited.as_millis() as u64,
+            "eBPF: XDP filter attached after the previous holder let go"
+        );
+    })?;
+    Ok(waiter)
+}
+
 /// `xdp_ingress` on every interface of `--xdp-iface`.
-fn filter(object: &mut Object, stats: &XdpStats, opts: &XdpOptions) -> anyhow::Result<()> {
+fn filter(
+    object: &mut Object,
+    stats: &Arc<XdpStats>,
+    opts: &XdpOptions,
+    waiters: &mut Vec<handover::Waiter>,
+) -> anyhow::Result<()> {
     let what = "the XDP filter (xdp_ingress)";
     let prepared = object
         .write_config(opts.config())
@@ -270,7 +338,7 @@ fn filter(object: &mut Object, stats: &XdpStats, opts: &XdpOptions) -> anyhow::R
     }
     for iface in &opts.ifaces {
         match object.attach_xdp(iface) {
-            Ok(()) => {
+            Ok(how) => {
                 stats.record(abi::PROG_XDP_INGRESS, iface, true);
                 tracing::info!(
                     iface = %iface,
@@ -279,10 +347,26 @@ fn filter(object: &mut Object, stats: &XdpStats, opts: &XdpOptions) -> anyhow::R
                     syn_burst = opts.syn_burst,
                     "eBPF: XDP filter attached"
                 );
+                if let Attached::TookOver { replaced } = how {
+                    tracing::info!(
+                        iface = %iface,
+                        replaced,
+                        "eBPF: took the XDP filter over from another rauta process in one step (its program {replaced} replaced in the same link; the interface was never without a filter)"
+                    );
+                }
             }
             Err(e) => {
                 stats.record(abi::PROG_XDP_INGRESS, iface, false);
-                degrade(opts.policy, &format!("{what} on {iface}"), &e)?;
+                let waitable = e
+                    .downcast_ref::<handover::TakeoverError>()
+                    .is_some_and(handover::TakeoverError::worth_waiting);
+                if waitable {
+                    // Even under `required`: in a rolling update the old pod
+                    // only stops once this one is ready.
+                    waiters.push(wait_for(object, stats, iface, &*e)?);
+                } else {
+                    degrade(opts.policy, &format!("{what} on {iface}"), &*e)?;
+                }
             }
         }
     }

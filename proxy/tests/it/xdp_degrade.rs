@@ -110,3 +110,36 @@ fn xdp_bad_deny_prefix_is_a_usage_error() {
         rauta.log()
     );
 }
+
+/// With CAP_BPF and CAP_NET_ADMIN but not CAP_PERFMON, the verifier
+/// refuses the filter (packet-pointer arithmetic is for privileged
+/// loaders only); the log names the missing capability instead of calling
+/// it a lack of permission in general.
+#[test]
+fn xdp_without_perfmon_names_the_missing_capability() {
+    use rauta_testkit::require;
+    require!(ebpf_object(), Need::EbpfPrivilege, Need::tool("setpriv"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("rauta-without-perfmon");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nexec setpriv --bounding-set -all,+bpf,+net_admin --inh-caps -all --ambient-caps -all -- {BIN} \"$@\"\n"
+        ),
+    )
+    .expect("write wrapper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (backend, dir) = setup();
+    let rauta = Rauta::start(&path, dir.path(), &["--xdp-iface", "lo"]);
+    let r = rauta_testkit::get(rauta.addr(), "any.test", "/").expect("request");
+    assert_eq!(r.status, 200);
+    assert_eq!(backend.requests(), 1);
+    let log = rauta.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("eBPF off for")).collect();
+    assert_eq!(lines.len(), 1, "exactly one line about eBPF:\n{log}");
+    assert!(
+        lines[0].contains("the XDP filter") && lines[0].contains("without CAP_PERFMON"),
+        "{}",
+        lines[0]
+    );
+}
