@@ -7,6 +7,8 @@
 //! writes are exactly the bytes the kernel program reads. With the `user`
 //! feature the types implement `aya::Pod`.
 
+pub mod fast;
+
 /// The `SK_REUSEPORT` program with the migrate attach type (Linux 5.14+).
 pub const PROG_SELECT_BY_CPU: &str = "select_by_cpu";
 /// The same selection without the migrate attach type, for older kernels.
