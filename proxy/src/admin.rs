@@ -336,6 +336,8 @@ fn routes(state: &AdminState, ejected: &HashMap<SocketAddr, usize>) -> String {
                 "backend": &*table.backend(s.backend).name,
                 "proxy_protocol_from_clients": s.proxy_protocol_downstream,
                 "proxy_protocol_to_backend": s.proxy_protocol_upstream,
+                "xdp_fast_path": s.xdp_fast_path,
+                "on_xdp_fast_path": published.fast_ports.contains(&s.key.1) && s.key.0 == rauta_shared::config::L4Protocol::Tcp,
                 "listening": failure.is_none(),
                 "error": failure.map(|(_, why)| why),
             })

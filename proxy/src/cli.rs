@@ -280,6 +280,16 @@ pub struct ServeArgs {
     /// SYNs one source may send at once above --xdp-syn-rate (default: the rate).
     #[arg(long)]
     pub xdp_syn_burst: Option<u32>,
+    /// The XDP L4 fast path: TCP services marked `rauta.io/xdp-fast-path`
+    /// get their flows NATed to a backend in XDP on the --xdp-iface
+    /// interfaces (which must include the backends' side); off: every
+    /// flow goes through user space.
+    #[arg(long)]
+    pub xdp_fast_path: bool,
+    /// Source ports the fast path owns for NAT, `LO-HI` (keep them out of
+    /// net.ipv4.ip_local_port_range and of every listening port).
+    #[arg(long, default_value = "61000-65535", value_parser = parse_port_range)]
+    pub xdp_fast_ports: (u16, u16),
     /// Idle time after which a WebSocket or other upgraded connection is
     /// closed (no bytes either way); dead peers are also found by TCP
     /// keepalive.
@@ -418,6 +428,30 @@ impl ServeArgs {
             syn_burst: self.xdp_syn_burst.unwrap_or(self.xdp_syn_rate).max(1),
             admin_port: self.admin.port(),
             listen_port,
+            fast_path: self.xdp_fast_path.then_some(crate::xdp::fast::FastOptions {
+                snat_ports: self.xdp_fast_ports,
+                idle_timeout: self.l4_idle_timeout,
+                close_grace: self.l4_close_grace,
+            }),
         }
     }
+}
+
+/// `LO-HI`, both ports, LO <= HI.
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not LO-HI"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{p:?} is not a port"))
+    };
+    let (lo, hi) = (port(lo)?, port(hi)?);
+    if lo > hi {
+        return Err(format!("{lo} is above {hi}"));
+    }
+    Ok((lo, hi))
 }

@@ -48,6 +48,8 @@ pub struct Published {
     pub config_hash: u64,
     /// L4 services that could not listen, and why.
     pub l4_failures: Vec<(crate::l4::ListenKey, String)>,
+    /// TCP ports whose new flows the XDP fast path carries.
+    pub fast_ports: Vec<u16>,
 }
 
 /// What the admin thread can see of the control plane.
@@ -148,6 +150,7 @@ pub struct Broadcaster {
     status: Arc<ControlStatus>,
     tls: Option<TlsSettings>,
     l4: Option<crate::l4::listeners::L4Listeners>,
+    fast: Option<crate::xdp::fast::FastPath>,
 }
 
 impl Broadcaster {
@@ -185,6 +188,7 @@ impl Broadcaster {
                 status,
                 tls,
                 l4: None,
+                fast: None,
             },
             inboxes,
         ))
@@ -218,6 +222,10 @@ impl Broadcaster {
                 }
             }
         }
+        // The kernel's fast-path tables before the shards see the table.
+        if let Some(fast) = &mut self.fast {
+            fast.update(config);
+        }
         for s in &self.senders {
             // A shard that has exited no longer needs tables.
             s.send(ShardMsg::Table(table.clone(), tls.clone(), self.generation));
@@ -229,6 +237,7 @@ impl Broadcaster {
             at: SystemTime::now(),
             config_hash: config_hash(config),
             l4_failures: self.l4.as_ref().map(|l| l.failures()).unwrap_or_default(),
+            fast_ports: self.fast.as_ref().map(|f| f.ports()).unwrap_or_default(),
         };
         if let Ok(mut latest) = self.status.latest.lock() {
             *latest = Some(published);
@@ -239,6 +248,11 @@ impl Broadcaster {
     /// Serves the L4 services of every table from now on.
     pub fn serve_l4(&mut self, listeners: crate::l4::listeners::L4Listeners) {
         self.l4 = Some(listeners);
+    }
+
+    /// Writes the XDP fast path's tables for every table from now on.
+    pub fn serve_fast_path(&mut self, fast: crate::xdp::fast::FastPath) {
+        self.fast = Some(fast);
     }
 
     /// What the admin thread reads.

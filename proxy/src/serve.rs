@@ -391,7 +391,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // eBPF before the listeners go to their shards: each one is registered
     // in the slot of its shard's CPU.
     let xdp_options = args.xdp_options(addr.port());
-    let xdp = crate::xdp::Xdp::start(&xdp_options, &shard_cpus, &sockets)?;
+    let mut xdp = crate::xdp::Xdp::start(&xdp_options, &shard_cpus, &sockets)?;
     // TCP services, TLS passthrough and WebSocket tunnels are spliced.
     let splicer = crate::l4::splice::Splicer::start(args.l4_splice);
     // Loading parsed the kernel's BTF: megabytes this process never needs again.
@@ -407,6 +407,9 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         shard_cpus.clone(),
         reserved,
     ));
+    if let Some(fast) = xdp.take_fast_path() {
+        broadcaster.serve_fast_path(fast);
+    }
     let drainer = broadcaster.drainer();
     let access_log = match args.access_log {
         true => Some(crate::access_log::spawn_writer().context("starting the access-log writer")?),

@@ -63,6 +63,10 @@ pub struct L4ServiceConfig {
     /// Expect a PROXY protocol header (v1 or v2) from a load balancer in
     /// front, and take the client address from it (the second `:PROXY`).
     pub proxy_protocol_downstream: bool,
+    /// Marked for the XDP fast path (`rauta.io/xdp-fast-path`): new flows
+    /// are NATed to a backend in XDP when `--xdp-fast-path` is on.
+    #[serde(default)]
+    pub xdp_fast_path: bool,
     /// The ConfigMap entry it came from.
     pub source: ConfigMapEntry,
 }

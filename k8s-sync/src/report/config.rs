@@ -102,6 +102,7 @@ pub fn render(config: &RouteConfig) -> String {
             "PROTOCOL",
             "BACKEND",
             "PROXY PROTOCOL",
+            "XDP FAST PATH",
             "SOURCE",
         ])];
         for s in &config.l4 {
@@ -116,6 +117,7 @@ pub fn render(config: &RouteConfig) -> String {
                 s.protocol.as_str().to_string(),
                 backend_name(s.backend),
                 proxy.to_string(),
+                if s.xdp_fast_path { "yes" } else { "-" }.to_string(),
                 s.source.to_string(),
             ]);
         }

@@ -24,6 +24,44 @@ use rauta_shared::config::{
 /// client address, so a client keeps its endpoint while the set is stable).
 pub const LOAD_BALANCE_ANNOTATION: &str = "rauta.io/load-balance";
 
+/// ConfigMap annotation putting TCP entries on the XDP fast path: a
+/// comma-separated list of their ports, or `*` for every entry. Entries
+/// with a PROXY protocol field stay in user space (XDP cannot add or strip
+/// the header).
+pub const XDP_FAST_PATH_ANNOTATION: &str = "rauta.io/xdp-fast-path";
+
+/// Which ports [`XDP_FAST_PATH_ANNOTATION`] names.
+enum FastPorts {
+    All,
+    Listed(Vec<u16>),
+}
+
+impl FastPorts {
+    fn parse(value: &str) -> Result<FastPorts, String> {
+        if value.trim() == "*" {
+            return Ok(FastPorts::All);
+        }
+        value
+            .split(',')
+            .map(|p| {
+                p.trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("{:?} is not a port", p.trim()))
+            })
+            .collect::<Result<Vec<u16>, String>>()
+            .map(FastPorts::Listed)
+    }
+
+    fn contains(&self, port: u16) -> bool {
+        match self {
+            FastPorts::All => true,
+            FastPorts::Listed(ports) => ports.contains(&port),
+        }
+    }
+}
+
 /// Adds the L4 services of the ConfigMaps `sel` names to `config`, with a
 /// backend each.
 pub(super) fn add_services(
@@ -134,6 +172,50 @@ fn add_map(
             }
         },
     };
+    let fast = match annotations.and_then(|a| a.get(XDP_FAST_PATH_ANNOTATION)) {
+        None => None,
+        Some(_) if protocol == L4Protocol::Udp => {
+            problems.push(
+                Problem::warning(
+                    Some(object.clone()),
+                    format!("annotation {XDP_FAST_PATH_ANNOTATION}: the XDP fast path carries TCP services only; UDP services stay in user space"),
+                )
+                .in_file(file.clone()),
+            );
+            None
+        }
+        Some(v) => match FastPorts::parse(v) {
+            Ok(ports) => Some(ports),
+            Err(why) => {
+                problems.push(
+                    Problem::warning(
+                        Some(object.clone()),
+                        format!("annotation {XDP_FAST_PATH_ANNOTATION}: {why} (a comma-separated list of ports, or *); no entry is on the fast path"),
+                    )
+                    .in_file(file.clone()),
+                );
+                None
+            }
+        },
+    };
+    if let Some(FastPorts::Listed(ports)) = &fast {
+        for port in ports {
+            if !map
+                .data
+                .iter()
+                .flatten()
+                .any(|(k, _)| k.trim().parse() == Ok(*port))
+            {
+                problems.push(
+                    Problem::warning(
+                        Some(object.clone()),
+                        format!("annotation {XDP_FAST_PATH_ANNOTATION}: port {port} is not a key of this ConfigMap"),
+                    )
+                    .in_file(file.clone()),
+                );
+            }
+        }
+    }
     for (key, value) in map.data.iter().flatten() {
         let entry = ConfigMapEntry {
             namespace: name.namespace.clone(),
@@ -166,12 +248,24 @@ fn add_map(
         let namespace = &parsed.namespace;
         let policy = policy.clone();
         let backend = add_backend(&asker, index, namespace, &backend, policy, config, problems);
+        let mut xdp_fast_path = fast.as_ref().is_some_and(|f| f.contains(parsed.listen));
+        if xdp_fast_path && (parsed.decode || parsed.encode) {
+            problems.push(
+                Problem::warning(
+                    Some(object.clone()),
+                    format!("key {key:?}: annotation {XDP_FAST_PATH_ANNOTATION}: an entry with a PROXY protocol field stays in user space (XDP cannot add or strip the header)"),
+                )
+                .in_file(file.clone()),
+            );
+            xdp_fast_path = false;
+        }
         config.l4.push(L4ServiceConfig {
             protocol,
             port: parsed.listen,
             backend,
             proxy_protocol_downstream: parsed.decode,
             proxy_protocol_upstream: parsed.encode,
+            xdp_fast_path,
             source: entry,
         });
     }

@@ -68,6 +68,12 @@ impl Maglev {
         })
     }
 
+    /// The whole table: slot -> endpoint index (for the XDP fast path,
+    /// which indexes the same table in the kernel).
+    pub fn slots(&self) -> &[u32] {
+        &self.table
+    }
+
     /// The endpoint index for a key hash.
     #[inline]
     pub fn pick(&self, hash: u64) -> usize {

@@ -49,6 +49,8 @@ pub struct L4Service {
     pub source: ConfigMapEntry,
     /// `tcp/9000`, the `service` label of its metrics.
     pub label: Box<str>,
+    /// Marked for the XDP fast path.
+    pub xdp_fast_path: bool,
 }
 
 impl L4Service {
@@ -61,6 +63,7 @@ impl L4Service {
             proxy_protocol_downstream: config.proxy_protocol_downstream,
             source: config.source.clone(),
             label: format!("{}/{}", config.protocol.as_str(), config.port).into(),
+            xdp_fast_path: config.xdp_fast_path,
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod cidr;
 pub(crate) mod degrade;
 mod ebpf_log;
+pub mod fast;
 pub mod handover;
 pub mod object;
 
@@ -51,6 +52,8 @@ pub struct XdpOptions {
     pub admin_port: u16,
     /// The client port, whose SYNs are rate-limited.
     pub listen_port: u16,
+    /// `--xdp-fast-path`.
+    pub fast_path: Option<fast::FastOptions>,
 }
 
 impl XdpOptions {
@@ -84,6 +87,8 @@ pub struct XdpFigures {
     pub counters: Option<Counters>,
     /// Every attachment tried.
     pub attachments: Vec<Attachment>,
+    /// The fast path, when it runs.
+    pub fast: Option<fast::FastFigures>,
 }
 
 /// The eBPF state the admin thread reads.
@@ -93,6 +98,8 @@ pub struct XdpStats {
     attachments: Mutex<Vec<Attachment>>,
     /// Links made by a [`handover::Waiter`], held until [`Xdp::stop`].
     links: Mutex<Vec<std::os::fd::OwnedFd>>,
+    /// The fast path's counters, once it runs.
+    fast: Mutex<Option<Arc<fast::FastReader>>>,
 }
 
 impl XdpStats {
@@ -105,6 +112,12 @@ impl XdpStats {
                 .lock()
                 .map(|a| a.clone())
                 .unwrap_or_default(),
+            fast: self
+                .fast
+                .lock()
+                .ok()
+                .and_then(|f| f.clone())
+                .and_then(|f| f.figures().ok()),
         }
     }
 
@@ -153,6 +166,7 @@ pub struct Xdp {
     object: Option<Object>,
     stats: Arc<XdpStats>,
     waiters: Vec<handover::Waiter>,
+    fast: Option<fast::FastPath>,
 }
 
 /// A failed step: in `auto` one warning line, in `required` the start fails.
@@ -172,6 +186,7 @@ impl Xdp {
             object: None,
             stats: Arc::new(XdpStats::default()),
             waiters: Vec::new(),
+            fast: None,
         }
     }
 
@@ -193,7 +208,7 @@ impl Xdp {
         if !opts.deny.is_empty() && opts.ifaces.is_empty() {
             tracing::warn!("eBPF: --xdp-deny has no effect without --xdp-iface");
         }
-        let mut object = match Object::open() {
+        let mut object = match Object::open_with(opts.fast_path.is_some()) {
             Ok(object) => object,
             Err(e) => {
                 degrade(opts.policy, "connection steering and the XDP filter", &e)?;
@@ -209,11 +224,24 @@ impl Xdp {
         if !opts.ifaces.is_empty() {
             filter(&mut object, &stats, opts, &mut waiters)?;
         }
+        let fast = match &opts.fast_path {
+            Some(fast_opts) => {
+                let waiting = !waiters.is_empty();
+                fast_path(&mut object, &stats, opts.policy, fast_opts, waiting)?
+            }
+            None => None,
+        };
         Ok(Xdp {
             object: Some(object),
             stats,
             waiters,
+            fast,
         })
+    }
+
+    /// The fast path's table writer, for the control thread (once).
+    pub fn take_fast_path(&mut self) -> Option<fast::FastPath> {
+        self.fast.take()
     }
 
     /// What the admin thread reads.
@@ -276,6 +304,47 @@ fn steer(
         "eBPF: connection steering on: a new connection goes to the shard of the CPU that processed its SYN"
     );
     Ok(())
+}
+
+/// The fast path's tables, when the filter runs on some interface (the
+/// fast path lives in `xdp_ingress`).
+fn fast_path(
+    object: &mut Object,
+    stats: &XdpStats,
+    policy: XdpPolicy,
+    opts: &fast::FastOptions,
+    waiting: bool,
+) -> anyhow::Result<Option<fast::FastPath>> {
+    let what = "the XDP fast path (--xdp-fast-path)";
+    let attached = stats
+        .attachments
+        .lock()
+        .map(|a| {
+            a.iter()
+                .any(|a| a.program == abi::PROG_XDP_INGRESS && a.attached)
+        })
+        .unwrap_or(false);
+    if !attached && !waiting {
+        let why = std::io::Error::other("xdp_ingress runs on no interface (--xdp-iface)");
+        degrade(policy, what, &why)?;
+        return Ok(None);
+    }
+    match fast::FastPath::take(object, opts.clone()) {
+        Ok(fast) => {
+            if let Ok(mut f) = stats.fast.lock() {
+                *f = Some(fast.reader());
+            }
+            tracing::info!(
+                snat_ports = ?opts.snat_ports,
+                "eBPF: XDP fast path on for the TCP services marked rauta.io/xdp-fast-path"
+            );
+            Ok(Some(fast))
+        }
+        Err(e) => {
+            degrade(policy, what, &e)?;
+            Ok(None)
+        }
+    }
 }
 
 /// Attaches `xdp_ingress` to `iface` from a [`handover::Waiter`] as soon

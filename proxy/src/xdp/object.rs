@@ -11,7 +11,7 @@ use aya::programs::{
     ProgramError, SkReuseport, TestRun, TestRunOptions, Xdp, XdpMode as AttachMode,
 };
 use aya::{Ebpf, EbpfError, EbpfLoader};
-use rauta_shared::ebpf::{self as abi, counter, DenyAddr, DenyEntry, XdpConfig};
+use rauta_shared::ebpf::{self as abi, counter, fast, DenyAddr, DenyEntry, XdpConfig};
 use std::collections::HashSet;
 use std::error::Error;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -114,23 +114,42 @@ impl std::fmt::Debug for Object {
 
 impl Object {
     /// Creates the maps (the socket array sized for this machine's CPUs)
-    /// and prepares the programs, without loading any of them yet.
+    /// and prepares the programs, without loading any of them yet; the
+    /// fast path's tables stay minimal.
     pub fn open() -> Result<Object, OpenError> {
+        Object::open_with(false)
+    }
+
+    /// [`Object::open`], with the XDP fast path's tables at full size
+    /// when `fast_path` (about 9 MB of Maglev tables and a flow table of
+    /// `FAST_FLOWS_MAX` entries).
+    pub fn open_with(fast_path: bool) -> Result<Object, OpenError> {
         if OBJECT.is_empty() {
             return Err(OpenError::NotBuilt);
         }
         raise_memlock_limit();
         let cpus = aya::util::nr_cpus().map_or(abi::SHARD_SOCKETS_DEFAULT, |n| n.max(1) as u32);
         let level = ebpf_log::kernel_level();
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .map_max_entries(abi::MAP_SHARD_SOCKETS, cpus)
             // The splice maps belong to `l4::splice`, which loads its own
             // instance of the object; here they stay minimal.
             .map_max_entries(abi::MAP_SPLICE_SOCKETS, 1)
             .map_max_entries(abi::MAP_SPLICE_TARGETS, 1)
             .map_max_entries(abi::MAP_SPLICE_PEERS, 1)
-            .override_global("AYA_LOG_LEVEL", &level, false)
-            .load(OBJECT)?;
+            .override_global("AYA_LOG_LEVEL", &level, false);
+        if !fast_path {
+            // A lookup past the end fails, and the program passes.
+            for map in [
+                fast::MAP_FAST_BACKENDS,
+                fast::MAP_FAST_MAGLEV,
+                fast::MAP_FAST_FLOWS,
+            ] {
+                loader.map_max_entries(map, 1);
+            }
+        }
+        let mut ebpf = loader.load(OBJECT)?;
         let counters = ebpf
             .take_map(abi::MAP_COUNTERS)
             .ok_or(MapError::InvalidName {
@@ -146,6 +165,14 @@ impl Object {
             active_slot: 0,
             taken: Vec::new(),
             _log: log,
+        })
+    }
+
+    /// Takes map `name` out of the object, e.g. to hand it to another
+    /// thread (the programs keep using it).
+    pub fn take_map(&mut self, name: &str) -> Result<aya::maps::Map, MapError> {
+        self.ebpf.take_map(name).ok_or(MapError::InvalidName {
+            name: name.to_string(),
         })
     }
 

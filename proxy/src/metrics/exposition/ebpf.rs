@@ -2,8 +2,10 @@
 //! reuseport program's counters when the object is loaded.
 
 use super::text::{escape, Out};
+use crate::xdp::fast::FastFigures;
 use crate::xdp::XdpFigures;
 use rauta_shared::ebpf::counter as c;
+use rauta_shared::ebpf::fast::fast_counter as f;
 
 /// A counter family: (name, help, label, [(label value, counter index)]).
 /// With an empty label the family is the one unlabelled sample of its
@@ -94,6 +96,9 @@ pub(super) fn render(out: &mut Out<'_>, figures: &XdpFigures) {
             u8::from(a.attached),
         );
     }
+    if let Some(fast) = &figures.fast {
+        render_fast(out, fast);
+    }
     let Some(n) = &figures.counters else {
         return;
     };
@@ -105,5 +110,97 @@ pub(super) fn render(out: &mut Out<'_>, figures: &XdpFigures) {
             let samples = counters.iter().map(|(value, i)| (value, get(*i)));
             out.by_label(name, "counter", help, label, samples);
         }
+    }
+}
+
+/// Why the fast path passed a packet to the kernel's stack.
+const FAST_FALLBACKS: [(&str, u32); 10] = [
+    ("no_flow", f::PASS_NO_FLOW),
+    ("ip_options", f::PASS_IP_OPTIONS),
+    ("fragment", f::PASS_FRAGMENT),
+    ("ipv6", f::PASS_IPV6),
+    ("no_backend", f::PASS_NO_BACKEND),
+    ("no_route", f::PASS_NO_ROUTE),
+    ("mtu", f::PASS_MTU),
+    ("ports_exhausted", f::PASS_PORTS_EXHAUSTED),
+    ("table_full", f::PASS_TABLE_FULL),
+    ("icmp", f::PASS_ICMP),
+];
+
+/// The XDP fast path's families.
+fn render_fast(out: &mut Out<'_>, fast: &FastFigures) {
+    let get = |i: u32| fast.counters.get(i as usize).copied().unwrap_or(0);
+    out.by_label(
+        "rauta_xdp_fast_fallbacks_total",
+        "counter",
+        "Packets of (or to) XDP fast-path services the fast path passed to the kernel's stack, and so to the user-space L4 path, by reason.",
+        "reason",
+        FAST_FALLBACKS.iter().map(|(r, i)| (r, get(*i))),
+    );
+    out.by_label(
+        "rauta_xdp_fast_flow_events_total",
+        "counter",
+        "XDP fast-path flow events: new (a SYN got a backend and a source port), fin, rst.",
+        "event",
+        [
+            ("new", get(f::NEW_FLOWS)),
+            ("fin", get(f::FIN)),
+            ("rst", get(f::RST)),
+        ],
+    );
+    out.single(
+        "rauta_xdp_fast_flow_entries",
+        "gauge",
+        "Entries in the XDP fast path's flow table at the last sweep (two per flow).",
+        fast.entries,
+    );
+    out.by_label(
+        "rauta_xdp_fast_swept_total",
+        "counter",
+        "Flow-table entries removed by the sweeper: idle (--l4-idle-timeout), closed (FIN both ways), service_gone.",
+        "cause",
+        [
+            ("idle", fast.swept.0),
+            ("closed", fast.swept.1),
+            ("service_gone", fast.swept.2),
+        ],
+    );
+    let families = [
+        (
+            "rauta_xdp_fast_packets_total",
+            "Packets the XDP fast path rewrote and sent on, per service and direction.",
+        ),
+        (
+            "rauta_xdp_fast_bytes_total",
+            "IP bytes the XDP fast path rewrote and sent on, per service and direction.",
+        ),
+    ];
+    for (k, (name, help)) in families.iter().enumerate() {
+        out.family(name, "counter", help);
+        for (service, s) in &fast.services {
+            let (to_backend, to_client) = match k {
+                0 => (s.packets_in, s.packets_out),
+                _ => (s.bytes_in, s.bytes_out),
+            };
+            for (direction, v) in [("to_backend", to_backend), ("to_client", to_client)] {
+                out.sample(
+                    name,
+                    &format!("service=\"{}\",direction=\"{direction}\"", escape(service)),
+                    v,
+                );
+            }
+        }
+    }
+    out.family(
+        "rauta_xdp_fast_flows_total",
+        "counter",
+        "Flows the XDP fast path created, per service.",
+    );
+    for (service, s) in &fast.services {
+        out.sample(
+            "rauta_xdp_fast_flows_total",
+            &format!("service=\"{}\"", escape(service)),
+            s.flows,
+        );
     }
 }
