@@ -400,6 +400,17 @@ mod tests {
     }
 
     #[test]
+    fn fast_path_ports_are_a_list_or_a_star() {
+        let all = FastPorts::parse(" * ").unwrap();
+        assert!(all.contains(1) && all.contains(9000));
+        let some = FastPorts::parse("9000, 9001").unwrap();
+        assert!(some.contains(9001) && !some.contains(9002));
+        for bad in ["", "9000,", "x", "0", "70000"] {
+            assert!(FastPorts::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn bad_entries_say_what_is_wrong() {
         for (key, value, says) in [
             ("0", "default/db:5432", "port number"),
