@@ -1,23 +1,26 @@
-//! Taking `xdp_ingress` over from another rauta process on the same
+//! Handing `xdp_ingress` over between rauta processes on the same
 //! interface. A DaemonSet rolling with maxSurge 1 starts the new pod while
-//! the old one still holds the attachment, so the new one's attach gets
-//! EBUSY. When the program holding the interface is rauta's, the new
-//! process opens the old one's bpf_link by id and swaps its own program in
-//! with one `BPF_LINK_UPDATE` (compare-and-replace, `BPF_F_REPLACE`): the
-//! interface is never without the filter. The link then lives while either
-//! process holds it open, and goes when both have closed it.
+//! the old one still holds the interface, so the new one's attach gets
+//! EBUSY.
 //!
-//! Opening a link by id needs CAP_SYS_ADMIN, which the DaemonSet does not
-//! grant. Without it the holder cannot be identified, and the new process
-//! waits instead ([`Waiter`]): it tries to attach every 10 ms and succeeds
-//! as soon as the old process has closed its link, so the interface is
-//! without the filter for at most about one interval.
-//!
-//! Anything known to be another product's program is left alone.
+//! - Each holder serves its bpf_links on an abstract unix socket
+//!   ([`SOCKET`]; abstract names belong to the network namespace, which
+//!   hostNetwork pods share and test namespaces separate). The new process
+//!   asks for the link of an interface ([`request`]), receives the
+//!   descriptor (SCM_RIGHTS, root peers only) and swaps its own program in
+//!   with one `BPF_LINK_UPDATE`: the interface is never without the
+//!   filter, and no capability beyond CAP_BPF and CAP_NET_ADMIN is needed.
+//!   The link then lives while either process holds it.
+//! - A holder that serves no socket (a rauta from before this, or another
+//!   product) is identified by its program's name where CAP_SYS_ADMIN
+//!   allows. Another product's program is never replaced. Otherwise the
+//!   new process waits ([`Waiter`]): it tries to attach every 10 ms and
+//!   succeeds as soon as the holder has let go.
 
 use rauta_shared::ebpf as abi;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,51 +36,22 @@ pub enum TakeoverError {
         /// Its name.
         name: String,
     },
-    /// rauta's program, attached without a bpf_link (older kernels,
-    /// `ip link set … xdp`): there is no link to update atomically.
-    #[error("rauta's xdp_ingress (program {id}) is attached there by netlink, not by a bpf_link, so it cannot be replaced atomically (EBUSY)")]
-    NoLink {
-        /// Kernel program id.
-        id: u32,
-    },
-    /// A system call failed.
-    #[error("{call}: {source}")]
-    Sys {
-        /// What was called.
-        call: &'static str,
-        /// The kernel's answer.
-        #[source]
-        source: io::Error,
+    /// Held by a program that serves no handover: a rauta from before the
+    /// handover socket, or one this process cannot identify without
+    /// CAP_SYS_ADMIN. Worth waiting for.
+    #[error("{} holds the XDP hook and hands nothing over: a rauta from before the handover, or a program this process cannot identify without CAP_SYS_ADMIN (EBUSY)", .id.map_or("another program".to_string(), |id| format!("program {id}")))]
+    Held {
+        /// Kernel program id, when rtnetlink said.
+        id: Option<u32>,
     },
 }
 
 impl TakeoverError {
-    /// Whether the holder may be another rauta process that will let go
-    /// (this process could not tell: no CAP_SYS_ADMIN), so that waiting
-    /// for the interface is worth it.
+    /// Whether the holder may let go by itself (a rauta pod draining), so
+    /// that waiting for the interface is worth it.
     pub fn worth_waiting(&self) -> bool {
-        match self {
-            TakeoverError::Sys { source, .. } => matches!(
-                source.raw_os_error(),
-                Some(libc::EPERM | libc::EACCES | libc::EBUSY)
-            ),
-            _ => false,
-        }
+        matches!(self, TakeoverError::Held { .. })
     }
-}
-
-fn sys(call: &'static str) -> impl FnOnce(io::Error) -> TakeoverError {
-    move |source| TakeoverError::Sys { call, source }
-}
-
-/// An interface taken over: the link, held open for as long as this
-/// process keeps the filter, and the program that was replaced.
-#[derive(Debug)]
-pub struct Taken {
-    /// The bpf_link, now running our program.
-    pub link: OwnedFd,
-    /// Id of the program it ran before.
-    pub replaced: u32,
 }
 
 /// What holds the XDP hook of an interface.
@@ -89,46 +63,38 @@ pub enum Holder {
     Program(u32),
 }
 
-/// Replaces whatever rauta program holds `ifindex` (in this network
-/// namespace) with `ours`. `Ok(None)`: nothing holds it any more, attach
-/// normally.
-pub fn take_over(ifindex: u32, ours: BorrowedFd<'_>) -> Result<Option<Taken>, TakeoverError> {
-    let Holder::Program(id) = holder(ifindex).map_err(sys("RTM_GETLINK"))? else {
-        return Ok(None);
+/// Who holds `ifindex`, when nobody handed its link over: another
+/// product's program (never replaced), or someone worth waiting for.
+pub fn identify(ifindex: u32) -> TakeoverError {
+    let Ok(Holder::Program(id)) = holder(ifindex) else {
+        return TakeoverError::Held { id: None };
     };
-    let mut programs = aya::programs::loaded_programs();
-    let info = loop {
-        match programs.next() {
-            // Unloaded between the two questions: the interface is free now.
-            None => return Ok(None),
-            Some(Ok(p)) if p.id() == id => break p,
-            Some(Ok(_)) => {}
-            // Listing programs needs CAP_SYS_ADMIN; other errors are
-            // programs unloaded while listing.
-            Some(Err(e)) => {
-                let errno = super::degrade::errno(&e);
-                if matches!(errno, Some(libc::EPERM | libc::EACCES)) {
-                    return Err(TakeoverError::Sys {
-                        call: "listing BPF programs",
-                        source: io::Error::from_raw_os_error(errno.unwrap_or(libc::EPERM)),
-                    });
+    for p in aya::programs::loaded_programs() {
+        match p {
+            Ok(p) if p.id() == id => {
+                let name = p.name_as_str().unwrap_or("").to_string();
+                if name == abi::PROG_XDP_INGRESS {
+                    break;
                 }
+                return TakeoverError::Foreign { id, name };
             }
+            Ok(_) => {}
+            // Listing programs needs CAP_SYS_ADMIN: the holder stays unknown.
+            Err(_) => break,
         }
-    };
-    let name = info.name_as_str().unwrap_or("").to_string();
-    if name != abi::PROG_XDP_INGRESS {
-        return Err(TakeoverError::Foreign { id, name });
     }
-    let old = info.fd().map_err(|e| TakeoverError::Sys {
-        call: "BPF_PROG_GET_FD_BY_ID",
-        source: io::Error::other(e),
-    })?;
-    let link = find_link(id, ifindex)?.ok_or(TakeoverError::NoLink { id })?;
-    // Compare-and-replace: fails if the link moved on to another program
-    // meanwhile (a third process took it), rather than undoing that.
-    bpf::link_update(link.as_fd(), ours, old.as_fd()).map_err(sys("BPF_LINK_UPDATE"))?;
-    Ok(Some(Taken { link, replaced: id }))
+    TakeoverError::Held { id: Some(id) }
+}
+
+/// Swaps `ours` into the bpf_link `link` (received from its holder).
+pub fn take_link(link: &OwnedFd, ours: BorrowedFd<'_>) -> io::Result<()> {
+    bpf::link_update(link.as_fd(), ours)
+}
+
+/// A new XDP bpf_link of `prog` on `ifindex` (flags 0: driver mode where
+/// the driver has it), or the kernel's error (EBUSY: held).
+pub fn link_create(ifindex: u32, prog: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    bpf::link_create(ifindex, prog)
 }
 
 /// The XDP program on `ifindex` in this network namespace (rtnetlink
@@ -184,23 +150,150 @@ pub fn holder(ifindex: u32) -> io::Result<Holder> {
     }
 }
 
-/// The XDP bpf_link of program `prog` on `ifindex`, opened.
-fn find_link(prog: u32, ifindex: u32) -> Result<Option<OwnedFd>, TakeoverError> {
-    for info in aya::programs::loaded_links().filter_map(Result::ok) {
-        if info.program_id() != prog {
-            continue;
-        }
-        // A link can go away between listing and opening.
-        let Ok(fd) = bpf::link_fd_by_id(info.id()) else {
-            continue;
-        };
-        let (link_prog, link_ifindex) =
-            bpf::xdp_link_info(fd.as_fd()).map_err(sys("BPF_OBJ_GET_INFO_BY_FD"))?;
-        if link_prog == prog && link_ifindex == Some(ifindex) {
-            return Ok(Some(fd));
+/// The abstract unix socket name a holder serves its links on.
+pub const SOCKET: &str = "rauta-xdp-handover";
+/// How long a request or an answer may take.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a [`Server`] tries to bind [`SOCKET`] while another process
+/// still serves it, and checks for connections.
+const SERVER_POLL: Duration = Duration::from_millis(20);
+
+/// Asks whoever serves [`SOCKET`] for its bpf_link on `iface`. `Ok(None)`:
+/// nobody serves, or the server holds no link there.
+pub fn request(iface: &str) -> io::Result<Option<OwnedFd>> {
+    use std::io::Write;
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(SOCKET)?;
+    let mut stream = match UnixStream::connect_addr(&addr) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    stream.set_read_timeout(Some(EXCHANGE_TIMEOUT))?;
+    stream.set_write_timeout(Some(EXCHANGE_TIMEOUT))?;
+    stream.write_all(format!("{iface}\n").as_bytes())?;
+    let (answer, fd) = sys::recv_fd(stream.as_fd())?;
+    Ok(fd.filter(|_| answer == b'1'))
+}
+
+/// What a [`Server`] hands out.
+pub trait Links: Send + Sync + 'static {
+    /// Gives up the link on `iface`, if this process holds one.
+    fn give(&self, iface: &str) -> Option<OwnedFd>;
+    /// Whether this process still holds any link.
+    fn holds_any(&self) -> bool;
+}
+
+/// Serves this process's links on [`SOCKET`] to the next rauta process,
+/// binding the name as soon as the previous server has let it go. Stops
+/// once it has handed every link over. Dropping it stops the thread.
+#[derive(Debug)]
+pub struct Server {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts serving `links`.
+    pub fn start(links: Arc<dyn Links>) -> io::Result<Server> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("xdp-handover".into())
+            .spawn(move || serve(&*links, &flag))?;
+        Ok(Server {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
-    Ok(None)
+}
+
+fn serve(links: &dyn Links, stop: &AtomicBool) {
+    use std::os::linux::net::SocketAddrExt;
+    let Ok(addr) = std::os::unix::net::SocketAddr::from_abstract_name(SOCKET) else {
+        return;
+    };
+    let listener = loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        match UnixListener::bind_addr(&addr) {
+            Ok(l) => break l,
+            // The previous holder still serves; it stops once it has
+            // handed its links over.
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => std::thread::sleep(SERVER_POLL),
+            Err(e) => {
+                tracing::warn!(error = %e, "eBPF: cannot serve the XDP handover socket; the next rauta process will wait for the interface instead");
+                return;
+            }
+        }
+    };
+    if listener.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut handed = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if answer(links, stream) {
+                    handed += 1;
+                    if !links.holds_any() {
+                        // Everything handed over: free the name for the
+                        // process that took it.
+                        tracing::info!(handed, "eBPF: every XDP link handed over; no longer serving the handover socket");
+                        return;
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(SERVER_POLL),
+            Err(_) => std::thread::sleep(SERVER_POLL),
+        }
+    }
+}
+
+/// Answers one request; true when a link was handed over.
+fn answer(links: &dyn Links, stream: UnixStream) -> bool {
+    use std::io::BufRead;
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(EXCHANGE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(EXCHANGE_TIMEOUT));
+    // Only a process of our own user (root, in the DaemonSet) gets a link.
+    let ours = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .is_ok_and(|c| c.uid() == nix::unistd::geteuid().as_raw());
+    let mut line = String::new();
+    let mut reader = std::io::BufReader::new(stream.take(64));
+    if !ours || reader.read_line(&mut line).is_err() {
+        return false;
+    }
+    let stream = reader.into_inner().into_inner();
+    let iface = line.trim();
+    match links.give(iface) {
+        Some(link) => {
+            let sent = sys::send_fd(stream.as_fd(), b'1', Some(link.as_fd()));
+            if let Err(e) = &sent {
+                tracing::warn!(iface, error = %e, "eBPF: handing the XDP link over failed");
+            } else {
+                tracing::info!(
+                    iface,
+                    "eBPF: handed the XDP filter on {iface} over to a new rauta process"
+                );
+            }
+            sent.is_ok()
+        }
+        None => {
+            let _ = sys::send_fd(stream.as_fd(), b'0', None);
+            false
+        }
+    }
 }
 
 /// How often [`Waiter`] tries while a rollout's old pod may be draining,
@@ -265,17 +358,13 @@ impl Drop for Waiter {
     }
 }
 
-/// The bpf(2) commands aya 0.14 does not expose.
+/// The bpf(2) link commands aya 0.14 does not expose with the descriptor.
 mod bpf {
     use std::io;
     use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
     const BPF_LINK_CREATE: libc::c_long = 28;
     const BPF_LINK_UPDATE: libc::c_long = 29;
-    const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
-    const BPF_F_REPLACE: u32 = 4;
-    const BPF_LINK_TYPE_XDP: u32 = 6;
     const BPF_XDP: u32 = 37;
 
     /// `union bpf_attr`, as far as these commands use it, zero-padded
@@ -324,40 +413,62 @@ mod bpf {
         owned(bpf(BPF_LINK_CREATE, &mut attr)?)
     }
 
-    /// Opens the bpf_link `id` (needs CAP_SYS_ADMIN).
-    pub(super) fn link_fd_by_id(id: u32) -> io::Result<OwnedFd> {
-        let mut attr = Attr([0; 32]);
-        attr.0[0] = id;
-        owned(bpf(BPF_LINK_GET_FD_BY_ID, &mut attr)?)
-    }
-
-    /// Program id and, for an XDP link, its ifindex.
-    pub(super) fn xdp_link_info(link: BorrowedFd<'_>) -> io::Result<(u32, Option<u32>)> {
-        // struct bpf_link_info: type, id, prog_id, then a union aligned to
-        // 8 whose XDP member starts with ifindex.
-        let mut info = [0u32; 16];
-        let mut attr = Attr([0; 32]);
-        attr.0[0] = raw(link);
-        attr.0[1] = std::mem::size_of_val(&info) as u32;
-        let ptr = info.as_mut_ptr() as u64;
-        attr.0[2] = ptr as u32;
-        attr.0[3] = (ptr >> 32) as u32;
-        bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
-        let ifindex = (info[0] == BPF_LINK_TYPE_XDP).then_some(info[4]);
-        Ok((info[2], ifindex))
-    }
-
-    /// Puts `new` into `link` if it still runs `old`.
-    pub(super) fn link_update(
-        link: BorrowedFd<'_>,
-        new: BorrowedFd<'_>,
-        old: BorrowedFd<'_>,
-    ) -> io::Result<()> {
+    /// Puts `new` into `link` in place of whatever program it runs.
+    pub(super) fn link_update(link: BorrowedFd<'_>, new: BorrowedFd<'_>) -> io::Result<()> {
         let mut attr = Attr([0; 32]);
         attr.0[0] = raw(link);
         attr.0[1] = raw(new);
-        attr.0[2] = BPF_F_REPLACE;
-        attr.0[3] = raw(old);
         bpf(BPF_LINK_UPDATE, &mut attr).map(drop)
+    }
+}
+
+/// Descriptor passing over a unix socket (SCM_RIGHTS).
+mod sys {
+    use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+    use std::io::{self, IoSlice, IoSliceMut};
+    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+    /// Sends one byte and, with `fd`, the descriptor.
+    pub(super) fn send_fd(
+        to: BorrowedFd<'_>,
+        byte: u8,
+        fd: Option<BorrowedFd<'_>>,
+    ) -> io::Result<()> {
+        let buf = [byte];
+        let iov = [IoSlice::new(&buf)];
+        let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+        sendmsg::<()>(to.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None)?;
+        Ok(())
+    }
+
+    /// Receives one byte and the descriptor sent with it, if any.
+    pub(super) fn recv_fd(from: BorrowedFd<'_>) -> io::Result<(u8, Option<OwnedFd>)> {
+        let mut buf = [0u8; 1];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!(RawFd);
+        let msg = recvmsg::<()>(
+            from.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )?;
+        let mut fd = None;
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                for raw in fds {
+                    #[allow(unsafe_code)]
+                    // SAFETY: SCM_RIGHTS installed this descriptor in our
+                    // table for this message alone; nothing else owns it.
+                    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                    fd.get_or_insert(owned);
+                }
+            }
+        }
+        if msg.bytes == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        Ok((buf[0], fd))
     }
 }

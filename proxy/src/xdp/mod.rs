@@ -17,10 +17,11 @@ pub mod handover;
 pub mod object;
 
 pub use cidr::Cidr;
-pub use object::{Attached, CounterReader, Counters, Object, OpenError, SteeringProgram};
+pub use object::{CounterReader, Counters, Object, OpenError, SteeringProgram};
 
 use rauta_shared::ebpf::{self as abi, XdpConfig};
 use std::error::Error;
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 
 /// What `--xdp` asks for.
@@ -96,8 +97,9 @@ pub struct XdpFigures {
 pub struct XdpStats {
     counters: Option<Arc<CounterReader>>,
     attachments: Mutex<Vec<Attachment>>,
-    /// Links made by a [`handover::Waiter`], held until [`Xdp::stop`].
-    links: Mutex<Vec<std::os::fd::OwnedFd>>,
+    /// `xdp_ingress`'s bpf_links by interface, held until [`Xdp::stop`]
+    /// or handed over to the next rauta process.
+    links: Mutex<Vec<(String, std::os::fd::OwnedFd)>>,
     /// The fast path's counters, once it runs.
     fast: Mutex<Option<Arc<fast::FastReader>>>,
 }
@@ -142,9 +144,9 @@ impl XdpStats {
         }
     }
 
-    fn hold(&self, link: std::os::fd::OwnedFd) {
+    fn hold(&self, iface: &str, link: std::os::fd::OwnedFd) {
         if let Ok(mut l) = self.links.lock() {
-            l.push(link);
+            l.push((iface.to_string(), link));
         }
     }
 
@@ -160,6 +162,30 @@ impl XdpStats {
     }
 }
 
+impl handover::Links for XdpStats {
+    fn give(&self, iface: &str) -> Option<std::os::fd::OwnedFd> {
+        let link = {
+            let mut links = self.links.lock().ok()?;
+            let at = links.iter().position(|(i, _)| i == iface)?;
+            links.swap_remove(at).1
+        };
+        // From now on the interface runs the other process's program.
+        if let Ok(mut a) = self.attachments.lock() {
+            for att in a
+                .iter_mut()
+                .filter(|a| a.program == abi::PROG_XDP_INGRESS && a.target == iface)
+            {
+                att.attached = false;
+            }
+        }
+        Some(link)
+    }
+
+    fn holds_any(&self) -> bool {
+        self.links.lock().is_ok_and(|l| !l.is_empty())
+    }
+}
+
 /// The eBPF programs of a running `rauta serve`; [`Xdp::stop`] detaches.
 #[derive(Debug)]
 pub struct Xdp {
@@ -167,6 +193,7 @@ pub struct Xdp {
     stats: Arc<XdpStats>,
     waiters: Vec<handover::Waiter>,
     fast: Option<fast::FastPath>,
+    server: Option<handover::Server>,
 }
 
 /// A failed step: in `auto` one warning line, in `required` the start fails.
@@ -187,6 +214,7 @@ impl Xdp {
             stats: Arc::new(XdpStats::default()),
             waiters: Vec::new(),
             fast: None,
+            server: None,
         }
     }
 
@@ -231,11 +259,22 @@ impl Xdp {
             }
             None => None,
         };
+        // The next rauta process on these interfaces takes the links over.
+        let server = match opts.ifaces.is_empty() {
+            true => None,
+            false => {
+                let links: Arc<dyn handover::Links> = stats.clone();
+                handover::Server::start(links)
+                    .map_err(|e| tracing::warn!(error = %e, "eBPF: no XDP handover server"))
+                    .ok()
+            }
+        };
         Ok(Xdp {
             object: Some(object),
             stats,
             waiters,
             fast,
+            server,
         })
     }
 
@@ -252,6 +291,7 @@ impl Xdp {
     /// Detaches every XDP link and unloads the programs (the reuseport
     /// program goes with the last listener of its group).
     pub fn stop(mut self) {
+        self.server = None;
         self.waiters.clear();
         if let Some(object) = self.object.take() {
             drop(object);
@@ -359,19 +399,15 @@ fn wait_for(
     let prog = object
         .xdp_fd()
         .map_err(|e| anyhow::anyhow!("xdp_ingress: {e}"))?;
-    let holder = match handover::holder(ifindex) {
-        Ok(handover::Holder::Program(id)) => format!("program {id}"),
-        _ => "another program".to_string(),
-    };
     tracing::warn!(
         iface = %iface,
-        "eBPF: {holder} holds the XDP hook of {iface} and this process cannot tell whether it is another rauta pod's ({}); the filter attaches the moment it lets go (tried every 10 ms), and until then {iface} is filtered by that program or not at all",
+        "eBPF: the XDP filter waits for {iface}: {}; it attaches the moment the holder lets go (tried every 10 ms), and until then {iface} is filtered by that program or not at all",
         degrade::why(why)
     );
     let (stats, name) = (stats.clone(), iface.to_string());
     let held = stats.clone();
     let waiter = handover::Waiter::start(iface.to_string(), ifindex, prog, move |link, waited| {
-        held.hold(link);
+        held.hold(&name, link);
         stats.set_attached(abi::PROG_XDP_INGRESS, &name);
         tracing::info!(
             iface = %name,
@@ -380,6 +416,69 @@ fn wait_for(
         );
     })?;
     Ok(waiter)
+}
+
+/// How `xdp_ingress` came to run on an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attached {
+    /// A new link: the interface had no XDP program.
+    New,
+    /// Another rauta process handed its link over; it now runs our program
+    /// instead of program `replaced`.
+    TookOver { replaced: Option<u32> },
+}
+
+/// Attaches `xdp_ingress` to `iface` by a bpf_link whose descriptor this
+/// process keeps (to hand it over in turn), or takes the link over from the
+/// rauta process holding the interface ([`handover`]).
+fn attach(
+    object: &mut Object,
+    stats: &XdpStats,
+    iface: &str,
+) -> Result<Attached, Box<dyn Error + Send + Sync>> {
+    let ifindex = nix::net::if_::if_nametoindex(iface).map_err(|_| {
+        aya::programs::ProgramError::UnknownInterface {
+            name: iface.to_string(),
+        }
+    })?;
+    let prog = object.xdp_fd()?;
+    match handover::link_create(ifindex, prog.as_fd()) {
+        Ok(link) => {
+            stats.hold(iface, link);
+            return Ok(Attached::New);
+        }
+        // No XDP links (kernels before 5.9): aya attaches by netlink, and
+        // this process cannot hand the interface over.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            object.attach_xdp(iface)?;
+            return Ok(Attached::New);
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+        Err(e) => {
+            return Err(Box::new(aya::programs::ProgramError::SyscallError(
+                aya::sys::SyscallError {
+                    call: "bpf_link_create",
+                    io_error: e,
+                },
+            )))
+        }
+    }
+    let replaced = match handover::holder(ifindex) {
+        Ok(handover::Holder::Program(id)) => Some(id),
+        _ => None,
+    };
+    match handover::request(iface) {
+        Ok(Some(link)) => {
+            handover::take_link(&link, prog.as_fd())?;
+            stats.hold(iface, link);
+            Ok(Attached::TookOver { replaced })
+        }
+        Ok(None) => Err(Box::new(handover::identify(ifindex))),
+        Err(e) => {
+            tracing::warn!(iface, error = %e, "eBPF: asking the XDP filter's holder to hand it over failed");
+            Err(Box::new(handover::identify(ifindex)))
+        }
+    }
 }
 
 /// `xdp_ingress` on every interface of `--xdp-iface`.
@@ -406,7 +505,7 @@ fn filter(
         return degrade(opts.policy, what, &e);
     }
     for iface in &opts.ifaces {
-        match object.attach_xdp(iface) {
+        match attach(object, stats, iface) {
             Ok(how) => {
                 stats.record(abi::PROG_XDP_INGRESS, iface, true);
                 tracing::info!(
@@ -417,10 +516,11 @@ fn filter(
                     "eBPF: XDP filter attached"
                 );
                 if let Attached::TookOver { replaced } = how {
+                    let replaced =
+                        replaced.map_or("its program".into(), |id| format!("its program {id}"));
                     tracing::info!(
                         iface = %iface,
-                        replaced,
-                        "eBPF: took the XDP filter over from another rauta process in one step (its program {replaced} replaced in the same link; the interface was never without a filter)"
+                        "eBPF: took the XDP filter over from another rauta process in one step ({replaced} replaced in the same link; the interface was never without a filter)"
                     );
                 }
             }

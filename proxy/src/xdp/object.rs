@@ -4,7 +4,6 @@
 
 use super::cidr::Cidr;
 use super::ebpf_log::{self, LogPump};
-use super::handover;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, MapData, MapError, PerCpuArray, ReusePortSockArray};
 use aya::programs::{
@@ -85,22 +84,7 @@ pub struct Object {
     counters: Arc<CounterReader>,
     generation: u64,
     active_slot: u32,
-    /// Links taken over from another rauta process, held open.
-    taken: Vec<OwnedFd>,
     _log: Option<LogPump>,
-}
-
-/// How `xdp_ingress` came to run on an interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Attached {
-    /// A new link: the interface had no XDP program.
-    New,
-    /// Another rauta process's link now runs this program instead of
-    /// program `replaced`.
-    TookOver {
-        /// Kernel id of the program replaced.
-        replaced: u32,
-    },
 }
 
 impl std::fmt::Debug for Object {
@@ -163,7 +147,6 @@ impl Object {
             counters: Arc::new(CounterReader { map: counters }),
             generation: 0,
             active_slot: 0,
-            taken: Vec::new(),
             _log: log,
         })
     }
@@ -261,31 +244,12 @@ impl Object {
         self.xdp()?.load()
     }
 
-    /// Attaches `xdp_ingress` to `iface` (driver mode where the driver has
-    /// it, generic otherwise). Where another rauta process holds the
-    /// interface (a rolling update), its link is taken over in place
-    /// ([`handover`]); any other program is never replaced. The link lives
-    /// as long as this object.
-    pub fn attach_xdp(&mut self, iface: &str) -> Result<Attached, Box<dyn Error + Send + Sync>> {
-        // The holder may exit between our attempts; a few rounds settle it.
-        for _ in 0..3 {
-            let busy = match self.xdp()?.attach(iface, AttachMode::default()) {
-                Ok(_) => return Ok(Attached::New),
-                Err(e) if super::degrade::errno(&e) == Some(libc::EBUSY) => e,
-                Err(e) => return Err(e.into()),
-            };
-            let ifindex = nix::net::if_::if_nametoindex(iface).map_err(|_| busy)?;
-            let ours = self.xdp_fd()?;
-            if let Some(taken) = handover::take_over(ifindex, ours.as_fd())? {
-                let replaced = taken.replaced;
-                self.taken.push(taken.link);
-                return Ok(Attached::TookOver { replaced });
-            }
-        }
-        Err(Box::new(handover::TakeoverError::Sys {
-            call: "attach",
-            source: std::io::Error::from_raw_os_error(libc::EBUSY),
-        }))
+    /// Attaches `xdp_ingress` to `iface` with aya (a bpf_link, or netlink
+    /// on kernels before 5.9); never replacing another program. The link
+    /// lives as long as this object. `rauta serve` attaches through
+    /// [`super::handover`] instead, which keeps the link's descriptor.
+    pub fn attach_xdp(&mut self, iface: &str) -> Result<(), ProgramError> {
+        self.xdp()?.attach(iface, AttachMode::default()).map(drop)
     }
 
     /// Runs `xdp_ingress` on `packet` through `BPF_PROG_TEST_RUN`, `repeat`

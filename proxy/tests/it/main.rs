@@ -33,7 +33,6 @@ mod tls;
 mod upstream_attempts;
 mod upstream_tls;
 mod xdp_degrade;
-mod xdp_fast;
 mod xdp_fixtures;
 mod xdp_reuseport;
 mod xdp_veth;

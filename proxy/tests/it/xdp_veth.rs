@@ -9,6 +9,7 @@
 
 use crate::common::BIN;
 use crate::xdp_util::{ebpf_object, foreign_xdp};
+use rauta_shared::ebpf::counter;
 use rauta_testkit::eventually;
 use rauta_testkit::netns::{InNs, Netns, VethPair};
 use rauta_testkit::{backend_for, catch_all, require, Backend, ManifestDir, Need, Rauta};
@@ -448,21 +449,27 @@ fn accepted(rauta: &Rauta) -> f64 {
         .value("rauta_accepted_connections_total", &[])
 }
 
-/// How the new pod of a rolling update gets the interface.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Handover {
-    /// Root: it replaces the old pod's program in the old pod's link.
-    Atomic,
-    /// The DaemonSet's capabilities (no CAP_SYS_ADMIN): it waits for the
-    /// old pod to let go.
-    Waits,
-}
-
-/// Denied datagrams (one per millisecond) that may get through while the
-/// new pod waits for the hook. It tries every 10 ms: 5-11 got through on
-/// an idle 2-CPU machine, 36 while it compiled; the bound leaves room for
-/// a loaded CI run and still fails a pod that waits for a slow poll.
+/// Denied datagrams (one per millisecond) that may get through while a
+/// new pod waits for a holder that hands nothing over. It tries every
+/// 10 ms: 5-11 got through on an idle 2-CPU machine, 36 while it compiled;
+/// the bound leaves room for a loaded CI run and still fails a pod that
+/// waits for a slow poll.
 const WAIT_LEAK_BOUND: u64 = 250;
+
+/// A script that runs rauta with the capabilities deploy/03-daemonset.yaml
+/// grants, and no others.
+fn daemonset_capabilities(dir: &Path) -> std::path::PathBuf {
+    let wrapper = dir.join("rauta-daemonset-caps");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec setpriv --bounding-set -all,+net_bind_service,+ipc_lock,+bpf,+net_admin,+perfmon --inh-caps -all --ambient-caps -all -- {BIN} \"$@\"\n"
+        ),
+    )
+    .expect("write wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    wrapper
+}
 
 #[test]
 fn xdp_veth_rolling_update_hands_over() {
@@ -472,7 +479,7 @@ fn xdp_veth_rolling_update_hands_over() {
         Need::Netns,
         Need::tool("ethtool")
     );
-    rolling_update(Path::new(BIN), Handover::Atomic);
+    rolling_update(Path::new(BIN));
 }
 
 #[test]
@@ -484,23 +491,13 @@ fn xdp_veth_rolling_update_with_daemonset_capabilities() {
         Need::tool("ethtool"),
         Need::tool("setpriv")
     );
-    // The capabilities deploy/03-daemonset.yaml grants, and no others.
     let dir = tempfile::tempdir().expect("tempdir");
-    let wrapper = dir.path().join("rauta-daemonset-caps");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec setpriv --bounding-set -all,+net_bind_service,+ipc_lock,+bpf,+net_admin,+perfmon --inh-caps -all --ambient-caps -all -- {BIN} \"$@\"\n"
-        ),
-    )
-    .expect("write wrapper");
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    rolling_update(&wrapper, Handover::Waits);
+    rolling_update(&daemonset_capabilities(dir.path()));
 }
 
 /// Two rauta processes one after the other on one interface, the second
 /// started before the first stops, as a DaemonSet rolls with maxSurge 1.
-fn rolling_update(bin: &Path, how: Handover) {
+fn rolling_update(bin: &Path) {
     let net = Net::new();
     let deny = format!("{DENIED_IP}/32");
     let args = [
@@ -544,33 +541,22 @@ fn rolling_update(bin: &Path, how: Handover) {
         )
     };
     let log = new.log();
-    let new_prog = match how {
-        Handover::Atomic => {
-            let new_prog = xdp_prog_id(&net.link()).expect("a program is attached");
-            assert_ne!(new_prog, old_prog, "the new pod's program runs now");
-            assert!(
-                log.contains("took the XDP filter over from another rauta process")
-                    && log.contains(&format!("its program {old_prog} replaced")),
-                "{log}"
-            );
-            assert_eq!(attached(&new), 1.0);
-            eventually("the new pod drops the denied source", || {
-                deny_drops(&new) >= 20.0
-            });
-            Some(new_prog)
-        }
-        Handover::Waits => {
-            // The old pod's filter still runs; the new pod says it waits.
-            assert_eq!(xdp_prog_id(&net.link()), Some(old_prog));
-            assert!(
-                log.contains(&format!("program {old_prog} holds the XDP hook"))
-                    && log.contains("the filter attaches the moment it lets go"),
-                "{log}"
-            );
-            assert_eq!(attached(&new), 0.0);
-            None
-        }
-    };
+    let new_prog = xdp_prog_id(&net.link()).expect("a program is attached");
+    assert_ne!(new_prog, old_prog, "the new pod's program runs now");
+    assert!(
+        log.contains("took the XDP filter over from another rauta process")
+            && log.contains(&format!("its program {old_prog} replaced")),
+        "{log}"
+    );
+    assert_eq!(attached(&new), 1.0);
+    eventually("the new pod drops the denied source", || {
+        deny_drops(&new) >= 20.0
+    });
+    // The old pod says it handed over, and no longer claims the interface.
+    eventually("the old pod logs the handover", || {
+        old.log().contains("handed the XDP filter on")
+    });
+    assert_eq!(attached(&old), 0.0);
     // The reuseport group hands over too: the new pod's select_by_cpu
     // replaced the old one's, so new connections go to the new pod.
     for _ in 0..10 {
@@ -585,21 +571,7 @@ fn rolling_update(bin: &Path, how: Handover) {
         .wait_exit(Duration::from_secs(15))
         .unwrap_or_else(|| panic!("the old pod did not stop; log:\n{}", old.log()));
     assert!(status.success(), "exit {status}; log:\n{}", old.log());
-    let new_prog = match new_prog {
-        Some(id) => id,
-        None => {
-            eventually("the waiting pod attaches once the old one let go", || {
-                attached(&new) == 1.0
-            });
-            let log = new.log();
-            assert!(
-                log.contains("XDP filter attached after the previous holder let go"),
-                "{log}"
-            );
-            xdp_prog_id(&net.link()).expect("the new pod's program is attached")
-        }
-    };
-    assert_ne!(new_prog, old_prog);
+    assert_eq!(xdp_prog_id(&net.link()), Some(new_prog));
     let drops = deny_drops(&new);
     eventually("the new pod keeps dropping", || {
         deny_drops(&new) >= drops + 100.0
@@ -607,29 +579,15 @@ fn rolling_update(bin: &Path, how: Handover) {
     for _ in 0..3 {
         assert_eq!(net.get_from(CLIENT_IP, LISTEN_PORT).expect("request"), 200);
     }
-    // From the old pod's attach to now: taken over atomically, not one
-    // datagram of the denied source got through (at a probe every
-    // millisecond); waiting, at most the bound's worth.
-    let leaked = probe.received() - leaked_before;
-    let bound = match how {
-        Handover::Atomic => 0,
-        Handover::Waits => WAIT_LEAK_BOUND,
-    };
-    eprintln!(
-        "handover ({}): {leaked} denied datagrams of {} got through",
-        if how == Handover::Atomic {
-            "atomic"
-        } else {
-            "waiting"
-        },
+    // Not one datagram of the denied source got through at any moment: from
+    // the old pod's attach to now, the hook never ran without the filter
+    // (the bound is zero, at a probe every millisecond).
+    assert_eq!(
+        probe.received(),
+        leaked_before,
+        "denied datagrams got through during the handover ({} sent)",
         probe.sent()
     );
-    assert!(
-        leaked <= bound,
-        "{leaked} denied datagrams got through during the handover (bound {bound}, {} sent)",
-        probe.sent()
-    );
-    let leaked_before = probe.received();
 
     // The last holder stops: the link goes, and datagrams arrive again.
     new.terminate();
@@ -642,4 +600,98 @@ fn rolling_update(bin: &Path, how: Handover) {
     eventually("datagrams arrive once no pod filters", || {
         probe.received() > leaked_before
     });
+}
+
+/// A holder that hands nothing over (a rauta from before the handover
+/// socket, here the test's own copy of the filter): the new pod, with the
+/// DaemonSet's capabilities, cannot identify it, waits, and attaches as
+/// soon as it lets go.
+#[test]
+fn xdp_veth_new_pod_waits_for_a_holder_that_hands_nothing_over() {
+    require!(
+        Need::EbpfPrivilege,
+        ebpf_object(),
+        Need::Netns,
+        Need::tool("ethtool"),
+        Need::tool("setpriv")
+    );
+    let net = Net::new();
+    let probe = DeniedProbe::start(&net);
+    eventually("datagrams reach the node without a filter", || {
+        probe.received() >= 10
+    });
+    let iface = net.veth.node_if.clone();
+    let holder = InNs::new(&net.node, move || {
+        let mut legacy = rauta_proxy::xdp::Object::open().expect("open");
+        let deny: rauta_proxy::xdp::Cidr = format!("{DENIED_IP}/32").parse().expect("cidr");
+        legacy.write_deny_list(&[deny]).expect("deny list");
+        legacy.load_xdp().expect("load");
+        legacy.attach_xdp(&iface).expect("attach");
+        legacy
+    });
+    let legacy_prog = xdp_prog_id(&net.link()).expect("the legacy filter is attached");
+    let legacy_drops =
+        || holder.get().counters().expect("counters")[counter::DROP_DENY_LIST as usize];
+    eventually("the legacy filter drops the denied source", || {
+        legacy_drops() >= 20
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let leaked_before = probe.received();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let deny = format!("{DENIED_IP}/32");
+    let args = [
+        "--xdp",
+        "required",
+        "--xdp-iface",
+        &net.veth.node_if,
+        "--xdp-deny",
+        &deny,
+    ];
+    let new = net
+        .rauta_from(
+            &daemonset_capabilities(dir.path()),
+            LISTEN_PORT,
+            ADMIN_PORT,
+            &args,
+        )
+        .start();
+    let attached = || {
+        new.scrape().value(
+            "rauta_ebpf_attached",
+            &[("program", "xdp_ingress"), ("target", &net.veth.node_if)],
+        )
+    };
+    let log = new.log();
+    assert!(
+        log.contains(&format!("the XDP filter waits for {}", net.veth.node_if))
+            && log.contains(&format!("program {legacy_prog} holds the XDP hook")),
+        "{log}"
+    );
+    assert_eq!(attached(), 0.0);
+    assert_eq!(xdp_prog_id(&net.link()), Some(legacy_prog));
+    assert_eq!(net.get_from(CLIENT_IP, LISTEN_PORT).expect("request"), 200);
+
+    drop(holder);
+    eventually("the waiting pod attaches once the holder let go", || {
+        attached() == 1.0
+    });
+    let log = new.log();
+    assert!(
+        log.contains("XDP filter attached after the previous holder let go"),
+        "{log}"
+    );
+    let drops = deny_drops(&new);
+    eventually("the new pod drops the denied source", || {
+        deny_drops(&new) >= drops + 20.0
+    });
+    let leaked = probe.received() - leaked_before;
+    eprintln!(
+        "waiting handover: {leaked} denied datagrams of {} got through",
+        probe.sent()
+    );
+    assert!(
+        leaked <= WAIT_LEAK_BOUND,
+        "{leaked} denied datagrams got through while the new pod waited (bound {WAIT_LEAK_BOUND})"
+    );
 }
