@@ -24,6 +24,10 @@ const CLIENT_IP: &str = "10.78.1.2";
 const NODE_BACKEND_IP: &str = "10.78.2.1";
 const BACKEND_IP: &str = "10.78.2.2";
 const SERVICE_PORT: u16 = 9000;
+/// The same service in user space (not on the fast path).
+const RELAY_PORT: u16 = 9001;
+/// HAProxy `mode tcp` in front of the same backend (benchmark only).
+const HAPROXY_PORT: u16 = 9002;
 const BACKEND_PORT: u16 = 8080;
 
 /// An echo server in the backend namespace: each connection's bytes come
@@ -144,7 +148,7 @@ impl Net {
             ),
         ];
         docs.push(format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tcp-services\n  namespace: web\n  annotations:\n    rauta.io/xdp-fast-path: \"{SERVICE_PORT}\"\ndata:\n  \"{SERVICE_PORT}\": \"web/fast:80\"\n"
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tcp-services\n  namespace: web\n  annotations:\n    rauta.io/xdp-fast-path: \"{SERVICE_PORT}\"\ndata:\n  \"{SERVICE_PORT}\": \"web/fast:80\"\n  \"{RELAY_PORT}\": \"web/fast:80\"\n"
         ));
         dir.write("all.yaml", &docs.join("---\n"));
         Net {
@@ -159,6 +163,10 @@ impl Net {
     }
 
     fn rauta(&self) -> Rauta {
+        self.rauta_with(&[])
+    }
+
+    fn rauta_with(&self, extra: &[&str]) -> Rauta {
         Rauta::builder(BIN)
             .manifests(self.dir.path())
             .in_netns(
@@ -179,14 +187,31 @@ impl Net {
                 "--l4-idle-timeout",
                 "4s",
             ])
+            .args(extra)
             .start()
+    }
+
+    /// Neighbour entries in the node for both sides, so that the first SYN
+    /// finds them (without, it falls back to user space: see the fixtures):
+    /// a connection to the backend, and one to a closed port of the client.
+    fn fill_neighbours(&self) {
+        self.node.enter(|| {
+            for (ip, port) in [(BACKEND_IP, BACKEND_PORT), (CLIENT_IP, 9)] {
+                let to = SocketAddr::new(ip.parse().expect("ip"), port);
+                let _ = TcpStream::connect_timeout(&to, Duration::from_secs(2));
+            }
+        });
     }
 
     /// Sends `payload` to the service from the client namespace, half-closes,
     /// and returns everything that came back.
     fn round_trip(&self, payload: Vec<u8>) -> std::io::Result<Vec<u8>> {
+        self.round_trip_to(SERVICE_PORT, payload)
+    }
+
+    fn round_trip_to(&self, port: u16, payload: Vec<u8>) -> std::io::Result<Vec<u8>> {
         self.client.enter(move || {
-            let to = SocketAddr::new(NODE_CLIENT_IP.parse().expect("ip"), SERVICE_PORT);
+            let to = SocketAddr::new(NODE_CLIENT_IP.parse().expect("ip"), port);
             let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(5))?;
             s.set_read_timeout(Some(Duration::from_secs(20)))?;
             let mut w = s.try_clone()?;
@@ -232,15 +257,7 @@ fn xdp_fast_path_carries_tcp_flows_to_the_backend_and_back() {
     );
     let net = Net::new();
     let echo = Echo::start(&net.backend);
-    // Neighbour entries in the node for both sides, so that the first SYN
-    // finds them (without, it falls back to user space: see the fixtures):
-    // a connection to the backend, and one to a closed port of the client.
-    net.node.enter(|| {
-        for (ip, port) in [(BACKEND_IP, BACKEND_PORT), (CLIENT_IP, 9)] {
-            let to = SocketAddr::new(ip.parse().expect("ip"), port);
-            let _ = TcpStream::connect_timeout(&to, Duration::from_secs(2));
-        }
-    });
+    net.fill_neighbours();
     let rauta = net.rauta();
     eventually("port 9000 is on the fast path", || {
         let routes = rauta
@@ -306,4 +323,192 @@ fn xdp_fast_path_carries_tcp_flows_to_the_backend_and_back() {
             + m.value("rauta_xdp_fast_swept_total", &[("cause", "idle")]);
         swept >= 2.0 * (SHORT + 1) as f64 && m.value("rauta_xdp_fast_flow_entries", &[]) == 0.0
     });
+}
+
+// ------------------------------------------------------------ benchmark
+
+/// Busy CPU time of the whole machine so far (user + nice + system + irq +
+/// softirq from /proc/stat), in seconds.
+fn machine_busy() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let f: Vec<f64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let ticks = [0, 1, 2, 5, 6]
+        .iter()
+        .filter_map(|i| f.get(*i))
+        .sum::<f64>();
+    ticks / 100.0
+}
+
+/// One long echoed stream of `bytes` each way through `port`: seconds and
+/// whole-machine CPU seconds.
+fn stream(net: &Net, port: u16, bytes: usize) -> (f64, f64) {
+    let payload = pattern(7, bytes);
+    let (t0, c0) = (std::time::Instant::now(), machine_busy());
+    let back = net.round_trip_to(port, payload).expect("stream");
+    let (secs, cpu) = (t0.elapsed().as_secs_f64(), machine_busy() - c0);
+    assert!(back.len() > bytes, "short echo through port {port}");
+    (secs, cpu)
+}
+
+/// Short connections (connect, 32 bytes, half-close, read the echo, close)
+/// from 16 loops for `run`: connections and whole-machine CPU seconds.
+fn conns(net: &Net, port: u16, run: Duration) -> (u64, f64) {
+    let c0 = machine_busy();
+    let done = net.client.enter(move || {
+        let to = SocketAddr::new(NODE_CLIENT_IP.parse().expect("ip"), port);
+        let deadline = std::time::Instant::now() + run;
+        let loops: Vec<_> = (0..16)
+            .map(|_| {
+                thread::spawn(move || {
+                    let mut n = 0u64;
+                    while std::time::Instant::now() < deadline {
+                        let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_secs(2))
+                        else {
+                            continue;
+                        };
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut back = Vec::new();
+                        if s.write_all(&[b'x'; 32]).is_ok()
+                            && s.shutdown(Shutdown::Write).is_ok()
+                            && s.read_to_end(&mut back).is_ok()
+                            && back.len() >= 32
+                        {
+                            n += 1;
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        loops
+            .into_iter()
+            .map(|l| l.join().unwrap_or(0))
+            .sum::<u64>()
+    });
+    (done, machine_busy() - c0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// HAProxy `mode tcp` in the node namespace on HAPROXY_PORT.
+fn haproxy(net: &Net, dir: &std::path::Path) -> std::process::Child {
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n  maxconn 20000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend f\n  bind {NODE_CLIENT_IP}:{HAPROXY_PORT}\n  default_backend b\nbackend b\n  server s1 {BACKEND_IP}:{BACKEND_PORT}\n"
+        ),
+    )
+    .expect("haproxy.cfg");
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", net.node.name(), "haproxy", "-db", "-f"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start haproxy");
+    eventually("haproxy listens", || {
+        net.round_trip_to(HAPROXY_PORT, vec![1; 8]).is_ok()
+    });
+    child
+}
+
+/// On the three-namespace topology, one TCP service through the XDP fast
+/// path, rauta's user-space relay, rauta's kernel splice and HAProxy
+/// `mode tcp`: a long stream's throughput and whole-machine CPU per GB,
+/// short connections per second and whole-machine CPU per connection.
+/// 3 rounds, medians.
+#[test]
+#[ignore = "benchmark: cargo test -p rauta-proxy --test it xdp_fast_benchmark -- --ignored --nocapture"]
+fn xdp_fast_benchmark() {
+    require!(
+        Need::EbpfPrivilege,
+        ebpf_object(),
+        Need::Netns,
+        Need::tool("ethtool"),
+        Need::tool("haproxy")
+    );
+    let bytes: usize = std::env::var("XDP_FAST_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+        << 20;
+    let run = Duration::from_secs(4);
+    let net = Net::new();
+    let _echo = Echo::start(&net.backend);
+    net.fill_neighbours();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut ha = haproxy(&net, tmp.path());
+    type Row = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+    let mut rows: Vec<(&str, Row)> = ["xdp-fast", "rauta-relay", "rauta-splice", "haproxy"]
+        .iter()
+        .map(|n| (*n, Row::default()))
+        .collect();
+    for _round in 0..3 {
+        for splice in [false, true] {
+            let rauta = net.rauta_with(&["--l4-splice", if splice { "auto" } else { "off" }]);
+            eventually("port 9000 is on the fast path", || {
+                let r = rauta
+                    .admin_get("/routes")
+                    .map(|r| r.text())
+                    .unwrap_or_default();
+                r.contains("\"on_xdp_fast_path\":true")
+            });
+            let runs: &[(&str, u16)] = if splice {
+                &[("rauta-splice", RELAY_PORT)]
+            } else {
+                &[
+                    ("xdp-fast", SERVICE_PORT),
+                    ("rauta-relay", RELAY_PORT),
+                    ("haproxy", HAPROXY_PORT),
+                ]
+            };
+            for (name, port) in runs {
+                let (secs, cpu) = stream(&net, *port, bytes);
+                let (n, ccpu) = conns(&net, *port, run);
+                let gb = 2.0 * bytes as f64 / 1e9;
+                let row = &mut rows.iter_mut().find(|r| r.0 == *name).expect("row").1;
+                row.0.push(gb * 8.0 / secs);
+                row.1.push(cpu / gb);
+                row.2.push(n as f64 / run.as_secs_f64());
+                row.3.push(ccpu * 1e6 / n.max(1) as f64);
+            }
+        }
+    }
+    let _ = ha.kill();
+    let _ = ha.wait();
+    let medians: Vec<(&str, [f64; 4])> = rows
+        .into_iter()
+        .map(|(n, r)| (n, [median(r.0), median(r.1), median(r.2), median(r.3)]))
+        .collect();
+    let peer = medians
+        .iter()
+        .find(|m| m.0 == "haproxy")
+        .map(|m| m.1)
+        .unwrap_or([1.0; 4]);
+    println!("| path | stream Gbit/s (both ways) | whole machine CPU s/GB | short conn/s | whole machine CPU µs/conn |");
+    println!("|---|---|---|---|---|");
+    for (name, m) in &medians {
+        println!(
+            "| {name} | {:.2} ({:.2}×) | {:.2} ({:.2}×) | {:.0} ({:.2}×) | {:.0} ({:.2}×) |",
+            m[0],
+            m[0] / peer[0],
+            m[1],
+            m[1] / peer[1],
+            m[2],
+            m[2] / peer[2],
+            m[3],
+            m[3] / peer[3]
+        );
+    }
 }
