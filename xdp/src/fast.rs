@@ -159,7 +159,7 @@ fn service(port: u16) -> Option<FastService> {
     // SAFETY: a lookup in a preallocated hash map; the value is copied at
     // once (user space replaces entries whole, a torn read only yields a
     // mix of two valid generations for this one packet).
-    unsafe { FAST_SERVICES.get(&key) }.copied()
+    unsafe { FAST_SERVICES.get(key) }.copied()
 }
 
 #[inline(always)]
@@ -233,7 +233,7 @@ fn fast(ctx: &XdpContext, cfg: &FastConfig) -> Result<u32, Pass> {
         tos,
         flags,
     };
-    match FAST_FLOWS.get_ptr_mut(&key) {
+    match FAST_FLOWS.get_ptr_mut(key) {
         Some(entry) => established(ctx, &packet, entry),
         None => new_flow(ctx, &packet, cfg),
     }
@@ -329,8 +329,8 @@ fn established(ctx: &XdpContext, packet: &Packet, entry: *mut FlowEntry) -> Resu
             src_port: e.dst_port,
             dst_port: e.src_port,
         };
-        let _ = FAST_FLOWS.remove(&packet.key);
-        let _ = FAST_FLOWS.remove(&reverse);
+        let _ = FAST_FLOWS.remove(packet.key);
+        let _ = FAST_FLOWS.remove(reverse);
     }
     Ok(send(ctx, &fib))
 }
@@ -402,7 +402,7 @@ fn new_flow(ctx: &XdpContext, packet: &Packet, cfg: &FastConfig) -> Result<u32, 
     for i in 0..SNAT_PROBES {
         let port = ((lo + (first + i) % range) as u16).to_be();
         reverse.dst_port = port;
-        match FAST_FLOWS.insert(&reverse, &reply, u64::from(BPF_NOEXIST)) {
+        match FAST_FLOWS.insert(reverse, reply, u64::from(BPF_NOEXIST)) {
             Ok(()) => {
                 forward.src_port = port;
                 found = true;
@@ -419,10 +419,10 @@ fn new_flow(ctx: &XdpContext, packet: &Packet, cfg: &FastConfig) -> Result<u32, 
     // BPF_ANY: a SYN racing on another CPU may have created the entry
     // meanwhile; the last one wins, and the loser's reply entry ages out.
     if FAST_FLOWS
-        .insert(key, &forward, u64::from(BPF_ANY))
+        .insert(key, forward, u64::from(BPF_ANY))
         .is_err()
     {
-        let _ = FAST_FLOWS.remove(&reverse);
+        let _ = FAST_FLOWS.remove(reverse);
         return Err(Some(fast_counter::PASS_TABLE_FULL));
     }
     count(fast_counter::NEW_FLOWS);

@@ -212,20 +212,29 @@ pub struct FastStats {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY (all): `#[repr(C)]`, integers and byte arrays only, padding is
-    // an explicit field; any bit pattern is a valid value.
+    // `aya::Pod` promises that any bit pattern is a valid value and that the
+    // type has no uninitialised (padding) bytes.
+
+    // SAFETY: `#[repr(C)]`, a u16 and its explicit padding.
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for super::FastServiceKey {}
+    // SAFETY: `#[repr(C)]`, integers only, padding is the explicit `_pad`.
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for super::FastService {}
+    // SAFETY: `#[repr(C)]`, byte arrays and integers, explicit `_pad`.
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for super::FastBackend {}
+    // SAFETY: `#[repr(C)]`, a u32 and two u16s: no padding.
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for super::FastConfig {}
+    // SAFETY: `#[repr(C)]`, two byte arrays and two u16s: no padding.
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for super::FlowKey {}
+    // SAFETY: `#[repr(C)]`, 16 bytes of arrays and integers, then a u64
+    // at offset 16 and two u32s: no padding.
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for super::FlowEntry {}
+    // SAFETY: `#[repr(C)]`, five u64s.
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for super::FastStats {}
 }
