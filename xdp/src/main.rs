@@ -22,6 +22,8 @@
 //! stable `cargo clippy --workspace` checks it.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
+mod fast;
+
 use aya_ebpf::bindings::sk_action::{SK_DROP, SK_PASS};
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
 use aya_ebpf::bindings::BPF_F_NO_PREALLOC;
@@ -444,7 +446,7 @@ fn verdict(ctx: &XdpContext) -> u32 {
             return XDP_DROP;
         }
     }
-    XDP_PASS
+    fast::run(ctx)
 }
 
 /// The XDP ingress filter: counts every packet by action.

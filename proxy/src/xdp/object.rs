@@ -268,7 +268,39 @@ impl Object {
         Ok((result.return_value, result.duration))
     }
 
+    /// Runs `xdp_ingress` once on `packet` as if it arrived on interface
+    /// `ingress_ifindex` (0: none) of the calling thread's network
+    /// namespace; the action and the packet as the program left it.
+    pub fn test_run_xdp_out(
+        &mut self,
+        packet: &[u8],
+        ingress_ifindex: u32,
+    ) -> Result<(u32, Vec<u8>), ProgramError> {
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+        // rx_queue_index, egress_ifindex. The kernel wants data 0 and
+        // data_end the input's length.
+        let md = [0, packet.len() as u32, 0, ingress_ifindex, 0, 0];
+        let ctx: Vec<u8> = md.iter().flat_map(|w: &u32| w.to_ne_bytes()).collect();
+        // Room for a program that grows the packet.
+        let mut out = vec![0u8; packet.len() + 256];
+        let opts = TestRunOptions {
+            data_in: Some(packet),
+            data_out: Some(&mut out),
+            ctx_in: Some(&ctx),
+            ..TestRunOptions::new()
+        };
+        let result = self.xdp()?.test_run(opts)?;
+        out.truncate(result.data_size_out as usize);
+        Ok((result.return_value, out))
+    }
+
     // ------------------------------------------------------- maps
+
+    /// The object's map `name` (`rauta_shared::ebpf::MAP_*`), for typed
+    /// access through aya (`HashMap::try_from` and friends).
+    pub fn map_mut(&mut self, name: &str) -> Option<&mut aya::maps::Map> {
+        self.ebpf.map_mut(name)
+    }
 
     /// Writes `cfg` (stamped with the next generation) into the inactive
     /// configuration slot, then makes that slot the live one.
