@@ -418,10 +418,7 @@ fn new_flow(ctx: &XdpContext, packet: &Packet, cfg: &FastConfig) -> Result<u32, 
     }
     // BPF_ANY: a SYN racing on another CPU may have created the entry
     // meanwhile; the last one wins, and the loser's reply entry ages out.
-    if FAST_FLOWS
-        .insert(key, forward, u64::from(BPF_ANY))
-        .is_err()
-    {
+    if FAST_FLOWS.insert(key, forward, u64::from(BPF_ANY)).is_err() {
         let _ = FAST_FLOWS.remove(reverse);
         return Err(Some(fast_counter::PASS_TABLE_FULL));
     }

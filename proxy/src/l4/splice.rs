@@ -319,6 +319,10 @@ impl Splicer {
             .map_max_entries(abi::MAP_SHARD_SOCKETS, 1)
             .map_max_entries(abi::MAP_SYN_BUCKETS, 1)
             .map_max_entries(abi::MAP_DENY, 1)
+            // The XDP fast path's tables belong to the filter's instance.
+            .map_max_entries(abi::fast::MAP_FAST_BACKENDS, 1)
+            .map_max_entries(abi::fast::MAP_FAST_MAGLEV, 1)
+            .map_max_entries(abi::fast::MAP_FAST_FLOWS, 1)
             .load(OBJECT)?;
         let maps = Maps::new([
             take(&mut ebpf, abi::MAP_SPLICE_SOCKETS)?,

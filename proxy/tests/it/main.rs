@@ -33,6 +33,7 @@ mod tls;
 mod upstream_attempts;
 mod upstream_tls;
 mod xdp_degrade;
+mod xdp_fast;
 mod xdp_fast_fixtures;
 mod xdp_fixtures;
 mod xdp_reuseport;

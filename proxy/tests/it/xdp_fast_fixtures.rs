@@ -201,7 +201,7 @@ fn put_service(obj: &mut Object, port: u16, slot: u32, half: u32, backends: &[Fa
 
 /// The object with `xdp_ingress` loaded and every fixture service.
 fn fast_object() -> Object {
-    let mut obj = Object::open().expect("open the eBPF object");
+    let mut obj = Object::open_with(true).expect("open the eBPF object");
     obj.load_xdp().expect("load xdp_ingress (verifier)");
     put_config(&mut obj, true, PORT_LO, PORT_HI);
     put_service(&mut obj, SVC, 0, 0, &[backend(BACKEND, SNAT, 8080)]);
