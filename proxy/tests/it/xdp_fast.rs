@@ -23,6 +23,8 @@ const NODE_CLIENT_IP: &str = "10.78.1.1";
 const CLIENT_IP: &str = "10.78.1.2";
 const NODE_BACKEND_IP: &str = "10.78.2.1";
 const BACKEND_IP: &str = "10.78.2.2";
+/// A second endpoint address in the backend namespace.
+const BACKEND_2_IP: &str = "10.78.2.3";
 const SERVICE_PORT: u16 = 9000;
 /// The same service in user space (not on the fast path).
 const RELAY_PORT: u16 = 9001;
@@ -47,8 +49,12 @@ impl Drop for Echo {
 
 impl Echo {
     fn start(ns: &Netns) -> Echo {
+        Echo::start_on(ns, BACKEND_IP)
+    }
+
+    fn start_on(ns: &Netns, ip: &'static str) -> Echo {
         let listener =
-            ns.enter(|| TcpListener::bind((BACKEND_IP, BACKEND_PORT)).expect("bind the backend"));
+            ns.enter(move || TcpListener::bind((ip, BACKEND_PORT)).expect("bind the backend"));
         listener.set_nonblocking(true).expect("nonblocking");
         let peers = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -123,7 +129,7 @@ impl Net {
             &node,
             &[&format!("{NODE_BACKEND_IP}/24")],
             &backend,
-            &[&format!("{BACKEND_IP}/24")],
+            &[&format!("{BACKEND_IP}/24"), &format!("{BACKEND_2_IP}/24")],
         );
         node.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         let peers = vec![
@@ -137,20 +143,7 @@ impl Net {
             },
         ];
         let dir = ManifestDir::new();
-        let mut docs = vec![
-            service("web", "fast", &[(Some("tcp"), 80, BACKEND_PORT)]),
-            endpoint_slice(
-                "web",
-                "fast-0",
-                "fast",
-                &[(Some("tcp"), BACKEND_PORT)],
-                &[EndpointSpec::ready(BACKEND_IP)],
-            ),
-        ];
-        docs.push(format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tcp-services\n  namespace: web\n  annotations:\n    rauta.io/xdp-fast-path: \"{SERVICE_PORT}\"\ndata:\n  \"{SERVICE_PORT}\": \"web/fast:80\"\n  \"{RELAY_PORT}\": \"web/fast:80\"\n"
-        ));
-        dir.write("all.yaml", &docs.join("---\n"));
+        write_manifests(&dir, BACKEND_IP);
         Net {
             _xdp_peers: peers,
             dir,
@@ -227,6 +220,25 @@ impl Net {
             Ok(back)
         })
     }
+}
+
+/// The service with one endpoint at `endpoint`, and the tcp-services
+/// ConfigMap: port 9000 on the fast path, 9001 in user space.
+fn write_manifests(dir: &ManifestDir, endpoint: &str) {
+    let docs = [
+        service("web", "fast", &[(Some("tcp"), 80, BACKEND_PORT)]),
+        endpoint_slice(
+            "web",
+            "fast-0",
+            "fast",
+            &[(Some("tcp"), BACKEND_PORT)],
+            &[EndpointSpec::ready(endpoint)],
+        ),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tcp-services\n  namespace: web\n  annotations:\n    rauta.io/xdp-fast-path: \"{SERVICE_PORT}\"\ndata:\n  \"{SERVICE_PORT}\": \"web/fast:80\"\n  \"{RELAY_PORT}\": \"web/fast:80\"\n"
+        ),
+    ];
+    dir.write("all.yaml", &docs.join("---\n"));
 }
 
 /// `n` bytes of a position-dependent pattern (seeded), so that a lost or
@@ -323,6 +335,105 @@ fn xdp_fast_path_carries_tcp_flows_to_the_backend_and_back() {
             + m.value("rauta_xdp_fast_swept_total", &[("cause", "idle")]);
         swept >= 2.0 * (SHORT + 1) as f64 && m.value("rauta_xdp_fast_flow_entries", &[]) == 0.0
     });
+}
+
+/// An open fast flow keeps its endpoint when the service's endpoints
+/// change (the flow table, not the Maglev table, decides for it), and new
+/// flows go to the new endpoint.
+#[test]
+fn xdp_fast_flows_keep_their_backend_across_table_changes() {
+    require!(
+        Need::EbpfPrivilege,
+        ebpf_object(),
+        Need::Netns,
+        Need::tool("ethtool")
+    );
+    let net = Net::new();
+    let first = Echo::start(&net.backend);
+    let second = Echo::start_on(&net.backend, BACKEND_2_IP);
+    net.fill_neighbours();
+    net.node.enter(|| {
+        let to = SocketAddr::new(BACKEND_2_IP.parse().expect("ip"), BACKEND_PORT);
+        let _ = TcpStream::connect_timeout(&to, Duration::from_secs(2));
+    });
+    let rauta = net.rauta();
+    let on_fast_path = |endpoint: &str| {
+        let routes = rauta
+            .admin_get("/routes")
+            .map(|r| r.text())
+            .unwrap_or_default();
+        routes.contains("\"on_xdp_fast_path\":true") && routes.contains(endpoint)
+    };
+    eventually("port 9000 is on the fast path", || on_fast_path(BACKEND_IP));
+
+    // A connection that stays open across the change.
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<std::io::Result<Vec<u8>>>();
+    let client = {
+        let ns = format!("/var/run/netns/{}", net.client.name());
+        thread::spawn(move || {
+            let file = std::fs::File::open(&ns).expect("netns");
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let to = SocketAddr::new(NODE_CLIENT_IP.parse().expect("ip"), SERVICE_PORT);
+            let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            for chunk in rx {
+                let mut back = vec![0u8; chunk.len()];
+                let r = s.write_all(&chunk).and_then(|_| s.read_exact(&mut back));
+                let _ = back_tx.send(r.map(|_| back));
+            }
+        })
+    };
+    let exchange = |seed: u8| {
+        let chunk = pattern(seed, 4096);
+        tx.send(chunk.clone()).expect("send");
+        let back = back_rx
+            .recv_timeout(Duration::from_secs(15))
+            .expect("an answer")
+            .expect("the echo");
+        assert!(back == chunk, "the echo differs");
+    };
+    exchange(1);
+    assert_eq!(
+        first.peers().len(),
+        2,
+        "the neighbour probe and the open flow"
+    );
+
+    // The endpoint moves to the second address.
+    write_manifests(&net.dir, BACKEND_2_IP);
+    eventually("the new endpoint is on the fast path", || {
+        on_fast_path(BACKEND_2_IP)
+    });
+    // The open flow still reaches the first endpoint (documented: a removed
+    // endpoint's flows run on until they end)...
+    exchange(2);
+    exchange(3);
+    // ...and new flows go to the second.
+    let before = second.peers().len();
+    for i in 0..5 {
+        let sent = pattern(10 + i, 2000);
+        let back = net.round_trip(sent.clone()).expect("a new flow");
+        expect_echo(&back, &sent);
+    }
+    assert_eq!(second.peers().len(), before + 5);
+    assert_eq!(
+        first.peers().len(),
+        2,
+        "no new flow reached the removed endpoint"
+    );
+    let m = rauta.scrape();
+    assert_eq!(
+        m.value("rauta_xdp_fast_flows_total", &[("service", "tcp/9000")]),
+        6.0
+    );
+    assert_eq!(
+        m.value("rauta_l4_connections_total", &[("service", "tcp/9000")]),
+        0.0
+    );
+    drop(tx);
+    client.join().expect("client");
 }
 
 // ------------------------------------------------------------ benchmark
