@@ -290,6 +290,12 @@ pub struct ServeArgs {
     /// net.ipv4.ip_local_port_range and of every listening port).
     #[arg(long, default_value = "61000-65535", value_parser = parse_port_range)]
     pub xdp_fast_ports: (u16, u16),
+    /// Flow steering on the --xdp-iface interfaces: `cpumap` redirects each
+    /// flow to --listen and --listen-tls ports (a hash of its addresses and
+    /// ports) to the CPU of one shard, which then accepts it, whatever CPU
+    /// the NIC delivered it to; `off` leaves packets where they arrive.
+    #[arg(long, value_enum, default_value_t = crate::xdp::XdpSteer::Off)]
+    pub xdp_steer: crate::xdp::XdpSteer,
     /// Idle time after which a WebSocket or other upgraded connection is
     /// closed (no bytes either way); dead peers are also found by TCP
     /// keepalive.
@@ -433,6 +439,8 @@ impl ServeArgs {
                 idle_timeout: self.l4_idle_timeout,
                 close_grace: self.l4_close_grace,
             }),
+            steer: self.xdp_steer,
+            steer_ports: vec![listen_port],
         }
     }
 }

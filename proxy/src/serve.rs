@@ -390,7 +390,10 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     cpus::keep_off_shards(&allowed, &shard_cpus);
     // eBPF before the listeners go to their shards: each one is registered
     // in the slot of its shard's CPU.
-    let xdp_options = args.xdp_options(addr.port());
+    let mut xdp_options = args.xdp_options(addr.port());
+    xdp_options
+        .steer_ports
+        .extend(tls_addrs.iter().map(|a| a.port()));
     let mut xdp = crate::xdp::Xdp::start(&xdp_options, &shard_cpus, &sockets)?;
     // TCP services, TLS passthrough and WebSocket tunnels are spliced.
     let splicer = crate::l4::splice::Splicer::start(args.l4_splice);

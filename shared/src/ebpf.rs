@@ -43,6 +43,13 @@ pub const MAP_SPLICE_TARGETS: &str = "SPLICE_TARGETS";
 pub const MAP_SPLICE_PEERS: &str = "SPLICE_PEERS";
 /// Per-CPU `u64` counters of the splice verdict, indexed by [`splice_counter`].
 pub const MAP_SPLICE_COUNTERS: &str = "SPLICE_COUNTERS";
+/// `CPUMAP` (key = CPU number, value = queue size): `xdp_ingress` redirects
+/// steered flows here; the loader creates entries for the shard CPUs only.
+pub const MAP_STEER_CPUMAP: &str = "STEER_CPUMAP";
+/// `u32` CPU numbers, two halves of [`STEER_SHARDS_MAX`]: the half of
+/// configuration slot `s` starts at `s * STEER_SHARDS_MAX`, entry `i` is the
+/// CPU of shard `i`, and [`XdpConfig::steer_shards`] says how many are valid.
+pub const MAP_STEER_CPUS: &str = "STEER_CPUS";
 
 /// Slots of [`MAP_SHARD_SOCKETS`] compiled into the object; the loader
 /// resizes it to the number of possible CPUs before loading.
@@ -55,6 +62,13 @@ pub const SYN_BUCKETS_MAX: u32 = 65_536;
 pub const CONFIG_SLOTS: u32 = 2;
 /// Most sockets in each splice map (two per spliced connection).
 pub const SPLICE_SOCKETS_MAX: u32 = 65_536;
+/// Most shards flow steering spreads over (entries per half of [`MAP_STEER_CPUS`]).
+pub const STEER_SHARDS_MAX: u32 = 256;
+/// Most destination ports flow steering applies to ([`XdpConfig::steer_ports`]).
+pub const STEER_PORTS: usize = 6;
+/// Slots of [`MAP_STEER_CPUMAP`] compiled into the object; the loader
+/// resizes it to the number of possible CPUs (the kernel refuses more).
+pub const STEER_CPUMAP_DEFAULT: u32 = 1;
 
 /// One SYN token, in the bucket's fixed-point unit (tokens are counted in
 /// billionths so that refilling needs no division: `elapsed_ns * rate`).
@@ -96,8 +110,18 @@ pub mod counter {
     pub const REUSEPORT_FALLBACK: u32 = 14;
     /// `select_by_cpu` ran for a request migrating off a closing listener.
     pub const REUSEPORT_MIGRATE: u32 = 15;
+    /// Flow steering: redirected to the CPUMAP entry of its flow's shard CPU.
+    pub const STEER_REDIRECT: u32 = 16;
+    /// Flow steering: already on its flow's shard CPU, passed without a hop.
+    pub const STEER_LOCAL: u32 = 17;
+    /// Not steered: TCP or UDP to a port that is not steered.
+    pub const STEER_SKIP_PORT: u32 = 18;
+    /// Not steered: neither TCP nor UDP.
+    pub const STEER_SKIP_PROTO: u32 = 19;
+    /// Not steered: the CPUMAP has no entry for the flow's CPU (passed here).
+    pub const STEER_NO_CPU: u32 = 20;
     /// Number of counters.
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 21;
 }
 
 /// Indices into [`MAP_SPLICE_COUNTERS`]. The verdict never drops a byte:
@@ -159,6 +183,10 @@ pub struct XdpConfig {
     pub syn_port: u16,
     /// Explicit padding; always zero.
     pub _pad: u32,
+    /// Valid entries in this slot's half of [`MAP_STEER_CPUS`]; 0: no flow steering.
+    pub steer_shards: u32,
+    /// TCP and UDP destination ports whose flows are steered (host order); 0: unused.
+    pub steer_ports: [u16; STEER_PORTS],
 }
 
 impl XdpConfig {
@@ -181,7 +209,20 @@ impl XdpConfig {
             admin_port,
             syn_port,
             _pad: 0,
+            steer_shards: 0,
+            steer_ports: [0; STEER_PORTS],
         }
+    }
+
+    /// This configuration with flow steering over `shards` table entries
+    /// for the first [`STEER_PORTS`] of `ports` (`shards` 0: steering off).
+    pub fn with_steering(mut self, shards: u32, ports: &[u16]) -> Self {
+        self.steer_shards = shards.min(STEER_SHARDS_MAX);
+        self.steer_ports = [0; STEER_PORTS];
+        for (slot, port) in self.steer_ports.iter_mut().zip(ports) {
+            *slot = *port;
+        }
+        self
     }
 }
 
@@ -247,7 +288,7 @@ mod pod {
 }
 
 // Layouts are part of the ABI: a change here must be a deliberate one.
-const _: () = assert!(core::mem::size_of::<XdpConfig>() == 40);
+const _: () = assert!(core::mem::size_of::<XdpConfig>() == 56);
 const _: () = assert!(core::mem::size_of::<DenyEntry>() == 8);
 const _: () = assert!(core::mem::size_of::<SynKey>() == 16);
 const _: () = assert!(core::mem::size_of::<SynBucket>() == 16);
@@ -265,6 +306,16 @@ mod tests {
         let off = XdpConfig::new(1, 0, 0, 0, 0);
         assert_eq!((off.syn_rate, off.syn_refill_ns), (0, 0));
         assert_eq!(off.syn_capacity, SYN_TOKEN);
+    }
+
+    #[test]
+    fn steering_keeps_the_filter_settings_and_caps_its_tables() {
+        let c = XdpConfig::new(1, 10, 5, 9901, 80).with_steering(2, &[80, 443]);
+        assert_eq!((c.steer_shards, c.steer_ports), (2, [80, 443, 0, 0, 0, 0]));
+        assert_eq!(c.syn_port, 80);
+        let many = XdpConfig::default().with_steering(10_000, &[1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(many.steer_shards, STEER_SHARDS_MAX);
+        assert_eq!(many.steer_ports, [1, 2, 3, 4, 5, 6]);
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! - `xdp_ingress` (XDP): bounds-checked Ethernet/VLAN/IPv4/IPv6/TCP/UDP
 //!   parsing, per-CPU counters, an LPM deny-list of source prefixes and a
 //!   per-source SYN token bucket. Whatever it does not understand passes.
+//!   With flow steering on, a passed TCP/UDP packet to a steered port is
+//!   redirected (CPUMAP) to the CPU of the shard its 4-tuple hashes to, so
+//!   `select_by_cpu` then picks that shard's listener for its SYN.
 //! - `splice_verdict` (`sk_skb` stream verdict on `SPLICE_SOCKETS`): every
 //!   skb a spliced socket receives goes out on its peer's egress
 //!   (`SPLICE_PEERS` says which peer; `SPLICE_TARGETS` holds the peers), and
@@ -31,15 +34,15 @@ use aya_ebpf::helpers::{bpf_get_smp_processor_id, bpf_get_socket_cookie, bpf_kti
 use aya_ebpf::macros::{map, sk_reuseport, stream_verdict, xdp};
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::maps::{
-    Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ReusePortSockArray, SockHash,
+    Array, CpuMap, HashMap, LpmTrie, LruHashMap, PerCpuArray, ReusePortSockArray, SockHash,
 };
 use aya_ebpf::programs::{SkBuffContext, SkReuseportContext, XdpContext};
 use aya_ebpf::EbpfContext;
 use aya_log_ebpf::debug;
 use rauta_shared::ebpf::{
     counter, splice_counter, v4_mapped, DenyAddr, DenyEntry, SplicePeer, SynBucket, SynKey,
-    XdpConfig, CONFIG_SLOTS, DENY_MAX, SHARD_SOCKETS_DEFAULT, SPLICE_SOCKETS_MAX, SYN_BUCKETS_MAX,
-    SYN_TOKEN,
+    XdpConfig, CONFIG_SLOTS, DENY_MAX, SHARD_SOCKETS_DEFAULT, SPLICE_SOCKETS_MAX,
+    STEER_CPUMAP_DEFAULT, STEER_SHARDS_MAX, SYN_BUCKETS_MAX, SYN_TOKEN,
 };
 
 /// Listener of each CPU's shard, by CPU number (`MAP_SHARD_SOCKETS`).
@@ -86,6 +89,15 @@ static SPLICE_PEERS: HashMap<u64, SplicePeer> =
 /// Per-CPU counters of `splice_verdict` (`MAP_SPLICE_COUNTERS`).
 #[map]
 static SPLICE_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(splice_counter::COUNT, 0);
+
+/// Shard CPUs for flow steering (`MAP_STEER_CPUMAP`); the loader sizes it
+/// to the possible CPUs and creates entries for the shard CPUs only.
+#[map]
+static STEER_CPUMAP: CpuMap = CpuMap::with_max_entries(STEER_CPUMAP_DEFAULT, 0);
+
+/// The CPU of each shard, one half per configuration slot (`MAP_STEER_CPUS`).
+#[map]
+static STEER_CPUS: Array<u32> = Array::with_max_entries(CONFIG_SLOTS * STEER_SHARDS_MAX, 0);
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IPV4: u16 = 0x0800;
@@ -226,7 +238,7 @@ struct Ipv4Hdr {
     proto: u8,
     _check: [u8; 2],
     src: [u8; 4],
-    _dst: [u8; 4],
+    dst: [u8; 4],
 }
 
 /// IPv6 header.
@@ -238,13 +250,13 @@ struct Ipv6Hdr {
     next: u8,
     _hop_limit: u8,
     src: [u8; 16],
-    _dst: [u8; 16],
+    dst: [u8; 16],
 }
 
 /// TCP header without options.
 #[repr(C)]
 struct TcpHdr {
-    _sport: [u8; 2],
+    sport: [u8; 2],
     dport: [u8; 2],
     _seq: [u8; 4],
     _ack: [u8; 4],
@@ -258,21 +270,24 @@ struct TcpHdr {
 /// UDP header.
 #[repr(C)]
 struct UdpHdr {
-    _sport: [u8; 2],
-    _dport: [u8; 2],
+    sport: [u8; 2],
+    dport: [u8; 2],
     _len: [u8; 2],
     _check: [u8; 2],
 }
 
 /// The transport part of a packet, as far as the filter cares.
 enum L4 {
-    Tcp { dport: u16, syn: bool },
+    Tcp { sport: u16, dport: u16, syn: bool },
+    Udp { sport: u16, dport: u16 },
     Other,
 }
 
 /// What the filter understood of a packet.
 struct Packet {
     src: DenyAddr,
+    /// The destination address folded to 32 bits (all steering needs).
+    dst: u32,
     l4: L4,
 }
 
@@ -307,7 +322,7 @@ fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
             offset += 4;
         }
     }
-    let (src, l4_proto, l4_offset) = match proto {
+    let (src, dst, l4_proto, l4_offset) = match proto {
         ETH_P_IPV4 => {
             let ip: Ipv4Hdr = load(ctx, offset)?;
             let ihl = (ip.version_ihl & 0x0f) as usize;
@@ -318,7 +333,12 @@ fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
             if u16::from_be_bytes(ip.frag) & 0x3fff != 0 {
                 return Err(counter::SKIP_FRAGMENT);
             }
-            (v4_mapped(ip.src), ip.proto, offset + ihl * 4)
+            (
+                v4_mapped(ip.src),
+                u32::from_ne_bytes(ip.dst),
+                ip.proto,
+                offset + ihl * 4,
+            )
         }
         ETH_P_IPV6 => {
             let ip: Ipv6Hdr = load(ctx, offset)?;
@@ -334,7 +354,7 @@ fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
                 }
                 _ => {}
             }
-            (ip.src, ip.next, offset + 40)
+            (ip.src, fold(&ip.dst), ip.next, offset + 40)
         }
         _ => return Err(counter::SKIP_NOT_IP),
     };
@@ -345,25 +365,30 @@ fn parse(ctx: &XdpContext) -> Result<Packet, u32> {
                 return Err(counter::SKIP_TRUNCATED);
             }
             L4::Tcp {
+                sport: u16::from_be_bytes(tcp.sport),
                 dport: u16::from_be_bytes(tcp.dport),
                 syn: tcp.flags & (TCP_SYN | TCP_ACK) == TCP_SYN,
             }
         }
         IPPROTO_UDP => {
-            let _udp: UdpHdr = load(ctx, l4_offset)?;
-            L4::Other
+            let udp: UdpHdr = load(ctx, l4_offset)?;
+            L4::Udp {
+                sport: u16::from_be_bytes(udp.sport),
+                dport: u16::from_be_bytes(udp.dport),
+            }
         }
         _ => L4::Other,
     };
-    Ok(Packet { src, l4 })
+    Ok(Packet { src, dst, l4 })
 }
 
-/// The live configuration (zeroed, i.e. no admin port and no SYN limit,
-/// until the loader has written one).
+/// The live configuration slot and its settings (zeroed, i.e. no admin
+/// port, no SYN limit and no steering, until the loader has written one).
+/// A reference into the map, not a copy: the stack has no room for one.
 #[inline(always)]
-fn config() -> XdpConfig {
+fn config() -> Option<(u32, &'static XdpConfig)> {
     let slot = XDP_CFG_ACTIVE.get(0).copied().unwrap_or(0) & 1;
-    XDP_CONFIG.get(slot).copied().unwrap_or_default()
+    XDP_CONFIG.get(slot).map(|cfg| (slot, cfg))
 }
 
 /// Takes one token from `src`'s SYN bucket; false when it is empty.
@@ -422,7 +447,10 @@ fn verdict(ctx: &XdpContext) -> u32 {
             return XDP_PASS;
         }
     };
-    let cfg = config();
+    // A two-slot array always has slot 0 and 1; without it, no verdict.
+    let Some((slot, cfg)) = config() else {
+        return XDP_PASS;
+    };
     if let L4::Tcp { dport, .. } = packet.l4 {
         // The admin port is never dropped, whatever the source.
         if cfg.admin_port != 0 && dport == cfg.admin_port {
@@ -435,18 +463,125 @@ fn verdict(ctx: &XdpContext) -> u32 {
         debug!(ctx, "xdp: deny-list drop from {:i}", packet.src);
         return XDP_DROP;
     }
-    if let L4::Tcp { dport, syn: true } = packet.l4 {
+    if let L4::Tcp {
+        dport, syn: true, ..
+    } = packet.l4
+    {
         count(counter::SYN_SEEN);
         if cfg.syn_rate != 0
             && (cfg.syn_port == 0 || dport == cfg.syn_port)
-            && !take_syn_token(&packet.src, &cfg)
+            && !take_syn_token(&packet.src, cfg)
         {
             count(counter::DROP_SYN_RATE);
             debug!(ctx, "xdp: SYN over the rate from {:i}", packet.src);
             return XDP_DROP;
         }
     }
-    fast::run(ctx)
+    // Decided before the fast path runs, so that the packet is not live
+    // across it (the two together are near the 512-byte BPF stack).
+    let target = steer_target(&packet, slot, cfg);
+    // What the fast path leaves to the stack may still be steered.
+    match fast::run(ctx) {
+        XDP_PASS => steer(target),
+        action => action,
+    }
+}
+
+/// The first four bytes of `a` from `at` as a number (byte order does not
+/// matter: it only feeds the hash).
+#[inline(always)]
+fn word(a: &DenyAddr, at: usize) -> u32 {
+    u32::from_ne_bytes([a[at], a[at + 1], a[at + 2], a[at + 3]])
+}
+
+/// An IPv6 address folded to 32 bits (xor of its words).
+#[inline(always)]
+fn fold(a: &DenyAddr) -> u32 {
+    word(a, 0) ^ word(a, 4) ^ word(a, 8) ^ word(a, 12)
+}
+
+/// A hash of the flow's 4-tuple: the same for every packet of a flow, and
+/// well mixed in its high bits (murmur3's finaliser), which pick the shard.
+#[inline(always)]
+fn flow_hash(packet: &Packet, sport: u16, dport: u16) -> u32 {
+    let mut h: u32 = 0x9747_b28c ^ ((u32::from(sport) << 16) | u32::from(dport));
+    for at in [0, 4, 8, 12] {
+        h = (h ^ word(&packet.src, at))
+            .wrapping_mul(0xcc9e_2d51)
+            .rotate_left(15);
+    }
+    h = (h ^ packet.dst).wrapping_mul(0x1b87_3593).rotate_left(13);
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+/// [`steer_target`]: steering is off.
+const STEER_OFF: u32 = u32::MAX;
+const _: () = assert!(STEER_OFF & STEER_SKIP != 0);
+/// [`steer_target`]: not steered; the low bits are the counter saying why.
+const STEER_SKIP: u32 = 0x8000_0000;
+
+/// Where flow steering sends a packet: its shard's CPU, [`STEER_OFF`], or
+/// [`STEER_SKIP`] with the reason's counter.
+#[inline(always)]
+fn steer_target(packet: &Packet, slot: u32, cfg: &XdpConfig) -> u32 {
+    if cfg.steer_shards == 0 {
+        return STEER_OFF;
+    }
+    let (sport, dport) = match packet.l4 {
+        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
+        L4::Other => return STEER_SKIP | counter::STEER_SKIP_PROTO,
+    };
+    if !cfg.steer_ports.iter().any(|p| *p != 0 && *p == dport) {
+        return STEER_SKIP | counter::STEER_SKIP_PORT;
+    }
+    let shards = if cfg.steer_shards > STEER_SHARDS_MAX {
+        STEER_SHARDS_MAX
+    } else {
+        cfg.steer_shards
+    };
+    // Multiply-shift instead of a modulo: no division in the program, and
+    // the result is < shards.
+    let shard = ((u64::from(flow_hash(packet, sport, dport)) * u64::from(shards)) >> 32) as u32;
+    match STEER_CPUS.get(slot * STEER_SHARDS_MAX + shard).copied() {
+        // A CPU number never reaches the flag bit (nor the sentinels).
+        Some(cpu) if cpu < STEER_SKIP => cpu,
+        _ => STEER_SKIP | counter::STEER_NO_CPU,
+    }
+}
+
+/// Flow steering of a packet the filter passes, to `target` from
+/// [`steer_target`]: XDP_REDIRECT to the CPUMAP entry of its shard's CPU,
+/// or XDP_PASS (here) with the reason counted.
+#[inline(always)]
+fn steer(target: u32) -> u32 {
+    if target == STEER_OFF {
+        return XDP_PASS;
+    }
+    if target & STEER_SKIP != 0 {
+        count(target & !STEER_SKIP);
+        return XDP_PASS;
+    }
+    let cpu = target;
+    // SAFETY: a helper without arguments or preconditions.
+    if cpu == unsafe { bpf_get_smp_processor_id() } {
+        count(counter::STEER_LOCAL);
+        return XDP_PASS;
+    }
+    // The low bits of the flags are the action when the CPU has no entry.
+    match STEER_CPUMAP.redirect(cpu, u64::from(XDP_PASS)) {
+        Ok(action) => {
+            count(counter::STEER_REDIRECT);
+            action
+        }
+        Err(_) => {
+            count(counter::STEER_NO_CPU);
+            XDP_PASS
+        }
+    }
 }
 
 /// The XDP ingress filter: counts every packet by action.

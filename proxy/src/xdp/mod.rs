@@ -36,6 +36,19 @@ pub enum XdpPolicy {
     Required,
 }
 
+/// What `--xdp-steer` asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdpSteer {
+    /// Packets stay on the CPU that received them.
+    #[default]
+    Off,
+    /// `xdp_ingress` redirects each flow to its shard's CPU through a CPUMAP.
+    Cpumap,
+}
+
+/// Frames each shard CPU's CPUMAP queue holds before the kernel drops.
+pub const STEER_QUEUE_SIZE: u32 = 2048;
+
 /// The eBPF settings of `rauta serve`.
 #[derive(Clone, Debug, Default)]
 pub struct XdpOptions {
@@ -55,6 +68,10 @@ pub struct XdpOptions {
     pub listen_port: u16,
     /// `--xdp-fast-path`.
     pub fast_path: Option<fast::FastOptions>,
+    /// `--xdp-steer`.
+    pub steer: XdpSteer,
+    /// Destination ports whose flows are steered (the client and TLS ports).
+    pub steer_ports: Vec<u16>,
 }
 
 impl XdpOptions {
@@ -90,6 +107,9 @@ pub struct XdpFigures {
     pub attachments: Vec<Attachment>,
     /// The fast path, when it runs.
     pub fast: Option<fast::FastFigures>,
+    /// Shard CPUs flows are steered over (0: steering failed or stopped);
+    /// `None` when `--xdp-steer` is off.
+    pub steering: Option<usize>,
 }
 
 /// The eBPF state the admin thread reads.
@@ -102,6 +122,7 @@ pub struct XdpStats {
     links: Mutex<Vec<(String, std::os::fd::OwnedFd)>>,
     /// The fast path's counters, once it runs.
     fast: Mutex<Option<Arc<fast::FastReader>>>,
+    steering: Mutex<Option<usize>>,
 }
 
 impl XdpStats {
@@ -120,6 +141,13 @@ impl XdpStats {
                 .ok()
                 .and_then(|f| f.clone())
                 .and_then(|f| f.figures().ok()),
+            steering: self.steering.lock().map(|s| *s).unwrap_or_default(),
+        }
+    }
+
+    fn record_steering(&self, cpus: usize) {
+        if let Ok(mut s) = self.steering.lock() {
+            *s = Some(cpus);
         }
     }
 
@@ -157,6 +185,11 @@ impl XdpStats {
         if let Ok(mut a) = self.attachments.lock() {
             for att in a.iter_mut() {
                 att.attached = false;
+            }
+        }
+        if let Ok(mut s) = self.steering.lock() {
+            if s.is_some() {
+                *s = Some(0);
             }
         }
     }
@@ -230,6 +263,9 @@ impl Xdp {
             if !opts.ifaces.is_empty() || !opts.deny.is_empty() {
                 tracing::warn!("eBPF: --xdp off: --xdp-iface and --xdp-deny are ignored");
             }
+            if opts.steer != XdpSteer::Off {
+                tracing::warn!("eBPF: --xdp off: --xdp-steer is ignored");
+            }
             tracing::info!("eBPF off (--xdp off): no connection steering, no XDP filter");
             return Ok(Xdp::off());
         }
@@ -251,6 +287,9 @@ impl Xdp {
         let mut waiters = Vec::new();
         if !opts.ifaces.is_empty() {
             filter(&mut object, &stats, opts, &mut waiters)?;
+        }
+        if opts.steer == XdpSteer::Cpumap {
+            steer_flows(&mut object, &stats, opts, cpus, !waiters.is_empty())?;
         }
         let fast = match &opts.fast_path {
             Some(fast_opts) => {
@@ -539,5 +578,59 @@ fn filter(
             }
         }
     }
+    Ok(())
+}
+
+/// `--xdp-steer cpumap`: `xdp_ingress` redirects each flow to the CPU of
+/// the shard its 4-tuple hashes to. Needs the filter on an interface (or
+/// `waiting` to take one over) and `select_by_cpu` (which then picks that
+/// CPU's listener for the SYN).
+fn steer_flows(
+    object: &mut Object,
+    stats: &XdpStats,
+    opts: &XdpOptions,
+    cpus: &[usize],
+    waiting: bool,
+) -> anyhow::Result<()> {
+    let what = "flow steering (--xdp-steer cpumap)";
+    stats.record_steering(0);
+    let figures = stats.figures();
+    let attached = |program: &str| {
+        figures
+            .attachments
+            .iter()
+            .any(|a| a.attached && a.program == program)
+    };
+    let missing = if opts.ifaces.is_empty() {
+        Some("it needs --xdp-iface")
+    } else if !attached(abi::PROG_XDP_INGRESS) && !waiting {
+        Some("the XDP filter is attached nowhere")
+    } else if !attached(abi::PROG_SELECT_BY_CPU) && !attached(abi::PROG_SELECT_LEGACY) {
+        Some("connection steering (select_by_cpu) is off, so the CPU would not pick the shard")
+    } else {
+        None
+    };
+    if let Some(why) = missing {
+        if opts.policy == XdpPolicy::Required {
+            anyhow::bail!("--xdp required, but {what} cannot run: {why}");
+        }
+        tracing::warn!("eBPF off for {what}: {why}; serving without it");
+        return Ok(());
+    }
+    let table: Vec<u32> = cpus.iter().map(|c| *c as u32).collect();
+    let cfg = opts.config().with_steering(0, &opts.steer_ports);
+    if let Err(e) = object.write_steering(cfg, &table, STEER_QUEUE_SIZE) {
+        // The configuration may not have flipped: write it again without
+        // steering, so no half-written table is live.
+        let _ = object.write_config(opts.config());
+        return degrade(opts.policy, what, &e);
+    }
+    stats.record_steering(table.len());
+    tracing::info!(
+        cpus = ?cpus,
+        ports = ?opts.steer_ports,
+        queue = STEER_QUEUE_SIZE,
+        "eBPF: flow steering on: xdp_ingress redirects each flow (4-tuple hash) to its shard's CPU (CPUMAP)"
+    );
     Ok(())
 }

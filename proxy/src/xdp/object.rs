@@ -5,7 +5,8 @@
 use super::cidr::Cidr;
 use super::ebpf_log::{self, LogPump};
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, MapData, MapError, PerCpuArray, ReusePortSockArray};
+use aya::maps::xdp::XdpMapError;
+use aya::maps::{Array, CpuMap, MapData, MapError, PerCpuArray, ReusePortSockArray};
 use aya::programs::{
     ProgramError, SkReuseport, TestRun, TestRunOptions, Xdp, XdpMode as AttachMode,
 };
@@ -85,6 +86,8 @@ pub struct Object {
     generation: u64,
     active_slot: u32,
     _log: Option<LogPump>,
+    /// CPUs with an entry in the steering CPUMAP (each has a kernel thread).
+    cpumap_cpus: Vec<u32>,
 }
 
 impl std::fmt::Debug for Object {
@@ -117,6 +120,7 @@ impl Object {
         let mut loader = EbpfLoader::new();
         loader
             .map_max_entries(abi::MAP_SHARD_SOCKETS, cpus)
+            .map_max_entries(abi::MAP_STEER_CPUMAP, cpus)
             // The splice maps belong to `l4::splice`, which loads its own
             // instance of the object; here they stay minimal.
             .map_max_entries(abi::MAP_SPLICE_SOCKETS, 1)
@@ -148,6 +152,7 @@ impl Object {
             generation: 0,
             active_slot: 0,
             _log: log,
+            cpumap_cpus: Vec::new(),
         })
     }
 
@@ -292,6 +297,75 @@ impl Object {
         let result = self.xdp()?.test_run(opts)?;
         out.truncate(result.data_size_out as usize);
         Ok((result.return_value, out))
+    }
+
+    // ------------------------------------------------------- flow steering
+
+    /// Steers flows over `cpus` (shard `i` on `cpus[i]`) with `cfg`'s other
+    /// settings: CPUMAP entries (`queue_size` frames each) for new CPUs
+    /// first, then the CPU table in the inactive half and the flip of the
+    /// configuration, then the entries of CPUs no longer in the set go.
+    /// A flow whose shard moves keeps working (its socket is found from any
+    /// CPU); only its packets are processed elsewhere from then on.
+    pub fn write_steering(
+        &mut self,
+        cfg: XdpConfig,
+        cpus: &[u32],
+        queue_size: u32,
+    ) -> Result<u64, XdpMapError> {
+        let cpus = &cpus[..cpus.len().min(abi::STEER_SHARDS_MAX as usize)];
+        {
+            let map = self
+                .ebpf
+                .map_mut(abi::MAP_STEER_CPUMAP)
+                .ok_or(MapError::InvalidName {
+                    name: abi::MAP_STEER_CPUMAP.into(),
+                })?;
+            let mut cpumap = CpuMap::try_from(map)?;
+            for cpu in cpus {
+                if !self.cpumap_cpus.contains(cpu) {
+                    cpumap.set(*cpu, queue_size, None, 0)?;
+                    self.cpumap_cpus.push(*cpu);
+                }
+            }
+        }
+        {
+            let base = (1 - self.active_slot) * abi::STEER_SHARDS_MAX;
+            let map = self
+                .ebpf
+                .map_mut(abi::MAP_STEER_CPUS)
+                .ok_or(MapError::InvalidName {
+                    name: abi::MAP_STEER_CPUS.into(),
+                })?;
+            let mut table: Array<_, u32> = Array::try_from(map)?;
+            for (i, cpu) in cpus.iter().enumerate() {
+                table.set(base + i as u32, *cpu, 0)?;
+            }
+        }
+        let generation =
+            self.write_config(cfg.with_steering(cpus.len() as u32, &cfg.steer_ports))?;
+        let stale: Vec<u32> = self
+            .cpumap_cpus
+            .iter()
+            .copied()
+            .filter(|c| !cpus.contains(c))
+            .collect();
+        if !stale.is_empty() {
+            let map = self
+                .ebpf
+                .map_mut(abi::MAP_STEER_CPUMAP)
+                .ok_or(MapError::InvalidName {
+                    name: abi::MAP_STEER_CPUMAP.into(),
+                })?;
+            let mut cpumap = CpuMap::try_from(map)?;
+            for cpu in stale {
+                // Queue size 0 is the kernel's way to delete a CPUMAP entry
+                // (aya has no remove for it); frames in flight still drain.
+                cpumap.set(cpu, 0, None, 0)?;
+                self.cpumap_cpus.retain(|c| *c != cpu);
+            }
+        }
+        Ok(generation)
     }
 
     // ------------------------------------------------------- maps

@@ -37,4 +37,5 @@ mod xdp_fast;
 mod xdp_fast_fixtures;
 mod xdp_fixtures;
 mod xdp_reuseport;
+mod xdp_steer;
 mod xdp_veth;

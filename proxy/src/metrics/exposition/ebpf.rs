@@ -18,7 +18,7 @@ type Counters = (
 );
 
 /// The counter families, in page order.
-const COUNTERS: [Counters; 6] = [
+const COUNTERS: [Counters; 7] = [
     (
         "rauta_xdp_packets_total",
         "Packets seen by the XDP filter, by action.",
@@ -73,6 +73,18 @@ const COUNTERS: [Counters; 6] = [
         "",
         &[("", c::REUSEPORT_MIGRATE)],
     ),
+    (
+        "rauta_xdp_steering_total",
+        "Packets the XDP filter passed while flow steering is on, by result: redirect = sent to the CPU of the flow's shard, local = already there, other_port / not_tcp_udp = not steered, no_cpumap_entry = that CPU has no CPUMAP entry (processed here).",
+        "result",
+        &[
+            ("redirect", c::STEER_REDIRECT),
+            ("local", c::STEER_LOCAL),
+            ("other_port", c::STEER_SKIP_PORT),
+            ("not_tcp_udp", c::STEER_SKIP_PROTO),
+            ("no_cpumap_entry", c::STEER_NO_CPU),
+        ],
+    ),
 ];
 
 /// Writes the eBPF families; nothing when no program was ever tried.
@@ -98,6 +110,14 @@ pub(super) fn render(out: &mut Out<'_>, figures: &XdpFigures) {
     }
     if let Some(fast) = &figures.fast {
         render_fast(out, fast);
+    }
+    if let Some(cpus) = figures.steering {
+        out.single(
+            "rauta_xdp_steering_cpus",
+            "gauge",
+            "Shard CPUs XDP flow steering (--xdp-steer cpumap) spreads flows over; 0: asked for but off.",
+            cpus,
+        );
     }
     let Some(n) = &figures.counters else {
         return;
