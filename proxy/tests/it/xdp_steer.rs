@@ -102,6 +102,16 @@ impl Net {
         })
     }
 
+    /// Sets `rps_cpus` (a hex CPU mask; "0": off) on every RX queue of
+    /// the node's veth.
+    fn set_rps(&self, mask: &str) {
+        let script = format!(
+            "for q in /sys/class/net/{}/queues/rx-*/rps_cpus; do echo {mask} > $q; done",
+            self.veth.node_if
+        );
+        self.node.exec(&["sh", "-c", &script]);
+    }
+
     fn link(&self) -> String {
         let out = self
             .node
@@ -337,7 +347,35 @@ struct Run {
     machine_us: f64,
     /// rauta's own utime + stime (µs) per request.
     rauta_us: f64,
+    /// The network kernel threads' CPU (µs) per request: `cpumap/*` (the
+    /// redirected packets' stack work) and `ksoftirqd/*`.
+    kthreads_us: f64,
+    /// The 1-minute load average when the run started (other work on the
+    /// shared machine shows here and in the whole-machine figure).
+    load: f64,
     errors: u64,
+}
+
+/// utime + stime of the kernel threads `cpumap/*` and `ksoftirqd/*`, in jiffies.
+fn kthreads_busy() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            comm.starts_with("cpumap/") || comm.starts_with("ksoftirqd/")
+        })
+        .map(process_busy)
+        .sum()
+}
+
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Busy jiffies of the whole machine (user + nice + system + irq + softirq).
@@ -387,16 +425,33 @@ fn micros(v: &str) -> Option<f64> {
     num.parse::<f64>().ok().map(|n| n * scale)
 }
 
-/// Runs wrk from the client namespace, pinned to `cpu`, against rauta.
-fn wrk(net: &Net, rauta: &Rauta, cpu: usize, connections: usize, close: bool) -> Run {
+/// How a benchmark's client runs.
+struct Workload {
+    what: &'static str,
+    connections: usize,
+    close: bool,
+    /// One wrk thread on this CPU (every packet arrives there, as from a
+    /// one-queue NIC), or, `None`, two unpinned threads (packets arrive on
+    /// both CPUs, as from a NIC whose RSS spreads flows).
+    pin: Option<usize>,
+}
+
+/// Runs wrk from the client namespace against rauta.
+fn wrk(net: &Net, rauta: &Rauta, load: &Workload) -> Run {
+    let (connections, close) = (load.connections, load.close);
     let hz = 100.0; // USER_HZ: /proc/*/stat ticks.
     let before = rauta.scrape();
-    let (m0, p0) = (machine_busy(), process_busy(rauta.pid()));
+    let load_avg = load_average();
+    let (m0, p0, k0) = (machine_busy(), process_busy(rauta.pid()), kthreads_busy());
     let url = format!("http://{NODE_IP}:{LISTEN_PORT}/");
     let (c, d) = (connections.to_string(), format!("{BENCH_SECONDS}s"));
-    let mut args = vec!["ip", "netns", "exec", net.client.name(), "taskset", "-c"];
-    let cpu = cpu.to_string();
-    args.extend_from_slice(&[&cpu, "wrk", "-t1", "-c", &c, "-d", &d, "--latency"]);
+    let mut args = vec!["ip", "netns", "exec", net.client.name()];
+    let cpu = load.pin.map(|c| c.to_string());
+    match &cpu {
+        Some(cpu) => args.extend_from_slice(&["taskset", "-c", cpu, "wrk", "-t1"]),
+        None => args.extend_from_slice(&["wrk", "-t2"]),
+    }
+    args.extend_from_slice(&["-c", &c, "-d", &d, "--latency"]);
     if close {
         args.extend_from_slice(&["-H", "Connection: close"]);
     }
@@ -405,7 +460,7 @@ fn wrk(net: &Net, rauta: &Rauta, cpu: usize, connections: usize, close: bool) ->
         .args(&args[1..])
         .output()
         .expect("run wrk");
-    let (m1, p1) = (machine_busy(), process_busy(rauta.pid()));
+    let (m1, p1, k1) = (machine_busy(), process_busy(rauta.pid()), kthreads_busy());
     let after = rauta.scrape();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -413,7 +468,10 @@ fn wrk(net: &Net, rauta: &Rauta, cpu: usize, connections: usize, close: bool) ->
         "wrk: {text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut run = Run::default();
+    let mut run = Run {
+        load: load_avg,
+        ..Run::default()
+    };
     let mut requests = 0.0;
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -437,6 +495,7 @@ fn wrk(net: &Net, rauta: &Rauta, cpu: usize, connections: usize, close: bool) ->
     if requests > 0.0 {
         run.machine_us = (m1 - m0) as f64 / hz * 1e6 / requests;
         run.rauta_us = (p1 - p0) as f64 / hz * 1e6 / requests;
+        run.kthreads_us = k1.saturating_sub(k0) as f64 / hz * 1e6 / requests;
     }
     run
 }
@@ -447,7 +506,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 #[test]
-#[ignore = "a measurement (about 2 minutes): run with --ignored --nocapture"]
+#[ignore = "a measurement (about 3 minutes): run with --ignored --nocapture"]
 fn xdp_steer_benchmark() {
     require!(
         Need::EbpfPrivilege,
@@ -461,27 +520,67 @@ fn xdp_steer_benchmark() {
     let cpus = allowed_cpus();
     let cpus = &cpus[..2];
     let net = Net::new();
-    let configs: [(&str, &[&str]); 2] = [("off", &[]), ("cpumap", &["--xdp-steer", "cpumap"])];
+    // Tens of thousands of short connections a run: without reusing
+    // TIME_WAIT ports, connect() soon scans a nearly exhausted port range
+    // and that, not the proxy, sets the pace (seen: 9.7k/s, then 0.5k/s).
+    for ns in [&net.client, &net.node] {
+        ns.exec(&["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"]);
+        ns.exec(&["sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65000"]);
+    }
+    // "off + RPS": the kernel's software alternative, Receive Packet
+    // Steering on the node's veth over the shard CPUs (select_by_cpu then
+    // picks the listener of the CPU RPS chose).
+    let configs: [(&str, &[&str]); 3] = [
+        ("off", &[]),
+        ("cpumap", &["--xdp-steer", "cpumap"]),
+        ("off + RPS", &[]),
+    ];
+    let mask = format!("{:x}", cpus.iter().fold(0u64, |m, c| m | 1 << c));
+    let workload = |what, connections, close, pin| Workload {
+        what,
+        connections,
+        close,
+        pin,
+    };
     let workloads = [
-        ("keep-alive, 64 connections", 64, false),
-        ("Connection: close, 16 concurrent", 16, true),
+        workload(
+            "one RX CPU, keep-alive, 64 connections",
+            64,
+            false,
+            Some(cpus[0]),
+        ),
+        workload(
+            "one RX CPU, Connection: close, 16 concurrent",
+            16,
+            true,
+            Some(cpus[0]),
+        ),
+        workload("two RX CPUs, keep-alive, 64 connections", 64, false, None),
+        workload(
+            "two RX CPUs, Connection: close, 16 concurrent",
+            16,
+            true,
+            None,
+        ),
     ];
     // results[config][workload] = runs
     let mut results = vec![vec![Vec::<Run>::new(); workloads.len()]; configs.len()];
     for round in 0..BENCH_ROUNDS {
         for (ci, (name, flags)) in configs.iter().enumerate() {
+            let rps = name.ends_with("RPS");
+            net.set_rps(if rps { &mask } else { "0" });
             let rauta = net.rauta(cpus, flags);
-            for (wi, (what, conns, close)) in workloads.iter().enumerate() {
-                let run = wrk(&net, &rauta, cpus[0], *conns, *close);
-                println!("round {round} steer={name} {what}: {run:?}");
+            for (wi, load) in workloads.iter().enumerate() {
+                let run = wrk(&net, &rauta, load);
+                println!("round {round} steer={name} {}: {run:?}", load.what);
                 results[ci][wi].push(run);
             }
             stop(rauta);
         }
     }
-    println!("\n| workload | --xdp-steer | req/s | p99 | shard 0 / shard 1 accepted | whole machine CPU µs/req | rauta CPU µs/req | errors |");
-    println!("|---|---|---|---|---|---|---|---|");
-    for (wi, (what, _, _)) in workloads.iter().enumerate() {
+    println!("\n| workload | --xdp-steer | req/s | p99 | shard 0 / shard 1 accepted | whole machine CPU µs/req | rauta CPU µs/req | cpumap + ksoftirqd threads µs/req | load average | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (wi, Workload { what, .. }) in workloads.iter().enumerate() {
         for (ci, (name, _)) in configs.iter().enumerate() {
             let runs = &results[ci][wi];
             let med = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
@@ -496,7 +595,7 @@ fn xdp_steer_benchmark() {
             let (pl, ph) = range(|r| r.p99_us);
             let share0 = med(|r| r.shards[0] / (r.shards[0] + r.shards[1]).max(1.0) * 100.0);
             println!(
-                "| {what} | {name} | {:.0} ({rl:.0}–{rh:.0}) | {:.0} µs ({pl:.0}–{ph:.0}) | {:.0} % / {:.0} % (median of {} / {}) | {:.1} | {:.1} | {} |",
+                "| {what} | {name} | {:.0} ({rl:.0}–{rh:.0}) | {:.0} µs ({pl:.0}–{ph:.0}) | {:.0} % / {:.0} % (median of {} / {}) | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
                 med(|r| r.rps),
                 med(|r| r.p99_us),
                 share0,
@@ -505,6 +604,8 @@ fn xdp_steer_benchmark() {
                 med(|r| r.shards[1]),
                 med(|r| r.machine_us),
                 med(|r| r.rauta_us),
+                med(|r| r.kthreads_us),
+                med(|r| r.load),
                 runs.iter().map(|r| r.errors).sum::<u64>(),
             );
         }
