@@ -251,6 +251,39 @@ fn xdp_steer_spreads_one_cpu_over_shards() {
     stop(steered);
 }
 
+#[test]
+fn xdp_steer_without_interface_is_one_line_or_a_failed_start() {
+    require!(Need::EbpfPrivilege, ebpf_object());
+    let dir = ManifestDir::new();
+    // auto: serves, with one line saying why steering is off.
+    let lenient = crate::common::start(&dir, &["--xdp-steer", "cpumap"]);
+    let log = lenient.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("eBPF off for")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].contains("flow steering") && lines[0].contains("--xdp-iface"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lenient.scrape().value("rauta_xdp_steering_cpus", &[]), 0.0);
+    drop(lenient);
+    // required: the start fails, saying why.
+    let mut strict = Rauta::builder(BIN)
+        .manifests(dir.path())
+        .args(["--xdp", "required", "--xdp-steer", "cpumap"])
+        .spawn()
+        .expect("spawn rauta");
+    let status = strict
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("--xdp required kept running; log:\n{}", strict.log()));
+    assert!(!status.success());
+    let log = strict.log();
+    assert!(
+        log.contains("--xdp required, but flow steering (--xdp-steer cpumap) cannot run: it needs --xdp-iface"),
+        "{log}"
+    );
+}
+
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
 const PORT: u16 = 80;
