@@ -151,6 +151,8 @@ pub struct Broadcaster {
     tls: Option<TlsSettings>,
     l4: Option<crate::l4::listeners::L4Listeners>,
     fast: Option<crate::xdp::fast::FastPath>,
+    /// Said once that marked services run without the fast path.
+    fast_path_warned: bool,
 }
 
 impl Broadcaster {
@@ -189,6 +191,7 @@ impl Broadcaster {
                 tls,
                 l4: None,
                 fast: None,
+                fast_path_warned: false,
             },
             inboxes,
         ))
@@ -223,8 +226,13 @@ impl Broadcaster {
             }
         }
         // The kernel's fast-path tables before the shards see the table.
-        if let Some(fast) = &mut self.fast {
-            fast.update(config);
+        match &mut self.fast {
+            Some(fast) => fast.update(config),
+            None if !self.fast_path_warned && config.l4.iter().any(|s| s.xdp_fast_path) => {
+                self.fast_path_warned = true;
+                tracing::warn!("TCP services are marked rauta.io/xdp-fast-path, but the XDP fast path is off (it needs --xdp-fast-path and the XDP filter on --xdp-iface); they are relayed in user space");
+            }
+            None => {}
         }
         for s in &self.senders {
             // A shard that has exited no longer needs tables.

@@ -700,3 +700,39 @@ fn a_flood_of_connections_waits_within_the_shards_connection_cap() {
     assert_eq!(&buf, b"3");
     assert_eq!(metric(&rauta, "rauta_l4_active_connections", port), 2.0);
 }
+
+/// A ConfigMap marking services for the XDP fast path on a rauta without
+/// `--xdp-fast-path`: the services are relayed in user space, the log says
+/// why once, and an entry the fast path could never carry (a PROXY field)
+/// is reported with its key.
+#[test]
+fn fast_path_marks_without_the_fast_path_are_relayed_and_explained() {
+    let (backend, _) = echo_backend();
+    let (port, proxied) = (free_port(), free_port());
+    let map = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tcp-services\n  namespace: web\n  annotations:\n    rauta.io/xdp-fast-path: \"*\"\ndata:\n  \"{port}\": \"web/db:80\"\n  \"{proxied}\": \"web/db:80::PROXY\"\n"
+    );
+    let db = service_on("db", &[backend]);
+    let (_dir, rauta) = serve_docs_with(
+        &[&db, &map],
+        &["--tcp-services-configmap", "web/tcp-services"],
+    );
+    let back = round_trip(port, b"hello");
+    assert_eq!(&back[..5], b"hello");
+    assert_eq!(metric(&rauta, "rauta_l4_connections_total", port), 1.0);
+    let log = rauta.log();
+    let marked: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("marked rauta.io/xdp-fast-path, but the XDP fast path is off"))
+        .collect();
+    assert_eq!(marked.len(), 1, "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("key \"{proxied}\""))
+                && l.contains("PROXY protocol field stays in user space")),
+        "{log}"
+    );
+    let routes = String::from_utf8_lossy(&rauta.admin_get("/routes").unwrap().body).into_owned();
+    assert!(routes.contains("\"xdp_fast_path\":true"), "{routes}");
+    assert!(!routes.contains("\"on_xdp_fast_path\":true"), "{routes}");
+}
