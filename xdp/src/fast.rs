@@ -15,6 +15,10 @@
 
 use core::num::NonZeroU32;
 
+use crate::wire::{
+    EthHdr, Ipv4Hdr, TcpHdr, ETH_HLEN, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_TCP,
+    IPV6_HLEN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN,
+};
 use aya_ebpf::bindings::xdp_action::{XDP_PASS, XDP_TX};
 use aya_ebpf::bindings::{
     bpf_fib_lookup as FibParams, BPF_ANY, BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS,
@@ -62,63 +66,16 @@ static FAST_STATS: PerCpuArray<FastStats> = PerCpuArray::with_max_entries(FAST_S
 #[map]
 static FAST_CONFIG: Array<FastConfig> = Array::with_max_entries(1, 0);
 
-const ETH_HLEN: usize = 14;
-const ETH_P_IPV4: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const IPV6_HLEN: usize = 40;
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_TCP: u8 = 6;
 const AF_INET: u8 = 2;
 const EEXIST: i32 = 17;
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
-
-/// Ethernet header.
-#[repr(C)]
-struct Eth {
-    dst: [u8; 6],
-    src: [u8; 6],
-    proto: [u8; 2],
-}
-
-/// IPv4 header without options.
-#[repr(C)]
-struct Ipv4 {
-    version_ihl: u8,
-    tos: u8,
-    tot_len: [u8; 2],
-    _id: [u8; 2],
-    frag: [u8; 2],
-    _ttl: u8,
-    proto: u8,
-    check: [u8; 2],
-    src: [u8; 4],
-    dst: [u8; 4],
-}
-
-/// TCP header without options.
-#[repr(C)]
-struct Tcp {
-    sport: [u8; 2],
-    dport: [u8; 2],
-    _seq: [u8; 4],
-    _ack: [u8; 4],
-    data_off: u8,
-    flags: u8,
-    _window: [u8; 2],
-    check: [u8; 2],
-    _urg: [u8; 2],
-}
 
 /// The headers of a packet the fast path handles, as laid out in it
 /// (alignment 1, so fields are read and written bytewise).
 #[repr(C)]
 struct Frame {
-    eth: Eth,
-    ip: Ipv4,
-    tcp: Tcp,
+    eth: EthHdr,
+    ip: Ipv4Hdr,
+    tcp: TcpHdr,
 }
 
 /// Why a packet is passed: the counter to bump, if any.
@@ -170,17 +127,17 @@ fn fast(ctx: &XdpContext, cfg: &FastConfig) -> Result<u32, Pass> {
         return Err(None);
     }
     // SAFETY: the Ethernet header lies inside the packet (checked above);
-    // `Eth` is bytes only.
-    let proto = u16::from_be_bytes(unsafe { (*(start as *const Eth)).proto });
+    // `EthHdr` is bytes only.
+    let proto = u16::from_be_bytes(unsafe { (*(start as *const EthHdr)).proto });
     if proto == ETH_P_IPV6 {
         return Err(ipv6(start, end));
     }
-    if proto != ETH_P_IPV4 || start + ETH_HLEN + core::mem::size_of::<Ipv4>() > end {
+    if proto != ETH_P_IPV4 || start + ETH_HLEN + core::mem::size_of::<Ipv4Hdr>() > end {
         return Err(None);
     }
     // SAFETY: the IPv4 header lies inside the packet (checked above).
     let (version_ihl, l4, frag) = unsafe {
-        let ip = (start + ETH_HLEN) as *const Ipv4;
+        let ip = (start + ETH_HLEN) as *const Ipv4Hdr;
         ((*ip).version_ihl, (*ip).proto, (*ip).frag)
     };
     // The filter's parse already passed fragments, bad versions and IHL < 5.
@@ -221,7 +178,7 @@ fn fast(ctx: &XdpContext, cfg: &FastConfig) -> Result<u32, Pass> {
     // A packet shorter than its IP length (or a bogus length) is the
     // stack's to drop; forwarding it would send bytes that are not there.
     if data_off >> 4 < 5
-        || (tot_len as usize) < core::mem::size_of::<Ipv4>() + core::mem::size_of::<Tcp>()
+        || (tot_len as usize) < core::mem::size_of::<Ipv4Hdr>() + core::mem::size_of::<TcpHdr>()
         || start + ETH_HLEN + tot_len as usize > end
     {
         return Err(None);

@@ -26,6 +26,7 @@
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 mod fast;
+mod wire;
 
 use aya_ebpf::bindings::sk_action::{SK_DROP, SK_PASS};
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
@@ -43,6 +44,10 @@ use rauta_shared::ebpf::{
     counter, splice_counter, v4_mapped, DenyAddr, DenyEntry, SplicePeer, SynBucket, SynKey,
     XdpConfig, CONFIG_SLOTS, DENY_MAX, SHARD_SOCKETS_DEFAULT, SPLICE_SOCKETS_MAX,
     STEER_CPUMAP_DEFAULT, STEER_SHARDS_MAX, SYN_BUCKETS_MAX, SYN_TOKEN,
+};
+use wire::{
+    EthHdr, Ipv4Hdr, Ipv6Hdr, TcpHdr, UdpHdr, VlanTag, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q,
+    ETH_P_IPV4, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_SYN,
 };
 
 /// Listener of each CPU's shard, by CPU number (`MAP_SHARD_SOCKETS`).
@@ -98,16 +103,6 @@ static STEER_CPUMAP: CpuMap = CpuMap::with_max_entries(STEER_CPUMAP_DEFAULT, 0);
 /// The CPU of each shard, one half per configuration slot (`MAP_STEER_CPUS`).
 #[map]
 static STEER_CPUS: Array<u32> = Array::with_max_entries(CONFIG_SLOTS * STEER_SHARDS_MAX, 0);
-
-const ETH_HLEN: usize = 14;
-const ETH_P_IPV4: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88a8;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-const TCP_SYN: u8 = 0x02;
-const TCP_ACK: u8 = 0x10;
 
 /// Adds one to counter `index` of this CPU.
 #[inline(always)]
@@ -210,71 +205,6 @@ pub fn splice_verdict(ctx: SkBuffContext) -> u32 {
 }
 
 // ---------------------------------------------------------------- XDP
-
-/// Ethernet header.
-#[repr(C)]
-struct EthHdr {
-    _dst: [u8; 6],
-    _src: [u8; 6],
-    proto: [u8; 2],
-}
-
-/// 802.1Q / 802.1ad tag (after the outer EtherType).
-#[repr(C)]
-struct VlanTag {
-    _tci: [u8; 2],
-    proto: [u8; 2],
-}
-
-/// IPv4 header without options.
-#[repr(C)]
-struct Ipv4Hdr {
-    version_ihl: u8,
-    _tos: u8,
-    _total_len: [u8; 2],
-    _id: [u8; 2],
-    frag: [u8; 2],
-    _ttl: u8,
-    proto: u8,
-    _check: [u8; 2],
-    src: [u8; 4],
-    dst: [u8; 4],
-}
-
-/// IPv6 header.
-#[repr(C)]
-struct Ipv6Hdr {
-    version: u8,
-    _flow: [u8; 3],
-    _payload_len: [u8; 2],
-    next: u8,
-    _hop_limit: u8,
-    src: [u8; 16],
-    dst: [u8; 16],
-}
-
-/// TCP header without options.
-#[repr(C)]
-struct TcpHdr {
-    sport: [u8; 2],
-    dport: [u8; 2],
-    _seq: [u8; 4],
-    _ack: [u8; 4],
-    data_off: u8,
-    flags: u8,
-    _window: [u8; 2],
-    _check: [u8; 2],
-    _urg: [u8; 2],
-}
-
-/// UDP header.
-#[repr(C)]
-struct UdpHdr {
-    sport: [u8; 2],
-    dport: [u8; 2],
-    _len: [u8; 2],
-    _check: [u8; 2],
-}
 
 /// The transport part of a packet, as far as the filter cares.
 enum L4 {
