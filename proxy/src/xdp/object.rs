@@ -202,12 +202,7 @@ impl Object {
 
     /// Puts `listener` (a listening `SO_REUSEPORT` socket) in the slot of `cpu`.
     pub fn register_listener(&mut self, cpu: u32, listener: &impl AsRawFd) -> Result<(), MapError> {
-        let map = self
-            .ebpf
-            .map_mut(abi::MAP_SHARD_SOCKETS)
-            .ok_or(MapError::InvalidName {
-                name: abi::MAP_SHARD_SOCKETS.into(),
-            })?;
+        let map = named_map(&mut self.ebpf, abi::MAP_SHARD_SOCKETS)?;
         let mut sockets = ReusePortSockArray::try_from(map)?;
         sockets.set(cpu, listener, 0)
     }
@@ -315,12 +310,7 @@ impl Object {
     ) -> Result<u64, XdpMapError> {
         let cpus = &cpus[..cpus.len().min(abi::STEER_SHARDS_MAX as usize)];
         {
-            let map = self
-                .ebpf
-                .map_mut(abi::MAP_STEER_CPUMAP)
-                .ok_or(MapError::InvalidName {
-                    name: abi::MAP_STEER_CPUMAP.into(),
-                })?;
+            let map = named_map(&mut self.ebpf, abi::MAP_STEER_CPUMAP)?;
             let mut cpumap = CpuMap::try_from(map)?;
             for cpu in cpus {
                 if !self.cpumap_cpus.contains(cpu) {
@@ -331,12 +321,7 @@ impl Object {
         }
         {
             let base = (1 - self.active_slot) * abi::STEER_SHARDS_MAX;
-            let map = self
-                .ebpf
-                .map_mut(abi::MAP_STEER_CPUS)
-                .ok_or(MapError::InvalidName {
-                    name: abi::MAP_STEER_CPUS.into(),
-                })?;
+            let map = named_map(&mut self.ebpf, abi::MAP_STEER_CPUS)?;
             let mut table: Array<_, u32> = Array::try_from(map)?;
             for (i, cpu) in cpus.iter().enumerate() {
                 table.set(base + i as u32, *cpu, 0)?;
@@ -351,12 +336,7 @@ impl Object {
             .filter(|c| !cpus.contains(c))
             .collect();
         if !stale.is_empty() {
-            let map = self
-                .ebpf
-                .map_mut(abi::MAP_STEER_CPUMAP)
-                .ok_or(MapError::InvalidName {
-                    name: abi::MAP_STEER_CPUMAP.into(),
-                })?;
+            let map = named_map(&mut self.ebpf, abi::MAP_STEER_CPUMAP)?;
             let mut cpumap = CpuMap::try_from(map)?;
             for cpu in stale {
                 // Queue size 0 is the kernel's way to delete a CPUMAP entry
@@ -384,21 +364,11 @@ impl Object {
         cfg._pad = 0;
         let inactive = 1 - self.active_slot;
         {
-            let map = self
-                .ebpf
-                .map_mut(abi::MAP_CONFIG)
-                .ok_or(MapError::InvalidName {
-                    name: abi::MAP_CONFIG.into(),
-                })?;
+            let map = named_map(&mut self.ebpf, abi::MAP_CONFIG)?;
             let mut slots: Array<_, XdpConfig> = Array::try_from(map)?;
             slots.set(inactive, cfg, 0)?;
         }
-        let map = self
-            .ebpf
-            .map_mut(abi::MAP_CONFIG_ACTIVE)
-            .ok_or(MapError::InvalidName {
-                name: abi::MAP_CONFIG_ACTIVE.into(),
-            })?;
+        let map = named_map(&mut self.ebpf, abi::MAP_CONFIG_ACTIVE)?;
         let mut active: Array<_, u32> = Array::try_from(map)?;
         active.set(0, inactive, 0)?;
         self.active_slot = inactive;
@@ -410,12 +380,7 @@ impl Object {
     pub fn write_deny_list(&mut self, prefixes: &[Cidr]) -> Result<(), MapError> {
         self.generation += 1;
         let generation = self.generation;
-        let map = self
-            .ebpf
-            .map_mut(abi::MAP_DENY)
-            .ok_or(MapError::InvalidName {
-                name: abi::MAP_DENY.into(),
-            })?;
+        let map = named_map(&mut self.ebpf, abi::MAP_DENY)?;
         let mut trie: LpmTrie<_, DenyAddr, DenyEntry> = LpmTrie::try_from(map)?;
         let mut wanted = HashSet::new();
         for prefix in prefixes {
@@ -433,6 +398,14 @@ impl Object {
         }
         Ok(())
     }
+}
+
+/// Map `name` of `ebpf`, or the error that names it (a function, not a
+/// method, so that other fields of the object stay borrowable).
+fn named_map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map, MapError> {
+    ebpf.map_mut(name).ok_or(MapError::InvalidName {
+        name: name.to_string(),
+    })
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; lift it (best
