@@ -158,9 +158,15 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
 /// still serves it, and checks for connections.
 const SERVER_POLL: Duration = Duration::from_millis(20);
 
-/// Asks whoever serves [`SOCKET`] for its bpf_link on `iface`. `Ok(None)`:
-/// nobody serves, or the server holds no link there.
-pub fn request(iface: &str) -> io::Result<Option<OwnedFd>> {
+/// Asks whoever serves [`SOCKET`] for its bpf_link on `iface`, runs
+/// `take` on it (the program swap), and tells the server whether that
+/// worked: only then does the server let go of its own descriptor, so a
+/// failed swap never leaves the link without a holder. `Ok(None)`: nobody
+/// serves, or the server holds no link there.
+pub fn request(
+    iface: &str,
+    take: impl FnOnce(&OwnedFd) -> io::Result<()>,
+) -> io::Result<Option<OwnedFd>> {
     use std::io::Write;
     use std::os::linux::net::SocketAddrExt;
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(SOCKET)?;
@@ -173,13 +179,21 @@ pub fn request(iface: &str) -> io::Result<Option<OwnedFd>> {
     stream.set_write_timeout(Some(EXCHANGE_TIMEOUT))?;
     stream.write_all(format!("{iface}\n").as_bytes())?;
     let (answer, fd) = sys::recv_fd(stream.as_fd())?;
-    Ok(fd.filter(|_| answer == b'1'))
+    let Some(link) = fd.filter(|_| answer == b'1') else {
+        return Ok(None);
+    };
+    let taken = take(&link);
+    stream.write_all(if taken.is_ok() { b"1" } else { b"0" })?;
+    taken.map(|()| Some(link))
 }
 
 /// What a [`Server`] hands out.
 pub trait Links: Send + Sync + 'static {
-    /// Gives up the link on `iface`, if this process holds one.
-    fn give(&self, iface: &str) -> Option<OwnedFd>;
+    /// A duplicate of this process's link on `iface`, if it holds one.
+    fn lend(&self, iface: &str) -> Option<OwnedFd>;
+    /// The other process has swapped its program into the link on
+    /// `iface`: forget ours.
+    fn handed(&self, iface: &str);
     /// Whether this process still holds any link.
     fn holds_any(&self) -> bool;
 }
@@ -274,26 +288,31 @@ fn answer(links: &dyn Links, stream: UnixStream) -> bool {
     if !ours || reader.read_line(&mut line).is_err() {
         return false;
     }
-    let stream = reader.into_inner().into_inner();
+    let mut stream = reader.into_inner().into_inner();
     let iface = line.trim();
-    match links.give(iface) {
-        Some(link) => {
-            let sent = sys::send_fd(stream.as_fd(), b'1', Some(link.as_fd()));
-            if let Err(e) = &sent {
-                tracing::warn!(iface, error = %e, "eBPF: handing the XDP link over failed");
-            } else {
-                tracing::info!(
-                    iface,
-                    "eBPF: handed the XDP filter on {iface} over to a new rauta process"
-                );
-            }
-            sent.is_ok()
-        }
-        None => {
-            let _ = sys::send_fd(stream.as_fd(), b'0', None);
-            false
-        }
+    let Some(link) = links.lend(iface) else {
+        let _ = sys::send_fd(stream.as_fd(), b'0', None);
+        return false;
+    };
+    if let Err(e) = sys::send_fd(stream.as_fd(), b'1', Some(link.as_fd())) {
+        tracing::warn!(iface, error = %e, "eBPF: handing the XDP link over failed");
+        return false;
     }
+    // Ours goes only once the other process says its program is in.
+    let mut confirmed = [0u8; 1];
+    if stream.read_exact(&mut confirmed).is_err() || confirmed[0] != b'1' {
+        tracing::warn!(
+            iface,
+            "eBPF: the new rauta process did not take the XDP link; keeping it"
+        );
+        return false;
+    }
+    links.handed(iface);
+    tracing::info!(
+        iface,
+        "eBPF: handed the XDP filter on {iface} over to a new rauta process"
+    );
+    true
 }
 
 /// How often [`Waiter`] tries while a rollout's old pod may be draining,

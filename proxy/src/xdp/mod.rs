@@ -196,12 +196,16 @@ impl XdpStats {
 }
 
 impl handover::Links for XdpStats {
-    fn give(&self, iface: &str) -> Option<std::os::fd::OwnedFd> {
-        let link = {
-            let mut links = self.links.lock().ok()?;
-            let at = links.iter().position(|(i, _)| i == iface)?;
-            links.swap_remove(at).1
-        };
+    fn lend(&self, iface: &str) -> Option<std::os::fd::OwnedFd> {
+        let links = self.links.lock().ok()?;
+        let (_, link) = links.iter().find(|(i, _)| i == iface)?;
+        link.try_clone().ok()
+    }
+
+    fn handed(&self, iface: &str) {
+        if let Ok(mut links) = self.links.lock() {
+            links.retain(|(i, _)| i != iface);
+        }
         // From now on the interface runs the other process's program.
         if let Ok(mut a) = self.attachments.lock() {
             for att in a
@@ -211,7 +215,6 @@ impl handover::Links for XdpStats {
                 att.attached = false;
             }
         }
-        Some(link)
     }
 
     fn holds_any(&self) -> bool {
@@ -506,9 +509,8 @@ fn attach(
         Ok(handover::Holder::Program(id)) => Some(id),
         _ => None,
     };
-    match handover::request(iface) {
+    match handover::request(iface, |link| handover::take_link(link, prog.as_fd())) {
         Ok(Some(link)) => {
-            handover::take_link(&link, prog.as_fd())?;
             stats.hold(iface, link);
             Ok(Attached::TookOver { replaced })
         }

@@ -695,3 +695,65 @@ fn xdp_veth_new_pod_waits_for_a_holder_that_hands_nothing_over() {
         "{leaked} denied datagrams got through while the new pod waited (bound {WAIT_LEAK_BOUND})"
     );
 }
+
+/// A process that asks for the link but does not confirm the swap (its
+/// `BPF_LINK_UPDATE` failed, or it died): the holder keeps its link and
+/// its filter, and still serves the next request.
+#[test]
+fn xdp_veth_unconfirmed_handover_keeps_the_link() {
+    require!(
+        Need::EbpfPrivilege,
+        ebpf_object(),
+        Need::Netns,
+        Need::tool("ethtool")
+    );
+    let net = Net::new();
+    let deny = format!("{DENIED_IP}/32");
+    let holder = net
+        .rauta(
+            LISTEN_PORT,
+            &[
+                "--xdp",
+                "required",
+                "--xdp-iface",
+                &net.veth.node_if,
+                "--xdp-deny",
+                &deny,
+            ],
+        )
+        .start();
+    let prog = xdp_prog_id(&net.link()).expect("attached");
+    let iface = net.veth.node_if.clone();
+    let refused = net.node.enter(move || {
+        rauta_proxy::xdp::handover::request(&iface, |_| {
+            Err(std::io::Error::other("this test refuses the swap"))
+        })
+    });
+    assert!(refused.is_err(), "{refused:?}");
+    eventually("the holder says it keeps the link", || {
+        holder
+            .log()
+            .contains("did not take the XDP link; keeping it")
+    });
+    assert_eq!(xdp_prog_id(&net.link()), Some(prog));
+    assert_eq!(
+        holder.scrape().value(
+            "rauta_ebpf_attached",
+            &[("program", "xdp_ingress"), ("target", &net.veth.node_if)]
+        ),
+        1.0
+    );
+    assert!(
+        !net.connects_from(DENIED_IP, LISTEN_PORT, Duration::from_millis(1000)),
+        "the filter still drops the denied source"
+    );
+    // The next request is served, and this one takes it.
+    let iface = net.veth.node_if.clone();
+    let taken = net.node.enter(move || {
+        rauta_proxy::xdp::handover::request(&iface, |_| Ok(())).map(|l| l.is_some())
+    });
+    assert!(matches!(taken, Ok(true)), "{taken:?}");
+    eventually("the holder hands it over", || {
+        holder.log().contains("handed the XDP filter on")
+    });
+}
