@@ -436,6 +436,41 @@ fn xdp_fast_flows_keep_their_backend_across_table_changes() {
     client.join().expect("client");
 }
 
+/// The kernel splice (`--l4-splice auto`) on the same topology: a long
+/// two-way stream must come back intact. It does not today: on kernel
+/// 6.18 over veth, bytes were duplicated mid-stream in 4 runs of 5
+/// (loopback and the user-space relay are clean), so the splice is
+/// documented as experimental and warns when on. Kept as the reproduction
+/// for whoever fixes it.
+#[test]
+#[ignore = "known defect: the kernel splice duplicates bytes over veth; cargo test -p rauta-proxy --test it splice_keeps_long -- --ignored"]
+fn splice_keeps_long_echoes_intact_over_veth() {
+    require!(
+        Need::EbpfPrivilege,
+        ebpf_object(),
+        Need::Netns,
+        Need::tool("ethtool")
+    );
+    let net = Net::new();
+    let _echo = Echo::start(&net.backend);
+    net.fill_neighbours();
+    let rauta = net.rauta_with(&["--l4-splice", "auto"]);
+    for round in 0..3u8 {
+        let sent = pattern(round, 128 << 20);
+        let back = net
+            .round_trip_to(RELAY_PORT, sent.clone())
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        expect_echo(&back, &sent);
+    }
+    let m = rauta.scrape();
+    assert!(
+        m.value(
+            "rauta_l4_spliced_connections_total",
+            &[("service", "tcp/9001")]
+        ) >= 3.0
+    );
+}
+
 // ------------------------------------------------------------ benchmark
 
 /// Busy CPU time of the whole machine so far (user + nice + system + irq +
