@@ -434,6 +434,36 @@ fn xdp_fast_flows_keep_their_backend_across_table_changes() {
     );
     drop(tx);
     client.join().expect("client");
+
+    // Back to the first address: that table half was written before and
+    // its Maglev entries are unchanged (one endpoint, index 0), so only the
+    // backend entry is rewritten, not the 65,537 Maglev slots.
+    write_manifests(&net.dir, BACKEND_IP);
+    eventually("the first endpoint is back", || {
+        let routes = rauta
+            .admin_get("/routes")
+            .map(|r| r.text())
+            .unwrap_or_default();
+        routes.contains(BACKEND_IP) && !routes.contains(BACKEND_2_IP)
+    });
+    let sent = pattern(42, 2000);
+    expect_echo(&net.round_trip(sent.clone()).expect("a new flow"), &sent);
+    assert_eq!(
+        first.peers().len(),
+        3,
+        "the new flow reached the first endpoint"
+    );
+    let log = rauta.log();
+    let writes: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("XDP fast path: service tables written"))
+        .collect();
+    assert_eq!(writes.len(), 3, "{log}");
+    assert!(
+        writes[2].contains("maglev_entries_written=0"),
+        "{}",
+        writes[2]
+    );
 }
 
 /// The kernel splice (`--l4-splice auto`) on the same topology: a long
