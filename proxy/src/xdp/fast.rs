@@ -13,6 +13,7 @@
 //! its existing ones end with the service, after `--l4-close-grace`.
 
 use super::object::Object;
+use super::worker::Worker;
 use crate::balance::maglev::Maglev;
 use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray};
 use rauta_shared::config::{L4Protocol, RouteConfig};
@@ -22,7 +23,7 @@ use rauta_shared::ebpf::fast::{
 };
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -89,7 +90,7 @@ pub struct FastPath {
     opts: FastOptions,
     shared: Arc<FastShared>,
     reader: Arc<FastReader>,
-    _sweeper: Sweeper,
+    _sweeper: Worker,
 }
 
 impl std::fmt::Debug for FastPath {
@@ -127,7 +128,7 @@ impl FastPath {
             slots.names = vec![None; abi::FAST_SERVICES_MAX as usize];
         }
         config.set(0, fast_config(false, &opts), 0)?;
-        let sweeper = Sweeper::start(flows, shared.clone(), opts.clone()).map_err(|e| {
+        let sweeper = sweeper(flows, shared.clone(), opts.clone()).map_err(|e| {
             MapError::SyscallError(aya::sys::SyscallError {
                 call: "spawn the flow sweeper",
                 io_error: e,
@@ -426,47 +427,22 @@ impl FastReader {
 }
 
 /// The thread that removes ended, idle and orphaned flows.
-struct Sweeper {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sweeper {
-    fn start(
-        flows: HashMap<MapData, FlowKey, FlowEntry>,
-        shared: Arc<FastShared>,
-        opts: FastOptions,
-    ) -> std::io::Result<Sweeper> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("xdp-fast-sweep".into())
-            .spawn(move || {
-                let mut flows = flows;
-                let mut next = Instant::now() + SWEEP_EVERY;
-                while !flag.load(Ordering::Relaxed) {
-                    // Short sleeps, so that stopping is quick.
-                    std::thread::sleep(Duration::from_millis(100));
-                    if Instant::now() >= next {
-                        sweep(&mut flows, &shared, &opts);
-                        next = Instant::now() + SWEEP_EVERY;
-                    }
-                }
-            })?;
-        Ok(Sweeper {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Sweeper {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+fn sweeper(
+    mut flows: HashMap<MapData, FlowKey, FlowEntry>,
+    shared: Arc<FastShared>,
+    opts: FastOptions,
+) -> std::io::Result<Worker> {
+    Worker::spawn("xdp-fast-sweep".into(), move |stop| {
+        let mut next = Instant::now() + SWEEP_EVERY;
+        while !stop.load(Ordering::Relaxed) {
+            // Short sleeps, so that stopping is quick.
+            std::thread::sleep(Duration::from_millis(100));
+            if Instant::now() >= next {
+                sweep(&mut flows, &shared, &opts);
+                next = Instant::now() + SWEEP_EVERY;
+            }
         }
-    }
+    })
 }
 
 /// The key of the other direction of the flow `entry` belongs to.

@@ -17,6 +17,7 @@
 //!   new process waits ([`Waiter`]): it tries to attach every 10 ms and
 //!   succeeds as soon as the holder has let go.
 
+use super::worker::Worker;
 use rauta_shared::ebpf as abi;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -63,10 +64,11 @@ pub enum Holder {
     Program(u32),
 }
 
-/// Who holds `ifindex`, when nobody handed its link over: another
+/// Who the `holder` program of an interface is ([`holder`]; `None`:
+/// unknown), when nobody handed its link over: another
 /// product's program (never replaced), or someone worth waiting for.
-pub fn identify(ifindex: u32) -> TakeoverError {
-    let Ok(Holder::Program(id)) = holder(ifindex) else {
+pub fn identify(holder: Option<u32>) -> TakeoverError {
+    let Some(id) = holder else {
         return TakeoverError::Held { id: None };
     };
     for p in aya::programs::loaded_programs() {
@@ -203,31 +205,14 @@ pub trait Links: Send + Sync + 'static {
 /// once it has handed every link over. Dropping it stops the thread.
 #[derive(Debug)]
 pub struct Server {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: Worker,
 }
 
 impl Server {
     /// Starts serving `links`.
     pub fn start(links: Arc<dyn Links>) -> io::Result<Server> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("xdp-handover".into())
-            .spawn(move || serve(&*links, &flag))?;
-        Ok(Server {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        Worker::spawn("xdp-handover".into(), move |stop| serve(&*links, stop))
+            .map(|w| Server { _thread: w })
     }
 }
 
@@ -325,8 +310,7 @@ const SLOW_POLL: Duration = Duration::from_secs(1);
 /// the moment they let go. Dropping it stops the thread.
 #[derive(Debug)]
 pub struct Waiter {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: Worker,
 }
 
 impl Waiter {
@@ -338,42 +322,26 @@ impl Waiter {
         prog: OwnedFd,
         attached: impl FnOnce(OwnedFd, Duration) + Send + 'static,
     ) -> io::Result<Waiter> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("xdp-wait-{iface}"))
-            .spawn(move || {
-                let started = Instant::now();
-                while !flag.load(Ordering::Relaxed) {
-                    match bpf::link_create(ifindex, prog.as_fd()) {
-                        Ok(link) => return attached(link, started.elapsed()),
-                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-                        Err(e) => {
-                            tracing::warn!(iface = %iface, error = %e, "eBPF: stopped waiting to attach the XDP filter");
-                            return;
-                        }
+        Worker::spawn(format!("xdp-wait-{iface}"), move |stop| {
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                match bpf::link_create(ifindex, prog.as_fd()) {
+                    Ok(link) => return attached(link, started.elapsed()),
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                    Err(e) => {
+                        tracing::warn!(iface = %iface, error = %e, "eBPF: stopped waiting to attach the XDP filter");
+                        return;
                     }
-                    let poll = if started.elapsed() < FAST_FOR {
-                        FAST_POLL
-                    } else {
-                        SLOW_POLL
-                    };
-                    std::thread::sleep(poll);
                 }
-            })?;
-        Ok(Waiter {
-            stop,
-            thread: Some(thread),
+                let poll = if started.elapsed() < FAST_FOR {
+                    FAST_POLL
+                } else {
+                    SLOW_POLL
+                };
+                std::thread::sleep(poll);
+            }
         })
-    }
-}
-
-impl Drop for Waiter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        .map(|w| Waiter { _thread: w })
     }
 }
 

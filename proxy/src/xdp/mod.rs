@@ -15,6 +15,7 @@ mod ebpf_log;
 pub mod fast;
 pub mod handover;
 pub mod object;
+mod worker;
 
 pub use cidr::Cidr;
 pub use object::{CounterReader, Counters, Object, OpenError, SteeringProgram};
@@ -161,13 +162,13 @@ impl XdpStats {
         }
     }
 
-    fn set_attached(&self, program: &'static str, target: &str) {
+    fn set_attached(&self, program: &'static str, target: &str, attached: bool) {
         if let Ok(mut a) = self.attachments.lock() {
             for att in a
                 .iter_mut()
                 .filter(|a| a.program == program && a.target == target)
             {
-                att.attached = true;
+                att.attached = attached;
             }
         }
     }
@@ -207,14 +208,7 @@ impl handover::Links for XdpStats {
             links.retain(|(i, _)| i != iface);
         }
         // From now on the interface runs the other process's program.
-        if let Ok(mut a) = self.attachments.lock() {
-            for att in a
-                .iter_mut()
-                .filter(|a| a.program == abi::PROG_XDP_INGRESS && a.target == iface)
-            {
-                att.attached = false;
-            }
-        }
+        self.set_attached(abi::PROG_XDP_INGRESS, iface, false);
     }
 
     fn holds_any(&self) -> bool {
@@ -450,7 +444,7 @@ fn wait_for(
     let held = stats.clone();
     let waiter = handover::Waiter::start(iface.to_string(), ifindex, prog, move |link, waited| {
         held.hold(&name, link);
-        stats.set_attached(abi::PROG_XDP_INGRESS, &name);
+        stats.set_attached(abi::PROG_XDP_INGRESS, &name, true);
         tracing::info!(
             iface = %name,
             waited_ms = waited.as_millis() as u64,
@@ -505,19 +499,19 @@ fn attach(
             )))
         }
     }
-    let replaced = match handover::holder(ifindex) {
+    let holder = match handover::holder(ifindex) {
         Ok(handover::Holder::Program(id)) => Some(id),
         _ => None,
     };
     match handover::request(iface, |link| handover::take_link(link, prog.as_fd())) {
         Ok(Some(link)) => {
             stats.hold(iface, link);
-            Ok(Attached::TookOver { replaced })
+            Ok(Attached::TookOver { replaced: holder })
         }
-        Ok(None) => Err(Box::new(handover::identify(ifindex))),
+        Ok(None) => Err(Box::new(handover::identify(holder))),
         Err(e) => {
             tracing::warn!(iface, error = %e, "eBPF: asking the XDP filter's holder to hand it over failed");
-            Err(Box::new(handover::identify(ifindex)))
+            Err(Box::new(handover::identify(holder)))
         }
     }
 }
