@@ -7,7 +7,7 @@
 //! relay. Needs root, `ip` and `ethtool`.
 
 use crate::common::BIN;
-use crate::xdp_util::{ebpf_object, foreign_xdp, ForeignXdp};
+use crate::xdp_util::{ebpf_object, foreign_xdp, machine_busy_jiffies, ForeignXdp};
 use rauta_testkit::netns::{InNs, Netns, VethPair};
 use rauta_testkit::{
     endpoint_slice, eventually, require, service, EndpointSpec, ManifestDir, Need, Rauta,
@@ -503,23 +503,10 @@ fn splice_keeps_long_echoes_intact_over_veth() {
 
 // ------------------------------------------------------------ benchmark
 
-/// Busy CPU time of the whole machine so far (user + nice + system + irq +
-/// softirq from /proc/stat), in seconds.
+/// Busy CPU time of the whole machine so far, in seconds (/proc/stat
+/// counts in USER_HZ, 100 on every architecture rauta runs on).
 fn machine_busy() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return 0.0;
-    };
-    let f: Vec<f64> = cpu
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let ticks = [0, 1, 2, 5, 6]
-        .iter()
-        .filter_map(|i| f.get(*i))
-        .sum::<f64>();
-    ticks / 100.0
+    machine_busy_jiffies() as f64 / 100.0
 }
 
 /// One long echoed stream of `bytes` each way through `port`: seconds and

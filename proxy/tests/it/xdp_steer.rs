@@ -8,7 +8,7 @@
 //! stdout.
 
 use crate::common::BIN;
-use crate::xdp_util::{allowed_cpus, ebpf_object, pin_to};
+use crate::xdp_util::{allowed_cpus, ebpf_object, machine_busy_jiffies, pin_to};
 use etherparse::PacketBuilder;
 use rauta_proxy::xdp::Object;
 use rauta_shared::ebpf::{counter as c, XdpConfig};
@@ -411,23 +411,6 @@ fn load_average() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Busy jiffies of the whole machine (user + nice + system + irq + softirq).
-fn machine_busy() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    stat.lines()
-        .next()
-        .map(|l| {
-            l.split_whitespace()
-                .skip(1)
-                .filter_map(|v| v.parse::<u64>().ok())
-                .enumerate()
-                .filter(|(i, _)| [0, 1, 2, 5, 6].contains(i))
-                .map(|(_, v)| v)
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// utime + stime of `pid`, in jiffies.
 fn process_busy(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -475,7 +458,11 @@ fn wrk(net: &Net, rauta: &Rauta, load: &Workload) -> Run {
     let hz = 100.0; // USER_HZ: /proc/*/stat ticks.
     let before = rauta.scrape();
     let load_avg = load_average();
-    let (m0, p0, k0) = (machine_busy(), process_busy(rauta.pid()), kthreads_busy());
+    let (m0, p0, k0) = (
+        machine_busy_jiffies(),
+        process_busy(rauta.pid()),
+        kthreads_busy(),
+    );
     let url = format!("http://{NODE_IP}:{LISTEN_PORT}/");
     let (c, d) = (connections.to_string(), format!("{BENCH_SECONDS}s"));
     let mut args = vec!["ip", "netns", "exec", net.client.name()];
@@ -493,7 +480,11 @@ fn wrk(net: &Net, rauta: &Rauta, load: &Workload) -> Run {
         .args(&args[1..])
         .output()
         .expect("run wrk");
-    let (m1, p1, k1) = (machine_busy(), process_busy(rauta.pid()), kthreads_busy());
+    let (m1, p1, k1) = (
+        machine_busy_jiffies(),
+        process_busy(rauta.pid()),
+        kthreads_busy(),
+    );
     let after = rauta.scrape();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(

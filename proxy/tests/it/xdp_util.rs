@@ -38,11 +38,10 @@ pub struct ForeignXdp {
 }
 
 /// Loads and attaches a [`ForeignXdp`] to `iface` of the calling thread's
-/// network namespace.
+/// network namespace (the load by hand: aya only loads ELF objects).
 pub fn foreign_xdp(iface: &str) -> ForeignXdp {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
     const BPF_PROG_LOAD: libc::c_long = 5;
-    const BPF_LINK_CREATE: libc::c_long = 28;
     const BPF_PROG_TYPE_XDP: u32 = 6;
     const BPF_XDP: u32 = 37;
     #[repr(C, align(8))]
@@ -85,13 +84,28 @@ pub fn foreign_xdp(iface: &str) -> ForeignXdp {
     attr.0[17] = BPF_XDP;
     let prog = bpf(BPF_PROG_LOAD, &mut attr);
     let ifindex = nix::net::if_::if_nametoindex(iface).expect("interface");
-    let mut attr = Attr([0; 32]);
-    attr.0[0] = prog.as_raw_fd() as u32;
-    attr.0[1] = ifindex;
-    attr.0[2] = BPF_XDP;
-    let link = bpf(BPF_LINK_CREATE, &mut attr);
+    let link = rauta_proxy::xdp::handover::link_create(ifindex, prog.as_fd())
+        .unwrap_or_else(|e| panic!("attach the foreign program: {e}"));
     ForeignXdp {
         _link: link,
         _prog: prog,
     }
+}
+
+/// Busy jiffies of the whole machine so far (user + nice + system + irq +
+/// softirq from /proc/stat; idle, iowait and steal left out).
+pub fn machine_busy_jiffies() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .next()
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .enumerate()
+                .filter(|(i, _)| [0, 1, 2, 5, 6].contains(i))
+                .map(|(_, v)| v)
+                .sum()
+        })
+        .unwrap_or(0)
 }

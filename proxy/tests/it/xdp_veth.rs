@@ -66,15 +66,11 @@ impl Net {
 
     /// rauta in the node namespace on 0.0.0.0:`port`, admin on 0.0.0.0:9901.
     fn rauta(&self, port: u16, args: &[&str]) -> rauta_testkit::Builder {
-        self.rauta_with_admin(port, ADMIN_PORT, args)
+        self.rauta_from(Path::new(BIN), port, ADMIN_PORT, args)
     }
 
-    /// rauta in the node namespace on 0.0.0.0:`port`, admin on 0.0.0.0:`admin`.
-    fn rauta_with_admin(&self, port: u16, admin: u16, args: &[&str]) -> rauta_testkit::Builder {
-        self.rauta_from(Path::new(BIN), port, admin, args)
-    }
-
-    /// [`Net::rauta_with_admin`] started by `bin` (a wrapper, or rauta).
+    /// rauta started by `bin` (a wrapper, or rauta) in the node namespace
+    /// on 0.0.0.0:`port`, admin on 0.0.0.0:`admin`.
     fn rauta_from(
         &self,
         bin: &Path,
@@ -90,6 +86,19 @@ impl Net {
                 SocketAddr::from(([0, 0, 0, 0], admin)),
             )
             .args(args)
+    }
+
+    /// The flags of a rauta whose XDP filter must run on the node's veth
+    /// and drop the deny-listed source.
+    fn filter_args(&self) -> [String; 6] {
+        [
+            "--xdp".into(),
+            "required".into(),
+            "--xdp-iface".into(),
+            self.veth.node_if.clone(),
+            "--xdp-deny".into(),
+            format!("{DENIED_IP}/32"),
+        ]
     }
 
     /// `GET /` through rauta from `source` in the client namespace.
@@ -156,20 +165,7 @@ fn xdp_veth_end_to_end() {
         Need::tool("ethtool")
     );
     let net = Net::new();
-    let deny = format!("{DENIED_IP}/32");
-    let mut rauta = net
-        .rauta(
-            LISTEN_PORT,
-            &[
-                "--xdp",
-                "required",
-                "--xdp-iface",
-                &net.veth.node_if,
-                "--xdp-deny",
-                &deny,
-            ],
-        )
-        .start();
+    let mut rauta = net.rauta(LISTEN_PORT, &[]).args(net.filter_args()).start();
     let link = net.link();
     let prog = xdp_prog_id(&link).unwrap_or_else(|| panic!("no XDP program on the link:\n{link}"));
 
@@ -499,15 +495,6 @@ fn xdp_veth_rolling_update_with_daemonset_capabilities() {
 /// started before the first stops, as a DaemonSet rolls with maxSurge 1.
 fn rolling_update(bin: &Path) {
     let net = Net::new();
-    let deny = format!("{DENIED_IP}/32");
-    let args = [
-        "--xdp",
-        "required",
-        "--xdp-iface",
-        &net.veth.node_if,
-        "--xdp-deny",
-        &deny,
-    ];
     // Without a filter the denied source's datagrams arrive: the probe
     // would see a gap.
     let probe = DeniedProbe::start(&net);
@@ -516,7 +503,10 @@ fn rolling_update(bin: &Path) {
     });
 
     // The old pod.
-    let mut old = net.rauta_from(bin, LISTEN_PORT, ADMIN_PORT, &args).start();
+    let mut old = net
+        .rauta_from(bin, LISTEN_PORT, ADMIN_PORT, &[])
+        .args(net.filter_args())
+        .start();
     let old_prog = xdp_prog_id(&net.link()).expect("the old pod's program is attached");
     eventually("the old pod drops the denied source", || {
         deny_drops(&old) >= 20.0
@@ -532,7 +522,8 @@ fn rolling_update(bin: &Path) {
     // The new pod starts while the old one runs (maxSurge 1), on the same
     // interface and the same port.
     let mut new = net
-        .rauta_from(bin, LISTEN_PORT, ADMIN_PORT + 1, &args)
+        .rauta_from(bin, LISTEN_PORT, ADMIN_PORT + 1, &[])
+        .args(net.filter_args())
         .start();
     let attached = |r: &Rauta| {
         r.scrape().value(
@@ -639,22 +630,14 @@ fn xdp_veth_new_pod_waits_for_a_holder_that_hands_nothing_over() {
     let leaked_before = probe.received();
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let deny = format!("{DENIED_IP}/32");
-    let args = [
-        "--xdp",
-        "required",
-        "--xdp-iface",
-        &net.veth.node_if,
-        "--xdp-deny",
-        &deny,
-    ];
     let new = net
         .rauta_from(
             &daemonset_capabilities(dir.path()),
             LISTEN_PORT,
             ADMIN_PORT,
-            &args,
+            &[],
         )
+        .args(net.filter_args())
         .start();
     let attached = || {
         new.scrape().value(
@@ -708,20 +691,7 @@ fn xdp_veth_unconfirmed_handover_keeps_the_link() {
         Need::tool("ethtool")
     );
     let net = Net::new();
-    let deny = format!("{DENIED_IP}/32");
-    let holder = net
-        .rauta(
-            LISTEN_PORT,
-            &[
-                "--xdp",
-                "required",
-                "--xdp-iface",
-                &net.veth.node_if,
-                "--xdp-deny",
-                &deny,
-            ],
-        )
-        .start();
+    let holder = net.rauta(LISTEN_PORT, &[]).args(net.filter_args()).start();
     let prog = xdp_prog_id(&net.link()).expect("attached");
     let iface = net.veth.node_if.clone();
     let refused = net.node.enter(move || {
