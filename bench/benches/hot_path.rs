@@ -61,12 +61,10 @@ fn route_config(rules: usize) -> RouteConfig {
                 path: rule_path(p),
                 path_type: PathType::Prefix,
                 backend: (h * per_host + p) % 16,
-                source: IngressRef {
-                    namespace: "bench".into(),
-                    name: format!("ing-{h}"),
-                },
+                source: IngressRef::ingress("bench", format!("ing-{h}")),
                 ssl_redirect: false,
                 policy: Default::default(),
+                conditions: None,
             });
         }
     }

@@ -111,7 +111,12 @@ impl std::fmt::Display for ConfigMapEntry {
     }
 }
 
-/// One routing rule: host + path -> backend.
+/// One routing rule: host + path [+ conditions] -> backend.
+///
+/// Rules with the same (host, path, path type) but different
+/// [`RuleConfig::conditions`] may follow each other; they are listed in
+/// precedence order and the first whose conditions hold takes the request.
+/// When none holds, the next shorter matching path is tried.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleConfig {
     /// Which hosts the rule applies to.
@@ -131,12 +136,64 @@ pub struct RuleConfig {
     /// Everything else the Ingress's annotations ask of this rule.
     #[serde(default)]
     pub policy: RoutePolicy,
+    /// What the request must carry besides host and path (HTTPRoute
+    /// matches, the Gateway listener it arrived on); `None`: nothing.
+    #[serde(default)]
+    pub conditions: Option<Box<Conditions>>,
+}
+
+/// Conditions on a request beyond host and path; all must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conditions {
+    /// The request method, upper-case (`GET`), compared exactly.
+    pub method: Option<String>,
+    /// Header conditions; names lower-case. A header sent several times is
+    /// compared by its first value.
+    pub headers: Vec<ValueMatch>,
+    /// Query parameter conditions; names compared exactly (case-sensitive),
+    /// values as sent (not percent-decoded), first occurrence only.
+    pub query: Vec<ValueMatch>,
+    /// `Some(true)`: only requests on TLS listeners; `Some(false)`: only
+    /// on plain ones (the Gateway listener's protocol).
+    pub tls: Option<bool>,
+    /// Only requests that reached rauta on this local port (a Gateway
+    /// listener port other than 80 and 443).
+    pub port: Option<u16>,
+}
+
+impl Conditions {
+    /// True when no condition is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Conditions::default()
+    }
+}
+
+/// A named value (header or query parameter) and how it must match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValueMatch {
+    /// Header name (lower-case) or query parameter name (as written).
+    pub name: String,
+    /// How the value must match.
+    pub value: StringMatch,
+}
+
+/// How a value is compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StringMatch {
+    /// Byte-for-byte equal (case-sensitive).
+    Exact(String),
+    /// The whole value matches this regex (`regex` crate syntax; checked
+    /// by the translation).
+    RegularExpression(String),
 }
 
 /// One certificate (a `kubernetes.io/tls` Secret) and the hosts it serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsCertConfig {
-    /// Hosts (exact or wildcard, never [`HostMatch::Any`]) that get this certificate.
+    /// Hosts that get this certificate. [`HostMatch::Any`] (a Gateway HTTPS
+    /// listener without hostname) makes it the fallback certificate for
+    /// every SNI no other entry covers, and for no SNI, instead of the
+    /// built-in default; at most one entry has it.
     pub hosts: Vec<HostMatch>,
     /// The Secret the certificate came from.
     pub secret: SecretRef,
@@ -177,7 +234,8 @@ pub enum HostMatch {
     Wildcard(String),
 }
 
-/// Ingress path types (networking.k8s.io/v1).
+/// Ingress path types (networking.k8s.io/v1), and HTTPRoute's
+/// `RegularExpression`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PathType {
     /// The whole path, case-sensitive, trailing slash significant.
@@ -187,20 +245,68 @@ pub enum PathType {
     /// rauta treats it exactly as `Prefix` (as ingress-nginx does without
     /// its regex annotation).
     ImplementationSpecific,
+    /// HTTPRoute `RegularExpression`: the whole path matches the regex
+    /// (`regex` crate syntax, case-sensitive). Tried after `Exact` and
+    /// before every prefix, longest pattern first.
+    RegularExpression,
 }
 
-/// Namespace and name of an Ingress.
+/// Namespace and name of the object a rule came from: an Ingress, or
+/// (by [`IngressRef::kind`]) a Gateway API object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct IngressRef {
-    /// Namespace of the Ingress.
+    /// Namespace of the object.
     pub namespace: String,
-    /// Name of the Ingress.
+    /// Name of the object.
     pub name: String,
+    /// Its kind; Ingress unless said otherwise.
+    #[serde(default)]
+    pub kind: RouteKind,
+}
+
+impl IngressRef {
+    /// An Ingress.
+    pub fn ingress(namespace: impl Into<String>, name: impl Into<String>) -> IngressRef {
+        IngressRef {
+            namespace: namespace.into(),
+            name: name.into(),
+            kind: RouteKind::Ingress,
+        }
+    }
 }
 
 impl std::fmt::Display for IngressRef {
+    /// `ns/name` for an Ingress, `Kind ns/name` for the other kinds.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        match self.kind {
+            RouteKind::Ingress => write!(f, "{}/{}", self.namespace, self.name),
+            kind => write!(f, "{} {}/{}", kind.as_str(), self.namespace, self.name),
+        }
+    }
+}
+
+/// The kind of object rules and certificates come from.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum RouteKind {
+    /// networking.k8s.io/v1 Ingress.
+    #[default]
+    Ingress,
+    /// gateway.networking.k8s.io/v1 HTTPRoute.
+    HttpRoute,
+    /// gateway.networking.k8s.io/v1 Gateway (its listeners' certificates).
+    Gateway,
+}
+
+impl RouteKind {
+    /// The Kubernetes kind, as in labels and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Ingress => "Ingress",
+            RouteKind::HttpRoute => "HTTPRoute",
+            RouteKind::Gateway => "Gateway",
+        }
     }
 }
 

@@ -44,6 +44,73 @@ pub struct RoutePolicy {
     pub affinity: Option<Affinity>,
     /// Upstream answers replaced by an error-page backend (`custom-http-errors`).
     pub error_pages: Option<ErrorPages>,
+    /// Requests spread over weighted backends (HTTPRoute `backendRefs`);
+    /// when set, the rule's own `backend` only names the route.
+    #[serde(default)]
+    pub split: Option<Vec<WeightedBackend>>,
+    /// Headers changed in the upstream request (`RequestHeaderModifier`).
+    #[serde(default)]
+    pub request_headers: Option<HeaderModifier>,
+    /// Headers changed in the client's response (`ResponseHeaderModifier`).
+    #[serde(default)]
+    pub response_headers: Option<HeaderModifier>,
+    /// A redirect built from the request (`RequestRedirect`).
+    #[serde(default)]
+    pub request_redirect: Option<RequestRedirect>,
+    /// The upstream path replaced (`URLRewrite` path); the query is kept.
+    #[serde(default)]
+    pub path_rewrite: Option<PathRewrite>,
+}
+
+/// One backend of a weighted split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightedBackend {
+    /// Index into [`crate::config::RouteConfig::backends`]; `None`: an
+    /// invalid reference, whose share of requests is answered 500.
+    pub backend: Option<usize>,
+    /// Relative weight; 0 takes no request. All 0: every request gets 500.
+    pub weight: u32,
+}
+
+/// Header changes, applied in this order: set, add, remove. Names are
+/// compared case-insensitively and written as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderModifier {
+    /// Replace every value of the header with this one (or add it).
+    pub set: Vec<(String, String)>,
+    /// Add a value; existing values stay (a further header line).
+    pub add: Vec<(String, String)>,
+    /// Remove every value of these headers.
+    pub remove: Vec<String>,
+}
+
+/// A redirect whose `Location` is the request's URL with these parts
+/// replaced (HTTPRoute `RequestRedirect`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRedirect {
+    /// `http` or `https`; `None`: the request's.
+    pub scheme: Option<String>,
+    /// `None`: the request's host (without its port).
+    pub hostname: Option<String>,
+    /// `None`: 80/443 when `scheme` is set, else the port the request
+    /// arrived on. Port 80 with http and 443 with https are not written.
+    pub port: Option<u16>,
+    /// `None`: the request's path. The query string is kept.
+    pub path: Option<PathRewrite>,
+    /// 301, 302, 303, 307 or 308.
+    pub code: u16,
+}
+
+/// How a path is replaced (HTTPRoute `HTTPPathModifier`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PathRewrite {
+    /// `ReplaceFullPath`: the whole path becomes this.
+    Full(String),
+    /// `ReplacePrefixMatch`: the rule's matched prefix (its `Prefix` path,
+    /// by `/`-separated elements) becomes this; `/one` for prefix `/foo`
+    /// turns `/foo/two` into `/one/two`, and `/` turns `/foo` into `/`
+    /// and `/foo/two` into `/two`.
+    Prefix(String),
 }
 
 impl RoutePolicy {
@@ -240,6 +307,14 @@ pub struct Timeouts {
     pub read_ms: Option<u64>,
     /// Between two writes to the upstream (idle, not total).
     pub send_ms: Option<u64>,
+    /// From the request head's arrival until the response head is
+    /// received, all attempts together; then 504 (HTTPRoute `timeouts.request`).
+    #[serde(default)]
+    pub request_ms: Option<u64>,
+    /// One attempt, from connecting until its response head; then the
+    /// attempt fails as a timeout (HTTPRoute `timeouts.backendRequest`).
+    #[serde(default)]
+    pub backend_request_ms: Option<u64>,
 }
 
 /// When a failed attempt is tried again on another endpoint

@@ -142,6 +142,7 @@ pub(crate) fn ingress_ref(ing: &Ingress) -> IngressRef {
     IngressRef {
         namespace: ing.metadata.namespace.clone().unwrap_or_default(),
         name: ing.metadata.name.clone().unwrap_or_default(),
+        kind: rauta_shared::config::RouteKind::Ingress,
     }
 }
 
@@ -279,6 +280,7 @@ mod tests {
         IngressRef {
             namespace: "demo".into(),
             name: name.into(),
+            kind: rauta_shared::config::RouteKind::Ingress,
         }
     }
 

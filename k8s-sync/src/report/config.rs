@@ -200,6 +200,7 @@ fn path_type(path_type: PathType) -> &'static str {
         PathType::Exact => "Exact",
         PathType::Prefix => "Prefix",
         PathType::ImplementationSpecific => "ImplementationSpecific",
+        PathType::RegularExpression => "RegularExpression",
     }
 }
 

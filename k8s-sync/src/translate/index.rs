@@ -105,5 +105,6 @@ pub(super) fn ingress_ref(ing: &Ingress) -> IngressRef {
     IngressRef {
         namespace: ingress_namespace(ing).to_string(),
         name: ing.metadata.name.clone().unwrap_or_default(),
+        kind: rauta_shared::config::RouteKind::Ingress,
     }
 }

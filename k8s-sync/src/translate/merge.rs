@@ -671,6 +671,7 @@ impl Builder {
                     source: claimed.source,
                     ssl_redirect: claimed.ssl_redirect,
                     policy,
+                    conditions: None,
                 }
             })
             .collect();

@@ -619,7 +619,8 @@ fn default_backend_conflict() {
         t.config.default_backend_source,
         Some(IngressRef {
             namespace: "demo".into(),
-            name: "old".into()
+            name: "old".into(),
+            kind: rauta_shared::config::RouteKind::Ingress,
         })
     );
     assert_eq!(t.config.default_backend, Some(0));

@@ -258,12 +258,10 @@ fn rule(host: HostMatch, path: String, path_type: PathType) -> RuleConfig {
         path,
         path_type,
         backend: 0,
-        source: IngressRef {
-            namespace: "default".into(),
-            name: "ing".into(),
-        },
+        source: IngressRef::ingress("default", "ing"),
         ssl_redirect: false,
         policy: Default::default(),
+        conditions: None,
     }
 }
 

@@ -205,6 +205,13 @@ impl RouteTable {
                 (None, PathType::Prefix | PathType::ImplementationSpecific) => {
                     matcher.paths.insert_prefix(&rule.path, id);
                 }
+                // Gateway API in progress: the router does not compile these yet.
+                (None, PathType::RegularExpression) => {
+                    return Err(CompileError::Regex(
+                        rule_name(),
+                        regex::Error::Syntax("RegularExpression paths are not compiled yet".into()),
+                    ))
+                }
             };
             let service = &config.backends[rule.backend];
             let port = service.port.to_string();
@@ -447,12 +454,10 @@ mod tests {
             path: path.into(),
             path_type,
             backend,
-            source: IngressRef {
-                namespace: "default".into(),
-                name: "ing".into(),
-            },
+            source: IngressRef::ingress("default", "ing"),
             ssl_redirect: false,
             policy: Default::default(),
+            conditions: None,
         }
     }
 

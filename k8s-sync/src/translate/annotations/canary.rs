@@ -95,6 +95,7 @@ pub(super) fn parse(r: &mut Reader<'_>) -> Option<Canary> {
         source: IngressRef {
             namespace: String::new(),
             name: String::new(),
+            kind: rauta_shared::config::RouteKind::Ingress,
         },
     })
 }
