@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod gateway_api;
 pub mod manifests;
 pub mod objects;
 pub mod problem;
@@ -36,6 +37,15 @@ pub struct ClassSelector {
     /// TCP ports rauta itself listens on (HTTP, HTTPS, admin, metrics),
     /// with what each is: never a TCP service's.
     pub reserved_ports: Vec<(u16, String)>,
+    /// The `controllerName` of the GatewayClasses served (default
+    /// `rauta.io/gateway-controller`).
+    pub gateway_controller: String,
+    /// The port of `--listen`: Gateway HTTP listeners on port 80 or on
+    /// this port are served there.
+    pub http_port: Option<u16>,
+    /// The ports of `--listen-tls`: Gateway HTTPS listeners on 443 are
+    /// served on all of them, one on another port only on that port.
+    pub tls_ports: Vec<u16>,
 }
 
 impl Default for ClassSelector {
@@ -46,6 +56,9 @@ impl Default for ClassSelector {
             tcp_services: None,
             udp_services: None,
             reserved_ports: Vec::new(),
+            gateway_controller: "rauta.io/gateway-controller".to_string(),
+            http_port: None,
+            tls_ports: Vec::new(),
         }
     }
 }

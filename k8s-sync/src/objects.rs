@@ -1,6 +1,7 @@
 //! The Kubernetes objects that k8s-sync understands, tagged with their source.
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use crate::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -36,6 +37,17 @@ pub enum KubeObject {
     Secret(Secret),
     /// `v1` ConfigMap (only the TCP and UDP services maps are used).
     ConfigMap(ConfigMap),
+    /// `v1` Namespace (cluster-scoped; its labels, for Gateway listeners'
+    /// `allowedRoutes` selectors).
+    Namespace(Namespace),
+    /// `gateway.networking.k8s.io/v1` GatewayClass (cluster-scoped).
+    GatewayClass(GatewayClass),
+    /// `gateway.networking.k8s.io/v1` Gateway.
+    Gateway(Gateway),
+    /// `gateway.networking.k8s.io/v1` HTTPRoute.
+    HttpRoute(HttpRoute),
+    /// `gateway.networking.k8s.io/v1beta1` (or `v1`) ReferenceGrant.
+    ReferenceGrant(ReferenceGrant),
 }
 
 impl KubeObject {
@@ -48,12 +60,20 @@ impl KubeObject {
             KubeObject::EndpointSlice(_) => "EndpointSlice",
             KubeObject::Secret(_) => "Secret",
             KubeObject::ConfigMap(_) => "ConfigMap",
+            KubeObject::Namespace(_) => "Namespace",
+            KubeObject::GatewayClass(_) => "GatewayClass",
+            KubeObject::Gateway(_) => "Gateway",
+            KubeObject::HttpRoute(_) => "HTTPRoute",
+            KubeObject::ReferenceGrant(_) => "ReferenceGrant",
         }
     }
 
     /// True for kinds that live in a namespace.
     pub fn is_namespaced(&self) -> bool {
-        !matches!(self, KubeObject::IngressClass(_))
+        !matches!(
+            self,
+            KubeObject::IngressClass(_) | KubeObject::Namespace(_) | KubeObject::GatewayClass(_)
+        )
     }
 
     /// The object's metadata.
@@ -65,6 +85,11 @@ impl KubeObject {
             KubeObject::EndpointSlice(o) => &o.metadata,
             KubeObject::Secret(o) => &o.metadata,
             KubeObject::ConfigMap(o) => &o.metadata,
+            KubeObject::Namespace(o) => &o.metadata,
+            KubeObject::GatewayClass(o) => &o.metadata,
+            KubeObject::Gateway(o) => &o.metadata,
+            KubeObject::HttpRoute(o) => &o.metadata,
+            KubeObject::ReferenceGrant(o) => &o.metadata,
         }
     }
 
@@ -77,6 +102,11 @@ impl KubeObject {
             KubeObject::EndpointSlice(o) => &mut o.metadata,
             KubeObject::Secret(o) => &mut o.metadata,
             KubeObject::ConfigMap(o) => &mut o.metadata,
+            KubeObject::Namespace(o) => &mut o.metadata,
+            KubeObject::GatewayClass(o) => &mut o.metadata,
+            KubeObject::Gateway(o) => &mut o.metadata,
+            KubeObject::HttpRoute(o) => &mut o.metadata,
+            KubeObject::ReferenceGrant(o) => &mut o.metadata,
         }
     }
 

@@ -93,6 +93,9 @@ pub struct ClassArgs {
     /// `spec.controller` of that IngressClass.
     #[arg(long, default_value = "rauta.io/ingress-controller")]
     pub controller_name: String,
+    /// `spec.controllerName` of the GatewayClasses served (Gateway API).
+    #[arg(long, default_value = "rauta.io/gateway-controller")]
+    pub gateway_controller_name: String,
     /// ConfigMap `NAMESPACE/NAME` of TCP services, in ingress-nginx's
     /// format: `"<listen port>": "<namespace>/<service>:<port>[:PROXY[:PROXY]]"`.
     #[arg(long, value_name = "NAMESPACE/NAME")]

@@ -92,7 +92,12 @@ fn manifest_source(
 ) -> anyhow::Result<ManifestSource> {
     ManifestSource::spawn(
         dir.to_path_buf(),
-        selector(&args.class, serve_ports(args)),
+        selector(
+            &args.class,
+            args.listen,
+            &args.listen_tls,
+            serve_ports(args),
+        ),
         args.reload_debounce.unwrap_or(MANIFESTS_DEBOUNCE),
         publish,
     )
@@ -106,7 +111,15 @@ fn api_options(args: &ServeArgs) -> anyhow::Result<ApiOptions> {
         Some(path) => ClientSource::Kubeconfig(path.clone()),
         None => ClientSource::Infer,
     };
-    let mut opts = ApiOptions::new(client, selector(&args.class, serve_ports(args)));
+    let mut opts = ApiOptions::new(
+        client,
+        selector(
+            &args.class,
+            args.listen,
+            &args.listen_tls,
+            serve_ports(args),
+        ),
+    );
     opts.debounce = args.reload_debounce.unwrap_or(api::DEFAULT_DEBOUNCE);
     opts.publish = if let Some(service) = &kube.publish_service {
         api::PublishTarget::service(service).map_err(|e| anyhow!("--publish-service: {e}"))?
@@ -166,9 +179,17 @@ fn serve_ports(args: &ServeArgs) -> Vec<(u16, String)> {
     ports
 }
 
-fn selector(class: &ClassArgs, reserved_ports: Vec<(u16, String)>) -> ClassSelector {
+fn selector(
+    class: &ClassArgs,
+    listen: SocketAddr,
+    listen_tls: &[SocketAddr],
+    reserved_ports: Vec<(u16, String)>,
+) -> ClassSelector {
     ClassSelector {
         reserved_ports,
+        gateway_controller: class.gateway_controller_name.clone(),
+        http_port: Some(listen.port()),
+        tls_ports: listen_tls.iter().map(SocketAddr::port).collect(),
         class_name: class.ingress_class.clone(),
         controller: class.controller_name.clone(),
         tcp_services: class.tcp_services_configmap.clone(),
@@ -187,7 +208,7 @@ pub fn check(args: &CheckArgs) -> u8 {
             .iter()
             .map(|a| (a.port(), "HTTPS (--listen-tls)".to_string())),
     );
-    let sel = selector(&args.class, ports);
+    let sel = selector(&args.class, args.listen, &args.listen_tls, ports);
     let (source, mut translation) = match &args.manifests {
         Some(dir) => {
             // An unreadable directory is an I/O error, not a finding about the set.

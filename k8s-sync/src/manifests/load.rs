@@ -235,6 +235,20 @@ impl FileCtx<'_> {
             // API server would have merged it into `data`.
             ("v1", "Secret") => self.parse(document, KubeObject::Secret),
             ("v1", "ConfigMap") => self.parse(document, KubeObject::ConfigMap),
+            ("v1", "Namespace") => self.parse(document, KubeObject::Namespace),
+            ("gateway.networking.k8s.io/v1", "GatewayClass") => {
+                self.parse(document, KubeObject::GatewayClass)
+            }
+            ("gateway.networking.k8s.io/v1", "Gateway") => {
+                self.parse(document, KubeObject::Gateway)
+            }
+            ("gateway.networking.k8s.io/v1", "HTTPRoute") => {
+                self.parse(document, KubeObject::HttpRoute)
+            }
+            (
+                "gateway.networking.k8s.io/v1beta1" | "gateway.networking.k8s.io/v1",
+                "ReferenceGrant",
+            ) => self.parse(document, KubeObject::ReferenceGrant),
             _ => {
                 tracing::debug!(
                     file = %self.file.display(),
@@ -296,7 +310,8 @@ fn raw_describe(kind: Option<&str>, map: &Map<String, Value>) -> Option<String> 
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return Some(kind.to_string());
     };
-    let namespace = (kind != "IngressClass").then(|| {
+    let cluster_scoped = matches!(kind, "IngressClass" | "Namespace" | "GatewayClass");
+    let namespace = (!cluster_scoped).then(|| {
         meta.and_then(|m| m.get("namespace"))
             .and_then(Value::as_str)
             .filter(|ns| !ns.is_empty())

@@ -1,6 +1,7 @@
 //! The objects of one translation, sorted by kind into lookup tables, and
 //! how an Ingress is named in messages.
 
+use crate::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use crate::objects::{describe, KubeObject, SourcedObject, DEFAULT_NAMESPACE};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -20,6 +21,15 @@ pub(super) struct Index<'a> {
     pub(super) slices: BTreeMap<(&'a str, &'a str), Vec<(&'a SourcedObject, &'a EndpointSlice)>>,
     pub(super) secrets: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a Secret)>,
     pub(super) config_maps: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a ConfigMap)>,
+    /// Namespace labels by name (Gateway listeners' namespace selectors).
+    pub(super) namespaces: BTreeMap<&'a str, &'a BTreeMap<String, String>>,
+    pub(super) gateway_classes: BTreeMap<&'a str, (&'a SourcedObject, &'a GatewayClass)>,
+    /// Gateways by (namespace, name).
+    pub(super) gateways: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a Gateway)>,
+    /// HTTPRoutes by (namespace, name).
+    pub(super) http_routes: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a HttpRoute)>,
+    /// ReferenceGrants by namespace.
+    pub(super) grants: BTreeMap<&'a str, Vec<&'a ReferenceGrant>>,
 }
 
 impl<'a> Index<'a> {
@@ -32,7 +42,13 @@ impl<'a> Index<'a> {
             slices: BTreeMap::new(),
             secrets: BTreeMap::new(),
             config_maps: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
+            gateway_classes: BTreeMap::new(),
+            gateways: BTreeMap::new(),
+            http_routes: BTreeMap::new(),
+            grants: BTreeMap::new(),
         };
+        static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
         for src in objects {
             let ns = src.object.namespace().unwrap_or(DEFAULT_NAMESPACE);
             match &src.object {
@@ -59,6 +75,20 @@ impl<'a> Index<'a> {
                         .config_maps
                         .insert((ns, src.object.name()), (src, map));
                 }
+                KubeObject::Namespace(n) => {
+                    let labels = n.metadata.labels.as_ref().unwrap_or(&NO_LABELS);
+                    index.namespaces.insert(src.object.name(), labels);
+                }
+                KubeObject::GatewayClass(c) => {
+                    index.gateway_classes.insert(src.object.name(), (src, c));
+                }
+                KubeObject::Gateway(g) => {
+                    index.gateways.insert((ns, src.object.name()), (src, g));
+                }
+                KubeObject::HttpRoute(r) => {
+                    index.http_routes.insert((ns, src.object.name()), (src, r));
+                }
+                KubeObject::ReferenceGrant(g) => index.grants.entry(ns).or_default().push(g),
             }
         }
         index

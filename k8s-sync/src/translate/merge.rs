@@ -6,15 +6,16 @@ use super::annotations::AuthService;
 use super::annotations::BackendTls;
 use super::annotations::{check_pattern, WEIGHTS_ANNOTATION};
 use super::endpoints::{resolve_endpoints, weighted_endpoints, Asker};
+use super::gateway::GatewayRule;
 use super::index::Index;
 use super::ingress::{BackendRef, Parsed, RuleKey};
 use crate::problem::Problem;
 use crate::tls;
 use rauta_shared::config::{
-    BackendConfig, HashKey, HostMatch, IngressRef, LbPolicy, RouteConfig, RuleConfig, SecretRef,
-    ServicePort, TlsCertConfig, UpstreamProtocol, UpstreamTls,
+    BackendConfig, Conditions, HashKey, HostMatch, IngressRef, LbPolicy, RouteConfig, RuleConfig,
+    SecretRef, ServicePort, TlsCertConfig, UpstreamProtocol, UpstreamTls,
 };
-use rauta_shared::policy::{AuthTarget, HostPolicy, RoutePolicy};
+use rauta_shared::policy::{AuthTarget, HostPolicy, RoutePolicy, WeightedBackend};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
@@ -72,6 +73,8 @@ pub(super) struct Builder {
     tls_warned: BTreeSet<(IngressRef, String)>,
     /// Secrets already checked: their pair, or `None` when unusable.
     checked: BTreeMap<SecretRef, Option<(String, String, i64)>>,
+    /// HTTPRoute rules, added after the Ingress rules (which win a tie).
+    gateway: Vec<GatewayRule>,
 }
 
 /// A difference from ingress-nginx that only the merged rules show: the
@@ -291,7 +294,9 @@ impl Builder {
                 .join(", ");
             let pair = match &secret {
                 Some(secret) => {
-                    self.check_secret(ing, entry.position, secret, &hosts, index, problems)
+                    let place = format!("spec.tls[{}]", entry.position);
+                    let warn = |m: String| ing.warning(m);
+                    self.check_secret(&ing.source, &warn, &place, secret, &hosts, index, problems)
                 }
                 None => None,
             };
@@ -349,10 +354,12 @@ impl Builder {
 
     /// The PEM pair and expiry of a Secret, checked once; `None` (reported)
     /// when it is missing or unusable.
-    fn check_secret(
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn check_secret(
         &mut self,
-        ing: &Parsed,
-        position: usize,
+        user: &IngressRef,
+        warn: &dyn Fn(String) -> Problem,
+        place: &str,
         secret: &SecretRef,
         hosts: &str,
         index: &Index<'_>,
@@ -366,8 +373,8 @@ impl Builder {
             .get(&(secret.namespace.as_str(), secret.name.as_str()));
         let result = match found {
             None => {
-                problems.push(ing.warning(format!(
-                    "spec.tls[{position}]: Secret {secret} not found; {hosts} get the default certificate"
+                problems.push(warn(format!(
+                    "{place}: Secret {secret} not found; {hosts} get the default certificate"
                 )));
                 None
             }
@@ -390,8 +397,10 @@ impl Builder {
                             Problem::warning(
                                 Some(src.object.describe()),
                                 format!(
-                                    "{message}; not used for Ingress {} ({hosts} get the default certificate)",
-                                    ing.source
+                                    "{message}; not used for {} {}/{} ({hosts} get the default certificate)",
+                                    user.kind.as_str(),
+                                    user.namespace,
+                                    user.name
                                 ),
                             )
                             .in_file(src.file.clone()),
@@ -598,6 +607,124 @@ impl Builder {
         key
     }
 
+    /// A round-robin HTTP/1.1 backend of a Service port, as a Gateway API
+    /// route names one (no annotations, no endpoint weights).
+    pub(super) fn plain_backend(
+        &mut self,
+        asker: &Asker<'_>,
+        index: &Index<'_>,
+        namespace: &str,
+        service: &str,
+        port: u16,
+        problems: &mut Vec<Problem>,
+    ) -> BackendKey {
+        let backend = BackendRef {
+            service: service.to_string(),
+            port: ServicePort::Number(port),
+        };
+        let endpoints = resolve_endpoints(asker, index, namespace, &backend, problems);
+        let key: BackendKey = (
+            namespace.to_string(),
+            service.to_string(),
+            backend.port.clone(),
+            policy_key(&LbPolicy::RoundRobin),
+            endpoints.iter().map(|e| (e.addr, e.weight)).collect(),
+            (UpstreamProtocol::Http, None),
+        );
+        self.backends
+            .entry(key.clone())
+            .or_insert_with(|| BackendConfig {
+                name: String::new(),
+                namespace: namespace.to_string(),
+                service: service.to_string(),
+                port: backend.port,
+                endpoints,
+                policy: LbPolicy::RoundRobin,
+                protocol: UpstreamProtocol::Http,
+                tls: None,
+            });
+        key
+    }
+
+    /// The backend a route without any valid backend names: no Service,
+    /// no endpoints; its rules answer 500 before using it.
+    pub(super) fn no_backend(&mut self, namespace: &str) -> BackendKey {
+        let key: BackendKey = (
+            namespace.to_string(),
+            String::new(),
+            ServicePort::Number(0),
+            policy_key(&LbPolicy::RoundRobin),
+            Vec::new(),
+            (UpstreamProtocol::Http, None),
+        );
+        self.backends
+            .entry(key.clone())
+            .or_insert_with(|| BackendConfig {
+                name: String::new(),
+                namespace: namespace.to_string(),
+                service: String::new(),
+                port: ServicePort::Number(0),
+                endpoints: Vec::new(),
+                policy: LbPolicy::RoundRobin,
+                protocol: UpstreamProtocol::Http,
+                tls: None,
+            });
+        key
+    }
+
+    /// Adds an HTTPRoute rule; [`Builder::finish`] orders and checks them.
+    pub(super) fn add_gateway_rule(&mut self, rule: GatewayRule) {
+        self.gateway.push(rule);
+    }
+
+    /// Gives `host` the certificate of `secret` for a Gateway listener,
+    /// unless an Ingress or an older listener already gave it one.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn claim_listener_cert(
+        &mut self,
+        gateway: &IngressRef,
+        warn: &dyn Fn(String) -> Problem,
+        place: &str,
+        secret: &SecretRef,
+        host: &HostMatch,
+        index: &Index<'_>,
+        problems: &mut Vec<Problem>,
+    ) {
+        let name = host_name(host);
+        let Some((crt, key, not_after)) =
+            self.check_secret(gateway, warn, place, secret, &name, index, problems)
+        else {
+            return;
+        };
+        if let Some((owner, _)) = self.tls_hosts.get(host) {
+            problems.push(warn(format!(
+                "{place}: TLS host {name} already gets its certificate from {owner}; Secret {secret} ignored for it"
+            )));
+            return;
+        }
+        if *host != HostMatch::Any && !tls::covers(crt.as_bytes(), host) {
+            problems.push(warn(format!(
+                "{place}: the certificate in Secret {secret} does not cover host {name}; the host gets the default certificate"
+            )));
+            return;
+        }
+        self.tls_hosts
+            .insert(host.clone(), (gateway.clone(), Some(secret.clone())));
+        // A Secret an Ingress also uses keeps one entry; hosts add up.
+        self.certs
+            .entry(secret.clone())
+            .or_insert_with(|| TlsCertConfig {
+                hosts: Vec::new(),
+                secret: secret.clone(),
+                cert_pem: crt,
+                key_pem: key,
+                not_after,
+                source: gateway.clone(),
+            })
+            .hosts
+            .push(host.clone());
+    }
+
     /// The final configuration: backends in key order, rules in (host, path, type) order.
     pub(super) fn finish(mut self, problems: &mut Vec<Problem>) -> (RouteConfig, Vec<Difference>) {
         // Every path of a regex-mode host must compile; one that does not
@@ -636,7 +763,11 @@ impl Builder {
         let mut backends = Vec::with_capacity(self.backends.len());
         let mut name_uses: BTreeMap<String, usize> = BTreeMap::new();
         for (i, (key, mut backend)) in self.backends.into_iter().enumerate() {
-            let base = format!("{}/{}:{}", backend.namespace, backend.service, backend.port);
+            let base = if backend.service.is_empty() {
+                format!("{}/(no valid backend)", backend.namespace)
+            } else {
+                format!("{}/{}:{}", backend.namespace, backend.service, backend.port)
+            };
             // Same Service port with another policy or weights: keep names unique.
             let uses = name_uses.entry(base.clone()).or_insert(0);
             *uses += 1;
@@ -649,7 +780,12 @@ impl Builder {
             backends.push(backend);
         }
         let index_of = |key: &BackendKey| positions.get(key).copied().unwrap_or(0);
-        let rules = self
+        let ingress_keys: BTreeMap<RuleKey, IngressRef> = self
+            .rules
+            .iter()
+            .map(|(k, c)| (k.clone(), c.source.clone()))
+            .collect();
+        let mut rules: Vec<RuleConfig> = self
             .rules
             .into_iter()
             .map(|((host, path, path_type), claimed)| {
@@ -675,6 +811,14 @@ impl Builder {
                 }
             })
             .collect();
+        let gateway = std::mem::take(&mut self.gateway);
+        rules.extend(gateway_rules(
+            gateway,
+            &ingress_keys,
+            &regex_hosts,
+            &index_of,
+            problems,
+        ));
         let hosts = self
             .hosts
             .into_values()
@@ -764,6 +908,82 @@ fn rule_name((host, path, path_type): &RuleKey) -> String {
 }
 
 /// A host as written in an Ingress (`*` for any host).
+/// The HTTPRoute rules in precedence order within each (host, path, type)
+/// key, without those an Ingress rule or an earlier HTTPRoute rule with
+/// the same conditions shadows (reported).
+fn gateway_rules(
+    mut gateway: Vec<GatewayRule>,
+    ingress_keys: &BTreeMap<RuleKey, IngressRef>,
+    regex_hosts: &BTreeSet<HostMatch>,
+    index_of: &dyn Fn(&BackendKey) -> usize,
+    problems: &mut Vec<Problem>,
+) -> Vec<RuleConfig> {
+    gateway.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| a.rank().cmp(&b.rank())));
+    let mut out: Vec<RuleConfig> = Vec::with_capacity(gateway.len());
+    let mut group: Vec<(Conditions, IngressRef)> = Vec::new();
+    let mut group_key: Option<RuleKey> = None;
+    for g in gateway {
+        if group_key.as_ref() != Some(&g.key) {
+            group.clear();
+            group_key = Some(g.key.clone());
+        }
+        let mut warn = |message: String| {
+            let mut p = g.warn.clone();
+            p.message = message;
+            problems.push(p);
+        };
+        if let Some(owner) = ingress_keys.get(&g.key) {
+            warn(format!(
+                "{} is already served by Ingress {owner} (an Ingress rule wins over an HTTPRoute rule for the same host, path and path type); left out",
+                rule_name(&g.key)
+            ));
+            continue;
+        }
+        if regex_hosts.contains(&g.key.0) {
+            warn(format!(
+                "host {} is in ingress-nginx regex mode (use-regex or rewrite-target on one of its Ingresses); HTTPRoute rules for it are left out",
+                host_name(&g.key.0)
+            ));
+            continue;
+        }
+        if let Some((_, owner)) = group.iter().find(|(c, _)| *c == g.conditions) {
+            let whose = if *owner == g.source {
+                "an earlier rule of this HTTPRoute".to_string()
+            } else {
+                owner.to_string()
+            };
+            warn(format!(
+                "{} with the same matches is already served by {whose}; left out",
+                rule_name(&g.key)
+            ));
+            continue;
+        }
+        group.push((g.conditions.clone(), g.source.clone()));
+        let mut policy = g.policy;
+        policy.split = g.split.map(|split| {
+            split
+                .iter()
+                .map(|(key, weight)| WeightedBackend {
+                    backend: key.as_ref().map(index_of),
+                    weight: *weight,
+                })
+                .collect()
+        });
+        let (host, path, path_type) = g.key;
+        out.push(RuleConfig {
+            host,
+            path,
+            path_type,
+            backend: index_of(&g.backend),
+            source: g.source,
+            ssl_redirect: false,
+            policy,
+            conditions: (!g.conditions.is_empty()).then(|| Box::new(g.conditions)),
+        });
+    }
+    out
+}
+
 fn host_name(host: &HostMatch) -> String {
     match host {
         HostMatch::Any => "*".to_string(),

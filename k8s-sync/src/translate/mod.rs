@@ -6,7 +6,8 @@
 //! validates each one (reading its `annotations`), `merge` claims rules,
 //! backends and TLS hosts oldest Ingress first, `endpoints` finds the
 //! addresses behind each Service port, and `l4` adds the TCP and UDP
-//! services of the ConfigMaps the flags name.
+//! services of the ConfigMaps the flags name. `gateway` adds the Gateway
+//! API's Gateways and HTTPRoutes on the same tables.
 //!
 //! Ingress annotations (prefix `rauta.io/` or `nginx.ingress.kubernetes.io/`,
 //! `rauta.io/` winning): `load-balance` (`round_robin`, `least_request`, and
@@ -23,6 +24,7 @@ mod annotations;
 pub use annotations::{AnnotationVerdict, Verdict};
 mod class;
 mod endpoints;
+mod gateway;
 mod index;
 mod ingress;
 mod l4;
@@ -106,6 +108,8 @@ pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation 
     for ing in ingresses.iter().filter(|i| i.is_canary()) {
         builder.claim_canary(ing, &index, &mut problems);
     }
+    // Gateway API routes after every Ingress: an Ingress wins a tie.
+    gateway::add(&index, sel, &mut builder, &mut problems);
     let (mut config, differences) = builder.finish(&mut problems);
     l4::add_services(&index, sel, &mut config, &mut problems);
     l4::add_passthrough(&ingresses, &index, &mut config, &mut problems);

@@ -6,6 +6,7 @@ mod common;
 
 mod backend_choice;
 mod deploy_manifests;
+mod gateway;
 mod kube_source;
 mod load;
 mod report;

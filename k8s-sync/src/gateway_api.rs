@@ -1,0 +1,419 @@
+//! The part of the Gateway API (`gateway.networking.k8s.io/v1`, standard
+//! channel) that rauta reads: GatewayClass, Gateway, HTTPRoute and
+//! ReferenceGrant, as serde types over k8s-openapi's `ObjectMeta`.
+//!
+//! Hand-written because the `gateway-api` crate follows another kube and
+//! k8s-openapi release than this workspace. Fields rauta does not read are
+//! not declared (serde skips them); status is never read. Defaults are the
+//! CRDs' (`+kubebuilder:default`), applied where the translation reads them.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use serde::{Deserialize, Serialize};
+
+/// The API group of the Gateway API kinds.
+pub const GROUP: &str = "gateway.networking.k8s.io";
+
+/// `GatewayClass` (cluster-scoped).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayClass {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: GatewayClassSpec,
+}
+
+/// `GatewayClass.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayClassSpec {
+    /// The controller that manages Gateways of this class.
+    #[serde(default)]
+    pub controller_name: String,
+}
+
+/// `Gateway`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Gateway {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: GatewaySpec,
+}
+
+/// `Gateway.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// The GatewayClass's name.
+    #[serde(default)]
+    pub gateway_class_name: String,
+    /// The listeners (1 to 64).
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+}
+
+/// One listener of a Gateway.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listener {
+    /// Unique within the Gateway; routes name it as `sectionName`.
+    #[serde(default)]
+    pub name: String,
+    /// A host or `*.suffix`; none: every host.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// The port clients connect to.
+    #[serde(default)]
+    pub port: i32,
+    /// `HTTP`, `HTTPS`, `TLS`, `TCP`, `UDP` or a domain-prefixed name.
+    #[serde(default)]
+    pub protocol: String,
+    /// TLS settings of `HTTPS` and `TLS` listeners.
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+    /// Which routes may attach.
+    #[serde(default)]
+    pub allowed_routes: Option<AllowedRoutes>,
+}
+
+/// `Listener.tls`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerTls {
+    /// `Terminate` (default) or `Passthrough`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// The certificates (Secrets); the first usable one is served.
+    #[serde(default)]
+    pub certificate_refs: Vec<ObjectRef>,
+}
+
+/// `Listener.allowedRoutes`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedRoutes {
+    /// From which namespaces (default: the Gateway's own).
+    #[serde(default)]
+    pub namespaces: Option<RouteNamespaces>,
+    /// Which route kinds (default: those the protocol supports).
+    #[serde(default)]
+    pub kinds: Vec<GroupKind>,
+}
+
+/// `AllowedRoutes.namespaces`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteNamespaces {
+    /// `Same` (default), `All` or `Selector`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The namespaces' labels, with `Selector`.
+    #[serde(default)]
+    pub selector: Option<LabelSelector>,
+}
+
+/// A group and kind (`RouteGroupKind`, ReferenceGrant's `to`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupKind {
+    /// The group; none or empty: the core group where the type says so.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// The kind.
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// A reference to an object by group, kind, name and optional namespace
+/// (`SecretObjectReference`, `BackendObjectReference`, `ParentReference`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// The group (default depends on the field).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// The kind (default depends on the field).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The name.
+    #[serde(default)]
+    pub name: String,
+    /// None: the referring object's namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// A parent's listener name (`ParentReference`).
+    #[serde(default)]
+    pub section_name: Option<String>,
+    /// A parent's listener port, or a Service port (`BackendObjectReference`).
+    #[serde(default)]
+    pub port: Option<i32>,
+}
+
+/// `HTTPRoute`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpRoute {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: HttpRouteSpec,
+}
+
+/// `HTTPRoute.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteSpec {
+    /// The Gateways (and listeners) the route attaches to.
+    #[serde(default)]
+    pub parent_refs: Vec<ObjectRef>,
+    /// Hosts (or `*.suffix`) the route serves; none: its listeners'.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// The rules; none: one rule matching every path, with no backend.
+    #[serde(default)]
+    pub rules: Option<Vec<HttpRouteRule>>,
+}
+
+/// One rule of an HTTPRoute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteRule {
+    /// Optional name, for status and messages.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Any one matches; none: PathPrefix `/`.
+    #[serde(default)]
+    pub matches: Option<Vec<HttpRouteMatch>>,
+    /// Applied in order to matching requests.
+    #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
+    /// Where matching requests go, by weight.
+    #[serde(default)]
+    pub backend_refs: Vec<HttpBackendRef>,
+    /// Request and backend-request timeouts.
+    #[serde(default)]
+    pub timeouts: Option<HttpRouteTimeouts>,
+    /// Experimental: reported, never ignored silently.
+    #[serde(default)]
+    pub retry: Option<serde_json::Value>,
+    /// Experimental: reported, never ignored silently.
+    #[serde(default)]
+    pub session_persistence: Option<serde_json::Value>,
+}
+
+/// `HTTPRouteRule.timeouts`: Gateway API durations (`1h2m3s4ms`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteTimeouts {
+    /// The whole request.
+    #[serde(default)]
+    pub request: Option<String>,
+    /// One attempt to a backend.
+    #[serde(default)]
+    pub backend_request: Option<String>,
+}
+
+/// One match of a rule: every part must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteMatch {
+    /// The path (default PathPrefix `/`).
+    #[serde(default)]
+    pub path: Option<PathMatch>,
+    /// Header conditions.
+    #[serde(default)]
+    pub headers: Vec<ValueMatch>,
+    /// Query parameter conditions.
+    #[serde(default)]
+    pub query_params: Vec<ValueMatch>,
+    /// The method.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// `HTTPPathMatch`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PathMatch {
+    /// `Exact`, `PathPrefix` (default) or `RegularExpression`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// The path (default `/`).
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// `HTTPHeaderMatch` and `HTTPQueryParamMatch`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValueMatch {
+    /// `Exact` (default) or `RegularExpression`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Header or parameter name.
+    #[serde(default)]
+    pub name: String,
+    /// The value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// One filter of a rule (or of a backendRef).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteFilter {
+    /// Which of the fields below applies.
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    /// `RequestHeaderModifier`.
+    #[serde(default)]
+    pub request_header_modifier: Option<HeaderFilter>,
+    /// `ResponseHeaderModifier`.
+    #[serde(default)]
+    pub response_header_modifier: Option<HeaderFilter>,
+    /// `RequestRedirect`.
+    #[serde(default)]
+    pub request_redirect: Option<RedirectFilter>,
+    /// `URLRewrite`.
+    #[serde(default)]
+    pub url_rewrite: Option<UrlRewriteFilter>,
+}
+
+/// `HTTPHeaderFilter`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeaderFilter {
+    /// Headers replaced (or added).
+    #[serde(default)]
+    pub set: Vec<Header>,
+    /// Values appended.
+    #[serde(default)]
+    pub add: Vec<Header>,
+    /// Headers removed.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// A header name and value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// `HTTPRequestRedirectFilter`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedirectFilter {
+    /// `http` or `https`.
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// The host.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// The path.
+    #[serde(default)]
+    pub path: Option<PathModifier>,
+    /// The port.
+    #[serde(default)]
+    pub port: Option<i32>,
+    /// 301 or 302 (core), 303, 307, 308 (extended); default 302.
+    #[serde(default)]
+    pub status_code: Option<i32>,
+}
+
+/// `HTTPURLRewriteFilter`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UrlRewriteFilter {
+    /// The Host the backend sees.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// The path the backend sees.
+    #[serde(default)]
+    pub path: Option<PathModifier>,
+}
+
+/// `HTTPPathModifier`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathModifier {
+    /// `ReplaceFullPath` or `ReplacePrefixMatch`.
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    /// With `ReplaceFullPath`.
+    #[serde(default)]
+    pub replace_full_path: Option<String>,
+    /// With `ReplacePrefixMatch`.
+    #[serde(default)]
+    pub replace_prefix_match: Option<String>,
+}
+
+/// `HTTPBackendRef`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpBackendRef {
+    /// The backend (default: a core-group Service).
+    #[serde(flatten)]
+    pub target: ObjectRef,
+    /// Relative weight (default 1).
+    #[serde(default)]
+    pub weight: Option<i32>,
+    /// Filters for this backend only (reported: not supported).
+    #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
+}
+
+/// `ReferenceGrant` (`v1beta1`, and `v1` where served).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceGrant {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: ReferenceGrantSpec,
+}
+
+/// `ReferenceGrant.spec`: objects in `from` may refer to objects in `to`
+/// in the grant's namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceGrantSpec {
+    /// Who may refer.
+    #[serde(default)]
+    pub from: Vec<GrantFrom>,
+    /// What may be referred to.
+    #[serde(default)]
+    pub to: Vec<GrantTo>,
+}
+
+/// `ReferenceGrantFrom`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrantFrom {
+    /// The referring kind's group.
+    #[serde(default)]
+    pub group: String,
+    /// The referring kind.
+    #[serde(default)]
+    pub kind: String,
+    /// The referring objects' namespace.
+    #[serde(default)]
+    pub namespace: String,
+}
+
+/// `ReferenceGrantTo`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrantTo {
+    /// The referred kind's group (`""`: core).
+    #[serde(default)]
+    pub group: String,
+    /// The referred kind.
+    #[serde(default)]
+    pub kind: String,
+    /// One object only, when set.
+    #[serde(default)]
+    pub name: Option<String>,
+}

@@ -1,0 +1,268 @@
+//! The Gateways of our GatewayClasses and what each listener serves: the
+//! rauta listener its port maps to, its hostname, its certificate, and
+//! which routes may attach.
+
+use super::super::index::Index;
+use super::super::merge::Builder;
+use super::grants;
+use crate::gateway_api::{AllowedRoutes, Listener, GROUP};
+use crate::problem::Problem;
+use crate::ClassSelector;
+use rauta_shared::config::{HostMatch, IngressRef, RouteKind, SecretRef};
+use std::collections::BTreeMap;
+
+/// A served Gateway, by (namespace, name).
+pub(super) type Gateways<'a> = BTreeMap<(&'a str, &'a str), Served<'a>>;
+
+/// A Gateway of one of our GatewayClasses.
+pub(super) struct Served<'a> {
+    /// Its listeners, served or not, in spec order.
+    pub(super) listeners: Vec<ServedListener<'a>>,
+}
+
+/// One listener and where rauta serves it.
+pub(super) struct ServedListener<'a> {
+    pub(super) spec: &'a Listener,
+    /// `None` when rauta cannot serve it (reported once, on the Gateway).
+    pub(super) scope: Option<Scope>,
+    /// The listener's hostname; `None`: every host.
+    pub(super) hostname: Option<HostMatch>,
+}
+
+/// Which of rauta's listeners a Gateway listener is served on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Scope {
+    /// TLS listeners (`--listen-tls`) or the plain one (`--listen`).
+    pub(super) tls: bool,
+    /// Only the TLS listener on this port; `None`: all of them.
+    pub(super) port: Option<u16>,
+}
+
+impl ServedListener<'_> {
+    /// The listener's `allowedRoutes`.
+    pub(super) fn allowed(&self) -> Option<&AllowedRoutes> {
+        self.spec.allowed_routes.as_ref()
+    }
+}
+
+/// The Gateways whose class has our `controllerName`; listener problems
+/// are reported and their certificates claimed in `builder`.
+pub(super) fn served<'a>(
+    index: &Index<'a>,
+    sel: &ClassSelector,
+    builder: &mut Builder,
+    problems: &mut Vec<Problem>,
+) -> Gateways<'a> {
+    let mut out = Gateways::new();
+    for (&(ns, name), &(src, gateway)) in &index.gateways {
+        let class = index
+            .gateway_classes
+            .get(gateway.spec.gateway_class_name.as_str());
+        if class.is_none_or(|(_, c)| c.spec.controller_name != sel.gateway_controller) {
+            continue;
+        }
+        let warn = |message: String| {
+            Problem::warning(Some(format!("Gateway {ns}/{name}")), message)
+                .in_file(src.file.clone())
+        };
+        let listeners = gateway
+            .spec
+            .listeners
+            .iter()
+            .map(|l| listener(ns, name, l, index, sel, builder, &warn, problems))
+            .collect();
+        out.insert((ns, name), Served { listeners });
+    }
+    out
+}
+
+/// One listener: where it is served, its hostname and its certificate.
+#[allow(clippy::too_many_arguments)]
+fn listener<'a>(
+    ns: &str,
+    name: &str,
+    l: &'a Listener,
+    index: &Index<'_>,
+    sel: &ClassSelector,
+    builder: &mut Builder,
+    warn: &dyn Fn(String) -> Problem,
+    problems: &mut Vec<Problem>,
+) -> ServedListener<'a> {
+    let place = format!("listener {:?}", l.name);
+    let hostname = match l.hostname.as_deref().map(parse_hostname) {
+        None => None,
+        Some(Ok(h)) => Some(h),
+        Some(Err(e)) => {
+            problems.push(warn(format!("{place}: {e}; listener not served")));
+            return ServedListener {
+                spec: l,
+                scope: None,
+                hostname: None,
+            };
+        }
+    };
+    let port = u16::try_from(l.port).ok().filter(|p| *p > 0);
+    let scope = match (l.protocol.as_str(), port) {
+        ("HTTP", Some(p)) if p == 80 || Some(p) == sel.http_port => Some(Scope {
+            tls: false,
+            port: None,
+        }),
+        ("HTTPS", Some(443)) => Some(Scope {
+            tls: true,
+            port: None,
+        }),
+        ("HTTPS", Some(p)) if sel.tls_ports.contains(&p) => Some(Scope {
+            tls: true,
+            port: Some(p),
+        }),
+        ("HTTP", _) => {
+            let listen = sel.http_port.map_or("none".to_string(), |p| p.to_string());
+            problems.push(warn(format!(
+                "{place}: port {} has no rauta listener (HTTP is served on port 80 and on --listen's port, {listen}); listener not served",
+                l.port
+            )));
+            None
+        }
+        ("HTTPS", _) => {
+            let ports: Vec<String> = sel.tls_ports.iter().map(u16::to_string).collect();
+            problems.push(warn(format!(
+                "{place}: port {} has no rauta listener (HTTPS is served on port 443 and on --listen-tls's ports, {}); listener not served",
+                l.port,
+                ports.join(", ")
+            )));
+            None
+        }
+        (other, _) => {
+            problems.push(warn(format!(
+                "{place}: protocol {other:?} is not supported yet (HTTP and HTTPS are); listener not served"
+            )));
+            None
+        }
+    };
+    if let (Some(scope), Some(tls)) = (scope, &l.tls) {
+        if scope.tls {
+            certificate(
+                ns,
+                name,
+                l,
+                tls,
+                hostname.as_ref(),
+                index,
+                builder,
+                warn,
+                problems,
+            );
+        }
+    } else if scope.is_some_and(|s| s.tls) {
+        problems.push(warn(format!(
+            "{place}: HTTPS without tls.certificateRefs; it gets the default certificate"
+        )));
+    }
+    let scope = match &l.tls {
+        Some(tls) if tls.mode.as_deref().is_some_and(|m| m != "Terminate") => {
+            problems.push(warn(format!(
+                "{place}: tls.mode {:?} is not supported yet (Terminate is); listener not served",
+                tls.mode.as_deref().unwrap_or("")
+            )));
+            None
+        }
+        _ => scope,
+    };
+    ServedListener {
+        spec: l,
+        scope,
+        hostname,
+    }
+}
+
+/// Claims the listener's first certificate for its hostname (or as the
+/// fallback certificate when it has none).
+#[allow(clippy::too_many_arguments)]
+fn certificate(
+    ns: &str,
+    name: &str,
+    l: &Listener,
+    tls: &crate::gateway_api::ListenerTls,
+    hostname: Option<&HostMatch>,
+    index: &Index<'_>,
+    builder: &mut Builder,
+    warn: &dyn Fn(String) -> Problem,
+    problems: &mut Vec<Problem>,
+) {
+    let place = format!("listener {:?}", l.name);
+    let Some(cert) = tls.certificate_refs.first() else {
+        problems.push(warn(format!(
+            "{place}: no tls.certificateRefs; it gets the default certificate"
+        )));
+        return;
+    };
+    if tls.certificate_refs.len() > 1 {
+        problems.push(warn(format!(
+            "{place}: only the first of {} certificateRefs is served",
+            tls.certificate_refs.len()
+        )));
+    }
+    let group = cert.group.as_deref().unwrap_or("");
+    let kind = cert.kind.as_deref().unwrap_or("Secret");
+    if !group.is_empty() || kind != "Secret" {
+        problems.push(warn(format!(
+            "{place}: certificateRefs[0] is a {kind} of group {group:?}; only core Secrets are supported (InvalidCertificateRef); it gets the default certificate"
+        )));
+        return;
+    }
+    let secret_ns = cert.namespace.as_deref().unwrap_or(ns);
+    let from = grants::From {
+        group: GROUP,
+        kind: "Gateway",
+        namespace: ns,
+    };
+    if !grants::allowed(index, &from, "", "Secret", secret_ns, &cert.name) {
+        problems.push(warn(format!(
+            "{place}: Secret {secret_ns}/{} is in another namespace and no ReferenceGrant there allows it (RefNotPermitted); it gets the default certificate",
+            cert.name
+        )));
+        return;
+    }
+    let secret = SecretRef {
+        namespace: secret_ns.to_string(),
+        name: cert.name.clone(),
+    };
+    let gateway = IngressRef {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        kind: RouteKind::Gateway,
+    };
+    let host = hostname.cloned().unwrap_or(HostMatch::Any);
+    builder.claim_listener_cert(&gateway, warn, &place, &secret, &host, index, problems);
+}
+
+/// A Gateway API hostname: `host` or `*.suffix`, lower-cased; no IPs.
+pub(super) fn parse_hostname(raw: &str) -> Result<HostMatch, String> {
+    let h = raw.to_ascii_lowercase();
+    let (wild, rest) = match h.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, h.as_str()),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if rest.is_empty() || rest.len() > 253 || !rest.split('.').all(label_ok) {
+        return Err(format!(
+            "hostname {raw:?} is not a valid DNS name or *.suffix"
+        ));
+    }
+    if rest.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!(
+            "hostname {raw:?} is an IP address, which the Gateway API does not allow"
+        ));
+    }
+    Ok(if wild {
+        HostMatch::Wildcard(rest.to_string())
+    } else {
+        HostMatch::Exact(rest.to_string())
+    })
+}

@@ -1,0 +1,85 @@
+//! Gateway API objects -> rules on the same tables as the Ingresses.
+//!
+//! One file per step: `listeners` finds the Gateways of our GatewayClasses
+//! and what each listener serves (port -> rauta listener, hostname,
+//! certificate, allowed routes), `attach` decides which listeners each
+//! HTTPRoute's `parentRefs` reach and with which hostnames, `rules` turns
+//! each HTTPRoute rule into [`GatewayRule`]s (matches -> conditions,
+//! filters -> policy, `backendRefs` -> a weighted split), `grants` answers
+//! whether a ReferenceGrant allows a cross-namespace reference.
+//!
+//! Precedence: within one (host, path, path type) the rules are ordered as
+//! the HTTPRoute spec says (method, then most header matches, then most
+//! query matches, then the oldest route, then `namespace/name`, then rule
+//! and match order); across paths the router's order holds (Exact, then
+//! RegularExpression, then the longest prefix). An Ingress rule for the
+//! same host, path and path type wins over an HTTPRoute rule, which is
+//! reported: the Ingress is what served the host before the move.
+
+mod attach;
+mod grants;
+mod listeners;
+mod rules;
+
+use super::index::Index;
+use super::ingress::RuleKey;
+use super::merge::{BackendKey, Builder};
+use crate::problem::Problem;
+use crate::ClassSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use rauta_shared::config::{Conditions, IngressRef};
+use rauta_shared::policy::RoutePolicy;
+use std::cmp::Reverse;
+
+/// Route age: missing timestamps sort after present ones, then by
+/// namespace/name.
+pub(super) type RouteOrder = (bool, Option<Time>, IngressRef);
+
+/// One HTTPRoute match on one host and listener scope, ready to merge.
+pub(crate) struct GatewayRule {
+    pub(super) key: RuleKey,
+    pub(super) conditions: Conditions,
+    pub(super) source: IngressRef,
+    /// Route age, then rule index, then match index.
+    pub(super) order: (RouteOrder, usize, usize),
+    pub(super) policy: RoutePolicy,
+    /// The backend that names the rule: the first valid one, else none.
+    pub(super) backend: BackendKey,
+    /// Weighted backends (`None`: an invalid reference) when more than
+    /// one, an invalid one, or a weight of 0 is involved.
+    pub(super) split: Option<Vec<(Option<BackendKey>, u32)>>,
+    /// A warning about the route, for conflicts found when merging.
+    pub(super) warn: Problem,
+}
+
+impl GatewayRule {
+    /// Precedence within one (host, path, path type): smaller first.
+    pub(super) fn rank(&self) -> impl Ord + '_ {
+        let c = &self.conditions;
+        (
+            Reverse(c.method.is_some()),
+            Reverse(c.headers.len()),
+            Reverse(c.query.len()),
+            &self.order,
+            (c.tls, c.port),
+        )
+    }
+}
+
+/// Adds the rules and certificates of the Gateway API objects that `sel`
+/// serves to `builder`.
+pub(super) fn add(
+    index: &Index<'_>,
+    sel: &ClassSelector,
+    builder: &mut Builder,
+    problems: &mut Vec<Problem>,
+) {
+    let gateways = listeners::served(index, sel, builder, problems);
+    for ((ns, name), (src, route)) in &index.http_routes {
+        let attached = attach::attach(ns, name, src, route, &gateways, index, problems);
+        if attached.is_empty() {
+            continue;
+        }
+        rules::add(ns, name, src, route, &attached, index, builder, problems);
+    }
+}

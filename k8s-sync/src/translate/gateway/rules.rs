@@ -1,0 +1,594 @@
+//! HTTPRoute rules -> [`GatewayRule`]s: each match becomes a path and
+//! conditions, the filters become the rule's policy, the backendRefs a
+//! weighted split. A rule with an error is left out, reported; the
+//! route's other rules are served (the spec's PartiallyInvalid).
+
+use super::super::endpoints::Asker;
+use super::super::index::Index;
+use super::super::merge::{BackendKey, Builder};
+use super::attach::Attachment;
+use super::grants;
+use super::{GatewayRule, RouteOrder};
+use crate::gateway_api::{
+    HeaderFilter, HttpBackendRef, HttpRoute, HttpRouteFilter, HttpRouteMatch, HttpRouteRule,
+    PathModifier, GROUP,
+};
+use crate::objects::SourcedObject;
+use crate::problem::Problem;
+use rauta_shared::config::{Conditions, IngressRef, PathType, RouteKind, StringMatch, ValueMatch};
+use rauta_shared::policy::{HeaderModifier, PathRewrite, RequestRedirect, RoutePolicy};
+
+/// Headers a filter may not touch: they frame the message, and changing
+/// them would let a route smuggle a second request to the backend.
+const FRAMING_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "keep-alive",
+    "te",
+    "trailer",
+];
+
+/// The methods an HTTPRoute match may name.
+const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Adds the rules of one attached HTTPRoute to `builder`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn add(
+    ns: &str,
+    name: &str,
+    src: &SourcedObject,
+    route: &HttpRoute,
+    attached: &[Attachment],
+    index: &Index<'_>,
+    builder: &mut Builder,
+    problems: &mut Vec<Problem>,
+) {
+    let object = format!("HTTPRoute {ns}/{name}");
+    let warning = Problem::warning(Some(object.clone()), "").in_file(src.file.clone());
+    let source = IngressRef {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        kind: RouteKind::HttpRoute,
+    };
+    let created = route.metadata.creation_timestamp.clone();
+    let order: RouteOrder = (created.is_none(), created, source.clone());
+    let default_rules = [HttpRouteRule::default()];
+    let rules = route.spec.rules.as_deref().unwrap_or(&default_rules);
+    for (i, rule) in rules.iter().enumerate() {
+        let place = match &rule.name {
+            Some(n) => format!("rules[{i}] ({n:?})"),
+            None => format!("rules[{i}]"),
+        };
+        let error = |message: String| {
+            Problem::error(
+                Some(object.clone()),
+                format!("{place}: {message}; rule left out"),
+            )
+            .in_file(src.file.clone())
+        };
+        let warn = |message: String| {
+            Problem::warning(Some(object.clone()), format!("{place}: {message}"))
+                .in_file(src.file.clone())
+        };
+        let matches = match parse_matches(rule) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(error(e));
+                continue;
+            }
+        };
+        let policy = match parse_filters(&rule.filters, &matches) {
+            Ok(p) => p,
+            Err(e) => {
+                problems.push(error(e));
+                continue;
+            }
+        };
+        let mut policy = policy;
+        if let Err(e) = parse_timeouts(rule, &mut policy) {
+            problems.push(error(e));
+            continue;
+        }
+        if rule.retry.is_some() {
+            problems.push(warn(
+                "retry (experimental channel) is not supported; ignored".into(),
+            ));
+        }
+        if rule.session_persistence.is_some() {
+            problems.push(warn(
+                "sessionPersistence (experimental channel) is not supported; ignored".into(),
+            ));
+        }
+        if let Some(k) = rule.backend_refs.iter().position(|b| !b.filters.is_empty()) {
+            problems.push(error(format!(
+                "backendRefs[{k}].filters are not supported yet"
+            )));
+            continue;
+        }
+        let asker = Asker {
+            object: &object,
+            file: src.file.as_deref(),
+            service_upstream: false,
+        };
+        let redirects = policy.request_redirect.is_some();
+        let refs: Vec<(Option<BackendKey>, u32)> = rule
+            .backend_refs
+            .iter()
+            .enumerate()
+            .map(|(k, b)| {
+                let key = backend(ns, b, index, builder, &asker, problems)
+                    .map_err(|e| {
+                        if !redirects {
+                            problems.push(warn(format!(
+                                "backendRefs[{k}]: {e}; its share of requests is answered 500"
+                            )));
+                        }
+                    })
+                    .ok();
+                (key, u32::try_from(b.weight.unwrap_or(1)).unwrap_or(0))
+            })
+            .collect();
+        let first_valid = refs.iter().find_map(|(k, _)| k.clone());
+        let backend = match first_valid {
+            Some(k) => k,
+            None => builder.no_backend(ns),
+        };
+        let split = match refs.as_slice() {
+            _ if redirects => None,
+            [(Some(_), w)] if *w > 0 => None,
+            _ => Some(refs),
+        };
+        for (j, (path, path_type, conditions)) in matches.iter().enumerate() {
+            for a in attached {
+                let mut conditions = conditions.clone();
+                conditions.tls = a.tls;
+                conditions.port = a.port;
+                builder.add_gateway_rule(GatewayRule {
+                    key: (a.host.clone(), path.clone(), *path_type),
+                    conditions,
+                    source: source.clone(),
+                    order: (order.clone(), i, j),
+                    policy: policy.clone(),
+                    backend: backend.clone(),
+                    split: split.clone(),
+                    warn: warning.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// The rule's matches as (path, path type, conditions); none: PathPrefix `/`.
+fn parse_matches(rule: &HttpRouteRule) -> Result<Vec<(String, PathType, Conditions)>, String> {
+    let default = [HttpRouteMatch::default()];
+    let matches = rule
+        .matches
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .unwrap_or(&default);
+    matches
+        .iter()
+        .enumerate()
+        .map(|(j, m)| parse_match(m).map_err(|e| format!("matches[{j}]: {e}")))
+        .collect()
+}
+
+fn parse_match(m: &HttpRouteMatch) -> Result<(String, PathType, Conditions), String> {
+    let path = m.path.as_ref();
+    let value = path
+        .and_then(|p| p.value.clone())
+        .unwrap_or_else(|| "/".into());
+    let kind = path.and_then(|p| p.kind.as_deref()).unwrap_or("PathPrefix");
+    let path_type = match kind {
+        "Exact" => PathType::Exact,
+        "PathPrefix" => PathType::Prefix,
+        "RegularExpression" => PathType::RegularExpression,
+        other => {
+            return Err(format!(
+                "path type {other:?} is not Exact, PathPrefix or RegularExpression"
+            ))
+        }
+    };
+    match path_type {
+        PathType::RegularExpression => check_regex(&value)?,
+        _ if !value.starts_with('/') => {
+            return Err(format!("path {value:?} does not start with /"))
+        }
+        _ if value.contains("//")
+            || value.contains("/./")
+            || value.contains("/../")
+            || value.contains('#') =>
+        {
+            return Err(format!(
+                "path {value:?} is not normalised (//, /./, /../ or #)"
+            ))
+        }
+        _ => {}
+    }
+    let mut conditions = Conditions::default();
+    if let Some(method) = &m.method {
+        if !METHODS.contains(&method.as_str()) {
+            return Err(format!(
+                "method {method:?} is not one of {}",
+                METHODS.join(", ")
+            ));
+        }
+        conditions.method = Some(method.clone());
+    }
+    conditions.headers = values(&m.headers, true, "header")?;
+    conditions.query = values(&m.query_params, false, "query parameter")?;
+    Ok((value, path_type, conditions))
+}
+
+/// Header or query conditions; a repeated name counts once (the first),
+/// as the spec says.
+fn values(
+    raw: &[crate::gateway_api::ValueMatch],
+    fold_case: bool,
+    what: &str,
+) -> Result<Vec<ValueMatch>, String> {
+    let mut out: Vec<ValueMatch> = Vec::new();
+    for v in raw {
+        if v.name.is_empty() || !v.name.bytes().all(is_token) {
+            return Err(format!("{what} name {:?} is not a valid name", v.name));
+        }
+        let name = if fold_case {
+            v.name.to_ascii_lowercase()
+        } else {
+            v.name.clone()
+        };
+        if out.iter().any(|o| o.name == name) {
+            continue;
+        }
+        let value = match v.kind.as_deref().unwrap_or("Exact") {
+            "Exact" => StringMatch::Exact(v.value.clone()),
+            "RegularExpression" => {
+                check_regex(&v.value)?;
+                StringMatch::RegularExpression(v.value.clone())
+            }
+            other => {
+                return Err(format!(
+                    "{what} match type {other:?} is not Exact or RegularExpression"
+                ))
+            }
+        };
+        out.push(ValueMatch { name, value });
+    }
+    Ok(out)
+}
+
+/// An HTTP token character (RFC 9110 §5.6.2).
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn check_regex(pattern: &str) -> Result<(), String> {
+    regex::Regex::new(pattern).map(|_| ()).map_err(|e| {
+        let detail = e.to_string();
+        let first = detail
+            .lines()
+            .last()
+            .unwrap_or("invalid")
+            .trim()
+            .to_string();
+        format!("{pattern:?} is not a valid regex (Rust regex syntax): {first}")
+    })
+}
+
+/// The rule's filters as a policy.
+fn parse_filters(
+    filters: &[HttpRouteFilter],
+    matches: &[(String, PathType, Conditions)],
+) -> Result<RoutePolicy, String> {
+    let mut policy = RoutePolicy::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for (k, f) in filters.iter().enumerate() {
+        let place = format!("filters[{k}]");
+        if seen.contains(&f.kind.as_str()) {
+            return Err(format!("{place}: filter {} appears twice", f.kind));
+        }
+        seen.push(&f.kind);
+        let missing = || {
+            format!(
+                "{place}: type {} without its {} field",
+                f.kind,
+                lower_first(&f.kind)
+            )
+        };
+        match f.kind.as_str() {
+            "RequestHeaderModifier" => {
+                let m = f.request_header_modifier.as_ref().ok_or_else(missing)?;
+                policy.request_headers = Some(modifier(m).map_err(|e| format!("{place}: {e}"))?);
+            }
+            "ResponseHeaderModifier" => {
+                let m = f.response_header_modifier.as_ref().ok_or_else(missing)?;
+                policy.response_headers = Some(modifier(m).map_err(|e| format!("{place}: {e}"))?);
+            }
+            "RequestRedirect" => {
+                let r = f.request_redirect.as_ref().ok_or_else(missing)?;
+                let scheme = match r.scheme.as_deref() {
+                    None => None,
+                    Some(s @ ("http" | "https")) => Some(s.to_string()),
+                    Some(s) => return Err(format!("{place}: scheme {s:?} is not http or https")),
+                };
+                let code = match r.status_code.unwrap_or(302) {
+                    c @ (301 | 302 | 303 | 307 | 308) => c as u16,
+                    c => {
+                        return Err(format!(
+                            "{place}: statusCode {c} is not 301, 302, 303, 307 or 308"
+                        ))
+                    }
+                };
+                let port = match r.port {
+                    None => None,
+                    Some(p) => Some(
+                        u16::try_from(p)
+                            .ok()
+                            .filter(|p| *p > 0)
+                            .ok_or_else(|| format!("{place}: port {p} is not 1-65535"))?,
+                    ),
+                };
+                let hostname = match &r.hostname {
+                    None => None,
+                    Some(h) => match super::listeners::parse_hostname(h) {
+                        Ok(rauta_shared::config::HostMatch::Exact(h)) => Some(h),
+                        _ => {
+                            return Err(format!(
+                                "{place}: hostname {h:?} is not a precise host name"
+                            ))
+                        }
+                    },
+                };
+                let path = r
+                    .path
+                    .as_ref()
+                    .map(|p| path_modifier(p, matches))
+                    .transpose()
+                    .map_err(|e| format!("{place}: {e}"))?;
+                policy.request_redirect = Some(RequestRedirect {
+                    scheme,
+                    hostname,
+                    port,
+                    path,
+                    code,
+                });
+            }
+            "URLRewrite" => {
+                let r = f.url_rewrite.as_ref().ok_or_else(missing)?;
+                if let Some(h) = &r.hostname {
+                    match super::listeners::parse_hostname(h) {
+                        Ok(rauta_shared::config::HostMatch::Exact(h)) => {
+                            policy.upstream_host = Some(h)
+                        }
+                        _ => {
+                            return Err(format!(
+                                "{place}: hostname {h:?} is not a precise host name"
+                            ))
+                        }
+                    }
+                }
+                policy.path_rewrite = r
+                    .path
+                    .as_ref()
+                    .map(|p| path_modifier(p, matches))
+                    .transpose()
+                    .map_err(|e| format!("{place}: {e}"))?;
+            }
+            "RequestMirror" | "CORS" | "ExtensionRef" | "ExternalAuth" => {
+                return Err(format!(
+                    "{place}: filter {} is not supported yet (UnsupportedValue)",
+                    f.kind
+                ))
+            }
+            other => return Err(format!("{place}: unknown filter type {other:?}")),
+        }
+    }
+    if policy.request_redirect.is_some()
+        && (policy.path_rewrite.is_some() || policy.upstream_host.is_some())
+    {
+        return Err("RequestRedirect and URLRewrite cannot be used together".into());
+    }
+    Ok(policy)
+}
+
+/// `requestRedirect` -> `requestRedirect` for messages.
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_ascii_lowercase().to_string() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+fn modifier(f: &HeaderFilter) -> Result<HeaderModifier, String> {
+    let check = |name: &str| {
+        if name.is_empty() || !name.bytes().all(is_token) {
+            return Err(format!("header name {name:?} is not valid"));
+        }
+        if FRAMING_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "header {name} frames the message and cannot be changed"
+            ));
+        }
+        Ok(())
+    };
+    let value_ok = |v: &str| {
+        if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err("a header value contains CR, LF or NUL".to_string());
+        }
+        Ok(())
+    };
+    let mut out = HeaderModifier::default();
+    for h in &f.set {
+        check(&h.name)?;
+        value_ok(&h.value)?;
+        out.set.push((h.name.clone(), h.value.clone()));
+    }
+    for h in &f.add {
+        check(&h.name)?;
+        value_ok(&h.value)?;
+        out.add.push((h.name.clone(), h.value.clone()));
+    }
+    for name in &f.remove {
+        check(name)?;
+        out.remove.push(name.clone());
+    }
+    Ok(out)
+}
+
+fn path_modifier(
+    p: &PathModifier,
+    matches: &[(String, PathType, Conditions)],
+) -> Result<PathRewrite, String> {
+    match p.kind.as_str() {
+        "ReplaceFullPath" => {
+            let path = p
+                .replace_full_path
+                .clone()
+                .ok_or("ReplaceFullPath without replaceFullPath")?;
+            Ok(PathRewrite::Full(path))
+        }
+        "ReplacePrefixMatch" => {
+            let path = p
+                .replace_prefix_match
+                .clone()
+                .ok_or("ReplacePrefixMatch without replacePrefixMatch")?;
+            if matches.iter().any(|(_, t, _)| *t != PathType::Prefix) {
+                return Err(
+                    "ReplacePrefixMatch needs every match of the rule to be a PathPrefix".into(),
+                );
+            }
+            Ok(PathRewrite::Prefix(path))
+        }
+        other => Err(format!(
+            "path modifier type {other:?} is not ReplaceFullPath or ReplacePrefixMatch"
+        )),
+    }
+}
+
+/// `timeouts.request` and `timeouts.backendRequest`.
+fn parse_timeouts(rule: &HttpRouteRule, policy: &mut RoutePolicy) -> Result<(), String> {
+    let Some(t) = &rule.timeouts else {
+        return Ok(());
+    };
+    let request = t.request.as_deref().map(duration_ms).transpose()?;
+    let backend = t.backend_request.as_deref().map(duration_ms).transpose()?;
+    // 0s turns the timeout off.
+    let request = request.filter(|ms| *ms > 0);
+    let backend = backend.filter(|ms| *ms > 0);
+    if let (Some(r), Some(b)) = (request, backend) {
+        if b > r {
+            return Err(format!(
+                "timeouts.backendRequest ({b} ms) is longer than timeouts.request ({r} ms)"
+            ));
+        }
+    }
+    policy.timeouts.request_ms = request;
+    policy.timeouts.backend_request_ms = backend;
+    Ok(())
+}
+
+/// A Gateway API duration (GEP-2257): 1 to 4 parts of up to 5 digits
+/// with unit `h`, `m`, `s` or `ms`, e.g. `1h30m`, `500ms`.
+fn duration_ms(raw: &str) -> Result<u64, String> {
+    let bad = || format!("duration {raw:?} is not like 1h30m, 10s or 500ms");
+    let mut rest = raw;
+    let mut total: u64 = 0;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 5 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (1, 2)
+        } else if rest.starts_with('h') {
+            (3_600_000, 1)
+        } else if rest.starts_with('m') {
+            (60_000, 1)
+        } else if rest.starts_with('s') {
+            (1_000, 1)
+        } else {
+            return Err(bad());
+        };
+        rest = &rest[len..];
+        total += n * unit;
+        parts += 1;
+    }
+    if parts == 0 || parts > 4 {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+/// The backend of one backendRef, or why it is invalid.
+fn backend(
+    ns: &str,
+    b: &HttpBackendRef,
+    index: &Index<'_>,
+    builder: &mut Builder,
+    asker: &Asker<'_>,
+    problems: &mut Vec<Problem>,
+) -> Result<BackendKey, String> {
+    let t = &b.target;
+    let group = t.group.as_deref().unwrap_or("");
+    let kind = t.kind.as_deref().unwrap_or("Service");
+    if !group.is_empty() || kind != "Service" {
+        return Err(format!(
+            "kind {kind} of group {group:?} is not supported (InvalidKind; Service is)"
+        ));
+    }
+    let svc_ns = t.namespace.as_deref().unwrap_or(ns);
+    let from = grants::From {
+        group: GROUP,
+        kind: "HTTPRoute",
+        namespace: ns,
+    };
+    if !grants::allowed(index, &from, "", "Service", svc_ns, &t.name) {
+        return Err(format!(
+            "Service {svc_ns}/{} is in another namespace and no ReferenceGrant there allows it (RefNotPermitted)",
+            t.name
+        ));
+    }
+    let Some(port) = t
+        .port
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p > 0)
+    else {
+        return Err(format!("Service {svc_ns}/{} without a port", t.name));
+    };
+    if !index.services.contains_key(&(svc_ns, t.name.as_str())) {
+        return Err(format!(
+            "Service {svc_ns}/{} not found (BackendNotFound)",
+            t.name
+        ));
+    }
+    Ok(builder.plain_backend(asker, index, svc_ns, &t.name, port, problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_gep_2257_says() {
+        for (raw, ms) in [
+            ("10s", 10_000),
+            ("500ms", 500),
+            ("1h30m", 5_400_000),
+            ("1m1s1ms", 61_001),
+            ("0s", 0),
+        ] {
+            assert_eq!(duration_ms(raw), Ok(ms), "{raw}");
+        }
+        for bad in ["", "10", "1.5s", "s", "123456s", "1h1h1h1h1h", "10S", "-1s"] {
+            assert!(duration_ms(bad).is_err(), "{bad}");
+        }
+    }
+}
