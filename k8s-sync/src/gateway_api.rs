@@ -417,3 +417,59 @@ pub struct GrantTo {
     #[serde(default)]
     pub name: Option<String>,
 }
+
+/// Makes a type a Kubernetes resource for kube's `Api` and watchers.
+macro_rules! resource {
+    ($t:ty, $version:literal, $kind:literal, $plural:literal, $scope:ty) => {
+        impl k8s_openapi::Resource for $t {
+            const API_VERSION: &'static str = concat!("gateway.networking.k8s.io/", $version);
+            const GROUP: &'static str = GROUP;
+            const KIND: &'static str = $kind;
+            const VERSION: &'static str = $version;
+            const URL_PATH_SEGMENT: &'static str = $plural;
+            type Scope = $scope;
+        }
+
+        impl k8s_openapi::Metadata for $t {
+            type Ty = ObjectMeta;
+
+            fn metadata(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+
+            fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+
+resource!(
+    GatewayClass,
+    "v1",
+    "GatewayClass",
+    "gatewayclasses",
+    k8s_openapi::ClusterResourceScope
+);
+resource!(
+    Gateway,
+    "v1",
+    "Gateway",
+    "gateways",
+    k8s_openapi::NamespaceResourceScope
+);
+resource!(
+    HttpRoute,
+    "v1",
+    "HTTPRoute",
+    "httproutes",
+    k8s_openapi::NamespaceResourceScope
+);
+// v1beta1 is served by every standard-channel release that has v1 too.
+resource!(
+    ReferenceGrant,
+    "v1beta1",
+    "ReferenceGrant",
+    "referencegrants",
+    k8s_openapi::NamespaceResourceScope
+);

@@ -1,14 +1,16 @@
 //! One read-only look at the API server, for `rauta check --kubernetes`:
-//! list Ingresses, IngressClasses, Services and EndpointSlices once, then
-//! get the TLS Secrets that served Ingresses name. Only GETs: no watch, no
+//! list Ingresses, IngressClasses, Services, EndpointSlices, Namespaces
+//! and the Gateway API kinds (where served) once, then get the TLS Secrets
+//! that served Ingresses and our Gateways name. Only GETs: no watch, no
 //! status, no Events, no Lease.
 
 use super::client::{self, ClientSource};
 use super::watch::strip;
+use crate::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use crate::objects::{KubeObject, SourcedObject};
 use crate::translate::referenced_secrets;
 use crate::ClassSelector;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::ListParams;
@@ -53,6 +55,22 @@ async fn read(client: &Client, sel: &ClassSelector) -> Result<Vec<SourcedObject>
     for slice in list::<EndpointSlice>(client, &slices).await? {
         push(KubeObject::EndpointSlice(slice));
     }
+    for ns in list::<Namespace>(client, &every).await? {
+        push(KubeObject::Namespace(ns));
+    }
+    // The Gateway API kinds exist only where their CRDs are installed.
+    for class in list_optional::<GatewayClass>(client, &every).await? {
+        push(KubeObject::GatewayClass(class));
+    }
+    for gateway in list_optional::<Gateway>(client, &every).await? {
+        push(KubeObject::Gateway(gateway));
+    }
+    for route in list_optional::<HttpRoute>(client, &every).await? {
+        push(KubeObject::HttpRoute(route));
+    }
+    for grant in list_optional::<ReferenceGrant>(client, &every).await? {
+        push(KubeObject::ReferenceGrant(grant));
+    }
     // Only the Secrets our Ingresses name: other private keys are never read.
     for secret in referenced_secrets(&objects, sel) {
         let api: Api<Secret> = Api::namespaced(client.clone(), &secret.namespace);
@@ -83,6 +101,19 @@ async fn read(client: &Client, sel: &ClassSelector) -> Result<Vec<SourcedObject>
         }
     }
     Ok(objects)
+}
+
+/// Like [`list`], but a kind the API server does not serve (404: its CRD
+/// is not installed) has no objects.
+async fn list_optional<K>(client: &Client, params: &ListParams) -> Result<Vec<K>, String>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    match api.list(&params.clone().limit(1)).await {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+        _ => list(client, params).await,
+    }
 }
 
 /// Every object of kind `K` cluster-wide, page by page.

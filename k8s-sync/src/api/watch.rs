@@ -9,10 +9,11 @@
 //! private keys of other applications are never kept in memory.
 
 use super::backoff::Exponential;
+use crate::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use crate::objects::{KubeObject, SourcedObject};
 use crate::tls::TLS_SECRET_TYPE;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::runtime::reflector::{self, Store};
@@ -69,6 +70,106 @@ pub(crate) struct Stores {
     pub(crate) secrets: SecretStore,
     /// The L4 services ConfigMaps the flags name (one watch each, by name).
     pub(crate) config_maps: Vec<Store<ConfigMap>>,
+    /// The Gateway API kinds, where the cluster has their CRDs.
+    pub(crate) gateway: GatewayStores,
+}
+
+/// Readers of the Gateway API stores. Each kind may be missing from the
+/// cluster (its CRD not installed): its store then stays empty and does
+/// not hold up readiness.
+#[derive(Clone)]
+pub(crate) struct GatewayStores {
+    pub(crate) classes: Optional<GatewayClass>,
+    pub(crate) gateways: Optional<Gateway>,
+    pub(crate) routes: Optional<HttpRoute>,
+    pub(crate) grants: Optional<ReferenceGrant>,
+    /// Namespace labels, for listeners' `allowedRoutes` selectors.
+    pub(crate) namespaces: Store<Namespace>,
+}
+
+/// A store of a kind the API server may not serve.
+#[derive(Clone)]
+pub(crate) struct Optional<K: Resource<DynamicType = ()> + 'static> {
+    pub(crate) store: Store<K>,
+    /// True while the API server answers 404 for the kind.
+    absent: tokio::sync::watch::Receiver<bool>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Optional<K> {
+    /// Waits for a complete first list, or for the kind to be known absent.
+    async fn wait_ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        let mut absent = self.absent.clone();
+        tokio::select! {
+            ready = self.store.wait_until_ready() => ready,
+            // The sender lives in the watch task; if it ends, so did the store.
+            _ = absent.wait_for(|a| *a) => Ok(()),
+        }
+    }
+
+    /// The objects held now (none while the kind is absent).
+    pub(crate) fn state(&self) -> Vec<Arc<K>> {
+        self.store.state()
+    }
+}
+
+/// Starts a reflector for a kind that may be missing (a CRD): a 404 on
+/// its list is logged once, marks it absent, and is retried with backoff
+/// so that CRDs installed later are picked up.
+fn reflect_optional<K>(
+    tasks: &mut JoinSet<()>,
+    api: Api<K>,
+    config: watcher::Config,
+    backoff: WatchBackoff,
+    changed: Arc<Notify>,
+) -> Optional<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let kind = K::kind(&());
+    let (reader, writer) = reflector::store();
+    let (absent_tx, absent) = tokio::sync::watch::channel(false);
+    let stream = watcher::watcher(api, config)
+        .backoff(Exponential::new(backoff.min, backoff.max))
+        .modify(strip::<K>);
+    let stream = reflector::reflector(writer, stream);
+    tasks.spawn(async move {
+        stream
+            .for_each(|event| {
+                match event {
+                    Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone) => {
+                        if absent_tx.send_replace(false) {
+                            tracing::info!(%kind, "the API server now serves this kind; watching it");
+                        }
+                        changed.notify_one()
+                    }
+                    Ok(Event::Init | Event::InitApply(_)) => {}
+                    Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
+                        if status.code == 404 =>
+                    {
+                        if !absent_tx.send_replace(true) {
+                            tracing::info!(
+                                %kind,
+                                "the API server does not serve this kind (its CRD is not installed); Gateway API objects of this kind are not served until it is"
+                            );
+                            changed.notify_one();
+                        }
+                    }
+                    Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                        tracing::info!(%kind, "watch resourceVersion expired (410 Gone); listing again");
+                    }
+                    Err(e) => tracing::warn!(
+                        %kind,
+                        "watching the Kubernetes API failed: {e}; retrying with backoff, the last good table keeps serving"
+                    ),
+                }
+                futures::future::ready(())
+            })
+            .await;
+    });
+    Optional {
+        store: reader,
+        absent,
+    }
 }
 
 /// Drops what routing never reads: `managedFields` and kubectl's copy of
@@ -144,7 +245,45 @@ impl Stores {
                 )
             })
             .collect();
+        let gateway = GatewayStores {
+            classes: reflect_optional(
+                tasks,
+                Api::all(client.clone()),
+                config.clone(),
+                backoff,
+                changed.clone(),
+            ),
+            gateways: reflect_optional(
+                tasks,
+                Api::all(client.clone()),
+                config.clone(),
+                backoff,
+                changed.clone(),
+            ),
+            routes: reflect_optional(
+                tasks,
+                Api::all(client.clone()),
+                config.clone(),
+                backoff,
+                changed.clone(),
+            ),
+            grants: reflect_optional(
+                tasks,
+                Api::all(client.clone()),
+                config.clone(),
+                backoff,
+                changed.clone(),
+            ),
+            namespaces: reflect(
+                tasks,
+                Api::all(client.clone()),
+                config.clone(),
+                backoff,
+                changed.clone(),
+            ),
+        };
         Stores {
+            gateway,
             config_maps,
             ingresses: reflect(
                 tasks,
@@ -194,6 +333,12 @@ impl Stores {
         for map in &self.config_maps {
             map.wait_until_ready().await?;
         }
+        let g = &self.gateway;
+        g.classes.wait_ready().await?;
+        g.gateways.wait_ready().await?;
+        g.routes.wait_ready().await?;
+        g.grants.wait_ready().await?;
+        g.namespaces.wait_until_ready().await?;
         Ok(())
     }
 
@@ -204,6 +349,14 @@ impl Stores {
     pub(crate) fn objects(&self, ingresses: &[Arc<Ingress>]) -> Vec<SourcedObject> {
         let mut namespaces: BTreeSet<String> =
             ingresses.iter().filter_map(|i| i.namespace()).collect();
+        let routes = self.gateway.routes.state();
+        // An HTTPRoute's backends are in its namespace or, granted, another.
+        for route in &routes {
+            let ns = route.namespace().unwrap_or_default();
+            let refs = (route.spec.rules.iter().flatten()).flat_map(|r| &r.backend_refs);
+            namespaces.extend(refs.filter_map(|b| b.target.namespace.clone()));
+            namespaces.insert(ns);
+        }
         let maps: Vec<Arc<ConfigMap>> = self.config_maps.iter().flat_map(Store::state).collect();
         for map in &maps {
             let values = map.data.iter().flat_map(|d| d.values());
@@ -229,6 +382,22 @@ impl Stores {
         }
         for map in maps {
             push(KubeObject::ConfigMap((*map).clone()));
+        }
+        let g = &self.gateway;
+        for class in g.classes.state() {
+            push(KubeObject::GatewayClass((*class).clone()));
+        }
+        for gateway in g.gateways.state() {
+            push(KubeObject::Gateway((*gateway).clone()));
+        }
+        for route in routes {
+            push(KubeObject::HttpRoute((*route).clone()));
+        }
+        for grant in g.grants.state() {
+            push(KubeObject::ReferenceGrant((*grant).clone()));
+        }
+        for ns in g.namespaces.state() {
+            push(KubeObject::Namespace((*ns).clone()));
         }
         out
     }

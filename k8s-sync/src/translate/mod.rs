@@ -140,21 +140,27 @@ pub fn served_ingresses(objects: &[SourcedObject], sel: &ClassSelector) -> Vec<I
 }
 
 /// The Secrets that the `spec.tls` of served Ingresses name (in the
-/// Ingress's namespace), valid or not; sorted, without duplicates.
+/// Ingress's namespace) and the certificates of our Gateways' listeners
+/// name, valid or not; sorted, without duplicates.
 pub fn referenced_secrets(objects: &[SourcedObject], sel: &ClassSelector) -> Vec<SecretRef> {
     let index = Index::new(objects);
-    sorted_unique(served(&index, sel).flat_map(|ing| {
-        let namespace = ingress_namespace(ing).to_string();
-        let entries = ing.spec.as_ref().and_then(|s| s.tls.as_ref());
-        entries
+    let listeners = gateway::certificate_refs(&index, sel);
+    sorted_unique(
+        listeners
             .into_iter()
-            .flatten()
-            .filter_map(|e| e.secret_name.clone().filter(|n| !n.is_empty()))
-            .map(move |name| SecretRef {
-                namespace: namespace.clone(),
-                name,
-            })
-    }))
+            .chain(served(&index, sel).flat_map(|ing| {
+                let namespace = ingress_namespace(ing).to_string();
+                let entries = ing.spec.as_ref().and_then(|s| s.tls.as_ref());
+                entries
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.secret_name.clone().filter(|n| !n.is_empty()))
+                    .map(move |name| SecretRef {
+                        namespace: namespace.clone(),
+                        name,
+                    })
+            })),
+    )
 }
 
 /// The Ingresses of `index` that `sel` serves, by [`is_served`]. Its

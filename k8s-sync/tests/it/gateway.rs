@@ -74,7 +74,10 @@ fn keys(config: &RouteConfig) -> Vec<String> {
 fn bare(messages: Vec<String>) -> Vec<String> {
     messages
         .into_iter()
-        .map(|m| m.split_once("all.yaml: ").map_or(m.clone(), |(_, rest)| rest.to_string()))
+        .map(|m| {
+            m.split_once("all.yaml: ")
+                .map_or(m.clone(), |(_, rest)| rest.to_string())
+        })
         .collect()
 }
 

@@ -629,3 +629,73 @@ fn the_named_tcp_services_configmap_is_followed_and_others_are_not_read() {
     });
     source.stop();
 }
+
+/// GatewayClass `rauta`, Gateway demo/gw (HTTP on 80) and HTTPRoute
+/// demo/web serving `path` on host gw.example.com.
+fn gateway_objects(path: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: rauta}}\n\
+         spec: {{controllerName: rauta.io/gateway-controller}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: demo}}\n\
+         spec: {{gatewayClassName: rauta, listeners: [{{name: http, port: 80, protocol: HTTP}}]}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: web, namespace: demo}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [gw.example.com]\n  \
+         rules: [{{matches: [{{path: {{value: {path}}}}}], backendRefs: [{{name: web, port: 80}}]}}]\n"
+    )
+}
+
+#[test]
+fn gateway_api_kinds_are_followed_like_ingresses() {
+    let api = FakeApi::start();
+    seed(&api, &["/ingress"]);
+    for doc in gateway_objects("/gateway").split("---\n") {
+        api.apply_yaml(doc);
+    }
+    let (source, rx) = start(options(&api, "kubeconfig"));
+    let first = until(&rx, "the initial list", |_| true);
+    assert_eq!(paths(&first), ["/ingress", "/gateway"]);
+    let route = &first.rules[1];
+    assert_eq!(route.source.to_string(), "HTTPRoute demo/web");
+    assert_eq!(first.backends[route.backend].endpoints.len(), 2);
+
+    // HTTPRoute MODIFIED, then the Gateway DELETED: the route goes with it.
+    api.apply_yaml(
+        &gateway_objects("/moved")
+            .split("---\n")
+            .nth(2)
+            .expect("route")
+            .to_string(),
+    );
+    until(&rx, "the moved route", |c| {
+        paths(c) == ["/ingress", "/moved"]
+    });
+    assert!(api.delete("gateways", "demo", "gw"));
+    until(&rx, "no HTTPRoute without its Gateway", |c| {
+        paths(c) == ["/ingress"]
+    });
+    source.stop();
+}
+
+#[test]
+fn a_cluster_without_the_gateway_api_crds_serves_its_ingresses() {
+    let api = FakeApi::start();
+    seed(&api, &["/ingress"]);
+    api.fail_when(|r| {
+        r.path
+            .starts_with("/apis/gateway.networking.k8s.io/")
+            .then_some(404)
+    });
+    let (source, rx) = start(options(&api, "kubeconfig"));
+    let first = until(&rx, "the initial list", |_| true);
+    assert_eq!(paths(&first), ["/ingress"]);
+
+    // The CRDs get installed: the Gateway API objects are picked up.
+    for doc in gateway_objects("/gateway").split("---\n") {
+        api.apply_yaml(doc);
+    }
+    api.clear_failures();
+    until(&rx, "the HTTPRoute once the CRDs exist", |c| {
+        paths(c) == ["/ingress", "/gateway"]
+    });
+    source.stop();
+}

@@ -5,7 +5,7 @@
 use super::super::index::Index;
 use super::super::merge::Builder;
 use super::grants;
-use crate::gateway_api::{AllowedRoutes, Listener, GROUP};
+use crate::gateway_api::{AllowedRoutes, Gateway, Listener, GROUP};
 use crate::problem::Problem;
 use crate::ClassSelector;
 use rauta_shared::config::{HostMatch, IngressRef, RouteKind, SecretRef};
@@ -55,10 +55,7 @@ pub(super) fn served<'a>(
 ) -> Gateways<'a> {
     let mut out = Gateways::new();
     for (&(ns, name), &(src, gateway)) in &index.gateways {
-        let class = index
-            .gateway_classes
-            .get(gateway.spec.gateway_class_name.as_str());
-        if class.is_none_or(|(_, c)| c.spec.controller_name != sel.gateway_controller) {
+        if !is_ours(index, sel, gateway) {
             continue;
         }
         let warn = |message: String| {
@@ -74,6 +71,14 @@ pub(super) fn served<'a>(
         out.insert((ns, name), Served { listeners });
     }
     out
+}
+
+/// True when the Gateway's class names our controller.
+pub(super) fn is_ours(index: &Index<'_>, sel: &ClassSelector, gateway: &Gateway) -> bool {
+    let class = index
+        .gateway_classes
+        .get(gateway.spec.gateway_class_name.as_str());
+    class.is_some_and(|(_, c)| c.spec.controller_name == sel.gateway_controller)
 }
 
 /// One listener: where it is served, its hostname and its certificate.

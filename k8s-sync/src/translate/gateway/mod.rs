@@ -27,7 +27,7 @@ use super::merge::{BackendKey, Builder};
 use crate::problem::Problem;
 use crate::ClassSelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use rauta_shared::config::{Conditions, IngressRef};
+use rauta_shared::config::{Conditions, IngressRef, SecretRef};
 use rauta_shared::policy::RoutePolicy;
 use std::cmp::Reverse;
 
@@ -64,6 +64,26 @@ impl GatewayRule {
             (c.tls, c.port),
         )
     }
+}
+
+/// The Secrets our Gateways' HTTPS listeners name, granted or not.
+pub(super) fn certificate_refs(index: &Index<'_>, sel: &ClassSelector) -> Vec<SecretRef> {
+    let mut out = Vec::new();
+    for (&(ns, _), &(_, gateway)) in &index.gateways {
+        if !listeners::is_ours(index, sel, gateway) {
+            continue;
+        }
+        let tls = gateway.spec.listeners.iter().filter_map(|l| l.tls.as_ref());
+        for cert in tls.flat_map(|t| &t.certificate_refs) {
+            if cert.kind.as_deref().unwrap_or("Secret") == "Secret" {
+                out.push(SecretRef {
+                    namespace: cert.namespace.clone().unwrap_or_else(|| ns.to_string()),
+                    name: cert.name.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Adds the rules and certificates of the Gateway API objects that `sel`
