@@ -16,6 +16,7 @@ use rauta_k8s_sync::stats::SourceStats;
 use rauta_k8s_sync::{report, ClassSelector, RouteConfig};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -347,7 +347,7 @@ fn an_ingress_rule_wins_over_the_same_httproute_rule() {
     let yaml = format!(
         "{CLASS}{CLASSES}{WEB}{ing}---\n{}{}",
         gateway("rauta", "", ""),
-        route("demo", "web", &format!("  hostnames: [a.example.com]\n  rules:\n  - matches: [{{path: {{value: /}}}}, {{path: {{value: /new}}}}]\n    backendRefs: [{{name: web, port: 80}}]\n"))
+        route("demo", "web", "  hostnames: [a.example.com]\n  rules:\n  - matches: [{path: {value: /}}, {path: {value: /new}}]\n    backendRefs: [{name: web, port: 80}]\n")
     );
     let t = run(&yaml);
     assert_eq!(

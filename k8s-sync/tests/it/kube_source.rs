@@ -660,11 +660,10 @@ fn gateway_api_kinds_are_followed_like_ingresses() {
 
     // HTTPRoute MODIFIED, then the Gateway DELETED: the route goes with it.
     api.apply_yaml(
-        &gateway_objects("/moved")
+        gateway_objects("/moved")
             .split("---\n")
             .nth(2)
-            .expect("route")
-            .to_string(),
+            .expect("route"),
     );
     until(&rx, "the moved route", |c| {
         paths(c) == ["/ingress", "/moved"]
