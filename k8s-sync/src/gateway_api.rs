@@ -161,6 +161,10 @@ pub struct HttpRoute {
     /// The spec.
     #[serde(default)]
     pub spec: HttpRouteSpec,
+    /// The status as the API server holds it: other controllers'
+    /// `status.parents` entries are kept when ours are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
 }
 
 /// `HTTPRoute.spec`.

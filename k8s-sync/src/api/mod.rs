@@ -18,6 +18,7 @@
 mod backoff;
 pub mod client;
 mod events;
+mod gateway_status;
 pub mod leader;
 pub mod snapshot;
 pub mod status;
@@ -207,6 +208,8 @@ struct WriterInput {
     left: BTreeMap<IngressRef, Vec<Addr>>,
     desired: Option<Vec<IngressLoadBalancerIngress>>,
     problems: BTreeMap<IngressRef, Vec<Problem>>,
+    /// The Gateway API status writes, planned.
+    gateway: Vec<gateway_status::Change>,
 }
 
 /// What the control loop works with.
@@ -407,12 +410,20 @@ impl Reconciler {
         }
         let problems = events::by_ingress(&translation.problems, &refs);
         drop(refs);
+        let routes = stores.gateway.routes.state();
+        let gateway = gateway_status::plan(
+            &translation.gateway_status,
+            &routes,
+            &opts.selector.gateway_controller,
+            desired.as_deref(),
+        );
         writer.send_replace(Arc::new(WriterInput {
             ingresses,
             served,
             left: self.tracker.left().clone(),
             desired,
             problems,
+            gateway,
         }));
         fetch
     }
@@ -451,6 +462,8 @@ async fn writer(
     // What we wrote, by the resourceVersion it was written over: until the
     // watch brings the new version, the same write is not repeated.
     let mut written: BTreeMap<IngressRef, (Option<String>, Option<Vec<Addr>>)> = BTreeMap::new();
+    // The Gateway API status last written per object (without times).
+    let mut gateway_written: BTreeMap<gateway_status::Target, serde_json::Value> = BTreeMap::new();
     let mut retry_at: Option<Instant> = None;
     loop {
         let sleep = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now));
@@ -462,6 +475,7 @@ async fn writer(
         retry_at = None;
         if !leadership.is_leader() {
             written.clear();
+            gateway_written.clear();
             continue;
         }
         let state = input.borrow_and_update().clone();
@@ -504,6 +518,35 @@ async fn writer(
         }
         let present: BTreeSet<IngressRef> = refs.iter().map(|i| status::ingress_ref(i)).collect();
         written.retain(|k, _| present.contains(k));
+
+        for change in &state.gateway {
+            if gateway_written.get(&change.target) == Some(&change.status) {
+                continue;
+            }
+            if !leadership.is_leader() {
+                break;
+            }
+            let target = &change.target;
+            match tokio::time::timeout(WRITE_TIMEOUT, gateway_status::apply(&client, change)).await
+            {
+                Ok(Ok(())) => {
+                    tracing::info!(object = %target, "Gateway API status written");
+                    gateway_written.insert(target.clone(), change.status.clone());
+                }
+                Ok(Err(kube::Error::Api(s))) if s.is_not_found() => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(object = %target, "writing Gateway API status failed: {e}; retrying in {retry:?}");
+                    ok = false;
+                }
+                Err(_) => {
+                    tracing::warn!(object = %target, "writing Gateway API status: the API server did not answer within {WRITE_TIMEOUT:?}; retrying in {retry:?}");
+                    ok = false;
+                }
+            }
+        }
+        let planned: BTreeSet<&gateway_status::Target> =
+            state.gateway.iter().map(|c| &c.target).collect();
+        gateway_written.retain(|k, _| planned.contains(k));
 
         for (ing, problem) in event_log.pending(&state.problems, &refs) {
             if !leadership.is_leader() {

@@ -689,24 +689,27 @@ impl Builder {
         host: &HostMatch,
         index: &Index<'_>,
         problems: &mut Vec<Problem>,
-    ) {
+    ) -> Result<(), String> {
         let name = host_name(host);
         let Some((crt, key, not_after)) =
             self.check_secret(gateway, warn, place, secret, &name, index, problems)
         else {
-            return;
+            return Err(format!(
+                "Secret {secret} is missing or holds no usable certificate and key"
+            ));
         };
         if let Some((owner, _)) = self.tls_hosts.get(host) {
             problems.push(warn(format!(
                 "{place}: TLS host {name} already gets its certificate from {owner}; Secret {secret} ignored for it"
             )));
-            return;
+            return Ok(());
         }
         if *host != HostMatch::Any && !tls::covers(crt.as_bytes(), host) {
+            let message = format!("the certificate in Secret {secret} does not cover host {name}");
             problems.push(warn(format!(
-                "{place}: the certificate in Secret {secret} does not cover host {name}; the host gets the default certificate"
+                "{place}: {message}; the host gets the default certificate"
             )));
-            return;
+            return Err(message);
         }
         self.tls_hosts
             .insert(host.clone(), (gateway.clone(), Some(secret.clone())));
@@ -723,6 +726,7 @@ impl Builder {
             })
             .hosts
             .push(host.clone());
+        Ok(())
     }
 
     /// The final configuration: backends in key order, rules in (host, path, type) order.

@@ -25,6 +25,7 @@ pub use annotations::{AnnotationVerdict, Verdict};
 mod class;
 mod endpoints;
 mod gateway;
+pub use gateway::status::{self as gateway_status, GatewayApiStatus};
 mod index;
 mod ingress;
 mod l4;
@@ -52,6 +53,8 @@ pub struct Translation {
     /// The verdict on every annotation of every served Ingress, refused
     /// ones included, sorted by Ingress.
     pub annotations: Vec<IngressAnnotations>,
+    /// What the status of our Gateway API objects should say.
+    pub gateway_status: GatewayApiStatus,
 }
 
 /// The annotations of one served Ingress and what rauta does with each.
@@ -109,7 +112,7 @@ pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation 
         builder.claim_canary(ing, &index, &mut problems);
     }
     // Gateway API routes after every Ingress: an Ingress wins a tie.
-    gateway::add(&index, sel, &mut builder, &mut problems);
+    let gateway_status = gateway::add(&index, sel, &mut builder, &mut problems);
     let (mut config, differences) = builder.finish(&mut problems);
     l4::add_services(&index, sel, &mut config, &mut problems);
     l4::add_passthrough(&ingresses, &index, &mut config, &mut problems);
@@ -129,6 +132,7 @@ pub fn translate(objects: &[SourcedObject], sel: &ClassSelector) -> Translation 
         config,
         problems: dedup(problems),
         annotations,
+        gateway_status,
     }
 }
 

@@ -492,3 +492,119 @@ fn filters_become_the_rules_policy_and_bad_rules_are_left_out() {
         assert!(errors.iter().any(|e| e.contains(expected)), "{expected}: {errors:#?}");
     }
 }
+
+/// `Type=True/False(Reason)` of each condition.
+fn conditions(c: &[rauta_k8s_sync::translate::gateway_status::Condition]) -> Vec<String> {
+    c.iter()
+        .map(|c| {
+            format!(
+                "{}={}({})",
+                c.kind,
+                if c.status { "True" } else { "False" },
+                c.reason
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn status_says_what_was_accepted_and_why_not() {
+    let listeners = "  - {name: odd, port: 9999, protocol: HTTP}\n  - {name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: missing}]}}\n";
+    let routes = [
+        route("demo", "good", WEB_RULE),
+        route(
+            "demo",
+            "partly",
+            "  rules:\n  - backendRefs: [{name: web, port: 80}, {name: gone, port: 80}]\n  - matches: [{path: {type: RegularExpression, value: \"(\"}}]\n    backendRefs: [{name: web, port: 80}]\n",
+        ),
+        route("demo", "elsewhere", WEB_RULE)
+            .replace("{name: gw, namespace: demo}", "{name: gw, namespace: demo, sectionName: nope}"),
+    ]
+    .concat();
+    let yaml = format!("{CLASSES}{WEB}{}{routes}", gateway("rauta", "", listeners));
+    let t = run(&yaml);
+    let s = &t.gateway_status;
+    assert_eq!(
+        s.classes.keys().collect::<Vec<_>>(),
+        ["rauta"],
+        "only our class"
+    );
+    let gw = &s.gateways[&("demo".to_string(), "gw".to_string())];
+    assert_eq!(
+        conditions(&gw.object.conditions),
+        ["Accepted=True(Accepted)", "Programmed=True(Programmed)"]
+    );
+    let listeners: Vec<(String, i32, Vec<String>)> = gw
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), l.attached_routes, conditions(&l.conditions)))
+        .collect();
+    assert_eq!(
+        listeners,
+        [
+            (
+                "http".to_string(),
+                2,
+                vec![
+                    "Accepted=True(Accepted)",
+                    "ResolvedRefs=True(ResolvedRefs)",
+                    "Conflicted=False(NoConflicts)",
+                    "Programmed=True(Programmed)"
+                ]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+            ),
+            (
+                "odd".to_string(),
+                0,
+                vec![
+                    "Accepted=False(PortUnavailable)",
+                    "ResolvedRefs=True(ResolvedRefs)",
+                    "Conflicted=False(NoConflicts)",
+                    "Programmed=False(Invalid)"
+                ]
+                .into_iter()
+                .map(String::from)
+                .collect()
+            ),
+            (
+                "https".to_string(),
+                2,
+                vec![
+                    "Accepted=True(Accepted)",
+                    "ResolvedRefs=False(InvalidCertificateRef)",
+                    "Conflicted=False(NoConflicts)",
+                    "Programmed=True(Programmed)"
+                ]
+                .into_iter()
+                .map(String::from)
+                .collect()
+            ),
+        ]
+    );
+    let parents = |name: &str| -> Vec<String> {
+        let r = &s.routes[&("demo".to_string(), name.to_string())];
+        r.parents
+            .iter()
+            .flat_map(|p| conditions(&p.conditions))
+            .collect()
+    };
+    assert_eq!(
+        parents("good"),
+        ["Accepted=True(Accepted)", "ResolvedRefs=True(ResolvedRefs)"]
+    );
+    assert_eq!(
+        parents("partly"),
+        [
+            "Accepted=True(Accepted)",
+            "PartiallyInvalid=True(UnsupportedValue)",
+            "ResolvedRefs=False(BackendNotFound)"
+        ]
+    );
+    assert_eq!(parents("elsewhere"), ["Accepted=False(NoMatchingParent)"]);
+    let parent_ref =
+        &s.routes[&("demo".to_string(), "elsewhere".to_string())].parents[0].parent_ref;
+    assert_eq!(parent_ref["sectionName"], "nope");
+    assert_eq!(parent_ref["kind"], "Gateway");
+}

@@ -698,3 +698,99 @@ fn a_cluster_without_the_gateway_api_crds_serves_its_ingresses() {
     });
     source.stop();
 }
+
+/// `Type=Status` of the conditions at `pointer` in `object`.
+fn conditions_at(object: &serde_json::Value, pointer: &str) -> Vec<String> {
+    object
+        .pointer(pointer)
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["type"].as_str().unwrap_or(""),
+                c["status"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_leader_writes_gateway_api_status_and_keeps_other_controllers_entries() {
+    let api = FakeApi::start();
+    seed(&api, &["/ingress"]);
+    for doc in gateway_objects("/gateway").split("---\n") {
+        api.apply_yaml(doc);
+    }
+    // Another controller already reported on this route for its own Gateway.
+    let mut route = api.get("httproutes", "demo", "web").expect("route");
+    route["status"] = serde_json::json!({"parents": [{
+        "parentRef": {"name": "theirs"},
+        "controllerName": "example.com/other",
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+    }]});
+    api.apply(route);
+    let mut opts = options(&api, "kubeconfig");
+    opts.publish = PublishTarget::Addresses(vec!["192.0.2.7".into()]);
+    let (source, _rx) = start(opts);
+
+    let gw = api.wait_for("Gateway status", |api| {
+        api.get("gateways", "demo", "gw")
+            .filter(|g| g.pointer("/status/conditions").is_some())
+    });
+    assert_eq!(
+        conditions_at(&gw, "/status/conditions"),
+        ["Accepted=True", "Programmed=True"]
+    );
+    assert_eq!(
+        gw.pointer("/status/listeners/0/attachedRoutes"),
+        Some(&serde_json::json!(1))
+    );
+    assert_eq!(
+        gw.pointer("/status/addresses/0/value"),
+        Some(&serde_json::json!("192.0.2.7"))
+    );
+    assert!(gw
+        .pointer("/status/conditions/0/lastTransitionTime")
+        .is_some());
+    let class = api.wait_for("GatewayClass status", |api| {
+        api.get("gatewayclasses", "", "rauta")
+            .filter(|c| c.pointer("/status/conditions").is_some())
+    });
+    assert_eq!(
+        conditions_at(&class, "/status/conditions"),
+        ["Accepted=True"]
+    );
+    let route = api.wait_for("HTTPRoute status", |api| {
+        api.get("httproutes", "demo", "web")
+            .filter(|r| r.pointer("/status/parents/1").is_some())
+    });
+    let parents = route
+        .pointer("/status/parents")
+        .and_then(|p| p.as_array())
+        .expect("parents");
+    assert_eq!(parents[0]["controllerName"], "example.com/other", "kept");
+    assert_eq!(parents[1]["controllerName"], "rauta.io/gateway-controller");
+    assert_eq!(parents[1]["parentRef"]["name"], "gw");
+    assert_eq!(
+        conditions_at(&route, "/status/parents/1/conditions"),
+        ["Accepted=True", "ResolvedRefs=True"]
+    );
+
+    // A route that names a missing Service: ResolvedRefs=False, BackendNotFound.
+    api.apply_yaml(
+        &gateway_objects("/gateway")
+            .split("---\n")
+            .nth(2)
+            .expect("route")
+            .replace("{name: web, port: 80}", "{name: gone, port: 80}"),
+    );
+    api.wait_for("ResolvedRefs=False", |api| {
+        let r = api.get("httproutes", "demo", "web")?;
+        let c = r.pointer("/status/parents/1/conditions/1")?;
+        (c["status"] == "False" && c["reason"] == "BackendNotFound").then_some(())
+    });
+    source.stop();
+}

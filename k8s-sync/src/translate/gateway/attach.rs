@@ -5,6 +5,7 @@
 
 use super::super::index::Index;
 use super::listeners::{Gateways, ServedListener};
+use super::status::{Condition, ParentStatus};
 use crate::gateway_api::{HttpRoute, GROUP};
 use crate::objects::SourcedObject;
 use crate::problem::Problem;
@@ -23,8 +24,9 @@ pub(super) struct Attachment {
     pub(super) port: Option<u16>,
 }
 
-/// The hosts and listener scopes `route` is attached with; problems for
-/// parentRefs that reach nothing.
+/// The hosts and listener scopes `route` is attached with, and the
+/// `Accepted` condition of each parentRef to one of our Gateways; problems
+/// for parentRefs that reach nothing.
 pub(super) fn attach(
     ns: &str,
     name: &str,
@@ -33,7 +35,8 @@ pub(super) fn attach(
     gateways: &Gateways<'_>,
     index: &Index<'_>,
     problems: &mut Vec<Problem>,
-) -> Vec<Attachment> {
+) -> (Vec<Attachment>, Vec<ParentStatus>) {
+    let mut parents = Vec::new();
     let warn = |message: String| {
         Problem::warning(Some(format!("HTTPRoute {ns}/{name}")), message).in_file(src.file.clone())
     };
@@ -77,9 +80,10 @@ pub(super) fn attach(
             })
             .filter(|l| parent.port.is_none_or(|p| p == l.spec.port))
             .collect();
+        let parent_ref = parent_json(parent, gw_ns);
         if selected.is_empty() {
-            problems.push(warn(format!(
-                "{place}: Gateway {gw_ns}/{} has no listener{}{} (NoMatchingParent)",
+            let message = format!(
+                "Gateway {gw_ns}/{} has no listener{}{}",
                 parent.name,
                 parent
                     .section_name
@@ -88,47 +92,91 @@ pub(super) fn attach(
                 parent
                     .port
                     .map_or(String::new(), |p| format!(" on port {p}")),
-            )));
+            );
+            problems.push(warn(format!("{place}: {message} (NoMatchingParent)")));
+            parents.push(ParentStatus {
+                parent_ref,
+                conditions: vec![Condition::failed("Accepted", "NoMatchingParent", message)],
+            });
             continue;
         }
-        let mut reasons = BTreeSet::new();
-        let before = scopes.len();
+        // (reason for the status, words for people)
+        let mut reasons: BTreeSet<(&str, &str)> = BTreeSet::new();
+        let mut attached = false;
         for l in selected {
             let Some(scope) = l.scope else {
-                reasons.insert("its listener is not served (see the Gateway's problems)");
+                reasons.insert((
+                    "NoMatchingParent",
+                    "its listener is not served (see the Gateway's problems)",
+                ));
                 continue;
             };
             if !allows_kind(l) {
-                reasons.insert(
+                reasons.insert((
+                    "NotAllowedByListeners",
                     "the listener's allowedRoutes.kinds exclude HTTPRoute (NotAllowedByListeners)",
-                );
+                ));
                 continue;
             }
             if !allows_namespace(l, gw_ns, ns, index) {
-                reasons.insert("the listener's allowedRoutes.namespaces exclude the route's namespace (NotAllowedByListeners)");
+                reasons.insert((
+                    "NotAllowedByListeners",
+                    "the listener's allowedRoutes.namespaces exclude the route's namespace (NotAllowedByListeners)",
+                ));
                 continue;
             }
             let hosts = intersect(l.hostname.as_ref(), &route_hosts);
             if hosts.is_empty() {
-                reasons.insert(
+                reasons.insert((
+                    "NoMatchingListenerHostname",
                     "no route hostname matches the listener's hostname (NoMatchingListenerHostname)",
-                );
+                ));
                 continue;
             }
+            attached = true;
+            l.attached.set(l.attached.get() + 1);
             for host in hosts {
                 scopes.insert((host, scope.tls, scope.port));
             }
         }
-        if scopes.len() == before && !reasons.is_empty() {
-            let reasons: Vec<&str> = reasons.into_iter().collect();
-            problems.push(warn(format!(
-                "{place}: not attached to Gateway {gw_ns}/{}: {}",
+        if attached {
+            parents.push(ParentStatus {
+                parent_ref,
+                conditions: vec![Condition::ok("Accepted", "Accepted")],
+            });
+        } else {
+            let words: Vec<&str> = reasons.iter().map(|(_, w)| *w).collect();
+            let message = format!(
+                "not attached to Gateway {gw_ns}/{}: {}",
                 parent.name,
-                reasons.join("; ")
-            )));
+                words.join("; ")
+            );
+            problems.push(warn(format!("{place}: {message}")));
+            let reason = reasons.first().map_or("NoMatchingParent", |(r, _)| *r);
+            parents.push(ParentStatus {
+                parent_ref,
+                conditions: vec![Condition::failed("Accepted", reason, message)],
+            });
         }
     }
-    merge_scopes(scopes)
+    (merge_scopes(scopes), parents)
+}
+
+/// A parentRef as the status repeats it, defaults filled in.
+fn parent_json(parent: &crate::gateway_api::ObjectRef, gw_ns: &str) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "group": parent.group.as_deref().unwrap_or(GROUP),
+        "kind": parent.kind.as_deref().unwrap_or("Gateway"),
+        "namespace": gw_ns,
+        "name": parent.name,
+    });
+    if let Some(s) = &parent.section_name {
+        v["sectionName"] = serde_json::json!(s);
+    }
+    if let Some(p) = parent.port {
+        v["port"] = serde_json::json!(p);
+    }
+    v
 }
 
 /// One attachment per host and scope; a host on the plain listener and

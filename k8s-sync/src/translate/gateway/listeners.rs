@@ -5,6 +5,7 @@
 use super::super::index::Index;
 use super::super::merge::Builder;
 use super::grants;
+use super::status::{Condition, GatewayStatus, ListenerStatus, ObjectStatus};
 use crate::gateway_api::{AllowedRoutes, Gateway, Listener, GROUP};
 use crate::problem::Problem;
 use crate::ClassSelector;
@@ -27,6 +28,12 @@ pub(super) struct ServedListener<'a> {
     pub(super) scope: Option<Scope>,
     /// The listener's hostname; `None`: every host.
     pub(super) hostname: Option<HostMatch>,
+    /// Why it is not accepted (reason, message), for its status.
+    pub(super) refused: Option<(&'static str, String)>,
+    /// Why its certificate is not used (reason, message).
+    pub(super) bad_ref: Option<(&'static str, String)>,
+    /// Routes attached to it, counted by `attach`.
+    pub(super) attached: std::cell::Cell<i32>,
 }
 
 /// Which of rauta's listeners a Gateway listener is served on.
@@ -103,10 +110,14 @@ fn listener<'a>(
                 spec: l,
                 scope: None,
                 hostname: None,
+                refused: Some(("UnsupportedValue", e)),
+                bad_ref: None,
+                attached: Default::default(),
             };
         }
     };
     let port = u16::try_from(l.port).ok().filter(|p| *p > 0);
+    let mut refused = None;
     let scope = match (l.protocol.as_str(), port) {
         ("HTTP", Some(p)) if p == 80 || Some(p) == sel.http_port => Some(Scope {
             tls: false,
@@ -122,53 +133,55 @@ fn listener<'a>(
         }),
         ("HTTP", _) => {
             let listen = sel.http_port.map_or("none".to_string(), |p| p.to_string());
-            problems.push(warn(format!(
-                "{place}: port {} has no rauta listener (HTTP is served on port 80 and on --listen's port, {listen}); listener not served",
+            let message = format!(
+                "port {} has no rauta listener (HTTP is served on port 80 and on --listen's port, {listen})",
                 l.port
-            )));
+            );
+            problems.push(warn(format!("{place}: {message}; listener not served")));
+            refused = Some(("PortUnavailable", message));
             None
         }
         ("HTTPS", _) => {
             let ports: Vec<String> = sel.tls_ports.iter().map(u16::to_string).collect();
-            problems.push(warn(format!(
-                "{place}: port {} has no rauta listener (HTTPS is served on port 443 and on --listen-tls's ports, {}); listener not served",
+            let message = format!(
+                "port {} has no rauta listener (HTTPS is served on port 443 and on --listen-tls's ports, {})",
                 l.port,
                 ports.join(", ")
-            )));
+            );
+            problems.push(warn(format!("{place}: {message}; listener not served")));
+            refused = Some(("PortUnavailable", message));
             None
         }
         (other, _) => {
-            problems.push(warn(format!(
-                "{place}: protocol {other:?} is not supported yet (HTTP and HTTPS are); listener not served"
-            )));
+            let message = format!("protocol {other:?} is not supported yet (HTTP and HTTPS are)");
+            problems.push(warn(format!("{place}: {message}; listener not served")));
+            refused = Some(("UnsupportedProtocol", message));
             None
         }
     };
+    let mut bad_ref = None;
     if let (Some(scope), Some(tls)) = (scope, &l.tls) {
         if scope.tls {
-            certificate(
-                ns,
-                name,
-                l,
-                tls,
-                hostname.as_ref(),
-                index,
-                builder,
-                warn,
-                problems,
-            );
+            let host = hostname.as_ref();
+            bad_ref = certificate(ns, name, l, tls, host, index, builder, warn, problems).err();
         }
     } else if scope.is_some_and(|s| s.tls) {
         problems.push(warn(format!(
             "{place}: HTTPS without tls.certificateRefs; it gets the default certificate"
         )));
+        bad_ref = Some((
+            "InvalidCertificateRef",
+            "no tls.certificateRefs".to_string(),
+        ));
     }
     let scope = match &l.tls {
         Some(tls) if tls.mode.as_deref().is_some_and(|m| m != "Terminate") => {
-            problems.push(warn(format!(
-                "{place}: tls.mode {:?} is not supported yet (Terminate is); listener not served",
+            let message = format!(
+                "tls.mode {:?} is not supported yet (Terminate is)",
                 tls.mode.as_deref().unwrap_or("")
-            )));
+            );
+            problems.push(warn(format!("{place}: {message}; listener not served")));
+            refused = Some(("UnsupportedValue", message));
             None
         }
         _ => scope,
@@ -177,6 +190,9 @@ fn listener<'a>(
         spec: l,
         scope,
         hostname,
+        refused,
+        bad_ref,
+        attached: Default::default(),
     }
 }
 
@@ -193,13 +209,13 @@ fn certificate(
     builder: &mut Builder,
     warn: &dyn Fn(String) -> Problem,
     problems: &mut Vec<Problem>,
-) {
+) -> Result<(), (&'static str, String)> {
     let place = format!("listener {:?}", l.name);
     let Some(cert) = tls.certificate_refs.first() else {
         problems.push(warn(format!(
             "{place}: no tls.certificateRefs; it gets the default certificate"
         )));
-        return;
+        return Err(("InvalidCertificateRef", "no tls.certificateRefs".into()));
     };
     if tls.certificate_refs.len() > 1 {
         problems.push(warn(format!(
@@ -210,10 +226,13 @@ fn certificate(
     let group = cert.group.as_deref().unwrap_or("");
     let kind = cert.kind.as_deref().unwrap_or("Secret");
     if !group.is_empty() || kind != "Secret" {
+        let message = format!(
+            "certificateRefs[0] is a {kind} of group {group:?}; only core Secrets are supported"
+        );
         problems.push(warn(format!(
-            "{place}: certificateRefs[0] is a {kind} of group {group:?}; only core Secrets are supported (InvalidCertificateRef); it gets the default certificate"
+            "{place}: {message} (InvalidCertificateRef); it gets the default certificate"
         )));
-        return;
+        return Err(("InvalidCertificateRef", message));
     }
     let secret_ns = cert.namespace.as_deref().unwrap_or(ns);
     let from = grants::From {
@@ -222,11 +241,14 @@ fn certificate(
         namespace: ns,
     };
     if !grants::allowed(index, &from, "", "Secret", secret_ns, &cert.name) {
-        problems.push(warn(format!(
-            "{place}: Secret {secret_ns}/{} is in another namespace and no ReferenceGrant there allows it (RefNotPermitted); it gets the default certificate",
+        let message = format!(
+            "Secret {secret_ns}/{} is in another namespace and no ReferenceGrant there allows it",
             cert.name
+        );
+        problems.push(warn(format!(
+            "{place}: {message} (RefNotPermitted); it gets the default certificate"
         )));
-        return;
+        return Err(("RefNotPermitted", message));
     }
     let secret = SecretRef {
         namespace: secret_ns.to_string(),
@@ -238,7 +260,9 @@ fn certificate(
         kind: RouteKind::Gateway,
     };
     let host = hostname.cloned().unwrap_or(HostMatch::Any);
-    builder.claim_listener_cert(&gateway, warn, &place, &secret, &host, index, problems);
+    builder
+        .claim_listener_cert(&gateway, warn, &place, &secret, &host, index, problems)
+        .map_err(|message| ("InvalidCertificateRef", message))
 }
 
 /// A Gateway API hostname: `host` or `*.suffix`, lower-cased; no IPs.
@@ -270,4 +294,58 @@ pub(super) fn parse_hostname(raw: &str) -> Result<HostMatch, String> {
     } else {
         HostMatch::Exact(rest.to_string())
     })
+}
+
+/// What a served Gateway's status says: Accepted and Programmed when a
+/// listener is served, and per listener its conditions and routes.
+pub(super) fn status(gateway: &Served<'_>, generation: Option<i64>) -> GatewayStatus {
+    let listeners: Vec<ListenerStatus> = gateway
+        .listeners
+        .iter()
+        .map(|l| {
+            let mut conditions = Vec::new();
+            match &l.refused {
+                None => conditions.push(Condition::ok("Accepted", "Accepted")),
+                Some((reason, message)) => {
+                    conditions.push(Condition::failed("Accepted", reason, message.clone()))
+                }
+            }
+            match &l.bad_ref {
+                None => conditions.push(Condition::ok("ResolvedRefs", "ResolvedRefs")),
+                Some((reason, message)) => {
+                    conditions.push(Condition::failed("ResolvedRefs", reason, message.clone()))
+                }
+            }
+            conditions.push(Condition::failed("Conflicted", "NoConflicts", ""));
+            conditions.push(match l.scope {
+                Some(_) => Condition::ok("Programmed", "Programmed"),
+                None => Condition::failed("Programmed", "Invalid", "the listener is not served"),
+            });
+            ListenerStatus {
+                name: l.spec.name.clone(),
+                attached_routes: l.attached.get(),
+                supports_http_routes: l.scope.is_some(),
+                conditions,
+            }
+        })
+        .collect();
+    let served = gateway.listeners.iter().any(|l| l.scope.is_some());
+    let conditions = if served {
+        vec![
+            Condition::ok("Accepted", "Accepted"),
+            Condition::ok("Programmed", "Programmed"),
+        ]
+    } else {
+        vec![
+            Condition::failed("Accepted", "ListenersNotValid", "no listener can be served"),
+            Condition::failed("Programmed", "Invalid", "no listener can be served"),
+        ]
+    };
+    GatewayStatus {
+        object: ObjectStatus {
+            generation,
+            conditions,
+        },
+        listeners,
+    }
 }

@@ -20,6 +20,7 @@ mod attach;
 mod grants;
 mod listeners;
 mod rules;
+pub mod status;
 
 use super::index::Index;
 use super::ingress::RuleKey;
@@ -29,6 +30,7 @@ use crate::ClassSelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use rauta_shared::config::{Conditions, IngressRef, SecretRef};
 use rauta_shared::policy::RoutePolicy;
+use status::{Condition, GatewayApiStatus, ObjectStatus, RouteStatus};
 use std::cmp::Reverse;
 
 /// Route age: missing timestamps sort after present ones, then by
@@ -87,19 +89,85 @@ pub(super) fn certificate_refs(index: &Index<'_>, sel: &ClassSelector) -> Vec<Se
 }
 
 /// Adds the rules and certificates of the Gateway API objects that `sel`
-/// serves to `builder`.
+/// serves to `builder`; returns what their status should say.
 pub(super) fn add(
     index: &Index<'_>,
     sel: &ClassSelector,
     builder: &mut Builder,
     problems: &mut Vec<Problem>,
-) {
+) -> GatewayApiStatus {
+    let mut out = GatewayApiStatus::default();
+    for (name, (_, class)) in &index.gateway_classes {
+        if class.spec.controller_name == sel.gateway_controller {
+            out.classes.insert(
+                name.to_string(),
+                ObjectStatus {
+                    generation: class.metadata.generation,
+                    conditions: vec![Condition::ok("Accepted", "Accepted")],
+                },
+            );
+        }
+    }
     let gateways = listeners::served(index, sel, builder, problems);
     for ((ns, name), (src, route)) in &index.http_routes {
-        let attached = attach::attach(ns, name, src, route, &gateways, index, problems);
-        if attached.is_empty() {
+        let (attached, mut parents) =
+            attach::attach(ns, name, src, route, &gateways, index, problems);
+        let outcome = if attached.is_empty() {
+            None
+        } else {
+            Some(rules::add(
+                ns, name, src, route, &attached, index, builder, problems,
+            ))
+        };
+        if parents.is_empty() {
             continue;
         }
-        rules::add(ns, name, src, route, &attached, index, builder, problems);
+        for parent in &mut parents {
+            let accepted = parent.conditions.first().is_some_and(|c| c.status);
+            let Some(outcome) = outcome.as_ref().filter(|_| accepted) else {
+                continue;
+            };
+            if outcome.dropped == outcome.rules {
+                parent.conditions[0] = Condition::failed(
+                    "Accepted",
+                    "UnsupportedValue",
+                    "every rule has an error (see the route's problems)",
+                );
+            } else if outcome.dropped > 0 {
+                parent.conditions.push(Condition {
+                    kind: "PartiallyInvalid",
+                    status: true,
+                    reason: "UnsupportedValue".into(),
+                    message: format!(
+                        "{} of {} rules have errors and are not served",
+                        outcome.dropped, outcome.rules
+                    ),
+                });
+            }
+            parent.conditions.push(match &outcome.bad_ref {
+                None => Condition::ok("ResolvedRefs", "ResolvedRefs"),
+                Some((reason, message)) => {
+                    Condition::failed("ResolvedRefs", reason, message.clone())
+                }
+            });
+        }
+        out.routes.insert(
+            (ns.to_string(), name.to_string()),
+            RouteStatus {
+                generation: route.metadata.generation,
+                parents,
+            },
+        );
     }
+    for ((ns, name), served) in &gateways {
+        let generation = index
+            .gateways
+            .get(&(*ns, *name))
+            .and_then(|(_, g)| g.metadata.generation);
+        out.gateways.insert(
+            (ns.to_string(), name.to_string()),
+            listeners::status(served, generation),
+        );
+    }
+    out
 }

@@ -35,6 +35,16 @@ const METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
 
+/// What became of a route's rules, for its status.
+pub(super) struct Outcome {
+    /// Rules in the route (the default rule counts).
+    pub(super) rules: usize,
+    /// Rules left out for an error.
+    pub(super) dropped: usize,
+    /// The first invalid backendRef: the spec's reason and a message.
+    pub(super) bad_ref: Option<(&'static str, String)>,
+}
+
 /// Adds the rules of one attached HTTPRoute to `builder`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn add(
@@ -46,7 +56,9 @@ pub(super) fn add(
     index: &Index<'_>,
     builder: &mut Builder,
     problems: &mut Vec<Problem>,
-) {
+) -> Outcome {
+    let mut dropped = 0;
+    let mut bad_ref: Option<(&'static str, String)> = None;
     let object = format!("HTTPRoute {ns}/{name}");
     let warning = Problem::warning(Some(object.clone()), "").in_file(src.file.clone());
     let source = IngressRef {
@@ -77,6 +89,7 @@ pub(super) fn add(
         let matches = match parse_matches(rule) {
             Ok(m) => m,
             Err(e) => {
+                dropped += 1;
                 problems.push(error(e));
                 continue;
             }
@@ -84,12 +97,14 @@ pub(super) fn add(
         let policy = match parse_filters(&rule.filters, &matches) {
             Ok(p) => p,
             Err(e) => {
+                dropped += 1;
                 problems.push(error(e));
                 continue;
             }
         };
         let mut policy = policy;
         if let Err(e) = parse_timeouts(rule, &mut policy) {
+            dropped += 1;
             problems.push(error(e));
             continue;
         }
@@ -104,6 +119,7 @@ pub(super) fn add(
             ));
         }
         if let Some(k) = rule.backend_refs.iter().position(|b| !b.filters.is_empty()) {
+            dropped += 1;
             problems.push(error(format!(
                 "backendRefs[{k}].filters are not supported yet"
             )));
@@ -121,11 +137,12 @@ pub(super) fn add(
             .enumerate()
             .map(|(k, b)| {
                 let key = backend(ns, b, index, builder, &asker, problems)
-                    .map_err(|e| {
+                    .map_err(|(reason, e)| {
                         if !redirects {
                             problems.push(warn(format!(
                                 "backendRefs[{k}]: {e}; its share of requests is answered 500"
                             )));
+                            bad_ref.get_or_insert((reason, e));
                         }
                     })
                     .ok();
@@ -159,6 +176,11 @@ pub(super) fn add(
                 });
             }
         }
+    }
+    Outcome {
+        rules: rules.len(),
+        dropped,
+        bad_ref,
     }
 }
 
@@ -535,13 +557,14 @@ fn backend(
     builder: &mut Builder,
     asker: &Asker<'_>,
     problems: &mut Vec<Problem>,
-) -> Result<BackendKey, String> {
+) -> Result<BackendKey, (&'static str, String)> {
     let t = &b.target;
     let group = t.group.as_deref().unwrap_or("");
     let kind = t.kind.as_deref().unwrap_or("Service");
     if !group.is_empty() || kind != "Service" {
-        return Err(format!(
-            "kind {kind} of group {group:?} is not supported (InvalidKind; Service is)"
+        return Err((
+            "InvalidKind",
+            format!("kind {kind} of group {group:?} is not supported (InvalidKind; Service is)"),
         ));
     }
     let svc_ns = t.namespace.as_deref().unwrap_or(ns);
@@ -551,9 +574,12 @@ fn backend(
         namespace: ns,
     };
     if !grants::allowed(index, &from, "", "Service", svc_ns, &t.name) {
-        return Err(format!(
-            "Service {svc_ns}/{} is in another namespace and no ReferenceGrant there allows it (RefNotPermitted)",
-            t.name
+        return Err((
+            "RefNotPermitted",
+            format!(
+                "Service {svc_ns}/{} is in another namespace and no ReferenceGrant there allows it (RefNotPermitted)",
+                t.name
+            ),
         ));
     }
     let Some(port) = t
@@ -561,12 +587,15 @@ fn backend(
         .and_then(|p| u16::try_from(p).ok())
         .filter(|p| *p > 0)
     else {
-        return Err(format!("Service {svc_ns}/{} without a port", t.name));
+        return Err((
+            "UnsupportedValue",
+            format!("Service {svc_ns}/{} without a port", t.name),
+        ));
     };
     if !index.services.contains_key(&(svc_ns, t.name.as_str())) {
-        return Err(format!(
-            "Service {svc_ns}/{} not found (BackendNotFound)",
-            t.name
+        return Err((
+            "BackendNotFound",
+            format!("Service {svc_ns}/{} not found (BackendNotFound)", t.name),
         ));
     }
     Ok(builder.plain_backend(asker, index, svc_ns, &t.name, port, problems))
