@@ -1,7 +1,10 @@
 //! A [`RouteConfig`] as `rauta check` shows it: aligned plain-text tables,
 //! and the same facts as a JSON-ready [`ConfigView`].
 
-use rauta_shared::config::{HashKey, HostMatch, LbPolicy, PathType, RouteConfig};
+use rauta_shared::config::{
+    Conditions, HashKey, HostMatch, LbPolicy, PathType, RouteConfig, RouteKind, StringMatch,
+};
+use rauta_shared::policy::WeightedBackend;
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -22,9 +25,14 @@ pub fn render(config: &RouteConfig) -> String {
     } else {
         // The HTTP column only when some rule redirects to HTTPS.
         let redirects = config.rules.iter().any(|r| r.ssl_redirect);
+        // The WHEN column only when some rule has conditions (HTTPRoute matches).
+        let when = config.rules.iter().any(|r| r.conditions.is_some());
         let mut header = row(["HOST", "PATH", "MATCH", "BACKEND", "SOURCE"]);
         if redirects {
             header.push("HTTP".to_string());
+        }
+        if when {
+            header.push("WHEN".to_string());
         }
         let mut rows = vec![header];
         for rule in &config.rules {
@@ -32,8 +40,14 @@ pub fn render(config: &RouteConfig) -> String {
                 host(&rule.host),
                 rule.path.clone(),
                 path_type(rule.path_type).to_string(),
-                backend_name(rule.backend),
-                format!("Ingress {}", rule.source),
+                match &rule.policy.split {
+                    Some(split) => split_name(split, &backend_name),
+                    None => backend_name(rule.backend),
+                },
+                match rule.source.kind {
+                    RouteKind::Ingress => format!("Ingress {}", rule.source),
+                    _ => rule.source.to_string(),
+                },
             ];
             if redirects {
                 let http = if rule.ssl_redirect {
@@ -42,6 +56,9 @@ pub fn render(config: &RouteConfig) -> String {
                     "served"
                 };
                 cells.push(http.to_string());
+            }
+            if when {
+                cells.push(rule.conditions.as_deref().map_or(String::new(), conditions));
             }
             rows.push(cells);
         }
@@ -202,6 +219,48 @@ fn path_type(path_type: PathType) -> &'static str {
         PathType::ImplementationSpecific => "ImplementationSpecific",
         PathType::RegularExpression => "RegularExpression",
     }
+}
+
+/// A weighted split in words: `ns/a:80 70%, (invalid: 500) 30%`.
+fn split_name(split: &[WeightedBackend], name: &dyn Fn(usize) -> String) -> String {
+    let total: u64 = split.iter().map(|w| u64::from(w.weight)).sum();
+    if total == 0 {
+        return "(500: no backend with weight)".to_string();
+    }
+    split
+        .iter()
+        .filter(|w| w.weight > 0)
+        .map(|w| {
+            let who = w.backend.map_or("(invalid: 500)".to_string(), name);
+            format!("{who} {}%", u64::from(w.weight) * 100 / total)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Conditions in words: `method=GET header x-env=canary query q~^a+$ tls`.
+fn conditions(c: &Conditions) -> String {
+    let value = |v: &StringMatch| match v {
+        StringMatch::Exact(s) => format!("={s}"),
+        StringMatch::RegularExpression(r) => format!("~{r}"),
+    };
+    let mut parts = Vec::new();
+    if let Some(m) = &c.method {
+        parts.push(format!("method={m}"));
+    }
+    for h in &c.headers {
+        parts.push(format!("header {}{}", h.name, value(&h.value)));
+    }
+    for q in &c.query {
+        parts.push(format!("query {}{}", q.name, value(&q.value)));
+    }
+    match (c.tls, c.port) {
+        (Some(true), Some(p)) => parts.push(format!("https :{p}")),
+        (Some(true), None) => parts.push("https".to_string()),
+        (Some(false), _) => parts.push("http".to_string()),
+        _ => {}
+    }
+    parts.join(" ")
 }
 
 /// A policy in words.

@@ -5,7 +5,8 @@
 
 use super::config::ConfigView;
 use crate::problem::{Problem, Severity};
-use crate::translate::{Translation, Verdict};
+use crate::translate::gateway_status::Condition;
+use crate::translate::{GatewayApiStatus, Translation, Verdict};
 use serde::Serialize;
 
 /// Exit code: everything is honoured (and, with `--accept-warnings`,
@@ -30,8 +31,74 @@ pub struct Report {
     pub problems: Vec<ProblemView>,
     /// The route table that would be served.
     pub config: ConfigView,
+    /// Our Gateway API objects and the conditions their status would get.
+    pub gateway_api: Vec<GatewayApiView>,
     /// Pass or fail, and why.
     pub result: Outcome,
+}
+
+/// One Gateway API object (or one parent of an HTTPRoute) and its
+/// conditions, as `Type=True|False (Reason)`.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayApiView {
+    /// `GatewayClass name`, `Gateway ns/name`, `Gateway ns/name listener L`
+    /// or `HTTPRoute ns/name -> Gateway ns/name`.
+    pub object: String,
+    /// Its conditions.
+    pub conditions: Vec<String>,
+}
+
+impl GatewayApiView {
+    fn all(status: &GatewayApiStatus) -> Vec<GatewayApiView> {
+        let words = |c: &[Condition]| -> Vec<String> {
+            c.iter()
+                .map(|c| {
+                    let state = if c.status { "True" } else { "False" };
+                    format!("{}={state} ({})", c.kind, c.reason)
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+        for (name, class) in &status.classes {
+            out.push(GatewayApiView {
+                object: format!("GatewayClass {name}"),
+                conditions: words(&class.conditions),
+            });
+        }
+        for ((ns, name), gw) in &status.gateways {
+            out.push(GatewayApiView {
+                object: format!("Gateway {ns}/{name}"),
+                conditions: words(&gw.object.conditions),
+            });
+            for l in &gw.listeners {
+                out.push(GatewayApiView {
+                    object: format!(
+                        "Gateway {ns}/{name} listener {} ({} routes)",
+                        l.name, l.attached_routes
+                    ),
+                    conditions: words(&l.conditions),
+                });
+            }
+        }
+        for ((ns, name), route) in &status.routes {
+            for p in &route.parents {
+                let r = &p.parent_ref;
+                let section = r
+                    .get("sectionName")
+                    .and_then(|s| s.as_str())
+                    .map_or(String::new(), |s| format!(" listener {s}"));
+                out.push(GatewayApiView {
+                    object: format!(
+                        "HTTPRoute {ns}/{name} -> Gateway {}/{}{section}",
+                        r["namespace"].as_str().unwrap_or(""),
+                        r["name"].as_str().unwrap_or("")
+                    ),
+                    conditions: words(&p.conditions),
+                });
+            }
+        }
+        out
+    }
 }
 
 /// One Ingress of our class.
@@ -166,6 +233,7 @@ impl Report {
             summary,
             problems: translation.problems.iter().map(ProblemView::new).collect(),
             config: ConfigView::new(&translation.config),
+            gateway_api: GatewayApiView::all(&translation.gateway_status),
             result,
         }
     }

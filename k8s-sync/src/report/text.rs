@@ -19,6 +19,14 @@ pub fn text(report: &Report, config: &RouteConfig) -> String {
     for ing in &report.ingresses {
         ingress(&mut out, ing);
     }
+    if !report.gateway_api.is_empty() {
+        out.push_str("\nGateway API:\n");
+        let mut rows = vec![row(["OBJECT", "CONDITIONS"])];
+        for g in &report.gateway_api {
+            rows.push(vec![g.object.clone(), g.conditions.join(", ")]);
+        }
+        table(&mut out, &rows);
+    }
     out.push('\n');
     for p in &report.problems {
         let _ = writeln!(out, "{}", problem_line(p));
