@@ -69,6 +69,10 @@ struct Args {
     /// Request rate of the fixed-rate scenario.
     #[arg(long, default_value_t = 5000)]
     rate: u32,
+    /// rauta's many-routes table as Gateway API HTTPRoutes (one per host,
+    /// on an HTTP-only Gateway) instead of Ingresses; the peers are unchanged.
+    #[arg(long)]
+    gateway_api: bool,
     /// Rules in the many-routes table.
     #[arg(long, default_value_t = 100_000)]
     routes: usize,
@@ -298,6 +302,7 @@ fn run(args: Args) -> Result<()> {
         proxy_cpu: args.proxy_cpu,
         backend_port: procs::free_port()?,
         tls: peers::TlsFiles::generate(&dir)?,
+        gateway_api: args.gateway_api,
         grpc: GrpcPorts::allocate()?,
     };
     let settings = Settings {

@@ -74,6 +74,8 @@ pub struct Env {
     pub tls: TlsFiles,
     /// The gRPC origin's ports.
     pub grpc: GrpcPorts,
+    /// rauta's many-routes table as Gateway API HTTPRoutes, not Ingresses.
+    pub gateway_api: bool,
 }
 
 /// The gRPC origin's ports: one per proxy, so that it counts each proxy's
@@ -660,6 +662,28 @@ fn write_manifests(dir: &Path, env: &Env, table: Table) -> Result<()> {
             ];
             y.push_str(&lines.join("\n"));
             y.push('\n');
+        }
+        Table::Many(r) if env.gateway_api => {
+            // One HTTPRoute per host on an HTTP-only Gateway (its rules carry
+            // the listener condition, as most users' would); at most 64
+            // matches per rule, as the CRD allows.
+            y.push_str(
+                "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: rauta}\nspec: {controllerName: rauta.io/gateway-controller}\n\
+---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: bench, namespace: bench}\nspec:\n  gatewayClassName: rauta\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n",
+            );
+            for h in 0..r.hosts {
+                let _ = write!(
+                    y,
+                    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: h{h}, namespace: bench}}\nspec:\n  parentRefs: [{{name: bench}}]\n  hostnames: [h{h}.bench.local]\n  rules:\n"
+                );
+                let paths: Vec<usize> = (0..r.paths).collect();
+                for chunk in paths.chunks(64) {
+                    y.push_str("  - backendRefs: [{name: backend, port: 80}]\n    matches:\n");
+                    for p in chunk {
+                        let _ = writeln!(y, "    - {{path: {{type: PathPrefix, value: /p{p}}}}}");
+                    }
+                }
+            }
         }
         Table::Many(r) => {
             for h in 0..r.hosts {
