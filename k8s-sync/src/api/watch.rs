@@ -125,51 +125,9 @@ fn reflect_optional<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let kind = K::kind(&());
-    let (reader, writer) = reflector::store();
     let (absent_tx, absent) = tokio::sync::watch::channel(false);
-    let stream = watcher::watcher(api, config)
-        .backoff(Exponential::new(backoff.min, backoff.max))
-        .modify(strip::<K>);
-    let stream = reflector::reflector(writer, stream);
-    tasks.spawn(async move {
-        stream
-            .for_each(|event| {
-                match event {
-                    Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone) => {
-                        if absent_tx.send_replace(false) {
-                            tracing::info!(%kind, "the API server now serves this kind; watching it");
-                        }
-                        changed.notify_one()
-                    }
-                    Ok(Event::Init | Event::InitApply(_)) => {}
-                    Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
-                        if status.code == 404 =>
-                    {
-                        if !absent_tx.send_replace(true) {
-                            tracing::info!(
-                                %kind,
-                                "the API server does not serve this kind (its CRD is not installed); Gateway API objects of this kind are not served until it is"
-                            );
-                            changed.notify_one();
-                        }
-                    }
-                    Err(watcher::Error::WatchError(status)) if status.code == 410 => {
-                        tracing::info!(%kind, "watch resourceVersion expired (410 Gone); listing again");
-                    }
-                    Err(e) => tracing::warn!(
-                        %kind,
-                        "watching the Kubernetes API failed: {e}; retrying with backoff, the last good table keeps serving"
-                    ),
-                }
-                futures::future::ready(())
-            })
-            .await;
-    });
-    Optional {
-        store: reader,
-        absent,
-    }
+    let store = spawn_reflector(tasks, api, config, backoff, changed, Some(absent_tx));
+    Optional { store, absent }
 }
 
 /// Drops what routing never reads: `managedFields` and kubectl's copy of
@@ -190,6 +148,23 @@ fn reflect<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    spawn_reflector(tasks, api, config, backoff, changed, None)
+}
+
+/// The reflector task behind [`reflect`] and [`reflect_optional`]; with
+/// `absent`, a 404 on the list marks the kind absent instead of being a
+/// failure.
+fn spawn_reflector<K>(
+    tasks: &mut JoinSet<()>,
+    api: Api<K>,
+    config: watcher::Config,
+    backoff: WatchBackoff,
+    changed: Arc<Notify>,
+    absent: Option<tokio::sync::watch::Sender<bool>>,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let kind = K::kind(&());
     let (reader, writer) = reflector::store();
     let stream = watcher::watcher(api, config)
@@ -202,9 +177,23 @@ where
                 match event {
                     // The store changed (a re-list lands whole at InitDone).
                     Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone) => {
+                        if absent.as_ref().is_some_and(|a| a.send_replace(false)) {
+                            tracing::info!(%kind, "the API server now serves this kind; watching it");
+                        }
                         changed.notify_one()
                     }
                     Ok(Event::Init | Event::InitApply(_)) => {}
+                    Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
+                        if status.code == 404 && absent.is_some() =>
+                    {
+                        if absent.as_ref().is_some_and(|a| !a.send_replace(true)) {
+                            tracing::info!(
+                                %kind,
+                                "the API server does not serve this kind (its CRD is not installed); Gateway API objects of this kind are not served until it is"
+                            );
+                            changed.notify_one();
+                        }
+                    }
                     Err(watcher::Error::WatchError(status)) if status.code == 410 => {
                         tracing::info!(%kind, "watch resourceVersion expired (410 Gone); listing again");
                     }

@@ -454,38 +454,8 @@ impl Builder {
         index: &Index<'_>,
         problems: &mut Vec<Problem>,
     ) -> BackendKey {
-        let backend = BackendRef {
-            service: svc.name.clone(),
-            port: ServicePort::Number(svc.port),
-        };
-        let endpoints = resolve_endpoints(
-            &Asker::ingress(ing),
-            index,
-            &svc.namespace,
-            &backend,
-            problems,
-        );
-        let key: BackendKey = (
-            svc.namespace.clone(),
-            svc.name.clone(),
-            backend.port.clone(),
-            policy_key(&LbPolicy::RoundRobin),
-            endpoints.iter().map(|e| (e.addr, e.weight)).collect(),
-            (UpstreamProtocol::Http, None),
-        );
-        self.backends
-            .entry(key.clone())
-            .or_insert_with(|| BackendConfig {
-                name: String::new(),
-                namespace: svc.namespace.clone(),
-                service: svc.name.clone(),
-                port: backend.port.clone(),
-                endpoints,
-                policy: LbPolicy::RoundRobin,
-                protocol: Default::default(),
-                tls: None,
-            });
-        key
+        let asker = Asker::ingress(ing);
+        self.plain_backend(&asker, index, &svc.namespace, &svc.name, svc.port, problems)
     }
 
     /// TLS to the backends of `ing` as its `proxy-ssl-*` annotations ask,
@@ -607,8 +577,9 @@ impl Builder {
         key
     }
 
-    /// A round-robin HTTP/1.1 backend of a Service port, as a Gateway API
-    /// route names one (no annotations, no endpoint weights).
+    /// A round-robin HTTP/1.1 backend of a Service port by number, as an
+    /// `auth-url` or a Gateway API route names one (no annotations, no
+    /// endpoint weights).
     pub(super) fn plain_backend(
         &mut self,
         asker: &Asker<'_>,
