@@ -228,6 +228,12 @@ impl Policy {
     pub fn split(&self) -> Option<&split::Split> {
         self.split.as_ref()
     }
+
+    /// The time limits of the whole request and of one attempt, when the
+    /// route sets either.
+    pub fn deadlines(&self) -> Option<timeouts::Deadlines> {
+        self.timeouts.and_then(|t| t.deadlines())
+    }
 }
 
 /// The request as the policies see it.
