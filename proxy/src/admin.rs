@@ -6,6 +6,7 @@ use crate::balance::Endpoint;
 use crate::control::{ControlStatus, Readiness, Snapshotter};
 use crate::metrics::exposition::{self, ProcessInfo};
 use crate::metrics::registry::Registry;
+use crate::router::conditions::Facts;
 use crate::router::{explain, Match};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -298,15 +299,33 @@ fn routes(state: &AdminState, ejected: &HashMap<SocketAddr, usize>) -> String {
     let rules: Vec<_> = table
         .routes()
         .iter()
-        .filter(|r| !r.is_default_backend())
+        .filter(|r| !r.is_default_backend() && r.share_of.is_none())
         .map(|r| {
-            json!({
+            let mut rule = json!({
                 "ingress": format!("{}/{}", r.namespace, r.ingress),
+                "kind": r.kind.as_str(),
                 "host": &*r.host,
                 "path": &*r.path,
                 "path_type": r.path_type.map(|t| format!("{t:?}")),
                 "backend": &*table.backend(r.backend).name,
-            })
+            });
+            let Some(obj) = rule.as_object_mut() else {
+                return rule;
+            };
+            if let Some(c) = &r.conditions {
+                obj.insert("conditions".into(), json!(c.describe()));
+            }
+            if let Some(split) = r.policy.as_deref().and_then(|p| p.split()) {
+                let shares: Vec<_> = split
+                    .shares()
+                    .map(|(b, weight)| {
+                        let backend = b.map(|b| &*table.backend(b).name);
+                        json!({ "backend": backend, "weight": weight })
+                    })
+                    .collect();
+                obj.insert("split".into(), json!(shares));
+            }
+            rule
         })
         .collect();
     let default_backend = table.routes().iter().find(|r| r.is_default_backend()).map(|r| {
@@ -364,11 +383,18 @@ fn debug_route(
     ejected: &HashMap<SocketAddr, usize>,
 ) -> std::io::Result<()> {
     let (mut host, mut path, mut method) = (None, None, None);
+    let (mut headers, mut tls, mut port) = (Vec::new(), false, 0);
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match &*k {
             "host" => host = Some(v.into_owned()),
             "path" => path = Some(v.into_owned()),
             "method" => method = Some(v.into_owned()),
+            "header" => {
+                let (name, value) = v.split_once(':').unwrap_or((&v, ""));
+                headers.push((name.trim().to_string(), value.trim().to_string()));
+            }
+            "tls" => tls = matches!(&*v, "true" | "1" | "on"),
+            "port" => port = v.parse().unwrap_or(0),
             _ => {}
         }
     }
@@ -377,14 +403,29 @@ fn debug_route(
             stream,
             400,
             "text/plain",
-            "usage: /debug/route?host=HOST&path=/PATH[&method=GET]\n",
+            "usage: /debug/route?host=HOST&path=/PATH[?QUERY][&method=GET][&header=NAME:VALUE]...[&tls=true][&port=PORT]\n",
         );
     };
     let Some(published) = state.control.latest() else {
         return respond(stream, 503, "text/plain", "no route table loaded yet\n");
     };
-    let explanation = explain::explain(&published.table, &host, &path);
-    let winner = match published.table.lookup(&explanation.host, &explanation.path) {
+    let method = method.unwrap_or_else(|| "GET".into());
+    let headers: Vec<httparse::Header<'_>> = headers
+        .iter()
+        .map(|(name, value)| httparse::Header {
+            name,
+            value: value.as_bytes(),
+        })
+        .collect();
+    let facts = Facts {
+        method: &method,
+        headers: &headers,
+        target: &path,
+        tls,
+        port,
+    };
+    let explanation = explain::explain(&published.table, &host, &path, &facts);
+    let winner = match (published.table).lookup_with(&explanation.host, &explanation.path, &facts) {
         Match::Route { backend, .. } if explanation.result != "no-route" => Some(backend),
         _ => None,
     };
@@ -392,14 +433,13 @@ fn debug_route(
     if let Some(obj) = body.as_object_mut() {
         obj.insert("generation".into(), json!(published.generation));
         // Ingress rules do not match on methods; said so that nobody wonders.
-        obj.insert(
-            "method".into(),
-            json!(method.unwrap_or_else(|| "GET".into())),
-        );
+        obj.insert("method".into(), json!(method));
         obj.insert(
             "method_note".into(),
-            json!("Ingress rules do not depend on the method"),
+            json!("Ingress rules do not depend on the method; HTTPRoute rules with conditions may (see each candidate's conditions)"),
         );
+        obj.insert("tls".into(), json!(tls));
+        obj.insert("port".into(), json!(port));
         // Where the winner's requests can go now.
         if let Some(backend) = winner.map(|b| published.table.backend(b)) {
             let endpoints: Vec<_> = backend

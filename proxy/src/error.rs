@@ -115,7 +115,9 @@ impl ProxyError {
             | ProxyError::ClientBody(_)
             | ProxyError::BadHost
             | ProxyError::HttpsRedirect(_) => Fault::Downstream,
-            ProxyError::Policy(PolicyAnswer::Denied) => Fault::Internal,
+            ProxyError::Policy(PolicyAnswer::Denied | PolicyAnswer::InvalidBackend) => {
+                Fault::Internal
+            }
             ProxyError::Policy(PolicyAnswer::AuthFailed) => Fault::Upstream,
             ProxyError::Policy(_) => Fault::Downstream,
             ProxyError::NoRoute | ProxyError::NotReady => Fault::Internal,
@@ -169,7 +171,9 @@ impl ProxyError {
             ProxyError::HttpsRedirect(_) | ProxyError::UpstreamStatus(_) => return None,
             ProxyError::Policy(answer) if answer.is_success() => return None,
             ProxyError::Policy(PolicyAnswer::AuthFailed) => Cause::UpstreamProtocol,
-            ProxyError::Policy(PolicyAnswer::Denied) => Cause::InvalidRoute,
+            ProxyError::Policy(PolicyAnswer::Denied | PolicyAnswer::InvalidBackend) => {
+                Cause::InvalidRoute
+            }
             ProxyError::Policy(_) => Cause::Refused,
         })
     }

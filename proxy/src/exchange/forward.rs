@@ -1,8 +1,9 @@
 //! Step two of an exchange: an upstream connection from the pool or a
 //! connect, the request head and body sent, the response head read. This
 //! is the one place where a failed attempt is retried ([`Retrying`]),
-//! starting from the error's own verdict ([`ProxyError::retry`]), and
-//! where an answer the route's error pages intercept is replaced.
+//! starting from the error's own verdict ([`ProxyError::retry`]), where
+//! an answer the route's error pages intercept is replaced, and where the
+//! route's request and per-attempt time limits are kept.
 
 use super::plan::Plan;
 use super::record::{self, Tally};
@@ -15,13 +16,15 @@ use crate::http::response::{self, ResponseHead};
 use crate::http::{BodyLen, MAX_HEADERS};
 use crate::http2::Bridge;
 use crate::policy::retry::Retries;
+use crate::policy::timeouts::Deadlines;
 use crate::policy::Policy;
+use crate::rt;
 use crate::shard::{LocalTable, Shard};
 use crate::upstream::h2::H2Call;
 use crate::upstream::{self, ConnectPolicy, UpStream, Upstream};
 use futures_lite::AsyncWriteExt;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The upstream connection and the response head it answered with.
 pub(super) struct Forwarded<'s> {
@@ -37,6 +40,8 @@ pub(super) struct Forwarded<'s> {
 /// trying again as [`Retrying::decide`] allows; an answer the route's
 /// error pages intercept is replaced by the error backend's. Any other
 /// failure is answered here; the outcome is then returned as the error.
+/// `arrived`: when the request head was complete (the route's request
+/// time limit runs from there).
 pub(super) async fn forward<'s>(
     shard: &'s Shard,
     conn: &mut ClientConn,
@@ -44,6 +49,7 @@ pub(super) async fn forward<'s>(
     plan: &Plan<'_>,
     tally: &mut Tally,
     client_head: ClientHead,
+    arrived: Instant,
 ) -> Result<Forwarded<'s>, Outcome> {
     let mut target = plan.backend;
     let mut backend = table.routes.backend(target);
@@ -81,61 +87,87 @@ pub(super) async fn forward<'s>(
     };
     // After a reused connection failed, the retry takes a new one.
     let mut fresh = false;
+    let limits = (plan.policy)
+        .and_then(Policy::deadlines)
+        .map(|d| Limits::new(d, arrived));
     loop {
         let has_body = sending.body != BodyLen::None;
-        let acquired =
-            upstream::acquire(&shard.pool, backend, endpoint, &connect, has_body, fresh).await;
-        let result = match acquired {
-            Ok(mut up) => {
-                tally.connect_us = up.connect_us;
-                tally.upstream = Some(up.addr);
-                let reused = up.reused;
-                let check = |status: u16, answered: bool| {
-                    if retrying.retries_status(status)
-                        && !matches!(
-                            retrying.decide(Retry::Sent(Why::Status(status)), reused, answered),
-                            Next::Answer
-                        )
-                    {
-                        Head::Retry
-                    } else if !sending.diverted
-                        && plan.error_page.is_some()
-                        && pages.is_some_and(|p| p.intercepts(status))
-                    {
-                        Head::ErrorPage
-                    } else {
-                        Head::Relay
-                    }
-                };
-                let attempt = exchange_on(
-                    shard,
-                    conn,
-                    &mut up,
-                    plan,
-                    answering.unwrap_or(endpoint),
-                    &sending,
-                    tally,
-                    client_head,
-                    &check,
-                );
-                match attempt.await {
-                    Ok(response) => {
-                        shard.endpoint_answered(backend, endpoint, response.status);
-                        return Ok(Forwarded {
-                            up,
-                            response,
-                            started,
-                        });
-                    }
-                    Err(failure) => (failure, reused),
+        // Nothing of a body is read before an attempt: without one, the
+        // client connection is in step whatever happens upstream.
+        let keep = plan.keep_alive && !has_body;
+        let limit = limits.as_ref().map(Limits::next_attempt);
+        if limit == Some(Limit::Spent) {
+            return Err(record::fail(conn, &ProxyError::UpstreamTimeout, keep, tally).await);
+        }
+        let mut reused = false;
+        let attempt = async {
+            let acquired =
+                upstream::acquire(&shard.pool, backend, endpoint, &connect, has_body, fresh).await;
+            let mut up = acquired.map_err(|error| Failure::Proxy { error, keep })?;
+            tally.connect_us = up.connect_us;
+            tally.upstream = Some(up.addr);
+            reused = up.reused;
+            let pooled = up.reused;
+            let check = |status: u16, answered: bool| {
+                if retrying.retries_status(status)
+                    && !matches!(
+                        retrying.decide(Retry::Sent(Why::Status(status)), pooled, answered),
+                        Next::Answer
+                    )
+                {
+                    Head::Retry
+                } else if !sending.diverted
+                    && plan.error_page.is_some()
+                    && pages.is_some_and(|p| p.intercepts(status))
+                {
+                    Head::ErrorPage
+                } else {
+                    Head::Relay
                 }
+            };
+            let response = exchange_on(
+                shard,
+                conn,
+                &mut up,
+                plan,
+                answering.unwrap_or(endpoint),
+                &sending,
+                tally,
+                client_head,
+                &check,
+            )
+            .await?;
+            Ok::<_, Failure>((up, response))
+        };
+        // A route without time limits runs its attempts with no timer.
+        let outcome = match limit {
+            Some(Limit::Within {
+                time,
+                whole_request,
+            }) => match rt::timeout(time, attempt).await {
+                Some(outcome) => outcome,
+                // The request's time is up: no other attempt.
+                None if whole_request => {
+                    let error = ProxyError::UpstreamTimeout;
+                    return Err(record::fail(conn, &error, keep, tally).await);
+                }
+                None => Err(Failure::Proxy {
+                    error: ProxyError::UpstreamTimeout,
+                    keep,
+                }),
+            },
+            _ => attempt.await,
+        };
+        let result = match outcome {
+            Ok((up, response)) => {
+                shard.endpoint_answered(backend, endpoint, response.status);
+                return Ok(Forwarded {
+                    up,
+                    response,
+                    started,
+                });
             }
-            // Nothing was read from the client beyond the head: the
-            // connection goes on when the request had no body.
-            Err(error) => {
-                let keep = plan.keep_alive && !has_body;
-                (Failure::Proxy { error, keep }, false)
-            }
+            Err(failure) => (failure, reused),
         };
         let (error, keep, reused) = match result {
             (Failure::ClientGone, _) => return Err(Outcome::Done),
@@ -200,6 +232,51 @@ pub(super) async fn forward<'s>(
             }
             Next::Fresh => fresh = true,
             Next::Answer => return Err(record::fail(conn, &error, keep, tally).await),
+        }
+    }
+}
+
+/// The route's request and attempt time limits for one request.
+#[derive(Debug)]
+struct Limits {
+    /// When the whole request's time is up.
+    request: Option<Instant>,
+    attempt: Option<Duration>,
+}
+
+/// How long the next attempt may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    /// At most `time`; `whole_request`: the request's own limit ends it first.
+    Within { time: Duration, whole_request: bool },
+    /// The request's time is up already.
+    Spent,
+}
+
+impl Limits {
+    fn new(d: Deadlines, arrived: Instant) -> Limits {
+        Limits {
+            request: d.request.and_then(|r| arrived.checked_add(r)),
+            attempt: d.attempt,
+        }
+    }
+
+    fn next_attempt(&self) -> Limit {
+        let left = (self.request).map(|at| at.saturating_duration_since(Instant::now()));
+        match (left, self.attempt) {
+            (Some(left), _) if left.is_zero() => Limit::Spent,
+            (Some(left), Some(attempt)) if attempt < left => Limit::Within {
+                time: attempt,
+                whole_request: false,
+            },
+            (Some(left), _) => Limit::Within {
+                time: left,
+                whole_request: true,
+            },
+            (None, attempt) => Limit::Within {
+                time: attempt.unwrap_or(Duration::MAX),
+                whole_request: false,
+            },
         }
     }
 }
@@ -623,6 +700,42 @@ mod tests {
             idempotent: true,
             deadline: None,
         }
+    }
+
+    #[test]
+    fn the_request_limit_bounds_every_attempt_and_ends_the_retries() {
+        let ms = Duration::from_millis;
+        let limits = |request: Option<u64>, attempt: Option<u64>, ago: u64| {
+            let d = Deadlines {
+                request: request.map(ms),
+                attempt: attempt.map(ms),
+            };
+            Limits::new(d, Instant::now() - ms(ago)).next_attempt()
+        };
+        let within = |time: Duration, whole_request| Limit::Within {
+            time,
+            whole_request,
+        };
+        assert_eq!(limits(None, Some(200), 0), within(ms(200), false));
+        assert_eq!(limits(Some(5_000), Some(200), 0), within(ms(200), false));
+        // Less left of the request than an attempt may take: the request's
+        // limit ends the attempt, and with it the request.
+        let Limit::Within {
+            time,
+            whole_request: true,
+        } = limits(Some(500), Some(400), 300)
+        else {
+            panic!("the request's limit is the nearer");
+        };
+        assert!(time <= ms(200), "{time:?}");
+        assert!(matches!(
+            limits(Some(500), None, 0),
+            Limit::Within {
+                whole_request: true,
+                ..
+            }
+        ));
+        assert_eq!(limits(Some(500), Some(100), 600), Limit::Spent);
     }
 
     #[test]

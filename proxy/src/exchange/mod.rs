@@ -52,6 +52,7 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
         &plan,
         &mut tally,
         answer::response_head,
+        started,
     )
     .await;
     let outcome = match forwarded {

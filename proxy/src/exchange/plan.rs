@@ -11,6 +11,7 @@ use crate::http::head::{self, Forwarded, IpText};
 use crate::http::{request, BodyLen, RequestError, MAX_HEADERS};
 use crate::metrics;
 use crate::policy::{self, Policy};
+use crate::router::conditions::Facts;
 use crate::router::path::RouteId;
 use crate::router::{host, Match};
 use crate::shard::{LocalTable, Shard};
@@ -149,6 +150,7 @@ fn policy_request<'r, 'h, 'b>(
         head: req,
         host,
         tls: via.tls,
+        port: via.port,
         client: via.peer.ip(),
         rng: &shard.rng,
         backends: table.routes.backends(),
@@ -191,7 +193,14 @@ fn route<'t>(
     {
         return Err((ProxyError::Policy(answer), None));
     }
-    let (route, backend_index) = match table.routes.lookup(host, req.path) {
+    let facts = Facts {
+        method: req.method,
+        headers: req.headers,
+        target: req.origin_target,
+        tls: via.tls,
+        port: via.port,
+    };
+    let (route, backend_index) = match table.routes.lookup_with(host, req.path, &facts) {
         Match::Route { route, backend } => (route, backend),
         Match::None => return Err((ProxyError::NoRoute, None)),
     };
@@ -202,6 +211,13 @@ fn route<'t>(
         .as_ref()
         .and_then(|p| p.backend)
         .unwrap_or(backend_index);
+    // The policies stay the rule's; a weighted share's requests are
+    // counted under the share's own route, which names its backend.
+    let route_policy = table.routes.route(route).policy.as_deref();
+    let route = match prepared.as_ref().and_then(|p| p.share) {
+        Some(share) => table.routes.route(route).share_route(share),
+        None => route,
+    };
     let backend = table.routes.backend(backend_index);
     let key_hash = backend.hash_key().and_then(|key| match key {
         HashKey::ClientIp => Some(Maglev::hash_ip(via.peer.ip())),
@@ -209,7 +225,6 @@ fn route<'t>(
         HashKey::RequestUri => Some(Maglev::hash_key(req.origin_target.as_bytes())),
         HashKey::Host => Some(Maglev::hash_key(host.as_bytes())),
     });
-    let route_policy = table.routes.route(route).policy.as_deref();
     let (auth, error_page) = match route_policy {
         Some(p) if p.auth().is_some() || p.error_pages().is_some() => {
             let request = policy_request(shard, via, table, req, host);
@@ -299,9 +314,12 @@ fn route<'t>(
         }
     };
     head::write_request(out, req, &fwd, &edits, &fallback_host[..fallback_len]);
+    if let Some(headers) = prepared.as_ref().and_then(|p| p.headers) {
+        headers.apply(out);
+    }
     Ok(Plan {
         route,
-        policy: table.routes.route(route).policy.as_deref(),
+        policy: route_policy,
         state,
         body_limit,
         pinned: prepared.as_ref().is_some_and(|p| p.pinned),

@@ -36,6 +36,9 @@ pub enum PolicyAnswer {
     AuthFailed,
     /// A rate or connection limit rejected the client (503 unless set).
     Limited(u16),
+    /// The weighted share that took the request names a backend that could
+    /// not be resolved, or every weight is 0 (500, as HTTPRoute asks).
+    InvalidBackend,
 }
 
 impl PolicyAnswer {
@@ -50,6 +53,7 @@ impl PolicyAnswer {
             PolicyAnswer::SignIn { .. } => 302,
             PolicyAnswer::AuthFailed => 500,
             PolicyAnswer::Limited(status) => *status,
+            PolicyAnswer::InvalidBackend => 500,
         }
     }
 
@@ -99,6 +103,9 @@ impl PolicyAnswer {
             PolicyAnswer::Limited(_) => b"the client's request limit is reached; try again later\n",
             PolicyAnswer::Denied => {
                 b"503 Service Unavailable: this route's configuration is invalid\n"
+            }
+            PolicyAnswer::InvalidBackend => {
+                b"500 Internal Server Error: this route's backend reference is invalid\n"
             }
         };
         if !body.is_empty() {

@@ -1,9 +1,9 @@
 //! Route policies: the compiled form of a rule's [`RoutePolicy`], and the
 //! two places they run. The request phase ([`request`]) runs after the
 //! route is chosen and before an endpoint is picked; it may answer the
-//! request itself ([`PolicyAnswer`]) or change the upstream head
-//! ([`Prepared`]). The response phase ([`response`]) adds headers to the
-//! client's response head. A route without policies has no [`Policy`] at
+//! request itself ([`PolicyAnswer`]), choose another backend or change the
+//! upstream head ([`Prepared`]). The response phase ([`response`]) changes
+//! the client's response head. A route without policies has no [`Policy`] at
 //! all and pays one branch.
 //!
 //! One file per family; each compiles its part once per table.
@@ -16,10 +16,14 @@ pub mod canary;
 pub mod cookie;
 pub mod cors;
 pub mod error_pages;
+pub mod headers;
 pub mod limit;
 pub mod limit_cells;
+pub mod path_rewrite;
+pub mod request_redirect;
 pub mod retry;
 pub mod rewrite;
+pub mod split;
 pub mod timeouts;
 
 pub use answer::PolicyAnswer;
@@ -28,6 +32,7 @@ use crate::balance::least_request::Rng;
 use crate::balance::Backend;
 use crate::http::request::RequestHead;
 use crate::upstream::ConnectPolicy;
+use rauta_shared::config::PathType;
 use rauta_shared::policy::{BodyLimit, Redirect, RoutePolicy};
 use std::net::IpAddr;
 
@@ -51,6 +56,11 @@ pub struct Policy {
     retry: Option<retry::Retries>,
     auth: Option<auth::Auth>,
     error_pages: Option<error_pages::ErrorPages>,
+    split: Option<split::Split>,
+    request_headers: Option<headers::HeaderEdits>,
+    response_headers: Option<headers::HeaderEdits>,
+    request_redirect: Option<request_redirect::RequestRedirect>,
+    path_rewrite: Option<path_rewrite::PathRewrite>,
 }
 
 /// Where a rule comes from, as its error pages tell the error backend.
@@ -72,17 +82,26 @@ pub enum CompileError {
     /// A rewrite's regex (checked by the translation, so a translation bug).
     #[error(transparent)]
     Regex(#[from] regex::Error),
-    /// The canary, auth service or error pages name a backend that does not exist.
+    /// The canary, auth service, error pages or a weighted share name a
+    /// backend that does not exist.
     #[error("the policy points at backend #{0}, which does not exist")]
     MissingBackend(usize),
+    /// A header modifier names a framing header, or is not a header.
+    #[error("header modifier: {0}")]
+    Header(String),
+    /// A path modifier that cannot apply to the rule's path.
+    #[error("path modifier: {0}")]
+    PathRewrite(&'static str),
 }
 
 impl Policy {
-    /// Compiles `policy` for a rule whose path is `path` and whose backend
-    /// is `backends[backend]`, from `origin`; `None` for a plain route.
+    /// Compiles `policy` for a rule whose path is `path` of `path_type`
+    /// and whose backend is `backends[backend]`, from `origin`; `None` for
+    /// a plain route.
     pub fn compile(
         policy: &RoutePolicy,
         path: &str,
+        path_type: PathType,
         backend: usize,
         backends: &[Backend],
         origin: Origin<'_>,
@@ -122,6 +141,25 @@ impl Policy {
             Some(r) => Some(rewrite::Rewrite::compile(path, &r.target)?),
             None => None,
         };
+        let split = match &policy.split {
+            Some(s) => Some(split::Split::compile(s, backends.len())?),
+            None => None,
+        };
+        let header_edits = |m: &Option<_>, side| {
+            m.as_ref()
+                .map(|m| headers::HeaderEdits::compile(m, side))
+                .transpose()
+        };
+        let request_redirect = match &policy.request_redirect {
+            Some(r) => Some(request_redirect::RequestRedirect::compile(
+                r, path, path_type,
+            )?),
+            None => None,
+        };
+        let path_rewrite = match &policy.path_rewrite {
+            Some(r) => Some(path_rewrite::PathRewrite::compile(r, path, path_type)?),
+            None => None,
+        };
         Ok(Some(Box::new(Policy {
             denied: policy.denied.is_some(),
             redirect: policy.redirect.clone(),
@@ -153,6 +191,11 @@ impl Policy {
                     origin.port,
                 )
             }),
+            split,
+            request_headers: header_edits(&policy.request_headers, headers::Side::Request)?,
+            response_headers: header_edits(&policy.response_headers, headers::Side::Response)?,
+            request_redirect,
+            path_rewrite,
         })))
     }
 
@@ -180,6 +223,17 @@ impl Policy {
     pub fn body_limit(&self, global: Option<u64>) -> Option<u64> {
         self.body_limit.unwrap_or(global)
     }
+
+    /// The route's weighted backends, when it has them.
+    pub fn split(&self) -> Option<&split::Split> {
+        self.split.as_ref()
+    }
+
+    /// The time limits of the whole request and of one attempt, when the
+    /// route sets either.
+    pub fn deadlines(&self) -> Option<timeouts::Deadlines> {
+        self.timeouts.and_then(|t| t.deadlines())
+    }
 }
 
 /// The request as the policies see it.
@@ -191,6 +245,8 @@ pub struct Request<'r, 'h, 'b> {
     pub host: &'r str,
     /// The client reached us over TLS.
     pub tls: bool,
+    /// The local port the client connected to.
+    pub port: u16,
     /// The client's IP.
     pub client: IpAddr,
     /// The shard's generator, for canary weights.
@@ -235,6 +291,11 @@ pub struct Prepared<'p> {
     /// The request goes to [`Prepared::endpoint`] or fails: affinity
     /// without `change-on-failure` never tries another endpoint.
     pub pinned: bool,
+    /// The weighted share that took the request (its backend is in
+    /// [`Prepared::backend`]).
+    pub share: Option<usize>,
+    /// Header changes to the upstream head, once it is written.
+    pub headers: Option<&'p headers::HeaderEdits>,
 }
 
 /// What the response phase of one request needs from its request phase.
@@ -278,6 +339,19 @@ pub fn request<'p>(
             location: expand(&redirect.location, req),
         });
     }
+    if let Some(redirect) = &policy.request_redirect {
+        let url = request_redirect::Url {
+            scheme: req.scheme(),
+            host: req.host,
+            port: req.port,
+            path: req.head.path,
+            query: query(req.head.origin_target),
+        };
+        return Err(PolicyAnswer::Redirect {
+            code: redirect.code,
+            location: redirect.location(&url),
+        });
+    }
     if let Some(access) = &policy.access {
         if !access.permits(access::ip_key(req.client)) {
             return Err(PolicyAnswer::Forbidden);
@@ -302,9 +376,18 @@ pub fn request<'p>(
     let mut prepared = Prepared {
         host: policy.upstream_host.as_deref(),
         drop: policy.auth.as_ref().map_or(&[], auth::Auth::copied),
+        headers: policy.request_headers.as_ref(),
         ..Prepared::default()
     };
-    if policy.canary.is_some() || policy.affinity.is_some() {
+    if let Some(split) = &policy.split {
+        match split.pick(req.rng) {
+            split::Pick::Backend { share, backend } => {
+                prepared.backend = Some(backend);
+                prepared.share = Some(share);
+            }
+            split::Pick::Invalid => return Err(PolicyAnswer::InvalidBackend),
+        }
+    } else if policy.canary.is_some() || policy.affinity.is_some() {
         choose_backend(policy, req, state, &mut prepared);
     }
     if let Some(rewrite) = &policy.rewrite {
@@ -314,7 +397,16 @@ pub fn request<'p>(
             prepared.forwarded_prefix = policy.forwarded_prefix.as_deref();
         }
     }
+    if let Some(rewrite) = &policy.path_rewrite {
+        prepared.target = Some(rewrite.target(req.head.path, query(req.head.origin_target)));
+    }
     Ok(prepared)
+}
+
+/// The query of an origin-form target, without `?` (and fragment).
+fn query(target: &str) -> Option<&str> {
+    let (_, query) = target.split_once('?')?;
+    query.split('#').next()
 }
 
 /// Canary, then affinity: which backend (main or canary) and, when the
@@ -367,10 +459,25 @@ fn choose_backend(
     }
 }
 
-/// The response phase: appends the route's response headers to `out`, a
-/// complete response head with status `status`. `endpoint` is the endpoint
-/// that answered.
+/// The response phase: adds the route's response headers to `out`, a
+/// complete response head with status `status`, then applies its header
+/// modifier. `endpoint` is the endpoint that answered.
 pub fn response(policy: &Policy, state: &State, status: u16, endpoint: usize, out: &mut Vec<u8>) {
+    add_response_headers(policy, state, status, endpoint, out);
+    // Last, so that it sees every line the others wrote.
+    if let Some(edits) = &policy.response_headers {
+        edits.apply(out);
+    }
+}
+
+/// CORS, the affinity cookie and the auth service's cookies.
+fn add_response_headers(
+    policy: &Policy,
+    state: &State,
+    status: u16,
+    endpoint: usize,
+    out: &mut Vec<u8>,
+) {
     let cors = match (&policy.cors, &state.cors) {
         (Some(cors), Some(allowed)) => Some((cors, allowed)),
         _ => None,

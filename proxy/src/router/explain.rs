@@ -2,6 +2,7 @@
 //! Not on the hot path; it re-derives each candidate's verdict the slow,
 //! readable way and takes the winner from the real lookup.
 
+use super::conditions::{Facts, Verdict};
 use super::{host, Match, Route, RouteTable};
 use rauta_shared::config::PathType;
 use serde::Serialize;
@@ -9,8 +10,10 @@ use serde::Serialize;
 /// One rule that was considered.
 #[derive(Debug, Serialize)]
 pub struct Candidate {
-    /// `namespace/name` of the Ingress.
+    /// `namespace/name` of the object the rule came from.
     pub ingress: String,
+    /// Its kind (`Ingress`, `HTTPRoute`).
+    pub kind: &'static str,
     /// Rule host.
     pub host: String,
     /// Rule path.
@@ -19,10 +22,14 @@ pub struct Candidate {
     pub path_type: String,
     /// Backend name.
     pub backend: String,
-    /// Whether the rule matches the request path.
+    /// Whether the rule takes the request: its path matches and its
+    /// conditions hold.
     pub matches: bool,
     /// Why, in words.
     pub reason: String,
+    /// The rule's conditions, each with whether the request meets it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Verdict>,
 }
 
 /// The full explanation.
@@ -55,6 +62,19 @@ fn verdict(route: &Route, path: &str) -> (bool, String) {
             false,
             "Exact: the path differs (case and trailing slash count)".into(),
         ),
+        Some(PathType::RegularExpression) => {
+            match regex::Regex::new(&format!("^(?:{})$", route.path)) {
+                Ok(re) if re.is_match(path) => (
+                    true,
+                    "RegularExpression: the whole path matches (case-sensitive)".into(),
+                ),
+                Ok(_) => (
+                    false,
+                    "RegularExpression: the whole path does not match (case-sensitive)".into(),
+                ),
+                Err(e) => (false, format!("RegularExpression: {e}")),
+            }
+        }
         Some(_) => {
             let (rule, req) = (elements(&route.path), elements(path));
             if rule.is_empty() {
@@ -75,21 +95,35 @@ fn verdict(route: &Route, path: &str) -> (bool, String) {
     }
 }
 
-fn candidate(table: &RouteTable, route: &Route, path: &str) -> Candidate {
-    let (matches, reason) = verdict(route, path);
+fn candidate(table: &RouteTable, route: &Route, path: &str, facts: &Facts<'_>) -> Candidate {
+    let (mut matches, mut reason) = verdict(route, path);
+    let conditions = route
+        .conditions
+        .as_ref()
+        .map_or_else(Vec::new, |c| c.verdicts(facts));
+    let failed = conditions.iter().filter(|v| !v.holds).count();
+    if matches && failed > 0 {
+        matches = false;
+        reason = format!("{reason}, but {failed} of its conditions fail");
+    } else if matches && !conditions.is_empty() {
+        reason = format!("{reason}, and its conditions hold");
+    }
     Candidate {
         ingress: format!("{}/{}", route.namespace, route.ingress),
+        kind: route.kind.as_str(),
         host: route.host.to_string(),
         path: route.path.to_string(),
         path_type: route.path_type.map_or("-".into(), |t| format!("{t:?}")),
         backend: table.backend(route.backend).name.to_string(),
         matches,
         reason,
+        conditions,
     }
 }
 
-/// Explains where a request for `raw_host` and `target` would be routed.
-pub fn explain(table: &RouteTable, raw_host: &str, target: &str) -> Explanation {
+/// Explains where a request for `raw_host` and `target` (path and query),
+/// with `facts` for the rules' conditions, would be routed.
+pub fn explain(table: &RouteTable, raw_host: &str, target: &str, facts: &Facts<'_>) -> Explanation {
     let path = target
         .split(['?', '#'])
         .next()
@@ -123,10 +157,10 @@ pub fn explain(table: &RouteTable, raw_host: &str, target: &str) -> Explanation 
     let candidates: Vec<Candidate> = table
         .routes()
         .iter()
-        .filter(|r| !r.is_default_backend() && *r.host == *group)
-        .map(|r| candidate(table, r, &path))
+        .filter(|r| !r.is_default_backend() && r.share_of.is_none() && *r.host == *group)
+        .map(|r| candidate(table, r, &path, facts))
         .collect();
-    let winner_route = match table.lookup(&host, &path) {
+    let winner_route = match table.lookup_with(&host, &path, facts) {
         Match::Route { route, .. } => Some(table.route(route)),
         Match::None => None,
     };
@@ -139,6 +173,14 @@ pub fn explain(table: &RouteTable, raw_host: &str, target: &str) -> Explanation 
             format!("no rule names {host} or a wildcard covering it; the host-less rules apply")
         }
         _ => format!("no rule covers host {host}"),
+    };
+    let gateway = if candidates
+        .iter()
+        .any(|c| !c.conditions.is_empty() || c.path_type == "RegularExpression")
+    {
+        "; RegularExpression paths come after Exact and before every prefix, longest pattern first; of the rules of one path the first whose conditions hold wins, and when none holds the next shorter path is tried"
+    } else {
+        ""
     };
     let (result, why) = match winner_route {
         Some(r) if r.is_default_backend() => (
@@ -155,7 +197,7 @@ pub fn explain(table: &RouteTable, raw_host: &str, target: &str) -> Explanation 
         Some(r) => (
             "rule",
             format!(
-                "{group_note}; the longest matching path wins (Exact beats Prefix on a tie): {} {:?} of {}/{}",
+                "{group_note}; the longest matching path wins (Exact beats Prefix on a tie{gateway}): {} {:?} of {}/{}",
                 r.path,
                 r.path_type.unwrap_or(PathType::Prefix),
                 r.namespace,
@@ -170,7 +212,7 @@ pub fn explain(table: &RouteTable, raw_host: &str, target: &str) -> Explanation 
         host_match,
         candidates,
         result,
-        winner: winner_route.map(|r| candidate(table, r, &path)),
+        winner: winner_route.map(|r| candidate(table, r, &path, facts)),
         why,
     }
 }

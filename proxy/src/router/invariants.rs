@@ -18,10 +18,20 @@
 //!   every path of the host is a case-insensitive pattern anchored at the
 //!   start, the longest path string first, then the greater string;
 //! - nothing matches: the default backend, if any.
+//!
+//! With the input's Gateway API bit, rules may also have HTTPRoute
+//! `RegularExpression` paths (the whole path, case-sensitive; after Exact,
+//! before every prefix; the longest pattern first, then the pattern seen
+//! first) and conditions (method, a header, a query parameter, TLS, port),
+//! and requests carry what those look at. A rule matches when its path
+//! does and its conditions hold; the order above decides among those,
+//! rules of one path in config order.
 
+use super::conditions::Facts;
 use super::{Match, RouteTable};
 use rauta_shared::config::{
-    BackendConfig, HostMatch, IngressRef, LbPolicy, PathType, RouteConfig, RuleConfig, ServicePort,
+    BackendConfig, Conditions, HostMatch, IngressRef, LbPolicy, PathType, RouteConfig, RuleConfig,
+    ServicePort, StringMatch, ValueMatch,
 };
 use rauta_shared::policy::HostPolicy;
 
@@ -42,16 +52,30 @@ pub fn check_lookup(input: &[u8]) {
         Ok(table) => table,
         Err(e) => panic!("the table does not compile: {e}\n{:#?}", case.config),
     };
-    for (host, path) in &case.requests {
-        let got = match table.lookup(host, path) {
+    for req in &case.requests {
+        let headers: Vec<httparse::Header<'_>> = (req.headers.iter())
+            .map(|(name, value)| httparse::Header {
+                name,
+                value: value.as_bytes(),
+            })
+            .collect();
+        let target = format!("{}{}", req.path, req.query);
+        let facts = Facts {
+            method: req.method,
+            headers: &headers,
+            target: &target,
+            tls: req.tls,
+            port: req.port,
+        };
+        let got = match table.lookup_with(&req.host, &req.path, &facts) {
             Match::Route { route, .. } => Some(route as usize),
             Match::None => None,
         };
-        let want = case.model(host, path);
+        let want = case.model(req);
         assert_eq!(
             got,
             want,
-            "lookup of {host:?} {path:?} (rules are #0.., the default backend #{})\n{:#?}\n{:#?}",
+            "lookup of {req:?} (rules are #0.., the default backend #{})\n{:#?}\n{:#?}",
             case.config.rules.len(),
             case.config.rules,
             case.config.hosts
@@ -111,17 +135,112 @@ impl Reader<'_> {
         }
         path
     }
+
+    /// A rule's conditions, from one octet: method, header `x-v`, query
+    /// parameter `a`, TLS, port 8080 (two bits each for the first three).
+    fn conditions(&mut self) -> Option<Box<Conditions>> {
+        let b = self.byte();
+        let value = |code: u8, values: [Option<StringMatch>; 4]| {
+            values.into_iter().nth(usize::from(code & 3)).flatten()
+        };
+        let exact = |v: &str| Some(StringMatch::Exact(v.into()));
+        let regex = |v: &str| Some(StringMatch::RegularExpression(v.into()));
+        let named = |name: &str, value: Option<StringMatch>| {
+            value.map(|value| ValueMatch {
+                name: name.into(),
+                value,
+            })
+        };
+        let c = Conditions {
+            method: [None, Some("GET"), Some("POST"), None][usize::from(b & 3)].map(Into::into),
+            headers: named(
+                "x-v",
+                value(b >> 2, [None, exact("1"), regex("[12]"), regex("1")]),
+            )
+            .into_iter()
+            .collect(),
+            query: named(
+                "a",
+                value(b >> 4, [None, exact("1"), regex("1|2"), exact("")]),
+            )
+            .into_iter()
+            .collect(),
+            tls: (b & 0x40 != 0).then_some(true),
+            port: (b & 0x80 != 0).then_some(8080),
+        };
+        // Code 3 for the method: present but empty when nothing else is asked.
+        (!c.is_empty() || b & 3 == 3).then(|| Box::new(c))
+    }
+
+    /// What a request carries besides host and path, from two octets.
+    fn facts(&mut self, host: String, path: String) -> Request {
+        let (b, c) = (self.byte(), self.byte());
+        let headers: &[(&str, &str)] = match (b >> 1) & 7 {
+            0 => &[],
+            1 => &[("X-V", "1")],
+            2 => &[("x-v", "2")],
+            3 => &[("x-v", "11")],
+            4 => &[("x-v", "1"), ("x-v", "2")],
+            5 => &[("x-v", "2"), ("X-V", "1")],
+            6 => &[("x-v", "")],
+            _ => &[("x-other", "1")],
+        };
+        let query = [
+            "", "?a=1", "?a=2", "?b=1&a=1", "?a=2&a=1", "?A=1", "?a", "?a=11",
+        ];
+        Request {
+            host,
+            path,
+            method: if b & 1 == 0 { "GET" } else { "POST" },
+            headers: (headers.iter())
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            query: query[usize::from(b >> 4) & 7].into(),
+            tls: b & 0x80 != 0,
+            port: if c & 1 == 0 { 80 } else { 8080 },
+        }
+    }
+}
+
+/// A request to look up.
+#[derive(Debug)]
+struct Request {
+    host: String,
+    path: String,
+    method: &'static str,
+    headers: Vec<(String, String)>,
+    /// `?...`, or empty.
+    query: String,
+    tls: bool,
+    port: u16,
+}
+
+impl Request {
+    fn plain(host: &str, path: &str) -> Request {
+        Request {
+            host: host.into(),
+            path: path.into(),
+            method: "",
+            headers: Vec::new(),
+            query: String::new(),
+            tls: false,
+            port: 0,
+        }
+    }
 }
 
 /// A route table and the requests to look up.
 struct Case {
     config: RouteConfig,
-    requests: Vec<(String, String)>,
+    requests: Vec<Request>,
 }
 
 impl Case {
     fn read(r: &mut Reader<'_>) -> Case {
         let flags = r.byte();
+        // Gateway API: RegularExpression paths, conditions and what
+        // requests carry for them.
+        let gateway = flags & 0x08 != 0;
         let mut config = RouteConfig {
             backends: vec![BackendConfig {
                 name: "default/svc:80".into(),
@@ -143,12 +262,17 @@ impl Case {
                 3 => HostMatch::Wildcard(r.host()),
                 _ => HostMatch::Exact(r.host()),
             };
-            let path_type = match (kind >> 2) % 3 {
+            let path_type = match (kind >> 2) % if gateway { 4 } else { 3 } {
                 0 => PathType::Exact,
                 1 => PathType::Prefix,
-                _ => PathType::ImplementationSpecific,
+                2 => PathType::ImplementationSpecific,
+                _ => PathType::RegularExpression,
             };
-            config.rules.push(rule(host, r.path(true), path_type));
+            let mut rule = rule(host, r.path(true), path_type);
+            if gateway {
+                rule.conditions = r.conditions();
+            }
+            config.rules.push(rule);
         }
         // Policies only for hosts that have rules, as the translation
         // writes them: regex mode and aliases.
@@ -166,15 +290,19 @@ impl Case {
         }
         let mut requests = Vec::new();
         while !r.is_empty() && requests.len() < MAX_REQUESTS {
-            let host = r.host();
-            requests.push((host, r.path(false)));
+            let (host, path) = (r.host(), r.path(false));
+            requests.push(match gateway {
+                true => r.facts(host, path),
+                false => Request::plain(&host, &path),
+            });
         }
         Case { config, requests }
     }
 
     /// The route the model picks: a rule's index, the default backend's
     /// (one past the rules), or `None`.
-    fn model(&self, host: &str, path: &str) -> Option<usize> {
+    fn model(&self, req: &Request) -> Option<usize> {
+        let (host, path) = (req.host.as_str(), req.path.as_str());
         let rules = &self.config.rules;
         let owner = self
             .exact(host)
@@ -215,7 +343,10 @@ impl Case {
             return default;
         };
         let regex = self.config.hosts.iter().any(|p| p.host == owner && p.regex);
-        let own = rules.iter().enumerate().filter(|(_, r)| r.host == owner);
+        let own = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.host == owner && holds(r.conditions.as_deref(), req));
         let found = if regex {
             // The longest path, then the greatest; the first rule of equals.
             own.filter(|(_, r)| pattern_matches(&r.path, path))
@@ -226,9 +357,29 @@ impl Case {
             let exact = own
                 .iter()
                 .find(|(_, r)| r.path_type == PathType::Exact && r.path == path);
-            exact.map(|(i, _)| *i).or_else(|| {
+            // The longest pattern, then the pattern seen first, then the rule.
+            let first_seen = |pattern: &str| {
+                rules
+                    .iter()
+                    .position(|r| {
+                        r.host == owner
+                            && r.path_type == PathType::RegularExpression
+                            && r.path == pattern
+                    })
+                    .unwrap_or(usize::MAX)
+            };
+            let regex = || {
                 own.iter()
-                    .filter(|(_, r)| r.path_type != PathType::Exact)
+                    .filter(|(_, r)| r.path_type == PathType::RegularExpression)
+                    .filter(|(_, r)| whole_pattern_matches(&r.path, path))
+                    .min_by_key(|(i, r)| (std::cmp::Reverse(r.path.len()), first_seen(&r.path), *i))
+                    .map(|(i, _)| *i)
+            };
+            exact.map(|(i, _)| *i).or_else(regex).or_else(|| {
+                own.iter()
+                    .filter(|(_, r)| {
+                        !matches!(r.path_type, PathType::Exact | PathType::RegularExpression)
+                    })
                     .filter_map(|(i, r)| Some((*i, prefix_elements(&r.path, path)?)))
                     // The most elements; the first rule of equals.
                     .min_by(|(i, a), (j, b)| b.cmp(a).then(i.cmp(j)))
@@ -269,6 +420,49 @@ fn prefix_elements(rule: &str, path: &str) -> Option<usize> {
     let rule: Vec<&str> = rule.split('/').filter(|e| !e.is_empty()).collect();
     let path: Vec<&str> = path.split('/').filter(|e| !e.is_empty()).collect();
     (path.len() >= rule.len() && rule.iter().zip(&path).all(|(r, p)| r == p)).then_some(rule.len())
+}
+
+/// Whether `c` holds for `req`, read straight from the configuration.
+fn holds(c: Option<&Conditions>, req: &Request) -> bool {
+    let Some(c) = c else { return true };
+    let value_is = |m: &StringMatch, got: &str| match m {
+        StringMatch::Exact(v) => got == v,
+        // The model's patterns: alternatives of literals, whole value.
+        StringMatch::RegularExpression(p) => match p.as_str() {
+            "[12]" | "1|2" => got == "1" || got == "2",
+            literal => got == literal,
+        },
+    };
+    let header = |name: &str| {
+        (req.headers.iter())
+            .find(|(n, _)| n.to_ascii_lowercase() == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let param = |name: &str| {
+        let query = req.query.strip_prefix('?')?;
+        query
+            .split('&')
+            .find_map(|pair| match pair.split_once('=') {
+                Some((n, v)) if n == name => Some(v),
+                None if pair == name => Some(""),
+                _ => None,
+            })
+    };
+    c.method.as_deref().is_none_or(|m| m == req.method)
+        && c.tls.is_none_or(|t| t == req.tls)
+        && c.port.is_none_or(|p| p == req.port)
+        && (c.headers.iter()).all(|m| header(&m.name).is_some_and(|v| value_is(&m.value, v)))
+        && (c.query.iter()).all(|m| param(&m.name).is_some_and(|v| value_is(&m.value, v)))
+}
+
+/// The whole of `path` matches `pattern`, case-sensitively, for patterns
+/// whose only special character is `.` (any character).
+fn whole_pattern_matches(pattern: &str, path: &str) -> bool {
+    pattern.chars().count() == path.chars().count()
+        && pattern
+            .chars()
+            .zip(path.chars())
+            .all(|(want, got)| want == '.' || want == got)
 }
 
 /// `^pattern` case-insensitively, for patterns whose only special
@@ -329,16 +523,119 @@ mod tests {
             },
             requests: Vec::new(),
         };
-        use PathType::{Exact, Prefix};
+        use PathType::{Exact, Prefix, RegularExpression};
+        let model = |c: &Case, host: &str, path: &str| c.model(&Request::plain(host, path));
         let c = case(&[("/foo", Exact), ("/aaa/bbb/", Prefix), ("/", Prefix)]);
-        assert_eq!(c.model("h", "/foo"), Some(0));
-        assert_eq!(c.model("h", "/foo/"), Some(2));
-        assert_eq!(c.model("h", "/aaa/bbb"), Some(1));
-        assert_eq!(c.model("h", "/aaa/bbbxyz"), Some(2));
+        assert_eq!(model(&c, "h", "/foo"), Some(0));
+        assert_eq!(model(&c, "h", "/foo/"), Some(2));
+        assert_eq!(model(&c, "h", "/aaa/bbb"), Some(1));
+        assert_eq!(model(&c, "h", "/aaa/bbbxyz"), Some(2));
         let c = case(&[("/foo", Prefix), ("/foo", Exact)]);
-        assert_eq!(c.model("h", "/foo"), Some(1), "Exact wins a tie");
-        assert_eq!(c.model("h", "/foo/x"), Some(0));
+        assert_eq!(model(&c, "h", "/foo"), Some(1), "Exact wins a tie");
+        assert_eq!(model(&c, "h", "/foo/x"), Some(0));
         assert!(pattern_matches("/a.b", "/AxB/c"));
         assert!(!pattern_matches("/a.b", "/ab"));
+        let c = case(&[("/a/.", RegularExpression), ("/a", Prefix), ("/a/b", Exact)]);
+        assert_eq!(model(&c, "h", "/a/b"), Some(2), "Exact before regex");
+        assert_eq!(model(&c, "h", "/a/c"), Some(0), "regex before prefix");
+        assert_eq!(model(&c, "h", "/a/cd"), Some(1), "the whole path");
+    }
+
+    /// HTTPRoute's precedence as the conformance tests use it: the rules of
+    /// one path in order, then the next shorter path.
+    #[test]
+    fn conditions_fall_back_to_the_next_rule_then_a_shorter_path() {
+        let header = |v: &str| {
+            Some(Box::new(Conditions {
+                headers: vec![ValueMatch {
+                    name: "version".into(),
+                    value: StringMatch::Exact(v.into()),
+                }],
+                ..Default::default()
+            }))
+        };
+        let mut rules = vec![
+            rule(HostMatch::Any, "/".into(), PathType::Prefix),
+            rule(HostMatch::Any, "/v2".into(), PathType::Prefix),
+            rule(HostMatch::Any, "/v2".into(), PathType::Prefix),
+            rule(HostMatch::Any, "/v2/x".into(), PathType::Exact),
+            rule(
+                HostMatch::Any,
+                "/v2/[a-z]+".into(),
+                PathType::RegularExpression,
+            ),
+        ];
+        rules[0].conditions = header("one");
+        rules[1].conditions = header("two");
+        rules[2].conditions = Some(Box::new(Conditions {
+            method: Some("POST".into()),
+            ..Default::default()
+        }));
+        rules[3].conditions = header("three");
+        rules[4].conditions = header("three");
+        let config = RouteConfig {
+            rules,
+            backends: vec![BackendConfig {
+                name: "default/svc:80".into(),
+                namespace: "default".into(),
+                service: "svc".into(),
+                port: ServicePort::Number(80),
+                endpoints: Vec::new(),
+                policy: LbPolicy::RoundRobin,
+                protocol: Default::default(),
+                tls: None,
+            }],
+            default_backend: Some(0),
+            ..RouteConfig::default()
+        };
+        let table = RouteTable::compile(&config).expect("compiles");
+        let route = |method: &str, version: &str, path: &str| {
+            let headers = [httparse::Header {
+                name: "Version",
+                value: version.as_bytes(),
+            }];
+            let facts = Facts {
+                method,
+                headers: &headers,
+                target: path,
+                tls: false,
+                port: 80,
+            };
+            match table.lookup_with("h", path, &facts) {
+                Match::Route { route, .. } => Some(route),
+                Match::None => None,
+            }
+        };
+        assert_eq!(route("GET", "two", "/v2/y"), Some(1));
+        assert_eq!(
+            route("POST", "one", "/v2/y"),
+            Some(2),
+            "the next rule of the path"
+        );
+        assert_eq!(route("GET", "one", "/v2/y"), Some(0), "a shorter path");
+        assert_eq!(
+            route("GET", "none", "/v2/y"),
+            Some(5),
+            "the default backend"
+        );
+        assert_eq!(route("GET", "three", "/v2/x"), Some(3), "Exact first");
+        assert_eq!(
+            route("GET", "three", "/v2/y"),
+            Some(4),
+            "regex before prefix"
+        );
+        assert_eq!(
+            route("GET", "two", "/v2/x"),
+            Some(1),
+            "past Exact and regex"
+        );
+        // By host and path alone, no condition asking for something holds.
+        assert_eq!(
+            table.lookup("h", "/v2/y"),
+            Match::Route {
+                route: 5,
+                backend: 0
+            }
+        );
     }
 }

@@ -6,28 +6,34 @@
 //! the rules without host), as ingress-nginx's server blocks behave: when the
 //! chosen host has no matching path, the default backend answers.
 
+pub mod conditions;
 pub mod explain;
 pub mod host;
 pub mod invariants;
 pub mod path;
 pub mod pattern;
+pub mod regex_path;
 
 use crate::balance::Backend;
 use crate::policy::{Origin, Policy, PolicyAnswer};
+use conditions::{Conditions, Facts};
 use path::{PathMatcher, RouteId};
 use pattern::PatternMatcher;
-use rauta_shared::config::{HostMatch, PathType, RouteConfig};
+use rauta_shared::config::{HostMatch, IngressRef, PathType, RouteConfig, RouteKind};
 use rauta_shared::policy::HostPolicy;
+use regex_path::RegexPaths;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 /// One routing rule (or the default backend) as compiled.
 #[derive(Debug)]
 pub struct Route {
-    /// Namespace of the Ingress the rule came from.
+    /// Namespace of the object the rule came from.
     pub namespace: Box<str>,
-    /// Name of that Ingress.
+    /// Name of that object (an Ingress unless [`Route::kind`] says otherwise).
     pub ingress: Box<str>,
+    /// Its kind.
+    pub kind: RouteKind,
     /// Host as written in the rule (`*` for any host; empty for the default backend).
     pub host: Box<str>,
     /// Path as written in the rule (empty for the default backend).
@@ -42,26 +48,44 @@ pub struct Route {
     pub ssl_redirect: bool,
     /// The route's policies; `None` for a plain route.
     pub(crate) policy: Option<Box<Policy>>,
+    /// What the request must carry besides host and path; `None`: nothing.
+    pub conditions: Option<Box<Conditions>>,
+    /// The next rule with the same host, path and path type, tried when
+    /// this one's conditions fail.
+    pub(crate) next: Option<RouteId>,
+    /// A rule with weighted backends: per share, the route its requests
+    /// are counted under (the rule itself for an unresolved one).
+    shares: Box<[RouteId]>,
+    /// The rule whose weighted share this route counts; such a route is
+    /// never looked up.
+    pub share_of: Option<RouteId>,
 }
 
 impl Route {
+    /// A route from `source` (`None`: a default backend nobody named) to
+    /// backend `index`; `backend_name` ends its statistics key.
     fn new(
-        namespace: &str,
-        ingress: &str,
+        source: Option<&IngressRef>,
         host: String,
         path: &str,
         path_type: Option<PathType>,
-        backend: &Backend,
+        backend_name: &str,
         index: usize,
     ) -> Route {
-        let kind = path_type.map_or("default".to_string(), |t| format!("{t:?}"));
-        let key = format!(
-            "{namespace}/{ingress}|{host}|{path}|{kind}|{}",
-            backend.name
-        );
+        let (namespace, name, kind) = source.map_or(("", "", RouteKind::Ingress), |s| {
+            (&*s.namespace, &*s.name, s.kind)
+        });
+        let type_name = path_type.map_or("default".to_string(), |t| format!("{t:?}"));
+        // `ns/name` for an Ingress (as before kinds), `Kind ns/name` otherwise.
+        let object = match kind {
+            RouteKind::Ingress => format!("{namespace}/{name}"),
+            kind => format!("{} {namespace}/{name}", kind.as_str()),
+        };
+        let key = format!("{object}|{host}|{path}|{type_name}|{backend_name}");
         Route {
             namespace: namespace.into(),
-            ingress: ingress.into(),
+            ingress: name.into(),
+            kind,
             host: host.into(),
             path: path.into(),
             path_type,
@@ -69,7 +93,17 @@ impl Route {
             key: key.into(),
             ssl_redirect: false,
             policy: None,
+            conditions: None,
+            next: None,
+            shares: Box::default(),
+            share_of: None,
         }
+    }
+
+    /// The route that counts the requests of weighted share `share`.
+    #[inline]
+    pub fn share_route(&self, share: usize) -> RouteId {
+        self.shares[share]
     }
 
     /// True for the pseudo-route of the default backend.
@@ -118,8 +152,12 @@ pub struct RouteTable {
 pub(crate) struct HostRules {
     /// Paths matched as Ingress paths.
     paths: PathMatcher,
+    /// HTTPRoute `RegularExpression` paths, when the host has any.
+    regexes: Option<Box<RegexPaths>>,
     /// Paths matched as regexes, when the host is in regex mode.
     patterns: Option<PatternMatcher>,
+    /// Some rule of the host has conditions.
+    conditional: bool,
     /// A request for exactly `/` gets a 302 to this path.
     app_root: Option<Box<str>>,
     /// Every request gets a 308 to the same URL on this host.
@@ -127,16 +165,51 @@ pub(crate) struct HostRules {
 }
 
 impl HostRules {
+    /// The first rule by path alone: Exact, then regex, then the longest prefix.
+    #[inline]
     fn lookup(&self, path: &str) -> Option<RouteId> {
-        match &self.patterns {
-            Some(patterns) => patterns.lookup(path),
-            None => self.paths.lookup(path),
+        match (&self.patterns, &self.regexes) {
+            (Some(patterns), _) => patterns.lookup(path),
+            (None, None) => self.paths.lookup(path),
+            (None, Some(regexes)) => self
+                .paths
+                .lookup_exact(path)
+                .or_else(|| regexes.lookup(path))
+                .or_else(|| self.paths.lookup_prefix(path)),
+        }
+    }
+
+    /// Every rule whose path matches, in the order of [`HostRules::lookup`],
+    /// until `accept` takes one.
+    fn find(
+        &self,
+        path: &str,
+        accept: &mut dyn FnMut(RouteId) -> Option<RouteId>,
+    ) -> Option<RouteId> {
+        match (&self.patterns, &self.regexes) {
+            (Some(patterns), _) => patterns.find(path, accept),
+            (None, None) => self.paths.find(path, accept),
+            (None, Some(regexes)) => self
+                .paths
+                .find_exact(path, accept)
+                .or_else(|| regexes.find(path, accept))
+                .or_else(|| self.paths.find_prefix(path, accept)),
         }
     }
 
     /// The paths in match order, when the host is in regex mode.
     pub(crate) fn patterns(&self) -> Option<&PatternMatcher> {
         self.patterns.as_ref()
+    }
+}
+
+/// A rule's host as `/routes` and the metrics show it: `*` for any host,
+/// `*.suffix` for a wildcard.
+fn host_name(host: &HostMatch) -> String {
+    match host {
+        HostMatch::Any => "*".to_string(),
+        HostMatch::Exact(h) => h.clone(),
+        HostMatch::Wildcard(s) => format!("*.{s}"),
     }
 }
 
@@ -172,47 +245,52 @@ impl RouteTable {
             table.host_answers |= host.app_root.is_some() || host.redirect_host.is_some();
             table.add_host_policy(host);
         }
+        // The last rule of each (host, path, path type) so far, to chain the next.
+        let mut tails: FxHashMap<RouteId, RouteId> = FxHashMap::default();
         for rule in &config.rules {
             let Some(backend) = table.backends.get(rule.backend) else {
                 let name = format!("{} {:?} {}", rule.source, rule.host, rule.path);
                 return Err(CompileError::MissingBackend(name, rule.backend));
             };
             let id = table.routes.len() as RouteId;
-            let (matcher, host) = match &rule.host {
-                HostMatch::Any => (
-                    table.any_host.get_or_insert_with(Default::default),
-                    "*".to_string(),
-                ),
-                HostMatch::Exact(h) => (
-                    table.exact_hosts.entry(h.as_str().into()).or_default(),
-                    h.clone(),
-                ),
-                HostMatch::Wildcard(s) => (
-                    table.wildcard_hosts.entry(s.as_str().into()).or_default(),
-                    format!("*.{s}"),
-                ),
+            let host = host_name(&rule.host);
+            let matcher = match &rule.host {
+                HostMatch::Any => table.any_host.get_or_insert_with(Default::default),
+                HostMatch::Exact(h) => table.exact_hosts.entry(h.as_str().into()).or_default(),
+                HostMatch::Wildcard(s) => {
+                    table.wildcard_hosts.entry(s.as_str().into()).or_default()
+                }
             };
             let rule_name = || format!("{} {:?} {}", rule.source, rule.host, rule.path);
-            // The translation already resolved conflicts; should a duplicate
-            // still arrive, the first rule stays, as in the translation.
-            match (&mut matcher.patterns, rule.path_type) {
+            let conditions = match rule.conditions.as_deref() {
+                Some(c) => {
+                    Conditions::compile(c).map_err(|e| CompileError::Regex(rule_name(), e))?
+                }
+                None => None,
+            };
+            matcher.conditional |= conditions.is_some();
+            // Rules with the same path follow the first in config order
+            // (precedence order); one without conditions ends the chain in
+            // effect, as the first of duplicates did before conditions.
+            let owner = match (&mut matcher.patterns, rule.path_type) {
                 (Some(patterns), _) => patterns
                     .insert(&rule.path, id)
                     .map_err(|e| CompileError::Regex(rule_name(), e))?,
-                (None, PathType::Exact) => {
-                    matcher.paths.insert_exact(&rule.path, id);
-                }
+                (None, PathType::Exact) => matcher.paths.insert_exact(&rule.path, id),
                 (None, PathType::Prefix | PathType::ImplementationSpecific) => {
-                    matcher.paths.insert_prefix(&rule.path, id);
+                    matcher.paths.insert_prefix(&rule.path, id)
                 }
-                // Gateway API in progress: the router does not compile these yet.
-                (None, PathType::RegularExpression) => {
-                    return Err(CompileError::Regex(
-                        rule_name(),
-                        regex::Error::Syntax("RegularExpression paths are not compiled yet".into()),
-                    ))
-                }
+                (None, PathType::RegularExpression) => matcher
+                    .regexes
+                    .get_or_insert_with(Default::default)
+                    .insert(&rule.path, id)
+                    .map_err(|e| CompileError::Regex(rule_name(), e))?,
             };
+            if owner != id {
+                let tail = tails.entry(owner).or_insert(owner);
+                table.routes[*tail as usize].next = Some(id);
+                *tail = id;
+            }
             let service = &config.backends[rule.backend];
             let port = service.port.to_string();
             let origin = Origin {
@@ -224,38 +302,42 @@ impl RouteTable {
             let policy = Policy::compile(
                 &rule.policy,
                 &rule.path,
+                rule.path_type,
                 rule.backend,
                 &table.backends,
                 origin,
             )
             .map_err(|e| CompileError::Policy(rule_name(), e))?;
-            let (ns, name) = (&rule.source.namespace, &rule.source.name);
+            // A rule with weighted backends counts only the requests no
+            // share takes (those answered 500); each share has a route.
+            let backend_name = match rule.policy.split {
+                Some(_) => "split",
+                None => &backend.name,
+            };
             let mut route = Route::new(
-                ns,
-                name,
+                Some(&rule.source),
                 host,
                 &rule.path,
                 Some(rule.path_type),
-                backend,
+                backend_name,
                 rule.backend,
             );
             route.ssl_redirect = rule.ssl_redirect;
             route.policy = policy;
+            route.conditions = conditions.map(Box::new);
             table.routes.push(route);
         }
         if let Some(b) = config.default_backend {
             let Some(backend) = table.backends.get(b) else {
                 return Err(CompileError::MissingBackend("defaultBackend".into(), b));
             };
-            let (ns, name) = config
-                .default_backend_source
-                .as_ref()
-                .map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()));
             table.default_route = Some(table.routes.len() as RouteId);
-            table
-                .routes
-                .push(Route::new(ns, name, String::new(), "", None, backend, b));
+            let source = config.default_backend_source.as_ref();
+            let route = Route::new(source, String::new(), "", None, &backend.name, b);
+            table.routes.push(route);
         }
+        table.add_share_routes(config);
+        table.unique_keys();
         for service in &config.l4 {
             if service.backend >= table.backends.len() {
                 let name = service.source.to_string();
@@ -277,6 +359,55 @@ impl RouteTable {
             };
         }
         Ok(table)
+    }
+
+    /// A route per backend of each rule with weighted backends, after the
+    /// rules and the default backend: what the requests a share takes are
+    /// counted under, so that the metrics and the access log name the
+    /// backend that served them.
+    fn add_share_routes(&mut self, config: &RouteConfig) {
+        for (rule_id, rule) in config.rules.iter().enumerate() {
+            let Some(split) = &rule.policy.split else {
+                continue;
+            };
+            let mut by_backend: FxHashMap<usize, RouteId> = FxHashMap::default();
+            let mut shares = Vec::with_capacity(split.len());
+            for share in split {
+                // Policy::compile checked every backend a share names.
+                let Some((b, backend)) =
+                    share.backend.and_then(|b| Some((b, self.backends.get(b)?)))
+                else {
+                    shares.push(rule_id as RouteId);
+                    continue;
+                };
+                let next = self.routes.len() as RouteId;
+                let id = *by_backend.entry(b).or_insert(next);
+                if id == next {
+                    let host = host_name(&rule.host);
+                    let (source, path, path_type) = (&rule.source, &rule.path, rule.path_type);
+                    let mut route =
+                        Route::new(Some(source), host, path, Some(path_type), &backend.name, b);
+                    route.share_of = Some(rule_id as RouteId);
+                    self.routes.push(route);
+                }
+                shares.push(id);
+            }
+            self.routes[rule_id].shares = shares.into();
+        }
+    }
+
+    /// Makes every route's statistics key its own: rules that differ only
+    /// in their conditions would share one (`#2`, `#3`, ... on the later).
+    fn unique_keys(&mut self) {
+        let mut seen: rustc_hash::FxHashSet<Arc<str>> = Default::default();
+        for route in &mut self.routes {
+            let base = route.key.clone();
+            let mut n = 1;
+            while !seen.insert(route.key.clone()) {
+                n += 1;
+                route.key = format!("{base}#{n}").into();
+            }
+        }
     }
 
     /// Records what `policy` asks of its host: regex mode, the answers
@@ -393,20 +524,47 @@ impl RouteTable {
     }
 
     /// Finds the route for a normalised (lower-case, port-less) host and a
-    /// request path (without query string).
+    /// request path (without query string), for a request that carries
+    /// nothing else ([`Facts::NONE`]).
     #[inline]
     pub fn lookup(&self, host: &str, path: &str) -> Match {
-        let route = self
-            .host_rules(host)
-            .and_then(|m| m.lookup(path))
-            .or(self.default_route);
-        match route {
+        self.lookup_with(host, path, &Facts::NONE)
+    }
+
+    /// [`RouteTable::lookup`] for a request with `facts`: the first rule by
+    /// path whose conditions hold. When the longest match has conditions,
+    /// every rule of the host that matches the path is tried in precedence
+    /// order (rules of one path in config order, then shorter paths);
+    /// rules without conditions pay one branch.
+    #[inline]
+    pub fn lookup_with(&self, host: &str, path: &str, facts: &Facts<'_>) -> Match {
+        let rules = self.host_rules(host);
+        let mut route = rules.and_then(|m| m.lookup(path));
+        if let (Some(rules), Some(first)) = (rules, route) {
+            if rules.conditional && self.routes[first as usize].conditions.is_some() {
+                route = rules.find(path, &mut |owner| self.holding(owner, facts));
+            }
+        }
+        match route.or(self.default_route) {
             Some(route) => Match::Route {
                 route,
                 backend: self.routes[route as usize].backend,
             },
             None => Match::None,
         }
+    }
+
+    /// The first rule of the chain from `owner` whose conditions hold.
+    fn holding(&self, owner: RouteId, facts: &Facts<'_>) -> Option<RouteId> {
+        let mut id = Some(owner);
+        while let Some(at) = id {
+            let route = &self.routes[at as usize];
+            if route.conditions.as_ref().is_none_or(|c| c.holds(facts)) {
+                return Some(at);
+            }
+            id = route.next;
+        }
+        None
     }
 
     /// A compiled route by id.

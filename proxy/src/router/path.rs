@@ -81,19 +81,18 @@ fn same_elements(key: &str, path: &str) -> bool {
 }
 
 impl PathMatcher {
-    /// Adds an Exact rule; the first rule for a path stays (returns false
-    /// when one was already there).
-    pub fn insert_exact(&mut self, path: &str, id: RouteId) -> bool {
-        let slot = self.exact.entry(path.into()).or_insert(id);
-        *slot == id
+    /// Adds an Exact rule; returns the route that owns the path (`id`,
+    /// unless an earlier rule has it).
+    pub fn insert_exact(&mut self, path: &str, id: RouteId) -> RouteId {
+        *self.exact.entry(path.into()).or_insert(id)
     }
 
-    /// Adds a Prefix rule; the first rule for a path stays (returns false
-    /// when one was already there).
-    pub fn insert_prefix(&mut self, path: &str, id: RouteId) -> bool {
+    /// Adds a Prefix rule; returns the route that owns the prefix (`id`,
+    /// unless an earlier rule has it).
+    pub fn insert_prefix(&mut self, path: &str, id: RouteId) -> RouteId {
         let elems: Vec<&str> = elements(path).collect();
         if elems.is_empty() {
-            return *self.root.get_or_insert(id) == id;
+            return *self.root.get_or_insert(id);
         }
         'seeds: loop {
             let mut h = self.seed;
@@ -122,7 +121,7 @@ impl PathMatcher {
                     }
                 };
                 if last {
-                    return *node.route.get_or_insert(id) == id;
+                    return *node.route.get_or_insert(id);
                 }
                 node.has_children = true;
             }
@@ -150,12 +149,22 @@ impl PathMatcher {
 
     /// The longest matching rule; an Exact match beats every Prefix match,
     /// because it always covers the whole path (and wins ties by the spec).
+    #[inline]
     pub fn lookup(&self, path: &str) -> Option<RouteId> {
-        if !self.exact.is_empty() {
-            if let Some(id) = self.exact.get(path) {
-                return Some(*id);
-            }
+        self.lookup_exact(path).or_else(|| self.lookup_prefix(path))
+    }
+
+    /// The Exact rule for `path`.
+    #[inline]
+    pub fn lookup_exact(&self, path: &str) -> Option<RouteId> {
+        if self.exact.is_empty() {
+            return None;
         }
+        self.exact.get(path).copied()
+    }
+
+    /// The Prefix rule with the most elements that are `path`'s first.
+    pub fn lookup_prefix(&self, path: &str) -> Option<RouteId> {
         let mut best = self.root;
         // The winner's text and where its prefix ends in `path`.
         let mut best_key = None;
@@ -232,6 +241,61 @@ impl PathMatcher {
     }
 }
 
+impl PathMatcher {
+    /// Every rule that matches `path`, in precedence order (Exact, then
+    /// Prefix from the most elements to `/`), until `accept` takes one:
+    /// what a lookup with conditions walks when the longest match's
+    /// conditions may fail. Every node's text is checked on the way.
+    pub fn find(
+        &self,
+        path: &str,
+        accept: &mut dyn FnMut(RouteId) -> Option<RouteId>,
+    ) -> Option<RouteId> {
+        self.find_exact(path, accept)
+            .or_else(|| self.find_prefix(path, accept))
+    }
+
+    /// The Exact rule for `path`, if `accept` takes it.
+    pub fn find_exact(
+        &self,
+        path: &str,
+        accept: &mut dyn FnMut(RouteId) -> Option<RouteId>,
+    ) -> Option<RouteId> {
+        self.lookup_exact(path).and_then(&mut *accept)
+    }
+
+    /// The matching Prefix rules, the most elements first, until `accept`
+    /// takes one.
+    pub fn find_prefix(
+        &self,
+        path: &str,
+        accept: &mut dyn FnMut(RouteId) -> Option<RouteId>,
+    ) -> Option<RouteId> {
+        self.find_below(self.seed, &mut elements(path), path, accept)
+            .or_else(|| self.root.and_then(&mut *accept))
+    }
+
+    /// The rules at and below the next element of `rest`, deepest first.
+    fn find_below<'p>(
+        &self,
+        h: u64,
+        rest: &mut impl Iterator<Item = &'p str>,
+        path: &str,
+        accept: &mut dyn FnMut(RouteId) -> Option<RouteId>,
+    ) -> Option<RouteId> {
+        let h = mix(h, rest.next()?);
+        let node = self.nodes.get(&h)?;
+        if !same_elements(&self.keys[node.key as usize], path) {
+            return None;
+        }
+        let deeper = match node.has_children {
+            true => self.find_below(h, rest, path, accept),
+            false => None,
+        };
+        deeper.or_else(|| node.route.and_then(&mut *accept))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +356,33 @@ mod tests {
         assert_eq!(m.lookup("/other/x"), Some(2));
         assert_eq!(m.lookup("/zzz"), Some(9));
         assert_eq!(m.lookup("/api/x"), Some(1));
+    }
+
+    #[test]
+    fn find_walks_every_match_in_precedence_order() {
+        let m = matcher();
+        let mut seen = Vec::new();
+        let mut none = |id| {
+            seen.push(id);
+            None
+        };
+        assert_eq!(m.find("/foo/bar/x", &mut none), None);
+        assert_eq!(seen, [2, 1, 0]);
+        seen.clear();
+        let mut none = |id| {
+            seen.push(id);
+            None
+        };
+        assert_eq!(m.find("/foo", &mut none), None);
+        assert_eq!(seen, [3, 1, 0], "Exact first");
+        let mut not_two = |id| (id != 2).then_some(id);
+        assert_eq!(m.find("/foo//bar/", &mut not_two), Some(1));
+        assert_eq!(m.find("/foobar", &mut not_two), Some(0));
+        // A prefix owned by an earlier rule stays its.
+        let mut m = matcher();
+        assert_eq!(m.insert_prefix("/foo/", 9), 1);
+        assert_eq!(m.insert_exact("/foo", 9), 3);
+        assert_eq!(m.insert_prefix("/new", 9), 9);
     }
 
     #[test]

@@ -14,17 +14,18 @@ pub struct PatternMatcher {
 }
 
 impl PatternMatcher {
-    /// Adds a rule path; the first rule of an equal path stays.
-    pub fn insert(&mut self, path: &str, id: RouteId) -> Result<(), regex::Error> {
-        if self.entries.iter().any(|(p, _, _)| &**p == path) {
-            return Ok(());
+    /// Adds a rule path; returns the route that owns it (`id`, unless an
+    /// earlier rule has an equal path).
+    pub fn insert(&mut self, path: &str, id: RouteId) -> Result<RouteId, regex::Error> {
+        if let Some((_, _, first)) = self.entries.iter().find(|(p, _, _)| &**p == path) {
+            return Ok(*first);
         }
         let regex = Regex::new(&format!("(?i)^{path}"))?;
         self.entries.push((path.into(), regex, id));
         // Longest first, then by string descending (nginx's location order here).
         self.entries
             .sort_by(|(a, _, _), (b, _, _)| b.len().cmp(&a.len()).then_with(|| b.cmp(a)));
-        Ok(())
+        Ok(id)
     }
 
     /// The first route whose regex matches `path`.
@@ -33,6 +34,18 @@ impl PatternMatcher {
             .iter()
             .find(|(_, regex, _)| regex.is_match(path))
             .map(|(_, _, id)| *id)
+    }
+
+    /// The first route of a matching path that `accept` takes, in match order.
+    pub fn find(
+        &self,
+        path: &str,
+        accept: &mut dyn FnMut(RouteId) -> Option<RouteId>,
+    ) -> Option<RouteId> {
+        self.entries
+            .iter()
+            .filter(|(_, regex, _)| regex.is_match(path))
+            .find_map(|(_, _, id)| accept(*id))
     }
 
     /// The paths in match order (for `explain`).

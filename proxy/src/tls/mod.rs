@@ -111,7 +111,8 @@ impl TlsSettings {
                 let name = match host {
                     HostMatch::Exact(h) => h.clone(),
                     HostMatch::Wildcard(s) => format!("*.{s}"),
-                    HostMatch::Any => continue,
+                    // The default certificate's replacement.
+                    HostMatch::Any => "*".to_string(),
                 };
                 resolver.insert(host, key.clone());
                 infos.push(CertInfo {

@@ -1,6 +1,8 @@
 //! SNI -> certificate: the exact host, else its one-label wildcard, else
 //! the default certificate. A client that sends no SNI (an IP address, an
-//! old client) gets the default certificate, as with ingress-nginx.
+//! old client) gets the default certificate, as with ingress-nginx. A
+//! certificate for any host (a Gateway HTTPS listener without hostname)
+//! takes the built-in default's place.
 
 use rauta_shared::config::HostMatch;
 use rustc_hash::FxHashMap;
@@ -15,6 +17,8 @@ pub struct SniResolver {
     /// By the suffix after `*.`.
     wildcard: FxHashMap<Box<str>, Arc<CertifiedKey>>,
     default: Arc<CertifiedKey>,
+    /// A certificate for any host took the built-in default's place.
+    default_replaced: bool,
 }
 
 impl SniResolver {
@@ -24,16 +28,24 @@ impl SniResolver {
             exact: FxHashMap::default(),
             wildcard: FxHashMap::default(),
             default,
+            default_replaced: false,
         }
     }
 
     /// Serves `key` for `host` (lower-case, as translation leaves it); the
-    /// first certificate given for a host stays.
+    /// first certificate given for a host stays. [`HostMatch::Any`]: `key`
+    /// replaces the built-in default (the first such key stays).
     pub fn insert(&mut self, host: &HostMatch, key: Arc<CertifiedKey>) {
         let (map, name) = match host {
             HostMatch::Exact(h) => (&mut self.exact, h),
             HostMatch::Wildcard(s) => (&mut self.wildcard, s),
-            HostMatch::Any => return,
+            HostMatch::Any => {
+                if !self.default_replaced {
+                    self.default = key;
+                    self.default_replaced = true;
+                }
+                return;
+            }
         };
         map.entry(name.as_str().into()).or_insert(key);
     }
@@ -85,5 +97,21 @@ mod tests {
         assert!(Arc::ptr_eq(r.lookup(Some("x.b.example.com")), &d));
         assert!(Arc::ptr_eq(r.lookup(Some("example.com")), &d));
         assert!(Arc::ptr_eq(r.lookup(None), &d));
+    }
+
+    #[test]
+    fn a_certificate_for_any_host_replaces_the_default() {
+        let (a, any, other, d) = (key("a"), key("any"), key("other"), key("d"));
+        let mut r = SniResolver::new(d.clone());
+        r.insert(&HostMatch::Exact("a.example.com".into()), a.clone());
+        r.insert(&HostMatch::Any, any.clone());
+        r.insert(&HostMatch::Any, other);
+        assert!(Arc::ptr_eq(r.lookup(Some("a.example.com")), &a));
+        assert!(Arc::ptr_eq(r.lookup(Some("b.example.com")), &any));
+        assert!(
+            Arc::ptr_eq(r.lookup(Some("example.org")), &any),
+            "the first stays"
+        );
+        assert!(Arc::ptr_eq(r.lookup(None), &any), "no SNI");
     }
 }

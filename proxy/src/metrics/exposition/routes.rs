@@ -76,7 +76,7 @@ const BYTES: [PerRoute; 2] = [
 ];
 
 /// The route labels of failures that happened before a route was chosen.
-const NO_ROUTE: &str = "namespace=\"\",ingress=\"\",service=\"\",host=\"\",path=\"\"";
+const NO_ROUTE: &str = "namespace=\"\",ingress=\"\",service=\"\",host=\"\",path=\"\",kind=\"\"";
 
 /// Writes the route families.
 pub(super) fn render(out: &mut Out<'_>, registry: &Registry, table: Option<&RouteTable>) {
@@ -167,7 +167,10 @@ fn series<'r>(
         let by_key: HashMap<&str, &Route> = table.routes().iter().map(|r| (&*r.key, r)).collect();
         for (key, totals) in &registry.routes {
             if let Some(route) = by_key.get(&**key) {
-                series.push((route_labels(route, table), totals));
+                // rauta's own families also say what kind of object `ingress` names.
+                let labels = route_labels(route, table);
+                let kind = route.kind.as_str();
+                series.push((format!("{labels},kind=\"{kind}\""), totals));
             }
         }
     }
