@@ -12,6 +12,7 @@ mod dashboard;
 mod error_pages;
 mod errors;
 mod ext_auth;
+mod gateway_api;
 mod grpc;
 mod hardening;
 mod http2;
