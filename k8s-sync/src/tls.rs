@@ -127,7 +127,10 @@ pub fn covers(cert_pem: &[u8], host: &HostMatch) -> bool {
     let name = match host {
         HostMatch::Any => return false,
         HostMatch::Exact(h) => h.clone(),
-        HostMatch::Wildcard(suffix) => format!("{WILDCARD_PROBE}.{suffix}"),
+        // A certificate covers one label below its wildcard, never more.
+        HostMatch::Wildcard(suffix) | HostMatch::Suffix(suffix) => {
+            format!("{WILDCARD_PROBE}.{suffix}")
+        }
     };
     let Ok(chain) = parse_chain(cert_pem) else {
         return false;

@@ -232,6 +232,10 @@ pub enum HostMatch {
     /// `*.example.com`, stored as the suffix `example.com` (lower-case);
     /// matches exactly one extra DNS label.
     Wildcard(String),
+    /// Gateway API `*.example.com`, stored as `example.com`: matches one
+    /// or more extra labels (`a.example.com`, `a.b.example.com`). Tried
+    /// after the one-label wildcard of the same suffix, longest suffix first.
+    Suffix(String),
 }
 
 /// Ingress path types (networking.k8s.io/v1), and HTTPRoute's

@@ -207,7 +207,7 @@ fn host(host: &HostMatch) -> String {
     match host {
         HostMatch::Any => "*".to_string(),
         HostMatch::Exact(h) => h.clone(),
-        HostMatch::Wildcard(h) => format!("*.{h}"),
+        HostMatch::Wildcard(h) | HostMatch::Suffix(h) => format!("*.{h}"),
     }
 }
 

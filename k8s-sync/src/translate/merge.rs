@@ -963,6 +963,6 @@ fn host_name(host: &HostMatch) -> String {
     match host {
         HostMatch::Any => "*".to_string(),
         HostMatch::Exact(h) => h.clone(),
-        HostMatch::Wildcard(h) => format!("*.{h}"),
+        HostMatch::Wildcard(h) | HostMatch::Suffix(h) => format!("*.{h}"),
     }
 }

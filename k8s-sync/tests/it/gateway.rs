@@ -64,6 +64,7 @@ fn keys(config: &RouteConfig) -> Vec<String> {
                 HostMatch::Any => "*".to_string(),
                 HostMatch::Exact(h) => h.clone(),
                 HostMatch::Wildcard(s) => format!("*.{s}"),
+                HostMatch::Suffix(s) => format!("**.{s}"),
             };
             format!("{host} {} ({:?})", r.path, r.path_type)
         })

@@ -31,7 +31,7 @@ fn served(config: &RouteConfig) -> Vec<(String, String)> {
         for h in &c.hosts {
             let h = match h {
                 HostMatch::Exact(h) => h.clone(),
-                HostMatch::Wildcard(h) => format!("*.{h}"),
+                HostMatch::Wildcard(h) | HostMatch::Suffix(h) => format!("*.{h}"),
                 HostMatch::Any => "*".into(),
             };
             out.push((h, c.secret.name.clone()));

@@ -149,6 +149,8 @@ pub fn explain(table: &RouteTable, raw_host: &str, target: &str, facts: &Facts<'
         .filter(|p| table.wildcard_hosts.contains_key(*p))
     {
         ("wildcard", format!("*.{parent}"))
+    } else if let Some(suffix) = table.matching_suffix(&host) {
+        ("suffix", format!("*.{suffix}"))
     } else if table.any_host.is_some() {
         ("any", "*".to_string())
     } else {
@@ -169,6 +171,9 @@ pub fn explain(table: &RouteTable, raw_host: &str, target: &str, facts: &Facts<'
             "host {host} has rules of its own, so wildcard and host-less rules are not considered"
         ),
         "wildcard" => format!("no rule names {host} exactly; the wildcard {group} covers it"),
+        "suffix" => format!(
+            "no rule names {host} exactly or by a one-label wildcard; the Gateway API wildcard {group} (any number of labels) covers it"
+        ),
         "any" => {
             format!("no rule names {host} or a wildcard covering it; the host-less rules apply")
         }

@@ -131,6 +131,8 @@ pub enum Match {
 pub struct RouteTable {
     exact_hosts: FxHashMap<Box<str>, HostRules>,
     wildcard_hosts: FxHashMap<Box<str>, HostRules>,
+    /// Gateway API `*.suffix` hosts: any number of extra labels.
+    suffix_hosts: FxHashMap<Box<str>, HostRules>,
     any_host: Option<HostRules>,
     /// `server-alias` names and the exact host whose rules they share.
     aliases: FxHashMap<Box<str>, Box<str>>,
@@ -209,7 +211,7 @@ fn host_name(host: &HostMatch) -> String {
     match host {
         HostMatch::Any => "*".to_string(),
         HostMatch::Exact(h) => h.clone(),
-        HostMatch::Wildcard(s) => format!("*.{s}"),
+        HostMatch::Wildcard(s) | HostMatch::Suffix(s) => format!("*.{s}"),
     }
 }
 
@@ -260,6 +262,7 @@ impl RouteTable {
                 HostMatch::Wildcard(s) => {
                     table.wildcard_hosts.entry(s.as_str().into()).or_default()
                 }
+                HostMatch::Suffix(s) => table.suffix_hosts.entry(s.as_str().into()).or_default(),
             };
             let rule_name = || format!("{} {:?} {}", rule.source, rule.host, rule.path);
             let conditions = match rule.conditions.as_deref() {
@@ -352,7 +355,7 @@ impl RouteTable {
             }
             match &p.host {
                 HostMatch::Exact(h) => table.passthrough_exact.insert(h.as_str().into(), p.backend),
-                HostMatch::Wildcard(s) => table
+                HostMatch::Wildcard(s) | HostMatch::Suffix(s) => table
                     .passthrough_wildcard
                     .insert(s.as_str().into(), p.backend),
                 HostMatch::Any => None,
@@ -418,6 +421,7 @@ impl RouteTable {
             HostMatch::Any => self.any_host.get_or_insert_with(Default::default),
             HostMatch::Exact(h) => self.exact_hosts.entry(h.as_str().into()).or_default(),
             HostMatch::Wildcard(s) => self.wildcard_hosts.entry(s.as_str().into()).or_default(),
+            HostMatch::Suffix(s) => self.suffix_hosts.entry(s.as_str().into()).or_default(),
         };
         if policy.regex {
             rules.patterns.get_or_insert_with(Default::default);
@@ -482,7 +486,28 @@ impl RouteTable {
                 let (_, parent) = host.split_once('.')?;
                 self.wildcard_hosts.get(parent)
             })
+            .or_else(|| self.suffix_rules(host))
             .or(self.any_host.as_ref())
+    }
+
+    /// The rules of the longest Gateway API wildcard suffix of `host`.
+    fn suffix_rules(&self, host: &str) -> Option<&HostRules> {
+        self.suffix_hosts.get(self.matching_suffix(host)?)
+    }
+
+    /// The longest Gateway API wildcard suffix (`*.suffix`) covering `host`.
+    pub(crate) fn matching_suffix<'h>(&self, host: &'h str) -> Option<&'h str> {
+        if self.suffix_hosts.is_empty() {
+            return None;
+        }
+        let mut rest = host;
+        while let Some((_, parent)) = rest.split_once('.') {
+            if self.suffix_hosts.contains_key(parent) {
+                return Some(parent);
+            }
+            rest = parent;
+        }
+        None
     }
 
     /// True when some host's TLS connections are relayed unterminated: only

@@ -110,7 +110,7 @@ impl TlsSettings {
             for host in &entry.hosts {
                 let name = match host {
                     HostMatch::Exact(h) => h.clone(),
-                    HostMatch::Wildcard(s) => format!("*.{s}"),
+                    HostMatch::Wildcard(s) | HostMatch::Suffix(s) => format!("*.{s}"),
                     // The default certificate's replacement.
                     HostMatch::Any => "*".to_string(),
                 };

@@ -38,7 +38,8 @@ impl SniResolver {
     pub fn insert(&mut self, host: &HostMatch, key: Arc<CertifiedKey>) {
         let (map, name) = match host {
             HostMatch::Exact(h) => (&mut self.exact, h),
-            HostMatch::Wildcard(s) => (&mut self.wildcard, s),
+            // A certificate's wildcard covers one label, whatever the route's.
+            HostMatch::Wildcard(s) | HostMatch::Suffix(s) => (&mut self.wildcard, s),
             HostMatch::Any => {
                 if !self.default_replaced {
                     self.default = key;

@@ -509,6 +509,13 @@ fn listeners_scope_routes_and_certificates_and_ingresses_keep_their_hosts() {
             None,
             "  - backendRefs: [{name: v3, port: 80}]\n  - matches: [{path: {value: /new}}]\n    backendRefs: [{name: v3, port: 80}]\n",
         ),
+        // A Gateway API wildcard takes any number of labels.
+        route(
+            "wildcard",
+            "'*.deep.example.com'",
+            None,
+            "  - backendRefs: [{name: v3, port: 80}]\n",
+        ),
         // A bad rule is left out; the route's good rule is served.
         route(
             "partly-bad",
@@ -526,6 +533,9 @@ fn listeners_scope_routes_and_certificates_and_ingresses_keep_their_hosts() {
             ("GET", "legacy.example.com", "/", none, "v1"),
             ("GET", "legacy.example.com", "/new", none, "v3"),
             ("GET", "bad.example.com", "/good", none, "v2"),
+            ("GET", "a.deep.example.com", "/", none, "v3"),
+            ("GET", "a.b.deep.example.com", "/x", none, "v3"),
+            ("GET", "deep.example.com", "/", none, "status 404"),
             ("GET", "bad.example.com", "/(unclosed", none, "status 404"),
         ],
     );

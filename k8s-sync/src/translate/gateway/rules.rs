@@ -15,7 +15,9 @@ use crate::gateway_api::{
 };
 use crate::objects::SourcedObject;
 use crate::problem::Problem;
-use rauta_shared::config::{Conditions, IngressRef, PathType, RouteKind, StringMatch, ValueMatch};
+use rauta_shared::config::{
+    Conditions, HostMatch, IngressRef, PathType, RouteKind, StringMatch, ValueMatch,
+};
 use rauta_shared::policy::{HeaderModifier, PathRewrite, RequestRedirect, RoutePolicy};
 
 /// Headers a filter may not touch: they frame the message, and changing
@@ -164,8 +166,13 @@ pub(super) fn add(
                 let mut conditions = conditions.clone();
                 conditions.tls = a.tls;
                 conditions.port = a.port;
+                // Gateway API wildcards take any number of labels.
+                let host = match &a.host {
+                    HostMatch::Wildcard(s) => HostMatch::Suffix(s.clone()),
+                    other => other.clone(),
+                };
                 builder.add_gateway_rule(GatewayRule {
-                    key: (a.host.clone(), path.clone(), *path_type),
+                    key: (host, path.clone(), *path_type),
                     conditions,
                     source: source.clone(),
                     order: (order.clone(), i, j),
