@@ -1,6 +1,11 @@
 //! The admin listener: a small blocking HTTP server on its own thread, off
 //! the shard cores and never on the client port. `/healthz`, `/readyz`,
-//! `/metrics`, `/routes`, `/debug/route`.
+//! `/metrics`, `/routes`, `/debug/route`, and the status page: `/` with its
+//! script and style ([`page`]), fed by `/status.json` ([`status`]).
+
+pub mod page;
+pub mod status;
+pub mod window;
 
 use crate::balance::Endpoint;
 use crate::control::{ControlStatus, Readiness, Snapshotter};
@@ -35,20 +40,54 @@ pub struct SourceFigures {
     pub warnings: u64,
 }
 
-/// Reads the source's counters at scrape time. A closure, so the data
-/// plane does not depend on the control-plane crate that keeps them.
-pub struct SourceProbe(Box<dyn Fn() -> SourceFigures + Send + Sync>);
+/// One problem of a configuration load, as the status page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProblemLine {
+    /// `fatal` (the set rejected), `error` (an object left out) or `warning`.
+    pub severity: String,
+    /// The manifest file, when known.
+    pub file: Option<String>,
+    /// The object, e.g. `Ingress demo/web`.
+    pub object: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Reads the source's counters at scrape time, and the problems of its
+/// last load when the status page asks. Closures, so the data plane does
+/// not depend on the control-plane crate that keeps them.
+pub struct SourceProbe {
+    read: Box<dyn Fn() -> SourceFigures + Send + Sync>,
+    problems: Option<ProblemReader>,
+}
+
+/// Reads the problems of the source's last load.
+type ProblemReader = Box<dyn Fn() -> Vec<ProblemLine> + Send + Sync>;
 
 impl SourceProbe {
     /// A probe calling `read`.
     pub fn new(read: impl Fn() -> SourceFigures + Send + Sync + 'static) -> SourceProbe {
-        SourceProbe(Box::new(read))
+        SourceProbe {
+            read: Box::new(read),
+            problems: None,
+        }
+    }
+
+    /// The same probe, with `problems` telling what the last load's
+    /// problems were (called only after a load, and only when its counts
+    /// say it had some).
+    pub fn with_problems(
+        mut self,
+        problems: impl Fn() -> Vec<ProblemLine> + Send + Sync + 'static,
+    ) -> SourceProbe {
+        self.problems = Some(Box::new(problems));
+        self
     }
 }
 
 impl std::fmt::Debug for SourceProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("SourceProbe").field(&(self.0)()).finish()
+        f.debug_tuple("SourceProbe").field(&(self.read)()).finish()
     }
 }
 
@@ -82,10 +121,23 @@ pub enum Scope {
     Metrics,
 }
 
-/// The metrics registry the admin threads share: each scrape drains the
-/// shards' deltas into it, so every listener must see the same one. Only
-/// admin threads take it, never a shard.
-pub type SharedRegistry = Arc<Mutex<Registry>>;
+/// What the admin threads keep between requests: the running totals, the
+/// status page's recent window (both fed by every refresh), what it saw
+/// of reloads, and its table serialised for the live generation.
+#[derive(Debug, Default)]
+pub struct Totals {
+    /// The running totals `/metrics` shows.
+    pub registry: Registry,
+    /// The recent window of the status page.
+    pub window: window::Window,
+    reloads: status::ReloadLog,
+    table_json: Option<(u64, Arc<str>)>,
+}
+
+/// The totals the admin threads share: each scrape drains the shards'
+/// deltas into them, so every listener must see the same ones. Only
+/// admin threads take them, never a shard.
+pub type SharedRegistry = Arc<Mutex<Totals>>;
 
 /// Starts an admin server on an already bound listener.
 pub fn spawn(
@@ -112,7 +164,7 @@ pub fn spawn(
 fn handle(
     mut stream: TcpStream,
     state: &AdminState,
-    registry: &Mutex<Registry>,
+    registry: &Mutex<Totals>,
     scope: Scope,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -145,6 +197,26 @@ fn handle(
         return respond(&mut stream, 404, "text/plain", "not found\n");
     }
     match path {
+        "/" | "/status.js" | "/status.css" => {
+            let (content_type, body) = page::asset(path);
+            respond_with(&mut stream, 200, content_type, page::HEADERS, body)
+        }
+        "/status.json" => {
+            let have = form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "have")
+                .and_then(|(_, v)| v.parse().ok());
+            let body = {
+                let mut totals = registry.lock().unwrap_or_else(|e| e.into_inner());
+                status::render(state, &mut totals, have)
+            };
+            respond_with(
+                &mut stream,
+                200,
+                "application/json",
+                "Cache-Control: no-store\r\n",
+                &body,
+            )
+        }
         "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n"),
         "/readyz" => match state.readiness.ready_generation() {
             Some(generation) => respond(
@@ -162,8 +234,8 @@ fn handle(
         },
         "/metrics" => {
             let body = {
-                let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
-                metrics(state, &mut registry)
+                let mut totals = registry.lock().unwrap_or_else(|e| e.into_inner());
+                metrics(state, &mut totals)
             };
             respond(
                 &mut stream,
@@ -190,26 +262,31 @@ fn handle(
 }
 
 /// Brings the registry up to date with every shard (a snapshot hands over
-/// the routes' figures since the last one, so it is always merged).
-fn refresh(state: &AdminState, registry: &mut Registry) {
+/// the routes' figures since the last one, so it is always merged), and
+/// files the same deltas in the status page's window.
+fn refresh(state: &AdminState, totals: &mut Totals) {
     let latest = state.control.latest();
     let live: HashSet<&str> = latest
         .as_ref()
         .map(|p| p.table.routes().iter().map(|r| &*r.key).collect())
         .unwrap_or_default();
-    for snapshot in state.snapshotter.collect(SNAPSHOT_TIMEOUT) {
-        registry.merge(snapshot, &live);
+    let snapshots = state.snapshotter.collect(SNAPSHOT_TIMEOUT);
+    totals
+        .window
+        .add(&snapshots, &live, std::time::Instant::now());
+    for snapshot in snapshots {
+        totals.registry.merge(snapshot, &live);
     }
-    registry.retain(&live);
+    totals.registry.retain(&live);
 }
 
 /// Endpoints out of some shard's picks now (outlier ejection), with how
 /// many shards left each out.
-fn ejected(state: &AdminState, registry: &Mutex<Registry>) -> HashMap<SocketAddr, usize> {
-    let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
-    refresh(state, &mut registry);
+fn ejected(state: &AdminState, totals: &Mutex<Totals>) -> HashMap<SocketAddr, usize> {
+    let mut totals = totals.lock().unwrap_or_else(|e| e.into_inner());
+    refresh(state, &mut totals);
     let mut ejected = HashMap::new();
-    for s in registry.shards.values() {
+    for s in totals.registry.shards.values() {
         for addr in &s.ejected {
             *ejected.entry(*addr).or_default() += 1;
         }
@@ -230,13 +307,14 @@ fn endpoint_json(e: &Endpoint, ejected: &HashMap<SocketAddr, usize>) -> serde_js
     })
 }
 
-fn metrics(state: &AdminState, registry: &mut Registry) -> String {
-    refresh(state, registry);
+fn metrics(state: &AdminState, totals: &mut Totals) -> String {
+    refresh(state, totals);
+    let registry = &totals.registry;
     let latest = state.control.latest();
     let counts = state
         .source
         .get()
-        .map(|probe| (probe.0)())
+        .map(|probe| (probe.read)())
         .unwrap_or_default();
     // jemalloc caches its statistics; advancing the epoch refreshes them.
     let _ = tikv_jemalloc_ctl::epoch::advance();
@@ -459,6 +537,17 @@ fn respond(
     content_type: &str,
     body: &str,
 ) -> std::io::Result<()> {
+    respond_with(stream, status, content_type, "", body)
+}
+
+/// Like [`respond`], with `headers` (complete lines, each ending in CRLF).
+fn respond_with(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    headers: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -468,7 +557,7 @@ fn respond(
     };
     write!(
         stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n{body}",
         body.len()
     )
 }

@@ -57,6 +57,8 @@ pub struct Published {
 pub struct ControlStatus {
     latest: Mutex<Option<Published>>,
     compile_failures: AtomicU64,
+    /// The latest configuration the proxy could not compile: when, and why.
+    last_compile_failure: Mutex<Option<(SystemTime, String)>>,
 }
 
 impl ControlStatus {
@@ -68,6 +70,15 @@ impl ControlStatus {
     /// Configurations the proxy could not compile.
     pub fn compile_failures(&self) -> u64 {
         self.compile_failures.load(Ordering::Relaxed)
+    }
+
+    /// When the latest configuration the proxy could not compile came,
+    /// and why it failed.
+    pub fn last_compile_failure(&self) -> Option<(SystemTime, String)> {
+        self.last_compile_failure
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
     }
 }
 
@@ -213,6 +224,9 @@ impl Broadcaster {
             Ok(compiled) => compiled,
             Err(e) => {
                 self.status.compile_failures.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut last) = self.status.last_compile_failure.lock() {
+                    *last = Some((SystemTime::now(), e.to_string()));
+                }
                 return Err(e);
             }
         };

@@ -500,6 +500,21 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .context("starting the metrics listener")?;
     }
 
+    // For the status page: the problems of the last load, read again from
+    // the directory (once per load that had any); the API source has no
+    // rejected loads, its problems are on the Ingresses' Events.
+    let problems = match &plan {
+        SourcePlan::Manifests(dir) => {
+            let sel = selector(
+                &args.class,
+                args.listen,
+                &args.listen_tls,
+                serve_ports(args),
+            );
+            Some((dir.clone(), sel))
+        }
+        SourcePlan::Kubernetes(_) => None,
+    };
     let source = Source::spawn(plan, args, move |config| {
         match broadcaster.publish(&config) {
             Ok(generation) => tracing::info!(
@@ -516,7 +531,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         crate::memory::release_unused();
     })?;
     let stats = source.stats();
-    let _ = admin_state.source.set(admin::SourceProbe::new(move || {
+    let mut probe = admin::SourceProbe::new(move || {
         let c = stats.counts();
         admin::SourceFigures {
             loads: c.loads,
@@ -526,7 +541,22 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             errors: c.errors,
             warnings: c.warnings,
         }
-    }));
+    });
+    if let Some((dir, sel)) = problems {
+        probe = probe.with_problems(move || {
+            manifests::load_and_translate(&dir, &sel)
+                .problems
+                .iter()
+                .map(|p| admin::ProblemLine {
+                    severity: p.severity.to_string(),
+                    file: p.file.as_ref().map(|f| f.display().to_string()),
+                    object: p.object.clone(),
+                    message: p.message.clone(),
+                })
+                .collect()
+        });
+    }
+    let _ = admin_state.source.set(probe);
 
     if let Some(signal) = signals.forever().next() {
         tracing::info!(signal, drain_timeout = ?cfg.drain_timeout, "draining: no new connections, finishing in-flight requests");

@@ -5,13 +5,15 @@
 //! certificates with a TLS client ([`tls`]), `/metrics` look-ups
 //! ([`metrics`]), network namespaces ([`netns`]), real gRPC peers in Python
 //! ([`grpc`]), an HTTPS backend in Python that reports the TLS its client
-//! used ([`https`]), waiting on evidence ([`eventually`]) and what a test
-//! needs from the machine ([`require!`]).
+//! used ([`https`]), headless Chromium through chromedriver ([`browser`]),
+//! waiting on evidence ([`eventually`]) and what a test needs from the
+//! machine ([`require!`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod browser;
 pub mod client;
 pub mod fake_api;
 pub mod grpc;

@@ -77,6 +77,9 @@ fn install_hint(tool: &str) -> &'static str {
         Some("openssl") => "scripts/setup.sh installs openssl",
         Some("curl") => "scripts/setup.sh installs curl",
         Some("httpwg") => "scripts/setup.sh installs httpwg-cli",
+        Some("chromium" | "chromedriver") => {
+            "scripts/setup.sh installs chromium and chromium-driver"
+        }
         Some("ip" | "ss") => "scripts/setup-ebpf.sh installs iproute2",
         Some("ethtool") => "scripts/setup-ebpf.sh installs ethtool",
         Some("prlimit" | "setpriv") => "util-linux",

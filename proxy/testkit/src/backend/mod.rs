@@ -18,7 +18,8 @@
 //! - anything else → 200 `text/plain` describing the request (see
 //!   [`Backend`]).
 //!
-//! Every response carries `x-backend: <name>`.
+//! Every response carries `x-backend: <name>`. [`Backend::set_delay`] makes
+//! every answer wait, as a backend that became slow.
 
 mod request;
 mod respond;
@@ -104,6 +105,8 @@ pub(super) struct Shared {
     targets: Mutex<Vec<String>>,
     /// Handles of the open connections (by id), shut down on stop.
     conns: Mutex<HashMap<u64, TcpStream>>,
+    /// Every answer waits this long first (ms; see [`Backend::set_delay`]).
+    pub(super) delay_ms: AtomicU64,
 }
 
 impl Shared {
@@ -172,6 +175,7 @@ impl Backend {
             last: Mutex::new(None),
             targets: Mutex::new(Vec::new()),
             conns: Mutex::new(HashMap::new()),
+            delay_ms: AtomicU64::new(0),
         });
         let accept_shared = Arc::clone(&shared);
         let handle = thread::Builder::new()
@@ -197,6 +201,13 @@ impl Backend {
     /// The backend's name (sent as `x-backend`).
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// Makes every answer from now on wait `delay` before it is sent (a
+    /// backend that became slow); `Duration::ZERO` makes it fast again.
+    pub fn set_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Connections accepted so far.

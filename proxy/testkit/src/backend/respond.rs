@@ -59,6 +59,10 @@ pub(super) fn respond(wire: &Wire, shared: &Shared, req: &Request) -> io::Result
     let v = req.version;
     let stream = &wire.stream;
     let (path, query) = target_path(&req.target);
+    let delay = shared.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+    if delay > 0 && !sleep_unless_stopped(wire, Duration::from_millis(delay).min(SLOW_LIMIT)) {
+        return Ok(Next::Close);
+    }
 
     // A fixed-length answer (body suppressed for HEAD).
     let fixed = |status: u16, ctype: &str, body: &[u8]| -> io::Result<Next> {

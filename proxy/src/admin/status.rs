@@ -1,0 +1,445 @@
+//! `GET /status.json`: what the status page (`GET /`) shows, built in the
+//! admin thread from the same shard snapshots `/metrics` merges.
+//!
+//! Kept compact for tables of many thousand routes:
+//! - the table itself (routes, backends with endpoints, certificates) only
+//!   changes with the generation, so it is sent only when the page does
+//!   not have it yet (`?have=GENERATION` names the one it has), and is
+//!   serialised once per generation;
+//! - the live figures are arrays of numbers that name a route by its index
+//!   in that table, and only routes with requests in the window (or in
+//!   flight) are listed; endpoints likewise.
+
+use super::window::{RouteWindow, WINDOW};
+use super::{AdminState, ProblemLine, Totals};
+use crate::metrics::exposition;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Refreshes closer together than this reuse the last one: however many
+/// pages poll, the shards are asked at most this often for the page.
+pub const MIN_REFRESH: Duration = Duration::from_millis(500);
+/// Failed reloads remembered.
+const FAILED_KEPT: usize = 10;
+/// Problems listed per load.
+const PROBLEMS_SHOWN: usize = 200;
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Rounded to 1/1000 (rates and ratios: short in JSON).
+fn short(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// What the admin thread saw of the configuration source's loads: the
+/// failed ones with their problems, noticed when the page asked.
+#[derive(Debug, Default)]
+pub struct ReloadLog {
+    /// (loads, rejected, compile failures) at the previous look.
+    seen: Option<(u64, u64, u64)>,
+    /// Failed reloads seen, oldest first.
+    failed: VecDeque<FailedReload>,
+    /// The problems of the load with this number.
+    problems: Option<(u64, Arc<Vec<ProblemLine>>)>,
+}
+
+/// A failed reload, as noticed.
+#[derive(Debug, Clone, Serialize)]
+struct FailedReload {
+    /// When the admin thread noticed it (Unix seconds).
+    seen: f64,
+    /// `rejected` (by the source: a file that does not parse) or
+    /// `compile` (by the proxy: a table that does not compile).
+    kind: &'static str,
+    /// The generation that stayed live.
+    generation: u64,
+    /// Why: the source's problems that reject the set, or the compile error.
+    problems: Vec<ProblemLine>,
+}
+
+#[derive(Serialize)]
+struct Reloads<'a> {
+    loads: u64,
+    failed: u64,
+    last_failed: bool,
+    problem_counts: [u64; 3],
+    /// Every problem of the latest load (fatal, error, warning).
+    problems: &'a [ProblemLine],
+    recent_failures: Vec<&'a FailedReload>,
+}
+
+impl ReloadLog {
+    /// Looks at the counters; a new failed load (the set rejected, or a
+    /// table that did not compile) is remembered with its problems.
+    fn update(&mut self, state: &AdminState, generation: u64) -> Reloads<'_> {
+        let probe = state.source.get();
+        let counts = probe.map(|p| (p.read)()).unwrap_or_default();
+        let compile = state.control.compile_failures();
+        let now = (counts.loads, counts.rejected, compile);
+        let any_problems = counts.fatal + counts.errors + counts.warnings > 0;
+        if self.problems.as_ref().map(|(n, _)| *n) != Some(counts.loads) {
+            let lines = match probe.and_then(|p| p.problems.as_ref()) {
+                Some(read) if any_problems => read(),
+                _ => Vec::new(),
+            };
+            self.problems = Some((counts.loads, Arc::new(lines)));
+        }
+        let problems = self
+            .problems
+            .as_ref()
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default();
+        let before = self.seen.replace(now);
+        let new_rejection =
+            counts.last_rejected && before.is_none_or(|(_, rejected, _)| rejected < now.1);
+        let new_compile_failure = before.map_or(compile > 0, |(_, _, c)| c < compile);
+        if new_rejection {
+            let fatal: Vec<ProblemLine> = problems
+                .iter()
+                .filter(|p| p.severity == "fatal")
+                .cloned()
+                .collect();
+            let why = if fatal.is_empty() {
+                problems.to_vec()
+            } else {
+                fatal
+            };
+            self.remember("rejected", generation, why);
+        }
+        if new_compile_failure {
+            if let Some((_, why)) = state.control.last_compile_failure() {
+                let line = ProblemLine {
+                    severity: "fatal".into(),
+                    file: None,
+                    object: None,
+                    message: format!("the route table did not compile: {why}"),
+                };
+                self.remember("compile", generation, vec![line]);
+            }
+        }
+        let shown = self.problems.as_ref().map_or(&[][..], |(_, p)| &p[..]);
+        Reloads {
+            loads: counts.loads,
+            failed: counts.rejected + compile,
+            last_failed: counts.last_rejected,
+            problem_counts: [counts.fatal, counts.errors, counts.warnings],
+            problems: &shown[..shown.len().min(PROBLEMS_SHOWN)],
+            recent_failures: self.failed.iter().rev().collect(),
+        }
+    }
+
+    fn remember(&mut self, kind: &'static str, generation: u64, mut problems: Vec<ProblemLine>) {
+        problems.truncate(PROBLEMS_SHOWN);
+        if self.failed.len() == FAILED_KEPT {
+            self.failed.pop_front();
+        }
+        self.failed.push_back(FailedReload {
+            seen: unix(SystemTime::now()),
+            kind,
+            generation,
+            problems,
+        });
+    }
+}
+
+/// The table part: changes only with the generation.
+#[derive(Serialize)]
+struct Table<'a> {
+    generation: u64,
+    /// [host, path, type, ingress, backend index], in the table's order
+    /// (the index the live figures use).
+    routes: Vec<(&'a str, &'a str, &'static str, String, usize)>,
+    /// [name, service, policy, [[address, weight, state, pod]]].
+    backends: Vec<(
+        &'a str,
+        &'a str,
+        String,
+        Vec<(String, u32, &'static str, Option<&'a str>)>,
+    )>,
+    /// [host, namespace/secret, notAfter (Unix seconds)].
+    certificates: Vec<(&'a str, String, i64)>,
+    certificates_skipped: usize,
+}
+
+fn path_type(t: Option<rauta_shared::config::PathType>) -> &'static str {
+    use rauta_shared::config::PathType as P;
+    match t {
+        None => "default",
+        Some(P::Exact) => "Exact",
+        Some(P::Prefix) => "Prefix",
+        Some(P::ImplementationSpecific) => "ImplementationSpecific",
+        Some(P::RegularExpression) => "RegularExpression",
+    }
+}
+
+fn table_json(published: &crate::control::Published) -> String {
+    let table = &published.table;
+    let routes = table
+        .routes()
+        .iter()
+        .map(|r| {
+            (
+                &*r.host,
+                &*r.path,
+                path_type(r.path_type),
+                format!("{}/{}", r.namespace, r.ingress),
+                r.backend,
+            )
+        })
+        .collect();
+    let backends = table
+        .backends()
+        .iter()
+        .map(|b| {
+            let endpoints = b
+                .endpoints
+                .iter()
+                .map(|e| {
+                    let state = if e.ready { "ready" } else { "terminating" };
+                    (e.addr.to_string(), e.weight, state, e.target.as_deref())
+                })
+                .collect();
+            (&*b.name, &*b.service, b.policy_name(), endpoints)
+        })
+        .collect();
+    let (certificates, certificates_skipped) = match published.tls.as_deref() {
+        Some(tls) => (
+            tls.certs
+                .iter()
+                .map(|c| {
+                    (
+                        &*c.host,
+                        format!("{}/{}", c.namespace, c.secret),
+                        c.not_after,
+                    )
+                })
+                .collect(),
+            tls.skipped,
+        ),
+        None => (Vec::new(), 0),
+    };
+    serde_json::to_string(&Table {
+        generation: published.generation,
+        routes,
+        backends,
+        certificates,
+        certificates_skipped,
+    })
+    .unwrap_or_else(|_| "null".into())
+}
+
+#[derive(Serialize)]
+struct WindowInfo {
+    /// The time the figures cover (from the refresh before the oldest
+    /// slot kept to the latest refresh).
+    seconds: f64,
+    /// What it is kept at when the page polls.
+    nominal: u64,
+}
+
+#[derive(Serialize)]
+struct Shard {
+    shard: usize,
+    generation: u64,
+    open_connections: u64,
+    accepted_per_s: f64,
+    requests_per_s: f64,
+}
+
+#[derive(Serialize)]
+struct Ebpf {
+    /// [program, target, attached].
+    attachments: Vec<(&'static str, String, bool)>,
+    /// [series as on /metrics, value]: the eBPF and splice counters.
+    counters: Vec<(String, f64)>,
+}
+
+#[derive(Serialize)]
+struct Live<'a> {
+    now: f64,
+    generation: u64,
+    live_on_every_shard: bool,
+    /// When the live table was published (Unix seconds).
+    published: Option<f64>,
+    window: WindowInfo,
+    reloads: Reloads<'a>,
+    shards: Vec<Shard>,
+    /// [route index, requests/s, 5xx ratio, p50 µs, p99 µs, p99.9 µs,
+    /// in flight]: routes with requests in the window or in flight.
+    routes: Vec<(usize, f64, f64, u64, u64, u64, i64)>,
+    /// [address, requests in flight, idle connections, shards that eject
+    /// it]: endpoints where one of these is not zero.
+    endpoints: Vec<(String, u64, u64, usize)>,
+    ebpf: Ebpf,
+}
+
+/// The series of an exposition text, comments left out.
+fn samples(text: &str) -> impl Iterator<Item = (String, f64)> + '_ {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+}
+
+fn ebpf(state: &AdminState) -> Ebpf {
+    let figures = state.xdp.figures();
+    let mut text = String::new();
+    exposition::render_xdp(&mut text, &figures);
+    let splice = state
+        .splice
+        .as_ref()
+        .and_then(|s| s.lock().ok()?.counters().ok());
+    if let Some(counters) = splice {
+        exposition::render_splice(&mut text, &counters);
+    }
+    Ebpf {
+        attachments: figures
+            .attachments
+            .iter()
+            .map(|a| (a.program, a.target.clone(), a.attached))
+            .collect(),
+        counters: samples(&text)
+            .filter(|(series, _)| !series.starts_with("rauta_ebpf_attached"))
+            .collect(),
+    }
+}
+
+/// `/status.json`: the live figures, and the table unless `have` is its
+/// generation. The shards are asked for their snapshot as `/metrics` asks
+/// them, unless a refresh happened less than [`MIN_REFRESH`] ago.
+pub(super) fn render(state: &AdminState, totals: &mut Totals, have: Option<u64>) -> String {
+    let now = Instant::now();
+    if now.saturating_duration_since(totals.window.last_refresh()) >= MIN_REFRESH {
+        super::refresh(state, totals);
+    }
+    let latest = state.control.latest();
+    let generation = latest.as_ref().map_or(0, |p| p.generation);
+    let table = match &latest {
+        Some(p) if have != Some(p.generation) => match &totals.table_json {
+            Some((g, json)) if *g == p.generation => Some(json.clone()),
+            _ => {
+                let json: Arc<str> = table_json(p).into();
+                totals.table_json = Some((p.generation, json.clone()));
+                Some(json)
+            }
+        },
+        _ => None,
+    };
+    let span = totals.window.span().as_secs_f64();
+    let per_s = |n: u64| {
+        if span > 0.0 {
+            short(n as f64 / span)
+        } else {
+            0.0
+        }
+    };
+
+    let requests = totals.window.shard_requests();
+    let accepted = totals.window.shard_accepted();
+    let shards = totals
+        .registry
+        .shards
+        .iter()
+        .map(|(id, level)| Shard {
+            shard: *id,
+            generation: level.generation,
+            open_connections: level.open_connections,
+            accepted_per_s: per_s(accepted.get(id).copied().unwrap_or(0)),
+            requests_per_s: per_s(requests.get(id).copied().unwrap_or(0)),
+        })
+        .collect();
+
+    let mut routes = Vec::new();
+    if let Some(p) = &latest {
+        let recent = totals.window.routes();
+        for (i, r) in p.table.routes().iter().enumerate() {
+            let w = recent
+                .get(&r.key)
+                .copied()
+                .unwrap_or(RouteWindow::default());
+            let in_flight: i64 = totals
+                .registry
+                .routes
+                .get(&r.key)
+                .map_or(0, |t| t.in_flight.values().sum());
+            if w.requests == 0 && in_flight == 0 {
+                continue;
+            }
+            let errors = if w.requests > 0 {
+                short(w.errors as f64 / w.requests as f64)
+            } else {
+                0.0
+            };
+            let [p50, p99, p999] = w.quantiles;
+            routes.push((i, per_s(w.requests), errors, p50, p99, p999, in_flight));
+        }
+    }
+
+    let mut endpoints: HashMap<SocketAddr, (u64, u64, usize)> = HashMap::new();
+    for s in totals.registry.shards.values() {
+        for g in &s.pool {
+            let e = endpoints.entry(g.endpoint).or_default();
+            e.0 += g.active;
+            e.1 += g.idle;
+        }
+        for addr in &s.ejected {
+            endpoints.entry(*addr).or_default().2 += 1;
+        }
+    }
+    let mut endpoints: Vec<_> = endpoints
+        .into_iter()
+        .filter(|(_, (a, i, e))| *a + *i > 0 || *e > 0)
+        .map(|(addr, (a, i, e))| (addr.to_string(), a, i, e))
+        .collect();
+    endpoints.sort_unstable();
+
+    let reloads = totals.reloads.update(state, generation);
+    let live = Live {
+        now: unix(SystemTime::now()),
+        generation,
+        live_on_every_shard: state.readiness.ready_generation() == Some(generation),
+        published: latest.as_ref().map(|p| unix(p.at)),
+        window: WindowInfo {
+            seconds: short(span),
+            nominal: WINDOW.as_secs(),
+        },
+        reloads,
+        shards,
+        routes,
+        endpoints,
+        ebpf: ebpf(state),
+    };
+    let body = serde_json::to_string(&live).unwrap_or_else(|_| "{}".into());
+    match table {
+        // `{"table":{...},` followed by the live object's fields.
+        Some(table) => {
+            let mut out = String::with_capacity(table.len() + body.len() + 16);
+            out.push_str("{\"table\":");
+            out.push_str(&table);
+            out.push(',');
+            out.push_str(&body[1..]);
+            out
+        }
+        None => body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_samples() {
+        let text = "# HELP a x\n# TYPE a counter\na{b=\"c d\"} 3\nz 4.5\n";
+        let got: Vec<_> = samples(text).collect();
+        assert_eq!(got, vec![("a{b=\"c d\"}".into(), 3.0), ("z".into(), 4.5)]);
+    }
+}
