@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests and scripts use (curl: run-local's examples;
 # procps: pgrep/pkill in scripts; prometheus: promtool validates /metrics in the tests;
-# nghttp2-client: h2load and nghttp drive HTTP/2 and gRPC load by hand and in tests).
-APT_PACKAGES=(curl openssl procps prometheus nghttp2-client)
+# nghttp2-client: h2load and nghttp drive HTTP/2 and gRPC load by hand and in tests;
+# chromium + chromium-driver: the status page's tests load it in headless Chromium
+# through chromedriver, proxy/tests/it/status_page.rs).
+APT_PACKAGES=(curl openssl procps prometheus nghttp2-client chromium chromium-driver)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -163,7 +163,8 @@ pub struct ServeArgs {
     /// Time a client has to complete the TLS handshake.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub tls_handshake_timeout: Duration,
-    /// Address of the admin listener (/healthz, /readyz).
+    /// Address of the admin listener (/healthz, /readyz, /metrics, /routes,
+    /// /debug/route, and the status page at /).
     #[arg(long, default_value = "127.0.0.1:9901")]
     pub admin: SocketAddr,
     /// Bind the admin listener with SO_REUSEPORT, so that the next rauta on

@@ -148,6 +148,11 @@ impl ReloadLog {
     }
 }
 
+/// An endpoint in the table: [address, weight, ready|terminating, pod].
+type EndpointRow<'a> = (String, u32, &'static str, Option<&'a str>);
+/// A backend in the table: [name, Service, policy, endpoints].
+type BackendRow<'a> = (&'a str, &'a str, String, Vec<EndpointRow<'a>>);
+
 /// The table part: changes only with the generation.
 #[derive(Serialize)]
 struct Table<'a> {
@@ -155,13 +160,7 @@ struct Table<'a> {
     /// [host, path, type, ingress, backend index], in the table's order
     /// (the index the live figures use).
     routes: Vec<(&'a str, &'a str, &'static str, String, usize)>,
-    /// [name, service, policy, [[address, weight, state, pod]]].
-    backends: Vec<(
-        &'a str,
-        &'a str,
-        String,
-        Vec<(String, u32, &'static str, Option<&'a str>)>,
-    )>,
+    backends: Vec<BackendRow<'a>>,
     /// [host, namespace/secret, notAfter (Unix seconds)].
     certificates: Vec<(&'a str, String, i64)>,
     certificates_skipped: usize,
@@ -260,8 +259,22 @@ struct Ebpf {
     counters: Vec<(String, f64)>,
 }
 
+/// This process, for pages that outlive it: generations restart at 1.
+fn instance() -> u64 {
+    static INSTANCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *INSTANCE.get_or_init(|| {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        (t.as_nanos() as u64 ^ u64::from(std::process::id())) >> 11
+    })
+}
+
 #[derive(Serialize)]
 struct Live<'a> {
+    /// Which process answered (a page that has a table of another one's
+    /// generation asks for the table again).
+    instance: u64,
     now: f64,
     generation: u64,
     live_on_every_shard: bool,
@@ -403,6 +416,7 @@ pub(super) fn render(state: &AdminState, totals: &mut Totals, have: Option<u64>)
 
     let reloads = totals.reloads.update(state, generation);
     let live = Live {
+        instance: instance(),
         now: unix(SystemTime::now()),
         generation,
         live_on_every_shard: state.readiness.ready_generation() == Some(generation),

@@ -56,13 +56,15 @@ impl Coarse {
     }
 }
 
+/// (bucket, count) pairs, unsorted; one entry per bucket used.
+type Buckets = Vec<(u16, u32)>;
+
 /// One route's figures in one slot.
 #[derive(Debug, Default, Clone)]
 struct RouteSlot {
     requests: u64,
     errors: u64,
-    /// (bucket, count), unsorted; one entry per bucket used.
-    hist: Vec<(u16, u32)>,
+    hist: Buckets,
 }
 
 impl RouteSlot {
@@ -211,7 +213,7 @@ impl Window {
 
     /// Every route with requests in the window.
     pub fn routes(&self) -> HashMap<&Arc<str>, RouteWindow> {
-        let mut hists: HashMap<&Arc<str>, (RouteWindow, Vec<(u16, u32)>)> = HashMap::new();
+        let mut hists: HashMap<&Arc<str>, (RouteWindow, Buckets)> = HashMap::new();
         for slot in &self.slots {
             for (key, r) in &slot.routes {
                 let (w, hist) = hists.entry(key).or_default();

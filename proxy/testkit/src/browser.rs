@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use tempfile::{NamedTempFile, TempDir};
 
 /// The key of a W3C WebDriver element reference.
-const ELEMENT: &str = "element-6066-11e4-a8fe-fe9bed4b6cb4";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// How long one WebDriver command may take (a page load on a busy machine).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 

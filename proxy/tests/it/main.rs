@@ -30,6 +30,7 @@ mod proxying;
 mod routing;
 mod smuggling;
 mod splice;
+mod status_page;
 mod tls;
 mod upstream_attempts;
 mod upstream_tls;

@@ -411,7 +411,16 @@ async function poll() {
     const resp = await fetch(url, { cache: "no-store" });
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     const s = await resp.json();
-    if (s.table) loadTable(s.table);
+    if (s.table) {
+      loadTable(s.table);
+      table.instance = s.instance;
+    }
+    if (table && table.instance !== s.instance) {
+      // Another rauta process (restarted): its generations are not ours.
+      table = null;
+      setTimeout(poll, 0);
+      return;
+    }
     if (table && s.generation === table.generation) applyLive(s);
   } catch (e) {
     const u = document.getElementById("updated");
