@@ -457,3 +457,137 @@ mod tests {
         assert_eq!(got, vec![("a{b=\"c d\"}".into(), 3.0), ("z".into(), 4.5)]);
     }
 }
+
+#[cfg(test)]
+mod cost {
+    use super::*;
+    use crate::control::{Broadcaster, Readiness};
+    use crate::metrics::snapshot::{OutcomeDelta, RouteDelta, ShardLevel, ShardSnapshot};
+    use rauta_testkit::manifests::{join, path, rule};
+    use rauta_testkit::{endpoint_slice, ingress, rauta_class, service, EndpointSpec};
+    use std::collections::HashSet;
+    use std::sync::OnceLock;
+
+    /// Size and build time of `/status.json` with 10 000 routes (100
+    /// hosts × 100 paths), every one of them in the window
+    /// (`cargo test --release -p rauta-proxy --lib status_json_cost --
+    /// --ignored --nocapture`): what the admin thread pays per poll, apart
+    /// from asking the shards.
+    #[test]
+    #[ignore = "a measurement, run by hand in release"]
+    fn status_json_cost() {
+        let mut docs = vec![rauta_class()];
+        for s in 0..10 {
+            let name = format!("svc{s}");
+            docs.push(service("web", &name, &[(Some("http"), 80, 8080)]));
+            let mut ep = EndpointSpec::ready(&format!("10.0.0.{}", s + 1));
+            ep.pod = Some(format!("{name}-0"));
+            docs.push(endpoint_slice(
+                "web",
+                &name,
+                &name,
+                &[(Some("http"), 8080)],
+                &[ep],
+            ));
+        }
+        for h in 0..100 {
+            let paths: Vec<String> = (0..100)
+                .map(|p| path(&format!("/p{p}"), "Prefix", &format!("svc{}", (h + p) % 10)))
+                .collect();
+            let rules = rule(Some(&format!("h{h}.example")), &paths);
+            docs.push(ingress(
+                "web",
+                &format!("ing{h}"),
+                Some("rauta"),
+                &[],
+                &rules,
+            ));
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        std::fs::write(dir.path().join("all.yaml"), join(&refs)).expect("write");
+        let sel = rauta_k8s_sync::ClassSelector::default();
+        let translation = rauta_k8s_sync::manifests::load_and_translate(dir.path(), &sel);
+        let (mut broadcaster, _inboxes) = Broadcaster::new(0, None).expect("broadcaster");
+        broadcaster.publish(&translation.config).expect("compiles");
+        let state = AdminState {
+            readiness: Arc::new(Readiness::new(0)),
+            control: broadcaster.status(),
+            snapshotter: broadcaster.snapshotter(),
+            source: OnceLock::new(),
+            xdp: Arc::new(crate::xdp::XdpStats::default()),
+            splice: None,
+            ingress_nginx: None,
+        };
+        let published = state.control.latest().expect("published");
+        let keys: Vec<Arc<str>> = published
+            .table
+            .routes()
+            .iter()
+            .map(|r| r.key.clone())
+            .collect();
+        assert_eq!(keys.len(), 10_000);
+        let live: HashSet<&str> = keys.iter().map(|k| &**k).collect();
+        let mut totals = Totals::default();
+        // 30 one-second slots, each with a few requests on every route.
+        let start = Instant::now();
+        let mut add_time = Duration::ZERO;
+        for second in 0..30u32 {
+            let routes = keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| RouteDelta {
+                    key: key.clone(),
+                    outcomes: vec![OutcomeDelta {
+                        protocol: 0,
+                        method: 0,
+                        status: if i % 50 == 0 { 503 } else { 200 },
+                        requests: 4,
+                        bytes_in: 400,
+                        bytes_out: 4000,
+                        in_sizes: [0; 11],
+                        out_sizes: [0; 11],
+                        request_us: vec![(800 + i as u64 % 300, 2), (2_000, 1), (40_000, 1)],
+                        request_us_sum: 43_600,
+                        upstream_us: vec![],
+                        upstream_us_sum: 0,
+                    }],
+                    in_flight: 0,
+                    errors: [0; crate::metrics::CAUSES],
+                    connect_us: vec![],
+                    connect_us_sum: 0,
+                })
+                .collect();
+            let snapshot = ShardSnapshot {
+                shard: 0,
+                routes,
+                level: ShardLevel::default(),
+            };
+            let at = start + Duration::from_secs(u64::from(second) + 1);
+            let t = Instant::now();
+            totals
+                .window
+                .add(std::slice::from_ref(&snapshot), &live, at);
+            add_time += t.elapsed();
+            totals.registry.merge(snapshot, &live);
+        }
+        let t = Instant::now();
+        let full = render(&state, &mut totals, None);
+        let first = t.elapsed();
+        let t = Instant::now();
+        let again = render(&state, &mut totals, None);
+        let cached = t.elapsed();
+        let t = Instant::now();
+        let figures = render(&state, &mut totals, Some(published.generation));
+        let live_only = t.elapsed();
+        assert_eq!(full.len(), again.len());
+        println!(
+            "10 000 routes, all in the window: filing one refresh's deltas {:?}; \
+             /status.json with the table {} bytes in {first:?} ({cached:?} with the table \
+             serialised already), the live figures alone {} bytes in {live_only:?}",
+            add_time / 30,
+            full.len(),
+            figures.len()
+        );
+    }
+}

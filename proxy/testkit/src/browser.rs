@@ -134,6 +134,7 @@ impl Browser {
                             "--no-first-run",
                             "--no-default-browser-check",
                             "--window-size=1400,1000",
+                            "--hide-scrollbars",
                             format!("--user-data-dir={profile_dir}"),
                         ],
                     },

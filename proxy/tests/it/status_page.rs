@@ -308,7 +308,14 @@ fn every_route_has_a_row_and_the_explain_form_answers() {
         "{winner}"
     );
 
-    // The README's screenshot: the whole page, under this traffic.
+    // The README's screenshot: the whole page, under this traffic, once
+    // the window holds some seconds of it.
+    browser.wait_for(
+        "a window of 10 s",
+        SHOWN,
+        "return parseFloat(document.getElementById('window').textContent) >= 10",
+        &[],
+    );
     browser.eval("window.scrollTo(0, 0)", &[]);
     let height = browser
         .eval("return document.documentElement.scrollHeight", &[])
