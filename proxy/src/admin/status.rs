@@ -10,7 +10,7 @@
 //!   in that table, and only routes with requests in the window (or in
 //!   flight) are listed; endpoints likewise.
 
-use super::window::{RouteWindow, WINDOW};
+use super::window::WINDOW;
 use super::{AdminState, ProblemLine, Totals};
 use crate::metrics::exposition;
 use serde::Serialize;
@@ -372,12 +372,8 @@ pub(super) fn render(state: &AdminState, totals: &mut Totals, have: Option<u64>)
 
     let mut routes = Vec::new();
     if let Some(p) = &latest {
-        let recent = totals.window.routes();
         for (i, r) in p.table.routes().iter().enumerate() {
-            let w = recent
-                .get(&r.key)
-                .copied()
-                .unwrap_or(RouteWindow::default());
+            let w = totals.window.route(&r.key).unwrap_or_default();
             let in_flight: i64 = totals
                 .registry
                 .routes
@@ -580,7 +576,8 @@ mod cost {
         let t = Instant::now();
         let figures = render(&state, &mut totals, Some(published.generation));
         let live_only = t.elapsed();
-        assert_eq!(full.len(), again.len());
+        assert!(full.starts_with("{\"table\":") && again.starts_with("{\"table\":"));
+        assert!(!figures.contains("\"table\""));
         println!(
             "10 000 routes, all in the window: filing one refresh's deltas {:?}; \
              /status.json with the table {} bytes in {first:?} ({cached:?} with the table \

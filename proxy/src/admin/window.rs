@@ -6,8 +6,11 @@
 //! one. Before those deltas are added to the running totals, each refresh
 //! also files them here, in a slot per second of refreshes: per route the
 //! requests, the 5xx answers and the request durations, per shard the
-//! requests. Slots older than the window are dropped, so the window is the
-//! sum of the slots still held, and it covers exactly the time from the
+//! requests. Each route's sum over the slots is kept up to date as slots
+//! come (added) and go (subtracted), so a look costs what the routes with
+//! traffic hold, not what the slots hold. Slots older than the window are
+//! dropped, so the window is the sum of the slots still held, and it covers
+//! exactly the time from the
 //! refresh before its oldest slot to the latest refresh (reported with the
 //! figures, since refreshes happen when someone asks: a page that polls
 //! keeps it near [`WINDOW`]). Nothing here touches a shard: it reads what
@@ -68,6 +71,22 @@ struct RouteSlot {
 }
 
 impl RouteSlot {
+    /// Adds `other`'s figures.
+    fn merge(&mut self, other: RouteSlot) {
+        if self.requests == 0 && self.hist.is_empty() {
+            *self = other;
+            return;
+        }
+        self.requests += other.requests;
+        self.errors += other.errors;
+        for (b, n) in other.hist {
+            match self.hist.iter_mut().find(|(k, _)| *k == b) {
+                Some((_, c)) => *c = c.saturating_add(n),
+                None => self.hist.push((b, n)),
+            }
+        }
+    }
+
     fn record(&mut self, us: u64, n: u64) {
         let b = Coarse::index(us);
         let n = u32::try_from(n).unwrap_or(u32::MAX);
@@ -75,6 +94,41 @@ impl RouteSlot {
             Some((_, c)) => *c = c.saturating_add(n),
             None => self.hist.push((b, n)),
         }
+    }
+}
+
+/// A route's sum over the slots held.
+#[derive(Debug, Default)]
+struct RouteSum {
+    requests: u64,
+    errors: u64,
+    /// (bucket, count), sorted by bucket, no zero counts.
+    hist: Vec<(u16, u64)>,
+}
+
+impl RouteSum {
+    fn add(&mut self, r: &RouteSlot) {
+        self.requests += r.requests;
+        self.errors += r.errors;
+        for &(b, n) in &r.hist {
+            match self.hist.binary_search_by_key(&b, |(k, _)| *k) {
+                Ok(i) => self.hist[i].1 += u64::from(n),
+                Err(i) => self.hist.insert(i, (b, u64::from(n))),
+            }
+        }
+    }
+
+    /// Takes out what `r` added; true when nothing is left.
+    fn subtract(&mut self, r: &RouteSlot) -> bool {
+        self.requests = self.requests.saturating_sub(r.requests);
+        self.errors = self.errors.saturating_sub(r.errors);
+        for &(b, n) in &r.hist {
+            if let Ok(i) = self.hist.binary_search_by_key(&b, |(k, _)| *k) {
+                self.hist[i].1 = self.hist[i].1.saturating_sub(u64::from(n));
+            }
+        }
+        self.hist.retain(|(_, n)| *n > 0);
+        self.requests == 0 && self.hist.is_empty()
     }
 }
 
@@ -116,6 +170,8 @@ pub struct Window {
     accepted_now: BTreeMap<usize, u64>,
     /// The totals as of each slot's end, to move `accepted_base` on.
     accepted_at: VecDeque<BTreeMap<usize, u64>>,
+    /// Each route's sum over the slots held.
+    sums: HashMap<Arc<str>, RouteSum>,
 }
 
 impl Default for Window {
@@ -134,6 +190,7 @@ impl Window {
             accepted_base: BTreeMap::new(),
             accepted_now: BTreeMap::new(),
             accepted_at: VecDeque::new(),
+            sums: HashMap::new(),
         }
     }
 
@@ -173,10 +230,9 @@ impl Window {
                 if delta.outcomes.iter().all(|o| o.requests == 0) {
                     continue;
                 }
-                let r = slot.routes.entry(delta.key.clone()).or_default();
+                let mut r = RouteSlot::default();
                 for o in &delta.outcomes {
                     r.requests += o.requests;
-                    shard_requests += o.requests;
                     if o.status >= 500 {
                         r.errors += o.requests;
                     }
@@ -184,6 +240,9 @@ impl Window {
                         r.record(us, n);
                     }
                 }
+                shard_requests += r.requests;
+                self.sums.entry(delta.key.clone()).or_default().add(&r);
+                slot.routes.entry(delta.key.clone()).or_default().merge(r);
             }
             *slot.shard_requests.entry(snap.shard).or_default() += shard_requests;
             self.accepted_now.insert(snap.shard, snap.level.accepted);
@@ -195,7 +254,15 @@ impl Window {
         while self.slots.len() > 1
             && now.saturating_duration_since(self.slots[1].from) >= self.length
         {
-            self.slots.pop_front();
+            if let Some(old) = self.slots.pop_front() {
+                for (key, r) in &old.routes {
+                    if let Some(sum) = self.sums.get_mut(key) {
+                        if sum.subtract(r) {
+                            self.sums.remove(key);
+                        }
+                    }
+                }
+            }
             if let Some(at) = self.accepted_at.pop_front() {
                 self.accepted_base = at;
             }
@@ -211,24 +278,24 @@ impl Window {
         }
     }
 
-    /// Every route with requests in the window.
-    pub fn routes(&self) -> HashMap<&Arc<str>, RouteWindow> {
-        let mut hists: HashMap<&Arc<str>, (RouteWindow, Buckets)> = HashMap::new();
-        for slot in &self.slots {
-            for (key, r) in &slot.routes {
-                let (w, hist) = hists.entry(key).or_default();
-                w.requests += r.requests;
-                w.errors += r.errors;
-                hist.extend_from_slice(&r.hist);
-            }
-        }
-        hists
-            .into_iter()
-            .map(|(key, (mut w, hist))| {
-                w.quantiles = quantiles(hist, [0.5, 0.99, 0.999]);
-                (key, w)
-            })
-            .collect()
+    /// A route's figures over the window, if it had requests in it.
+    pub fn route(&self, key: &str) -> Option<RouteWindow> {
+        let sum = self.sums.get(key)?;
+        Some(RouteWindow {
+            requests: sum.requests,
+            errors: sum.errors,
+            quantiles: quantiles(&sum.hist, [0.5, 0.99, 0.999]),
+        })
+    }
+
+    /// How many routes had requests in the window.
+    pub fn len(&self) -> usize {
+        self.sums.len()
+    }
+
+    /// True when no route had requests in the window.
+    pub fn is_empty(&self) -> bool {
+        self.sums.is_empty()
     }
 
     /// Requests that ended in the window, per shard.
@@ -254,11 +321,10 @@ impl Window {
     }
 }
 
-/// The values at quantiles `qs` of (bucket, count) pairs (any order,
-/// buckets may repeat), as the highest value of the bucket holding each.
-fn quantiles<const N: usize>(mut pairs: Vec<(u16, u32)>, qs: [f64; N]) -> [u64; N] {
-    pairs.sort_unstable_by_key(|(b, _)| *b);
-    let total: u64 = pairs.iter().map(|(_, n)| u64::from(*n)).sum();
+/// The values at quantiles `qs` of (bucket, count) pairs sorted by
+/// bucket, as the highest value of the bucket holding each.
+fn quantiles<const N: usize>(pairs: &[(u16, u64)], qs: [f64; N]) -> [u64; N] {
+    let total: u64 = pairs.iter().map(|(_, n)| *n).sum();
     let mut out = [0; N];
     if total == 0 {
         return out;
@@ -266,8 +332,8 @@ fn quantiles<const N: usize>(mut pairs: Vec<(u16, u32)>, qs: [f64; N]) -> [u64; 
     for (q, slot) in qs.iter().zip(out.iter_mut()) {
         let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
         let mut seen = 0;
-        for (b, n) in &pairs {
-            seen += u64::from(*n);
+        for (b, n) in pairs {
+            seen += *n;
             if seen >= rank {
                 *slot = Coarse::highest(*b);
                 break;
@@ -358,10 +424,10 @@ mod tests {
             &live,
             at(1),
         );
-        let r = w.routes()[&key];
+        let r = w.route("r").expect("r");
         assert_eq!((r.requests, r.errors), (101, 1));
         assert!((1000..=1032).contains(&r.quantiles[1]), "{r:?}");
-        assert_eq!(w.routes().len(), 1, "routes not live are left out");
+        assert_eq!(w.len(), 1, "routes not live are left out");
         assert_eq!(w.span(), Duration::from_secs(1));
         // Second 5: slow ones make the p99.
         w.add(
@@ -369,7 +435,7 @@ mod tests {
             &live,
             at(5),
         );
-        let r = w.routes()[&key];
+        let r = w.route("r").expect("r");
         assert_eq!(r.requests, 111);
         assert!((250_000..=258_000).contains(&r.quantiles[1]), "{r:?}");
         assert!(r.quantiles[0] <= 1032, "{r:?}");
@@ -389,27 +455,28 @@ mod tests {
             &live,
             at(13),
         );
-        let r = w.routes()[&key];
+        let r = w.route("r").expect("r");
         assert_eq!((r.requests, r.errors), (11, 0));
+        assert!(r.quantiles[0] >= 250_000, "10 of 11 are slow: {r:?}");
         assert_eq!(w.span(), Duration::from_secs(12));
         assert_eq!(w.shard_accepted()[&0], 12 - 5);
         // Much later: only the last slot, which covers since 13 s.
         w.add(&[snap(0, 12, vec![])], &live, at(60));
-        assert!(w.routes().is_empty());
+        assert!(w.is_empty() && w.route("r").is_none(), "{:?}", w.sums);
         assert_eq!(w.span(), Duration::from_secs(47));
     }
 
     #[test]
     fn quantiles_of_pairs() {
-        let pairs = vec![
+        let pairs = [
             (Coarse::index(10), 98),
             (Coarse::index(5000), 1),
             (Coarse::index(90_000), 1),
         ];
-        let [p50, p99, p999] = quantiles(pairs, [0.5, 0.99, 0.999]);
+        let [p50, p99, p999] = quantiles(&pairs, [0.5, 0.99, 0.999]);
         assert_eq!(p50, 10);
         assert!((5000..5200).contains(&p99));
         assert!((90_000..93_000).contains(&p999));
-        assert_eq!(quantiles(vec![], [0.5]), [0]);
+        assert_eq!(quantiles(&[], [0.5]), [0]);
     }
 }
