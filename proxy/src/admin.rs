@@ -59,6 +59,8 @@ pub struct ProblemLine {
 pub struct SourceProbe {
     read: Box<dyn Fn() -> SourceFigures + Send + Sync>,
     problems: Option<ProblemReader>,
+    /// The problems read for the load with this number.
+    cache: Mutex<Option<(u64, Arc<Vec<ProblemLine>>)>>,
 }
 
 /// Reads the problems of the source's last load.
@@ -70,7 +72,27 @@ impl SourceProbe {
         SourceProbe {
             read: Box::new(read),
             problems: None,
+            cache: Mutex::new(None),
         }
+    }
+
+    /// The counters now, and the problems of the last load: read once per
+    /// load, and only when its counts say it had some.
+    pub fn last_load(&self) -> status::LastLoad {
+        let figures = (self.read)();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((loads, problems)) = &*cache {
+            if *loads == figures.loads {
+                return (figures, problems.clone());
+            }
+        }
+        let any = figures.fatal + figures.errors + figures.warnings > 0;
+        let problems = Arc::new(match &self.problems {
+            Some(read) if any => read(),
+            _ => Vec::new(),
+        });
+        *cache = Some((figures.loads, problems.clone()));
+        (figures, problems)
     }
 
     /// The same probe, with `problems` telling what the last load's
@@ -205,9 +227,15 @@ fn handle(
             let have = form_urlencoded::parse(query.as_bytes())
                 .find(|(k, _)| k == "have")
                 .and_then(|(_, v)| v.parse().ok());
+            // Outside the lock: the problems may be read from the source.
+            let source = state
+                .source
+                .get()
+                .map(SourceProbe::last_load)
+                .unwrap_or_default();
             let body = {
                 let mut totals = registry.lock().unwrap_or_else(|e| e.into_inner());
-                status::render(state, &mut totals, have)
+                status::render(state, &mut totals, have, &source)
             };
             respond_with(
                 &mut stream,

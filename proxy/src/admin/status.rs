@@ -11,7 +11,7 @@
 //!   flight) are listed; endpoints likewise.
 
 use super::window::WINDOW;
-use super::{AdminState, ProblemLine, Totals};
+use super::{AdminState, ProblemLine, SourceFigures, Totals};
 use crate::metrics::exposition;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
@@ -45,9 +45,11 @@ pub struct ReloadLog {
     seen: Option<(u64, u64, u64)>,
     /// Failed reloads seen, oldest first.
     failed: VecDeque<FailedReload>,
-    /// The problems of the load with this number.
-    problems: Option<(u64, Arc<Vec<ProblemLine>>)>,
 }
+
+/// The source's counters and the problems of its last load, read before
+/// the totals are locked ([`super::SourceProbe::last_load`]).
+pub type LastLoad = (SourceFigures, Arc<Vec<ProblemLine>>);
 
 /// A failed reload, as noticed.
 #[derive(Debug, Clone, Serialize)]
@@ -77,24 +79,15 @@ struct Reloads<'a> {
 impl ReloadLog {
     /// Looks at the counters; a new failed load (the set rejected, or a
     /// table that did not compile) is remembered with its problems.
-    fn update(&mut self, state: &AdminState, generation: u64) -> Reloads<'_> {
-        let probe = state.source.get();
-        let counts = probe.map(|p| (p.read)()).unwrap_or_default();
+    fn update<'a>(
+        &'a mut self,
+        state: &AdminState,
+        generation: u64,
+        counts: SourceFigures,
+        problems: &'a [ProblemLine],
+    ) -> Reloads<'a> {
         let compile = state.control.compile_failures();
         let now = (counts.loads, counts.rejected, compile);
-        let any_problems = counts.fatal + counts.errors + counts.warnings > 0;
-        if self.problems.as_ref().map(|(n, _)| *n) != Some(counts.loads) {
-            let lines = match probe.and_then(|p| p.problems.as_ref()) {
-                Some(read) if any_problems => read(),
-                _ => Vec::new(),
-            };
-            self.problems = Some((counts.loads, Arc::new(lines)));
-        }
-        let problems = self
-            .problems
-            .as_ref()
-            .map(|(_, p)| p.clone())
-            .unwrap_or_default();
         let before = self.seen.replace(now);
         let new_rejection =
             counts.last_rejected && before.is_none_or(|(_, rejected, _)| rejected < now.1);
@@ -123,13 +116,12 @@ impl ReloadLog {
                 self.remember("compile", generation, vec![line]);
             }
         }
-        let shown = self.problems.as_ref().map_or(&[][..], |(_, p)| &p[..]);
         Reloads {
             loads: counts.loads,
             failed: counts.rejected + compile,
             last_failed: counts.last_rejected,
             problem_counts: [counts.fatal, counts.errors, counts.warnings],
-            problems: &shown[..shown.len().min(PROBLEMS_SHOWN)],
+            problems: &problems[..problems.len().min(PROBLEMS_SHOWN)],
             recent_failures: self.failed.iter().rev().collect(),
         }
     }
@@ -328,7 +320,12 @@ fn ebpf(state: &AdminState) -> Ebpf {
 /// `/status.json`: the live figures, and the table unless `have` is its
 /// generation. The shards are asked for their snapshot as `/metrics` asks
 /// them, unless a refresh happened less than [`MIN_REFRESH`] ago.
-pub(super) fn render(state: &AdminState, totals: &mut Totals, have: Option<u64>) -> String {
+pub(super) fn render(
+    state: &AdminState,
+    totals: &mut Totals,
+    have: Option<u64>,
+    source: &LastLoad,
+) -> String {
     let now = Instant::now();
     if now.saturating_duration_since(totals.window.last_refresh()) >= MIN_REFRESH {
         super::refresh(state, totals);
@@ -410,7 +407,9 @@ pub(super) fn render(state: &AdminState, totals: &mut Totals, have: Option<u64>)
         .collect();
     endpoints.sort_unstable();
 
-    let reloads = totals.reloads.update(state, generation);
+    let reloads = totals
+        .reloads
+        .update(state, generation, source.0, &source.1);
     let live = Live {
         instance: instance(),
         now: unix(SystemTime::now()),
@@ -568,13 +567,14 @@ mod cost {
             totals.registry.merge(snapshot, &live);
         }
         let t = Instant::now();
-        let full = render(&state, &mut totals, None);
+        let source = LastLoad::default();
+        let full = render(&state, &mut totals, None, &source);
         let first = t.elapsed();
         let t = Instant::now();
-        let again = render(&state, &mut totals, None);
+        let again = render(&state, &mut totals, None, &source);
         let cached = t.elapsed();
         let t = Instant::now();
-        let figures = render(&state, &mut totals, Some(published.generation));
+        let figures = render(&state, &mut totals, Some(published.generation), &source);
         let live_only = t.elapsed();
         assert!(full.starts_with("{\"table\":") && again.starts_with("{\"table\":"));
         assert!(!figures.contains("\"table\""));

@@ -289,11 +289,13 @@ impl Window {
     }
 
     /// How many routes had requests in the window.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.sums.len()
     }
 
     /// True when no route had requests in the window.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.sums.is_empty()
     }
