@@ -13,6 +13,7 @@
 use super::window::WINDOW;
 use super::{AdminState, ProblemLine, SourceFigures, Totals};
 use crate::metrics::exposition;
+use rauta_shared::config::RouteKind;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -149,9 +150,13 @@ type BackendRow<'a> = (&'a str, &'a str, String, Vec<EndpointRow<'a>>);
 #[derive(Serialize)]
 struct Table<'a> {
     generation: u64,
-    /// [host, path, type, ingress, backend index], in the table's order
-    /// (the index the live figures use).
+    /// [host, path, type, object, backend index], in the table's order
+    /// (the index the live figures use); the object is `namespace/name`
+    /// of an Ingress, or `KIND namespace/name` (`HTTPRoute web/shop`).
     routes: Vec<(&'a str, &'a str, &'static str, String, usize)>,
+    /// [route index, its conditions in words, the rule whose weighted share
+    /// it is]: only routes with either.
+    extras: Vec<(usize, Vec<String>, Option<crate::router::path::RouteId>)>,
     backends: Vec<BackendRow<'a>>,
     /// [host, namespace/secret, notAfter (Unix seconds)].
     certificates: Vec<(&'a str, String, i64)>,
@@ -175,13 +180,27 @@ fn table_json(published: &crate::control::Published) -> String {
         .routes()
         .iter()
         .map(|r| {
+            let object = match r.kind {
+                RouteKind::Ingress => format!("{}/{}", r.namespace, r.ingress),
+                kind => format!("{} {}/{}", kind.as_str(), r.namespace, r.ingress),
+            };
             (
                 &*r.host,
                 &*r.path,
                 path_type(r.path_type),
-                format!("{}/{}", r.namespace, r.ingress),
+                object,
                 r.backend,
             )
+        })
+        .collect();
+    let extras = table
+        .routes()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.conditions.is_some() || r.share_of.is_some())
+        .map(|(i, r)| {
+            let conditions = r.conditions.as_ref().map(|c| c.describe());
+            (i, conditions.unwrap_or_default(), r.share_of)
         })
         .collect();
     let backends = table
@@ -218,6 +237,7 @@ fn table_json(published: &crate::control::Published) -> String {
     serde_json::to_string(&Table {
         generation: published.generation,
         routes,
+        extras,
         backends,
         certificates,
         certificates_skipped,

@@ -636,3 +636,103 @@ fn ten_thousand_routes_are_paged_and_filtered() {
     );
     assert_eq!(pager, "51–100 of 10000");
 }
+
+#[test]
+fn httproute_conditions_and_weighted_shares_are_noted() {
+    require!(Need::tool("chromium"), Need::tool("chromedriver"));
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let (v1, v2) = (Backend::start("v1"), Backend::start("v2"));
+    let gateway = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: rauta}
+spec: {controllerName: rauta.io/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: web}
+spec:
+  gatewayClassName: rauta
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: web}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [gw.example]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}, method: POST}]
+    backendRefs: [{name: v1, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /}}]
+    backendRefs: [{name: v1, port: 80, weight: 70}, {name: v2, port: 80, weight: 30}]
+";
+    let (_dir, rauta) = serve_docs_with(
+        &[
+            &service_on("v1", &[v1.port()]),
+            &service_on("v2", &[v2.port()]),
+            gateway,
+        ],
+        &["--shards", "1"],
+    );
+    let _traffic = Traffic::start(
+        rauta.addr(),
+        1,
+        &[("gw.example", "/shop")],
+        Duration::from_millis(10),
+    );
+    let browser = open(&rauta);
+    let deadline = Instant::now() + SHOWN;
+    let shown = loop {
+        let shown = rows(&browser, ROUTE_ROWS);
+        let shares_with_traffic = shown
+            .iter()
+            .filter(|r| {
+                r["type"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("weighted share"))
+                    && r["rps"].as_f64() > Some(0.0)
+            })
+            .count();
+        if shares_with_traffic == 2 {
+            break shown;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both weighted shares with traffic: {shown:?}\n{}",
+            rauta.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let api = row(&shown, "host", "gw.example", "path", "/api").expect("the /api rule");
+    assert_eq!(api["ingress"], "HTTPRoute web/shop", "{api}");
+    assert!(
+        api["type"]
+            .as_str()
+            .is_some_and(|t| t.contains(" condition")),
+        "{api}"
+    );
+    let backends: Vec<&str> = shown
+        .iter()
+        .filter(|r| {
+            r["type"]
+                .as_str()
+                .is_some_and(|t| t.contains("weighted share"))
+        })
+        .filter_map(|r| r["backend"].as_str())
+        .collect();
+    assert!(
+        backends.contains(&"web/v1:80") && backends.contains(&"web/v2:80"),
+        "{backends:?}"
+    );
+    // The filter reads the conditions too.
+    browser.type_into("#route-filter", "post");
+    browser.wait_for(
+        "only the POST rule",
+        SHOWN,
+        "return document.querySelectorAll('#routes tbody tr').length === 1 && \
+         document.querySelector('#routes tbody td.path').textContent === '/api'",
+        &[],
+    );
+}

@@ -188,7 +188,7 @@ const routes = new PagedTable({
   columns: [
     { key: "host", label: "host", cell: (r) => ({ text: r.host || (r.type === "default" ? "(default backend)" : "*") }) },
     { key: "path", label: "path", cell: (r) => ({ text: r.path }) },
-    { key: "type", label: "type", cell: (r) => ({ text: r.type }) },
+    { key: "type", label: "type", cell: (r) => ({ text: r.typeText, attrs: r.conditions.length ? { title: r.conditions.join("\n") } : null }) },
     { key: "ingress", label: "Ingress", cell: (r) => ({ text: r.ingress }) },
     { key: "backend", label: "backend", cell: (r) => ({ text: r.backend }) },
     { key: "rps", label: "req/s", num: true, cell: (r) => ({ text: fmtRate(r.rps), attrs: { "data-value": r.rps } }) },
@@ -223,11 +223,25 @@ function loadTable(t) {
   const rows = t.routes.map(([host, path, type, ingress, b], i) => {
     const backend = t.backends[b] ? t.backends[b][0] : "";
     return {
-      index: i, order: i, host, path, type, ingress, backend,
-      search: [host || "(default backend)", path, type, ingress, backend].join(" ").toLowerCase(),
+      index: i, order: i, host, path, type, typeText: type, ingress, backend, conditions: [],
       rps: 0, err: 0, p50: 0, p99: 0, p999: 0, inflight: 0,
     };
   });
+  // Routes with conditions (HTTPRoute matches) or that are one weighted
+  // share of a rule.
+  for (const [i, conditions, shareOf] of t.extras || []) {
+    const r = rows[i];
+    if (!r) continue;
+    r.conditions = conditions;
+    const notes = [];
+    if (conditions.length) notes.push(conditions.length === 1 ? "1 condition" : `${conditions.length} conditions`);
+    if (shareOf !== null && shareOf !== undefined) notes.push("weighted share");
+    if (notes.length) r.typeText = `${r.type} (${notes.join(", ")})`;
+  }
+  for (const r of rows) {
+    r.search = [r.host || "(default backend)", r.path, r.typeText, r.ingress, r.backend, ...r.conditions]
+      .join(" ").toLowerCase();
+  }
   routes.rows = rows;
   const eps = [];
   for (const [name, , , list] of t.backends) {
@@ -441,6 +455,8 @@ document.getElementById("explain-form").addEventListener("submit", async (ev) =>
     path: document.getElementById("explain-path").value,
     method: document.getElementById("explain-method").value || "GET",
   });
+  const header = document.getElementById("explain-header").value.trim();
+  if (header) q.append("header", header);
   try {
     const resp = await fetch(`/debug/route?${q}`, { cache: "no-store" });
     const text = await resp.text();
@@ -463,7 +479,8 @@ document.getElementById("explain-form").addEventListener("submit", async (ev) =>
     for (const c of x.candidates) {
       const won = w && c.ingress === w.ingress && c.path === w.path && c.path_type === w.path_type && c.host === w.host;
       const tr = el("tr", { class: won ? "winner" : c.matches ? "" : "muted" });
-      tr.append(el("td", null, won ? "✔" : ""), el("td", null, c.ingress), el("td", null, c.host),
+      const object = c.kind && c.kind !== "Ingress" ? `${c.kind} ${c.ingress}` : c.ingress;
+      tr.append(el("td", null, won ? "✔" : ""), el("td", null, object), el("td", null, c.host),
         el("td", null, c.path), el("td", null, c.path_type), el("td", null, c.backend), el("td", null, c.reason));
       tb.appendChild(tr);
     }
