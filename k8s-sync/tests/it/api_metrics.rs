@@ -579,3 +579,44 @@ fn the_snapshot_for_check_lists_only_the_namespaces_given() {
     let all = snapshot(&source, &ClassSelector::default(), &[]).expect("snapshot");
     assert!(all.len() > objects.len());
 }
+
+#[test]
+fn a_missing_gateway_api_crd_is_neither_an_error_nor_a_restart() {
+    let api = FakeApi::start();
+    seed(&api);
+    api.fail_when(|r| {
+        r.path
+            .starts_with("/apis/gateway.networking.k8s.io/")
+            .then_some(404)
+    });
+    let (source, rx) = start(options(&api, "kubeconfig"));
+    until(&rx, "the first configuration", |_| true);
+    // The absent kinds are asked again with backoff (up to 200 ms here).
+    let asked = |api: &FakeApi| {
+        (api.requests().iter())
+            .filter(|r| r.path.ends_with("/httproutes"))
+            .count()
+    };
+    let before = asked(&api);
+    api.wait_for("HTTPRoutes asked again", |api| {
+        (asked(api) >= before + 2).then_some(())
+    });
+    let c = source.api_stats().counts();
+    for resource in [
+        "gatewayclasses",
+        "gateways",
+        "httproutes",
+        "referencegrants",
+    ] {
+        assert_eq!(watch(&c, resource), (0, 0), "{resource}");
+    }
+    // Installed later: listed, still no error.
+    api.clear_failures();
+    api.apply_yaml(GATEWAY);
+    until(&rx, "the HTTPRoute", |c| c.rules.len() == 2);
+    let c = counts_until(&api, &source, "the route counted", |c| {
+        objects(c, "HTTPRoute") == 1
+    });
+    assert_eq!(watch(&c, "httproutes"), (0, 0));
+    source.stop();
+}
