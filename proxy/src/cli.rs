@@ -64,6 +64,16 @@ pub struct CheckArgs {
     /// ~/.kube/config, else the in-cluster service account).
     #[arg(long, requires = "kubernetes")]
     pub kubeconfig: Option<PathBuf>,
+    /// With --kubernetes: read namespaced objects in this namespace only,
+    /// as `serve --watch-namespace` would (repeat, or separate with commas;
+    /// default: every namespace).
+    #[arg(
+        long = "watch-namespace",
+        value_name = "NAMESPACE",
+        value_delimiter = ',',
+        requires = "kubernetes"
+    )]
+    pub watch_namespace: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub output: CheckOutput,
@@ -130,6 +140,18 @@ pub struct KubeArgs {
     /// Name of the leader-election Lease; the leader writes Ingress status and Events.
     #[arg(long, default_value = "rauta-leader", conflicts_with = "manifests")]
     pub lease_name: String,
+    /// Watch namespaced objects (Ingresses, Services, EndpointSlices,
+    /// Secrets, ConfigMaps, Gateways, HTTPRoutes, ReferenceGrants) in this
+    /// namespace only; repeat, or separate with commas, for several
+    /// (default: every namespace). IngressClasses, GatewayClasses and
+    /// Namespaces are cluster-scoped and always watched.
+    #[arg(
+        long = "watch-namespace",
+        value_name = "NAMESPACE",
+        value_delimiter = ',',
+        conflicts_with = "manifests"
+    )]
+    pub watch_namespace: Vec<String>,
 }
 
 /// `rauta serve`.

@@ -5,6 +5,7 @@ use crate::accept::{self, ShardSpec};
 use crate::admin::{self, AdminState};
 use crate::cli::{CheckArgs, CheckOutput, ClassArgs, KubeArgs, ServeArgs};
 use crate::control::{Broadcaster, Readiness};
+use crate::metrics::exposition::{self, KubeFigures, KubeResource, KubeStatusWrites};
 use crate::router::CompileError;
 use crate::tls::{default_cert, TlsSettings};
 use crate::{cpus, limits, listener};
@@ -12,7 +13,7 @@ use anyhow::{anyhow, Context};
 use rauta_k8s_sync::api::{self, leader, ApiOptions, ApiSource, ClientSource, LeaderOptions};
 use rauta_k8s_sync::manifests::{self, ManifestSource};
 use rauta_k8s_sync::problem::Problem;
-use rauta_k8s_sync::stats::SourceStats;
+use rauta_k8s_sync::stats::{ApiCounts, SourceStats};
 use rauta_k8s_sync::{report, ClassSelector, RouteConfig};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -64,6 +65,8 @@ impl Source {
                 };
                 let source = ApiSource::spawn(opts, publish)
                     .with_context(|| format!("connecting to the Kubernetes API ({what})"))?;
+                let stats = source.api_stats();
+                exposition::kubernetes::set_probe(move || kube_figures(stats.counts()));
                 Ok(Source::Kubernetes(source))
             }
         }
@@ -83,6 +86,33 @@ impl Source {
             Source::Manifests(s) => s.stop(),
             Source::Kubernetes(s) => s.stop(),
         }
+    }
+}
+
+/// The API source's counters as the exposition takes them.
+fn kube_figures(c: ApiCounts) -> KubeFigures {
+    KubeFigures {
+        resources: (c.resources.iter())
+            .map(|r| KubeResource {
+                resource: r.resource,
+                kind: r.kind,
+                watch_errors: r.watch_errors,
+                watch_restarts: r.watch_restarts,
+                objects: r.objects,
+            })
+            .collect(),
+        last_sync_unix: c.last_sync_unix,
+        leader: c.leader,
+        leader_since_unix: c.leader_since_unix,
+        status_writes: (c.status_writes.iter())
+            .map(|w| KubeStatusWrites {
+                kind: w.kind,
+                ok: w.ok,
+                failed: w.failed,
+            })
+            .collect(),
+        events_ok: c.events_ok,
+        events_failed: c.events_failed,
     }
 }
 
@@ -143,7 +173,20 @@ fn api_options(args: &ServeArgs) -> anyhow::Result<ApiOptions> {
     let mut lease = LeaderOptions::new(namespace, leader::default_identity());
     lease.name = kube.lease_name.clone();
     opts.leader = Some(lease);
+    opts.namespaces = unique(&kube.watch_namespace);
+    opts.validate().map_err(|e| anyhow!(e))?;
     Ok(opts)
+}
+
+/// `list` without repeats, in the order given.
+fn unique(list: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for item in list {
+        if !out.contains(item) {
+            out.push(item.clone());
+        }
+    }
+    out
 }
 
 /// An IP address or a DNS host name.
@@ -228,7 +271,7 @@ pub fn check(args: &CheckArgs) -> u8 {
                 Some(path) => ClientSource::Kubeconfig(path.clone()),
                 None => ClientSource::Infer,
             };
-            match api::snapshot::snapshot(&client, &sel) {
+            match api::snapshot::snapshot(&client, &sel, &unique(&args.watch_namespace)) {
                 Ok(objects) => (
                     "kubernetes".to_string(),
                     rauta_k8s_sync::translate::translate(&objects, &sel),

@@ -14,6 +14,12 @@
 //! runtime: the reflectors, the debounced reconcile loop, the leader
 //! elector and the status writer, which runs apart from the reconcile loop
 //! so that a slow API server never delays a route table.
+//!
+//! With [`ApiOptions::namespaces`] (`--watch-namespace`), the namespaced
+//! kinds are watched in those namespaces only; the cluster-scoped ones
+//! (IngressClass, GatewayClass, Namespace) as always. What the thread
+//! does is counted in [`ApiStats`] (watch errors and re-lists, objects,
+//! the last reconcile, the role, status writes, Events) for `/metrics`.
 
 mod backoff;
 pub mod client;
@@ -31,7 +37,7 @@ pub use status::PublishTarget;
 pub use watch::WatchBackoff;
 
 use crate::problem::{Problem, Severity};
-use crate::stats::SourceStats;
+use crate::stats::{ApiStats, SourceStats};
 use crate::translate::{referenced_secrets, served_ingresses, translate};
 use crate::ClassSelector;
 use k8s_openapi::api::core::v1::Secret;
@@ -76,6 +82,9 @@ pub struct ApiOptions {
     pub backoff: WatchBackoff,
     /// Delay before failed status or Event writes are tried again.
     pub write_retry: Duration,
+    /// The namespaces whose namespaced objects are watched
+    /// (`--watch-namespace`); empty: every namespace.
+    pub namespaces: Vec<String>,
 }
 
 impl ApiOptions {
@@ -89,8 +98,62 @@ impl ApiOptions {
             leader: None,
             backoff: WatchBackoff::default(),
             write_retry: DEFAULT_WRITE_RETRY,
+            namespaces: Vec::new(),
         }
     }
+
+    /// Checks the namespace list: valid names, and every object a flag
+    /// names (the TCP/UDP services ConfigMaps, the publish Service) in
+    /// one of them, since nothing outside them is read.
+    pub fn validate(&self) -> Result<(), String> {
+        check_namespaces(&self.namespaces, &self.selector)?;
+        if let (PublishTarget::Service { namespace, name }, false) =
+            (&self.publish, self.namespaces.is_empty())
+        {
+            if !self.namespaces.contains(namespace) {
+                return Err(format!(
+                    "the publish Service {namespace}/{name} is outside the watched namespaces; add --watch-namespace {namespace}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a `--watch-namespace` list (empty: every namespace) against the
+/// objects the selector names: each namespace a valid name, and the TCP
+/// and UDP services ConfigMaps inside the list.
+pub fn check_namespaces(namespaces: &[String], selector: &ClassSelector) -> Result<(), String> {
+    for ns in namespaces {
+        let valid = !ns.is_empty()
+            && ns.len() <= 63
+            && ns
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !ns.starts_with('-')
+            && !ns.ends_with('-');
+        if !valid {
+            return Err(format!(
+                "--watch-namespace {ns:?} is not a namespace name (lower-case letters, digits and '-', at most 63)"
+            ));
+        }
+    }
+    if namespaces.is_empty() {
+        return Ok(());
+    }
+    let maps = [
+        ("--tcp-services-configmap", &selector.tcp_services),
+        ("--udp-services-configmap", &selector.udp_services),
+    ];
+    for (flag, map) in maps {
+        if let Some(map) = map.as_ref().filter(|m| !namespaces.contains(&m.namespace)) {
+            return Err(format!(
+                "{flag} {map} is outside the watched namespaces; add --watch-namespace {}",
+                map.namespace
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A running API source (thread `rauta-kube`).
@@ -103,13 +166,15 @@ pub struct ApiSource {
     thread: JoinHandle<()>,
     leadership: Leadership,
     stats: Arc<SourceStats>,
+    api_stats: Arc<ApiStats>,
 }
 
 impl ApiSource {
     /// Connects (kubeconfig or in-cluster) and starts the `rauta-kube` thread.
     ///
-    /// Fails only when the client configuration cannot be loaded; an API
-    /// server that cannot be reached yet is retried with backoff. The first
+    /// Fails when the client configuration cannot be loaded or the options
+    /// are invalid ([`ApiOptions::validate`]); an API server that cannot be
+    /// reached yet is retried with backoff. The first
     /// configuration is published once all four kinds are listed; after
     /// that, `publish` gets every configuration that differs from the last,
     /// `debounce` after the last change of a burst.
@@ -117,10 +182,14 @@ impl ApiSource {
         opts: ApiOptions,
         publish: impl FnMut(RouteConfig) + Send + 'static,
     ) -> io::Result<ApiSource> {
+        opts.validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let (stop, stop_rx) = channel::channel(false);
         let (started_tx, started_rx) = mpsc::channel::<Result<Leadership, String>>();
         let stats = Arc::new(SourceStats::default());
         let thread_stats = stats.clone();
+        let api_stats = Arc::new(ApiStats::default());
+        let thread_api_stats = api_stats.clone();
         let thread = thread::Builder::new()
             .name("rauta-kube".to_string())
             .spawn(move || {
@@ -156,6 +225,7 @@ impl ApiSource {
                         client,
                         opts,
                         stats: thread_stats,
+                        api_stats: thread_api_stats,
                     };
                     run(ctx, publish, stop_rx, elector, leadership).await;
                 });
@@ -166,6 +236,7 @@ impl ApiSource {
                 thread,
                 leadership,
                 stats,
+                api_stats,
             }),
             Ok(Err(message)) => {
                 let _ = thread.join();
@@ -189,6 +260,12 @@ impl ApiSource {
     /// Reconcile counters (errors and warnings of the last one), for metrics.
     pub fn stats(&self) -> Arc<SourceStats> {
         self.stats.clone()
+    }
+
+    /// The API source's own counters (watches, objects, the last sync,
+    /// leadership, status writes, Events), for metrics.
+    pub fn api_stats(&self) -> Arc<ApiStats> {
+        self.api_stats.clone()
     }
 
     /// Stops the thread (releasing the Lease if held) and waits for it.
@@ -217,6 +294,7 @@ struct Context {
     client: kube::Client,
     opts: ApiOptions,
     stats: Arc<SourceStats>,
+    api_stats: Arc<ApiStats>,
 }
 
 /// The control loop: first complete lists, then a debounced reconcile per
@@ -232,6 +310,7 @@ async fn run(
         client,
         opts,
         stats,
+        api_stats,
     } = ctx;
     let mut tasks = JoinSet::new();
     let changed = Arc::new(Notify::new());
@@ -240,7 +319,22 @@ async fn run(
         .into_iter()
         .flatten()
         .collect();
-    let stores = Stores::start(&client, &config_maps, opts.backoff, &changed, &mut tasks);
+    if !opts.namespaces.is_empty() {
+        tracing::info!(
+            namespaces = ?opts.namespaces,
+            "watching the namespaced kinds (Ingresses, Services, EndpointSlices, Secrets, ConfigMaps, Gateways, HTTPRoutes, ReferenceGrants) in these namespaces only"
+        );
+    }
+    let stores = Stores::start(
+        &client,
+        &config_maps,
+        &opts.namespaces,
+        opts.backoff,
+        &changed,
+        &api_stats,
+        &mut tasks,
+    );
+    tasks.spawn(track_leadership(leadership.clone(), api_stats.clone()));
     // The elector stops last, so that no status is written after the Lease is released.
     let (elector_stop, elector_stopped) = channel::channel(false);
     let elector = elector.map(|e| tokio::spawn(e.run(elector_stopped)));
@@ -259,6 +353,7 @@ async fn run(
         leadership,
         reporter,
         opts.write_retry,
+        api_stats.clone(),
     ));
 
     let ready = tokio::select! {
@@ -270,7 +365,13 @@ async fn run(
             "Kubernetes API: Ingresses, IngressClasses, Services, EndpointSlices and TLS Secrets listed"
         );
         let mut reconciler = Reconciler::default();
-        let fetch = reconciler.reconcile(&stores, &opts, &stats, &mut publish, &input_tx);
+        let fetch = reconciler.reconcile(
+            &stores,
+            &opts,
+            (&stats, &api_stats),
+            &mut publish,
+            &input_tx,
+        );
         fetch_secrets(&mut tasks, &client, &stores, fetch, &changed, opts.backoff);
         let max_wait = opts.debounce * 10;
         let mut first: Option<Instant> = None;
@@ -287,7 +388,7 @@ async fn run(
                 _ = sleep, if deadline.is_some() => {
                     first = None;
                     deadline = None;
-                    let fetch = reconciler.reconcile(&stores, &opts, &stats, &mut publish, &input_tx);
+                    let fetch = reconciler.reconcile(&stores, &opts, (&stats, &api_stats), &mut publish, &input_tx);
                     fetch_secrets(&mut tasks, &client, &stores, fetch, &changed, opts.backoff);
                 }
             }
@@ -301,6 +402,17 @@ async fn run(
         let _ = elector.await;
     }
     tracing::debug!("Kubernetes API source stopped");
+}
+
+/// Keeps the role in `stats` up to date: now, and at every change.
+async fn track_leadership(leadership: Leadership, stats: Arc<ApiStats>) {
+    let mut changes = leadership.subscribe();
+    loop {
+        stats.set_leader(leadership.is_leader());
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Fetches Secrets that became referenced after the watch had dropped
@@ -354,7 +466,7 @@ impl Reconciler {
         &mut self,
         stores: &Stores,
         opts: &ApiOptions,
-        stats: &SourceStats,
+        (stats, api_stats): (&SourceStats, &ApiStats),
         publish: &mut impl FnMut(RouteConfig),
         writer: &channel::Sender<Arc<WriterInput>>,
     ) -> Vec<SecretRef> {
@@ -387,6 +499,8 @@ impl Reconciler {
         } else {
             tracing::debug!("Kubernetes objects changed, route configuration unchanged");
         }
+        api_stats.synced();
+        stores.count_objects(api_stats);
 
         let served: BTreeSet<IngressRef> = served_ingresses(&objects, &opts.selector)
             .into_iter()
@@ -456,6 +570,7 @@ async fn writer(
     leadership: Leadership,
     reporter: events::Reporter,
     retry: Duration,
+    stats: Arc<ApiStats>,
 ) {
     let mut leader_changes = leadership.subscribe();
     let mut event_log = events::EventLog::default();
@@ -503,15 +618,18 @@ async fn writer(
                         }
                     }
                     written.insert(target.clone(), done);
+                    stats.status_write("Ingress", true);
                 }
-                // Deleted meanwhile: nothing to do.
+                // Deleted meanwhile: nothing to do (and not counted).
                 Ok(Err(kube::Error::Api(s))) if s.is_not_found() => {}
                 Ok(Err(e)) => {
                     tracing::warn!(ingress = %target, "writing Ingress status failed: {e}; retrying in {retry:?}");
+                    stats.status_write("Ingress", false);
                     ok = false;
                 }
                 Err(_) => {
                     tracing::warn!(ingress = %target, "writing Ingress status: the API server did not answer within {WRITE_TIMEOUT:?}; retrying in {retry:?}");
+                    stats.status_write("Ingress", false);
                     ok = false;
                 }
             }
@@ -532,14 +650,17 @@ async fn writer(
                 Ok(Ok(())) => {
                     tracing::info!(object = %target, "Gateway API status written");
                     gateway_written.insert(target.clone(), change.status.clone());
+                    stats.status_write(target.kind, true);
                 }
                 Ok(Err(kube::Error::Api(s))) if s.is_not_found() => {}
                 Ok(Err(e)) => {
                     tracing::warn!(object = %target, "writing Gateway API status failed: {e}; retrying in {retry:?}");
+                    stats.status_write(target.kind, false);
                     ok = false;
                 }
                 Err(_) => {
                     tracing::warn!(object = %target, "writing Gateway API status: the API server did not answer within {WRITE_TIMEOUT:?}; retrying in {retry:?}");
+                    stats.status_write(target.kind, false);
                     ok = false;
                 }
             }
@@ -554,13 +675,18 @@ async fn writer(
             }
             let send = events::send(&client, &reporter, ing, problem);
             match tokio::time::timeout(WRITE_TIMEOUT, send).await {
-                Ok(Ok(())) => event_log.mark_sent(ing, problem),
+                Ok(Ok(())) => {
+                    event_log.mark_sent(ing, problem);
+                    stats.event(true);
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(ingress = %status::ingress_ref(ing), "sending an Event failed: {e}; retrying in {retry:?}");
+                    stats.event(false);
                     ok = false;
                 }
                 Err(_) => {
                     tracing::warn!(ingress = %status::ingress_ref(ing), "sending an Event: the API server did not answer within {WRITE_TIMEOUT:?}");
+                    stats.event(false);
                     ok = false;
                 }
             }

@@ -7,16 +7,24 @@
 //! TLS Secrets are watched the same way but kept in a store of their own
 //! ([`SecretStore`]) that holds only the Secrets served Ingresses name:
 //! private keys of other applications are never kept in memory.
+//!
+//! Namespaced kinds are watched cluster-wide, or, with `--watch-namespace`,
+//! in each of the namespaces given (one reflector per kind and namespace,
+//! read together as one store: [`Scoped`]); cluster-scoped kinds always
+//! cluster-wide. Every watcher counts its errors and re-lists in
+//! [`ApiStats`].
 
 use super::backoff::Exponential;
 use crate::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use crate::objects::{KubeObject, SourcedObject};
+use crate::stats::ApiStats;
 use crate::tls::TLS_SECRET_TYPE;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use kube::runtime::reflector::{self, Store};
+use k8s_openapi::NamespaceResourceScope;
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -60,13 +68,37 @@ impl Default for WatchBackoff {
     }
 }
 
+/// Where one watcher of a namespaced kind looks: `None` is every namespace.
+type Scope = Option<String>;
+
+/// The scopes of namespaced kinds: every namespace (no `--watch-namespace`),
+/// or each one given.
+fn scopes(namespaces: &[String]) -> Vec<Scope> {
+    if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    }
+}
+
+/// The API of a namespaced kind in one scope.
+fn scoped_api<K>(client: &Client, scope: &Scope) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+{
+    match scope {
+        None => Api::all(client.clone()),
+        Some(ns) => Api::namespaced(client.clone(), ns),
+    }
+}
+
 /// Readers of the four stores.
 #[derive(Clone)]
 pub(crate) struct Stores {
-    pub(crate) ingresses: Store<Ingress>,
+    pub(crate) ingresses: Scoped<Ingress>,
     pub(crate) classes: Store<IngressClass>,
-    pub(crate) services: Store<Service>,
-    pub(crate) slices: Store<EndpointSlice>,
+    pub(crate) services: Scoped<Service>,
+    pub(crate) slices: Scoped<EndpointSlice>,
     pub(crate) secrets: SecretStore,
     /// The L4 services ConfigMaps the flags name (one watch each, by name).
     pub(crate) config_maps: Vec<Store<ConfigMap>>,
@@ -87,47 +119,79 @@ pub(crate) struct GatewayStores {
     pub(crate) namespaces: Store<Namespace>,
 }
 
-/// A store of a kind the API server may not serve.
+/// The stores of one kind's reflectors (one per watched namespace, or a
+/// single cluster-wide one), read as one.
+#[derive(Clone)]
+pub(crate) struct Scoped<K: Resource<DynamicType = ()> + 'static> {
+    parts: Vec<Store<K>>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Scoped<K> {
+    /// Every object held.
+    pub(crate) fn state(&self) -> Vec<Arc<K>> {
+        self.parts.iter().flat_map(Store::state).collect()
+    }
+
+    /// The objects held that satisfy `keep`.
+    pub(crate) fn state_filter(&self, keep: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
+        let keep = &keep;
+        self.parts
+            .iter()
+            .flat_map(|s| s.state_filter(keep))
+            .collect()
+    }
+
+    /// One object, if held.
+    pub(crate) fn get(&self, key: &ObjectRef<K>) -> Option<Arc<K>> {
+        self.parts.iter().find_map(|s| s.get(key))
+    }
+
+    /// How many objects are held.
+    pub(crate) fn len(&self) -> usize {
+        self.parts.iter().map(Store::len).sum()
+    }
+
+    /// Waits until every reflector has a complete first list.
+    async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        for part in &self.parts {
+            part.wait_until_ready().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The stores of a kind the API server may not serve.
 #[derive(Clone)]
 pub(crate) struct Optional<K: Resource<DynamicType = ()> + 'static> {
-    pub(crate) store: Store<K>,
-    /// True while the API server answers 404 for the kind.
-    absent: tokio::sync::watch::Receiver<bool>,
+    /// Each store with its flag, true while the API server answers 404
+    /// for the kind there.
+    parts: Vec<(Store<K>, tokio::sync::watch::Receiver<bool>)>,
 }
 
 impl<K: Resource<DynamicType = ()> + Clone + 'static> Optional<K> {
-    /// Waits for a complete first list, or for the kind to be known absent.
+    /// Waits for a complete first list, or for the kind to be known absent,
+    /// of every reflector.
     async fn wait_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        let mut absent = self.absent.clone();
-        tokio::select! {
-            ready = self.store.wait_until_ready() => ready,
-            // The sender lives in the watch task; if it ends, so did the store.
-            _ = absent.wait_for(|a| *a) => Ok(()),
+        for (store, absent) in &self.parts {
+            let mut absent = absent.clone();
+            tokio::select! {
+                ready = store.wait_until_ready() => ready?,
+                // The sender lives in the watch task; if it ends, so did the store.
+                _ = absent.wait_for(|a| *a) => {}
+            }
         }
+        Ok(())
     }
 
     /// The objects held now (none while the kind is absent).
     pub(crate) fn state(&self) -> Vec<Arc<K>> {
-        self.store.state()
+        self.parts.iter().flat_map(|(s, _)| s.state()).collect()
     }
-}
 
-/// Starts a reflector for a kind that may be missing (a CRD): a 404 on
-/// its list is logged once, marks it absent, and is retried with backoff
-/// so that CRDs installed later are picked up.
-fn reflect_optional<K>(
-    tasks: &mut JoinSet<()>,
-    api: Api<K>,
-    config: watcher::Config,
-    backoff: WatchBackoff,
-    changed: Arc<Notify>,
-) -> Optional<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    let (absent_tx, absent) = tokio::sync::watch::channel(false);
-    let store = spawn_reflector(tasks, api, config, backoff, changed, Some(absent_tx));
-    Optional { store, absent }
+    /// How many objects are held.
+    fn len(&self) -> usize {
+        self.parts.iter().map(|(s, _)| s.len()).sum()
+    }
 }
 
 /// Drops what routing never reads: `managedFields` and kubectl's copy of
@@ -137,178 +201,213 @@ pub(super) fn strip<K: Resource>(object: &mut K) {
     object.annotations_mut().remove(LAST_APPLIED);
 }
 
-/// Starts one reflector task; every change that reaches its store wakes `changed`.
-fn reflect<K>(
-    tasks: &mut JoinSet<()>,
-    api: Api<K>,
+/// What starting reflectors needs.
+struct Spawner<'a> {
+    client: &'a Client,
+    tasks: &'a mut JoinSet<()>,
     config: watcher::Config,
     backoff: WatchBackoff,
-    changed: Arc<Notify>,
-) -> Store<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    spawn_reflector(tasks, api, config, backoff, changed, None)
+    changed: &'a Arc<Notify>,
+    stats: &'a Arc<ApiStats>,
+    namespaces: &'a [String],
 }
 
-/// The reflector task behind [`reflect`] and [`reflect_optional`]; with
-/// `absent`, a 404 on the list marks the kind absent instead of being a
-/// failure.
-fn spawn_reflector<K>(
-    tasks: &mut JoinSet<()>,
-    api: Api<K>,
-    config: watcher::Config,
-    backoff: WatchBackoff,
-    changed: Arc<Notify>,
-    absent: Option<tokio::sync::watch::Sender<bool>>,
-) -> Store<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    let kind = K::kind(&());
-    let (reader, writer) = reflector::store();
-    let stream = watcher::watcher(api, config)
-        .backoff(Exponential::new(backoff.min, backoff.max))
-        .modify(strip::<K>);
-    let stream = reflector::reflector(writer, stream);
-    tasks.spawn(async move {
-        stream
-            .for_each(|event| {
-                match event {
-                    // The store changed (a re-list lands whole at InitDone).
-                    Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone) => {
-                        if absent.as_ref().is_some_and(|a| a.send_replace(false)) {
-                            tracing::info!(%kind, "the API server now serves this kind; watching it");
-                        }
-                        changed.notify_one()
-                    }
-                    Ok(Event::Init | Event::InitApply(_)) => {}
-                    Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
-                        if status.code == 404 && absent.is_some() =>
-                    {
-                        if absent.as_ref().is_some_and(|a| !a.send_replace(true)) {
-                            tracing::info!(
-                                %kind,
-                                "the API server does not serve this kind (its CRD is not installed); Gateway API objects of this kind are not served until it is"
-                            );
-                            changed.notify_one();
-                        }
-                    }
-                    Err(watcher::Error::WatchError(status)) if status.code == 410 => {
-                        tracing::info!(%kind, "watch resourceVersion expired (410 Gone); listing again");
-                    }
-                    Err(e) => tracing::warn!(
-                        %kind,
-                        "watching the Kubernetes API failed: {e}; retrying with backoff, the last good table keeps serving"
-                    ),
-                }
-                futures::future::ready(())
+impl Spawner<'_> {
+    /// One reflector of a cluster-scoped kind.
+    fn cluster<K>(&mut self) -> Store<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let api = Api::all(self.client.clone());
+        self.reflector(api, self.config.clone(), None)
+    }
+
+    /// A cluster-scoped kind that may be missing (a CRD): a 404 on its
+    /// list is logged once, marks it absent, and is retried with backoff
+    /// so that CRDs installed later are picked up.
+    fn optional_cluster<K>(&mut self) -> Optional<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let (absent_tx, absent) = tokio::sync::watch::channel(false);
+        let api = Api::all(self.client.clone());
+        let store = self.reflector(api, self.config.clone(), Some(absent_tx));
+        Optional {
+            parts: vec![(store, absent)],
+        }
+    }
+
+    /// Reflectors of a namespaced kind, one per scope, with `config`.
+    fn scoped<K>(&mut self, config: &watcher::Config) -> Scoped<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let parts = scopes(self.namespaces)
+            .iter()
+            .map(|scope| self.reflector(scoped_api(self.client, scope), config.clone(), None))
+            .collect();
+        Scoped { parts }
+    }
+
+    /// A namespaced kind that may be missing (a CRD), one reflector per scope.
+    fn optional_scoped<K>(&mut self) -> Optional<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let parts = scopes(self.namespaces)
+            .iter()
+            .map(|scope| {
+                let (absent_tx, absent) = tokio::sync::watch::channel(false);
+                let api = scoped_api(self.client, scope);
+                let store = self.reflector(api, self.config.clone(), Some(absent_tx));
+                (store, absent)
             })
-            .await;
-    });
-    reader
+            .collect();
+        Optional { parts }
+    }
+
+    /// The reflector task: every change that reaches its store wakes
+    /// `changed`; with `absent`, a 404 on the list marks the kind absent
+    /// instead of being a failure.
+    fn reflector<K>(
+        &mut self,
+        api: Api<K>,
+        config: watcher::Config,
+        absent: Option<tokio::sync::watch::Sender<bool>>,
+    ) -> Store<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let kind = K::kind(&());
+        let resource = K::plural(&()).into_owned();
+        let (changed, stats) = (self.changed.clone(), self.stats.clone());
+        let (reader, writer) = reflector::store();
+        let stream = watcher::watcher(api, config)
+            .backoff(Exponential::new(self.backoff.min, self.backoff.max))
+            .modify(strip::<K>);
+        let stream = reflector::reflector(writer, stream);
+        // Whether a list was started before: every later one is a restart.
+        let mut listed = false;
+        self.tasks.spawn(async move {
+            stream
+                .for_each(|event| {
+                    match event {
+                        // A list starts: the first, or again after 410 Gone or a failed
+                        // list (not counted while the kind is known absent).
+                        Ok(Event::Init) => {
+                            let is_absent = absent.as_ref().is_some_and(|a| *a.borrow());
+                            if listed && !is_absent {
+                                stats.watch_restart(&resource);
+                            }
+                            listed = true;
+                        }
+                        // The store changed (a re-list lands whole at InitDone).
+                        Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone) => {
+                            if absent.as_ref().is_some_and(|a| a.send_replace(false)) {
+                                tracing::info!(%kind, "the API server now serves this kind; watching it");
+                            }
+                            changed.notify_one()
+                        }
+                        Ok(Event::InitApply(_)) => {}
+                        Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
+                            if status.code == 404 && absent.is_some() =>
+                        {
+                            if absent.as_ref().is_some_and(|a| !a.send_replace(true)) {
+                                tracing::info!(
+                                    %kind,
+                                    "the API server does not serve this kind (its CRD is not installed); Gateway API objects of this kind are not served until it is"
+                                );
+                                changed.notify_one();
+                            }
+                        }
+                        Err(e) => watch_failed(&stats, &kind, &resource, &e),
+                    }
+                    futures::future::ready(())
+                })
+                .await;
+        });
+        reader
+    }
+}
+
+/// Counts and logs one watcher error.
+fn watch_failed(stats: &ApiStats, kind: &str, resource: &str, error: &watcher::Error) {
+    stats.watch_error(resource);
+    match error {
+        watcher::Error::WatchError(status) if status.code == 410 => {
+            tracing::info!(%kind, "watch resourceVersion expired (410 Gone); listing again");
+        }
+        e => tracing::warn!(
+            %kind,
+            "watching the Kubernetes API failed: {e}; retrying with backoff, the last good table keeps serving"
+        ),
+    }
 }
 
 impl Stores {
-    /// Starts the four reflectors, the Secret watcher and one watcher per
-    /// named ConfigMap on `tasks`.
+    /// Starts the reflectors, the Secret watchers and one watcher per
+    /// named ConfigMap on `tasks`; namespaced kinds in `namespaces` only
+    /// (empty: every namespace).
     pub(crate) fn start(
         client: &Client,
         config_maps: &[&crate::ObjectName],
+        namespaces: &[String],
         backoff: WatchBackoff,
         changed: &Arc<Notify>,
+        stats: &Arc<ApiStats>,
         tasks: &mut JoinSet<()>,
     ) -> Stores {
         let config = watcher::Config::default().timeout(WATCH_TIMEOUT_SECS);
+        let mut spawn = Spawner {
+            client,
+            tasks,
+            config: config.clone(),
+            backoff,
+            changed,
+            stats,
+            namespaces,
+        };
         let config_maps = config_maps
             .iter()
             .map(|name| {
-                reflect(
-                    tasks,
-                    Api::namespaced(client.clone(), &name.namespace),
-                    config
-                        .clone()
-                        .fields(&format!("metadata.name={}", name.name)),
-                    backoff,
-                    changed.clone(),
-                )
+                let api = Api::namespaced(client.clone(), &name.namespace);
+                let by_name = config
+                    .clone()
+                    .fields(&format!("metadata.name={}", name.name));
+                spawn.reflector(api, by_name, None)
             })
             .collect();
         let gateway = GatewayStores {
-            classes: reflect_optional(
-                tasks,
-                Api::all(client.clone()),
-                config.clone(),
-                backoff,
-                changed.clone(),
-            ),
-            gateways: reflect_optional(
-                tasks,
-                Api::all(client.clone()),
-                config.clone(),
-                backoff,
-                changed.clone(),
-            ),
-            routes: reflect_optional(
-                tasks,
-                Api::all(client.clone()),
-                config.clone(),
-                backoff,
-                changed.clone(),
-            ),
-            grants: reflect_optional(
-                tasks,
-                Api::all(client.clone()),
-                config.clone(),
-                backoff,
-                changed.clone(),
-            ),
-            namespaces: reflect(
-                tasks,
-                Api::all(client.clone()),
-                config.clone(),
-                backoff,
-                changed.clone(),
-            ),
+            classes: spawn.optional_cluster(),
+            gateways: spawn.optional_scoped(),
+            routes: spawn.optional_scoped(),
+            grants: spawn.optional_scoped(),
+            namespaces: spawn.cluster(),
         };
+        let secrets = SecretStore::watch(
+            &mut spawn,
+            config.clone().fields(&format!("type={TLS_SECRET_TYPE}")),
+        );
         Stores {
             gateway,
             config_maps,
-            ingresses: reflect(
-                tasks,
-                Api::all(client.clone()),
-                config.clone(),
-                backoff,
-                changed.clone(),
-            ),
-            classes: reflect(
-                tasks,
-                Api::all(client.clone()),
-                config.clone(),
-                backoff,
-                changed.clone(),
-            ),
-            services: reflect(
-                tasks,
-                Api::all(client.clone()),
-                config.clone(),
-                backoff,
-                changed.clone(),
-            ),
-            slices: reflect(
-                tasks,
-                Api::all(client.clone()),
-                config.clone().labels(SERVICE_NAME_LABEL),
-                backoff,
-                changed.clone(),
-            ),
-            secrets: SecretStore::watch(
-                tasks,
-                Api::all(client.clone()),
-                config.fields(&format!("type={TLS_SECRET_TYPE}")),
-                backoff,
-                changed.clone(),
-            ),
+            ingresses: spawn.scoped(&config),
+            classes: spawn.cluster(),
+            services: spawn.scoped(&config),
+            slices: spawn.scoped(&config.clone().labels(SERVICE_NAME_LABEL)),
+            secrets,
         }
     }
 
@@ -329,6 +428,26 @@ impl Stores {
         g.grants.wait_ready().await?;
         g.namespaces.wait_until_ready().await?;
         Ok(())
+    }
+
+    /// Records how many objects each store holds (Secrets: those kept).
+    pub(crate) fn count_objects(&self, stats: &ApiStats) {
+        let g = &self.gateway;
+        for (kind, n) in [
+            ("Ingress", self.ingresses.len()),
+            ("IngressClass", self.classes.len()),
+            ("Service", self.services.len()),
+            ("EndpointSlice", self.slices.len()),
+            ("Secret", self.secrets.held_count()),
+            ("ConfigMap", self.config_maps.iter().map(Store::len).sum()),
+            ("Namespace", g.namespaces.len()),
+            ("GatewayClass", g.classes.len()),
+            ("Gateway", g.gateways.len()),
+            ("HTTPRoute", g.routes.len()),
+            ("ReferenceGrant", g.grants.len()),
+        ] {
+            stats.set_objects(kind, n);
+        }
     }
 
     /// The objects that translation needs, as the manifests source would
@@ -414,8 +533,13 @@ struct SecretState {
     held: BTreeMap<SecretKey, Arc<Secret>>,
     /// Being fetched because they became referenced after they were seen.
     fetching: BTreeSet<SecretKey>,
-    /// A list in progress: what it brought so far.
-    listing: Option<Listing>,
+    /// The lists in progress, by the scope of their watcher: what each
+    /// brought so far.
+    listing: BTreeMap<Scope, Listing>,
+    /// The scopes with a complete first list.
+    listed: BTreeSet<Scope>,
+    /// How many scopes there are (one watcher each).
+    scopes: usize,
 }
 
 impl SecretState {
@@ -424,8 +548,9 @@ impl SecretState {
     }
 }
 
-/// The TLS Secrets served Ingresses name (a watcher with field selector
-/// `type=kubernetes.io/tls`); every other Secret is dropped as it arrives.
+/// The TLS Secrets served Ingresses name (a watcher per scope with field
+/// selector `type=kubernetes.io/tls`); every other Secret is dropped as
+/// it arrives.
 #[derive(Clone, Default)]
 pub(crate) struct SecretStore {
     state: Arc<Mutex<SecretState>>,
@@ -437,55 +562,59 @@ impl SecretStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts the watcher task; every change to a held Secret wakes `changed`.
-    fn watch(
-        tasks: &mut JoinSet<()>,
-        api: Api<Secret>,
-        config: watcher::Config,
-        backoff: WatchBackoff,
-        changed: Arc<Notify>,
-    ) -> SecretStore {
+    /// Starts one watcher task per scope; every change to a held Secret
+    /// wakes `changed`.
+    fn watch(spawn: &mut Spawner<'_>, config: watcher::Config) -> SecretStore {
+        let scopes = scopes(spawn.namespaces);
         let store = SecretStore::default();
-        let writer = store.clone();
-        let stream = watcher::watcher(api, config)
-            .backoff(Exponential::new(backoff.min, backoff.max))
-            .modify(strip::<Secret>);
-        tasks.spawn(async move {
-            stream
-                .for_each(|event| {
-                    match event {
-                        Ok(event) => {
-                            if writer.apply(event) {
-                                changed.notify_one();
+        store.lock().scopes = scopes.len();
+        for scope in scopes {
+            let writer = store.clone();
+            let (changed, stats) = (spawn.changed.clone(), spawn.stats.clone());
+            let api: Api<Secret> = scoped_api(spawn.client, &scope);
+            let stream = watcher::watcher(api, config.clone())
+                .backoff(Exponential::new(spawn.backoff.min, spawn.backoff.max))
+                .modify(strip::<Secret>);
+            let mut listed = false;
+            spawn.tasks.spawn(async move {
+                stream
+                    .for_each(|event| {
+                        match event {
+                            Ok(event) => {
+                                if matches!(event, Event::Init) {
+                                    if listed {
+                                        stats.watch_restart("secrets");
+                                    }
+                                    listed = true;
+                                }
+                                if writer.apply(event, &scope) {
+                                    changed.notify_one();
+                                }
                             }
+                            Err(e) => watch_failed(&stats, "Secret", "secrets", &e),
                         }
-                        Err(watcher::Error::WatchError(status)) if status.code == 410 => {
-                            tracing::info!(kind = "Secret", "watch resourceVersion expired (410 Gone); listing again");
-                        }
-                        Err(e) => tracing::warn!(
-                            kind = "Secret",
-                            "watching the Kubernetes API failed: {e}; retrying with backoff, the last good table keeps serving"
-                        ),
-                    }
-                    futures::future::ready(())
-                })
-                .await;
-        });
+                        futures::future::ready(())
+                    })
+                    .await;
+            });
+        }
         store
     }
 
-    /// Applies one watch event; true when a held or wanted Secret changed.
-    fn apply(&self, event: Event<Secret>) -> bool {
+    /// Applies one watch event of the watcher of `scope`; true when a held
+    /// or wanted Secret changed.
+    fn apply(&self, event: Event<Secret>, scope: &Scope) -> bool {
         let mut st = self.lock();
         match event {
             Event::Init => {
-                st.listing = Some((BTreeSet::new(), BTreeMap::new()));
+                st.listing
+                    .insert(scope.clone(), (BTreeSet::new(), BTreeMap::new()));
                 false
             }
             Event::InitApply(secret) => {
                 let key = secret_key(&secret);
                 let wanted = st.wanted(&key);
-                if let Some((existing, held)) = st.listing.as_mut() {
+                if let Some((existing, held)) = st.listing.get_mut(scope) {
                     existing.insert(key.clone());
                     if wanted {
                         held.insert(key, Arc::new(secret));
@@ -494,12 +623,20 @@ impl SecretStore {
                 false
             }
             Event::InitDone => {
-                if let Some((existing, held)) = st.listing.take() {
-                    st.existing = existing;
-                    st.held = held;
+                // The list replaces what this scope had, and only that.
+                if let Some((existing, held)) = st.listing.remove(scope) {
+                    let outside = |k: &SecretKey| scope.as_ref().is_some_and(|ns| &k.0 != ns);
+                    st.existing.retain(outside);
+                    st.existing.extend(existing);
+                    st.held.retain(|k, _| outside(k));
+                    st.held.extend(held);
                 }
+                st.listed.insert(scope.clone());
+                let ready = st.listed.len() >= st.scopes;
                 drop(st);
-                self.ready.send_replace(true);
+                if ready {
+                    self.ready.send_replace(true);
+                }
                 true
             }
             Event::Apply(secret) => {
@@ -520,7 +657,7 @@ impl SecretStore {
         }
     }
 
-    /// Waits for the first complete list.
+    /// Waits for the first complete list of every scope.
     async fn wait_until_ready(&self) {
         let mut ready = self.ready.subscribe();
         // The sender lives in `self`, so waiting cannot fail.
@@ -530,6 +667,11 @@ impl SecretStore {
     /// The Secrets held now.
     fn held(&self) -> Vec<Arc<Secret>> {
         self.lock().held.values().cloned().collect()
+    }
+
+    /// How many Secrets are held now.
+    fn held_count(&self) -> usize {
+        self.lock().held.len()
     }
 
     /// Keeps only the Secrets in `referenced`; returns those that exist

@@ -68,6 +68,7 @@ fn every_manifest_in_deploy_is_valid() {
         "02-ingressclass.yaml",
         "03-daemonset.yaml",
         "examples/echo.yaml",
+        "examples/rbac-namespaced.yaml",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
@@ -76,6 +77,101 @@ fn every_manifest_in_deploy_is_valid() {
     }
     let (ok, output) = validate(&files);
     assert!(ok, "deploy/ has invalid manifests:\n{output}");
+}
+
+/// The rules of the `kind` named `name` in `file`: (apiGroup/resource, verb).
+fn rbac_rules(file: &str, kind: &str, name: &str) -> Vec<(String, String)> {
+    use serde::Deserialize;
+    let path = deploy_dir().join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let doc = Value::deserialize(doc).expect("YAML");
+        if doc["kind"] != kind || doc["metadata"]["name"] != name {
+            continue;
+        }
+        for rule in doc["rules"].as_array().expect("rules") {
+            let strings = |key: &str| -> Vec<String> {
+                (rule[key].as_array().into_iter().flatten())
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            };
+            for group in strings("apiGroups") {
+                for resource in strings("resources") {
+                    for verb in strings("verbs") {
+                        out.push((format!("{group}/{resource}"), verb));
+                    }
+                }
+            }
+        }
+    }
+    assert!(!out.is_empty(), "no {kind} {name} in {file}");
+    out
+}
+
+/// What the API source reads (list + watch) and writes, by API group.
+const READ_NAMESPACED: [&str; 8] = [
+    "networking.k8s.io/ingresses",
+    "/services",
+    "/secrets",
+    "/configmaps",
+    "discovery.k8s.io/endpointslices",
+    "gateway.networking.k8s.io/gateways",
+    "gateway.networking.k8s.io/httproutes",
+    "gateway.networking.k8s.io/referencegrants",
+];
+const READ_CLUSTER: [&str; 3] = [
+    "networking.k8s.io/ingressclasses",
+    "gateway.networking.k8s.io/gatewayclasses",
+    "/namespaces",
+];
+const STATUS_NAMESPACED: [&str; 3] = [
+    "networking.k8s.io/ingresses/status",
+    "gateway.networking.k8s.io/gateways/status",
+    "gateway.networking.k8s.io/httproutes/status",
+];
+const STATUS_CLUSTER: &str = "gateway.networking.k8s.io/gatewayclasses/status";
+
+fn grants(rules: &[(String, String)], resource: &str, verbs: &[&str]) -> bool {
+    verbs
+        .iter()
+        .all(|v| rules.iter().any(|(r, verb)| r == resource && verb == v))
+}
+
+#[test]
+fn rbac_grants_what_the_api_source_reads_and_writes() {
+    // Every namespace: one ClusterRole.
+    let cluster = rbac_rules("01-rbac.yaml", "ClusterRole", "rauta");
+    for resource in READ_NAMESPACED.iter().chain(&READ_CLUSTER) {
+        assert!(grants(&cluster, resource, &["list", "watch"]), "{resource}");
+    }
+    for resource in STATUS_NAMESPACED.iter().chain([&STATUS_CLUSTER]) {
+        assert!(grants(&cluster, resource, &["patch"]), "{resource}");
+    }
+    assert!(grants(&cluster, "events.k8s.io/events", &["create"]));
+
+    // --watch-namespace: the namespaced kinds in a Role, the cluster-scoped
+    // ones in a ClusterRole that grants nothing namespaced.
+    let file = "examples/rbac-namespaced.yaml";
+    let role = rbac_rules(file, "Role", "rauta");
+    for resource in READ_NAMESPACED {
+        assert!(grants(&role, resource, &["list", "watch"]), "{resource}");
+    }
+    for resource in STATUS_NAMESPACED {
+        assert!(grants(&role, resource, &["patch"]), "{resource}");
+    }
+    assert!(grants(&role, "events.k8s.io/events", &["create"]));
+    let scoped = rbac_rules(file, "ClusterRole", "rauta-cluster-scoped");
+    for resource in READ_CLUSTER {
+        assert!(grants(&scoped, resource, &["list", "watch"]), "{resource}");
+    }
+    assert!(grants(&scoped, STATUS_CLUSTER, &["patch"]));
+    for (resource, _) in &scoped {
+        assert!(
+            READ_CLUSTER.contains(&resource.as_str()) || resource == STATUS_CLUSTER,
+            "the cluster-wide part grants {resource}"
+        );
+    }
 }
 
 #[test]

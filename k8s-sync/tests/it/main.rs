@@ -4,6 +4,7 @@
 
 mod common;
 
+mod api_metrics;
 mod backend_choice;
 mod deploy_manifests;
 mod gateway;

@@ -19,6 +19,7 @@ mod http2;
 mod http2_conformance;
 mod ingress_nginx_metrics;
 mod kubernetes;
+mod kubernetes_metrics;
 mod l4;
 mod lifecycle;
 mod limits;

@@ -3,11 +3,13 @@
 //! exists, with the `rauta_` prefix (see the README for the mapping).
 //!
 //! One file per group of families, written in page order: `routes`,
-//! `shards`, `process`, then `tls` and `ebpf`, which the admin thread
-//! appends; `text` is the writer they share.
+//! `shards`, `process`, `kubernetes` (the API source's, when it runs),
+//! then `tls` and `ebpf`, which the admin thread appends; `text` is the
+//! writer they share.
 
 mod ebpf;
 mod ingress_nginx;
+pub mod kubernetes;
 mod l4;
 mod process;
 mod routes;
@@ -16,13 +18,15 @@ mod text;
 mod tls;
 
 pub use ingress_nginx::{Controller, Inputs as CompatInputs, Reloads};
+pub use kubernetes::{KubeFigures, KubeResource, KubeStatusWrites};
 pub use process::ProcessInfo;
 
 use super::registry::Registry;
 use crate::router::RouteTable;
 use text::Out;
 
-/// Renders the route, shard and process families as Prometheus text.
+/// Renders the route, shard and process families, and the API source's
+/// when one runs, as Prometheus text.
 pub fn render(registry: &Registry, table: Option<&RouteTable>, process: &ProcessInfo) -> String {
     let mut body = String::with_capacity(64 * 1024);
     let mut out = Out(&mut body);
@@ -30,6 +34,7 @@ pub fn render(registry: &Registry, table: Option<&RouteTable>, process: &Process
     shards::render(&mut out, registry);
     l4::render(&mut out, registry);
     process::render(&mut out, process);
+    kubernetes::render(&mut out);
     body
 }
 
