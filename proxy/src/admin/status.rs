@@ -302,6 +302,8 @@ struct Live<'a> {
     /// it]: endpoints where one of these is not zero.
     endpoints: Vec<(String, u64, u64, usize)>,
     ebpf: Ebpf,
+    /// The Kubernetes API source's figures; `null` with `--manifests`.
+    kubernetes: Option<crate::metrics::exposition::kubernetes::KubeFigures>,
 }
 
 /// The series of an exposition text, comments left out.
@@ -445,6 +447,7 @@ pub(super) fn render(
         routes,
         endpoints,
         ebpf: ebpf(state),
+        kubernetes: crate::metrics::exposition::kubernetes::figures(),
     };
     let body = serde_json::to_string(&live).unwrap_or_else(|_| "{}".into());
     match table {

@@ -736,3 +736,58 @@ spec:
         &[],
     );
 }
+
+/// The Kubernetes API section: role, and objects per resource.
+const KUBE_ROWS: &str = r#"
+return Array.from(document.querySelectorAll('#kube-resources tbody tr')).map(tr => {
+  const td = tr.querySelectorAll('td');
+  return {resource: td[0].textContent, objects: Number(td[1].textContent),
+          errors: Number(td[2].textContent)};
+});"#;
+
+#[test]
+fn the_kubernetes_api_source_shows_its_role_objects_and_watch_errors() {
+    require!(Need::tool("chromium"), Need::tool("chromedriver"));
+    let api = rauta_testkit::fake_api::FakeApi::start();
+    let echo = Backend::start("echo");
+    api.apply_yaml(
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: rauta}\nspec: {controller: rauta.io/ingress-controller}\n",
+    );
+    api.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: echo, namespace: web}}\nspec: {{ports: [{{name: http, port: 80, targetPort: {}}}]}}\n",
+        echo.port()
+    ));
+    api.apply_yaml(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: echo, namespace: web}\n\
+         spec: {ingressClassName: rauta, rules: [{host: kube.example.com, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: echo, port: {name: http}}}}]}}]}\n",
+    );
+    let rauta = Rauta::builder(crate::common::BIN)
+        .kubernetes(api.kubeconfig("kubeconfig"))
+        .args(["--shards", "1", "--lease-namespace", "rauta-system"])
+        .env("POD_NAME", "rauta-page-pod")
+        .start();
+    let browser = open(&rauta);
+    browser.wait_for(
+        "the leader role shown",
+        SHOWN,
+        "return !document.getElementById('kubernetes').hidden && document.getElementById('kube-summary').textContent.startsWith('leader')",
+        &[],
+    );
+    let kube = rows(&browser, KUBE_ROWS);
+    let ingresses = kube
+        .iter()
+        .find(|r| r["resource"] == "ingresses")
+        .expect("ingresses row");
+    assert_eq!(ingresses["objects"], 1, "{kube:?}");
+
+    // A failing list shows as watch errors on its resource.
+    api.fail_when(|r| (r.path.ends_with("/services") && r.method == "GET").then_some(500));
+    api.drop_connections();
+    browser.wait_for(
+        "watch errors on services",
+        SHOWN,
+        "return Array.from(document.querySelectorAll('#kube-resources tbody tr')).some(tr => tr.cells[0].textContent === 'services' && Number(tr.cells[2].textContent) > 0)",
+        &[],
+    );
+    api.clear_failures();
+}

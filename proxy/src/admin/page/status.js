@@ -326,6 +326,7 @@ function applyLive(s) {
   renderReloads(s);
   renderShards(s);
   renderEbpf(s.ebpf);
+  renderKubernetes(s.kubernetes, s.now);
 }
 
 function problemItem(p) {
@@ -390,6 +391,34 @@ function renderShards(s) {
       el("td", { class: "num" }, fmtRate(sh.requests_per_s)),
     );
     tbody.appendChild(tr);
+  }
+}
+
+function renderKubernetes(k, now) {
+  const section = document.getElementById("kubernetes");
+  section.hidden = !k;
+  if (!k) return;
+  const role = k.leader ? "leader (writes status and Events)" : "follower";
+  const sync = k.last_sync_unix > 0 ? fmtAgo(k.last_sync_unix, now) : "not yet";
+  setText("kube-summary", role + ", role taken " + fmtAgo(k.leader_since_unix, now)
+    + "; last sync " + sync + "; Events sent " + k.events_ok
+    + (k.events_failed ? ", failed " + k.events_failed : ""));
+  const res = document.getElementById("kube-resources").tBodies[0];
+  res.textContent = "";
+  for (const r of k.resources) {
+    const tr = el("tr");
+    tr.append(el("td", null, r.resource), el("td", { class: "num" }, r.objects),
+      el("td", { class: r.watch_errors ? "num warn" : "num" }, r.watch_errors),
+      el("td", { class: "num" }, r.watch_restarts));
+    res.appendChild(tr);
+  }
+  const writes = document.getElementById("kube-writes").tBodies[0];
+  writes.textContent = "";
+  for (const w of k.status_writes) {
+    const tr = el("tr");
+    tr.append(el("td", null, w.kind), el("td", { class: "num" }, w.ok),
+      el("td", { class: w.failed ? "num warn" : "num" }, w.failed));
+    writes.appendChild(tr);
   }
 }
 
