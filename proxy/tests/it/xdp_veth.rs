@@ -194,8 +194,8 @@ fn xdp_veth_end_to_end() {
     });
     assert_eq!(
         health.ok(),
-        Some(404),
-        "admin port from the denied source (GET / is 404 there)"
+        Some(200),
+        "admin port from the denied source (GET / is the status page there)"
     );
 
     let metrics = rauta.scrape();
