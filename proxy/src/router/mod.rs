@@ -533,16 +533,23 @@ impl RouteTable {
 
     /// [`RouteTable::lookup`] for a request with `facts`: the first rule by
     /// path whose conditions hold. When the longest match has conditions,
-    /// every rule of the host that matches the path is tried in precedence
-    /// order (rules of one path in config order, then shorter paths);
-    /// rules without conditions pay one branch.
+    /// the rules of its path are tried in config order, and when none
+    /// holds, every rule of the host that matches the path in precedence
+    /// order (shorter paths, then the default backend); rules without
+    /// conditions pay one branch.
     #[inline]
     pub fn lookup_with(&self, host: &str, path: &str, facts: &Facts<'_>) -> Match {
         let rules = self.host_rules(host);
         let mut route = rules.and_then(|m| m.lookup(path));
         if let (Some(rules), Some(first)) = (rules, route) {
             if rules.conditional && self.routes[first as usize].conditions.is_some() {
-                route = rules.find(path, &mut |owner| self.holding(owner, facts));
+                route = self.holding(first, facts).or_else(|| {
+                    rules.find(path, &mut |owner| match owner == first {
+                        // Already tried.
+                        true => None,
+                        false => self.holding(owner, facts),
+                    })
+                });
             }
         }
         match route.or(self.default_route) {
