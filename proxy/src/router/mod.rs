@@ -166,17 +166,20 @@ pub(crate) struct HostRules {
 
 impl HostRules {
     /// The first rule by path alone: Exact, then regex, then the longest prefix.
-    #[inline]
     fn lookup(&self, path: &str) -> Option<RouteId> {
         match (&self.patterns, &self.regexes) {
-            (Some(patterns), _) => patterns.lookup(path),
             (None, None) => self.paths.lookup(path),
-            (None, Some(regexes)) => self
-                .paths
-                .lookup_exact(path)
-                .or_else(|| regexes.lookup(path))
-                .or_else(|| self.paths.lookup_prefix(path)),
+            (Some(patterns), _) => patterns.lookup(path),
+            (None, Some(regexes)) => self.lookup_with_regexes(regexes, path),
         }
+    }
+
+    /// [`HostRules::lookup`] for a host with `RegularExpression` paths.
+    #[inline(never)]
+    fn lookup_with_regexes(&self, regexes: &RegexPaths, path: &str) -> Option<RouteId> {
+        (self.paths.lookup_exact(path))
+            .or_else(|| regexes.lookup(path))
+            .or_else(|| self.paths.lookup_prefix(path))
     }
 
     /// Every rule whose path matches, in the order of [`HostRules::lookup`],
@@ -539,19 +542,11 @@ impl RouteTable {
     /// conditions pay one branch.
     #[inline]
     pub fn lookup_with(&self, host: &str, path: &str, facts: &Facts<'_>) -> Match {
-        let rules = self.host_rules(host);
-        let mut route = rules.and_then(|m| m.lookup(path));
-        if let (Some(rules), Some(first)) = (rules, route) {
-            if rules.conditional && self.routes[first as usize].conditions.is_some() {
-                route = self.holding(first, facts).or_else(|| {
-                    rules.find(path, &mut |owner| match owner == first {
-                        // Already tried.
-                        true => None,
-                        false => self.holding(owner, facts),
-                    })
-                });
-            }
-        }
+        let route = match self.host_rules(host) {
+            Some(rules) if rules.conditional => self.lookup_conditional(rules, path, facts),
+            Some(rules) => rules.lookup(path),
+            None => None,
+        };
         match route.or(self.default_route) {
             Some(route) => Match::Route {
                 route,
@@ -559,6 +554,28 @@ impl RouteTable {
             },
             None => Match::None,
         }
+    }
+
+    /// [`RouteTable::lookup_with`] in a host some of whose rules have
+    /// conditions (out of line: the plain lookup stays small).
+    #[inline(never)]
+    fn lookup_conditional(
+        &self,
+        rules: &HostRules,
+        path: &str,
+        facts: &Facts<'_>,
+    ) -> Option<RouteId> {
+        let first = rules.lookup(path)?;
+        if self.routes[first as usize].conditions.is_none() {
+            return Some(first);
+        }
+        self.holding(first, facts).or_else(|| {
+            rules.find(path, &mut |owner| match owner == first {
+                // Already tried.
+                true => None,
+                false => self.holding(owner, facts),
+            })
+        })
     }
 
     /// The first rule of the chain from `owner` whose conditions hold.
@@ -699,6 +716,70 @@ mod tests {
         );
         assert_eq!(t.lookup("h", "/b"), Match::None);
         assert_eq!(t.lookup("x", "/a"), Match::None);
+    }
+
+    #[test]
+    fn each_weighted_backend_has_a_route_that_names_it() {
+        use rauta_shared::policy::WeightedBackend;
+        let share = |backend, weight| WeightedBackend { backend, weight };
+        let mut split = rule(HostMatch::Any, "/", PathType::Prefix, 0);
+        split.source.kind = RouteKind::HttpRoute;
+        split.policy.split = Some(vec![
+            share(Some(0), 1),
+            share(None, 1),
+            share(Some(1), 0),
+            share(Some(0), 2),
+        ]);
+        let config = RouteConfig {
+            rules: vec![split],
+            backends: vec![backend("a"), backend("b")],
+            ..RouteConfig::default()
+        };
+        let t = RouteTable::compile(&config).expect("compiles");
+        let rule = t.route(0);
+        assert_eq!(&*rule.key, "HTTPRoute default/ing|*|/|Prefix|split");
+        assert_eq!(rule.kind, RouteKind::HttpRoute);
+        // One route per backend, the unresolved share counted on the rule.
+        let shares: Vec<RouteId> = (0..4).map(|s| rule.share_route(s)).collect();
+        assert_eq!(shares, [1, 0, 2, 1]);
+        assert_eq!(&*t.route(1).key, "HTTPRoute default/ing|*|/|Prefix|a");
+        assert_eq!(&*t.route(2).key, "HTTPRoute default/ing|*|/|Prefix|b");
+        assert_eq!((t.route(2).backend, t.route(2).share_of), (1, Some(0)));
+        // Lookups find the rule, never a share's route.
+        assert_eq!(
+            t.lookup("h", "/x"),
+            Match::Route {
+                route: 0,
+                backend: 0
+            }
+        );
+    }
+
+    #[test]
+    fn rules_that_differ_in_their_conditions_only_get_keys_of_their_own() {
+        let conditional = |v: &str| {
+            let mut r = rule(HostMatch::Any, "/", PathType::Prefix, 0);
+            r.conditions = Some(Box::new(rauta_shared::config::Conditions {
+                method: Some(v.into()),
+                ..Default::default()
+            }));
+            r
+        };
+        let config = RouteConfig {
+            rules: vec![conditional("GET"), conditional("POST"), conditional("PUT")],
+            backends: vec![backend("a")],
+            ..RouteConfig::default()
+        };
+        let t = RouteTable::compile(&config).expect("compiles");
+        let keys: Vec<&str> = t.routes().iter().map(|r| &*r.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "default/ing|*|/|Prefix|a",
+                "default/ing|*|/|Prefix|a#2",
+                "default/ing|*|/|Prefix|a#3"
+            ]
+        );
     }
 
     #[test]
