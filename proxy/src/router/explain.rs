@@ -97,10 +97,7 @@ fn verdict(route: &Route, path: &str) -> (bool, String) {
 
 fn candidate(table: &RouteTable, route: &Route, path: &str, facts: &Facts<'_>) -> Candidate {
     let (mut matches, mut reason) = verdict(route, path);
-    let conditions = route
-        .conditions
-        .as_ref()
-        .map_or_else(Vec::new, |c| c.verdicts(facts));
+    let conditions = (route.conditions()).map_or_else(Vec::new, |c| c.verdicts(facts));
     let failed = conditions.iter().filter(|v| !v.holds).count();
     if matches && failed > 0 {
         matches = false;
@@ -157,7 +154,7 @@ pub fn explain(table: &RouteTable, raw_host: &str, target: &str, facts: &Facts<'
     let candidates: Vec<Candidate> = table
         .routes()
         .iter()
-        .filter(|r| !r.is_default_backend() && r.share_of.is_none() && *r.host == *group)
+        .filter(|r| !r.is_default_backend() && r.share_of().is_none() && *r.host == *group)
         .map(|r| candidate(table, r, &path, facts))
         .collect();
     let winner_route = match table.lookup_with(&host, &path, facts) {

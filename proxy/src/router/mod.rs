@@ -48,17 +48,25 @@ pub struct Route {
     pub ssl_redirect: bool,
     /// The route's policies; `None` for a plain route.
     pub(crate) policy: Option<Box<Policy>>,
-    /// What the request must carry besides host and path; `None`: nothing.
-    pub conditions: Option<Box<Conditions>>,
+    /// What only some HTTPRoute rules need; boxed, so that the routes a
+    /// lookup reads stay as small as Ingress rules need them.
+    extra: Option<Box<Extra>>,
+}
+
+/// A route's conditions, its place in a chain of rules of one path, and
+/// its weighted shares.
+#[derive(Debug, Default)]
+struct Extra {
+    /// What the request must carry besides host and path.
+    conditions: Option<Conditions>,
     /// The next rule with the same host, path and path type, tried when
     /// this one's conditions fail.
-    pub(crate) next: Option<RouteId>,
+    next: Option<RouteId>,
     /// A rule with weighted backends: per share, the route its requests
     /// are counted under (the rule itself for an unresolved one).
     shares: Box<[RouteId]>,
-    /// The rule whose weighted share this route counts; such a route is
-    /// never looked up.
-    pub share_of: Option<RouteId>,
+    /// The rule whose weighted share this route counts.
+    share_of: Option<RouteId>,
 }
 
 impl Route {
@@ -93,17 +101,34 @@ impl Route {
             key: key.into(),
             ssl_redirect: false,
             policy: None,
-            conditions: None,
-            next: None,
-            shares: Box::default(),
-            share_of: None,
+            extra: None,
         }
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    /// What the request must carry besides host and path; `None`: nothing.
+    pub fn conditions(&self) -> Option<&Conditions> {
+        self.extra.as_ref()?.conditions.as_ref()
+    }
+
+    /// The next rule of the same host, path and path type.
+    fn next(&self) -> Option<RouteId> {
+        self.extra.as_ref()?.next
+    }
+
+    /// The rule whose weighted share this route counts; such a route is
+    /// never looked up.
+    pub fn share_of(&self) -> Option<RouteId> {
+        self.extra.as_ref()?.share_of
     }
 
     /// The route that counts the requests of weighted share `share`.
     #[inline]
     pub fn share_route(&self, share: usize) -> RouteId {
-        self.shares[share]
+        self.extra.as_ref().map_or(0, |e| e.shares[share])
     }
 
     /// True for the pseudo-route of the default backend.
@@ -291,7 +316,7 @@ impl RouteTable {
             };
             if owner != id {
                 let tail = tails.entry(owner).or_insert(owner);
-                table.routes[*tail as usize].next = Some(id);
+                table.routes[*tail as usize].extra().next = Some(id);
                 *tail = id;
             }
             let service = &config.backends[rule.backend];
@@ -327,7 +352,9 @@ impl RouteTable {
             );
             route.ssl_redirect = rule.ssl_redirect;
             route.policy = policy;
-            route.conditions = conditions.map(Box::new);
+            if conditions.is_some() {
+                route.extra().conditions = conditions;
+            }
             table.routes.push(route);
         }
         if let Some(b) = config.default_backend {
@@ -390,12 +417,12 @@ impl RouteTable {
                     let (source, path, path_type) = (&rule.source, &rule.path, rule.path_type);
                     let mut route =
                         Route::new(Some(source), host, path, Some(path_type), &backend.name, b);
-                    route.share_of = Some(rule_id as RouteId);
+                    route.extra().share_of = Some(rule_id as RouteId);
                     self.routes.push(route);
                 }
                 shares.push(id);
             }
-            self.routes[rule_id].shares = shares.into();
+            self.routes[rule_id].extra().shares = shares.into();
         }
     }
 
@@ -566,7 +593,7 @@ impl RouteTable {
         facts: &Facts<'_>,
     ) -> Option<RouteId> {
         let first = rules.lookup(path)?;
-        if self.routes[first as usize].conditions.is_none() {
+        if self.routes[first as usize].conditions().is_none() {
             return Some(first);
         }
         self.holding(first, facts).or_else(|| {
@@ -583,10 +610,10 @@ impl RouteTable {
         let mut id = Some(owner);
         while let Some(at) = id {
             let route = &self.routes[at as usize];
-            if route.conditions.as_ref().is_none_or(|c| c.holds(facts)) {
+            if route.conditions().is_none_or(|c| c.holds(facts)) {
                 return Some(at);
             }
-            id = route.next;
+            id = route.next();
         }
         None
     }
@@ -744,7 +771,7 @@ mod tests {
         assert_eq!(shares, [1, 0, 2, 1]);
         assert_eq!(&*t.route(1).key, "HTTPRoute default/ing|*|/|Prefix|a");
         assert_eq!(&*t.route(2).key, "HTTPRoute default/ing|*|/|Prefix|b");
-        assert_eq!((t.route(2).backend, t.route(2).share_of), (1, Some(0)));
+        assert_eq!((t.route(2).backend, t.route(2).share_of()), (1, Some(0)));
         // Lookups find the rule, never a share's route.
         assert_eq!(
             t.lookup("h", "/x"),
