@@ -275,6 +275,7 @@ impl RouteTable {
         }
         // The last rule of each (host, path, path type) so far, to chain the next.
         let mut tails: FxHashMap<RouteId, RouteId> = FxHashMap::default();
+        let mut regexes = conditions::Regexes::default();
         for rule in &config.rules {
             let Some(backend) = table.backends.get(rule.backend) else {
                 let name = format!("{} {:?} {}", rule.source, rule.host, rule.path);
@@ -291,9 +292,8 @@ impl RouteTable {
             };
             let rule_name = || format!("{} {:?} {}", rule.source, rule.host, rule.path);
             let conditions = match rule.conditions.as_deref() {
-                Some(c) => {
-                    Conditions::compile(c).map_err(|e| CompileError::Regex(rule_name(), e))?
-                }
+                Some(c) => Conditions::compile(c, &mut regexes)
+                    .map_err(|e| CompileError::Regex(rule_name(), e))?,
                 None => None,
             };
             matcher.conditional |= conditions.is_some();
