@@ -1,4 +1,5 @@
-//! Criterion micro-benchmarks of rauta's per-request hot path: route lookup,
+//! Criterion micro-benchmarks of rauta's per-request hot path: route lookup
+//! (Ingress rules, and HTTPRoute rules with header and query conditions),
 //! Maglev table build and pick, request-head parse + upstream-head rewrite.
 //!
 //! Targets (reported, never asserted): route lookup under 100 ns at 100 000
@@ -15,9 +16,11 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use rauta_proxy::balance::maglev::Maglev;
 use rauta_proxy::http::head::{write_request, Edits, Forwarded, IpText};
 use rauta_proxy::http::request::parse;
+use rauta_proxy::router::conditions::Facts;
 use rauta_proxy::router::{Match, RouteTable};
 use rauta_shared::config::{
-    BackendConfig, HostMatch, IngressRef, LbPolicy, PathType, RouteConfig, RuleConfig, ServicePort,
+    BackendConfig, Conditions, HostMatch, IngressRef, LbPolicy, PathType, RouteConfig, RouteKind,
+    RuleConfig, ServicePort, StringMatch, ValueMatch,
 };
 
 /// Paths per host in the generated tables (fewer when there are fewer rules).
@@ -132,6 +135,132 @@ fn route_lookup(c: &mut Criterion) {
     group.finish();
 }
 
+/// The HTTPRoute shape of `route_config(rules)`: each path has two rules,
+/// the first asking for `x-version: v2` and `?tier=gold` (exact), the
+/// second for an `x-version` matching `v[0-9]+` (regex).
+fn conditional_config(rules: usize) -> RouteConfig {
+    let mut config = route_config(rules.div_ceil(2));
+    let value = |name: &str, value: StringMatch| ValueMatch {
+        name: name.into(),
+        value,
+    };
+    let first = Conditions {
+        headers: vec![value("x-version", StringMatch::Exact("v2".into()))],
+        query: vec![value("tier", StringMatch::Exact("gold".into()))],
+        ..Conditions::default()
+    };
+    let second = Conditions {
+        headers: vec![value(
+            "x-version",
+            StringMatch::RegularExpression("v[0-9]+".into()),
+        )],
+        ..Conditions::default()
+    };
+    let paths = std::mem::take(&mut config.rules);
+    for mut rule in paths {
+        rule.source.kind = RouteKind::HttpRoute;
+        let mut other = rule.clone();
+        rule.conditions = Some(Box::new(first.clone()));
+        other.conditions = Some(Box::new(second.clone()));
+        config.rules.push(rule);
+        if config.rules.len() < rules {
+            config.rules.push(other);
+        }
+    }
+    config
+}
+
+/// A request to a conditional table: its target and headers.
+struct ConditionalRequest {
+    host: String,
+    path: String,
+    target: String,
+    headers: Vec<(&'static str, &'static [u8])>,
+}
+
+/// Requests over the whole table: half meet the first rule of their path,
+/// half only the second (the lookup walks on to it).
+fn conditional_lookups(config: &RouteConfig) -> Vec<ConditionalRequest> {
+    let n = config.rules.len();
+    (0..LOOKUPS)
+        .map(|i| {
+            let r = &config.rules[(i.wrapping_mul(2_654_435_761)) % n];
+            let HostMatch::Exact(host) = &r.host else {
+                unreachable!("the generator writes exact hosts only")
+            };
+            let path = format!("{}/items/{i}", r.path);
+            let first = i % 2 == 0;
+            ConditionalRequest {
+                host: host.clone(),
+                target: format!("{path}?page=2&tier=gold"),
+                path,
+                headers: vec![
+                    ("accept", b"*/*"),
+                    ("user-agent", b"bench/1.0"),
+                    ("x-version", if first { b"v2" } else { b"v1" }),
+                ],
+            }
+        })
+        .collect()
+}
+
+fn route_lookup_conditions(c: &mut Criterion) {
+    let mut group = c.benchmark_group("route_lookup_conditions");
+    for rules in [10usize, 1_000, 100_000] {
+        let config = conditional_config(rules);
+        let table = RouteTable::compile(&config).expect("generated config compiles");
+        let requests = conditional_lookups(&config);
+        let headers: Vec<Vec<httparse::Header<'_>>> = requests
+            .iter()
+            .map(|r| {
+                (r.headers.iter())
+                    .map(|(name, value)| httparse::Header { name, value })
+                    .collect()
+            })
+            .collect();
+        let facts: Vec<(&str, &str, Facts<'_>)> = requests
+            .iter()
+            .zip(&headers)
+            .map(|(r, headers)| {
+                let facts = Facts {
+                    method: "GET",
+                    headers,
+                    target: &r.target,
+                    tls: false,
+                    port: 80,
+                };
+                (r.host.as_str(), r.path.as_str(), facts)
+            })
+            .collect();
+        for (i, (host, path, f)) in facts.iter().enumerate() {
+            let Match::Route { route, .. } = table.lookup_with(host, path, f) else {
+                panic!("{host}{path} must match a rule");
+            };
+            // The first rule asks two things, the second one.
+            let asked = table.route(route).conditions().map(|c| c.describe().len());
+            let want = if i % 2 == 0 { 2 } else { 1 };
+            assert_eq!(
+                asked,
+                Some(want),
+                "{host}{path}: the rule the request meets"
+            );
+        }
+        group.throughput(Throughput::Elements(facts.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(rules), &facts, |b, reqs| {
+            b.iter(|| {
+                let mut sum = 0usize;
+                for (host, path, f) in reqs {
+                    if let Match::Route { backend, .. } = table.lookup_with(host, path, f) {
+                        sum += backend;
+                    }
+                }
+                black_box(sum)
+            })
+        });
+    }
+    group.finish();
+}
+
 fn endpoint_names(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!("10.{}.{}.{}:8080", i / 65_536, (i / 256) % 256, i % 256))
@@ -234,5 +363,11 @@ fn http_head(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, route_lookup, maglev, http_head);
+criterion_group!(
+    benches,
+    route_lookup,
+    route_lookup_conditions,
+    maglev,
+    http_head
+);
 criterion_main!(benches);

@@ -405,7 +405,7 @@ fn routes(state: &AdminState, ejected: &HashMap<SocketAddr, usize>) -> String {
     let rules: Vec<_> = table
         .routes()
         .iter()
-        .filter(|r| !r.is_default_backend() && r.share_of.is_none())
+        .filter(|r| !r.is_default_backend() && r.share_of().is_none())
         .map(|r| {
             let mut rule = json!({
                 "ingress": format!("{}/{}", r.namespace, r.ingress),
@@ -418,7 +418,7 @@ fn routes(state: &AdminState, ejected: &HashMap<SocketAddr, usize>) -> String {
             let Some(obj) = rule.as_object_mut() else {
                 return rule;
             };
-            if let Some(c) = &r.conditions {
+            if let Some(c) = r.conditions() {
                 obj.insert("conditions".into(), json!(c.describe()));
             }
             if let Some(split) = r.policy.as_deref().and_then(|p| p.split()) {

@@ -6,7 +6,9 @@
 use httparse::Header;
 use rauta_shared::config::{self, StringMatch, ValueMatch};
 use regex::bytes::Regex;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// The request as conditions see it.
 #[derive(Debug, Clone, Copy)]
@@ -59,19 +61,36 @@ pub fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
     })
 }
 
+/// The value regexes of one table, by pattern: each pattern is compiled
+/// once and shared, match caches included, by every rule that uses it.
+#[derive(Debug, Default)]
+pub struct Regexes(FxHashMap<Box<str>, Arc<Regex>>);
+
+impl Regexes {
+    /// The compiled `pattern`, anchored at both ends.
+    fn get(&mut self, pattern: &str) -> Result<Arc<Regex>, regex::Error> {
+        if let Some(re) = self.0.get(pattern) {
+            return Ok(re.clone());
+        }
+        let re = Arc::new(Regex::new(&format!("^(?:{pattern})$"))?);
+        self.0.insert(pattern.into(), re.clone());
+        Ok(re)
+    }
+}
+
 /// How a header or parameter value is compared.
 #[derive(Debug)]
 enum Value {
     Exact(Box<[u8]>),
     /// Anchored at both ends: the whole value matches.
-    Regex(Regex),
+    Regex(Arc<Regex>),
 }
 
 impl Value {
-    fn compile(m: &StringMatch) -> Result<Value, regex::Error> {
+    fn compile(m: &StringMatch, regexes: &mut Regexes) -> Result<Value, regex::Error> {
         Ok(match m {
             StringMatch::Exact(v) => Value::Exact(v.as_bytes().into()),
-            StringMatch::RegularExpression(p) => Value::Regex(Regex::new(&format!("^(?:{p})$"))?),
+            StringMatch::RegularExpression(p) => Value::Regex(regexes.get(p)?),
         })
     }
 
@@ -117,12 +136,15 @@ pub struct Verdict {
 }
 
 impl Conditions {
-    /// Compiles `c`; `None` when it asks nothing.
-    pub fn compile(c: &config::Conditions) -> Result<Option<Conditions>, regex::Error> {
+    /// Compiles `c` with the table's `regexes`; `None` when it asks nothing.
+    pub fn compile(
+        c: &config::Conditions,
+        regexes: &mut Regexes,
+    ) -> Result<Option<Conditions>, regex::Error> {
         if c.is_empty() {
             return Ok(None);
         }
-        let values = |list: &[ValueMatch], lower: bool| {
+        let mut values = |list: &[ValueMatch], lower: bool| {
             list.iter()
                 .map(|m| {
                     let name = if lower {
@@ -130,7 +152,7 @@ impl Conditions {
                     } else {
                         m.name.clone()
                     };
-                    Ok((name.into_boxed_str(), Value::compile(&m.value)?))
+                    Ok((name.into_boxed_str(), Value::compile(&m.value, regexes)?))
                 })
                 .collect::<Result<Box<[_]>, regex::Error>>()
         };
@@ -259,17 +281,31 @@ mod tests {
     }
 
     #[test]
+    fn a_pattern_is_compiled_once_per_table() {
+        let mut regexes = Regexes::default();
+        let a = regexes.get("v[0-9]+").expect("compiles");
+        let b = regexes.get("v[0-9]+").expect("compiles");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &regexes.get("v[0-9]").expect("compiles")));
+        assert!(regexes.get("(").is_err());
+    }
+
+    #[test]
     fn nothing_asked_compiles_to_nothing() {
-        let c = Conditions::compile(&config::Conditions::default()).expect("compiles");
+        let c = Conditions::compile(&config::Conditions::default(), &mut Regexes::default())
+            .expect("compiles");
         assert!(c.is_none());
     }
 
     #[test]
     fn headers_first_value_case_insensitive_name_whole_value() {
-        let c = Conditions::compile(&config::Conditions {
-            headers: vec![exact("version", "two"), regex("x-id", "[0-9]+")],
-            ..Default::default()
-        })
+        let c = Conditions::compile(
+            &config::Conditions {
+                headers: vec![exact("version", "two"), regex("x-id", "[0-9]+")],
+                ..Default::default()
+            },
+            &mut Regexes::default(),
+        )
         .expect("compiles")
         .expect("asks something");
         /// Header lines (name, value) of one request.
@@ -303,10 +339,13 @@ mod tests {
 
     #[test]
     fn query_first_occurrence_exact_name_raw_value() {
-        let c = Conditions::compile(&config::Conditions {
-            query: vec![exact("animal", "whale"), regex("n", "1|2")],
-            ..Default::default()
-        })
+        let c = Conditions::compile(
+            &config::Conditions {
+                query: vec![exact("animal", "whale"), regex("n", "1|2")],
+                ..Default::default()
+            },
+            &mut Regexes::default(),
+        )
         .expect("compiles")
         .expect("asks something");
         let cases = [
@@ -331,12 +370,15 @@ mod tests {
 
     #[test]
     fn method_listener_and_port() {
-        let c = Conditions::compile(&config::Conditions {
-            method: Some("POST".into()),
-            tls: Some(true),
-            port: Some(8443),
-            ..Default::default()
-        })
+        let c = Conditions::compile(
+            &config::Conditions {
+                method: Some("POST".into()),
+                tls: Some(true),
+                port: Some(8443),
+                ..Default::default()
+            },
+            &mut Regexes::default(),
+        )
         .expect("compiles")
         .expect("asks something");
         let ok = Facts {
@@ -364,11 +406,14 @@ mod tests {
 
     #[test]
     fn described_as_written() {
-        let c = Conditions::compile(&config::Conditions {
-            headers: vec![regex("x-a", "a|b")],
-            query: vec![exact("q", "1")],
-            ..Default::default()
-        })
+        let c = Conditions::compile(
+            &config::Conditions {
+                headers: vec![regex("x-a", "a|b")],
+                query: vec![exact("q", "1")],
+                ..Default::default()
+            },
+            &mut Regexes::default(),
+        )
         .expect("compiles")
         .expect("asks something");
         assert_eq!(c.describe(), [r#"header x-a ~ "a|b""#, r#"query q = "1""#]);

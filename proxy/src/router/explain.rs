@@ -97,10 +97,7 @@ fn verdict(route: &Route, path: &str) -> (bool, String) {
 
 fn candidate(table: &RouteTable, route: &Route, path: &str, facts: &Facts<'_>) -> Candidate {
     let (mut matches, mut reason) = verdict(route, path);
-    let conditions = route
-        .conditions
-        .as_ref()
-        .map_or_else(Vec::new, |c| c.verdicts(facts));
+    let conditions = (route.conditions()).map_or_else(Vec::new, |c| c.verdicts(facts));
     let failed = conditions.iter().filter(|v| !v.holds).count();
     if matches && failed > 0 {
         matches = false;
@@ -159,7 +156,7 @@ pub fn explain(table: &RouteTable, raw_host: &str, target: &str, facts: &Facts<'
     let candidates: Vec<Candidate> = table
         .routes()
         .iter()
-        .filter(|r| !r.is_default_backend() && r.share_of.is_none() && *r.host == *group)
+        .filter(|r| !r.is_default_backend() && r.share_of().is_none() && *r.host == *group)
         .map(|r| candidate(table, r, &path, facts))
         .collect();
     let winner_route = match table.lookup_with(&host, &path, facts) {
@@ -219,5 +216,113 @@ pub fn explain(table: &RouteTable, raw_host: &str, target: &str, facts: &Facts<'
         result,
         winner: winner_route.map(|r| candidate(table, r, &path, facts)),
         why,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rauta_shared::config::{
+        BackendConfig, Conditions, HostMatch, IngressRef, LbPolicy, RouteConfig, RouteKind,
+        RuleConfig, ServicePort, StringMatch, ValueMatch,
+    };
+
+    fn table() -> RouteTable {
+        let rule = |path: &str, path_type, version: Option<&str>| RuleConfig {
+            host: HostMatch::Exact("gw.example".into()),
+            path: path.into(),
+            path_type,
+            backend: 0,
+            source: IngressRef {
+                kind: RouteKind::HttpRoute,
+                ..IngressRef::ingress("web", "route")
+            },
+            ssl_redirect: false,
+            policy: Default::default(),
+            conditions: version.map(|v| {
+                Box::new(Conditions {
+                    headers: vec![ValueMatch {
+                        name: "version".into(),
+                        value: StringMatch::Exact(v.into()),
+                    }],
+                    ..Default::default()
+                })
+            }),
+        };
+        let config = RouteConfig {
+            rules: vec![
+                rule("/v2", PathType::Prefix, Some("two")),
+                rule("/v2/[0-9]+", PathType::RegularExpression, None),
+                rule("/", PathType::Prefix, None),
+            ],
+            backends: vec![BackendConfig {
+                name: "web/svc:80".into(),
+                namespace: "web".into(),
+                service: "svc".into(),
+                port: ServicePort::Number(80),
+                endpoints: Vec::new(),
+                policy: LbPolicy::RoundRobin,
+                protocol: Default::default(),
+                tls: None,
+            }],
+            ..RouteConfig::default()
+        };
+        RouteTable::compile(&config).expect("compiles")
+    }
+
+    #[test]
+    fn conditions_are_explained_one_by_one() {
+        let table = table();
+        let headers = [httparse::Header {
+            name: "Version",
+            value: b"one",
+        }];
+        let facts = Facts {
+            method: "GET",
+            headers: &headers,
+            target: "/v2/x",
+            tls: false,
+            port: 80,
+        };
+        let e = explain(&table, "gw.example", "/v2/x", &facts);
+        assert_eq!(e.result, "rule");
+        let winner = e.winner.as_ref().expect("a winner");
+        assert_eq!((winner.path.as_str(), winner.kind), ("/", "HTTPRoute"));
+        let v2 = &e.candidates[0];
+        assert!(!v2.matches, "{}", v2.reason);
+        assert!(
+            v2.reason.contains("1 of its conditions fail"),
+            "{}",
+            v2.reason
+        );
+        assert_eq!(v2.conditions[0].condition, r#"header version = "two""#);
+        assert_eq!(v2.conditions[0].got, r#""one""#);
+        let regex = &e.candidates[1];
+        assert!(!regex.matches, "the whole path: {}", regex.reason);
+        assert!(
+            e.why.contains("RegularExpression paths come after Exact"),
+            "{}",
+            e.why
+        );
+        // Met, the condition takes the request.
+        let headers = [httparse::Header {
+            name: "version",
+            value: b"two",
+        }];
+        let e = explain(
+            &table,
+            "gw.example",
+            "/v2/x",
+            &Facts {
+                headers: &headers,
+                ..facts
+            },
+        );
+        assert_eq!(e.winner.map(|w| w.path), Some("/v2".into()));
+        let e = explain(&table, "gw.example", "/v2/12", &facts);
+        assert_eq!(
+            e.winner.map(|w| w.path_type),
+            Some("RegularExpression".into())
+        );
     }
 }

@@ -48,17 +48,25 @@ pub struct Route {
     pub ssl_redirect: bool,
     /// The route's policies; `None` for a plain route.
     pub(crate) policy: Option<Box<Policy>>,
-    /// What the request must carry besides host and path; `None`: nothing.
-    pub conditions: Option<Box<Conditions>>,
+    /// What only some HTTPRoute rules need; boxed, so that the routes a
+    /// lookup reads stay as small as Ingress rules need them.
+    extra: Option<Box<Extra>>,
+}
+
+/// A route's conditions, its place in a chain of rules of one path, and
+/// its weighted shares.
+#[derive(Debug, Default)]
+struct Extra {
+    /// What the request must carry besides host and path.
+    conditions: Option<Conditions>,
     /// The next rule with the same host, path and path type, tried when
     /// this one's conditions fail.
-    pub(crate) next: Option<RouteId>,
+    next: Option<RouteId>,
     /// A rule with weighted backends: per share, the route its requests
     /// are counted under (the rule itself for an unresolved one).
     shares: Box<[RouteId]>,
-    /// The rule whose weighted share this route counts; such a route is
-    /// never looked up.
-    pub share_of: Option<RouteId>,
+    /// The rule whose weighted share this route counts.
+    share_of: Option<RouteId>,
 }
 
 impl Route {
@@ -93,17 +101,34 @@ impl Route {
             key: key.into(),
             ssl_redirect: false,
             policy: None,
-            conditions: None,
-            next: None,
-            shares: Box::default(),
-            share_of: None,
+            extra: None,
         }
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    /// What the request must carry besides host and path; `None`: nothing.
+    pub fn conditions(&self) -> Option<&Conditions> {
+        self.extra.as_ref()?.conditions.as_ref()
+    }
+
+    /// The next rule of the same host, path and path type.
+    fn next(&self) -> Option<RouteId> {
+        self.extra.as_ref()?.next
+    }
+
+    /// The rule whose weighted share this route counts; such a route is
+    /// never looked up.
+    pub fn share_of(&self) -> Option<RouteId> {
+        self.extra.as_ref()?.share_of
     }
 
     /// The route that counts the requests of weighted share `share`.
     #[inline]
     pub fn share_route(&self, share: usize) -> RouteId {
-        self.shares[share]
+        self.extra.as_ref().map_or(0, |e| e.shares[share])
     }
 
     /// True for the pseudo-route of the default backend.
@@ -168,17 +193,20 @@ pub(crate) struct HostRules {
 
 impl HostRules {
     /// The first rule by path alone: Exact, then regex, then the longest prefix.
-    #[inline]
     fn lookup(&self, path: &str) -> Option<RouteId> {
         match (&self.patterns, &self.regexes) {
-            (Some(patterns), _) => patterns.lookup(path),
             (None, None) => self.paths.lookup(path),
-            (None, Some(regexes)) => self
-                .paths
-                .lookup_exact(path)
-                .or_else(|| regexes.lookup(path))
-                .or_else(|| self.paths.lookup_prefix(path)),
+            (Some(patterns), _) => patterns.lookup(path),
+            (None, Some(regexes)) => self.lookup_with_regexes(regexes, path),
         }
+    }
+
+    /// [`HostRules::lookup`] for a host with `RegularExpression` paths.
+    #[inline(never)]
+    fn lookup_with_regexes(&self, regexes: &RegexPaths, path: &str) -> Option<RouteId> {
+        (self.paths.lookup_exact(path))
+            .or_else(|| regexes.lookup(path))
+            .or_else(|| self.paths.lookup_prefix(path))
     }
 
     /// Every rule whose path matches, in the order of [`HostRules::lookup`],
@@ -249,6 +277,7 @@ impl RouteTable {
         }
         // The last rule of each (host, path, path type) so far, to chain the next.
         let mut tails: FxHashMap<RouteId, RouteId> = FxHashMap::default();
+        let mut regexes = conditions::Regexes::default();
         for rule in &config.rules {
             let Some(backend) = table.backends.get(rule.backend) else {
                 let name = format!("{} {:?} {}", rule.source, rule.host, rule.path);
@@ -266,9 +295,8 @@ impl RouteTable {
             };
             let rule_name = || format!("{} {:?} {}", rule.source, rule.host, rule.path);
             let conditions = match rule.conditions.as_deref() {
-                Some(c) => {
-                    Conditions::compile(c).map_err(|e| CompileError::Regex(rule_name(), e))?
-                }
+                Some(c) => Conditions::compile(c, &mut regexes)
+                    .map_err(|e| CompileError::Regex(rule_name(), e))?,
                 None => None,
             };
             matcher.conditional |= conditions.is_some();
@@ -291,7 +319,7 @@ impl RouteTable {
             };
             if owner != id {
                 let tail = tails.entry(owner).or_insert(owner);
-                table.routes[*tail as usize].next = Some(id);
+                table.routes[*tail as usize].extra().next = Some(id);
                 *tail = id;
             }
             let service = &config.backends[rule.backend];
@@ -327,7 +355,9 @@ impl RouteTable {
             );
             route.ssl_redirect = rule.ssl_redirect;
             route.policy = policy;
-            route.conditions = conditions.map(Box::new);
+            if conditions.is_some() {
+                route.extra().conditions = conditions;
+            }
             table.routes.push(route);
         }
         if let Some(b) = config.default_backend {
@@ -390,12 +420,12 @@ impl RouteTable {
                     let (source, path, path_type) = (&rule.source, &rule.path, rule.path_type);
                     let mut route =
                         Route::new(Some(source), host, path, Some(path_type), &backend.name, b);
-                    route.share_of = Some(rule_id as RouteId);
+                    route.extra().share_of = Some(rule_id as RouteId);
                     self.routes.push(route);
                 }
                 shares.push(id);
             }
-            self.routes[rule_id].shares = shares.into();
+            self.routes[rule_id].extra().shares = shares.into();
         }
     }
 
@@ -558,18 +588,17 @@ impl RouteTable {
 
     /// [`RouteTable::lookup`] for a request with `facts`: the first rule by
     /// path whose conditions hold. When the longest match has conditions,
-    /// every rule of the host that matches the path is tried in precedence
-    /// order (rules of one path in config order, then shorter paths);
-    /// rules without conditions pay one branch.
+    /// the rules of its path are tried in config order, and when none
+    /// holds, every rule of the host that matches the path in precedence
+    /// order (shorter paths, then the default backend); rules without
+    /// conditions pay one branch.
     #[inline]
     pub fn lookup_with(&self, host: &str, path: &str, facts: &Facts<'_>) -> Match {
-        let rules = self.host_rules(host);
-        let mut route = rules.and_then(|m| m.lookup(path));
-        if let (Some(rules), Some(first)) = (rules, route) {
-            if rules.conditional && self.routes[first as usize].conditions.is_some() {
-                route = rules.find(path, &mut |owner| self.holding(owner, facts));
-            }
-        }
+        let route = match self.host_rules(host) {
+            Some(rules) if rules.conditional => self.lookup_conditional(rules, path, facts),
+            Some(rules) => rules.lookup(path),
+            None => None,
+        };
         match route.or(self.default_route) {
             Some(route) => Match::Route {
                 route,
@@ -579,15 +608,37 @@ impl RouteTable {
         }
     }
 
+    /// [`RouteTable::lookup_with`] in a host some of whose rules have
+    /// conditions (out of line: the plain lookup stays small).
+    #[inline(never)]
+    fn lookup_conditional(
+        &self,
+        rules: &HostRules,
+        path: &str,
+        facts: &Facts<'_>,
+    ) -> Option<RouteId> {
+        let first = rules.lookup(path)?;
+        if self.routes[first as usize].conditions().is_none() {
+            return Some(first);
+        }
+        self.holding(first, facts).or_else(|| {
+            rules.find(path, &mut |owner| match owner == first {
+                // Already tried.
+                true => None,
+                false => self.holding(owner, facts),
+            })
+        })
+    }
+
     /// The first rule of the chain from `owner` whose conditions hold.
     fn holding(&self, owner: RouteId, facts: &Facts<'_>) -> Option<RouteId> {
         let mut id = Some(owner);
         while let Some(at) = id {
             let route = &self.routes[at as usize];
-            if route.conditions.as_ref().is_none_or(|c| c.holds(facts)) {
+            if route.conditions().is_none_or(|c| c.holds(facts)) {
                 return Some(at);
             }
-            id = route.next;
+            id = route.next();
         }
         None
     }
@@ -717,6 +768,70 @@ mod tests {
         );
         assert_eq!(t.lookup("h", "/b"), Match::None);
         assert_eq!(t.lookup("x", "/a"), Match::None);
+    }
+
+    #[test]
+    fn each_weighted_backend_has_a_route_that_names_it() {
+        use rauta_shared::policy::WeightedBackend;
+        let share = |backend, weight| WeightedBackend { backend, weight };
+        let mut split = rule(HostMatch::Any, "/", PathType::Prefix, 0);
+        split.source.kind = RouteKind::HttpRoute;
+        split.policy.split = Some(vec![
+            share(Some(0), 1),
+            share(None, 1),
+            share(Some(1), 0),
+            share(Some(0), 2),
+        ]);
+        let config = RouteConfig {
+            rules: vec![split],
+            backends: vec![backend("a"), backend("b")],
+            ..RouteConfig::default()
+        };
+        let t = RouteTable::compile(&config).expect("compiles");
+        let rule = t.route(0);
+        assert_eq!(&*rule.key, "HTTPRoute default/ing|*|/|Prefix|split");
+        assert_eq!(rule.kind, RouteKind::HttpRoute);
+        // One route per backend, the unresolved share counted on the rule.
+        let shares: Vec<RouteId> = (0..4).map(|s| rule.share_route(s)).collect();
+        assert_eq!(shares, [1, 0, 2, 1]);
+        assert_eq!(&*t.route(1).key, "HTTPRoute default/ing|*|/|Prefix|a");
+        assert_eq!(&*t.route(2).key, "HTTPRoute default/ing|*|/|Prefix|b");
+        assert_eq!((t.route(2).backend, t.route(2).share_of()), (1, Some(0)));
+        // Lookups find the rule, never a share's route.
+        assert_eq!(
+            t.lookup("h", "/x"),
+            Match::Route {
+                route: 0,
+                backend: 0
+            }
+        );
+    }
+
+    #[test]
+    fn rules_that_differ_in_their_conditions_only_get_keys_of_their_own() {
+        let conditional = |v: &str| {
+            let mut r = rule(HostMatch::Any, "/", PathType::Prefix, 0);
+            r.conditions = Some(Box::new(rauta_shared::config::Conditions {
+                method: Some(v.into()),
+                ..Default::default()
+            }));
+            r
+        };
+        let config = RouteConfig {
+            rules: vec![conditional("GET"), conditional("POST"), conditional("PUT")],
+            backends: vec![backend("a")],
+            ..RouteConfig::default()
+        };
+        let t = RouteTable::compile(&config).expect("compiles");
+        let keys: Vec<&str> = t.routes().iter().map(|r| &*r.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "default/ing|*|/|Prefix|a",
+                "default/ing|*|/|Prefix|a#2",
+                "default/ing|*|/|Prefix|a#3"
+            ]
+        );
     }
 
     #[test]

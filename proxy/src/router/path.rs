@@ -149,9 +149,11 @@ impl PathMatcher {
 
     /// The longest matching rule; an Exact match beats every Prefix match,
     /// because it always covers the whole path (and wins ties by the spec).
-    #[inline]
     pub fn lookup(&self, path: &str) -> Option<RouteId> {
-        self.lookup_exact(path).or_else(|| self.lookup_prefix(path))
+        if let Some(id) = self.lookup_exact(path) {
+            return Some(id);
+        }
+        self.walk_prefix(path)
     }
 
     /// The Exact rule for `path`.
@@ -165,6 +167,13 @@ impl PathMatcher {
 
     /// The Prefix rule with the most elements that are `path`'s first.
     pub fn lookup_prefix(&self, path: &str) -> Option<RouteId> {
+        self.walk_prefix(path)
+    }
+
+    /// [`PathMatcher::lookup_prefix`], inlined into [`PathMatcher::lookup`]
+    /// so that the plain lookup stays one function.
+    #[inline(always)]
+    fn walk_prefix(&self, path: &str) -> Option<RouteId> {
         let mut best = self.root;
         // The winner's text and where its prefix ends in `path`.
         let mut best_key = None;
