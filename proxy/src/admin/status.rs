@@ -197,10 +197,10 @@ fn table_json(published: &crate::control::Published) -> String {
         .routes()
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.conditions.is_some() || r.share_of.is_some())
+        .filter(|(_, r)| r.conditions().is_some() || r.share_of().is_some())
         .map(|(i, r)| {
-            let conditions = r.conditions.as_ref().map(|c| c.describe());
-            (i, conditions.unwrap_or_default(), r.share_of)
+            let conditions = r.conditions().map(|c| c.describe());
+            (i, conditions.unwrap_or_default(), r.share_of())
         })
         .collect();
     let backends = table
