@@ -40,6 +40,11 @@ pub struct ShardSpec {
     pub cfg: Arc<ProxyConfig>,
     /// Where access-log batches go, when the access log is on.
     pub access_log: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    /// The tracing settings and where span batches go, with `--otlp-endpoint`.
+    pub otel: Option<(
+        Arc<crate::otel::OtelConfig>,
+        crossbeam_channel::Sender<Vec<crate::otel::Span>>,
+    )>,
     /// Its descriptors of the kernel splice's maps, when L4 flows are spliced.
     pub splice: Option<crate::l4::splice::SpliceHandle>,
 }
@@ -72,6 +77,9 @@ async fn run(spec: ShardSpec) {
         spec.access_log.map(ShardLog::new),
     );
     shard.gossip = spec.control.gossip.clone();
+    shard.otel = spec
+        .otel
+        .map(|(cfg, tx)| crate::otel::ShardSpans::new(cfg, tx));
     shard.splicer = spec.splice.map(crate::l4::splice::SpliceHandle::into_shard);
     let shard = Rc::new(shard);
     rt::spawn_local(control::receive(
@@ -126,6 +134,9 @@ async fn run(spec: ShardSpec) {
     }
     if let Some(log) = &shard.access_log {
         log.flush();
+    }
+    if let Some(spans) = &shard.otel {
+        spans.flush();
     }
     if shard.open_connections() > 0 {
         tracing::warn!(

@@ -162,6 +162,8 @@ pub struct LineEnd<'a> {
     pub retries: &'a [(SocketAddr, &'static str)],
     /// `namespace/ingress|host|path|type|backend`, when a route was chosen.
     pub route: Option<&'a str>,
+    /// Trace id and span id (hex), when the request has a trace context.
+    pub trace: Option<([u8; 32], [u8; 16])>,
 }
 
 /// Completes a line started by [`start_line`].
@@ -203,6 +205,13 @@ pub fn finish_line(out: &mut Vec<u8>, end: &LineEnd) {
         Some(r) => json_str(out, r.as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
+    if let Some((trace_id, span_id)) = &end.trace {
+        out.extend_from_slice(b",\"trace_id\":\"");
+        out.extend_from_slice(trace_id);
+        out.extend_from_slice(b"\",\"span_id\":\"");
+        out.extend_from_slice(span_id);
+        out.push(b'"');
+    }
     out.push(b'}');
 }
 
@@ -231,6 +240,7 @@ mod tests {
             upstream_time: Some(0.001),
             retries: &[("10.0.0.2:80".parse().expect("addr"), "connect_error")],
             route: Some("ns/ing|ex.com|/a|Some(Prefix)|ns/svc:80"),
+            trace: Some(([b'a'; 32], [b'b'; 16])),
         };
         finish_line(&mut out, &end);
         let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
@@ -240,6 +250,7 @@ mod tests {
         assert_eq!(v["upstream"], "10.0.0.1:80");
         assert_eq!(v["retries"][0]["upstream"], "10.0.0.2:80");
         assert_eq!(v["retries"][0]["reason"], "connect_error");
+        assert_eq!(v["span_id"], "bbbbbbbbbbbbbbbb");
     }
 
     #[test]

@@ -356,6 +356,27 @@ pub struct ServeArgs {
     /// Write an access log (one JSON line per request) to stdout.
     #[arg(long)]
     pub access_log: bool,
+    /// Export one OpenTelemetry SERVER span per sampled request over
+    /// OTLP/HTTP (JSON) to `{URL}/v1/traces` (e.g. `http://collector:4318`),
+    /// and continue or start W3C trace contexts (`traceparent`). Without
+    /// it the client's `traceparent`/`tracestate` pass through untouched.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Share of requests without a sampled parent that start a sampled
+    /// trace (0..=1; ingress-nginx's `otel-sampler-ratio` default is 0.01).
+    /// A client's sampled `traceparent` is always sampled (parent-based).
+    #[arg(long, default_value_t = 0.01, requires = "otlp_endpoint", value_parser = parse_ratio)]
+    pub otlp_sample_ratio: f64,
+    /// The resource's `service.name`.
+    #[arg(long, default_value = "rauta", requires = "otlp_endpoint")]
+    pub otlp_service_name: String,
+    /// A further resource attribute, `key=value` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", requires = "otlp_endpoint", value_parser = parse_key_value)]
+    pub otlp_resource_attribute: Vec<(String, String)>,
+    /// Spans queued for the exporter before shards drop them (counted in
+    /// `rauta_otel_spans_dropped_total`).
+    #[arg(long, default_value_t = 8192, requires = "otlp_endpoint")]
+    pub otlp_queue_spans: usize,
     /// Log level or filter (e.g. `debug`, `info,rauta_proxy=debug`);
     /// overrides `RUST_LOG`.
     #[arg(long)]
@@ -488,4 +509,20 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
         return Err(format!("{lo} is above {hi}"));
     }
     Ok((lo, hi))
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    let r: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err("a ratio between 0 and 1".into())
+    }
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err("expected key=value".into()),
+    }
 }

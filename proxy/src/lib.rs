@@ -25,6 +25,7 @@ pub(crate) mod limits;
 pub(crate) mod listener;
 pub(crate) mod memory;
 pub mod metrics;
+pub(crate) mod otel;
 pub(crate) mod policy;
 pub mod router;
 pub mod rt;

@@ -483,6 +483,21 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         true => Some(crate::access_log::spawn_writer().context("starting the access-log writer")?),
         false => None,
     };
+    let otel = match &args.otlp_endpoint {
+        Some(endpoint) => {
+            let cfg = Arc::new(crate::otel::OtelConfig {
+                endpoint: endpoint.clone(),
+                ratio: args.otlp_sample_ratio,
+                service_name: args.otlp_service_name.clone(),
+                resource: args.otlp_resource_attribute.clone(),
+                queue_spans: args.otlp_queue_spans,
+            });
+            let tx =
+                crate::otel::spawn_exporter(cfg.clone()).context("starting the OTLP exporter")?;
+            Some((cfg, tx))
+        }
+        None => None,
+    };
     let mut shards = Vec::new();
     for (id, (((cpu, listener), tls_listeners), control)) in shard_cpus
         .iter()
@@ -500,6 +515,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             readiness: readiness.clone(),
             cfg: cfg.clone(),
             access_log: access_log.clone(),
+            otel: otel.clone(),
             splice: match &splicer {
                 Some(s) => Some(s.handle().context("opening the splice maps for a shard")?),
                 None => None,

@@ -58,6 +58,8 @@ pub struct Shard {
     pub metrics: ShardMetrics,
     /// The access log, when enabled.
     pub access_log: Option<ShardLog>,
+    /// Span batches for the OTLP exporter, with `--otlp-endpoint`.
+    pub otel: Option<crate::otel::ShardSpans>,
     /// The TCP and UDP service sockets this shard serves.
     pub l4_ports: crate::l4::tcp::Ports,
     /// Their counters.
@@ -92,6 +94,7 @@ impl Shard {
             rng: Rng::new(seed),
             metrics: ShardMetrics::default(),
             access_log,
+            otel: None,
             l4_ports: Default::default(),
             l4_stats: Default::default(),
             splicer: None,
@@ -140,6 +143,9 @@ impl Shard {
         if let Some(log) = &self.access_log {
             log.flush();
         }
+        if let Some(spans) = &self.otel {
+            spans.flush();
+        }
         if last_eviction.elapsed() > Duration::from_secs(1) {
             self.pool.evict_expired();
             *last_eviction = Instant::now();
@@ -149,6 +155,10 @@ impl Shard {
     /// Access-log lines wait in the shard's batch.
     pub fn has_buffered_log(&self) -> bool {
         self.access_log.as_ref().is_some_and(ShardLog::has_lines)
+            || self
+                .otel
+                .as_ref()
+                .is_some_and(crate::otel::ShardSpans::has_spans)
     }
 
     /// The live table; requests hold the `Rc` so a swap never affects them.
@@ -215,6 +225,10 @@ impl Shard {
                 retried: self.metrics.retries_by_reason(),
                 ejected: self.outliers.ejected_now(),
                 access_log_dropped: self.access_log.as_ref().map_or(0, ShardLog::dropped),
+                otel_spans_dropped: self
+                    .otel
+                    .as_ref()
+                    .map_or(0, crate::otel::ShardSpans::dropped),
                 l4: self.l4_stats.totals(),
                 hellos: self.l4_stats.hello_totals(),
             },

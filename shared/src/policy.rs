@@ -60,6 +60,20 @@ pub struct RoutePolicy {
     /// The upstream path replaced (`URLRewrite` path); the query is kept.
     #[serde(default)]
     pub path_rewrite: Option<PathRewrite>,
+    /// OpenTelemetry spans and trace-context trust, when they differ from
+    /// the default (on, and the client's `traceparent` continued).
+    #[serde(default)]
+    pub tracing: Option<Tracing>,
+}
+
+/// A route's tracing (`enable-opentelemetry`,
+/// `opentelemetry-trust-incoming-span`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracing {
+    /// Spans are recorded and `traceparent` rewritten (with `--otlp-endpoint`).
+    pub enabled: bool,
+    /// The client's `traceparent` is continued; otherwise a new trace starts.
+    pub trust_incoming: bool,
 }
 
 /// One backend of a weighted split.

@@ -156,3 +156,45 @@ fn limits_form_one_zone_per_ingress_and_a_bad_number_refuses_it() {
         &Verdict::Honoured
     );
 }
+
+#[test]
+fn the_opentelemetry_annotations_become_the_rules_tracing_with_verdicts() {
+    let off = ", annotations: {nginx.ingress.kubernetes.io/enable-opentelemetry: \"false\"}";
+    let untrusted =
+        ", annotations: {nginx.ingress.kubernetes.io/opentelemetry-trust-incoming-span: \"false\"}";
+    let bad = ", annotations: {nginx.ingress.kubernetes.io/enable-opentelemetry: \"maybe\"}";
+    let yaml = format!(
+        "{CLASS}{WEB}{}{}{}{}",
+        ingress("off", off, &rules("off.example", &["/"])),
+        ingress("untrusted", untrusted, &rules("new.example", &["/"])),
+        ingress("bad", bad, &rules("bad.example", &["/"])),
+        ingress("plain", "", &rules("plain.example", &["/"])),
+    );
+    let t = run(&yaml);
+    assert!(!t.has_errors(), "{:#?}", t.problems);
+    let tracing = |name: &str| {
+        t.config
+            .rules
+            .iter()
+            .find(|r| r.source.name == name)
+            .expect("rule")
+            .policy
+            .tracing
+    };
+    let off = tracing("off").expect("off");
+    assert!(!off.enabled && off.trust_incoming);
+    let untrusted = tracing("untrusted").expect("untrusted");
+    assert!(untrusted.enabled && !untrusted.trust_incoming);
+    assert_eq!(tracing("bad"), None, "a bad value keeps the default");
+    assert_eq!(tracing("plain"), None);
+    assert!(matches!(
+        verdict(&t, "off", "enable-opentelemetry"),
+        Verdict::Differs(n) if n.contains("--otlp-endpoint")
+    ));
+    assert_eq!(
+        verdict(&t, "untrusted", "opentelemetry-trust-incoming-span"),
+        &Verdict::Honoured
+    );
+    let warnings = messages(&t.problems, Severity::Warning).join("\n");
+    assert!(warnings.contains("maybe"), "{warnings}");
+}

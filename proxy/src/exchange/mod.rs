@@ -45,6 +45,7 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
     }
     let stats = record::begin(shard, &table, plan.route);
     let mut tally = record::Tally::new(plan.head_len);
+    tally.trace = plan.trace.take();
     let forwarded = forward::forward(
         shard,
         conn,
@@ -59,6 +60,6 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
         Ok(forwarded) => answer::answer(shard, conn, forwarded, &mut tally).await,
         Err(answered) => answered,
     };
-    record::end(shard, conn, stats, plan.method, &tally, started);
+    record::end(shard, conn, stats, plan.method, &mut tally, started);
     outcome
 }

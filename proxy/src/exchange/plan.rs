@@ -10,6 +10,7 @@ use crate::error::ProxyError;
 use crate::http::head::{self, Forwarded, IpText};
 use crate::http::{request, BodyLen, RequestError, MAX_HEADERS};
 use crate::metrics;
+use crate::otel;
 use crate::policy::{self, Policy};
 use crate::router::conditions::Facts;
 use crate::router::path::RouteId;
@@ -50,6 +51,8 @@ pub(super) struct Plan<'t> {
     /// The request already goes to the error backend (its own backend has
     /// no endpoint): its answer is not intercepted again.
     pub(super) diverted: bool,
+    /// The request's trace context, with `--otlp-endpoint` when it has one.
+    pub(super) trace: Option<otel::Trace>,
 }
 
 /// A request that cannot be forwarded, with what is known about it.
@@ -275,6 +278,7 @@ fn route<'t>(
             auth,
             error_page: None,
             diverted: true,
+            trace: None,
         });
     };
 
@@ -293,25 +297,33 @@ fn route<'t>(
         let _ = write!(cursor, "{}", backend.endpoints[endpoint].addr);
         fallback_len = cursor.position() as usize;
     }
-    let prefix_header;
-    let edits = match &prepared {
-        None => head::Edits::NONE,
-        Some(p) => {
-            prefix_header = p
-                .forwarded_prefix
-                .map(|v| (&b"X-Forwarded-Prefix"[..], v.as_bytes()));
-            head::Edits {
-                target: p.target.as_deref().map(str::as_bytes),
-                host: p.host.map(str::as_bytes),
-                drop_names: p.drop,
-                drop: if prefix_header.is_some() {
-                    &["x-forwarded-prefix"]
-                } else {
-                    &[]
-                },
-                add: prefix_header.as_slice(),
-            }
-        }
+    let trace = shard
+        .otel
+        .as_ref()
+        .and_then(|spans| start_trace(spans, shard, via, req, host, route_policy));
+    let traceparent = trace.as_ref().map(|t| t.ctx.traceparent());
+    let mut add: [(&[u8], &[u8]); 2] = [(b"", b""); 2];
+    let mut drop: [&str; 2] = [""; 2];
+    let mut edited = 0;
+    if let Some(prefix) = prepared.as_ref().and_then(|p| p.forwarded_prefix) {
+        add[edited] = (b"X-Forwarded-Prefix", prefix.as_bytes());
+        drop[edited] = "x-forwarded-prefix";
+        edited += 1;
+    }
+    if let Some(value) = &traceparent {
+        add[edited] = (b"traceparent", value);
+        drop[edited] = "traceparent";
+        edited += 1;
+    }
+    let edits = head::Edits {
+        target: prepared
+            .as_ref()
+            .and_then(|p| p.target.as_deref())
+            .map(str::as_bytes),
+        host: prepared.as_ref().and_then(|p| p.host).map(str::as_bytes),
+        drop_names: prepared.as_ref().map_or(&[], |p| p.drop),
+        drop: &drop[..edited],
+        add: &add[..edited],
     };
     head::write_request(out, req, &fwd, &edits, &fallback_host[..fallback_len]);
     if let Some(headers) = prepared.as_ref().and_then(|p| p.headers) {
@@ -337,7 +349,44 @@ fn route<'t>(
         auth,
         error_page: error_page.map(|(_, head)| head),
         diverted: false,
+        trace,
     })
+}
+
+/// The request's trace context, when tracing is on for its route: the
+/// client's `traceparent` continued (unless the route does not trust it),
+/// or a new trace when sampling says so. A sampled request records what
+/// its span needs.
+fn start_trace(
+    spans: &otel::ShardSpans,
+    shard: &Shard,
+    via: Via<'_>,
+    req: &request::RequestHead,
+    host: &str,
+    policy: Option<&Policy>,
+) -> Option<otel::Trace> {
+    let (enabled, trust) = policy.map_or((true, true), Policy::tracing);
+    if !enabled {
+        return None;
+    }
+    let incoming = if trust {
+        req.header("traceparent")
+    } else {
+        None
+    };
+    let ctx = otel::decide(&spans.cfg, &shard.rng, incoming)?;
+    let started = ctx.sampled.then(|| {
+        Box::new(otel::Started {
+            start_ns: otel::unix_nanos(),
+            method: req.method.into(),
+            path: req.path.into(),
+            host: host.into(),
+            scheme: if via.tls { "https" } else { "http" },
+            port: via.port,
+            client: via.peer.ip(),
+        })
+    });
+    Some(otel::Trace { ctx, started })
 }
 
 /// nginx's idempotence for `proxy_next_upstream`: all but POST, PATCH, LOCK.

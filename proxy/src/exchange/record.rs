@@ -30,6 +30,8 @@ pub(super) struct Tally {
     /// Endpoints tried before the last, with why each failed (a
     /// [`crate::error::RETRY_REASONS`] label); empty unless retried.
     pub(super) retried: Vec<(SocketAddr, &'static str)>,
+    /// The request's trace context, when it has one.
+    pub(super) trace: Option<crate::otel::Trace>,
 }
 
 impl Tally {
@@ -44,6 +46,7 @@ impl Tally {
             upstream: None,
             upstream_status: None,
             retried: Vec::new(),
+            trace: None,
         }
     }
 }
@@ -70,6 +73,7 @@ fn log_line(
         upstream_time: tally.upstream_us.map(|us| us as f64 / 1e6),
         retries: &tally.retried,
         route,
+        trace: tally.trace.as_ref().map(|t| t.ctx.ids_hex()),
     };
     access_log::finish_line(&mut conn.log, &end);
     log.push(&conn.log);
@@ -105,7 +109,7 @@ pub(super) async fn refused(
     };
     let stats = begin(shard, table, route);
     let outcome = fail(conn, &refused.error, refused.keep, &mut tally).await;
-    end(shard, conn, stats, refused.method, &tally, started);
+    end(shard, conn, stats, refused.method, &mut tally, started);
     outcome
 }
 
@@ -127,7 +131,7 @@ pub(super) fn end(
     conn: &mut ClientConn,
     stats: &Rc<RouteStats>,
     method: usize,
-    tally: &Tally,
+    tally: &mut Tally,
     started: Instant,
 ) {
     if let Some(cause) = tally.cause {
@@ -148,6 +152,18 @@ pub(super) fn end(
     // A snapshot may have been taken while the request ran.
     shard.metrics.touch(stats);
     log_line(shard, conn, tally, started, Some(&stats.key));
+    if let (Some(spans), Some(trace)) = (&shard.otel, tally.trace.take()) {
+        if let Some(started) = trace.started {
+            spans.push(crate::otel::Span {
+                ctx: trace.ctx,
+                started,
+                end_ns: crate::otel::unix_nanos(),
+                status: tally.status,
+                route: Some(stats.key.clone()),
+                upstream: tally.upstream,
+            });
+        }
+    }
 }
 
 /// Answers with an error. `keep` is true when the request was read whole,

@@ -168,6 +168,8 @@ pub struct ShardLevel {
     pub ejected: Vec<std::net::SocketAddr>,
     /// Access-log lines dropped because the writer was behind, since start.
     pub access_log_dropped: u64,
+    /// Spans dropped because the OTLP exporter was behind, since start.
+    pub otel_spans_dropped: u64,
     /// TCP and UDP services' counters since start, by service label.
     pub l4: Vec<(Box<str>, super::l4::L4Counters)>,
     /// ClientHellos read for passthrough by result, since start.

@@ -61,6 +61,8 @@ pub struct Policy {
     response_headers: Option<headers::HeaderEdits>,
     request_redirect: Option<request_redirect::RequestRedirect>,
     path_rewrite: Option<path_rewrite::PathRewrite>,
+    /// Spans on, and the client's `traceparent` trusted.
+    tracing: (bool, bool),
 }
 
 /// Where a rule comes from, as its error pages tell the error backend.
@@ -196,6 +198,9 @@ impl Policy {
             response_headers: header_edits(&policy.response_headers, headers::Side::Response)?,
             request_redirect,
             path_rewrite,
+            tracing: policy
+                .tracing
+                .map_or((true, true), |t| (t.enabled, t.trust_incoming)),
         })))
     }
 
@@ -207,6 +212,11 @@ impl Policy {
     /// The route's `proxy-next-upstream`, when it has one.
     pub fn retries(&self) -> Option<&retry::Retries> {
         self.retry.as_ref()
+    }
+
+    /// Whether the route records spans, and trusts a client's `traceparent`.
+    pub fn tracing(&self) -> (bool, bool) {
+        self.tracing
     }
 
     /// The route's auth service, when it has one.

@@ -22,6 +22,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod need;
 pub mod netns;
+pub mod otlp;
 pub mod pattern;
 pub mod prometheus;
 pub mod rauta;

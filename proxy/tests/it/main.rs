@@ -33,6 +33,7 @@ mod smuggling;
 mod splice;
 mod status_page;
 mod tls;
+mod tracing;
 mod upstream_attempts;
 mod upstream_tls;
 mod xdp_degrade;

@@ -26,6 +26,7 @@ mod redirect;
 mod registry;
 mod retry;
 mod rewrite;
+mod telemetry;
 mod timeouts;
 mod upstream;
 mod verdict;
@@ -125,6 +126,7 @@ impl Annotations {
             service_upstream = false;
         } else {
             timeouts::parse(&mut r, &mut route);
+            telemetry::parse(&mut r, &mut route);
             retry::parse(&mut r, &mut route);
             auth_service = auth::parse(&mut r, &mut route);
             error_service = error_pages::parse(&mut r, &mut route);

@@ -142,6 +142,11 @@ const KEYS: &[(&str, Support)] = &[
     ("limit-connections", Support::Honoured),
     ("limit-whitelist", Support::Honoured),
     ("limit-status-code", Support::Honoured),
+    (
+        "enable-opentelemetry",
+        Support::Differs("spans need the proxy's --otlp-endpoint (OTLP/HTTP JSON), which turns them on for every Ingress; \"false\" turns them off for this one, \"true\" alone changes nothing"),
+    ),
+    ("opentelemetry-trust-incoming-span", Support::Honoured),
     ("auth-type", Support::Closes(BASIC_AUTH)),
     ("auth-secret", Support::Closes(BASIC_AUTH)),
     ("auth-secret-type", Support::Closes(BASIC_AUTH)),

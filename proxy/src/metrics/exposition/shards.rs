@@ -62,12 +62,18 @@ const CONNECTIONS: [PerShard; 7] = [
 ];
 
 /// The families after the accept errors and panics.
-const HOUSEKEEPING: [PerShard; 5] = [
+const HOUSEKEEPING: [PerShard; 6] = [
     (
         "rauta_access_log_dropped_total",
         "counter",
         "Access-log lines dropped because the writer fell behind, by shard.",
         |s| s.access_log_dropped,
+    ),
+    (
+        "rauta_otel_spans_dropped_total",
+        "counter",
+        "Trace spans dropped because the OTLP exporter's queue was full, by shard.",
+        |s| s.otel_spans_dropped,
     ),
     (
         "rauta_upstream_resends_total",
