@@ -439,6 +439,9 @@ fn filters_become_the_rules_policy_and_bad_rules_are_left_out() {
   - matches: [{path: {value: /smuggle}}]
     filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: Transfer-Encoding, value: chunked}]}}]
     backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {value: /host}}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {remove: [host]}}]
+    backendRefs: [{name: web, port: 80}]
   - matches: [{path: {type: Exact, value: /exact}}]
     filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /x}}}]
     backendRefs: [{name: web, port: 80}]
@@ -487,8 +490,9 @@ fn filters_become_the_rules_policy_and_bad_rules_are_left_out() {
     for expected in [
         "rules[2]: filters[0]: filter RequestMirror is not supported yet (UnsupportedValue); rule left out",
         "rules[3]: filters[0]: header Transfer-Encoding frames the message and cannot be changed; rule left out",
-        "rules[4]: filters[0]: ReplacePrefixMatch needs every match of the rule to be a PathPrefix; rule left out",
-        "rules[5]: matches[0]: \"/(unclosed\" is not a valid regex",
+        "rules[4]: filters[0]: Host may be set, not added or removed; rule left out",
+        "rules[5]: filters[0]: ReplacePrefixMatch needs every match of the rule to be a PathPrefix; rule left out",
+        "rules[6]: matches[0]: \"/(unclosed\" is not a valid regex",
     ] {
         assert!(errors.iter().any(|e| e.contains(expected)), "{expected}: {errors:#?}");
     }

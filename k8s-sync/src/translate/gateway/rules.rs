@@ -457,13 +457,22 @@ fn modifier(f: &HeaderFilter) -> Result<HeaderModifier, String> {
         value_ok(&h.value)?;
         out.set.push((h.name.clone(), h.value.clone()));
     }
+    // A request has exactly one Host: it may be set, never added or removed.
+    let not_host = |name: &str| {
+        if name.eq_ignore_ascii_case("host") {
+            return Err("Host may be set, not added or removed".to_string());
+        }
+        Ok(())
+    };
     for h in &f.add {
         check(&h.name)?;
+        not_host(&h.name)?;
         value_ok(&h.value)?;
         out.add.push((h.name.clone(), h.value.clone()));
     }
     for name in &f.remove {
         check(name)?;
+        not_host(name)?;
         out.remove.push(name.clone());
     }
     Ok(out)
