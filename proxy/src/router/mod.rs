@@ -12,7 +12,6 @@ pub mod host;
 pub mod invariants;
 pub mod path;
 pub mod pattern;
-pub mod regex_path;
 
 use crate::balance::Backend;
 use crate::policy::{Origin, Policy, PolicyAnswer};
@@ -21,7 +20,6 @@ use path::{PathMatcher, RouteId};
 use pattern::PatternMatcher;
 use rauta_shared::config::{HostMatch, IngressRef, PathType, RouteConfig, RouteKind};
 use rauta_shared::policy::HostPolicy;
-use regex_path::RegexPaths;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
@@ -180,7 +178,7 @@ pub(crate) struct HostRules {
     /// Paths matched as Ingress paths.
     paths: PathMatcher,
     /// HTTPRoute `RegularExpression` paths, when the host has any.
-    regexes: Option<Box<RegexPaths>>,
+    regexes: Option<Box<PatternMatcher>>,
     /// Paths matched as regexes, when the host is in regex mode.
     patterns: Option<PatternMatcher>,
     /// Some rule of the host has conditions.
@@ -203,7 +201,7 @@ impl HostRules {
 
     /// [`HostRules::lookup`] for a host with `RegularExpression` paths.
     #[inline(never)]
-    fn lookup_with_regexes(&self, regexes: &RegexPaths, path: &str) -> Option<RouteId> {
+    fn lookup_with_regexes(&self, regexes: &PatternMatcher, path: &str) -> Option<RouteId> {
         (self.paths.lookup_exact(path))
             .or_else(|| regexes.lookup(path))
             .or_else(|| self.paths.lookup_prefix(path))
@@ -314,7 +312,7 @@ impl RouteTable {
                 (None, PathType::RegularExpression) => matcher
                     .regexes
                     .get_or_insert_with(Default::default)
-                    .insert(&rule.path, id)
+                    .insert_whole(&rule.path, id)
                     .map_err(|e| CompileError::Regex(rule_name(), e))?,
             };
             if owner != id {
