@@ -4,7 +4,7 @@
 //! server; and `--watch-namespace` keeps every read of a namespaced kind
 //! inside the namespaces given.
 
-use crate::common::{ingress, rules, CLASS, WEB};
+use crate::common::{ingress, rules, start, until, CLASS, QUIET, WEB};
 use rauta_k8s_sync::api::snapshot::snapshot;
 use rauta_k8s_sync::api::{
     ApiOptions, ApiSource, ClientSource, LeaderOptions, PublishTarget, WatchBackoff,
@@ -13,14 +13,9 @@ use rauta_k8s_sync::stats::{ApiCounts, RESOURCES, STATUS_KINDS};
 use rauta_k8s_sync::{ClassSelector, RouteConfig};
 use rauta_shared::config::{HostMatch, RouteKind};
 use rauta_testkit::fake_api::{object_path, status_addresses, FakeApi, Recorded};
-use rauta_testkit::patience;
 use rauta_testkit::tls::self_signed as cert;
 use rauta_testkit::tls_secret;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-/// How long "nothing happens" is watched for.
-const QUIET: Duration = Duration::from_millis(400);
+use std::time::Duration;
 
 /// Options for tests: short debounce, backoff and retry.
 fn options(api: &FakeApi, name: &str) -> ApiOptions {
@@ -35,34 +30,6 @@ fn options(api: &FakeApi, name: &str) -> ApiOptions {
     };
     opts.write_retry = Duration::from_millis(200);
     opts
-}
-
-fn start(opts: ApiOptions) -> (ApiSource, mpsc::Receiver<RouteConfig>) {
-    let (tx, rx) = mpsc::channel();
-    let source = ApiSource::spawn(opts, move |config| {
-        let _ = tx.send(config);
-    })
-    .expect("start the API source");
-    (source, rx)
-}
-
-/// Receives configurations until one satisfies `check`.
-fn until(
-    rx: &mpsc::Receiver<RouteConfig>,
-    what: &str,
-    check: impl Fn(&RouteConfig) -> bool,
-) -> RouteConfig {
-    let patience = patience();
-    let deadline = Instant::now() + patience;
-    let mut last = None;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(config) if check(&config) => return config,
-            Ok(config) => last = Some(config),
-            Err(_) => panic!("no configuration with {what} within {patience:?}; last: {last:#?}"),
-        }
-    }
 }
 
 /// Waits until the source's counters satisfy `check`.

@@ -1,11 +1,14 @@
 //! Fixtures shared by the integration tests: inline manifests and helpers.
 
+use rauta_k8s_sync::api::{ApiOptions, ApiSource};
 use rauta_k8s_sync::manifests::load_dir;
 use rauta_k8s_sync::objects::SourcedObject;
 use rauta_k8s_sync::problem::{Problem, Severity};
 use rauta_k8s_sync::translate::{translate, Translation};
-use rauta_k8s_sync::ClassSelector;
+use rauta_k8s_sync::{ClassSelector, RouteConfig};
 use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// Our IngressClass, not the default.
 pub const CLASS: &str = "
@@ -114,4 +117,36 @@ pub fn messages(t: &[Problem], severity: Severity) -> Vec<String> {
         .filter(|p| p.severity == severity)
         .map(ToString::to_string)
         .collect()
+}
+
+/// How long "nothing happens" is watched for.
+pub const QUIET: Duration = Duration::from_millis(400);
+
+/// Starts an API source with `opts`; its configurations arrive on the receiver.
+pub fn start(opts: ApiOptions) -> (ApiSource, mpsc::Receiver<RouteConfig>) {
+    let (tx, rx) = mpsc::channel();
+    let source = ApiSource::spawn(opts, move |config| {
+        let _ = tx.send(config);
+    })
+    .expect("start the API source");
+    (source, rx)
+}
+
+/// Receives configurations until one satisfies `check`.
+pub fn until(
+    rx: &mpsc::Receiver<RouteConfig>,
+    what: &str,
+    check: impl Fn(&RouteConfig) -> bool,
+) -> RouteConfig {
+    let patience = rauta_testkit::patience();
+    let deadline = Instant::now() + patience;
+    let mut last = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(config) if check(&config) => return config,
+            Ok(config) => last = Some(config),
+            Err(_) => panic!("no configuration with {what} within {patience:?}; last: {last:#?}"),
+        }
+    }
 }

@@ -2,20 +2,15 @@
 //! list/watch wire format: the unmodified kube-rs client, watcher and
 //! reflectors run over a real socket.
 
-use crate::common::{ingress, rules, CLASS, WEB};
+use crate::common::{ingress, rules, start, until, CLASS, QUIET, WEB};
 use rauta_k8s_sync::api::{
     ApiOptions, ApiSource, ClientSource, LeaderOptions, PublishTarget, WatchBackoff, REASON_INVALID,
 };
 use rauta_k8s_sync::{ClassSelector, RouteConfig};
 use rauta_testkit::fake_api::{object_path, status_addresses, FakeApi};
-use rauta_testkit::patience;
 use rauta_testkit::tls::self_signed as cert;
 use rauta_testkit::tls_secret;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// How long "nothing happens" is watched for.
-const QUIET: Duration = Duration::from_millis(400);
 
 /// Service demo/web alone (port http 80 -> 8080).
 const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: demo}\n\
@@ -62,34 +57,6 @@ fn lease(identity: &str) -> LeaderOptions {
     lease.lease_duration = Duration::from_secs(1);
     lease.renew_period = Duration::from_millis(100);
     lease
-}
-
-fn start(opts: ApiOptions) -> (ApiSource, mpsc::Receiver<RouteConfig>) {
-    let (tx, rx) = mpsc::channel();
-    let source = ApiSource::spawn(opts, move |config| {
-        let _ = tx.send(config);
-    })
-    .expect("start the API source");
-    (source, rx)
-}
-
-/// Receives configurations until one satisfies `check`.
-fn until(
-    rx: &mpsc::Receiver<RouteConfig>,
-    what: &str,
-    check: impl Fn(&RouteConfig) -> bool,
-) -> RouteConfig {
-    let patience = patience();
-    let deadline = Instant::now() + patience;
-    let mut last = None;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(config) if check(&config) => return config,
-            Ok(config) => last = Some(config),
-            Err(_) => panic!("no configuration with {what} within {patience:?}; last: {last:#?}"),
-        }
-    }
 }
 
 fn paths(config: &RouteConfig) -> Vec<&str> {
