@@ -333,22 +333,6 @@ const NAMESPACED: [&str; 8] = [
     "referencegrants",
 ];
 
-/// The resource a request is about: the path segment after the group
-/// version (and the namespace), e.g. `ingresses`.
-fn resource_of(r: &Recorded) -> Option<(&str, Option<&str>)> {
-    let parts: Vec<&str> = r.path.split('/').filter(|p| !p.is_empty()).collect();
-    let rest = match parts.as_slice() {
-        ["api", _, rest @ ..] => rest,
-        ["apis", _, _, rest @ ..] => rest,
-        _ => return None,
-    };
-    match rest {
-        ["namespaces", ns, resource, ..] => Some((resource, Some(ns))),
-        [resource, ..] => Some((resource, None)),
-        _ => None,
-    }
-}
-
 #[test]
 fn watch_namespace_reads_namespaced_kinds_only_there() {
     let api = FakeApi::start();
@@ -425,7 +409,7 @@ fn watch_namespace_reads_namespaced_kinds_only_there() {
     let requests = api.requests();
     let mut seen = std::collections::BTreeSet::new();
     for r in requests.iter().filter(|r| r.client == "scoped") {
-        let Some((resource, ns)) = resource_of(r) else {
+        let Some((resource, ns)) = r.resource() else {
             panic!("unexpected request {r:?}");
         };
         if NAMESPACED.contains(&resource) {
@@ -537,7 +521,7 @@ fn the_snapshot_for_check_lists_only_the_namespaces_given() {
     );
     assert!(names.iter().any(|n| n == "Secret a/web-tls"), "{names:?}");
     for r in api.requests() {
-        let (resource, ns) = resource_of(&r).expect("an API path");
+        let (resource, ns) = r.resource().expect("an API path");
         assert!(r.method == "GET" && !r.is_watch(), "{r:?}");
         if NAMESPACED.contains(&resource) {
             assert_eq!(ns, Some("a"), "{}", r.path);

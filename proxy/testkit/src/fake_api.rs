@@ -159,6 +159,22 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// The resource (plural) the request is for, and its namespace when
+    /// the path names one; `None` for paths outside `/api` and `/apis`.
+    pub fn resource(&self) -> Option<(&str, Option<&str>)> {
+        let parts: Vec<&str> = self.path.split('/').filter(|p| !p.is_empty()).collect();
+        let rest = match parts.as_slice() {
+            ["api", _, rest @ ..] => rest,
+            ["apis", _, _, rest @ ..] => rest,
+            _ => return None,
+        };
+        match rest {
+            ["namespaces", ns, resource, ..] => Some((resource, Some(ns))),
+            [resource, ..] => Some((resource, None)),
+            _ => None,
+        }
+    }
+
     /// True for a watch request.
     pub fn is_watch(&self) -> bool {
         self.query

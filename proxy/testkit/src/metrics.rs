@@ -113,6 +113,37 @@ fn parse_line(line: &str) -> Option<Sample> {
     })
 }
 
+/// The promtool to run: `$PROMTOOL`, else `promtool` on the `PATH`.
+pub fn promtool() -> String {
+    std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into())
+}
+
+/// `promtool check metrics` on an exposition text: how it exited, and
+/// what it printed (stdout then stderr). The caller declares the need.
+pub fn promtool_check(text: &str) -> (std::process::ExitStatus, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let promtool = promtool();
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {promtool}: {e}"));
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(text.as_bytes()).expect("write");
+    }
+    let out = child.wait_with_output().expect("promtool ran");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status, report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

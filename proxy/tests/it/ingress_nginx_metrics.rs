@@ -17,7 +17,7 @@ use rauta_testkit::tls::Ca;
 use rauta_testkit::{eventually, free_port, ingress, rauta_class, require, tls_secret};
 use rauta_testkit::{Conn, ManifestDir, Metrics, Need, Rauta};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 /// nginx.json: (panel, expression).
@@ -441,8 +441,7 @@ const INGRESS_NGINX_LINT: [&str; 3] = [
 
 #[test]
 fn promtool_accepts_the_ingress_nginx_families() {
-    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    require!(Need::tool(&promtool));
+    require!(Need::tool(&rauta_testkit::metrics::promtool()));
     let (rauta, _dir, _backends) = shop();
     traffic(rauta.addr(), Duration::from_millis(100));
     let m: Metrics = rauta.scrape();
@@ -453,32 +452,14 @@ fn promtool_accepts_the_ingress_nginx_families() {
         ) > 0.0
     );
     let text = m.text();
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {promtool}: {e}"));
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(text.as_bytes()).expect("write");
-    }
-    let out = child.wait_with_output().expect("promtool ran");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (status, report) = rauta_testkit::metrics::promtool_check(text);
     let other: Vec<&str> = report
         .lines()
         .filter(|l| !l.trim().is_empty() && !INGRESS_NGINX_LINT.contains(&l.trim()))
         .collect();
     // Exit 3 is "lint problems only"; 1 would be a parse error.
     assert!(
-        (out.status.success() || out.status.code() == Some(3)) && other.is_empty(),
-        "promtool: {:?}\n{report}\n--- exposition ---\n{text}",
-        out.status
+        (status.success() || status.code() == Some(3)) && other.is_empty(),
+        "promtool: {status:?}\n{report}\n--- exposition ---\n{text}"
     );
 }

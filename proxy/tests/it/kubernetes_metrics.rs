@@ -4,8 +4,9 @@
 //! `--watch-namespace` keeping every namespaced read in its namespaces.
 
 use crate::common::BIN;
-use rauta_testkit::fake_api::{status_addresses, FakeApi, Recorded};
+use rauta_testkit::fake_api::{status_addresses, FakeApi};
 use rauta_testkit::{eventually, Backend, ManifestDir, Metrics, Rauta};
+use rauta_testkit::{require, Need};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;
@@ -116,36 +117,9 @@ fn writes(m: &Metrics, kind: &str, result: &str) -> f64 {
     )
 }
 
-/// Runs `promtool check metrics` on `text` when promtool is there (the
-/// observability tests require it).
-fn promtool_accepts(text: &str) {
-    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    if rauta_testkit::need::find_tool(&promtool).is_none() {
-        return;
-    }
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {promtool}: {e}"));
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(text.as_bytes()).expect("write");
-    }
-    let out = child.wait_with_output().expect("promtool ran");
-    assert!(
-        out.status.success(),
-        "promtool rejected the exposition:\n{}{}\n--- exposition ---\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn the_api_source_shows_itself_on_metrics() {
+    require!(Need::tool(&rauta_testkit::metrics::promtool()));
     let a = Backend::start("a");
     let api = FakeApi::start();
     class(&api);
@@ -207,7 +181,11 @@ fn the_api_source_shows_itself_on_metrics() {
         (now - 60.0..=now + 1.0).contains(&since),
         "{since} vs {now}"
     );
-    promtool_accepts(text);
+    let (status, report) = rauta_testkit::metrics::promtool_check(text);
+    assert!(
+        status.success(),
+        "promtool rejected the exposition:\n{report}\n--- exposition ---\n{text}"
+    );
 
     // The EndpointSlice list fails from now on; the history is compacted
     // behind the watches and the connections drop, so every kind lists
@@ -277,21 +255,6 @@ fn a_manifests_source_exports_no_kubernetes_families() {
     assert!(!m.text().contains("rauta_kubernetes_"), "{}", m.text());
 }
 
-/// The namespace of a request's path, and its resource.
-fn resource_of(r: &Recorded) -> Option<(&str, Option<&str>)> {
-    let parts: Vec<&str> = r.path.split('/').filter(|p| !p.is_empty()).collect();
-    let rest = match parts.as_slice() {
-        ["api", _, rest @ ..] => rest,
-        ["apis", _, _, rest @ ..] => rest,
-        _ => return None,
-    };
-    match rest {
-        ["namespaces", ns, resource, ..] => Some((resource, Some(ns))),
-        [resource, ..] => Some((resource, None)),
-        _ => None,
-    }
-}
-
 #[test]
 fn watch_namespace_serves_only_those_namespaces() {
     let a = Backend::start("a");
@@ -320,7 +283,7 @@ fn watch_namespace_serves_only_those_namespaces() {
 
     // Only team-a (and the Lease's namespace) was read for namespaced kinds.
     for r in api.requests() {
-        let Some((resource, ns)) = resource_of(&r) else {
+        let Some((resource, ns)) = r.resource() else {
             continue;
         };
         match resource {
@@ -352,7 +315,7 @@ fn watch_namespace_serves_only_those_namespaces() {
         .collect();
     assert_eq!(ingresses, ["team-a/echo", "team-a/more"], "{report:#}");
     for r in api.requests().iter().filter(|r| r.client == "check") {
-        let (resource, ns) = resource_of(r).expect("an API path");
+        let (resource, ns) = r.resource().expect("an API path");
         if !["ingressclasses", "gatewayclasses", "namespaces"].contains(&resource) {
             assert_eq!(ns, Some("team-a"), "{}", r.path);
         }

@@ -5,7 +5,6 @@ use crate::common::{service, start};
 use rauta_testkit::manifests::join;
 use rauta_testkit::{eventually, manifests::path, manifests::rule, rauta_class};
 use rauta_testkit::{ingress, require, Conn, ManifestDir, Need, Rauta};
-use std::process::Command;
 
 /// Two routes on `shop.example`: Prefix `/` -> service `alpha`, Exact `/b` -> `beta`.
 fn two_routes(
@@ -139,8 +138,7 @@ fn counters_and_histograms_count_exactly_per_route() {
 
 #[test]
 fn promtool_accepts_the_exposition() {
-    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    require!(Need::tool(&promtool));
+    require!(Need::tool(&rauta_testkit::metrics::promtool()));
     let (rauta, _dir, _a, _b) = two_routes(&[]);
     // Every kind of series: routed answers of both routes, and no route.
     for (host, p, status) in [
@@ -161,24 +159,10 @@ fn promtool_accepts_the_exposition() {
     );
     assert_eq!(m.value("rauta_errors_total", &[("cause", "no_route")]), 1.0);
     let text = m.text();
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {promtool}: {e}"));
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(text.as_bytes()).expect("write");
-    }
-    let out = child.wait_with_output().expect("promtool ran");
+    let (status, report) = rauta_testkit::metrics::promtool_check(text);
     assert!(
-        out.status.success(),
-        "promtool rejected the exposition:\n{}{}\n--- exposition ---\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        status.success(),
+        "promtool rejected the exposition:\n{report}\n--- exposition ---\n{text}"
     );
 }
 
