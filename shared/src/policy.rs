@@ -98,6 +98,60 @@ pub struct HeaderModifier {
     pub remove: Vec<String>,
 }
 
+impl HeaderModifier {
+    /// Headers no modifier may name: they frame the body or the
+    /// connection, and changing them would let a route smuggle a second
+    /// message past the one rauta framed.
+    pub const FRAMING: [&'static str; 7] = [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "keep-alive",
+        "te",
+        "trailer",
+    ];
+
+    /// Checks every name (a header token, not a framing header, and with
+    /// `host_fixed` Host only set, never added or removed) and every value
+    /// (no CR, LF or NUL). The translation refuses a filter that fails it;
+    /// the proxy refuses to compile one.
+    pub fn check(&self, host_fixed: bool) -> Result<(), String> {
+        let names = (self.set.iter().map(|(n, _)| (n, true)))
+            .chain(self.add.iter().map(|(n, _)| (n, false)))
+            .chain(self.remove.iter().map(|n| (n, false)));
+        for (name, is_set) in names {
+            if !is_header_name(name) {
+                return Err(format!("header name {name:?} is not valid"));
+            }
+            if Self::FRAMING.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+                return Err(format!(
+                    "header {name} frames the message and cannot be changed"
+                ));
+            }
+            if host_fixed && !is_set && name.eq_ignore_ascii_case("host") {
+                return Err("Host may be set, not added or removed".to_string());
+            }
+        }
+        let values = self.set.iter().chain(&self.add).map(|(_, v)| v);
+        if values
+            .into_iter()
+            .any(|v| v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)))
+        {
+            return Err("a header value contains CR, LF or NUL".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// True for an HTTP field name: a non-empty token (RFC 9110 §5.6.2).
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// A redirect whose `Location` is the request's URL with these parts
 /// replaced (HTTPRoute `RequestRedirect`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

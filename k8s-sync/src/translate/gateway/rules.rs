@@ -18,19 +18,9 @@ use crate::problem::Problem;
 use rauta_shared::config::{
     Conditions, HostMatch, IngressRef, PathType, RouteKind, StringMatch, ValueMatch,
 };
-use rauta_shared::policy::{HeaderModifier, PathRewrite, RequestRedirect, RoutePolicy};
-
-/// Headers a filter may not touch: they frame the message, and changing
-/// them would let a route smuggle a second request to the backend.
-const FRAMING_HEADERS: &[&str] = &[
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-    "keep-alive",
-    "te",
-    "trailer",
-];
+use rauta_shared::policy::{
+    is_header_name, HeaderModifier, PathRewrite, RequestRedirect, RoutePolicy,
+};
 
 /// The methods an HTTPRoute match may name.
 const METHODS: &[&str] = &[
@@ -262,7 +252,7 @@ fn values(
 ) -> Result<Vec<ValueMatch>, String> {
     let mut out: Vec<ValueMatch> = Vec::new();
     for v in raw {
-        if v.name.is_empty() || !v.name.bytes().all(is_token) {
+        if !is_header_name(&v.name) {
             return Err(format!("{what} name {:?} is not a valid name", v.name));
         }
         let name = if fold_case {
@@ -288,11 +278,6 @@ fn values(
         out.push(ValueMatch { name, value });
     }
     Ok(out)
-}
-
-/// An HTTP token character (RFC 9110 §5.6.2).
-fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn check_regex(pattern: &str) -> Result<(), String> {
@@ -433,48 +418,16 @@ fn lower_first(s: &str) -> String {
     }
 }
 
+/// A header filter as a modifier, checked as the proxy compiles it
+/// (Host may be set, never added or removed, on either side).
 fn modifier(f: &HeaderFilter) -> Result<HeaderModifier, String> {
-    let check = |name: &str| {
-        if name.is_empty() || !name.bytes().all(is_token) {
-            return Err(format!("header name {name:?} is not valid"));
-        }
-        if FRAMING_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            return Err(format!(
-                "header {name} frames the message and cannot be changed"
-            ));
-        }
-        Ok(())
+    let pair = |h: &crate::gateway_api::Header| (h.name.clone(), h.value.clone());
+    let out = HeaderModifier {
+        set: f.set.iter().map(pair).collect(),
+        add: f.add.iter().map(pair).collect(),
+        remove: f.remove.clone(),
     };
-    let value_ok = |v: &str| {
-        if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return Err("a header value contains CR, LF or NUL".to_string());
-        }
-        Ok(())
-    };
-    let mut out = HeaderModifier::default();
-    for h in &f.set {
-        check(&h.name)?;
-        value_ok(&h.value)?;
-        out.set.push((h.name.clone(), h.value.clone()));
-    }
-    // A request has exactly one Host: it may be set, never added or removed.
-    let not_host = |name: &str| {
-        if name.eq_ignore_ascii_case("host") {
-            return Err("Host may be set, not added or removed".to_string());
-        }
-        Ok(())
-    };
-    for h in &f.add {
-        check(&h.name)?;
-        not_host(&h.name)?;
-        value_ok(&h.value)?;
-        out.add.push((h.name.clone(), h.value.clone()));
-    }
-    for name in &f.remove {
-        check(name)?;
-        not_host(name)?;
-        out.remove.push(name.clone());
-    }
+    out.check(true)?;
     Ok(out)
 }
 
