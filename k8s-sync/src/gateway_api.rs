@@ -1,6 +1,6 @@
 //! The part of the Gateway API (`gateway.networking.k8s.io/v1`, standard
-//! channel) that rauta reads: GatewayClass, Gateway, HTTPRoute and
-//! ReferenceGrant, as serde types over k8s-openapi's `ObjectMeta`.
+//! channel) that rauta reads: GatewayClass, Gateway, HTTPRoute, GRPCRoute,
+//! TLSRoute and ReferenceGrant, as serde types over k8s-openapi's `ObjectMeta`.
 //!
 //! Hand-written because the `gateway-api` crate follows another kube and
 //! k8s-openapi release than this workspace. Fields rauta does not read are
@@ -371,6 +371,122 @@ pub struct HttpBackendRef {
     pub filters: Vec<HttpRouteFilter>,
 }
 
+/// `GRPCRoute`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrpcRoute {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: GrpcRouteSpec,
+    /// The status as the API server holds it (see [`HttpRoute::status`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
+}
+
+/// `GRPCRoute.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRouteSpec {
+    /// The Gateways (and listeners) the route attaches to.
+    #[serde(default)]
+    pub parent_refs: Vec<ObjectRef>,
+    /// Hosts (or `*.suffix`) the route serves; none: its listeners'.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// The rules; none: no rule (nothing is served).
+    #[serde(default)]
+    pub rules: Vec<GrpcRouteRule>,
+}
+
+/// One rule of a GRPCRoute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRouteRule {
+    /// Optional name, for status and messages.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Any one matches; none: every call.
+    #[serde(default)]
+    pub matches: Vec<GrpcRouteMatch>,
+    /// The HTTPRoute filters GRPCRoute shares (header modifiers, mirror).
+    #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
+    /// Where matching calls go, by weight.
+    #[serde(default)]
+    pub backend_refs: Vec<HttpBackendRef>,
+    /// Experimental: reported, never ignored silently.
+    #[serde(default)]
+    pub session_persistence: Option<serde_json::Value>,
+}
+
+/// One match of a GRPCRoute rule: every part must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrpcRouteMatch {
+    /// Service and method; none: every call.
+    #[serde(default)]
+    pub method: Option<GrpcMethodMatch>,
+    /// Header (metadata) conditions.
+    #[serde(default)]
+    pub headers: Vec<ValueMatch>,
+}
+
+/// `GRPCMethodMatch`: `/service/method` of the call's `:path`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrpcMethodMatch {
+    /// `Exact` (default) or `RegularExpression`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// The fully qualified service, e.g. `grpc.health.v1.Health`.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The method, e.g. `Check`.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// `TLSRoute`: TLS connections picked by SNI, relayed unterminated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsRoute {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: TlsRouteSpec,
+    /// The status as the API server holds it (see [`HttpRoute::status`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
+}
+
+/// `TLSRoute.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsRouteSpec {
+    /// The Gateways (and listeners) the route attaches to.
+    #[serde(default)]
+    pub parent_refs: Vec<ObjectRef>,
+    /// SNI hosts (or `*.suffix`) the route serves.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// The rules (one).
+    #[serde(default)]
+    pub rules: Vec<TlsRouteRule>,
+}
+
+/// One rule of a TLSRoute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsRouteRule {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where connections go.
+    #[serde(default)]
+    pub backend_refs: Vec<HttpBackendRef>,
+}
+
 /// `ReferenceGrant` (`v1beta1`, and `v1` where served).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceGrant {
@@ -467,6 +583,21 @@ resource!(
     "v1",
     "HTTPRoute",
     "httproutes",
+    k8s_openapi::NamespaceResourceScope
+);
+resource!(
+    GrpcRoute,
+    "v1",
+    "GRPCRoute",
+    "grpcroutes",
+    k8s_openapi::NamespaceResourceScope
+);
+// Standard channel since v1.5; v1alpha2/v1alpha3 are no longer served there.
+resource!(
+    TlsRoute,
+    "v1",
+    "TLSRoute",
+    "tlsroutes",
     k8s_openapi::NamespaceResourceScope
 );
 // v1beta1 is served by every standard-channel release that has v1 too.

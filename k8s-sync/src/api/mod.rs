@@ -524,10 +524,9 @@ impl Reconciler {
         }
         let problems = events::by_ingress(&translation.problems, &refs);
         drop(refs);
-        let routes = stores.gateway.routes.state();
         let gateway = gateway_status::plan(
             &translation.gateway_status,
-            &routes,
+            &stores.gateway.route_status(),
             &opts.selector.gateway_controller,
             desired.as_deref(),
         );

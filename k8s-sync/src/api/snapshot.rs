@@ -7,7 +7,7 @@
 
 use super::client::{self, ClientSource};
 use super::watch::strip;
-use crate::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+use crate::gateway_api::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TlsRoute};
 use crate::objects::{KubeObject, SourcedObject};
 use crate::translate::referenced_secrets;
 use crate::ClassSelector;
@@ -80,6 +80,12 @@ async fn read(
     }
     for route in list_optional::<HttpRoute>(&apis(client, namespaces), &every).await? {
         push(KubeObject::HttpRoute(route));
+    }
+    for route in list_optional::<GrpcRoute>(&apis(client, namespaces), &every).await? {
+        push(KubeObject::GrpcRoute(route));
+    }
+    for route in list_optional::<TlsRoute>(&apis(client, namespaces), &every).await? {
+        push(KubeObject::TlsRoute(route));
     }
     for grant in list_optional::<ReferenceGrant>(&apis(client, namespaces), &every).await? {
         push(KubeObject::ReferenceGrant(grant));

@@ -15,7 +15,7 @@
 //! [`ApiStats`].
 
 use super::backoff::Exponential;
-use crate::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+use crate::gateway_api::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TlsRoute};
 use crate::objects::{KubeObject, SourcedObject};
 use crate::stats::ApiStats;
 use crate::tls::TLS_SECRET_TYPE;
@@ -28,7 +28,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
-use rauta_shared::config::SecretRef;
+use rauta_shared::config::{RouteKind, SecretRef};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -106,6 +106,31 @@ pub(crate) struct Stores {
     pub(crate) gateway: GatewayStores,
 }
 
+impl GatewayStores {
+    /// The routes' status as the API server holds it, for the status
+    /// writer to keep other controllers' entries.
+    pub(crate) fn route_status(&self) -> super::gateway_status::CurrentStatus {
+        let mut out = super::gateway_status::CurrentStatus::new();
+        let mut put = |kind,
+                       meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+                       status: &Option<serde_json::Value>| {
+            if let (Some(ns), Some(name), Some(s)) = (&meta.namespace, &meta.name, status) {
+                out.insert((kind, ns.clone(), name.clone()), s.clone());
+            }
+        };
+        for r in self.routes.state() {
+            put(RouteKind::HttpRoute, &r.metadata, &r.status);
+        }
+        for r in self.grpc_routes.state() {
+            put(RouteKind::GrpcRoute, &r.metadata, &r.status);
+        }
+        for r in self.tls_routes.state() {
+            put(RouteKind::TlsRoute, &r.metadata, &r.status);
+        }
+        out
+    }
+}
+
 /// Readers of the Gateway API stores. Each kind may be missing from the
 /// cluster (its CRD not installed): its store then stays empty and does
 /// not hold up readiness.
@@ -114,6 +139,8 @@ pub(crate) struct GatewayStores {
     pub(crate) classes: Optional<GatewayClass>,
     pub(crate) gateways: Optional<Gateway>,
     pub(crate) routes: Optional<HttpRoute>,
+    pub(crate) grpc_routes: Optional<GrpcRoute>,
+    pub(crate) tls_routes: Optional<TlsRoute>,
     pub(crate) grants: Optional<ReferenceGrant>,
     /// Namespace labels, for listeners' `allowedRoutes` selectors.
     pub(crate) namespaces: Store<Namespace>,
@@ -393,6 +420,8 @@ impl Stores {
             classes: spawn.optional_cluster(),
             gateways: spawn.optional_scoped(),
             routes: spawn.optional_scoped(),
+            grpc_routes: spawn.optional_scoped(),
+            tls_routes: spawn.optional_scoped(),
             grants: spawn.optional_scoped(),
             namespaces: spawn.cluster(),
         };
@@ -425,6 +454,8 @@ impl Stores {
         g.classes.wait_ready().await?;
         g.gateways.wait_ready().await?;
         g.routes.wait_ready().await?;
+        g.grpc_routes.wait_ready().await?;
+        g.tls_routes.wait_ready().await?;
         g.grants.wait_ready().await?;
         g.namespaces.wait_until_ready().await?;
         Ok(())
@@ -444,6 +475,8 @@ impl Stores {
             ("GatewayClass", g.classes.len()),
             ("Gateway", g.gateways.len()),
             ("HTTPRoute", g.routes.len()),
+            ("GRPCRoute", g.grpc_routes.len()),
+            ("TLSRoute", g.tls_routes.len()),
             ("ReferenceGrant", g.grants.len()),
         ] {
             stats.set_objects(kind, n);
@@ -458,12 +491,24 @@ impl Stores {
         let mut namespaces: BTreeSet<String> =
             ingresses.iter().filter_map(|i| i.namespace()).collect();
         let routes = self.gateway.routes.state();
-        // An HTTPRoute's backends are in its namespace or, granted, another.
+        let grpc_routes = self.gateway.grpc_routes.state();
+        let tls_routes = self.gateway.tls_routes.state();
+        // A route's backends are in its namespace or, granted, another.
         for route in &routes {
             let ns = route.namespace().unwrap_or_default();
             let refs = (route.spec.rules.iter().flatten()).flat_map(|r| &r.backend_refs);
             namespaces.extend(refs.filter_map(|b| b.target.namespace.clone()));
             namespaces.insert(ns);
+        }
+        for route in &grpc_routes {
+            let refs = route.spec.rules.iter().flat_map(|r| &r.backend_refs);
+            namespaces.extend(refs.filter_map(|b| b.target.namespace.clone()));
+            namespaces.insert(route.namespace().unwrap_or_default());
+        }
+        for route in &tls_routes {
+            let refs = route.spec.rules.iter().flat_map(|r| &r.backend_refs);
+            namespaces.extend(refs.filter_map(|b| b.target.namespace.clone()));
+            namespaces.insert(route.namespace().unwrap_or_default());
         }
         let maps: Vec<Arc<ConfigMap>> = self.config_maps.iter().flat_map(Store::state).collect();
         for map in &maps {
@@ -500,6 +545,12 @@ impl Stores {
         }
         for route in routes {
             push(KubeObject::HttpRoute((*route).clone()));
+        }
+        for route in grpc_routes {
+            push(KubeObject::GrpcRoute((*route).clone()));
+        }
+        for route in tls_routes {
+            push(KubeObject::TlsRoute((*route).clone()));
         }
         for grant in g.grants.state() {
             push(KubeObject::ReferenceGrant((*grant).clone()));

@@ -322,7 +322,7 @@ fn web_ingress(ns: &str, path: &str) -> String {
 }
 
 /// The namespaced collections the source reads, by resource.
-const NAMESPACED: [&str; 8] = [
+const NAMESPACED: [&str; 10] = [
     "ingresses",
     "services",
     "endpointslices",
@@ -330,6 +330,8 @@ const NAMESPACED: [&str; 8] = [
     "configmaps",
     "gateways",
     "httproutes",
+    "grpcroutes",
+    "tlsroutes",
     "referencegrants",
 ];
 
@@ -557,6 +559,8 @@ fn a_missing_gateway_api_crd_is_neither_an_error_nor_a_restart() {
         "gatewayclasses",
         "gateways",
         "httproutes",
+        "grpcroutes",
+        "tlsroutes",
         "referencegrants",
     ] {
         assert_eq!(watch(&c, resource), (0, 0), "{resource}");

@@ -175,7 +175,7 @@ fn listeners_admit_routes_by_namespace_kind_section_and_hostname() {
             ", allowedRoutes: {kinds: [{kind: GRPCRoute}]}",
             route("demo", "web", WEB_RULE),
             false,
-            "kinds exclude HTTPRoute",
+            "do not take this kind of route (NotAllowedByListeners)",
         ),
         (
             "a listener hostname no route hostname matches",
@@ -589,7 +589,7 @@ fn status_says_what_was_accepted_and_why_not() {
         ]
     );
     let parents = |name: &str| -> Vec<String> {
-        let r = &s.routes[&("demo".to_string(), name.to_string())];
+        let r = &s.routes[&(RouteKind::HttpRoute, "demo".to_string(), name.to_string())];
         r.parents
             .iter()
             .flat_map(|p| conditions(&p.conditions))
@@ -608,8 +608,13 @@ fn status_says_what_was_accepted_and_why_not() {
         ]
     );
     assert_eq!(parents("elsewhere"), ["Accepted=False(NoMatchingParent)"]);
-    let parent_ref =
-        &s.routes[&("demo".to_string(), "elsewhere".to_string())].parents[0].parent_ref;
+    let parent_ref = &s.routes[&(
+        RouteKind::HttpRoute,
+        "demo".to_string(),
+        "elsewhere".to_string(),
+    )]
+        .parents[0]
+        .parent_ref;
     assert_eq!(parent_ref["sectionName"], "nope");
     assert_eq!(parent_ref["kind"], "Gateway");
 }

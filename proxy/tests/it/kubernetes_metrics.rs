@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Every resource the API source watches (the `resource` label).
-const RESOURCES: [&str; 11] = [
+const RESOURCES: [&str; 13] = [
     "ingresses",
     "ingressclasses",
     "services",
@@ -23,6 +23,8 @@ const RESOURCES: [&str; 11] = [
     "gatewayclasses",
     "gateways",
     "httproutes",
+    "grpcroutes",
+    "tlsroutes",
     "referencegrants",
 ];
 

@@ -18,17 +18,20 @@
 
 mod attach;
 mod grants;
+mod grpc;
 mod listeners;
 mod rules;
 pub mod status;
+mod tls;
 
 use super::index::Index;
 use super::ingress::RuleKey;
 use super::merge::{BackendKey, Builder};
 use crate::problem::Problem;
 use crate::ClassSelector;
+use attach::Route;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use rauta_shared::config::{Conditions, IngressRef, SecretRef};
+use rauta_shared::config::{Conditions, IngressRef, RouteKind, SecretRef, UpstreamProtocol};
 use rauta_shared::policy::RoutePolicy;
 use status::{Condition, GatewayApiStatus, ObjectStatus, RouteStatus};
 use std::cmp::Reverse;
@@ -109,55 +112,63 @@ pub(super) fn add(
         }
     }
     let gateways = listeners::served(index, sel, builder, problems);
+    let http = UpstreamProtocol::Http;
     for ((ns, name), (src, route)) in &index.http_routes {
-        let (attached, mut parents) =
-            attach::attach(ns, name, src, route, &gateways, index, problems);
-        let outcome = if attached.is_empty() {
-            None
-        } else {
-            Some(rules::add(
-                ns, name, src, route, &attached, index, builder, problems,
-            ))
+        let r = Route {
+            kind: RouteKind::HttpRoute,
+            ns,
+            name,
+            src,
+            parent_refs: &route.spec.parent_refs,
+            hostnames: &route.spec.hostnames,
         };
-        if parents.is_empty() {
-            continue;
-        }
-        for parent in &mut parents {
-            let accepted = parent.conditions.first().is_some_and(|c| c.status);
-            let Some(outcome) = outcome.as_ref().filter(|_| accepted) else {
-                continue;
-            };
-            if outcome.dropped == outcome.rules {
-                parent.conditions[0] = Condition::failed(
-                    "Accepted",
-                    "UnsupportedValue",
-                    "every rule has an error (see the route's problems)",
-                );
-            } else if outcome.dropped > 0 {
-                parent.conditions.push(Condition {
-                    kind: "PartiallyInvalid",
-                    status: true,
-                    reason: "UnsupportedValue".into(),
-                    message: format!(
-                        "{} of {} rules have errors and are not served",
-                        outcome.dropped, outcome.rules
-                    ),
-                });
-            }
-            parent.conditions.push(match &outcome.bad_ref {
-                None => Condition::ok("ResolvedRefs", "ResolvedRefs"),
-                Some((reason, message)) => {
-                    Condition::failed("ResolvedRefs", reason, message.clone())
-                }
-            });
-        }
-        out.routes.insert(
-            (ns.to_string(), name.to_string()),
-            RouteStatus {
-                generation: route.metadata.generation,
-                parents,
-            },
-        );
+        let (attached, parents) = attach::attach(&r, &gateways, index, problems);
+        let outcome = (!attached.is_empty()).then(|| {
+            let created = route.metadata.creation_timestamp.clone();
+            let rules = rules::http_rules(route);
+            rules::add(
+                &r, created, rules, http, &attached, index, builder, problems,
+            )
+        });
+        record(&mut out, &r, route.metadata.generation, parents, outcome);
+    }
+    let h2c = UpstreamProtocol::Grpc;
+    for ((ns, name), (src, route)) in &index.grpc_routes {
+        let r = Route {
+            kind: RouteKind::GrpcRoute,
+            ns,
+            name,
+            src,
+            parent_refs: &route.spec.parent_refs,
+            hostnames: &route.spec.hostnames,
+        };
+        let (attached, parents) = attach::attach(&r, &gateways, index, problems);
+        let outcome = (!attached.is_empty()).then(|| {
+            let created = route.metadata.creation_timestamp.clone();
+            let rules = grpc::rules(route);
+            rules::add(&r, created, rules, h2c, &attached, index, builder, problems)
+        });
+        record(&mut out, &r, route.metadata.generation, parents, outcome);
+    }
+    // The oldest TLSRoute claims a contested host first.
+    let mut tls_routes: Vec<_> = index.tls_routes.iter().collect();
+    tls_routes.sort_by_key(|(key, (_, route))| {
+        let created = route.metadata.creation_timestamp.clone();
+        (created.is_none(), created, *key)
+    });
+    for ((ns, name), (src, route)) in tls_routes {
+        let r = Route {
+            kind: RouteKind::TlsRoute,
+            ns,
+            name,
+            src,
+            parent_refs: &route.spec.parent_refs,
+            hostnames: &route.spec.hostnames,
+        };
+        let (attached, parents) = attach::attach(&r, &gateways, index, problems);
+        let outcome = (!attached.is_empty())
+            .then(|| tls::add(&r, route, &attached, index, builder, problems));
+        record(&mut out, &r, route.metadata.generation, parents, outcome);
     }
     for ((ns, name), served) in &gateways {
         let generation = index
@@ -170,4 +181,53 @@ pub(super) fn add(
         );
     }
     out
+}
+
+/// Records a route's status per parent: Accepted from attaching, then
+/// what became of its rules (every rule bad: not accepted; some:
+/// PartiallyInvalid) and ResolvedRefs.
+fn record(
+    out: &mut GatewayApiStatus,
+    route: &Route<'_>,
+    generation: Option<i64>,
+    mut parents: Vec<status::ParentStatus>,
+    outcome: Option<rules::Outcome>,
+) {
+    if parents.is_empty() {
+        return;
+    }
+    for parent in &mut parents {
+        let accepted = parent.conditions.first().is_some_and(|c| c.status);
+        let Some(outcome) = outcome.as_ref().filter(|_| accepted) else {
+            continue;
+        };
+        if outcome.dropped == outcome.rules {
+            parent.conditions[0] = Condition::failed(
+                "Accepted",
+                "UnsupportedValue",
+                "every rule has an error (see the route's problems)",
+            );
+        } else if outcome.dropped > 0 {
+            parent.conditions.push(Condition {
+                kind: "PartiallyInvalid",
+                status: true,
+                reason: "UnsupportedValue".into(),
+                message: format!(
+                    "{} of {} rules have errors and are not served",
+                    outcome.dropped, outcome.rules
+                ),
+            });
+        }
+        parent.conditions.push(match &outcome.bad_ref {
+            None => Condition::ok("ResolvedRefs", "ResolvedRefs"),
+            Some((reason, message)) => Condition::failed("ResolvedRefs", reason, message.clone()),
+        });
+    }
+    out.routes.insert(
+        (route.kind, route.ns.to_string(), route.name.to_string()),
+        RouteStatus {
+            generation,
+            parents,
+        },
+    );
 }
