@@ -3,8 +3,8 @@
 //! GRPCRoute. The cases port what `conformance/tests/grpcroute-exact-
 //! method-matching`, `-header-matching` and `-listener-hostname-matching`
 //! check: a call goes to the rule its service, method and metadata match,
-//! a call nothing matches is UNIMPLEMENTED, and each server counts the
-//! calls it got.
+//! a call nothing matches is UNIMPLEMENTED, one whose backend is missing
+//! UNAVAILABLE, and each server counts the calls it got.
 
 use crate::common::start;
 use rauta_testkit::grpc::{self, GrpcServer};
@@ -48,6 +48,9 @@ spec:
   - matches:
     - method: {type: RegularExpression, service: 'rauta\\.test\\..*', method: 'Server.*'}
     backendRefs: [{name: grpc-b, port: 8080}]
+  - matches:
+    - method: {service: rauta.test.Echo, method: Bidi}
+    backendRefs: [{name: missing, port: 8080}]
 ";
 
 /// Service infra/`name` (port 8080) with one ready endpoint: `server`.
@@ -116,6 +119,9 @@ fn grpc_calls_go_to_the_rule_their_method_and_metadata_match() {
     assert_eq!(code(&v), "UNIMPLEMENTED", "{v}");
     let v = grpc::call(at, "other.example.com", &["unary", "four"]);
     assert_eq!(code(&v), "UNIMPLEMENTED", "{v}");
+    // A rule whose Service is missing: UNAVAILABLE, as the spec says.
+    let v = grpc::call(at, host, &["bidi", "2"]);
+    assert_eq!(code(&v), "UNAVAILABLE", "{v}");
 
     assert_eq!(calls(&a), 2, "the plain Unary calls");
     assert_eq!(calls(&b), 2, "the v2 Unary and the ServerStream");

@@ -185,8 +185,18 @@ pub(super) fn add(
             Some(k) => k,
             None => builder.no_backend(ns),
         };
+        // gRPC: an invalid share, or no backend at all, is UNAVAILABLE (a
+        // backend without endpoints: 503), not the 500 (INTERNAL) of HTTP.
+        let grpc = protocol.is_h2();
+        let refs: Vec<(Option<BackendKey>, u32)> = match grpc {
+            true => (refs.into_iter())
+                .map(|(k, w)| (Some(k.unwrap_or_else(|| builder.no_backend(ns))), w))
+                .collect(),
+            false => refs,
+        };
         let split = match refs.as_slice() {
             _ if redirects => None,
+            [] if grpc => None,
             [(Some(_), w)] if *w > 0 => None,
             _ => Some(refs),
         };
