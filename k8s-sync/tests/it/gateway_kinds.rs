@@ -310,3 +310,64 @@ fn an_ingress_ssl_passthrough_wins_a_host_over_a_tls_route() {
         "{warnings:#?}"
     );
 }
+
+#[test]
+fn listeners_rauta_cannot_tell_apart_are_conflicted_and_not_served() {
+    // `http` (port 80, no hostname) is in `gateway`; these share its port
+    // or each other's.
+    let more = "  - {name: plain-twin, port: 80, protocol: HTTP}\n\
+                \x20 - {name: tls-on-80, port: 80, protocol: TLS, hostname: x.example.com, tls: {mode: Passthrough}}\n\
+                \x20 - {name: a, port: 8443, protocol: HTTPS, hostname: a.example.com, tls: {certificateRefs: [{name: c}]}}\n\
+                \x20 - {name: a-pass, port: 8443, protocol: TLS, hostname: A.example.com, tls: {mode: Passthrough}}\n";
+    let t = run(&format!("{CLASSES}{WEB}{}", gateway(more)));
+    let gw = &t.gateway_status.gateways[&("demo".to_string(), "gw".to_string())];
+    let of = |name: &str| {
+        let l = gw.listeners.iter().find(|l| l.name == name).expect(name);
+        l.conditions
+            .iter()
+            .map(|c| {
+                let status = if c.status { "True" } else { "False" };
+                format!("{}={status}({})", c.kind, c.reason)
+            })
+            .collect::<Vec<_>>()
+    };
+    for (name, reason) in [
+        ("http", "ProtocolConflict"),
+        ("plain-twin", "ProtocolConflict"),
+        ("tls-on-80", "ProtocolConflict"),
+        ("a", "HostnameConflict"),
+        ("a-pass", "HostnameConflict"),
+    ] {
+        assert_eq!(
+            of(name),
+            [
+                format!("Accepted=False({reason})"),
+                "ResolvedRefs=True(ResolvedRefs)".to_string(),
+                format!("Conflicted=True({reason})"),
+                format!("Programmed=False({reason})"),
+            ],
+            "{name}"
+        );
+    }
+    // The passthrough listener on 443 is distinct and served.
+    assert_eq!(of("pass")[2], "Conflicted=False(NoConflicts)");
+    let accepted = &gw.object.conditions[0];
+    assert_eq!(
+        (accepted.status, accepted.reason.as_str()),
+        (true, "ListenersNotValid")
+    );
+    assert!(
+        accepted
+            .message
+            .contains("http, plain-twin, tls-on-80, a, a-pass"),
+        "{}",
+        accepted.message
+    );
+    let warnings = messages(&t.problems, Severity::Warning);
+    assert!(
+        warnings.iter().any(|w| w.contains(
+            "listener \"a\": port 8443 also has listener \"a-pass\" with the same hostname"
+        )),
+        "{warnings:#?}"
+    );
+}

@@ -37,6 +37,8 @@ pub(super) struct ServedListener<'a> {
     /// The route kinds it takes: its protocol's, narrowed by
     /// `allowedRoutes.kinds`; empty when it is not served.
     pub(super) kinds: Vec<RouteKind>,
+    /// `HostnameConflict` or `ProtocolConflict`: not served.
+    pub(super) conflicted: Option<&'static str>,
 }
 
 /// Which of rauta's listeners a Gateway listener is served on.
@@ -72,11 +74,25 @@ pub(super) fn served<'a>(
             Problem::warning(Some(format!("Gateway {ns}/{name}")), message)
                 .in_file(src.file.clone())
         };
-        let listeners = gateway
-            .spec
-            .listeners
-            .iter()
-            .map(|l| listener(ns, name, l, index, sel, builder, &warn, problems))
+        let conflicts = conflicts(&gateway.spec.listeners);
+        let listeners = (gateway.spec.listeners.iter().zip(conflicts))
+            .map(|(l, conflict)| match conflict {
+                Some((reason, message)) => {
+                    let place = format!("listener {:?}", l.name);
+                    problems.push(warn(format!("{place}: {message}; listener not served")));
+                    ServedListener {
+                        spec: l,
+                        scope: None,
+                        hostname: None,
+                        refused: Some((reason, message)),
+                        bad_ref: None,
+                        attached: Default::default(),
+                        kinds: Vec::new(),
+                        conflicted: Some(reason),
+                    }
+                }
+                None => listener(ns, name, l, index, sel, builder, &warn, problems),
+            })
             .collect();
         out.insert((ns, name), Served { listeners });
     }
@@ -117,6 +133,7 @@ fn listener<'a>(
                 bad_ref: None,
                 attached: Default::default(),
                 kinds: Vec::new(),
+                conflicted: None,
             };
         }
     };
@@ -236,6 +253,62 @@ fn listener<'a>(
         bad_ref,
         attached: Default::default(),
         kinds,
+        conflicted: None,
+    }
+}
+
+/// Listeners that rauta could not tell apart, each with its reason and a
+/// message: on one port, plain HTTP beside HTTPS or TLS
+/// (`ProtocolConflict`: one socket speaks one of them), or two HTTPS/TLS
+/// or two HTTP listeners with the same hostname (`HostnameConflict`: no
+/// SNI or Host could pick one). None of them is served, as the spec says.
+fn conflicts(listeners: &[Listener]) -> Vec<Option<(&'static str, String)>> {
+    let web = |l: &Listener| matches!(l.protocol.as_str(), "HTTP" | "HTTPS" | "TLS");
+    let host = |l: &Listener| l.hostname.as_deref().map(str::to_ascii_lowercase);
+    listeners
+        .iter()
+        .map(|l| {
+            if !web(l) {
+                return None;
+            }
+            let others = listeners
+                .iter()
+                .filter(|o| !std::ptr::eq(*o, l) && web(o) && o.port == l.port);
+            let mut names = Vec::new();
+            let mut reason = None;
+            for o in others {
+                let plain = |x: &Listener| x.protocol == "HTTP";
+                if plain(o) != plain(l) {
+                    reason = Some("ProtocolConflict");
+                    names.push(o.name.as_str());
+                } else if host(o) == host(l) {
+                    reason = reason.or(Some("HostnameConflict"));
+                    names.push(o.name.as_str());
+                }
+            }
+            let reason = reason?;
+            let message = match reason {
+                "ProtocolConflict" => format!(
+                    "port {} also has {} of another protocol (HTTP and HTTPS/TLS cannot share a port)",
+                    l.port,
+                    quoted(&names)
+                ),
+                _ => format!(
+                    "port {} also has {} with the same hostname",
+                    l.port,
+                    quoted(&names)
+                ),
+            };
+            Some((reason, message))
+        })
+        .collect()
+}
+
+fn quoted(names: &[&str]) -> String {
+    let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    match names.len() {
+        1 => format!("listener {}", names[0]),
+        _ => format!("listeners {}", names.join(", ")),
     }
 }
 
@@ -359,10 +432,23 @@ pub(super) fn status(gateway: &Served<'_>, generation: Option<i64>) -> GatewaySt
                     conditions.push(Condition::failed("ResolvedRefs", reason, message.clone()))
                 }
             }
-            conditions.push(Condition::failed("Conflicted", "NoConflicts", ""));
-            conditions.push(match l.scope {
-                Some(_) => Condition::ok("Programmed", "Programmed"),
-                None => Condition::failed("Programmed", "Invalid", "the listener is not served"),
+            conditions.push(match l.conflicted {
+                Some(reason) => Condition {
+                    kind: "Conflicted",
+                    status: true,
+                    reason: reason.into(),
+                    message: l.refused.as_ref().map_or(String::new(), |r| r.1.clone()),
+                },
+                None => Condition::failed("Conflicted", "NoConflicts", ""),
+            });
+            conditions.push(match (l.scope, l.conflicted) {
+                (Some(_), _) => Condition::ok("Programmed", "Programmed"),
+                (None, Some(reason)) => {
+                    Condition::failed("Programmed", reason, "the listener conflicts with another")
+                }
+                (None, None) => {
+                    Condition::failed("Programmed", "Invalid", "the listener is not served")
+                }
             });
             ListenerStatus {
                 name: l.spec.name.clone(),
@@ -373,7 +459,24 @@ pub(super) fn status(gateway: &Served<'_>, generation: Option<i64>) -> GatewaySt
         })
         .collect();
     let served = gateway.listeners.iter().any(|l| l.scope.is_some());
-    let conditions = if served {
+    let conflicted: Vec<&str> = (gateway.listeners.iter())
+        .filter(|l| l.conflicted.is_some())
+        .map(|l| l.spec.name.as_str())
+        .collect();
+    let conditions = if served && !conflicted.is_empty() {
+        vec![
+            Condition {
+                kind: "Accepted",
+                status: true,
+                reason: "ListenersNotValid".into(),
+                message: format!(
+                    "conflicted listeners are not served: {}",
+                    conflicted.join(", ")
+                ),
+            },
+            Condition::ok("Programmed", "Programmed"),
+        ]
+    } else if served {
         vec![
             Condition::ok("Accepted", "Accepted"),
             Condition::ok("Programmed", "Programmed"),
