@@ -371,3 +371,67 @@ fn listeners_rauta_cannot_tell_apart_are_conflicted_and_not_served() {
         "{warnings:#?}"
     );
 }
+
+#[test]
+fn of_an_httproute_and_a_grpcroute_sharing_a_host_the_older_is_served() {
+    let with_age = |doc: String, at: &str| {
+        doc.replace(
+            "namespace: demo}",
+            &format!("namespace: demo, creationTimestamp: '{at}'}}"),
+        )
+    };
+    let http = with_age(
+        route(
+            "HTTPRoute",
+            "web",
+            "  hostnames: [api.example.com]\n  rules:\n  - backendRefs: [{name: web, port: 80}]\n",
+        ),
+        "2026-01-01T00:00:00Z",
+    );
+    let grpc = with_age(
+        route(
+            "GRPCRoute",
+            "calls",
+            "  hostnames: ['*.example.com']\n  rules:\n  - backendRefs: [{name: web, port: 80}]\n",
+        ),
+        "2026-02-01T00:00:00Z",
+    );
+    // Another host: no conflict.
+    let other = route(
+        "GRPCRoute",
+        "elsewhere",
+        "  hostnames: [grpc.example.net]\n  rules:\n  - backendRefs: [{name: web, port: 80}]\n",
+    );
+    let t = run(&format!("{CLASSES}{WEB}{}{http}{grpc}{other}", gateway("")));
+    assert_eq!(
+        route_conditions(&t, RouteKind::HttpRoute, "web"),
+        ["Accepted=True(Accepted)", "ResolvedRefs=True(ResolvedRefs)"]
+    );
+    assert_eq!(
+        route_conditions(&t, RouteKind::GrpcRoute, "calls"),
+        ["Accepted=False(Conflicted)"]
+    );
+    assert_eq!(
+        route_conditions(&t, RouteKind::GrpcRoute, "elsewhere"),
+        ["Accepted=True(Accepted)", "ResolvedRefs=True(ResolvedRefs)"]
+    );
+    let kinds: Vec<(RouteKind, String)> = t
+        .config
+        .rules
+        .iter()
+        .map(|r| (r.source.kind, r.source.name.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (RouteKind::HttpRoute, "web".to_string()),
+            (RouteKind::GrpcRoute, "elsewhere".to_string())
+        ]
+    );
+    let warnings = messages(&t.problems, Severity::Warning);
+    assert!(
+        warnings.iter().any(|w| w.contains("GRPCRoute demo/calls")
+            && w.contains("HTTPRoute demo/web, which is older")),
+        "{warnings:#?}"
+    );
+}

@@ -178,6 +178,23 @@ pub(super) fn attach(
     (merge_scopes(scopes), parents)
 }
 
+/// True when two routes' attachments share a host (one takes the other's
+/// names) on a listener scope they both reach.
+pub(super) fn overlap(a: &[Attachment], b: &[Attachment]) -> bool {
+    let scopes = |x: &Attachment, y: &Attachment| match (x.tls, y.tls) {
+        (None, _) | (_, None) => true,
+        (Some(s), Some(t)) => s == t && (x.port.is_none() || y.port.is_none() || x.port == y.port),
+    };
+    a.iter().any(|x| {
+        b.iter().any(|y| {
+            scopes(x, y)
+                && (!intersect(Some(&x.host), std::slice::from_ref(&y.host)).is_empty()
+                    || x.host == HostMatch::Any
+                    || y.host == HostMatch::Any)
+        })
+    })
+}
+
 /// A parentRef as the status repeats it, defaults filled in.
 fn parent_json(parent: &crate::gateway_api::ObjectRef, gw_ns: &str) -> serde_json::Value {
     let mut v = serde_json::json!({

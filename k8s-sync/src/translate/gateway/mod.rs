@@ -112,8 +112,14 @@ pub(super) fn add(
         }
     }
     let gateways = listeners::served(index, sel, builder, problems);
-    let http = UpstreamProtocol::Http;
-    for ((ns, name), (src, route)) in &index.http_routes {
+    // HTTPRoutes and GRPCRoutes: attached first, so that of two routes of
+    // the two kinds sharing a host on a listener only the older is served.
+    enum Rules<'a> {
+        Http(&'a crate::gateway_api::HttpRoute),
+        Grpc(&'a crate::gateway_api::GrpcRoute),
+    }
+    let mut web = Vec::new();
+    let http_routes = (index.http_routes.iter()).map(|(&(ns, name), &(src, route))| {
         let r = Route {
             kind: RouteKind::HttpRoute,
             ns,
@@ -122,18 +128,9 @@ pub(super) fn add(
             parent_refs: &route.spec.parent_refs,
             hostnames: &route.spec.hostnames,
         };
-        let (attached, parents) = attach::attach(&r, &gateways, index, problems);
-        let outcome = (!attached.is_empty()).then(|| {
-            let created = route.metadata.creation_timestamp.clone();
-            let rules = rules::http_rules(route);
-            rules::add(
-                &r, created, rules, http, &attached, index, builder, problems,
-            )
-        });
-        record(&mut out, &r, route.metadata.generation, parents, outcome);
-    }
-    let h2c = UpstreamProtocol::Grpc;
-    for ((ns, name), (src, route)) in &index.grpc_routes {
+        (r, &route.metadata, Rules::Http(route))
+    });
+    let grpc_routes = (index.grpc_routes.iter()).map(|(&(ns, name), &(src, route))| {
         let r = Route {
             kind: RouteKind::GrpcRoute,
             ns,
@@ -142,13 +139,54 @@ pub(super) fn add(
             parent_refs: &route.spec.parent_refs,
             hostnames: &route.spec.hostnames,
         };
+        (r, &route.metadata, Rules::Grpc(route))
+    });
+    for (r, meta, rules) in http_routes.chain(grpc_routes) {
         let (attached, parents) = attach::attach(&r, &gateways, index, problems);
-        let outcome = (!attached.is_empty()).then(|| {
-            let created = route.metadata.creation_timestamp.clone();
-            let rules = grpc::rules(route);
-            rules::add(&r, created, rules, h2c, &attached, index, builder, problems)
+        let created = meta.creation_timestamp.clone();
+        let age = (created.is_none(), created, r.ns, r.name);
+        web.push((age, r, meta.generation, rules, attached, parents));
+    }
+    web.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut served: Vec<(RouteKind, String, Vec<attach::Attachment>)> = Vec::new();
+    for (_, r, generation, rules, attached, mut parents) in web {
+        let rival = served.iter().find(|(kind, _, theirs)| {
+            *kind != r.kind && attach::overlap(&attached, theirs)
         });
-        record(&mut out, &r, route.metadata.generation, parents, outcome);
+        if let Some((kind, rival, _)) = rival {
+            let message = format!(
+                "shares a hostname on a listener with {} {rival}, which is older: a listener serves HTTPRoutes or GRPCRoutes for a host, not both",
+                kind.as_str()
+            );
+            problems.push(
+                Problem::warning(Some(r.object()), format!("{message}; not served"))
+                    .in_file(r.src.file.clone()),
+            );
+            for p in parents.iter_mut().filter(|p| p.conditions[0].status) {
+                p.conditions[0] = Condition::failed("Accepted", "Conflicted", message.clone());
+            }
+            record(&mut out, &r, generation, parents, None);
+            continue;
+        }
+        let outcome = (!attached.is_empty()).then(|| {
+            let (created, rules, protocol) = match rules {
+                Rules::Http(route) => (
+                    route.metadata.creation_timestamp.clone(),
+                    rules::http_rules(route),
+                    UpstreamProtocol::Http,
+                ),
+                Rules::Grpc(route) => (
+                    route.metadata.creation_timestamp.clone(),
+                    grpc::rules(route),
+                    UpstreamProtocol::Grpc,
+                ),
+            };
+            rules::add(
+                &r, created, rules, protocol, &attached, index, builder, problems,
+            )
+        });
+        record(&mut out, &r, generation, parents, outcome);
+        served.push((r.kind, format!("{}/{}", r.ns, r.name), attached));
     }
     // The oldest TLSRoute claims a contested host first.
     let mut tls_routes: Vec<_> = index.tls_routes.iter().collect();
