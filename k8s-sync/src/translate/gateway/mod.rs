@@ -150,9 +150,9 @@ pub(super) fn add(
     web.sort_by(|a, b| a.0.cmp(&b.0));
     let mut served: Vec<(RouteKind, String, Vec<attach::Attachment>)> = Vec::new();
     for (_, r, generation, rules, attached, mut parents) in web {
-        let rival = served.iter().find(|(kind, _, theirs)| {
-            *kind != r.kind && attach::overlap(&attached, theirs)
-        });
+        let rival = served
+            .iter()
+            .find(|(kind, _, theirs)| *kind != r.kind && attach::overlap(&attached, theirs));
         if let Some((kind, rival, _)) = rival {
             let message = format!(
                 "shares a hostname on a listener with {} {rival}, which is older: a listener serves HTTPRoutes or GRPCRoutes for a host, not both",
