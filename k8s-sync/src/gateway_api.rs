@@ -1,6 +1,6 @@
 //! The part of the Gateway API (`gateway.networking.k8s.io/v1`, standard
 //! channel) that rauta reads: GatewayClass, Gateway, HTTPRoute, GRPCRoute,
-//! TLSRoute and ReferenceGrant, as serde types over k8s-openapi's `ObjectMeta`.
+//! TLSRoute, BackendTLSPolicy and ReferenceGrant, as serde types over k8s-openapi's `ObjectMeta`.
 //!
 //! Hand-written because the `gateway-api` crate follows another kube and
 //! k8s-openapi release than this workspace. Fields rauta does not read are
@@ -487,6 +487,54 @@ pub struct TlsRouteRule {
     pub backend_refs: Vec<HttpBackendRef>,
 }
 
+/// `BackendTLSPolicy`: TLS from rauta to a Service's endpoints, verified.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendTlsPolicy {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: BackendTlsPolicySpec,
+    /// The status as the API server holds it: other controllers'
+    /// `status.ancestors` entries are kept when ours are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
+}
+
+/// `BackendTLSPolicy.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendTlsPolicySpec {
+    /// The Services (and ports, by `sectionName`) it applies to.
+    #[serde(default)]
+    pub target_refs: Vec<ObjectRef>,
+    /// How the endpoints' certificates are verified.
+    #[serde(default)]
+    pub validation: BackendTlsValidation,
+    /// Implementation-specific options (none are known: reported).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// `BackendTLSPolicyValidation`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendTlsValidation {
+    /// ConfigMaps whose `ca.crt` holds the CA bundle.
+    #[serde(default)]
+    pub ca_certificate_refs: Vec<ObjectRef>,
+    /// `System`: the trust store of the system rauta runs on.
+    #[serde(default)]
+    pub well_known_ca_certificates: Option<String>,
+    /// Sent as SNI and verified against the certificate.
+    #[serde(default)]
+    pub hostname: String,
+    /// Names verified instead of `hostname` (reported: not supported yet).
+    #[serde(default)]
+    pub subject_alt_names: Vec<serde_json::Value>,
+}
+
 /// `ReferenceGrant` (`v1beta1`, and `v1` where served).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceGrant {
@@ -598,6 +646,13 @@ resource!(
     "v1",
     "TLSRoute",
     "tlsroutes",
+    k8s_openapi::NamespaceResourceScope
+);
+resource!(
+    BackendTlsPolicy,
+    "v1",
+    "BackendTLSPolicy",
+    "backendtlspolicies",
     k8s_openapi::NamespaceResourceScope
 );
 // v1beta1 is served by every standard-channel release that has v1 too.

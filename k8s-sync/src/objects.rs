@@ -1,6 +1,8 @@
 //! The Kubernetes objects that k8s-sync understands, tagged with their source.
 
-use crate::gateway_api::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TlsRoute};
+use crate::gateway_api::{
+    BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TlsRoute,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -50,6 +52,8 @@ pub enum KubeObject {
     GrpcRoute(GrpcRoute),
     /// `gateway.networking.k8s.io/v1` TLSRoute.
     TlsRoute(TlsRoute),
+    /// `gateway.networking.k8s.io/v1` BackendTLSPolicy.
+    BackendTlsPolicy(BackendTlsPolicy),
     /// `gateway.networking.k8s.io/v1beta1` (or `v1`) ReferenceGrant.
     ReferenceGrant(ReferenceGrant),
 }
@@ -70,6 +74,7 @@ impl KubeObject {
             KubeObject::HttpRoute(_) => "HTTPRoute",
             KubeObject::GrpcRoute(_) => "GRPCRoute",
             KubeObject::TlsRoute(_) => "TLSRoute",
+            KubeObject::BackendTlsPolicy(_) => "BackendTLSPolicy",
             KubeObject::ReferenceGrant(_) => "ReferenceGrant",
         }
     }
@@ -97,6 +102,7 @@ impl KubeObject {
             KubeObject::HttpRoute(o) => &o.metadata,
             KubeObject::GrpcRoute(o) => &o.metadata,
             KubeObject::TlsRoute(o) => &o.metadata,
+            KubeObject::BackendTlsPolicy(o) => &o.metadata,
             KubeObject::ReferenceGrant(o) => &o.metadata,
         }
     }
@@ -116,6 +122,7 @@ impl KubeObject {
             KubeObject::HttpRoute(o) => &mut o.metadata,
             KubeObject::GrpcRoute(o) => &mut o.metadata,
             KubeObject::TlsRoute(o) => &mut o.metadata,
+            KubeObject::BackendTlsPolicy(o) => &mut o.metadata,
             KubeObject::ReferenceGrant(o) => &mut o.metadata,
         }
     }

@@ -76,7 +76,7 @@ impl SourceStats {
 /// The resources the API source reads: the plural (the `resource` label
 /// of the watch counters) and the kind (the `kind` label of the object
 /// counts). A fixed set, so the series are bounded.
-pub const RESOURCES: [(&str, &str); 13] = [
+pub const RESOURCES: [(&str, &str); 14] = [
     ("ingresses", "Ingress"),
     ("ingressclasses", "IngressClass"),
     ("services", "Service"),
@@ -89,17 +89,19 @@ pub const RESOURCES: [(&str, &str); 13] = [
     ("httproutes", "HTTPRoute"),
     ("grpcroutes", "GRPCRoute"),
     ("tlsroutes", "TLSRoute"),
+    ("backendtlspolicies", "BackendTLSPolicy"),
     ("referencegrants", "ReferenceGrant"),
 ];
 
 /// The kinds whose status the leader writes.
-pub const STATUS_KINDS: [&str; 6] = [
+pub const STATUS_KINDS: [&str; 7] = [
     "Ingress",
     "GatewayClass",
     "Gateway",
     "HTTPRoute",
     "GRPCRoute",
     "TLSRoute",
+    "BackendTLSPolicy",
 ];
 
 /// Counters of one resource's watchers (all namespaces together).

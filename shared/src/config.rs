@@ -305,6 +305,8 @@ pub enum RouteKind {
     GrpcRoute,
     /// gateway.networking.k8s.io/v1 TLSRoute (passthrough).
     TlsRoute,
+    /// gateway.networking.k8s.io/v1 BackendTLSPolicy (TLS to a Service).
+    BackendTlsPolicy,
 }
 
 impl RouteKind {
@@ -316,6 +318,7 @@ impl RouteKind {
             RouteKind::Gateway => "Gateway",
             RouteKind::GrpcRoute => "GRPCRoute",
             RouteKind::TlsRoute => "TLSRoute",
+            RouteKind::BackendTlsPolicy => "BackendTLSPolicy",
         }
     }
 }

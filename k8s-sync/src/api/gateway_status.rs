@@ -3,7 +3,9 @@
 //! (only our entries: other controllers' are kept). Deciding is pure
 //! ([`plan`]); writing is a merge patch on the `status` subresource.
 
-use crate::gateway_api::{Gateway, GatewayClass, GrpcRoute, HttpRoute, TlsRoute, GROUP};
+use crate::gateway_api::{
+    BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, TlsRoute, GROUP,
+};
 use crate::translate::gateway_status::{Condition, GatewayApiStatus};
 use k8s_openapi::api::networking::v1::IngressLoadBalancerIngress;
 use kube::api::{Patch, PatchParams};
@@ -133,6 +135,33 @@ pub(crate) fn plan(
             status: json!({ "parents": parents }),
         });
     }
+    for ((ns, name), policy) in &status.policies {
+        let kind = RouteKind::BackendTlsPolicy;
+        let others = current
+            .get(&(kind, ns.clone(), name.clone()))
+            .and_then(|s| s.get("ancestors"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|p| p.get("controllerName").and_then(Value::as_str) != Some(controller))
+            .cloned();
+        let ours = policy.parents.iter().map(|p| {
+            json!({
+                "ancestorRef": p.parent_ref,
+                "controllerName": controller,
+                "conditions": conditions(&p.conditions, policy.generation),
+            })
+        });
+        let ancestors: Vec<Value> = others.chain(ours).collect();
+        out.push(Change {
+            target: Target {
+                kind: kind.as_str(),
+                namespace: ns.clone(),
+                name: name.clone(),
+            },
+            status: json!({ "ancestors": ancestors }),
+        });
+    }
     out
 }
 
@@ -200,6 +229,10 @@ pub(crate) async fn apply(client: &kube::Client, change: &Change) -> Result<(), 
         }
         "TLSRoute" => {
             let api: Api<TlsRoute> = Api::namespaced(client.clone(), &t.namespace);
+            api.patch_status(&t.name, &params, &patch).await.map(|_| ())
+        }
+        "BackendTLSPolicy" => {
+            let api: Api<BackendTlsPolicy> = Api::namespaced(client.clone(), &t.namespace);
             api.patch_status(&t.name, &params, &patch).await.map(|_| ())
         }
         _ => {

@@ -15,7 +15,9 @@
 //! [`ApiStats`].
 
 use super::backoff::Exponential;
-use crate::gateway_api::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TlsRoute};
+use crate::gateway_api::{
+    BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TlsRoute,
+};
 use crate::objects::{KubeObject, SourcedObject};
 use crate::stats::ApiStats;
 use crate::tls::TLS_SECRET_TYPE;
@@ -102,6 +104,8 @@ pub(crate) struct Stores {
     pub(crate) secrets: SecretStore,
     /// The L4 services ConfigMaps the flags name (one watch each, by name).
     pub(crate) config_maps: Vec<Store<ConfigMap>>,
+    /// The CA bundles BackendTLSPolicies name, and only those.
+    pub(crate) ca_maps: SecretStore<ConfigMap>,
     /// The Gateway API kinds, where the cluster has their CRDs.
     pub(crate) gateway: GatewayStores,
 }
@@ -127,6 +131,9 @@ impl GatewayStores {
         for r in self.tls_routes.state() {
             put(RouteKind::TlsRoute, &r.metadata, &r.status);
         }
+        for p in self.backend_tls.state() {
+            put(RouteKind::BackendTlsPolicy, &p.metadata, &p.status);
+        }
         out
     }
 }
@@ -141,6 +148,7 @@ pub(crate) struct GatewayStores {
     pub(crate) routes: Optional<HttpRoute>,
     pub(crate) grpc_routes: Optional<GrpcRoute>,
     pub(crate) tls_routes: Optional<TlsRoute>,
+    pub(crate) backend_tls: Optional<BackendTlsPolicy>,
     pub(crate) grants: Optional<ReferenceGrant>,
     /// Namespace labels, for listeners' `allowedRoutes` selectors.
     pub(crate) namespaces: Store<Namespace>,
@@ -422,6 +430,7 @@ impl Stores {
             routes: spawn.optional_scoped(),
             grpc_routes: spawn.optional_scoped(),
             tls_routes: spawn.optional_scoped(),
+            backend_tls: spawn.optional_scoped(),
             grants: spawn.optional_scoped(),
             namespaces: spawn.cluster(),
         };
@@ -429,7 +438,9 @@ impl Stores {
             &mut spawn,
             config.clone().fields(&format!("type={TLS_SECRET_TYPE}")),
         );
+        let ca_maps = SecretStore::watch(&mut spawn, config.clone());
         Stores {
+            ca_maps,
             gateway,
             config_maps,
             ingresses: spawn.scoped(&config),
@@ -447,6 +458,7 @@ impl Stores {
         self.services.wait_until_ready().await?;
         self.slices.wait_until_ready().await?;
         self.secrets.wait_until_ready().await;
+        self.ca_maps.wait_until_ready().await;
         for map in &self.config_maps {
             map.wait_until_ready().await?;
         }
@@ -456,6 +468,7 @@ impl Stores {
         g.routes.wait_ready().await?;
         g.grpc_routes.wait_ready().await?;
         g.tls_routes.wait_ready().await?;
+        g.backend_tls.wait_ready().await?;
         g.grants.wait_ready().await?;
         g.namespaces.wait_until_ready().await?;
         Ok(())
@@ -470,13 +483,17 @@ impl Stores {
             ("Service", self.services.len()),
             ("EndpointSlice", self.slices.len()),
             ("Secret", self.secrets.held_count()),
-            ("ConfigMap", self.config_maps.iter().map(Store::len).sum()),
+            (
+                "ConfigMap",
+                self.config_maps.iter().map(Store::len).sum::<usize>() + self.ca_maps.held_count(),
+            ),
             ("Namespace", g.namespaces.len()),
             ("GatewayClass", g.classes.len()),
             ("Gateway", g.gateways.len()),
             ("HTTPRoute", g.routes.len()),
             ("GRPCRoute", g.grpc_routes.len()),
             ("TLSRoute", g.tls_routes.len()),
+            ("BackendTLSPolicy", g.backend_tls.len()),
             ("ReferenceGrant", g.grants.len()),
         ] {
             stats.set_objects(kind, n);
@@ -533,6 +550,11 @@ impl Stores {
         for secret in self.secrets.held() {
             push(KubeObject::Secret((*secret).clone()));
         }
+        // CA bundles first: an L4 map of the same name, listed after,
+        // is the one the index keeps (it is the same object).
+        for map in self.ca_maps.held() {
+            push(KubeObject::ConfigMap((*map).clone()));
+        }
         for map in maps {
             push(KubeObject::ConfigMap((*map).clone()));
         }
@@ -552,6 +574,9 @@ impl Stores {
         for route in tls_routes {
             push(KubeObject::TlsRoute((*route).clone()));
         }
+        for policy in g.backend_tls.state() {
+            push(KubeObject::BackendTlsPolicy((*policy).clone()));
+        }
         for grant in g.grants.state() {
             push(KubeObject::ReferenceGrant((*grant).clone()));
         }
@@ -562,38 +587,88 @@ impl Stores {
     }
 }
 
-/// Namespace and name of a Secret.
+/// Namespace and name of an object.
 type SecretKey = (String, String);
 
-fn secret_key(secret: &Secret) -> SecretKey {
-    (secret.namespace().unwrap_or_default(), secret.name_any())
+fn secret_key<K: Resource>(object: &K) -> SecretKey {
+    (object.namespace().unwrap_or_default(), object.name_any())
 }
 
-/// A list in progress: the names seen and the Secrets kept.
-type Listing = (BTreeSet<SecretKey>, BTreeMap<SecretKey, Arc<Secret>>);
+/// An object kind kept only where routing names it: TLS Secrets (private
+/// keys of other applications are never kept in memory) and the CA
+/// ConfigMaps of BackendTLSPolicies.
+pub(crate) trait Referenced:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// Whether an object of this name may be used at all.
+    fn usable(&self) -> bool;
+    /// Until the first reconcile says what is named, everything listed
+    /// is kept (else nothing: what is named is then fetched).
+    const KEEP_ALL_AT_FIRST: bool;
+}
 
-/// What the Secret store knows.
-#[derive(Debug, Default)]
-struct SecretState {
+impl Referenced for Secret {
+    const KEEP_ALL_AT_FIRST: bool = true;
+
+    fn usable(&self) -> bool {
+        self.type_.as_deref() == Some(TLS_SECRET_TYPE)
+    }
+}
+
+impl Referenced for ConfigMap {
+    // Every ConfigMap of the cluster would be held for a moment.
+    const KEEP_ALL_AT_FIRST: bool = false;
+
+    fn usable(&self) -> bool {
+        true
+    }
+}
+
+/// A list in progress: the names seen and the objects kept.
+type Listing<K> = (BTreeSet<SecretKey>, BTreeMap<SecretKey, Arc<K>>);
+
+/// What a referenced-objects store knows.
+#[derive(Debug)]
+struct SecretState<K> {
     /// The Secrets served Ingresses name; `None` until the first
     /// reconcile says, when everything listed is kept.
     referenced: Option<BTreeSet<SecretKey>>,
     /// Every TLS Secret that exists, by name only.
     existing: BTreeSet<SecretKey>,
     /// The referenced ones, whole.
-    held: BTreeMap<SecretKey, Arc<Secret>>,
+    held: BTreeMap<SecretKey, Arc<K>>,
     /// Being fetched because they became referenced after they were seen.
     fetching: BTreeSet<SecretKey>,
     /// The lists in progress, by the scope of their watcher: what each
     /// brought so far.
-    listing: BTreeMap<Scope, Listing>,
+    listing: BTreeMap<Scope, Listing<K>>,
     /// The scopes with a complete first list.
     listed: BTreeSet<Scope>,
     /// How many scopes there are (one watcher each).
     scopes: usize,
 }
 
-impl SecretState {
+impl<K> Default for SecretState<K> {
+    fn default() -> Self {
+        SecretState {
+            referenced: None,
+            existing: BTreeSet::new(),
+            held: BTreeMap::new(),
+            fetching: BTreeSet::new(),
+            listing: BTreeMap::new(),
+            listed: BTreeSet::new(),
+            scopes: 0,
+        }
+    }
+}
+
+impl<K> SecretState<K> {
     fn wanted(&self, key: &SecretKey) -> bool {
         self.referenced.as_ref().is_none_or(|r| r.contains(key))
     }
@@ -602,30 +677,51 @@ impl SecretState {
 /// The TLS Secrets served Ingresses name (a watcher per scope with field
 /// selector `type=kubernetes.io/tls`); every other Secret is dropped as
 /// it arrives.
-#[derive(Clone, Default)]
-pub(crate) struct SecretStore {
-    state: Arc<Mutex<SecretState>>,
+pub(crate) struct SecretStore<K = Secret> {
+    state: Arc<Mutex<SecretState<K>>>,
     ready: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-impl SecretStore {
-    fn lock(&self) -> MutexGuard<'_, SecretState> {
+impl<K> Clone for SecretStore<K> {
+    fn clone(&self) -> Self {
+        SecretStore {
+            state: self.state.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+impl<K> Default for SecretStore<K> {
+    fn default() -> Self {
+        SecretStore {
+            state: Default::default(),
+            ready: Default::default(),
+        }
+    }
+}
+
+impl<K: Referenced> SecretStore<K> {
+    fn lock(&self) -> MutexGuard<'_, SecretState<K>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts one watcher task per scope; every change to a held Secret
     /// wakes `changed`.
-    fn watch(spawn: &mut Spawner<'_>, config: watcher::Config) -> SecretStore {
+    fn watch(spawn: &mut Spawner<'_>, config: watcher::Config) -> SecretStore<K> {
         let scopes = scopes(spawn.namespaces);
         let store = SecretStore::default();
         store.lock().scopes = scopes.len();
+        if !K::KEEP_ALL_AT_FIRST {
+            store.lock().referenced = Some(BTreeSet::new());
+        }
         for scope in scopes {
             let writer = store.clone();
             let (changed, stats) = (spawn.changed.clone(), spawn.stats.clone());
-            let api: Api<Secret> = scoped_api(spawn.client, &scope);
+            let api: Api<K> = scoped_api(spawn.client, &scope);
             let stream = watcher::watcher(api, config.clone())
                 .backoff(Exponential::new(spawn.backoff.min, spawn.backoff.max))
-                .modify(strip::<Secret>);
+                .modify(strip::<K>);
+            let (kind, resource) = (K::kind(&()).into_owned(), K::plural(&()).into_owned());
             let mut listed = false;
             spawn.tasks.spawn(async move {
                 stream
@@ -634,7 +730,7 @@ impl SecretStore {
                             Ok(event) => {
                                 if matches!(event, Event::Init) {
                                     if listed {
-                                        stats.watch_restart("secrets");
+                                        stats.watch_restart(&resource);
                                     }
                                     listed = true;
                                 }
@@ -642,7 +738,7 @@ impl SecretStore {
                                     changed.notify_one();
                                 }
                             }
-                            Err(e) => watch_failed(&stats, "Secret", "secrets", &e),
+                            Err(e) => watch_failed(&stats, &kind, &resource, &e),
                         }
                         futures::future::ready(())
                     })
@@ -654,7 +750,7 @@ impl SecretStore {
 
     /// Applies one watch event of the watcher of `scope`; true when a held
     /// or wanted Secret changed.
-    fn apply(&self, event: Event<Secret>, scope: &Scope) -> bool {
+    fn apply(&self, event: Event<K>, scope: &Scope) -> bool {
         let mut st = self.lock();
         match event {
             Event::Init => {
@@ -716,7 +812,7 @@ impl SecretStore {
     }
 
     /// The Secrets held now.
-    fn held(&self) -> Vec<Arc<Secret>> {
+    fn held(&self) -> Vec<Arc<K>> {
         self.lock().held.values().cloned().collect()
     }
 
@@ -749,11 +845,11 @@ impl SecretStore {
     }
 
     /// Stores a fetched Secret if it is still named; `true` when held.
-    pub(crate) fn fetched(&self, key: &SecretRef, secret: Option<Secret>) -> bool {
+    pub(crate) fn fetched(&self, key: &SecretRef, secret: Option<K>) -> bool {
         let mut st = self.lock();
         let key = (key.namespace.clone(), key.name.clone());
         st.fetching.remove(&key);
-        let Some(secret) = secret.filter(|s| s.type_.as_deref() == Some(TLS_SECRET_TYPE)) else {
+        let Some(secret) = secret.filter(K::usable) else {
             return false;
         };
         if !st.wanted(&key) {

@@ -457,7 +457,7 @@ impl Builder {
         problems: &mut Vec<Problem>,
     ) -> BackendKey {
         let asker = Asker::ingress(ing);
-        let http = UpstreamProtocol::Http;
+        let http = (UpstreamProtocol::Http, None);
         self.plain_backend(
             &asker,
             index,
@@ -589,8 +589,8 @@ impl Builder {
     }
 
     /// A round-robin backend of a Service port by number, speaking
-    /// `protocol` without TLS, as an `auth-url` or a Gateway API route
-    /// names one (no annotations, no endpoint weights).
+    /// `protocol` (with `tls` when set), as an `auth-url` or a Gateway API
+    /// route names one (no annotations, no endpoint weights).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn plain_backend(
         &mut self,
@@ -599,7 +599,7 @@ impl Builder {
         namespace: &str,
         service: &str,
         port: u16,
-        protocol: UpstreamProtocol,
+        (protocol, tls): (UpstreamProtocol, Option<UpstreamTls>),
         problems: &mut Vec<Problem>,
     ) -> BackendKey {
         let backend = BackendRef {
@@ -613,7 +613,7 @@ impl Builder {
             backend.port.clone(),
             policy_key(&LbPolicy::RoundRobin),
             endpoints.iter().map(|e| (e.addr, e.weight)).collect(),
-            (protocol, None),
+            (protocol, tls.clone()),
         );
         self.backends
             .entry(key.clone())
@@ -625,7 +625,7 @@ impl Builder {
                 endpoints,
                 policy: LbPolicy::RoundRobin,
                 protocol,
-                tls: None,
+                tls,
             });
         key
     }

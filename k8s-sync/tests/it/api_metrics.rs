@@ -322,7 +322,7 @@ fn web_ingress(ns: &str, path: &str) -> String {
 }
 
 /// The namespaced collections the source reads, by resource.
-const NAMESPACED: [&str; 10] = [
+const NAMESPACED: [&str; 11] = [
     "ingresses",
     "services",
     "endpointslices",
@@ -332,6 +332,7 @@ const NAMESPACED: [&str; 10] = [
     "httproutes",
     "grpcroutes",
     "tlsroutes",
+    "backendtlspolicies",
     "referencegrants",
 ];
 
@@ -561,6 +562,7 @@ fn a_missing_gateway_api_crd_is_neither_an_error_nor_a_restart() {
         "httproutes",
         "grpcroutes",
         "tlsroutes",
+        "backendtlspolicies",
         "referencegrants",
     ] {
         assert_eq!(watch(&c, resource), (0, 0), "{resource}");

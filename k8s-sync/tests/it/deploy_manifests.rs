@@ -110,7 +110,7 @@ fn rbac_rules(file: &str, kind: &str, name: &str) -> Vec<(String, String)> {
 }
 
 /// What the API source reads (list + watch) and writes, by API group.
-const READ_NAMESPACED: [&str; 10] = [
+const READ_NAMESPACED: [&str; 11] = [
     "networking.k8s.io/ingresses",
     "/services",
     "/secrets",
@@ -120,6 +120,7 @@ const READ_NAMESPACED: [&str; 10] = [
     "gateway.networking.k8s.io/httproutes",
     "gateway.networking.k8s.io/grpcroutes",
     "gateway.networking.k8s.io/tlsroutes",
+    "gateway.networking.k8s.io/backendtlspolicies",
     "gateway.networking.k8s.io/referencegrants",
 ];
 const READ_CLUSTER: [&str; 3] = [
@@ -127,12 +128,13 @@ const READ_CLUSTER: [&str; 3] = [
     "gateway.networking.k8s.io/gatewayclasses",
     "/namespaces",
 ];
-const STATUS_NAMESPACED: [&str; 5] = [
+const STATUS_NAMESPACED: [&str; 6] = [
     "networking.k8s.io/ingresses/status",
     "gateway.networking.k8s.io/gateways/status",
     "gateway.networking.k8s.io/httproutes/status",
     "gateway.networking.k8s.io/grpcroutes/status",
     "gateway.networking.k8s.io/tlsroutes/status",
+    "gateway.networking.k8s.io/backendtlspolicies/status",
 ];
 const STATUS_CLUSTER: &str = "gateway.networking.k8s.io/gatewayclasses/status";
 

@@ -126,6 +126,13 @@ const KINDS: &[Kind] = &[
         namespaced: true,
     },
     Kind {
+        resource: "backendtlspolicies",
+        prefix: "/apis/gateway.networking.k8s.io/v1",
+        kind: "BackendTLSPolicy",
+        api_version: "gateway.networking.k8s.io/v1",
+        namespaced: true,
+    },
+    Kind {
         resource: "referencegrants",
         prefix: "/apis/gateway.networking.k8s.io/v1beta1",
         kind: "ReferenceGrant",

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Every resource the API source watches (the `resource` label).
-const RESOURCES: [&str; 13] = [
+const RESOURCES: [&str; 14] = [
     "ingresses",
     "ingressclasses",
     "services",
@@ -25,6 +25,7 @@ const RESOURCES: [&str; 13] = [
     "httproutes",
     "grpcroutes",
     "tlsroutes",
+    "backendtlspolicies",
     "referencegrants",
 ];
 

@@ -17,6 +17,7 @@
 //! reported: the Ingress is what served the host before the move.
 
 mod attach;
+mod backend_tls;
 mod grants;
 mod grpc;
 mod listeners;
@@ -35,6 +36,7 @@ use rauta_shared::config::{Conditions, IngressRef, RouteKind, SecretRef, Upstrea
 use rauta_shared::policy::RoutePolicy;
 use status::{Condition, GatewayApiStatus, ObjectStatus, RouteStatus};
 use std::cmp::Reverse;
+use std::collections::BTreeMap;
 
 /// Route age: missing timestamps sort after present ones, then by
 /// namespace/name.
@@ -112,6 +114,9 @@ pub(super) fn add(
         }
     }
     let gateways = listeners::served(index, sel, builder, problems);
+    let policies = backend_tls::Policies::new(index, problems);
+    // Each BackendTLSPolicy's ancestors: the Gateways of the routes using it.
+    let mut ancestors: BTreeMap<backend_tls::PolicyKey, Vec<serde_json::Value>> = BTreeMap::new();
     // HTTPRoutes and GRPCRoutes: attached first, so that of two routes of
     // the two kinds sharing a host on a listener only the older is served.
     enum Rules<'a> {
@@ -182,9 +187,22 @@ pub(super) fn add(
                 ),
             };
             rules::add(
-                &r, created, rules, protocol, &attached, index, builder, problems,
+                &r, created, rules, protocol, &policies, &attached, index, builder, problems,
             )
         });
+        for policy in outcome.iter().flat_map(|o| &o.policies) {
+            let list = ancestors.entry(policy.clone()).or_default();
+            for p in parents.iter().filter(|p| p.conditions[0].status) {
+                let mut gateway = p.parent_ref.clone();
+                if let Some(g) = gateway.as_object_mut() {
+                    g.remove("sectionName");
+                    g.remove("port");
+                }
+                if !list.contains(&gateway) {
+                    list.push(gateway);
+                }
+            }
+        }
         record(&mut out, &r, generation, parents, outcome);
         served.push((r.kind, format!("{}/{}", r.ns, r.name), attached));
     }
@@ -207,6 +225,25 @@ pub(super) fn add(
         let outcome = (!attached.is_empty())
             .then(|| tls::add(&r, route, &attached, index, builder, problems));
         record(&mut out, &r, route.metadata.generation, parents, outcome);
+    }
+    for (key, generation, conditions) in policies.conditions() {
+        let Some(list) = ancestors.get(key) else {
+            continue;
+        };
+        let parents = list
+            .iter()
+            .map(|gateway| status::ParentStatus {
+                parent_ref: gateway.clone(),
+                conditions: conditions.to_vec(),
+            })
+            .collect();
+        out.policies.insert(
+            key.clone(),
+            RouteStatus {
+                generation,
+                parents,
+            },
+        );
     }
     for ((ns, name), served) in &gateways {
         let generation = index

@@ -9,6 +9,7 @@ use super::super::endpoints::Asker;
 use super::super::index::Index;
 use super::super::merge::{BackendKey, Builder};
 use super::attach::{Attachment, Route};
+use super::backend_tls::{Policies, PolicyKey};
 use super::grants;
 use super::{GatewayRule, RouteOrder};
 use crate::gateway_api::{
@@ -23,6 +24,7 @@ use rauta_shared::config::{
 use rauta_shared::policy::{
     is_header_name, HeaderModifier, PathRewrite, RequestRedirect, RoutePolicy,
 };
+use std::collections::BTreeSet;
 
 /// The methods an HTTPRoute match may name.
 const METHODS: &[&str] = &[
@@ -37,6 +39,8 @@ pub(super) struct Outcome {
     pub(super) dropped: usize,
     /// The first invalid backendRef: the spec's reason and a message.
     pub(super) bad_ref: Option<(&'static str, String)>,
+    /// BackendTLSPolicies that apply to its backends.
+    pub(super) policies: BTreeSet<PolicyKey>,
 }
 
 /// One rule of an HTTPRoute or a GRPCRoute, its matches already read.
@@ -82,13 +86,14 @@ pub(super) fn http_rules(route: &HttpRoute) -> Vec<RuleInput<'_>> {
 }
 
 /// Adds the rules of one attached route to `builder`; its backends speak
-/// `protocol`.
+/// `protocol` (with TLS where `policies` say).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn add(
     route: &Route<'_>,
     created: Option<Time>,
     rules: Vec<RuleInput<'_>>,
     protocol: UpstreamProtocol,
+    policies: &Policies,
     attached: &[Attachment],
     index: &Index<'_>,
     builder: &mut Builder,
@@ -106,6 +111,7 @@ pub(super) fn add(
     };
     let order: RouteOrder = (created.is_none(), created, source.clone());
     let count = rules.len();
+    let mut used = BTreeSet::new();
     for (i, rule) in rules.into_iter().enumerate() {
         let place = match rule.name {
             Some(n) => format!("rules[{i}] ({n:?})"),
@@ -167,16 +173,19 @@ pub(super) fn add(
             .iter()
             .enumerate()
             .map(|(k, b)| {
-                let key = backend(route, b, protocol, index, builder, &asker, problems)
-                    .map_err(|(reason, e)| {
-                        if !redirects {
-                            problems.push(warn(format!(
-                                "backendRefs[{k}]: {e}; its share of requests is answered 500"
-                            )));
-                            bad_ref.get_or_insert((reason, e));
-                        }
-                    })
-                    .ok();
+                let policies = Some((policies, &mut used));
+                let key = backend(
+                    route, b, protocol, policies, index, builder, &asker, problems,
+                )
+                .map_err(|(reason, e)| {
+                    if !redirects {
+                        problems.push(warn(format!(
+                            "backendRefs[{k}]: {e}; its share of requests is answered 500"
+                        )));
+                        bad_ref.get_or_insert((reason, e));
+                    }
+                })
+                .ok();
                 (key, u32::try_from(b.weight.unwrap_or(1)).unwrap_or(0))
             })
             .collect();
@@ -227,6 +236,7 @@ pub(super) fn add(
         rules: count,
         dropped,
         bad_ref,
+        policies: used,
     }
 }
 
@@ -570,11 +580,15 @@ fn duration_ms(raw: &str) -> Result<u64, String> {
     Ok(total)
 }
 
-/// The backend of one backendRef, or why it is invalid.
+/// The backend of one backendRef, or why it is invalid. With `policies`,
+/// a BackendTLSPolicy for its Service port turns on TLS (its key is put in
+/// `used`).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn backend(
     route: &Route<'_>,
     b: &HttpBackendRef,
     protocol: UpstreamProtocol,
+    policies: Option<(&Policies, &mut BTreeSet<PolicyKey>)>,
     index: &Index<'_>,
     builder: &mut Builder,
     asker: &Asker<'_>,
@@ -621,7 +635,15 @@ pub(super) fn backend(
             format!("Service {svc_ns}/{} not found (BackendNotFound)", t.name),
         ));
     }
-    Ok(builder.plain_backend(asker, index, svc_ns, &t.name, port, protocol, problems))
+    let speech = match policies {
+        Some((policies, used)) => {
+            let (protocol, tls, policy) = policies.apply(index, svc_ns, &t.name, port, protocol);
+            used.extend(policy);
+            (protocol, tls)
+        }
+        None => (protocol, None),
+    };
+    Ok(builder.plain_backend(asker, index, svc_ns, &t.name, port, speech, problems))
 }
 
 #[cfg(test)]

@@ -101,4 +101,7 @@ pub struct GatewayApiStatus {
     /// Routes (HTTPRoute, GRPCRoute, TLSRoute) with a parentRef to one of
     /// our Gateways, by (kind, namespace, name).
     pub routes: BTreeMap<(RouteKind, String, String), RouteStatus>,
+    /// BackendTLSPolicies our routes use, by (namespace, name): one entry
+    /// per ancestor Gateway (`status.ancestors`).
+    pub policies: BTreeMap<(String, String), RouteStatus>,
 }

@@ -29,6 +29,7 @@ pub(super) fn add(
         rules: tls.spec.rules.len().max(1),
         dropped: 0,
         bad_ref: None,
+        policies: Default::default(),
     };
     let Some(rule) = tls.spec.rules.first() else {
         problems.push(warn("no rules: connections are refused".into()));
@@ -55,7 +56,7 @@ pub(super) fn add(
                 service_upstream: false,
             };
             let http = UpstreamProtocol::Http;
-            match backend(route, b, http, index, builder, &asker, problems) {
+            match backend(route, b, http, None, index, builder, &asker, problems) {
                 Ok(key) => key,
                 Err((reason, message)) => {
                     problems.push(warn(format!(
