@@ -20,6 +20,9 @@ const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// A policy by (namespace, name).
 pub(super) type PolicyKey = (String, String);
 
+/// What a policy targets: namespace, Service, port name (none: every port).
+type Target = (String, String, Option<String>);
+
 /// What one policy gives, and its own conditions.
 struct Policy {
     key: PolicyKey,
@@ -34,8 +37,8 @@ struct Policy {
 /// Every BackendTLSPolicy, indexed by what it targets.
 pub(super) struct Policies {
     policies: Vec<Policy>,
-    /// (namespace, Service, port name or none) -> index into `policies`.
-    targets: BTreeMap<(String, String, Option<String>), usize>,
+    /// What each policy targets -> index into `policies`.
+    targets: BTreeMap<Target, usize>,
 }
 
 impl Policies {
@@ -43,7 +46,7 @@ impl Policies {
     /// for one target) are decided by age, then namespace/name.
     pub(super) fn new(index: &Index<'_>, problems: &mut Vec<Problem>) -> Policies {
         let mut policies = Vec::new();
-        let mut wanted: Vec<((String, String, Option<String>), usize)> = Vec::new();
+        let mut wanted: Vec<(Target, usize)> = Vec::new();
         for (&(ns, name), &(src, policy)) in &index.backend_tls {
             let object = format!("BackendTLSPolicy {ns}/{name}");
             let warn = |message: String| {
@@ -72,7 +75,7 @@ impl Policies {
                 conditions,
             });
         }
-        let mut targets: BTreeMap<(String, String, Option<String>), usize> = BTreeMap::new();
+        let mut targets: BTreeMap<Target, usize> = BTreeMap::new();
         for (target, i) in wanted {
             let Some(&held) = targets.get(&target) else {
                 targets.insert(target, i);
