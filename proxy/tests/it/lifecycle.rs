@@ -201,6 +201,73 @@ fn not_ready_until_a_table_is_live() {
     });
 }
 
+/// `/routes` and `/status.json` of the moment `/readyz` first answers 200
+/// with `generation >= min`, polled with no pause.
+fn first_ready_views(rauta: &Rauta, min: u64) -> (u64, serde_json::Value, serde_json::Value) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "never ready; log:\n{}",
+            rauta.log()
+        );
+        let Ok(ready) = rauta.admin_get("/readyz") else {
+            continue;
+        };
+        let generation = ready
+            .text()
+            .trim()
+            .strip_prefix("ready generation=")
+            .and_then(|g| g.parse::<u64>().ok());
+        let Some(generation) = generation.filter(|g| *g >= min) else {
+            continue;
+        };
+        let json = |path: &str| -> serde_json::Value {
+            let r = rauta.admin_get(path).expect(path);
+            serde_json::from_slice(&r.body).expect("JSON")
+        };
+        return (generation, json("/routes"), json("/status.json"));
+    }
+}
+
+#[test]
+fn ready_means_the_admin_views_have_the_table_too() {
+    let (_blue, blue_svc) = service("live", "blue");
+    let (_green, green_svc) = service("live", "green");
+    let dir = ManifestDir::new();
+    dir.write(
+        "services.yaml",
+        &join(&[&rauta_class(), &blue_svc, &green_svc]),
+    );
+    dir.write("ingress.yaml", &route_to("blue"));
+    let rauta = Rauta::spawn(env!("CARGO_BIN_EXE_rauta"), dir.path(), &[]).expect("spawn");
+    let (generation, routes, status) = first_ready_views(&rauta, 1);
+    assert!(
+        routes["generation"].as_u64() >= Some(generation),
+        "{routes}"
+    );
+    assert_eq!(routes["rules"][0]["host"], "site.example", "{routes}");
+    assert_eq!(routes["rules"][0]["backend"], "live/blue:http", "{routes}");
+    assert!(
+        status["generation"].as_u64() >= Some(generation),
+        "{status}"
+    );
+    assert_eq!(status["table"]["routes"][0][0], "site.example", "{status}");
+    // A reload: the first /readyz naming the new generation comes with
+    // views that have it.
+    dir.write("ingress.yaml", &route_to("green"));
+    let (generation, routes, status) = first_ready_views(&rauta, generation + 1);
+    assert!(
+        routes["generation"].as_u64() >= Some(generation),
+        "{routes}"
+    );
+    assert_eq!(routes["rules"][0]["backend"], "live/green:http", "{routes}");
+    assert!(
+        status["generation"].as_u64() >= Some(generation),
+        "{status}"
+    );
+}
+
 #[test]
 fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let (slow, svc) = service("live", "slow");
