@@ -41,13 +41,12 @@ async fn serve(
     tally: &mut record::Tally,
     started: Instant,
 ) -> Outcome {
-    let mut plan = match plan::plan(shard, conn, table) {
+    let mut plan = match plan::plan(shard, conn, table, &mut tally.trace) {
         Ok(plan) => plan,
         Err(refused) => return record::refused(shard, conn, table, refused, tally, started).await,
     };
     tally.bytes_in = plan.head_len;
     tally.route = Some(plan.route);
-    tally.trace = plan.trace.take();
     if plan.auth.is_some() {
         if let Err(error) = auth::authorize(shard, conn, table, &mut plan).await {
             // Nothing of a body was read: the connection goes on without one.
@@ -57,7 +56,6 @@ async fn serve(
                 route: Some(plan.route),
                 method: plan.method,
                 head_len: plan.head_len,
-                trace: tally.trace.take(),
             };
             return record::refused(shard, conn, table, refused, tally, started).await;
         }

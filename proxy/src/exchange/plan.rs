@@ -51,8 +51,6 @@ pub(super) struct Plan<'t> {
     /// The request already goes to the error backend (its own backend has
     /// no endpoint): its answer is not intercepted again.
     pub(super) diverted: bool,
-    /// The request's trace context, with `--otlp-endpoint` when it has one.
-    pub(super) trace: Option<otel::Trace>,
 }
 
 /// A request that cannot be forwarded, with what is known about it.
@@ -64,17 +62,18 @@ pub(super) struct Refused {
     pub(super) route: Option<RouteId>,
     pub(super) method: usize,
     pub(super) head_len: u64,
-    /// The request's trace context, when it had one before the refusal.
-    pub(super) trace: Option<otel::Trace>,
 }
 
 /// Parses the head, routes, picks an endpoint and writes the upstream head
 /// into `conn.out`; consumes the head from the read buffer when the request
-/// goes on (or when a refused request was read whole).
+/// goes on (or when a refused request was read whole). The request's trace
+/// context, with `--otlp-endpoint` when it has one, goes into `trace`
+/// whether the request goes on or is refused.
 pub(super) fn plan<'t>(
     shard: &Shard,
     conn: &mut ClientConn,
     table: &'t LocalTable,
+    trace: &mut Option<otel::Trace>,
 ) -> Result<Plan<'t>, Refused> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let limit = shard.cfg.max_headers.min(MAX_HEADERS);
@@ -84,7 +83,6 @@ pub(super) fn plan<'t>(
         route: None,
         method: 0,
         head_len: 0,
-        trace: None,
     };
     let req = match request::parse(conn.rbuf.data(), &mut headers[..limit]) {
         Ok(Some(req)) => req,
@@ -111,7 +109,6 @@ pub(super) fn plan<'t>(
         tls: conn.stream.is_tls(),
         port: conn.port,
     };
-    let mut trace = None;
     let result = route(
         shard,
         &mut conn.out,
@@ -120,7 +117,7 @@ pub(super) fn plan<'t>(
         &req,
         method,
         &request_id,
-        &mut trace,
+        trace,
     );
     // Without a body the request is fully read: a refusal can keep the connection.
     let (len, keep) = (req.len, req.body == BodyLen::None && req.keep_alive);
@@ -139,7 +136,6 @@ pub(super) fn plan<'t>(
                 route,
                 method,
                 head_len: len as u64,
-                trace,
             })
         }
     }
@@ -310,7 +306,6 @@ fn route<'t>(
             auth,
             error_page: None,
             diverted: true,
-            trace: trace.take(),
         });
     };
 
@@ -377,7 +372,6 @@ fn route<'t>(
         auth,
         error_page: error_page.map(|(_, head)| head),
         diverted: false,
-        trace: trace.take(),
     })
 }
 

@@ -104,7 +104,6 @@ pub(super) async fn refused(
 ) -> Outcome {
     tally.bytes_in = refused.head_len;
     tally.route = refused.route;
-    tally.trace = refused.trace;
     let Some(route) = refused.route else {
         if let Some(cause) = refused.error.cause() {
             shard.metrics.unrouted_error(cause);
