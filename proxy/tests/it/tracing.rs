@@ -16,7 +16,8 @@ const PARENT: &str = "00f067aa0ba902b7";
 /// `shop.example` -> alpha; `off.example` with `enable-opentelemetry:
 /// false`; `new.example` with `opentelemetry-trust-incoming-span: false`;
 /// `moved.example` a permanent redirect; `empty.example` a Service
-/// without endpoints.
+/// without endpoints; `guarded.example` behind an auth service (alpha's
+/// `/status/401`) that refuses.
 fn setup(receiver: &OtlpReceiver, ratio: &str, extra: &[&str]) -> (Rauta, ManifestDir, Backend) {
     let (a, svc) = service("shop", "alpha");
     let plain = ingress(
@@ -61,6 +62,14 @@ fn setup(receiver: &OtlpReceiver, ratio: &str, extra: &[&str]) -> (Rauta, Manife
         &[],
         &rule(Some("empty.example"), &[path("/", "Prefix", "nobody")]),
     );
+    let auth_url = format!("http://127.0.0.1:{}/status/401", a.port());
+    let guarded = ingress(
+        "shop",
+        "guarded",
+        Some("rauta"),
+        &[("nginx.ingress.kubernetes.io/auth-url", auth_url.as_str())],
+        &rule(Some("guarded.example"), &[path("/", "Prefix", "alpha")]),
+    );
     let dir = ManifestDir::new();
     dir.write(
         "all.yaml",
@@ -73,6 +82,7 @@ fn setup(receiver: &OtlpReceiver, ratio: &str, extra: &[&str]) -> (Rauta, Manife
             &moved,
             &nobody,
             &empty,
+            &guarded,
         ]),
     );
     let endpoint = receiver.endpoint();
@@ -380,11 +390,27 @@ fn answers_rauta_gives_itself_get_one_span_each() {
     assert_eq!(span.attr("rauta.ingress"), Some("shop/empty"));
     assert!(a.last_request().is_none(), "no backend saw any of them");
 
+    // The auth service refuses: 401, the route's span, no upstream.
+    let t401 = "4bf92f3577b34da6a3ce929d0e0e0401";
+    let status = get(
+        &rauta,
+        "guarded.example",
+        "/",
+        &[("traceparent", traced(t401).as_str())],
+    );
+    assert_eq!(status, 401);
+    let span = one_span(&receiver, t401);
+    assert_eq!(span.parent_span_id, PARENT);
+    assert_eq!(span.attr("http.response.status_code"), Some("401"));
+    assert_eq!(span.attr("rauta.ingress"), Some("shop/guarded"));
+    assert_eq!(span.attr("http.route"), Some("/"));
+    assert_eq!(span.attr("rauta.upstream"), None);
+
     // One span each, and the exporter counted exactly what arrived.
     eventually("the exported counter matches the spans received", || {
         exported(&rauta) == receiver.spans().len() as f64
     });
-    assert_eq!(receiver.spans().len(), 3, "{:?}", receiver.spans());
+    assert_eq!(receiver.spans().len(), 4, "{:?}", receiver.spans());
     assert_eq!(failed(&rauta), 0.0);
 }
 
