@@ -17,7 +17,8 @@ const PARENT: &str = "00f067aa0ba902b7";
 /// false`; `new.example` with `opentelemetry-trust-incoming-span: false`;
 /// `moved.example` a permanent redirect; `empty.example` a Service
 /// without endpoints; `guarded.example` behind an auth service (alpha's
-/// `/status/401`) that refuses.
+/// `/status/401`) that refuses; `pages.example` to the Service without
+/// endpoints with alpha as its error backend (`default-backend`).
 fn setup(receiver: &OtlpReceiver, ratio: &str, extra: &[&str]) -> (Rauta, ManifestDir, Backend) {
     let (a, svc) = service("shop", "alpha");
     let plain = ingress(
@@ -70,6 +71,13 @@ fn setup(receiver: &OtlpReceiver, ratio: &str, extra: &[&str]) -> (Rauta, Manife
         &[("nginx.ingress.kubernetes.io/auth-url", auth_url.as_str())],
         &rule(Some("guarded.example"), &[path("/", "Prefix", "alpha")]),
     );
+    let pages = ingress(
+        "shop",
+        "pages",
+        Some("rauta"),
+        &[("nginx.ingress.kubernetes.io/default-backend", "alpha")],
+        &rule(Some("pages.example"), &[path("/", "Prefix", "nobody")]),
+    );
     let dir = ManifestDir::new();
     dir.write(
         "all.yaml",
@@ -83,6 +91,7 @@ fn setup(receiver: &OtlpReceiver, ratio: &str, extra: &[&str]) -> (Rauta, Manife
             &nobody,
             &empty,
             &guarded,
+            &pages,
         ]),
     );
     let endpoint = receiver.endpoint();
@@ -406,11 +415,28 @@ fn answers_rauta_gives_itself_get_one_span_each() {
     assert_eq!(span.attr("http.route"), Some("/"));
     assert_eq!(span.attr("rauta.upstream"), None);
 
+    // No endpoint, and the error backend answers instead: its answer and
+    // its address.
+    let terr = "4bf92f3577b34da6a3ce929d0e0e0e44";
+    let status = get(
+        &rauta,
+        "pages.example",
+        "/",
+        &[("traceparent", traced(terr).as_str())],
+    );
+    assert_eq!(status, 200);
+    let span = one_span(&receiver, terr);
+    assert_eq!(span.parent_span_id, PARENT);
+    assert_eq!(span.attr("http.response.status_code"), Some("200"));
+    assert_eq!(span.attr("rauta.ingress"), Some("shop/pages"));
+    let upstream = format!("127.0.0.1:{}", a.port());
+    assert_eq!(span.attr("rauta.upstream"), Some(upstream.as_str()));
+
     // One span each, and the exporter counted exactly what arrived.
     eventually("the exported counter matches the spans received", || {
         exported(&rauta) == receiver.spans().len() as f64
     });
-    assert_eq!(receiver.spans().len(), 4, "{:?}", receiver.spans());
+    assert_eq!(receiver.spans().len(), 5, "{:?}", receiver.spans());
     assert_eq!(failed(&rauta), 0.0);
 }
 
