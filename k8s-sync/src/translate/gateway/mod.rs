@@ -17,6 +17,7 @@
 //! reported: the Ingress is what served the host before the move.
 
 mod attach;
+mod cors;
 mod grants;
 mod listeners;
 mod rules;
