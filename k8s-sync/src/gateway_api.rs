@@ -283,6 +283,33 @@ pub struct HttpRouteFilter {
     /// `URLRewrite`.
     #[serde(default)]
     pub url_rewrite: Option<UrlRewriteFilter>,
+    /// `CORS`.
+    #[serde(default)]
+    pub cors: Option<CorsFilter>,
+}
+
+/// `HTTPCORSFilter`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorsFilter {
+    /// `*`, or `http(s)://host[:port]` with an optional leading `*` label.
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    /// Sends `Access-Control-Allow-Credentials: true`.
+    #[serde(default)]
+    pub allow_credentials: Option<bool>,
+    /// Methods, or `*`.
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Request header names, or `*`.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Response header names (or `*`) scripts may read.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Seconds a preflight may be cached (default 5).
+    #[serde(default)]
+    pub max_age: Option<i64>,
 }
 
 /// `HTTPHeaderFilter`.

@@ -18,6 +18,7 @@
 
 mod attach;
 mod backend_tls;
+mod cors;
 mod grants;
 mod grpc;
 mod listeners;

@@ -451,7 +451,14 @@ fn parse_filters(
                     .transpose()
                     .map_err(|e| format!("{place}: {e}"))?;
             }
-            "RequestMirror" | "CORS" | "ExtensionRef" | "ExternalAuth" => {
+            "CORS" => {
+                let c = f
+                    .cors
+                    .as_ref()
+                    .ok_or_else(|| format!("{place}: type CORS without its cors field"))?;
+                policy.cors = Some(super::cors::parse(c).map_err(|e| format!("{place}: {e}"))?);
+            }
+            "RequestMirror" | "ExtensionRef" | "ExternalAuth" => {
                 return Err(format!(
                     "{place}: filter {} is not supported yet (UnsupportedValue)",
                     f.kind
