@@ -707,7 +707,8 @@ fn cors_filters_become_the_rules_policy_and_bad_values_leave_the_rule_out() {
     ] {
         assert!(errors.iter().any(|e| e.contains(expected)), "{expected}: {errors:#?}");
     }
-    let route = &t.gateway_status.routes[&("demo".to_string(), "web".to_string())];
+    let route =
+        &t.gateway_status.routes[&(RouteKind::HttpRoute, "demo".to_string(), "web".to_string())];
     let conditions: Vec<String> = route
         .parents
         .iter()
