@@ -109,10 +109,23 @@ pub(crate) fn plan(
             status: body,
         });
     }
-    for ((kind, ns, name), route) in &status.routes {
+    let policies = status.policies.iter().map(|((ns, name), policy)| {
+        let key = (RouteKind::BackendTlsPolicy, ns.clone(), name.clone());
+        (key, policy)
+    });
+    let routes = status
+        .routes
+        .iter()
+        .map(|(key, route)| (key.clone(), route));
+    for (key, route) in routes.chain(policies) {
+        // A policy's entries are its ancestors, a route's its parents.
+        let (list, reference) = match key.0 {
+            RouteKind::BackendTlsPolicy => ("ancestors", "ancestorRef"),
+            _ => ("parents", "parentRef"),
+        };
         let others = current
-            .get(&(*kind, ns.clone(), name.clone()))
-            .and_then(|s| s.get("parents"))
+            .get(&key)
+            .and_then(|s| s.get(list))
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -120,46 +133,20 @@ pub(crate) fn plan(
             .cloned();
         let ours = route.parents.iter().map(|p| {
             json!({
-                "parentRef": p.parent_ref,
+                (reference): p.parent_ref,
                 "controllerName": controller,
                 "conditions": conditions(&p.conditions, route.generation),
             })
         });
-        let parents: Vec<Value> = others.chain(ours).collect();
+        let entries: Vec<Value> = others.chain(ours).collect();
+        let (kind, namespace, name) = key;
         out.push(Change {
             target: Target {
                 kind: kind.as_str(),
-                namespace: ns.clone(),
-                name: name.clone(),
+                namespace,
+                name,
             },
-            status: json!({ "parents": parents }),
-        });
-    }
-    for ((ns, name), policy) in &status.policies {
-        let kind = RouteKind::BackendTlsPolicy;
-        let others = current
-            .get(&(kind, ns.clone(), name.clone()))
-            .and_then(|s| s.get("ancestors"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|p| p.get("controllerName").and_then(Value::as_str) != Some(controller))
-            .cloned();
-        let ours = policy.parents.iter().map(|p| {
-            json!({
-                "ancestorRef": p.parent_ref,
-                "controllerName": controller,
-                "conditions": conditions(&p.conditions, policy.generation),
-            })
-        });
-        let ancestors: Vec<Value> = others.chain(ours).collect();
-        out.push(Change {
-            target: Target {
-                kind: kind.as_str(),
-                namespace: ns.clone(),
-                name: name.clone(),
-            },
-            status: json!({ "ancestors": ancestors }),
+            status: json!({ (list): entries }),
         });
     }
     out

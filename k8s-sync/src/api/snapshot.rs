@@ -113,30 +113,22 @@ async fn read(
             });
         }
     }
-    // The CA bundles of BackendTLSPolicies.
-    for name in crate::translate::referenced_ca_maps(&objects) {
-        if !in_scope(&name.namespace) {
-            continue;
-        }
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &name.namespace);
+    // The CA bundles of BackendTLSPolicies, and the L4 services maps.
+    let ca_maps = crate::translate::referenced_ca_maps(&objects)
+        .into_iter()
+        .filter(|m| in_scope(&m.namespace))
+        .map(|m| (m.namespace, m.name));
+    let l4_maps = [&sel.tcp_services, &sel.udp_services]
+        .into_iter()
+        .flatten()
+        .map(|m| (m.namespace.clone(), m.name.clone()));
+    let maps: Vec<(String, String)> = ca_maps.chain(l4_maps).collect();
+    for (namespace, name) in maps {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
         let found = api
-            .get_opt(&name.name)
+            .get_opt(&name)
             .await
-            .map_err(|e| format!("getting ConfigMap {name}: {e}"))?;
-        if let Some(mut map) = found {
-            strip(&mut map);
-            objects.push(SourcedObject {
-                file: None,
-                object: KubeObject::ConfigMap(map),
-            });
-        }
-    }
-    for name in [&sel.tcp_services, &sel.udp_services].into_iter().flatten() {
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &name.namespace);
-        let found = api
-            .get_opt(&name.name)
-            .await
-            .map_err(|e| format!("getting ConfigMap {name}: {e}"))?;
+            .map_err(|e| format!("getting ConfigMap {namespace}/{name}: {e}"))?;
         if let Some(mut map) = found {
             strip(&mut map);
             objects.push(SourcedObject {

@@ -499,7 +499,10 @@ fn filters_become_the_rules_policy_and_bad_rules_are_left_out() {
 }
 
 /// `Type=True/False(Reason)` of each condition.
-fn conditions(c: &[rauta_k8s_sync::translate::gateway_status::Condition]) -> Vec<String> {
+/// `Type=Status(Reason)` of each condition.
+pub(crate) fn conditions(
+    c: &[rauta_k8s_sync::translate::gateway_status::Condition],
+) -> Vec<String> {
     c.iter()
         .map(|c| {
             format!(

@@ -4,6 +4,7 @@
 //! route kinds of their protocol, and the status says why one did not.
 
 use crate::common::{ingress, messages, objects, rules, CLASS, WEB};
+use crate::gateway::conditions;
 use rauta_k8s_sync::problem::Severity;
 use rauta_k8s_sync::translate::{translate, Translation};
 use rauta_k8s_sync::ClassSelector;
@@ -50,14 +51,7 @@ fn run(yaml: &str) -> Translation {
 /// `Type=Status(Reason)` of each condition of `kind` demo/`name`'s first parent.
 fn route_conditions(t: &Translation, kind: RouteKind, name: &str) -> Vec<String> {
     let r = &t.gateway_status.routes[&(kind, "demo".to_string(), name.to_string())];
-    r.parents[0]
-        .conditions
-        .iter()
-        .map(|c| {
-            let status = if c.status { "True" } else { "False" };
-            format!("{}={status}({})", c.kind, c.reason)
-        })
-        .collect()
+    conditions(&r.parents[0].conditions)
 }
 
 #[test]
@@ -270,13 +264,7 @@ fn listeners_take_their_protocols_route_kinds() {
     let gw = &t.gateway_status.gateways[&("demo".to_string(), "gw".to_string())];
     let of = |name: &str| {
         let l = gw.listeners.iter().find(|l| l.name == name).expect(name);
-        l.conditions
-            .iter()
-            .map(|c| {
-                let status = if c.status { "True" } else { "False" };
-                format!("{}={status}({})", c.kind, c.reason)
-            })
-            .collect::<Vec<_>>()
+        conditions(&l.conditions)
     };
     assert_eq!(of("term")[0], "Accepted=False(UnsupportedValue)");
     assert_eq!(of("kinds")[1], "ResolvedRefs=False(InvalidRouteKinds)");
@@ -323,13 +311,7 @@ fn listeners_rauta_cannot_tell_apart_are_conflicted_and_not_served() {
     let gw = &t.gateway_status.gateways[&("demo".to_string(), "gw".to_string())];
     let of = |name: &str| {
         let l = gw.listeners.iter().find(|l| l.name == name).expect(name);
-        l.conditions
-            .iter()
-            .map(|c| {
-                let status = if c.status { "True" } else { "False" };
-                format!("{}={status}({})", c.kind, c.reason)
-            })
-            .collect::<Vec<_>>()
+        conditions(&l.conditions)
     };
     for (name, reason) in [
         ("http", "ProtocolConflict"),
@@ -438,11 +420,7 @@ fn of_an_httproute_and_a_grpcroute_sharing_a_host_the_older_is_served() {
 
 /// ConfigMap demo/`name` with `ca.crt`.
 fn ca_map(name: &str, pem: &str) -> String {
-    let indented = pem.trim_end().replace('\n', "\n    ");
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: demo}}\n\
-         data:\n  ca.crt: |\n    {indented}\n---\n"
-    )
+    rauta_testkit::manifests::config_map("demo", name, &[("ca.crt", pem)]) + "---\n"
 }
 
 /// BackendTLSPolicy demo/`name` for Service web (`section`: a port name).
@@ -501,22 +479,13 @@ fn a_backend_tls_policy_turns_on_verified_tls_to_its_service() {
         assert_eq!(tls.ca_pem.as_deref(), Some(ca.as_str()));
     }
     let s = &t.gateway_status.policies;
-    let conditions = |name: &str| -> Vec<String> {
+    let of = |name: &str| -> Vec<String> {
         s.get(&("demo".to_string(), name.to_string()))
-            .map(|p| {
-                p.parents[0]
-                    .conditions
-                    .iter()
-                    .map(|c| {
-                        let status = if c.status { "True" } else { "False" };
-                        format!("{}={status}({})", c.kind, c.reason)
-                    })
-                    .collect()
-            })
+            .map(|p| conditions(&p.parents[0].conditions))
             .unwrap_or_default()
     };
     assert_eq!(
-        conditions("good"),
+        of("good"),
         ["Accepted=True(Accepted)", "ResolvedRefs=True(ResolvedRefs)"]
     );
     assert_eq!(
@@ -524,7 +493,7 @@ fn a_backend_tls_policy_turns_on_verified_tls_to_its_service() {
         "gw"
     );
     // The whole-Service policy is used by no backend here: no status.
-    assert!(conditions("whole").is_empty());
+    assert!(of("whole").is_empty());
     let warnings = messages(&t.problems, Severity::Warning);
     assert!(
         warnings
@@ -571,15 +540,8 @@ fn a_broken_backend_tls_policy_verifies_against_nothing() {
         let b = &t.config.backends[t.config.rules[0].backend];
         let tls = b.tls.as_ref().expect("tls stays on");
         assert!(tls.verify && tls.ca_pem.is_none(), "{validation}: {tls:?}");
-        let got: Vec<String> = t.gateway_status.policies[&("demo".to_string(), "p".to_string())]
-            .parents[0]
-            .conditions
-            .iter()
-            .map(|c| {
-                let status = if c.status { "True" } else { "False" };
-                format!("{}={status}({})", c.kind, c.reason)
-            })
-            .collect();
+        let policy = &t.gateway_status.policies[&("demo".to_string(), "p".to_string())];
+        let got = conditions(&policy.parents[0].conditions);
         assert_eq!(got, [accepted, resolved], "{validation}");
     }
 }

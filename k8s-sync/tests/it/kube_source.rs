@@ -836,13 +836,7 @@ fn backend_tls_policies_and_their_ca_maps_are_followed() {
          spec:\n  targetRefs: [{group: '', kind: Service, name: web}]\n  \
          validation: {caCertificateRefs: [{group: '', kind: ConfigMap, name: ca}], hostname: web.internal}\n",
     );
-    let ca_doc = |pem: &str| {
-        let indented = pem.trim_end().replace('\n', "\n    ");
-        format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ca, namespace: demo}}\n\
-             data:\n  ca.crt: |\n    {indented}\n"
-        )
-    };
+    let ca_doc = |pem: &str| rauta_testkit::manifests::config_map("demo", "ca", &[("ca.crt", pem)]);
     let (source, rx) = start(options(&api, "kubeconfig"));
     let tls_of = |c: &RouteConfig| {
         let route = c.rules.iter().find(|r| r.path == "/gateway")?;

@@ -119,6 +119,28 @@ pub fn rauta_class() -> String {
     ingress_class("rauta", "rauta.io/ingress-controller", false)
 }
 
+/// rauta's GatewayClass (`rauta`, controller `rauta.io/gateway-controller`)
+/// and Gateway `ns`/`name` of that class with `listeners`, each a YAML flow
+/// mapping such as `{name: http, port: 80, protocol: HTTP}`.
+pub fn rauta_gateway(ns: &str, name: &str, listeners: &[&str]) -> String {
+    let mut y = String::from(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\n\
+         metadata: {name: rauta}\nspec: {controllerName: rauta.io/gateway-controller}\n---\n",
+    );
+    let _ = writeln!(
+        y,
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n\
+         metadata: {{name: {}, namespace: {}}}\n\
+         spec:\n  gatewayClassName: rauta\n  listeners:",
+        quote(name),
+        quote(ns)
+    );
+    for l in listeners {
+        let _ = writeln!(y, "  - {l}");
+    }
+    y
+}
+
 /// rauta's IngressClass and an Ingress `ns/all` of that class routing
 /// every path of every host to Service `service` (port `http`).
 pub fn catch_all(ns: &str, service: &str) -> String {
@@ -360,6 +382,18 @@ pub fn tls_secret(ns: &str, name: &str, cert_pem: &str, key_pem: &str) -> String
     y.push_str("type: kubernetes.io/tls\ndata:\n");
     let _ = writeln!(y, "  tls.crt: {}", base64(cert_pem.as_bytes()));
     let _ = writeln!(y, "  tls.key: {}", base64(key_pem.as_bytes()));
+    y
+}
+
+/// A `v1` `ConfigMap` with `data` (values quoted, so PEM keeps its lines).
+pub fn config_map(ns: &str, name: &str, data: &[(&str, &str)]) -> String {
+    let mut y = String::new();
+    y.push_str("apiVersion: v1\nkind: ConfigMap\nmetadata:\n");
+    let _ = writeln!(y, "  name: {}\n  namespace: {}", quote(name), quote(ns));
+    y.push_str("data:\n");
+    for (k, v) in data {
+        let _ = writeln!(y, "  {}: {}", quote(k), quote(v));
+    }
     y
 }
 

@@ -8,24 +8,11 @@
 use crate::common::start;
 use rauta_testkit::client::request;
 use rauta_testkit::https::HttpsBackend;
-use rauta_testkit::manifests::{endpoint_slice, join, service, EndpointSpec};
+use rauta_testkit::manifests::{
+    config_map, endpoint_slice, join, rauta_gateway, service, EndpointSpec,
+};
 use rauta_testkit::tls::Ca;
 use rauta_testkit::{grpc, require, ManifestDir};
-
-const GATEWAY: &str = "
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: rauta}
-spec: {controllerName: rauta.io/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: rauta
-  listeners:
-  - {name: http, port: 80, protocol: HTTP}
-";
 
 /// HTTPRoute infra/`name` for `host` to Service `svc` port 443, and a
 /// BackendTLSPolicy for that Service verifying with ConfigMap `ca_map`.
@@ -39,15 +26,6 @@ fn route_with_policy(name: &str, host: &str, svc: &str, ca_map: &str) -> String 
          metadata: {{name: {name}, namespace: infra}}\n\
          spec:\n  targetRefs: [{{group: '', kind: Service, name: {svc}, sectionName: https}}]\n  \
          validation: {{caCertificateRefs: [{{group: '', kind: ConfigMap, name: {ca_map}}}], hostname: backend.internal}}\n"
-    )
-}
-
-/// ConfigMap infra/`name` with `ca.crt`.
-fn ca_map(name: &str, pem: &str) -> String {
-    let indented = pem.trim_end().replace('\n', "\n    ");
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: infra}}\n\
-         data:\n  ca.crt: |\n    {indented}\n"
     )
 }
 
@@ -78,9 +56,9 @@ fn a_backend_tls_policy_verifies_the_backend_and_sends_its_hostname() {
     dir.write(
         "all.yaml",
         &join(&[
-            GATEWAY,
-            &ca_map("ca", &ca.pem()),
-            &ca_map("stranger", &stranger.pem()),
+            &rauta_gateway("infra", "gw", &["{name: http, port: 80, protocol: HTTP}"]),
+            &config_map("infra", "ca", &[("ca.crt", &ca.pem())]),
+            &config_map("infra", "stranger", &[("ca.crt", &stranger.pem())]),
             &tls_service("secure", &good),
             &tls_service("other", &other),
             &route_with_policy("secure", "secure.example.com", "secure", "ca"),

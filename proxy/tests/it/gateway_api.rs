@@ -6,7 +6,7 @@
 
 use crate::common::start;
 use rauta_testkit::client::request;
-use rauta_testkit::manifests::join;
+use rauta_testkit::manifests::{join, rauta_gateway};
 use rauta_testkit::tls::{client_config, first_der, Ca, TlsConn};
 use rauta_testkit::{
     backend_for, free_port, ingress, manifests::path, manifests::rule, rauta_class, tls_secret,
@@ -17,28 +17,13 @@ use std::net::SocketAddr;
 
 const NS: &str = "infra";
 
-/// GatewayClass `rauta` and Gateway infra/gw: HTTP on 80 and HTTPS on 443
-/// with the Secret infra/gw-cert (for `*.example.com`).
-const GATEWAY: &str = "
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: rauta}
-spec: {controllerName: rauta.io/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: rauta
-  listeners:
-  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
-  - name: https
-    port: 443
-    protocol: HTTPS
-    hostname: '*.example.com'
-    tls: {certificateRefs: [{name: gw-cert}]}
-    allowedRoutes: {namespaces: {from: All}}
-";
+/// The listeners of Gateway infra/gw: HTTP on 80 and HTTPS on 443 with
+/// the Secret infra/gw-cert (for `*.example.com`).
+const LISTENERS: [&str; 2] = [
+    "{name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}",
+    "{name: https, port: 443, protocol: HTTPS, hostname: '*.example.com', \
+     tls: {certificateRefs: [{name: gw-cert}]}, allowedRoutes: {namespaces: {from: All}}}",
+];
 
 /// An HTTPRoute infra/`name` on host `host`, attached to both listeners
 /// (or to `section` only), with `rules` (YAML, indented two spaces).
@@ -70,7 +55,7 @@ fn setup(docs: &[String]) -> Setup {
     let ca = Ca::new();
     let leaf = ca.issue(&["*.example.com"], 2099);
     let mut all: Vec<String> = vec![
-        GATEWAY.to_string(),
+        rauta_gateway(NS, "gw", &LISTENERS),
         tls_secret(NS, "gw-cert", &leaf.cert_pem, &leaf.key_pem),
     ];
     for b in &backends {

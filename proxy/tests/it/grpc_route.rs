@@ -8,24 +8,9 @@
 
 use crate::common::start;
 use rauta_testkit::grpc::{self, GrpcServer};
-use rauta_testkit::manifests::{endpoint_slice, join, service, EndpointSpec};
+use rauta_testkit::manifests::{endpoint_slice, join, rauta_gateway, service, EndpointSpec};
 use rauta_testkit::{require, ManifestDir};
 use serde_json::Value;
-
-const GATEWAY: &str = "
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: rauta}
-spec: {controllerName: rauta.io/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: rauta
-  listeners:
-  - {name: http, port: 80, protocol: HTTP, hostname: '*.example.com'}
-";
 
 const ROUTE: &str = "
 apiVersion: gateway.networking.k8s.io/v1
@@ -87,7 +72,11 @@ fn grpc_calls_go_to_the_rule_their_method_and_metadata_match() {
     dir.write(
         "all.yaml",
         &join(&[
-            GATEWAY,
+            &rauta_gateway(
+                "infra",
+                "gw",
+                &["{name: http, port: 80, protocol: HTTP, hostname: '*.example.com'}"],
+            ),
             &grpc_service("grpc-a", &a),
             &grpc_service("grpc-b", &b),
             ROUTE,

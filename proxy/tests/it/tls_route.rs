@@ -9,30 +9,16 @@
 
 use crate::common::start;
 use rauta_testkit::https::HttpsBackend;
-use rauta_testkit::manifests::{endpoint_slice, join, service, EndpointSpec};
+use rauta_testkit::manifests::{endpoint_slice, join, rauta_gateway, service, EndpointSpec};
 use rauta_testkit::tls::{client_config, first_der, Ca, TlsConn};
 use rauta_testkit::{backend_for, free_port, grpc, require, tls_secret, Backend, ManifestDir};
 use std::net::SocketAddr;
 
-const GATEWAY: &str = "
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: rauta}
-spec: {controllerName: rauta.io/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: rauta
-  listeners:
-  - {name: pass, port: 443, protocol: TLS, tls: {mode: Passthrough}}
-  - name: https
-    port: 443
-    protocol: HTTPS
-    hostname: web.example.com
-    tls: {certificateRefs: [{name: gw-cert}]}
-";
+/// The listeners: TLS passthrough and HTTPS for one host, both on 443.
+const LISTENERS: [&str; 2] = [
+    "{name: pass, port: 443, protocol: TLS, tls: {mode: Passthrough}}",
+    "{name: https, port: 443, protocol: HTTPS, hostname: web.example.com, tls: {certificateRefs: [{name: gw-cert}]}}",
+];
 
 const ROUTES: &str = "
 apiVersion: gateway.networking.k8s.io/v1
@@ -75,7 +61,7 @@ fn tls_route_hosts_pass_through_and_others_are_terminated() {
     dir.write(
         "all.yaml",
         &join(&[
-            GATEWAY,
+            &rauta_gateway("infra", "gw", &LISTENERS),
             &tls_secret("infra", "gw-cert", &gw_leaf.cert_pem, &gw_leaf.key_pem),
             &service("infra", "secure", &[(Some("tls"), 443, port)]),
             &endpoint_slice(
