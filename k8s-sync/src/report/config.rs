@@ -4,7 +4,7 @@
 use rauta_shared::config::{
     Conditions, HashKey, HostMatch, LbPolicy, PathType, RouteConfig, RouteKind, StringMatch,
 };
-use rauta_shared::policy::WeightedBackend;
+use rauta_shared::policy::{AuthTarget, Mirror, WeightedBackend};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -43,7 +43,7 @@ pub fn render(config: &RouteConfig) -> String {
                 match &rule.policy.split {
                     Some(split) => split_name(split, &backend_name),
                     None => backend_name(rule.backend),
-                },
+                } + &mirrors_name(&rule.policy.mirrors, &backend_name),
                 match rule.source.kind {
                     RouteKind::Ingress => format!("Ingress {}", rule.source),
                     _ => rule.source.to_string(),
@@ -219,6 +219,26 @@ fn path_type(path_type: PathType) -> &'static str {
         PathType::ImplementationSpecific => "ImplementationSpecific",
         PathType::RegularExpression => "RegularExpression",
     }
+}
+
+/// A rule's mirrors in words, after its backend: ` + mirror ns/m:80 50%`.
+fn mirrors_name(mirrors: &[Mirror], name: &dyn Fn(usize) -> String) -> String {
+    let mut out = String::new();
+    for m in mirrors {
+        let target = match m.target {
+            AuthTarget::Backend(i) => name(i),
+            AuthTarget::Addr(addr) => addr.to_string(),
+        };
+        let _ = write!(out, " + mirror {target}");
+        if m.numerator < m.denominator {
+            let share = f64::from(m.numerator) * 100.0 / f64::from(m.denominator);
+            let _ = write!(out, " {share}%");
+        }
+        if !m.body {
+            out.push_str(" (no body)");
+        }
+    }
+    out
 }
 
 /// A weighted split in words: `ns/a:80 70%, (invalid: 500) 30%`.

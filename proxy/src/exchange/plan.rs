@@ -53,6 +53,8 @@ pub(super) struct Plan<'t> {
     pub(super) diverted: bool,
     /// The request's trace context, with `--otlp-endpoint` when it has one.
     pub(super) trace: Option<otel::Trace>,
+    /// Copies for the route's mirrors (empty for nearly every route).
+    pub(super) mirrors: Vec<super::mirror::Copy>,
 }
 
 /// A request that cannot be forwarded, with what is known about it.
@@ -216,6 +218,7 @@ fn route<'t>(
         .unwrap_or(backend_index);
     // The policies stay the rule's; a weighted share's requests are
     // counted under the share's own route, which names its backend.
+    let rule = route;
     let route_policy = table.routes.route(route).policy.as_deref();
     let route = match prepared.as_ref().and_then(|p| p.share) {
         Some(share) => table.routes.route(route).share_route(share),
@@ -279,6 +282,7 @@ fn route<'t>(
             error_page: None,
             diverted: true,
             trace: None,
+            mirrors: Vec::new(),
         });
     };
 
@@ -325,10 +329,27 @@ fn route<'t>(
         drop: &drop[..edited],
         add: &add[..edited],
     };
-    head::write_request(out, req, &fwd, &edits, &fallback_host[..fallback_len]);
-    if let Some(headers) = prepared.as_ref().and_then(|p| p.headers) {
+    let fallback = &fallback_host[..fallback_len];
+    head::write_request(out, req, &fwd, &edits, fallback);
+    let header_edits = prepared.as_ref().and_then(|p| p.headers);
+    if let Some(headers) = header_edits {
         headers.apply(out);
     }
+    let mirrors = match route_policy.and_then(Policy::mirrors) {
+        None => Vec::new(),
+        Some(mirrors) => {
+            let request = policy_request(shard, via, table, req, host);
+            let mirrored = Mirrored {
+                req: &request,
+                fwd: &fwd,
+                edits: &edits,
+                fallback,
+                headers: header_edits,
+                rule,
+            };
+            mirror_heads(mirrors, &shard.rng, &mirrored)
+        }
+    };
     Ok(Plan {
         route,
         policy: route_policy,
@@ -350,7 +371,65 @@ fn route<'t>(
         error_page: error_page.map(|(_, head)| head),
         diverted: false,
         trace,
+        mirrors,
     })
+}
+
+/// What a mirrored copy's head is written from.
+struct Mirrored<'a, 'r, 'h, 'b> {
+    req: &'a policy::Request<'r, 'h, 'b>,
+    fwd: &'a Forwarded<'a>,
+    /// The primary upstream head's edits.
+    edits: &'a head::Edits<'a>,
+    fallback: &'a [u8],
+    headers: Option<&'a policy::headers::HeaderEdits>,
+    rule: RouteId,
+}
+
+/// The copies this request gets: the primary upstream head with the
+/// mirror's target and Host, and without body framing when the mirror
+/// does not copy the body.
+fn mirror_heads(
+    mirrors: &policy::mirror::Mirrors,
+    rng: &crate::balance::least_request::Rng,
+    m: &Mirrored<'_, '_, '_, '_>,
+) -> Vec<super::mirror::Copy> {
+    let head = m.req.head;
+    let bodyless = request::RequestHead {
+        body: BodyLen::None,
+        content_length: None,
+        ..*head
+    };
+    mirrors
+        .chosen(rng)
+        .map(|(index, mirror)| {
+            let target = mirror.target_for(m.req);
+            let edits = head::Edits {
+                target: target.as_deref().map(str::as_bytes).or(m.edits.target),
+                host: mirror.host().map(str::as_bytes).or(m.edits.host),
+                drop: m.edits.drop,
+                drop_names: m.edits.drop_names,
+                add: m.edits.add,
+            };
+            let body = mirror.body && head.body != BodyLen::None;
+            let from = if body || head.body == BodyLen::None {
+                head
+            } else {
+                &bodyless
+            };
+            let mut out = Vec::with_capacity(head.len + 256);
+            head::write_request(&mut out, from, m.fwd, &edits, m.fallback);
+            if let Some(headers) = m.headers {
+                headers.apply(&mut out);
+            }
+            super::mirror::Copy {
+                rule: m.rule,
+                index,
+                head: out,
+                body,
+            }
+        })
+        .collect()
 }
 
 /// The request's trace context, when tracing is on for its route: the

@@ -32,6 +32,8 @@ pub(super) struct Tally {
     pub(super) retried: Vec<(SocketAddr, &'static str)>,
     /// The request's trace context, when it has one.
     pub(super) trace: Option<crate::otel::Trace>,
+    /// Mirrored copies waiting for the request body, when the route has any.
+    pub(super) mirror: Option<Box<super::mirror::Pending>>,
 }
 
 impl Tally {
@@ -47,6 +49,7 @@ impl Tally {
             upstream_status: None,
             retried: Vec::new(),
             trace: None,
+            mirror: None,
         }
     }
 }

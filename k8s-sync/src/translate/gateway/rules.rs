@@ -122,6 +122,14 @@ pub(super) fn add(
             file: src.file.as_deref(),
             service_upstream: false,
         };
+        let mirrors = match mirror_backends(ns, &rule.filters, index, builder, &asker, problems) {
+            Ok(keys) => keys,
+            Err(e) => {
+                dropped += 1;
+                problems.push(error(e));
+                continue;
+            }
+        };
         let redirects = policy.request_redirect.is_some();
         let refs: Vec<(Option<BackendKey>, u32)> = rule
             .backend_refs
@@ -169,6 +177,7 @@ pub(super) fn add(
                     policy: policy.clone(),
                     backend: backend.clone(),
                     split: split.clone(),
+                    mirrors: mirrors.clone(),
                     warn: warning.clone(),
                 });
             }
@@ -302,7 +311,8 @@ fn parse_filters(
     let mut seen: Vec<&str> = Vec::new();
     for (k, f) in filters.iter().enumerate() {
         let place = format!("filters[{k}]");
-        if seen.contains(&f.kind.as_str()) {
+        // A rule may mirror to several backends.
+        if f.kind != "RequestMirror" && seen.contains(&f.kind.as_str()) {
             return Err(format!("{place}: filter {} appears twice", f.kind));
         }
         seen.push(&f.kind);
@@ -392,7 +402,13 @@ fn parse_filters(
                     .transpose()
                     .map_err(|e| format!("{place}: {e}"))?;
             }
-            "RequestMirror" | "CORS" | "ExtensionRef" | "ExternalAuth" => {
+            "RequestMirror" => {
+                let m = f.request_mirror.as_ref().ok_or_else(missing)?;
+                policy
+                    .mirrors
+                    .push(mirror(m).map_err(|e| format!("{place}: {e}"))?);
+            }
+            "CORS" | "ExtensionRef" | "ExternalAuth" => {
                 return Err(format!(
                     "{place}: filter {} is not supported yet (UnsupportedValue)",
                     f.kind
@@ -407,6 +423,64 @@ fn parse_filters(
         return Err("RequestRedirect and URLRewrite cannot be used together".into());
     }
     Ok(policy)
+}
+
+/// A `RequestMirror` filter, its backend filled in by [`mirror_backends`]:
+/// the share mirrored, the Host and path of the request as it is sent.
+fn mirror(m: &crate::gateway_api::MirrorFilter) -> Result<rauta_shared::policy::Mirror, String> {
+    let (numerator, denominator) = match (m.percent, &m.fraction) {
+        (Some(_), Some(_)) => return Err("requestMirror sets both percent and fraction".into()),
+        (Some(p), None) if (0..=100).contains(&p) => (p, 100),
+        (Some(p), None) => return Err(format!("requestMirror.percent {p} is not 0-100")),
+        (None, Some(f)) => (f.numerator, f.denominator.unwrap_or(100)),
+        (None, None) => (1, 1),
+    };
+    if denominator < 1 || numerator < 0 || numerator > denominator {
+        return Err(format!(
+            "requestMirror.fraction {numerator}/{denominator} is not a share (0 <= numerator <= denominator, denominator >= 1)"
+        ));
+    }
+    let r = &m.backend_ref;
+    let port = r.port.map_or(String::new(), |p| format!(":{p}"));
+    Ok(rauta_shared::policy::Mirror {
+        target: rauta_shared::policy::AuthTarget::Backend(0),
+        numerator: numerator as u32,
+        denominator: denominator as u32,
+        host: None,
+        path: None,
+        body: true,
+        name: format!("{}{port}", r.name),
+    })
+}
+
+/// The backends of the rule's `RequestMirror` filters, in order, or the
+/// first invalid one's error.
+fn mirror_backends(
+    ns: &str,
+    filters: &[HttpRouteFilter],
+    index: &Index<'_>,
+    builder: &mut Builder,
+    asker: &Asker<'_>,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<BackendKey>, String> {
+    let mut keys = Vec::new();
+    for (k, f) in filters.iter().enumerate() {
+        let Some(m) = f
+            .request_mirror
+            .as_ref()
+            .filter(|_| f.kind == "RequestMirror")
+        else {
+            continue;
+        };
+        let target = HttpBackendRef {
+            target: m.backend_ref.clone(),
+            ..HttpBackendRef::default()
+        };
+        let key = backend(ns, &target, index, builder, asker, problems)
+            .map_err(|(_, e)| format!("filters[{k}]: requestMirror.backendRef: {e}"))?;
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// `requestRedirect` -> `requestRedirect` for messages.
