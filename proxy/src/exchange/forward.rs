@@ -443,16 +443,17 @@ async fn exchange_on(
     {
         return Err(Failure::ClientGone);
     }
-    // The body is copied for the route's mirrors as it goes (not for the
-    // error-page request, which has none).
-    let tee = match &mut tally.mirror {
-        Some(pending) if !sending.diverted => Some(&mut pending.tee),
-        _ => None,
+    // A route with mirrors copies the body as it goes (not for the
+    // error-page request, which has none), and its copies leave after it.
+    let sent = match tally.mirror.take() {
+        None => send_request(conn, up, sending.body, plan.body_limit, None).await,
+        Some(mut pending) => {
+            let tee = (!sending.diverted).then_some(&mut pending.tee);
+            let sent = send_request(conn, up, sending.body, plan.body_limit, tee).await;
+            (*pending).release();
+            sent
+        }
     };
-    let sent = send_request(conn, up, sending.body, plan.body_limit, tee).await;
-    if let Some(pending) = tally.mirror.take() {
-        (*pending).release();
-    }
     tally.bytes_in += sent?;
     // The body was sent whole: after an upstream failure the client
     // connection is in step and can carry its next request.

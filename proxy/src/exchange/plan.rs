@@ -335,9 +335,10 @@ fn route<'t>(
     if let Some(headers) = header_edits {
         headers.apply(out);
     }
+    // An upgrade (a WebSocket) is not mirrored: its copy would turn into a
+    // tunnel nobody reads.
     let mirrors = match route_policy.and_then(Policy::mirrors) {
-        None => Vec::new(),
-        Some(mirrors) => {
+        Some(mirrors) if req.upgrade.is_none() => {
             let request = policy_request(shard, via, table, req, host);
             let mirrored = Mirrored {
                 req: &request,
@@ -349,6 +350,7 @@ fn route<'t>(
             };
             mirror_heads(mirrors, &shard.rng, &mirrored)
         }
+        _ => Vec::new(),
     };
     Ok(Plan {
         route,

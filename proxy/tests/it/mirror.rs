@@ -253,14 +253,14 @@ spec:
   rules:
   - matches: [{path: {type: PathPrefix, value: /}}]
     filters:
-    - {type: RequestMirror, requestMirror: {backendRef: {name: all, port: 8080}}}
-    - {type: RequestMirror, requestMirror: {backendRef: {name: none, port: 8080}, percent: 0}}
-    - {type: RequestMirror, requestMirror: {backendRef: {name: half, port: 8080}, fraction: {numerator: 1, denominator: 2}}}
-    backendRefs: [{name: app, port: 8080}]
+    - {type: RequestMirror, requestMirror: {backendRef: {name: all, port: 80}}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: none, port: 80}, percent: 0}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: half, port: 80}, fraction: {numerator: 1, denominator: 2}}}
+    backendRefs: [{name: app, port: 80}]
   - matches: [{path: {type: PathPrefix, value: /elsewhere}}]
     filters:
-    - {type: RequestMirror, requestMirror: {backendRef: {name: missing, port: 8080}}}
-    backendRefs: [{name: app, port: 8080}]
+    - {type: RequestMirror, requestMirror: {backendRef: {name: missing, port: 80}}}
+    backendRefs: [{name: app, port: 80}]
 ";
     let mut docs = vec![GATEWAY.to_string()];
     for b in [&app, &all, &none, &half] {
