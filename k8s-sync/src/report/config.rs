@@ -225,18 +225,23 @@ fn path_type(path_type: PathType) -> &'static str {
 fn mirrors_name(mirrors: &[Mirror], name: &dyn Fn(usize) -> String) -> String {
     let mut out = String::new();
     for m in mirrors {
-        let target = match m.target {
-            AuthTarget::Backend(i) => name(i),
-            AuthTarget::Addr(addr) => addr.to_string(),
-        };
-        let _ = write!(out, " + mirror {target}");
-        if m.numerator < m.denominator {
-            let share = f64::from(m.numerator) * 100.0 / f64::from(m.denominator);
-            let _ = write!(out, " {share}%");
-        }
-        if !m.body {
-            out.push_str(" (no body)");
-        }
+        let _ = write!(out, " + mirror {}", mirror_name(m, name));
+    }
+    out
+}
+
+/// One mirror in words: `ns/m:80 50% (no body)`.
+fn mirror_name(m: &Mirror, name: &dyn Fn(usize) -> String) -> String {
+    let mut out = match m.target {
+        AuthTarget::Backend(i) => name(i),
+        AuthTarget::Addr(addr) => addr.to_string(),
+    };
+    if m.numerator < m.denominator {
+        let share = f64::from(m.numerator) * 100.0 / f64::from(m.denominator);
+        let _ = write!(out, " {share}%");
+    }
+    if !m.body {
+        out.push_str(" (no body)");
     }
     out
 }
@@ -326,6 +331,10 @@ pub struct RuleView {
     pub ingress: String,
     /// Plain HTTP redirected with 308 to https.
     pub ssl_redirect: bool,
+    /// Where copies of its requests go (`ns/svc:port`, with the share
+    /// when not all, and `(no body)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
 }
 
 /// One backend.
@@ -394,6 +403,9 @@ impl ConfigView {
                     backend: backend_name(r.backend),
                     ingress: r.source.to_string(),
                     ssl_redirect: r.ssl_redirect,
+                    mirrors: (r.policy.mirrors.iter())
+                        .map(|m| mirror_name(m, &backend_name))
+                        .collect(),
                 })
                 .collect(),
             backends: config

@@ -78,3 +78,54 @@ impl Compiled {
         self.host.as_deref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rauta_shared::policy::AuthTarget;
+
+    fn mirror(numerator: u32, denominator: u32) -> Mirror {
+        Mirror {
+            target: AuthTarget::Backend(0),
+            numerator,
+            denominator,
+            host: None,
+            path: Some("/copy$request_uri".into()),
+            body: true,
+            name: "m".into(),
+        }
+    }
+
+    #[test]
+    fn the_share_decides_which_mirrors_take_a_copy() {
+        let m = Mirrors::compile(&[mirror(1, 1), mirror(0, 100), mirror(1, 4)])
+            .expect("valid")
+            .expect("some");
+        let rng = Rng::new(7);
+        let mut taken = [0u32; 3];
+        for _ in 0..4000 {
+            for (i, _) in m.chosen(&rng) {
+                taken[i] += 1;
+            }
+        }
+        assert_eq!(taken[0], 4000, "all");
+        assert_eq!(taken[1], 0, "none");
+        assert!(
+            (800..1200).contains(&taken[2]),
+            "about a quarter: {}",
+            taken[2]
+        );
+    }
+
+    #[test]
+    fn what_the_proxy_cannot_use_does_not_compile() {
+        assert!(Mirrors::compile(&[]).expect("empty").is_none());
+        assert!(Mirrors::compile(&[mirror(1, 0)]).is_err());
+        let mut bad_path = mirror(1, 1);
+        bad_path.path = Some("copy".into());
+        assert!(Mirrors::compile(&[bad_path]).is_err());
+        let mut bad_host = mirror(1, 1);
+        bad_host.host = Some("a\r\nb".into());
+        assert!(Mirrors::compile(&[bad_host]).is_err());
+    }
+}
