@@ -158,24 +158,43 @@ fn send(
         count(shard, stats, MirrorResult::Dropped);
         return;
     }
-    shard.mirrors.set(shard.mirrors.get() + 1);
-    let (shard, table, stats) = (shard.clone(), table.clone(), stats.clone());
+    let slot = Slot::take(shard);
+    let (table, stats) = (table.clone(), stats.clone());
     rt::spawn_local(async move {
-        let result = match exchange(&shard, &table, &copy, body.as_deref()).await {
+        let shard = &slot.0;
+        let result = match exchange(shard, &table, &copy, body.as_deref()).await {
             Ok(()) => MirrorResult::Sent,
             Err(e) => {
                 tracing::debug!(error = %e, "mirrored request failed");
                 MirrorResult::Failed
             }
         };
-        shard.mirrors.set(shard.mirrors.get() - 1);
-        count(&shard, &stats, result);
+        count(shard, &stats, result);
     })
     .detach();
 }
 
+/// One of the shard's `--mirror-max-in-flight` places, given back when
+/// the copy's task ends (or its future is dropped).
+struct Slot(Rc<Shard>);
+
+impl Slot {
+    fn take(shard: &Rc<Shard>) -> Slot {
+        shard.mirrors.set(shard.mirrors.get() + 1);
+        Slot(shard.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.mirrors.set(self.0.mirrors.get().saturating_sub(1));
+    }
+}
+
 /// Sends one copy and reads its answer to the end (a pooled connection
-/// found stale is replaced once).
+/// found stale is replaced once), within the route's connect timeout plus
+/// its read timeout in all: a mirror that trickles its answer does not
+/// keep its place for longer.
 async fn exchange(
     shard: &Shard,
     table: &LocalTable,
@@ -199,40 +218,46 @@ async fn exchange(
     let endpoint = endpoint.ok_or_else(|| io::Error::other("the mirror has no endpoint"))?;
     let connect = policy.connect_policy(&shard.cfg.connect);
     let head_request = copy.head.starts_with(b"HEAD ");
+    let limit = connect.timeout.saturating_add(connect.read_timeout);
     let mut buf = IoBuf::new(4096, shard.cfg.max_header_bytes.max(4096));
     let mut fresh = false;
-    loop {
-        let acquired = upstream::acquire(
-            &shard.pool,
-            backend,
-            endpoint,
-            &connect,
-            body.is_some(),
-            fresh,
-        )
-        .await;
-        let mut up = acquired.map_err(|e| io::Error::other(e.to_string()))?;
-        buf.clear();
-        let answer = async {
-            up.stream.write_all(&copy.head).await?;
-            if let Some(body) = body {
-                up.stream.write_all(body).await?;
-            }
-            up.stream.expect_read_wait();
-            read_answer(&mut up.stream, &mut buf, head_request).await
-        }
-        .await;
-        match answer {
-            Ok(reusable) => {
-                if reusable && buf.is_empty() {
-                    shard.pool.put(up);
+    let copied = async {
+        loop {
+            let acquired = upstream::acquire(
+                &shard.pool,
+                backend,
+                endpoint,
+                &connect,
+                body.is_some(),
+                fresh,
+            )
+            .await;
+            let mut up = acquired.map_err(|e| io::Error::other(e.to_string()))?;
+            buf.clear();
+            let answer = async {
+                up.stream.write_all(&copy.head).await?;
+                if let Some(body) = body {
+                    up.stream.write_all(body).await?;
                 }
-                return Ok(());
+                up.stream.expect_read_wait();
+                read_answer(&mut up.stream, &mut buf, head_request).await
             }
-            Err(e) if up.reused && !fresh && buf.is_empty() && is_stale(&e) => fresh = true,
-            Err(e) => return Err(e),
+            .await;
+            match answer {
+                Ok(reusable) => {
+                    if reusable && buf.is_empty() {
+                        shard.pool.put(up);
+                    }
+                    return Ok(());
+                }
+                Err(e) if up.reused && !fresh && buf.is_empty() && is_stale(&e) => fresh = true,
+                Err(e) => return Err(e),
+            }
         }
-    }
+    };
+    rt::timeout(limit, copied)
+        .await
+        .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into()))
 }
 
 /// Reads a final response head and its body, dropping both; true when the

@@ -126,6 +126,35 @@ fn a_mirror_that_is_down_or_hangs_never_fails_the_primary() {
 }
 
 #[test]
+fn past_the_shards_cap_copies_are_dropped_not_the_requests() {
+    let app = Backend::start("app");
+    let hanging = ScriptedBackend::start(Duration::from_secs(60), None);
+    let svc = service_on("app", &[app.port()]);
+    let hangs = format!("http://127.0.0.1:{}/", hanging.port);
+    let capped = ing(
+        "capped",
+        &[
+            ("mirror-target", hangs.as_str()),
+            ("proxy-read-timeout", "30"),
+        ],
+        "cap.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let (_dir, rauta) = crate::annotated::serve_docs_with(
+        &[&svc, &capped],
+        &["--shards", "1", "--mirror-max-in-flight", "1"],
+    );
+    for _ in 0..3 {
+        assert_eq!(rauta.who("cap.example", "/"), "app", "{}", rauta.log());
+    }
+    // The first copy holds the one place while its mirror hangs.
+    eventually("two copies are dropped", || {
+        mirrored(&rauta, "capped", "dropped") == 2.0
+    });
+    assert_eq!(mirrored(&rauta, "capped", "sent"), 0.0);
+}
+
+#[test]
 fn a_post_body_reaches_the_mirror_intact_and_the_bound_skips_larger_ones() {
     let app = Backend::start("app");
     let shadow = Backend::start("shadow");
