@@ -1,6 +1,6 @@
 //! The part of the Gateway API (`gateway.networking.k8s.io/v1`, standard
-//! channel) that rauta reads: GatewayClass, Gateway, HTTPRoute and
-//! ReferenceGrant, as serde types over k8s-openapi's `ObjectMeta`.
+//! channel) that rauta reads: GatewayClass, Gateway, HTTPRoute, GRPCRoute,
+//! TLSRoute, BackendTLSPolicy and ReferenceGrant, as serde types over k8s-openapi's `ObjectMeta`.
 //!
 //! Hand-written because the `gateway-api` crate follows another kube and
 //! k8s-openapi release than this workspace. Fields rauta does not read are
@@ -286,6 +286,33 @@ pub struct HttpRouteFilter {
     /// `URLRewrite`.
     #[serde(default)]
     pub url_rewrite: Option<UrlRewriteFilter>,
+    /// `CORS`.
+    #[serde(default)]
+    pub cors: Option<CorsFilter>,
+}
+
+/// `HTTPCORSFilter`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorsFilter {
+    /// `*`, or `http(s)://host[:port]` with an optional leading `*` label.
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    /// Sends `Access-Control-Allow-Credentials: true`.
+    #[serde(default)]
+    pub allow_credentials: Option<bool>,
+    /// Methods, or `*`.
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Request header names, or `*`.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Response header names (or `*`) scripts may read.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Seconds a preflight may be cached (default 5).
+    #[serde(default)]
+    pub max_age: Option<i64>,
 }
 
 /// `HTTPRequestMirrorFilter`.
@@ -400,6 +427,170 @@ pub struct HttpBackendRef {
     pub filters: Vec<HttpRouteFilter>,
 }
 
+/// `GRPCRoute`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrpcRoute {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: GrpcRouteSpec,
+    /// The status as the API server holds it (see [`HttpRoute::status`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
+}
+
+/// `GRPCRoute.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRouteSpec {
+    /// The Gateways (and listeners) the route attaches to.
+    #[serde(default)]
+    pub parent_refs: Vec<ObjectRef>,
+    /// Hosts (or `*.suffix`) the route serves; none: its listeners'.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// The rules; none: no rule (nothing is served).
+    #[serde(default)]
+    pub rules: Vec<GrpcRouteRule>,
+}
+
+/// One rule of a GRPCRoute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRouteRule {
+    /// Optional name, for status and messages.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Any one matches; none: every call.
+    #[serde(default)]
+    pub matches: Vec<GrpcRouteMatch>,
+    /// The HTTPRoute filters GRPCRoute shares (header modifiers, mirror).
+    #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
+    /// Where matching calls go, by weight.
+    #[serde(default)]
+    pub backend_refs: Vec<HttpBackendRef>,
+    /// Experimental: reported, never ignored silently.
+    #[serde(default)]
+    pub session_persistence: Option<serde_json::Value>,
+}
+
+/// One match of a GRPCRoute rule: every part must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrpcRouteMatch {
+    /// Service and method; none: every call.
+    #[serde(default)]
+    pub method: Option<GrpcMethodMatch>,
+    /// Header (metadata) conditions.
+    #[serde(default)]
+    pub headers: Vec<ValueMatch>,
+}
+
+/// `GRPCMethodMatch`: `/service/method` of the call's `:path`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrpcMethodMatch {
+    /// `Exact` (default) or `RegularExpression`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// The fully qualified service, e.g. `grpc.health.v1.Health`.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The method, e.g. `Check`.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// `TLSRoute`: TLS connections picked by SNI, relayed unterminated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsRoute {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: TlsRouteSpec,
+    /// The status as the API server holds it (see [`HttpRoute::status`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
+}
+
+/// `TLSRoute.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsRouteSpec {
+    /// The Gateways (and listeners) the route attaches to.
+    #[serde(default)]
+    pub parent_refs: Vec<ObjectRef>,
+    /// SNI hosts (or `*.suffix`) the route serves.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// The rules (one).
+    #[serde(default)]
+    pub rules: Vec<TlsRouteRule>,
+}
+
+/// One rule of a TLSRoute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsRouteRule {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where connections go.
+    #[serde(default)]
+    pub backend_refs: Vec<HttpBackendRef>,
+}
+
+/// `BackendTLSPolicy`: TLS from rauta to a Service's endpoints, verified.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendTlsPolicy {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: BackendTlsPolicySpec,
+    /// The status as the API server holds it: other controllers'
+    /// `status.ancestors` entries are kept when ours are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
+}
+
+/// `BackendTLSPolicy.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendTlsPolicySpec {
+    /// The Services (and ports, by `sectionName`) it applies to.
+    #[serde(default)]
+    pub target_refs: Vec<ObjectRef>,
+    /// How the endpoints' certificates are verified.
+    #[serde(default)]
+    pub validation: BackendTlsValidation,
+    /// Implementation-specific options (none are known: reported).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// `BackendTLSPolicyValidation`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendTlsValidation {
+    /// ConfigMaps whose `ca.crt` holds the CA bundle.
+    #[serde(default)]
+    pub ca_certificate_refs: Vec<ObjectRef>,
+    /// `System`: the trust store of the system rauta runs on.
+    #[serde(default)]
+    pub well_known_ca_certificates: Option<String>,
+    /// Sent as SNI and verified against the certificate.
+    #[serde(default)]
+    pub hostname: String,
+    /// Names verified instead of `hostname` (reported: not supported yet).
+    #[serde(default)]
+    pub subject_alt_names: Vec<serde_json::Value>,
+}
+
 /// `ReferenceGrant` (`v1beta1`, and `v1` where served).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceGrant {
@@ -496,6 +687,28 @@ resource!(
     "v1",
     "HTTPRoute",
     "httproutes",
+    k8s_openapi::NamespaceResourceScope
+);
+resource!(
+    GrpcRoute,
+    "v1",
+    "GRPCRoute",
+    "grpcroutes",
+    k8s_openapi::NamespaceResourceScope
+);
+// Standard channel since v1.5; v1alpha2/v1alpha3 are no longer served there.
+resource!(
+    TlsRoute,
+    "v1",
+    "TLSRoute",
+    "tlsroutes",
+    k8s_openapi::NamespaceResourceScope
+);
+resource!(
+    BackendTlsPolicy,
+    "v1",
+    "BackendTLSPolicy",
+    "backendtlspolicies",
     k8s_openapi::NamespaceResourceScope
 );
 // v1beta1 is served by every standard-channel release that has v1 too.

@@ -1,6 +1,8 @@
 //! The Kubernetes objects that k8s-sync understands, tagged with their source.
 
-use crate::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+use crate::gateway_api::{
+    BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TlsRoute,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -46,6 +48,12 @@ pub enum KubeObject {
     Gateway(Gateway),
     /// `gateway.networking.k8s.io/v1` HTTPRoute.
     HttpRoute(HttpRoute),
+    /// `gateway.networking.k8s.io/v1` GRPCRoute.
+    GrpcRoute(GrpcRoute),
+    /// `gateway.networking.k8s.io/v1` TLSRoute.
+    TlsRoute(TlsRoute),
+    /// `gateway.networking.k8s.io/v1` BackendTLSPolicy.
+    BackendTlsPolicy(BackendTlsPolicy),
     /// `gateway.networking.k8s.io/v1beta1` (or `v1`) ReferenceGrant.
     ReferenceGrant(ReferenceGrant),
 }
@@ -64,6 +72,9 @@ impl KubeObject {
             KubeObject::GatewayClass(_) => "GatewayClass",
             KubeObject::Gateway(_) => "Gateway",
             KubeObject::HttpRoute(_) => "HTTPRoute",
+            KubeObject::GrpcRoute(_) => "GRPCRoute",
+            KubeObject::TlsRoute(_) => "TLSRoute",
+            KubeObject::BackendTlsPolicy(_) => "BackendTLSPolicy",
             KubeObject::ReferenceGrant(_) => "ReferenceGrant",
         }
     }
@@ -89,6 +100,9 @@ impl KubeObject {
             KubeObject::GatewayClass(o) => &o.metadata,
             KubeObject::Gateway(o) => &o.metadata,
             KubeObject::HttpRoute(o) => &o.metadata,
+            KubeObject::GrpcRoute(o) => &o.metadata,
+            KubeObject::TlsRoute(o) => &o.metadata,
+            KubeObject::BackendTlsPolicy(o) => &o.metadata,
             KubeObject::ReferenceGrant(o) => &o.metadata,
         }
     }
@@ -106,6 +120,9 @@ impl KubeObject {
             KubeObject::GatewayClass(o) => &mut o.metadata,
             KubeObject::Gateway(o) => &mut o.metadata,
             KubeObject::HttpRoute(o) => &mut o.metadata,
+            KubeObject::GrpcRoute(o) => &mut o.metadata,
+            KubeObject::TlsRoute(o) => &mut o.metadata,
+            KubeObject::BackendTlsPolicy(o) => &mut o.metadata,
             KubeObject::ReferenceGrant(o) => &mut o.metadata,
         }
     }

@@ -76,7 +76,7 @@ impl SourceStats {
 /// The resources the API source reads: the plural (the `resource` label
 /// of the watch counters) and the kind (the `kind` label of the object
 /// counts). A fixed set, so the series are bounded.
-pub const RESOURCES: [(&str, &str); 11] = [
+pub const RESOURCES: [(&str, &str); 14] = [
     ("ingresses", "Ingress"),
     ("ingressclasses", "IngressClass"),
     ("services", "Service"),
@@ -87,11 +87,22 @@ pub const RESOURCES: [(&str, &str); 11] = [
     ("gatewayclasses", "GatewayClass"),
     ("gateways", "Gateway"),
     ("httproutes", "HTTPRoute"),
+    ("grpcroutes", "GRPCRoute"),
+    ("tlsroutes", "TLSRoute"),
+    ("backendtlspolicies", "BackendTLSPolicy"),
     ("referencegrants", "ReferenceGrant"),
 ];
 
 /// The kinds whose status the leader writes.
-pub const STATUS_KINDS: [&str; 4] = ["Ingress", "GatewayClass", "Gateway", "HTTPRoute"];
+pub const STATUS_KINDS: [&str; 7] = [
+    "Ingress",
+    "GatewayClass",
+    "Gateway",
+    "HTTPRoute",
+    "GRPCRoute",
+    "TLSRoute",
+    "BackendTLSPolicy",
+];
 
 /// Counters of one resource's watchers (all namespaces together).
 #[derive(Debug, Default)]
@@ -138,7 +149,7 @@ pub struct ResourceCounts {
 /// Status writes of one kind in [`ApiCounts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusWriteCounts {
-    /// `Ingress`, `GatewayClass`, `Gateway` or `HTTPRoute`.
+    /// One of [`STATUS_KINDS`].
     pub kind: &'static str,
     /// Writes the API server accepted.
     pub ok: u64,

@@ -246,7 +246,7 @@ fn handle(
             )
         }
         "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n"),
-        "/readyz" => match state.readiness.ready_generation() {
+        "/readyz" => match ready_generation(state) {
             Some(generation) => respond(
                 &mut stream,
                 200,
@@ -287,6 +287,14 @@ fn handle(
         }
         _ => respond(&mut stream, 404, "text/plain", "not found\n"),
     }
+}
+
+/// The generation live on every shard, once the admin views (`/routes`,
+/// `/status.json`) show it or a later one: ready means both.
+fn ready_generation(state: &AdminState) -> Option<u64> {
+    let live = state.readiness.ready_generation()?;
+    let shown = state.control.latest()?.generation;
+    (shown >= live).then_some(live)
 }
 
 /// Brings the registry up to date with every shard (a snapshot hands over

@@ -248,21 +248,25 @@ impl Broadcaster {
             }
             None => {}
         }
-        for s in &self.senders {
-            // A shard that has exited no longer needs tables.
-            s.send(ShardMsg::Table(table.clone(), tls.clone(), self.generation));
-        }
+        // The admin views get the table before any shard can report it
+        // live: `/readyz` answers 200 only once every shard has it, and by
+        // then `/routes` and `/status.json` already show it.
         let published = Published {
             generation: self.generation,
-            table,
-            tls,
+            table: table.clone(),
+            tls: tls.clone(),
             at: SystemTime::now(),
             config_hash: config_hash(config),
             l4_failures: self.l4.as_ref().map(|l| l.failures()).unwrap_or_default(),
             fast_ports: self.fast.as_ref().map(|f| f.ports()).unwrap_or_default(),
         };
-        if let Ok(mut latest) = self.status.latest.lock() {
-            *latest = Some(published);
+        match self.status.latest.lock() {
+            Ok(mut latest) => *latest = Some(published),
+            Err(poisoned) => *poisoned.into_inner() = Some(published),
+        }
+        for s in &self.senders {
+            // A shard that has exited no longer needs tables.
+            s.send(ShardMsg::Table(table.clone(), tls.clone(), self.generation));
         }
         Ok(self.generation)
     }

@@ -28,9 +28,9 @@ const EXPORT_EVERY: Duration = Duration::from_secs(1);
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Spans exported (the collector answered 2xx) since start.
-pub static EXPORTED: AtomicU64 = AtomicU64::new(0);
+static EXPORTED: AtomicU64 = AtomicU64::new(0);
 /// Spans whose export failed (no connection, timeout, non-2xx) since start.
-pub static FAILED: AtomicU64 = AtomicU64::new(0);
+static FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// The `--otlp-*` flags.
 #[derive(Debug, Clone)]
@@ -226,6 +226,9 @@ pub struct Span {
     /// `namespace/ingress|host|path|type|backend`.
     pub route: Option<Arc<str>>,
     pub upstream: Option<SocketAddr>,
+    /// What went wrong, as the metrics name it (`upstream_timeout`), when
+    /// rauta knows.
+    pub cause: Option<&'static str>,
 }
 
 /// One shard's side of the exporter.
@@ -296,7 +299,7 @@ pub fn spawn_exporter(cfg: Arc<OtelConfig>) -> std::io::Result<Sender<Vec<Span>>
 }
 
 fn export_loop(cfg: &OtelConfig, rx: &Receiver<Vec<Span>>) {
-    let target = Target::parse(&cfg.endpoint);
+    let mut target = Target::parse(&cfg.endpoint);
     let mut pending: Vec<Span> = Vec::new();
     let mut last = Instant::now();
     loop {
@@ -313,7 +316,7 @@ fn export_loop(cfg: &OtelConfig, rx: &Receiver<Vec<Span>>) {
             if !pending.is_empty() {
                 let body = encode(cfg, &pending);
                 let n = pending.len() as u64;
-                match target.as_ref().map(|t| t.post(&body)) {
+                match target.as_mut().map(|t| t.post(&body)) {
                     Some(Ok(())) => EXPORTED.fetch_add(n, Ordering::Relaxed),
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, spans = n, "OTLP export failed");
@@ -331,12 +334,26 @@ fn export_loop(cfg: &OtelConfig, rx: &Receiver<Vec<Span>>) {
     }
 }
 
-/// Where the exporter posts.
+/// Spans the collector took (answered 2xx), since start.
+pub fn exported_total() -> u64 {
+    EXPORTED.load(Ordering::Relaxed)
+}
+
+/// Spans the exporter gave up on (no connection, timeout, non-2xx), since start.
+pub fn failed_total() -> u64 {
+    FAILED.load(Ordering::Relaxed)
+}
+
+/// Where the exporter posts, and its connection kept between posts.
 #[derive(Debug)]
 struct Target {
     authority: String,
     path: String,
+    conn: Option<TcpStream>,
 }
+
+/// The largest collector answer head read.
+const ANSWER_HEAD: usize = 8192;
 
 impl Target {
     fn parse(endpoint: &str) -> Option<Target> {
@@ -348,39 +365,155 @@ impl Target {
         Some(Target {
             authority: authority.to_string(),
             path: format!("{base}/v1/traces"),
+            conn: None,
         })
     }
 
-    /// One HTTP/1.1 POST on a fresh connection; Ok on a 2xx answer.
-    fn post(&self, body: &[u8]) -> std::io::Result<()> {
+    fn connect(&self) -> std::io::Result<TcpStream> {
         let addr = self
             .authority
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| std::io::Error::other("no address"))?;
-        let mut s = TcpStream::connect_timeout(&addr, EXPORT_TIMEOUT)?;
+        let s = TcpStream::connect_timeout(&addr, EXPORT_TIMEOUT)?;
         s.set_write_timeout(Some(EXPORT_TIMEOUT))?;
         s.set_read_timeout(Some(EXPORT_TIMEOUT))?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    }
+
+    /// One HTTP/1.1 POST, on the kept connection when there is one (once
+    /// more on a new connection when the kept one turns out closed before
+    /// any answer); Ok on a 2xx answer.
+    fn post(&mut self, body: &[u8]) -> std::io::Result<()> {
+        if let Some(mut s) = self.conn.take() {
+            match self.post_on(&mut s, body) {
+                Ok(keep) => {
+                    if keep {
+                        self.conn = Some(s);
+                    }
+                    return Ok(());
+                }
+                Err(Attempt::Stale) => {}
+                Err(Attempt::Failed(e)) => return Err(e),
+            }
+        }
+        let mut s = self.connect()?;
+        match self.post_on(&mut s, body) {
+            Ok(keep) => {
+                if keep {
+                    self.conn = Some(s);
+                }
+                Ok(())
+            }
+            Err(Attempt::Stale) => Err(std::io::Error::other("collector closed the connection")),
+            Err(Attempt::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Sends the POST on `s` and reads the whole answer; `Ok(true)` when
+    /// the connection can carry the next one.
+    fn post_on(&self, s: &mut TcpStream, body: &[u8]) -> Result<bool, Attempt> {
         let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             self.path,
             self.authority,
             body.len()
         );
-        s.write_all(head.as_bytes())?;
-        s.write_all(body)?;
-        let mut status = [0u8; 12];
-        s.read_exact(&mut status)?;
-        // "HTTP/1.1 200"
-        if status[9] == b'2' {
-            Ok(())
+        if let Err(e) = s
+            .write_all(head.as_bytes())
+            .and_then(|()| s.write_all(body))
+        {
+            return Err(if stale(&e) {
+                Attempt::Stale
+            } else {
+                Attempt::Failed(e)
+            });
+        }
+        let mut buf = vec![0u8; ANSWER_HEAD];
+        let mut len = 0;
+        let (status, head_len, length, close) = loop {
+            let n = match s.read(&mut buf[len..]) {
+                Ok(n) => n,
+                // Nothing came back on a reused connection: the collector
+                // closed it while it was idle.
+                Err(e) if len == 0 && stale(&e) => return Err(Attempt::Stale),
+                Err(e) => return Err(Attempt::Failed(e)),
+            };
+            if n == 0 {
+                return Err(if len == 0 {
+                    Attempt::Stale
+                } else {
+                    Attempt::Failed(std::io::Error::other("collector closed mid-answer"))
+                });
+            }
+            len += n;
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&buf[..len]) {
+                Ok(httparse::Status::Complete(head_len)) => {
+                    let header = |name: &str| {
+                        resp.headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case(name))
+                            .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+                    };
+                    let length = header("content-length").and_then(|v| v.parse::<usize>().ok());
+                    let close = header("connection").is_some_and(|v| v == "close")
+                        || header("transfer-encoding").is_some()
+                        || resp.version != Some(1);
+                    break (resp.code.unwrap_or(0), head_len, length, close);
+                }
+                Ok(httparse::Status::Partial) if len < buf.len() => {}
+                _ => {
+                    return Err(Attempt::Failed(std::io::Error::other(
+                        "bad collector answer",
+                    )))
+                }
+            }
+        };
+        // Read the body off the connection so the next POST starts clean;
+        // without a length the connection ends with the body.
+        let keep = match length {
+            Some(length) if !close => {
+                let mut left = length.saturating_sub(len - head_len);
+                let mut sink = [0u8; 4096];
+                while left > 0 {
+                    let want = left.min(sink.len());
+                    match s.read(&mut sink[..want]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => left -= n,
+                    }
+                }
+                left == 0 && len - head_len <= length
+            }
+            _ => false,
+        };
+        if (200..300).contains(&status) {
+            Ok(keep)
         } else {
-            Err(std::io::Error::other(format!(
-                "collector answered {}",
-                String::from_utf8_lossy(&status[9..])
-            )))
+            Err(Attempt::Failed(std::io::Error::other(format!(
+                "collector answered {status}"
+            ))))
         }
     }
+}
+
+/// Why a POST got no answer.
+enum Attempt {
+    /// The connection was closed before any answer (a kept one the
+    /// collector closed while idle): worth one try on a new connection.
+    Stale,
+    Failed(std::io::Error),
+}
+
+fn stale(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionAborted
+    )
 }
 
 fn attr_str(out: &mut String, key: &str, value: &str, first: &mut bool) {
@@ -483,6 +616,13 @@ pub fn encode(cfg: &OtelConfig, spans: &[Span]) -> Vec<u8> {
         }
         if let Some(up) = s.upstream {
             attr_str(&mut out, "rauta.upstream", &up.to_string(), &mut first);
+        }
+        if s.status >= 500 {
+            // The semantic conventions: a low-cardinality reason, else the
+            // status code.
+            let status = s.status.to_string();
+            let kind = s.cause.unwrap_or(&status);
+            attr_str(&mut out, "error.type", kind, &mut first);
         }
         out.push(']');
         if s.status >= 500 {

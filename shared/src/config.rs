@@ -301,6 +301,12 @@ pub enum RouteKind {
     HttpRoute,
     /// gateway.networking.k8s.io/v1 Gateway (its listeners' certificates).
     Gateway,
+    /// gateway.networking.k8s.io/v1 GRPCRoute.
+    GrpcRoute,
+    /// gateway.networking.k8s.io/v1 TLSRoute (passthrough).
+    TlsRoute,
+    /// gateway.networking.k8s.io/v1 BackendTLSPolicy (TLS to a Service).
+    BackendTlsPolicy,
 }
 
 impl RouteKind {
@@ -310,6 +316,9 @@ impl RouteKind {
             RouteKind::Ingress => "Ingress",
             RouteKind::HttpRoute => "HTTPRoute",
             RouteKind::Gateway => "Gateway",
+            RouteKind::GrpcRoute => "GRPCRoute",
+            RouteKind::TlsRoute => "TLSRoute",
+            RouteKind::BackendTlsPolicy => "BackendTLSPolicy",
         }
     }
 }

@@ -356,25 +356,68 @@ pub struct RateLimit {
 pub enum CorsOrigins {
     /// `*`: every origin.
     Any,
-    /// `scheme://host[:port]`, lower-case; a host may start with `*.` (one label).
+    /// `scheme://host[:port]`, lower-case; a host may start with `*.`, or
+    /// be `*`, matched as [`CorsOriginMatch`] says.
     List(Vec<String>),
 }
 
-/// CORS answers for a route (`enable-cors` and `cors-*`).
+/// How a listed origin's wildcard and port match a request's `Origin`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CorsOriginMatch {
+    /// ingress-nginx: `*.` stands for exactly one DNS label; ports compare
+    /// as written (`https://a` does not match `https://a:443`).
+    #[default]
+    OneLabel,
+    /// Gateway API: `*` is a greedy match to the left (`*.bar.com` takes
+    /// `a.b.bar.com`; a host of `*` alone takes every host); an absent port
+    /// equals the scheme's default (http 80, https 443).
+    Greedy,
+}
+
+/// Which answers carry which CORS lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CorsAnswers {
+    /// ingress-nginx: any OPTIONS from an allowed origin is a preflight
+    /// answered 204; every allowed answer carries all the lines (methods,
+    /// headers, max-age, expose); other origins are proxied without them.
+    #[default]
+    Every,
+    /// The Fetch standard, as the Gateway API's `CORS` filter asks: a
+    /// preflight is an OPTIONS with `Origin` and
+    /// `Access-Control-Request-Method`, always answered 204 by rauta (with
+    /// no CORS lines for an origin not allowed). Allow-Methods (Allow-Headers)
+    /// is sent only when the preflight asks for a method (headers), and
+    /// `*` there is echoed from the request when credentials are allowed;
+    /// Max-Age only on preflights. Other answers get the origin,
+    /// credentials and expose lines.
+    Fetch,
+}
+
+/// CORS answers for a route (`enable-cors` and `cors-*`, or an HTTPRoute
+/// `CORS` filter).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cors {
     /// Allowed origins.
     pub origins: CorsOrigins,
-    /// `Access-Control-Allow-Methods`.
+    /// How the listed origins match.
+    #[serde(default)]
+    pub origin_match: CorsOriginMatch,
+    /// `Access-Control-Allow-Methods` (comma-separated; with
+    /// [`CorsAnswers::Fetch`], empty: not sent, `*`: any method).
     pub methods: String,
-    /// `Access-Control-Allow-Headers`.
+    /// `Access-Control-Allow-Headers` (as `methods`).
     pub headers: String,
     /// `Access-Control-Expose-Headers`, when set.
     pub expose_headers: Option<String>,
-    /// Sends `Access-Control-Allow-Credentials: true`.
+    /// Sends `Access-Control-Allow-Credentials: true`. `*` is then never
+    /// sent for the origin, methods or headers: the request's Origin
+    /// (`Access-Control-Request-Method`, `-Headers`) is echoed instead.
     pub credentials: bool,
     /// `Access-Control-Max-Age`, in seconds.
     pub max_age: u64,
+    /// Which answers carry which lines.
+    #[serde(default)]
+    pub answers: CorsAnswers,
 }
 
 /// An external authentication service asked before every request.

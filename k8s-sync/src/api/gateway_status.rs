@@ -1,20 +1,27 @@
 //! Gateway API status: the translation's [`GatewayApiStatus`] written on
-//! our GatewayClasses, Gateways and on the HTTPRoutes' `status.parents`
+//! our GatewayClasses, Gateways and on the routes' `status.parents`
 //! (only our entries: other controllers' are kept). Deciding is pure
 //! ([`plan`]); writing is a merge patch on the `status` subresource.
 
-use crate::gateway_api::{Gateway, GatewayClass, HttpRoute, GROUP};
+use crate::gateway_api::{
+    BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, TlsRoute, GROUP,
+};
 use crate::translate::gateway_status::{Condition, GatewayApiStatus};
 use k8s_openapi::api::networking::v1::IngressLoadBalancerIngress;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
+use rauta_shared::config::RouteKind;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+
+/// The routes' status as the API server holds it, by (kind, namespace,
+/// name): other controllers' parent entries are kept from it.
+pub(crate) type CurrentStatus = BTreeMap<(RouteKind, String, String), Value>;
 
 /// Which object a status write is for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Target {
-    /// `GatewayClass`, `Gateway` or `HTTPRoute`.
+    /// `GatewayClass`, `Gateway`, `HTTPRoute`, `GRPCRoute` or `TLSRoute`.
     pub(crate) kind: &'static str,
     /// Empty for the cluster-scoped GatewayClass.
     pub(crate) namespace: String,
@@ -38,12 +45,12 @@ pub(crate) struct Change {
     pub(crate) status: Value,
 }
 
-/// The status every object of `status` should carry. `routes` are the
-/// HTTPRoutes as the API server has them (their other controllers'
-/// parent entries are kept); `addresses` go into Gateways' status.
+/// The status every object of `status` should carry. `current` is the
+/// routes' status as the API server has it (other controllers' parent
+/// entries are kept); `addresses` go into Gateways' status.
 pub(crate) fn plan(
     status: &GatewayApiStatus,
-    routes: &[Arc<HttpRoute>],
+    current: &CurrentStatus,
     controller: &str,
     addresses: Option<&[IngressLoadBalancerIngress]>,
 ) -> Vec<Change> {
@@ -73,11 +80,11 @@ pub(crate) fn plan(
             .listeners
             .iter()
             .map(|l| {
-                let kinds: Vec<Value> = if l.supports_http_routes {
-                    vec![json!({"group": GROUP, "kind": "HTTPRoute"})]
-                } else {
-                    Vec::new()
-                };
+                let kinds: Vec<Value> = l
+                    .supported_kinds
+                    .iter()
+                    .map(|k| json!({"group": GROUP, "kind": k.as_str()}))
+                    .collect();
                 json!({
                     "name": l.name,
                     "attachedRoutes": l.attached_routes,
@@ -102,12 +109,9 @@ pub(crate) fn plan(
             status: body,
         });
     }
-    for ((ns, name), route) in &status.routes {
-        let current = routes.iter().find(|r| {
-            r.metadata.namespace.as_deref() == Some(ns) && r.metadata.name.as_deref() == Some(name)
-        });
+    for ((kind, ns, name), route) in &status.routes {
         let others = current
-            .and_then(|r| r.status.as_ref())
+            .get(&(*kind, ns.clone(), name.clone()))
             .and_then(|s| s.get("parents"))
             .and_then(Value::as_array)
             .into_iter()
@@ -124,11 +128,38 @@ pub(crate) fn plan(
         let parents: Vec<Value> = others.chain(ours).collect();
         out.push(Change {
             target: Target {
-                kind: "HTTPRoute",
+                kind: kind.as_str(),
                 namespace: ns.clone(),
                 name: name.clone(),
             },
             status: json!({ "parents": parents }),
+        });
+    }
+    for ((ns, name), policy) in &status.policies {
+        let kind = RouteKind::BackendTlsPolicy;
+        let others = current
+            .get(&(kind, ns.clone(), name.clone()))
+            .and_then(|s| s.get("ancestors"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|p| p.get("controllerName").and_then(Value::as_str) != Some(controller))
+            .cloned();
+        let ours = policy.parents.iter().map(|p| {
+            json!({
+                "ancestorRef": p.parent_ref,
+                "controllerName": controller,
+                "conditions": conditions(&p.conditions, policy.generation),
+            })
+        });
+        let ancestors: Vec<Value> = others.chain(ours).collect();
+        out.push(Change {
+            target: Target {
+                kind: kind.as_str(),
+                namespace: ns.clone(),
+                name: name.clone(),
+            },
+            status: json!({ "ancestors": ancestors }),
         });
     }
     out
@@ -190,6 +221,18 @@ pub(crate) async fn apply(client: &kube::Client, change: &Change) -> Result<(), 
         }
         "Gateway" => {
             let api: Api<Gateway> = Api::namespaced(client.clone(), &t.namespace);
+            api.patch_status(&t.name, &params, &patch).await.map(|_| ())
+        }
+        "GRPCRoute" => {
+            let api: Api<GrpcRoute> = Api::namespaced(client.clone(), &t.namespace);
+            api.patch_status(&t.name, &params, &patch).await.map(|_| ())
+        }
+        "TLSRoute" => {
+            let api: Api<TlsRoute> = Api::namespaced(client.clone(), &t.namespace);
+            api.patch_status(&t.name, &params, &patch).await.map(|_| ())
+        }
+        "BackendTLSPolicy" => {
+            let api: Api<BackendTlsPolicy> = Api::namespaced(client.clone(), &t.namespace);
             api.patch_status(&t.name, &params, &patch).await.map(|_| ())
         }
         _ => {

@@ -40,7 +40,6 @@ use crate::problem::{Problem, Severity};
 use crate::stats::{ApiStats, SourceStats};
 use crate::translate::{referenced_secrets, served_ingresses, translate};
 use crate::ClassSelector;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
 use kube::runtime::reflector::ObjectRef;
 use leader::{Elector, Leadership};
@@ -415,31 +414,45 @@ async fn track_leadership(leadership: Leadership, stats: Arc<ApiStats>) {
     }
 }
 
-/// Fetches Secrets that became referenced after the watch had dropped
-/// them; each one held wakes `changed`, so the next reconcile uses it.
+/// Fetches Secrets and CA ConfigMaps that became referenced after the
+/// watch had dropped them; each one held wakes `changed`, so the next
+/// reconcile uses it.
 fn fetch_secrets(
     tasks: &mut JoinSet<()>,
     client: &kube::Client,
     stores: &Stores,
-    secrets: Vec<SecretRef>,
+    (secrets, maps): (Vec<SecretRef>, Vec<SecretRef>),
     changed: &Arc<Notify>,
     backoff: WatchBackoff,
 ) {
-    for secret in secrets {
-        let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &secret.namespace);
-        let (store, changed) = (stores.secrets.clone(), changed.clone());
+    fetch_into(tasks, client, &stores.secrets, secrets, changed, backoff);
+    fetch_into(tasks, client, &stores.ca_maps, maps, changed, backoff);
+}
+
+fn fetch_into<K: watch::Referenced>(
+    tasks: &mut JoinSet<()>,
+    client: &kube::Client,
+    store: &watch::SecretStore<K>,
+    names: Vec<SecretRef>,
+    changed: &Arc<Notify>,
+    backoff: WatchBackoff,
+) {
+    for name in names {
+        let api: kube::Api<K> = kube::Api::namespaced(client.clone(), &name.namespace);
+        let (store, changed) = (store.clone(), changed.clone());
+        let kind = K::kind(&()).into_owned();
         tasks.spawn(async move {
             let mut delay = backoff.min;
             loop {
-                match api.get_opt(&secret.name).await {
+                match api.get_opt(&name.name).await {
                     Ok(found) => {
-                        if store.fetched(&secret, found) {
+                        if store.fetched(&name, found) {
                             changed.notify_one();
                         }
                         return;
                     }
                     Err(e) => {
-                        tracing::warn!(secret = %secret, "fetching a TLS Secret failed: {e}; retrying in {delay:?}");
+                        tracing::warn!(object = %name, %kind, "fetching a referenced object failed: {e}; retrying in {delay:?}");
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(backoff.max);
                     }
@@ -469,12 +482,14 @@ impl Reconciler {
         (stats, api_stats): (&SourceStats, &ApiStats),
         publish: &mut impl FnMut(RouteConfig),
         writer: &channel::Sender<Arc<WriterInput>>,
-    ) -> Vec<SecretRef> {
+    ) -> (Vec<SecretRef>, Vec<SecretRef>) {
         let ingresses = stores.ingresses.state();
         let mut objects = stores.objects(&ingresses);
         // Drop the Secrets no served Ingress names, before they are used.
         let referenced = referenced_secrets(&objects, &opts.selector);
         let fetch = stores.secrets.set_referenced(&referenced);
+        let ca_maps = crate::translate::referenced_ca_maps(&objects);
+        let fetch_maps = stores.ca_maps.set_referenced(&ca_maps);
         objects.retain(|o| match &o.object {
             crate::objects::KubeObject::Secret(s) => referenced.iter().any(|r| {
                 Some(r.namespace.as_str()) == s.metadata.namespace.as_deref()
@@ -524,10 +539,9 @@ impl Reconciler {
         }
         let problems = events::by_ingress(&translation.problems, &refs);
         drop(refs);
-        let routes = stores.gateway.routes.state();
         let gateway = gateway_status::plan(
             &translation.gateway_status,
-            &routes,
+            &stores.gateway.route_status(),
             &opts.selector.gateway_controller,
             desired.as_deref(),
         );
@@ -539,7 +553,7 @@ impl Reconciler {
             problems,
             gateway,
         }));
-        fetch
+        (fetch, fetch_maps)
     }
 
     /// Logs each problem once, when it first appears.

@@ -7,7 +7,9 @@
 
 use super::client::{self, ClientSource};
 use super::watch::strip;
-use crate::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+use crate::gateway_api::{
+    BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TlsRoute,
+};
 use crate::objects::{KubeObject, SourcedObject};
 use crate::translate::referenced_secrets;
 use crate::ClassSelector;
@@ -81,6 +83,15 @@ async fn read(
     for route in list_optional::<HttpRoute>(&apis(client, namespaces), &every).await? {
         push(KubeObject::HttpRoute(route));
     }
+    for route in list_optional::<GrpcRoute>(&apis(client, namespaces), &every).await? {
+        push(KubeObject::GrpcRoute(route));
+    }
+    for route in list_optional::<TlsRoute>(&apis(client, namespaces), &every).await? {
+        push(KubeObject::TlsRoute(route));
+    }
+    for policy in list_optional::<BackendTlsPolicy>(&apis(client, namespaces), &every).await? {
+        push(KubeObject::BackendTlsPolicy(policy));
+    }
     for grant in list_optional::<ReferenceGrant>(&apis(client, namespaces), &every).await? {
         push(KubeObject::ReferenceGrant(grant));
     }
@@ -99,6 +110,24 @@ async fn read(
             objects.push(SourcedObject {
                 file: None,
                 object: KubeObject::Secret(s),
+            });
+        }
+    }
+    // The CA bundles of BackendTLSPolicies.
+    for name in crate::translate::referenced_ca_maps(&objects) {
+        if !in_scope(&name.namespace) {
+            continue;
+        }
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &name.namespace);
+        let found = api
+            .get_opt(&name.name)
+            .await
+            .map_err(|e| format!("getting ConfigMap {name}: {e}"))?;
+        if let Some(mut map) = found {
+            strip(&mut map);
+            objects.push(SourcedObject {
+                file: None,
+                object: KubeObject::ConfigMap(map),
             });
         }
     }

@@ -15,7 +15,9 @@
 //! [`ApiStats`].
 
 use super::backoff::Exponential;
-use crate::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+use crate::gateway_api::{
+    BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TlsRoute,
+};
 use crate::objects::{KubeObject, SourcedObject};
 use crate::stats::ApiStats;
 use crate::tls::TLS_SECRET_TYPE;
@@ -28,7 +30,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
-use rauta_shared::config::SecretRef;
+use rauta_shared::config::{RouteKind, SecretRef};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -102,8 +104,38 @@ pub(crate) struct Stores {
     pub(crate) secrets: SecretStore,
     /// The L4 services ConfigMaps the flags name (one watch each, by name).
     pub(crate) config_maps: Vec<Store<ConfigMap>>,
+    /// The CA bundles BackendTLSPolicies name, and only those.
+    pub(crate) ca_maps: SecretStore<ConfigMap>,
     /// The Gateway API kinds, where the cluster has their CRDs.
     pub(crate) gateway: GatewayStores,
+}
+
+impl GatewayStores {
+    /// The routes' status as the API server holds it, for the status
+    /// writer to keep other controllers' entries.
+    pub(crate) fn route_status(&self) -> super::gateway_status::CurrentStatus {
+        let mut out = super::gateway_status::CurrentStatus::new();
+        let mut put = |kind,
+                       meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+                       status: &Option<serde_json::Value>| {
+            if let (Some(ns), Some(name), Some(s)) = (&meta.namespace, &meta.name, status) {
+                out.insert((kind, ns.clone(), name.clone()), s.clone());
+            }
+        };
+        for r in self.routes.state() {
+            put(RouteKind::HttpRoute, &r.metadata, &r.status);
+        }
+        for r in self.grpc_routes.state() {
+            put(RouteKind::GrpcRoute, &r.metadata, &r.status);
+        }
+        for r in self.tls_routes.state() {
+            put(RouteKind::TlsRoute, &r.metadata, &r.status);
+        }
+        for p in self.backend_tls.state() {
+            put(RouteKind::BackendTlsPolicy, &p.metadata, &p.status);
+        }
+        out
+    }
 }
 
 /// Readers of the Gateway API stores. Each kind may be missing from the
@@ -114,6 +146,9 @@ pub(crate) struct GatewayStores {
     pub(crate) classes: Optional<GatewayClass>,
     pub(crate) gateways: Optional<Gateway>,
     pub(crate) routes: Optional<HttpRoute>,
+    pub(crate) grpc_routes: Optional<GrpcRoute>,
+    pub(crate) tls_routes: Optional<TlsRoute>,
+    pub(crate) backend_tls: Optional<BackendTlsPolicy>,
     pub(crate) grants: Optional<ReferenceGrant>,
     /// Namespace labels, for listeners' `allowedRoutes` selectors.
     pub(crate) namespaces: Store<Namespace>,
@@ -393,6 +428,9 @@ impl Stores {
             classes: spawn.optional_cluster(),
             gateways: spawn.optional_scoped(),
             routes: spawn.optional_scoped(),
+            grpc_routes: spawn.optional_scoped(),
+            tls_routes: spawn.optional_scoped(),
+            backend_tls: spawn.optional_scoped(),
             grants: spawn.optional_scoped(),
             namespaces: spawn.cluster(),
         };
@@ -400,7 +438,9 @@ impl Stores {
             &mut spawn,
             config.clone().fields(&format!("type={TLS_SECRET_TYPE}")),
         );
+        let ca_maps = SecretStore::watch(&mut spawn, config.clone());
         Stores {
+            ca_maps,
             gateway,
             config_maps,
             ingresses: spawn.scoped(&config),
@@ -418,6 +458,7 @@ impl Stores {
         self.services.wait_until_ready().await?;
         self.slices.wait_until_ready().await?;
         self.secrets.wait_until_ready().await;
+        self.ca_maps.wait_until_ready().await;
         for map in &self.config_maps {
             map.wait_until_ready().await?;
         }
@@ -425,6 +466,9 @@ impl Stores {
         g.classes.wait_ready().await?;
         g.gateways.wait_ready().await?;
         g.routes.wait_ready().await?;
+        g.grpc_routes.wait_ready().await?;
+        g.tls_routes.wait_ready().await?;
+        g.backend_tls.wait_ready().await?;
         g.grants.wait_ready().await?;
         g.namespaces.wait_until_ready().await?;
         Ok(())
@@ -439,11 +483,17 @@ impl Stores {
             ("Service", self.services.len()),
             ("EndpointSlice", self.slices.len()),
             ("Secret", self.secrets.held_count()),
-            ("ConfigMap", self.config_maps.iter().map(Store::len).sum()),
+            (
+                "ConfigMap",
+                self.config_maps.iter().map(Store::len).sum::<usize>() + self.ca_maps.held_count(),
+            ),
             ("Namespace", g.namespaces.len()),
             ("GatewayClass", g.classes.len()),
             ("Gateway", g.gateways.len()),
             ("HTTPRoute", g.routes.len()),
+            ("GRPCRoute", g.grpc_routes.len()),
+            ("TLSRoute", g.tls_routes.len()),
+            ("BackendTLSPolicy", g.backend_tls.len()),
             ("ReferenceGrant", g.grants.len()),
         ] {
             stats.set_objects(kind, n);
@@ -458,12 +508,24 @@ impl Stores {
         let mut namespaces: BTreeSet<String> =
             ingresses.iter().filter_map(|i| i.namespace()).collect();
         let routes = self.gateway.routes.state();
-        // An HTTPRoute's backends are in its namespace or, granted, another.
+        let grpc_routes = self.gateway.grpc_routes.state();
+        let tls_routes = self.gateway.tls_routes.state();
+        // A route's backends are in its namespace or, granted, another.
         for route in &routes {
             let ns = route.namespace().unwrap_or_default();
             let refs = (route.spec.rules.iter().flatten()).flat_map(|r| &r.backend_refs);
             namespaces.extend(refs.filter_map(|b| b.target.namespace.clone()));
             namespaces.insert(ns);
+        }
+        for route in &grpc_routes {
+            let refs = route.spec.rules.iter().flat_map(|r| &r.backend_refs);
+            namespaces.extend(refs.filter_map(|b| b.target.namespace.clone()));
+            namespaces.insert(route.namespace().unwrap_or_default());
+        }
+        for route in &tls_routes {
+            let refs = route.spec.rules.iter().flat_map(|r| &r.backend_refs);
+            namespaces.extend(refs.filter_map(|b| b.target.namespace.clone()));
+            namespaces.insert(route.namespace().unwrap_or_default());
         }
         let maps: Vec<Arc<ConfigMap>> = self.config_maps.iter().flat_map(Store::state).collect();
         for map in &maps {
@@ -488,6 +550,11 @@ impl Stores {
         for secret in self.secrets.held() {
             push(KubeObject::Secret((*secret).clone()));
         }
+        // CA bundles first: an L4 map of the same name, listed after,
+        // is the one the index keeps (it is the same object).
+        for map in self.ca_maps.held() {
+            push(KubeObject::ConfigMap((*map).clone()));
+        }
         for map in maps {
             push(KubeObject::ConfigMap((*map).clone()));
         }
@@ -501,6 +568,15 @@ impl Stores {
         for route in routes {
             push(KubeObject::HttpRoute((*route).clone()));
         }
+        for route in grpc_routes {
+            push(KubeObject::GrpcRoute((*route).clone()));
+        }
+        for route in tls_routes {
+            push(KubeObject::TlsRoute((*route).clone()));
+        }
+        for policy in g.backend_tls.state() {
+            push(KubeObject::BackendTlsPolicy((*policy).clone()));
+        }
         for grant in g.grants.state() {
             push(KubeObject::ReferenceGrant((*grant).clone()));
         }
@@ -511,38 +587,88 @@ impl Stores {
     }
 }
 
-/// Namespace and name of a Secret.
+/// Namespace and name of an object.
 type SecretKey = (String, String);
 
-fn secret_key(secret: &Secret) -> SecretKey {
-    (secret.namespace().unwrap_or_default(), secret.name_any())
+fn secret_key<K: Resource>(object: &K) -> SecretKey {
+    (object.namespace().unwrap_or_default(), object.name_any())
 }
 
-/// A list in progress: the names seen and the Secrets kept.
-type Listing = (BTreeSet<SecretKey>, BTreeMap<SecretKey, Arc<Secret>>);
+/// An object kind kept only where routing names it: TLS Secrets (private
+/// keys of other applications are never kept in memory) and the CA
+/// ConfigMaps of BackendTLSPolicies.
+pub(crate) trait Referenced:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// Whether an object of this name may be used at all.
+    fn usable(&self) -> bool;
+    /// Until the first reconcile says what is named, everything listed
+    /// is kept (else nothing: what is named is then fetched).
+    const KEEP_ALL_AT_FIRST: bool;
+}
 
-/// What the Secret store knows.
-#[derive(Debug, Default)]
-struct SecretState {
+impl Referenced for Secret {
+    const KEEP_ALL_AT_FIRST: bool = true;
+
+    fn usable(&self) -> bool {
+        self.type_.as_deref() == Some(TLS_SECRET_TYPE)
+    }
+}
+
+impl Referenced for ConfigMap {
+    // Every ConfigMap of the cluster would be held for a moment.
+    const KEEP_ALL_AT_FIRST: bool = false;
+
+    fn usable(&self) -> bool {
+        true
+    }
+}
+
+/// A list in progress: the names seen and the objects kept.
+type Listing<K> = (BTreeSet<SecretKey>, BTreeMap<SecretKey, Arc<K>>);
+
+/// What a referenced-objects store knows.
+#[derive(Debug)]
+struct SecretState<K> {
     /// The Secrets served Ingresses name; `None` until the first
     /// reconcile says, when everything listed is kept.
     referenced: Option<BTreeSet<SecretKey>>,
     /// Every TLS Secret that exists, by name only.
     existing: BTreeSet<SecretKey>,
     /// The referenced ones, whole.
-    held: BTreeMap<SecretKey, Arc<Secret>>,
+    held: BTreeMap<SecretKey, Arc<K>>,
     /// Being fetched because they became referenced after they were seen.
     fetching: BTreeSet<SecretKey>,
     /// The lists in progress, by the scope of their watcher: what each
     /// brought so far.
-    listing: BTreeMap<Scope, Listing>,
+    listing: BTreeMap<Scope, Listing<K>>,
     /// The scopes with a complete first list.
     listed: BTreeSet<Scope>,
     /// How many scopes there are (one watcher each).
     scopes: usize,
 }
 
-impl SecretState {
+impl<K> Default for SecretState<K> {
+    fn default() -> Self {
+        SecretState {
+            referenced: None,
+            existing: BTreeSet::new(),
+            held: BTreeMap::new(),
+            fetching: BTreeSet::new(),
+            listing: BTreeMap::new(),
+            listed: BTreeSet::new(),
+            scopes: 0,
+        }
+    }
+}
+
+impl<K> SecretState<K> {
     fn wanted(&self, key: &SecretKey) -> bool {
         self.referenced.as_ref().is_none_or(|r| r.contains(key))
     }
@@ -551,30 +677,51 @@ impl SecretState {
 /// The TLS Secrets served Ingresses name (a watcher per scope with field
 /// selector `type=kubernetes.io/tls`); every other Secret is dropped as
 /// it arrives.
-#[derive(Clone, Default)]
-pub(crate) struct SecretStore {
-    state: Arc<Mutex<SecretState>>,
+pub(crate) struct SecretStore<K = Secret> {
+    state: Arc<Mutex<SecretState<K>>>,
     ready: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-impl SecretStore {
-    fn lock(&self) -> MutexGuard<'_, SecretState> {
+impl<K> Clone for SecretStore<K> {
+    fn clone(&self) -> Self {
+        SecretStore {
+            state: self.state.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+impl<K> Default for SecretStore<K> {
+    fn default() -> Self {
+        SecretStore {
+            state: Default::default(),
+            ready: Default::default(),
+        }
+    }
+}
+
+impl<K: Referenced> SecretStore<K> {
+    fn lock(&self) -> MutexGuard<'_, SecretState<K>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts one watcher task per scope; every change to a held Secret
     /// wakes `changed`.
-    fn watch(spawn: &mut Spawner<'_>, config: watcher::Config) -> SecretStore {
+    fn watch(spawn: &mut Spawner<'_>, config: watcher::Config) -> SecretStore<K> {
         let scopes = scopes(spawn.namespaces);
         let store = SecretStore::default();
         store.lock().scopes = scopes.len();
+        if !K::KEEP_ALL_AT_FIRST {
+            store.lock().referenced = Some(BTreeSet::new());
+        }
         for scope in scopes {
             let writer = store.clone();
             let (changed, stats) = (spawn.changed.clone(), spawn.stats.clone());
-            let api: Api<Secret> = scoped_api(spawn.client, &scope);
+            let api: Api<K> = scoped_api(spawn.client, &scope);
             let stream = watcher::watcher(api, config.clone())
                 .backoff(Exponential::new(spawn.backoff.min, spawn.backoff.max))
-                .modify(strip::<Secret>);
+                .modify(strip::<K>);
+            let (kind, resource) = (K::kind(&()).into_owned(), K::plural(&()).into_owned());
             let mut listed = false;
             spawn.tasks.spawn(async move {
                 stream
@@ -583,7 +730,7 @@ impl SecretStore {
                             Ok(event) => {
                                 if matches!(event, Event::Init) {
                                     if listed {
-                                        stats.watch_restart("secrets");
+                                        stats.watch_restart(&resource);
                                     }
                                     listed = true;
                                 }
@@ -591,7 +738,7 @@ impl SecretStore {
                                     changed.notify_one();
                                 }
                             }
-                            Err(e) => watch_failed(&stats, "Secret", "secrets", &e),
+                            Err(e) => watch_failed(&stats, &kind, &resource, &e),
                         }
                         futures::future::ready(())
                     })
@@ -603,7 +750,7 @@ impl SecretStore {
 
     /// Applies one watch event of the watcher of `scope`; true when a held
     /// or wanted Secret changed.
-    fn apply(&self, event: Event<Secret>, scope: &Scope) -> bool {
+    fn apply(&self, event: Event<K>, scope: &Scope) -> bool {
         let mut st = self.lock();
         match event {
             Event::Init => {
@@ -665,7 +812,7 @@ impl SecretStore {
     }
 
     /// The Secrets held now.
-    fn held(&self) -> Vec<Arc<Secret>> {
+    fn held(&self) -> Vec<Arc<K>> {
         self.lock().held.values().cloned().collect()
     }
 
@@ -698,11 +845,11 @@ impl SecretStore {
     }
 
     /// Stores a fetched Secret if it is still named; `true` when held.
-    pub(crate) fn fetched(&self, key: &SecretRef, secret: Option<Secret>) -> bool {
+    pub(crate) fn fetched(&self, key: &SecretRef, secret: Option<K>) -> bool {
         let mut st = self.lock();
         let key = (key.namespace.clone(), key.name.clone());
         st.fetching.remove(&key);
-        let Some(secret) = secret.filter(|s| s.type_.as_deref() == Some(TLS_SECRET_TYPE)) else {
+        let Some(secret) = secret.filter(K::usable) else {
             return false;
         };
         if !st.wanted(&key) {

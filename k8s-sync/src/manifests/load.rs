@@ -245,6 +245,15 @@ impl FileCtx<'_> {
             ("gateway.networking.k8s.io/v1", "HTTPRoute") => {
                 self.parse(document, KubeObject::HttpRoute)
             }
+            ("gateway.networking.k8s.io/v1", "GRPCRoute") => {
+                self.parse(document, KubeObject::GrpcRoute)
+            }
+            ("gateway.networking.k8s.io/v1", "BackendTLSPolicy") => {
+                self.parse(document, KubeObject::BackendTlsPolicy)
+            }
+            ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1alpha2", "TLSRoute") => {
+                self.parse(document, KubeObject::TlsRoute)
+            }
             (
                 "gateway.networking.k8s.io/v1beta1" | "gateway.networking.k8s.io/v1",
                 "ReferenceGrant",

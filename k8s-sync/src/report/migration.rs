@@ -80,7 +80,7 @@ impl GatewayApiView {
                 });
             }
         }
-        for ((ns, name), route) in &status.routes {
+        for ((kind, ns, name), route) in &status.routes {
             for p in &route.parents {
                 let r = &p.parent_ref;
                 let section = r
@@ -89,7 +89,8 @@ impl GatewayApiView {
                     .map_or(String::new(), |s| format!(" listener {s}"));
                 out.push(GatewayApiView {
                     object: format!(
-                        "HTTPRoute {ns}/{name} -> Gateway {}/{}{section}",
+                        "{} {ns}/{name} -> Gateway {}/{}{section}",
+                        kind.as_str(),
                         r["namespace"].as_str().unwrap_or(""),
                         r["name"].as_str().unwrap_or("")
                     ),

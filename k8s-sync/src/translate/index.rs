@@ -1,7 +1,9 @@
 //! The objects of one translation, sorted by kind into lookup tables, and
 //! how an Ingress is named in messages.
 
-use crate::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+use crate::gateway_api::{
+    BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TlsRoute,
+};
 use crate::objects::{describe, KubeObject, SourcedObject, DEFAULT_NAMESPACE};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -28,6 +30,12 @@ pub(super) struct Index<'a> {
     pub(super) gateways: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a Gateway)>,
     /// HTTPRoutes by (namespace, name).
     pub(super) http_routes: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a HttpRoute)>,
+    /// GRPCRoutes by (namespace, name).
+    pub(super) grpc_routes: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a GrpcRoute)>,
+    /// TLSRoutes by (namespace, name).
+    pub(super) tls_routes: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a TlsRoute)>,
+    /// BackendTLSPolicies by (namespace, name).
+    pub(super) backend_tls: BTreeMap<(&'a str, &'a str), (&'a SourcedObject, &'a BackendTlsPolicy)>,
     /// ReferenceGrants by namespace.
     pub(super) grants: BTreeMap<&'a str, Vec<&'a ReferenceGrant>>,
 }
@@ -46,6 +54,9 @@ impl<'a> Index<'a> {
             gateway_classes: BTreeMap::new(),
             gateways: BTreeMap::new(),
             http_routes: BTreeMap::new(),
+            grpc_routes: BTreeMap::new(),
+            tls_routes: BTreeMap::new(),
+            backend_tls: BTreeMap::new(),
             grants: BTreeMap::new(),
         };
         static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
@@ -87,6 +98,15 @@ impl<'a> Index<'a> {
                 }
                 KubeObject::HttpRoute(r) => {
                     index.http_routes.insert((ns, src.object.name()), (src, r));
+                }
+                KubeObject::GrpcRoute(r) => {
+                    index.grpc_routes.insert((ns, src.object.name()), (src, r));
+                }
+                KubeObject::TlsRoute(r) => {
+                    index.tls_routes.insert((ns, src.object.name()), (src, r));
+                }
+                KubeObject::BackendTlsPolicy(p) => {
+                    index.backend_tls.insert((ns, src.object.name()), (src, p));
                 }
                 KubeObject::ReferenceGrant(g) => index.grants.entry(ns).or_default().push(g),
             }

@@ -16,7 +16,7 @@ use crate::problem::Problem;
 use crate::{ClassSelector, ObjectName};
 use rauta_shared::config::{
     BackendConfig, ConfigMapEntry, HostMatch, L4Protocol, L4ServiceConfig, LbPolicy,
-    PassthroughConfig, RouteConfig, ServicePort, UpstreamProtocol,
+    PassthroughConfig, RouteConfig, RouteKind, ServicePort, UpstreamProtocol,
 };
 
 /// ConfigMap annotation choosing the balancer of every entry: `round_robin`
@@ -92,7 +92,7 @@ pub(super) fn add_services(
 
 /// Adds the hosts of `ssl-passthrough` Ingresses (oldest first: the
 /// first Ingress to claim a host keeps it), each relayed to the backend of
-/// its first path.
+/// its first path. An Ingress takes a host from a TLSRoute, reported.
 pub(super) fn add_passthrough(
     ingresses: &[Parsed],
     index: &Index<'_>,
@@ -102,8 +102,16 @@ pub(super) fn add_passthrough(
     for ing in ingresses.iter().filter(|i| i.annotations.ssl_passthrough) {
         let asker = Asker::ingress(ing);
         for ((host, _, _), backend) in &ing.paths {
-            if config.passthrough.iter().any(|p| &p.host == host) {
-                continue;
+            if let Some(i) = config.passthrough.iter().position(|p| &p.host == host) {
+                let taken = &config.passthrough[i];
+                if taken.source.kind != RouteKind::TlsRoute {
+                    continue;
+                }
+                problems.push(Problem::warning(
+                    Some(taken.source.to_string()),
+                    format!("TLS passthrough for {host:?} is served by {} (ssl-passthrough), which wins over the TLSRoute", ing.object),
+                ));
+                config.passthrough.remove(i);
             }
             if *host == HostMatch::Any {
                 problems.push(

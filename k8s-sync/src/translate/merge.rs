@@ -12,8 +12,8 @@ use super::ingress::{BackendRef, Parsed, RuleKey};
 use crate::problem::Problem;
 use crate::tls;
 use rauta_shared::config::{
-    BackendConfig, Conditions, HashKey, HostMatch, IngressRef, LbPolicy, RouteConfig, RuleConfig,
-    SecretRef, ServicePort, TlsCertConfig, UpstreamProtocol, UpstreamTls,
+    BackendConfig, Conditions, HashKey, HostMatch, IngressRef, LbPolicy, PassthroughConfig,
+    RouteConfig, RuleConfig, SecretRef, ServicePort, TlsCertConfig, UpstreamProtocol, UpstreamTls,
 };
 use rauta_shared::policy::{AuthTarget, HostPolicy, RoutePolicy, WeightedBackend};
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,6 +77,8 @@ pub(super) struct Builder {
     checked: BTreeMap<SecretRef, Option<(String, String, i64)>>,
     /// HTTPRoute rules, added after the Ingress rules (which win a tie).
     gateway: Vec<GatewayRule>,
+    /// TLSRoute hosts relayed unterminated, oldest route first.
+    gateway_passthrough: Vec<(HostMatch, BackendKey, IngressRef)>,
 }
 
 /// A difference from ingress-nginx that only the merged rules show: the
@@ -463,7 +465,16 @@ impl Builder {
         problems: &mut Vec<Problem>,
     ) -> BackendKey {
         let asker = Asker::ingress(ing);
-        self.plain_backend(&asker, index, &svc.namespace, &svc.name, svc.port, problems)
+        let http = (UpstreamProtocol::Http, None);
+        self.plain_backend(
+            &asker,
+            index,
+            &svc.namespace,
+            &svc.name,
+            svc.port,
+            http,
+            problems,
+        )
     }
 
     /// TLS to the backends of `ing` as its `proxy-ssl-*` annotations ask,
@@ -585,9 +596,10 @@ impl Builder {
         key
     }
 
-    /// A round-robin HTTP/1.1 backend of a Service port by number, as an
-    /// `auth-url` or a Gateway API route names one (no annotations, no
-    /// endpoint weights).
+    /// A round-robin backend of a Service port by number, speaking
+    /// `protocol` (with `tls` when set), as an `auth-url` or a Gateway API
+    /// route names one (no annotations, no endpoint weights).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn plain_backend(
         &mut self,
         asker: &Asker<'_>,
@@ -595,6 +607,7 @@ impl Builder {
         namespace: &str,
         service: &str,
         port: u16,
+        (protocol, tls): (UpstreamProtocol, Option<UpstreamTls>),
         problems: &mut Vec<Problem>,
     ) -> BackendKey {
         let backend = BackendRef {
@@ -608,7 +621,7 @@ impl Builder {
             backend.port.clone(),
             policy_key(&LbPolicy::RoundRobin),
             endpoints.iter().map(|e| (e.addr, e.weight)).collect(),
-            (UpstreamProtocol::Http, None),
+            (protocol, tls.clone()),
         );
         self.backends
             .entry(key.clone())
@@ -619,8 +632,8 @@ impl Builder {
                 port: backend.port,
                 endpoints,
                 policy: LbPolicy::RoundRobin,
-                protocol: UpstreamProtocol::Http,
-                tls: None,
+                protocol,
+                tls,
             });
         key
     }
@@ -649,6 +662,22 @@ impl Builder {
                 tls: None,
             });
         key
+    }
+
+    /// Relays TLS connections for `host` to `backend` unterminated (a
+    /// TLSRoute); the first route to claim a host keeps it, and an
+    /// Ingress's `ssl-passthrough` for the same host wins over both.
+    pub(super) fn add_gateway_passthrough(
+        &mut self,
+        host: HostMatch,
+        backend: BackendKey,
+        source: IngressRef,
+    ) -> Result<(), IngressRef> {
+        if let Some((_, _, owner)) = self.gateway_passthrough.iter().find(|(h, ..)| *h == host) {
+            return Err(owner.clone());
+        }
+        self.gateway_passthrough.push((host, backend, source));
+        Ok(())
     }
 
     /// Adds an HTTPRoute rule; [`Builder::finish`] orders and checks them.
@@ -819,6 +848,15 @@ impl Builder {
             Some((source, bkey)) => (Some(index_of(&bkey)), Some(source)),
             None => (None, None),
         };
+        let passthrough = self
+            .gateway_passthrough
+            .into_iter()
+            .map(|(host, key, source)| PassthroughConfig {
+                host,
+                backend: index_of(&key),
+                source,
+            })
+            .collect();
         let tls = self
             .certs
             .into_values()
@@ -835,7 +873,7 @@ impl Builder {
             tls,
             hosts,
             l4: Vec::new(),
-            passthrough: Vec::new(),
+            passthrough,
         };
         (config, differences)
     }

@@ -167,6 +167,28 @@ pub fn referenced_secrets(objects: &[SourcedObject], sel: &ClassSelector) -> Vec
     )
 }
 
+/// The ConfigMaps (as namespace/name pairs) that BackendTLSPolicies name
+/// as CA bundles; sorted, without duplicates.
+pub fn referenced_ca_maps(objects: &[SourcedObject]) -> Vec<SecretRef> {
+    let index = Index::new(objects);
+    sorted_unique(
+        index
+            .backend_tls
+            .iter()
+            .flat_map(|(&(ns, _), (_, policy))| {
+                let refs = policy.spec.validation.ca_certificate_refs.iter();
+                refs.filter(|r| {
+                    r.kind.as_deref() == Some("ConfigMap")
+                        && r.group.as_deref().unwrap_or("").is_empty()
+                })
+                .map(move |r| SecretRef {
+                    namespace: ns.to_string(),
+                    name: r.name.clone(),
+                })
+            }),
+    )
+}
+
 /// The Ingresses of `index` that `sel` serves, by [`is_served`]. Its
 /// warnings are dropped: [`translate`] reports them, here only the verdict
 /// counts.

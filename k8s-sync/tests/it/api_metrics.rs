@@ -322,7 +322,7 @@ fn web_ingress(ns: &str, path: &str) -> String {
 }
 
 /// The namespaced collections the source reads, by resource.
-const NAMESPACED: [&str; 8] = [
+const NAMESPACED: [&str; 11] = [
     "ingresses",
     "services",
     "endpointslices",
@@ -330,6 +330,9 @@ const NAMESPACED: [&str; 8] = [
     "configmaps",
     "gateways",
     "httproutes",
+    "grpcroutes",
+    "tlsroutes",
+    "backendtlspolicies",
     "referencegrants",
 ];
 
@@ -557,6 +560,9 @@ fn a_missing_gateway_api_crd_is_neither_an_error_nor_a_restart() {
         "gatewayclasses",
         "gateways",
         "httproutes",
+        "grpcroutes",
+        "tlsroutes",
+        "backendtlspolicies",
         "referencegrants",
     ] {
         assert_eq!(watch(&c, resource), (0, 0), "{resource}");

@@ -110,7 +110,7 @@ fn rbac_rules(file: &str, kind: &str, name: &str) -> Vec<(String, String)> {
 }
 
 /// What the API source reads (list + watch) and writes, by API group.
-const READ_NAMESPACED: [&str; 8] = [
+const READ_NAMESPACED: [&str; 11] = [
     "networking.k8s.io/ingresses",
     "/services",
     "/secrets",
@@ -118,6 +118,9 @@ const READ_NAMESPACED: [&str; 8] = [
     "discovery.k8s.io/endpointslices",
     "gateway.networking.k8s.io/gateways",
     "gateway.networking.k8s.io/httproutes",
+    "gateway.networking.k8s.io/grpcroutes",
+    "gateway.networking.k8s.io/tlsroutes",
+    "gateway.networking.k8s.io/backendtlspolicies",
     "gateway.networking.k8s.io/referencegrants",
 ];
 const READ_CLUSTER: [&str; 3] = [
@@ -125,10 +128,13 @@ const READ_CLUSTER: [&str; 3] = [
     "gateway.networking.k8s.io/gatewayclasses",
     "/namespaces",
 ];
-const STATUS_NAMESPACED: [&str; 3] = [
+const STATUS_NAMESPACED: [&str; 6] = [
     "networking.k8s.io/ingresses/status",
     "gateway.networking.k8s.io/gateways/status",
     "gateway.networking.k8s.io/httproutes/status",
+    "gateway.networking.k8s.io/grpcroutes/status",
+    "gateway.networking.k8s.io/tlsroutes/status",
+    "gateway.networking.k8s.io/backendtlspolicies/status",
 ];
 const STATUS_CLUSTER: &str = "gateway.networking.k8s.io/gatewayclasses/status";
 

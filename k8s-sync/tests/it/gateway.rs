@@ -175,7 +175,7 @@ fn listeners_admit_routes_by_namespace_kind_section_and_hostname() {
             ", allowedRoutes: {kinds: [{kind: GRPCRoute}]}",
             route("demo", "web", WEB_RULE),
             false,
-            "kinds exclude HTTPRoute",
+            "do not take this kind of route (NotAllowedByListeners)",
         ),
         (
             "a listener hostname no route hostname matches",
@@ -661,7 +661,7 @@ fn status_says_what_was_accepted_and_why_not() {
         ]
     );
     let parents = |name: &str| -> Vec<String> {
-        let r = &s.routes[&("demo".to_string(), name.to_string())];
+        let r = &s.routes[&(RouteKind::HttpRoute, "demo".to_string(), name.to_string())];
         r.parents
             .iter()
             .flat_map(|p| conditions(&p.conditions))
@@ -680,8 +680,116 @@ fn status_says_what_was_accepted_and_why_not() {
         ]
     );
     assert_eq!(parents("elsewhere"), ["Accepted=False(NoMatchingParent)"]);
-    let parent_ref =
-        &s.routes[&("demo".to_string(), "elsewhere".to_string())].parents[0].parent_ref;
+    let parent_ref = &s.routes[&(
+        RouteKind::HttpRoute,
+        "demo".to_string(),
+        "elsewhere".to_string(),
+    )]
+        .parents[0]
+        .parent_ref;
     assert_eq!(parent_ref["sectionName"], "nope");
     assert_eq!(parent_ref["kind"], "Gateway");
+}
+
+#[test]
+fn cors_filters_become_the_rules_policy_and_bad_values_leave_the_rule_out() {
+    use rauta_shared::policy::{Cors, CorsAnswers, CorsOriginMatch, CorsOrigins};
+    let spec = "  rules:
+  - matches: [{path: {value: /cors}}]
+    filters:
+    - type: CORS
+      cors:
+        allowOrigins: [https://www.foo.com, 'https://*.Bar.com', 'http://localhost:8080']
+        allowMethods: [GET, OPTIONS]
+        allowHeaders: [x-header-1, X-Header-2]
+        exposeHeaders: [x-header-3]
+        allowCredentials: true
+        maxAge: 3600
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {value: /open}}]
+    filters: [{type: CORS, cors: {allowOrigins: ['*']}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {value: /bad-origin}}]
+    filters: [{type: CORS, cors: {allowOrigins: [https://ok.example, www.foo.com]}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {value: /bad-path}}]
+    filters: [{type: CORS, cors: {allowOrigins: ['https://foo.com/app']}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {value: /bad-method}}]
+    filters: [{type: CORS, cors: {allowOrigins: ['*'], allowMethods: ['GET POST']}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {value: /star-and-more}}]
+    filters: [{type: CORS, cors: {allowOrigins: ['*', https://a.example]}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {value: /bad-header}}]
+    filters: [{type: CORS, cors: {allowOrigins: ['*'], allowHeaders: ['x:y']}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {value: /zero-age}}]
+    filters: [{type: CORS, cors: {allowOrigins: ['*'], maxAge: 0}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {value: /no-field}}]
+    filters: [{type: CORS}]
+    backendRefs: [{name: web, port: 80}]
+";
+    let yaml = format!(
+        "{CLASSES}{WEB}{}{}",
+        gateway("rauta", "", ""),
+        route("demo", "web", spec)
+    );
+    let t = run(&yaml);
+    let paths: Vec<&str> = t.config.rules.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/cors", "/open"]);
+    assert_eq!(
+        t.config.rules[0].policy.cors,
+        Some(Cors {
+            origins: CorsOrigins::List(vec![
+                "https://www.foo.com".into(),
+                "https://*.bar.com".into(),
+                "http://localhost:8080".into(),
+            ]),
+            origin_match: CorsOriginMatch::Greedy,
+            methods: "GET, OPTIONS".into(),
+            headers: "x-header-1, X-Header-2".into(),
+            expose_headers: Some("x-header-3".into()),
+            credentials: true,
+            max_age: 3600,
+            answers: CorsAnswers::Fetch,
+        })
+    );
+    let open = t.config.rules[1].policy.cors.as_ref().expect("cors");
+    assert_eq!(
+        (
+            &open.origins,
+            open.methods.as_str(),
+            open.credentials,
+            open.max_age
+        ),
+        (&CorsOrigins::Any, "", false, 5),
+        "the spec's defaults"
+    );
+    let errors = bare(messages(&t.problems, Severity::Error));
+    for expected in [
+        "rules[2]: filters[0]: allowOrigins: \"www.foo.com\" is not * or http(s)://host[:port]; rule left out",
+        "rules[3]: filters[0]: allowOrigins: \"https://foo.com/app\" has host \"foo.com/app\", not DNS labels (the first may be *); rule left out",
+        "rules[4]: filters[0]: allowMethods: \"GET POST\" is not a valid method; rule left out",
+        "rules[5]: filters[0]: allowOrigins: * cannot be listed with other values; rule left out",
+        "rules[6]: filters[0]: allowHeaders: \"x:y\" is not a valid header name; rule left out",
+        "rules[7]: filters[0]: maxAge 0 is not at least 1; rule left out",
+        "rules[8]: filters[0]: type CORS without its cors field; rule left out",
+    ] {
+        assert!(errors.iter().any(|e| e.contains(expected)), "{expected}: {errors:#?}");
+    }
+    let route =
+        &t.gateway_status.routes[&(RouteKind::HttpRoute, "demo".to_string(), "web".to_string())];
+    let conditions: Vec<String> = route
+        .parents
+        .iter()
+        .flat_map(|p| conditions(&p.conditions))
+        .collect();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.starts_with("PartiallyInvalid=True")),
+        "{conditions:?}"
+    );
 }

@@ -761,3 +761,62 @@ fn the_leader_writes_gateway_api_status_and_keeps_other_controllers_entries() {
     });
     source.stop();
 }
+
+#[test]
+fn grpc_and_tls_routes_are_watched_and_get_their_status() {
+    let api = FakeApi::start();
+    seed(&api, &["/ingress"]);
+    let docs = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: rauta}\n\
+         spec: {controllerName: rauta.io/gateway-controller}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: demo}\n\
+         spec: {gatewayClassName: rauta, listeners: [{name: http, port: 80, protocol: HTTP}, \
+         {name: pass, port: 443, protocol: TLS, tls: {mode: Passthrough}}]}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: calls, namespace: demo}\n\
+         spec:\n  parentRefs: [{name: gw}]\n  hostnames: [grpc.example.com]\n  \
+         rules: [{matches: [{method: {service: a.B}}], backendRefs: [{name: web, port: 80}]}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {name: pass, namespace: demo}\n\
+         spec:\n  parentRefs: [{name: gw}]\n  hostnames: [pass.example.com]\n  \
+         rules: [{backendRefs: [{name: gone, port: 443}]}]\n";
+    for doc in docs.split("---\n") {
+        api.apply_yaml(doc);
+    }
+    let (source, rx) = start(options(&api, "kubeconfig"));
+    let config = until(&rx, "the GRPCRoute and TLSRoute", |c| {
+        c.rules.len() == 2 && c.passthrough.len() == 1
+    });
+    assert_eq!(paths(&config), ["/ingress", "/a.B"]);
+    assert_eq!(
+        config.passthrough[0].source.to_string(),
+        "TLSRoute demo/pass"
+    );
+
+    let grpc = api.wait_for("GRPCRoute status", |api| {
+        api.get("grpcroutes", "demo", "calls")
+            .filter(|r| r.pointer("/status/parents/0").is_some())
+    });
+    assert_eq!(
+        conditions_at(&grpc, "/status/parents/0/conditions"),
+        ["Accepted=True", "ResolvedRefs=True"]
+    );
+    let tls = api.wait_for("TLSRoute status", |api| {
+        api.get("tlsroutes", "demo", "pass")
+            .filter(|r| r.pointer("/status/parents/0").is_some())
+    });
+    assert_eq!(
+        conditions_at(&tls, "/status/parents/0/conditions"),
+        ["Accepted=True", "ResolvedRefs=False"]
+    );
+    let gw = api.wait_for("Gateway status", |api| {
+        api.get("gateways", "demo", "gw")
+            .filter(|g| g.pointer("/status/listeners/1").is_some())
+    });
+    assert_eq!(
+        gw.pointer("/status/listeners/1/supportedKinds/0/kind"),
+        Some(&serde_json::json!("TLSRoute"))
+    );
+    assert_eq!(
+        gw.pointer("/status/listeners/0/supportedKinds/1/kind"),
+        Some(&serde_json::json!("GRPCRoute"))
+    );
+    source.stop();
+}

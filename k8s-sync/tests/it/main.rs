@@ -8,6 +8,7 @@ mod api_metrics;
 mod backend_choice;
 mod deploy_manifests;
 mod gateway;
+mod gateway_kinds;
 mod kube_source;
 mod load;
 mod report;

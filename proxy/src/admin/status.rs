@@ -302,8 +302,83 @@ struct Live<'a> {
     /// it]: endpoints where one of these is not zero.
     endpoints: Vec<(String, u64, u64, usize)>,
     ebpf: Ebpf,
+    /// The TCP and UDP services of the live table with their counters
+    /// (summed over shards, since start).
+    l4_services: Vec<L4Row<'a>>,
+    /// The ssl-passthrough hosts of the live table.
+    passthrough: Vec<PassthroughRow<'a>>,
+    /// [result, ClientHellos] read on TLS listeners while passthrough
+    /// hosts exist (as `rauta_tls_client_hellos_total`).
+    client_hellos: Vec<(&'static str, u64)>,
     /// The Kubernetes API source's figures; `null` with `--manifests`.
     kubernetes: Option<crate::metrics::exposition::kubernetes::KubeFigures>,
+}
+
+/// A TCP or UDP service (a tcp/udp-services ConfigMap entry) and its
+/// counters.
+#[derive(Serialize)]
+struct L4Row<'a> {
+    /// `tcp/9000`, the `service` label of its metrics.
+    service: &'a str,
+    protocol: &'static str,
+    port: u16,
+    backend: &'a str,
+    /// The ConfigMap entry it comes from.
+    source: String,
+    /// False when its port could not be bound (then `error` says why).
+    listening: bool,
+    error: Option<&'a str>,
+    active: u64,
+    connections: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    connect_failures: u64,
+    unserved: u64,
+}
+
+/// An ssl-passthrough host and the backend its TLS connections go to.
+#[derive(Serialize)]
+struct PassthroughRow<'a> {
+    host: String,
+    backend: &'a str,
+}
+
+/// The L4 services of `published` with their counters summed over shards.
+fn l4_rows<'a>(published: &'a crate::control::Published, totals: &Totals) -> Vec<L4Row<'a>> {
+    let table = &published.table;
+    table
+        .l4_services()
+        .iter()
+        .map(|s| {
+            let mut sum = crate::metrics::l4::L4Counters::default();
+            for shard in totals.registry.shards.values() {
+                for (_, c) in shard.l4.iter().filter(|(label, _)| *label == s.label) {
+                    sum.active += c.active;
+                    sum.connections += c.connections;
+                    sum.bytes_in += c.bytes_in;
+                    sum.bytes_out += c.bytes_out;
+                    sum.connect_failures += c.connect_failures;
+                    sum.unserved += c.unserved;
+                }
+            }
+            let failure = published.l4_failures.iter().find(|(k, _)| *k == s.key);
+            L4Row {
+                service: &s.label,
+                protocol: s.key.0.as_str(),
+                port: s.key.1,
+                backend: &table.backend(s.backend).name,
+                source: s.source.to_string(),
+                listening: failure.is_none(),
+                error: failure.map(|(_, why)| why.as_str()),
+                active: sum.active,
+                connections: sum.connections,
+                bytes_in: sum.bytes_in,
+                bytes_out: sum.bytes_out,
+                connect_failures: sum.connect_failures,
+                unserved: sum.unserved,
+            }
+        })
+        .collect()
 }
 
 /// The series of an exposition text, comments left out.
@@ -429,6 +504,27 @@ pub(super) fn render(
         .collect();
     endpoints.sort_unstable();
 
+    let l4_services = latest
+        .as_ref()
+        .map(|p| l4_rows(p, totals))
+        .unwrap_or_default();
+    let passthrough = latest
+        .as_ref()
+        .map(|p| {
+            (p.table.passthrough_hosts().into_iter())
+                .map(|(host, b)| PassthroughRow {
+                    host,
+                    backend: &p.table.backend(b).name,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut hellos: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    for shard in totals.registry.shards.values() {
+        for (result, n) in &shard.hellos {
+            *hellos.entry(result).or_default() += n;
+        }
+    }
     let reloads = totals
         .reloads
         .update(state, generation, source.0, &source.1);
@@ -447,6 +543,9 @@ pub(super) fn render(
         routes,
         endpoints,
         ebpf: ebpf(state),
+        l4_services,
+        passthrough,
+        client_hellos: hellos.into_iter().collect(),
         kubernetes: crate::metrics::exposition::kubernetes::figures(),
     };
     let body = serde_json::to_string(&live).unwrap_or_else(|_| "{}".into());

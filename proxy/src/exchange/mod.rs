@@ -19,7 +19,7 @@ mod record;
 mod tunnel;
 
 use crate::downstream::{ClientConn, Outcome};
-use crate::shard::Shard;
+use crate::shard::{LocalTable, Shard};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -30,12 +30,29 @@ pub async fn exchange(shard: &Rc<Shard>, conn: &mut ClientConn) -> Outcome {
     let Some(table) = shard.table() else {
         return record::not_ready(shard, conn).await;
     };
-    let mut plan = match plan::plan(shard, conn, &table) {
+    let mut tally = record::Tally::new(0);
+    let outcome = serve(shard, conn, &table, &mut tally, started).await;
+    // The one place every way an exchange ends (forwarded, answered by a
+    // policy or by rauta's own error, refused by auth) records its span.
+    record::span(shard, &table, &mut tally);
+    outcome
+}
+
+async fn serve(
+    shard: &Rc<Shard>,
+    conn: &mut ClientConn,
+    table: &Rc<LocalTable>,
+    tally: &mut record::Tally,
+    started: Instant,
+) -> Outcome {
+    let mut plan = match plan::plan(shard, conn, table, &mut tally.trace) {
         Ok(plan) => plan,
-        Err(refused) => return record::refused(shard, conn, &table, refused, started).await,
+        Err(refused) => return record::refused(shard, conn, table, refused, tally, started).await,
     };
+    tally.bytes_in = plan.head_len;
+    tally.route = Some(plan.route);
     if plan.auth.is_some() {
-        if let Err(error) = auth::authorize(shard, conn, &table, &mut plan).await {
+        if let Err(error) = auth::authorize(shard, conn, table, &mut plan).await {
             // Nothing of a body was read: the connection goes on without one.
             let refused = plan::Refused {
                 error,
@@ -44,30 +61,28 @@ pub async fn exchange(shard: &Rc<Shard>, conn: &mut ClientConn) -> Outcome {
                 method: plan.method,
                 head_len: plan.head_len,
             };
-            return record::refused(shard, conn, &table, refused, started).await;
+            return record::refused(shard, conn, table, refused, tally, started).await;
         }
     }
-    let stats = record::begin(shard, &table, plan.route);
-    let mut tally = record::Tally::new(plan.head_len);
-    tally.trace = plan.trace.take();
+    let stats = record::begin(shard, table, plan.route);
     if !plan.mirrors.is_empty() {
         let copies = std::mem::take(&mut plan.mirrors);
-        tally.mirror = mirror::start(shard, &table, plan.route, copies, plan.body);
+        tally.mirror = mirror::start(shard, table, plan.route, copies, plan.body);
     }
     let forwarded = forward::forward(
         shard,
         conn,
-        &table,
+        table,
         &plan,
-        &mut tally,
+        tally,
         answer::response_head,
         started,
     )
     .await;
     let outcome = match forwarded {
-        Ok(forwarded) => answer::answer(shard, conn, forwarded, &mut tally).await,
+        Ok(forwarded) => answer::answer(shard, conn, forwarded, tally).await,
         Err(answered) => answered,
     };
-    record::end(shard, conn, stats, plan.method, &mut tally, started);
+    record::end(shard, conn, stats, plan.method, tally, started);
     outcome
 }

@@ -51,8 +51,6 @@ pub(super) struct Plan<'t> {
     /// The request already goes to the error backend (its own backend has
     /// no endpoint): its answer is not intercepted again.
     pub(super) diverted: bool,
-    /// The request's trace context, with `--otlp-endpoint` when it has one.
-    pub(super) trace: Option<otel::Trace>,
     /// Copies for the route's mirrors (empty for nearly every route).
     pub(super) mirrors: Vec<super::mirror::Copy>,
 }
@@ -70,11 +68,14 @@ pub(super) struct Refused {
 
 /// Parses the head, routes, picks an endpoint and writes the upstream head
 /// into `conn.out`; consumes the head from the read buffer when the request
-/// goes on (or when a refused request was read whole).
+/// goes on (or when a refused request was read whole). The request's trace
+/// context, with `--otlp-endpoint` when it has one, goes into `trace`
+/// whether the request goes on or is refused.
 pub(super) fn plan<'t>(
     shard: &Shard,
     conn: &mut ClientConn,
     table: &'t LocalTable,
+    trace: &mut Option<otel::Trace>,
 ) -> Result<Plan<'t>, Refused> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let limit = shard.cfg.max_headers.min(MAX_HEADERS);
@@ -110,7 +111,16 @@ pub(super) fn plan<'t>(
         tls: conn.stream.is_tls(),
         port: conn.port,
     };
-    let result = route(shard, &mut conn.out, via, table, &req, method, &request_id);
+    let result = route(
+        shard,
+        &mut conn.out,
+        via,
+        table,
+        &req,
+        method,
+        &request_id,
+        trace,
+    );
     // Without a body the request is fully read: a refusal can keep the connection.
     let (len, keep) = (req.len, req.body == BodyLen::None && req.keep_alive);
     match result {
@@ -169,6 +179,11 @@ fn upstream_request_id<'a>(req: &'a request::RequestHead, ours: &'a [u8]) -> &'a
         .unwrap_or(ours)
 }
 
+/// Routes the request and runs its request phase. The trace context is
+/// decided as soon as the route is known (or known to be none), into
+/// `trace`: a refusal after that point keeps it there, so a request rauta
+/// answers itself gets its span like a forwarded one.
+#[allow(clippy::too_many_arguments)]
 fn route<'t>(
     shard: &Shard,
     out: &mut Vec<u8>,
@@ -177,6 +192,7 @@ fn route<'t>(
     req: &request::RequestHead,
     method: usize,
     request_id: &[u8],
+    trace: &mut Option<otel::Trace>,
 ) -> Result<Plan<'t>, (ProxyError, Option<RouteId>)> {
     let mut host_buf = [0u8; host::MAX_HOST_LEN];
     let host = match req.host {
@@ -191,11 +207,19 @@ fn route<'t>(
         .host
         .and_then(|h| std::str::from_utf8(h).ok())
         .unwrap_or(host);
+    // Without `--otlp-endpoint` this is the one branch tracing costs.
+    let traced = |policy: Option<&Policy>| {
+        shard
+            .otel
+            .as_ref()
+            .and_then(|spans| start_trace(spans, shard, via, req, host, policy))
+    };
     if let Some(answer) =
         table
             .routes
             .host_answer(host, req.path, req.origin_target, scheme, http_host)
     {
+        *trace = traced(None);
         return Err((ProxyError::Policy(answer), None));
     }
     let facts = Facts {
@@ -207,8 +231,12 @@ fn route<'t>(
     };
     let (route, backend_index) = match table.routes.lookup_with(host, req.path, &facts) {
         Match::Route { route, backend } => (route, backend),
-        Match::None => return Err((ProxyError::NoRoute, None)),
+        Match::None => {
+            *trace = traced(None);
+            return Err((ProxyError::NoRoute, None));
+        }
     };
+    *trace = traced(table.routes.route(route).policy.as_deref());
     let mut state = policy::State::default();
     let (prepared, body_limit) = request_policies(shard, via, table, route, host, req, &mut state)
         .map_err(|e| (e, Some(route)))?;
@@ -281,7 +309,6 @@ fn route<'t>(
             auth,
             error_page: None,
             diverted: true,
-            trace: None,
             mirrors: Vec::new(),
         });
     };
@@ -301,10 +328,6 @@ fn route<'t>(
         let _ = write!(cursor, "{}", backend.endpoints[endpoint].addr);
         fallback_len = cursor.position() as usize;
     }
-    let trace = shard
-        .otel
-        .as_ref()
-        .and_then(|spans| start_trace(spans, shard, via, req, host, route_policy));
     let traceparent = trace.as_ref().map(|t| t.ctx.traceparent());
     let mut add: [(&[u8], &[u8]); 2] = [(b"", b""); 2];
     let mut drop: [&str; 2] = [""; 2];
@@ -372,7 +395,6 @@ fn route<'t>(
         auth,
         error_page: error_page.map(|(_, head)| head),
         diverted: false,
-        trace,
         mirrors,
     })
 }

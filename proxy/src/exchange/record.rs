@@ -32,6 +32,8 @@ pub(super) struct Tally {
     pub(super) retried: Vec<(SocketAddr, &'static str)>,
     /// The request's trace context, when it has one.
     pub(super) trace: Option<crate::otel::Trace>,
+    /// The route that answered, once one was chosen.
+    pub(super) route: Option<crate::router::path::RouteId>,
     /// Mirrored copies waiting for the request body, when the route has any.
     pub(super) mirror: Option<Box<super::mirror::Pending>>,
 }
@@ -49,6 +51,7 @@ impl Tally {
             upstream_status: None,
             retried: Vec::new(),
             trace: None,
+            route: None,
             mirror: None,
         }
     }
@@ -99,20 +102,22 @@ pub(super) async fn refused(
     conn: &mut ClientConn,
     table: &LocalTable,
     refused: Refused,
+    tally: &mut Tally,
     started: Instant,
 ) -> Outcome {
-    let mut tally = Tally::new(refused.head_len);
+    tally.bytes_in = refused.head_len;
+    tally.route = refused.route;
     let Some(route) = refused.route else {
         if let Some(cause) = refused.error.cause() {
             shard.metrics.unrouted_error(cause);
         }
-        let outcome = fail(conn, &refused.error, refused.keep, &mut tally).await;
-        log_line(shard, conn, &tally, started, None);
+        let outcome = fail(conn, &refused.error, refused.keep, tally).await;
+        log_line(shard, conn, tally, started, None);
         return outcome;
     };
     let stats = begin(shard, table, route);
-    let outcome = fail(conn, &refused.error, refused.keep, &mut tally).await;
-    end(shard, conn, stats, refused.method, &mut tally, started);
+    let outcome = fail(conn, &refused.error, refused.keep, tally).await;
+    end(shard, conn, stats, refused.method, tally, started);
     outcome
 }
 
@@ -155,18 +160,32 @@ pub(super) fn end(
     // A snapshot may have been taken while the request ran.
     shard.metrics.touch(stats);
     log_line(shard, conn, tally, started, Some(&stats.key));
-    if let (Some(spans), Some(trace)) = (&shard.otel, tally.trace.take()) {
-        if let Some(started) = trace.started {
-            spans.push(crate::otel::Span {
-                ctx: trace.ctx,
-                started,
-                end_ns: crate::otel::unix_nanos(),
-                status: tally.status,
-                route: Some(stats.key.clone()),
-                upstream: tally.upstream,
-            });
-        }
-    }
+}
+
+/// Queues the exchange's span, when it has a sampled trace: the status
+/// sent, the route when one was chosen, the endpoint when one answered,
+/// and for a 5xx what went wrong. Called once per exchange, however it
+/// ended; an untraced exchange pays the one branch.
+pub(super) fn span(shard: &Shard, table: &LocalTable, tally: &mut Tally) {
+    let Some(trace) = tally.trace.take() else {
+        return;
+    };
+    let (Some(spans), Some(started)) = (&shard.otel, trace.started) else {
+        return;
+    };
+    let route = tally
+        .route
+        .and_then(|r| table.stats.get(r as usize))
+        .map(|stats| stats.key.clone());
+    spans.push(crate::otel::Span {
+        ctx: trace.ctx,
+        started,
+        end_ns: crate::otel::unix_nanos(),
+        status: tally.status,
+        route,
+        upstream: tally.upstream,
+        cause: tally.cause.map(Cause::label),
+    });
 }
 
 /// Answers with an error. `keep` is true when the request was read whole,

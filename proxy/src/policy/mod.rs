@@ -385,11 +385,15 @@ pub fn request<'p>(
         }
     }
     if let Some(cors) = &policy.cors {
-        state.cors = cors.allow(req.head.header("origin"));
+        let origin = req.head.header("origin");
+        state.cors = cors.allow(origin);
         if req.head.method == "OPTIONS" {
-            if let Some(allowed) = &state.cors {
-                let mut headers = Vec::with_capacity(256);
-                cors.write(allowed, &mut headers);
+            let asked = cors::Asked {
+                origin,
+                method: req.head.header("access-control-request-method"),
+                headers: req.head.header("access-control-request-headers"),
+            };
+            if let Some(headers) = cors.preflight(state.cors.as_ref(), &asked) {
                 return Err(PolicyAnswer::Preflight(headers));
             }
         }

@@ -166,10 +166,12 @@ pub struct RouteTable {
     backends: Vec<Backend>,
     /// TCP and UDP services, by protocol and port.
     l4: Vec<crate::l4::L4Service>,
-    /// `ssl-passthrough` hosts: exact ones, then one-label wildcards (by
-    /// suffix), to the index of their backend.
+    /// `ssl-passthrough` and TLSRoute hosts: exact ones, then one-label
+    /// wildcards (by suffix), then TLSRoute `*.` suffixes of any depth,
+    /// to the index of their backend.
     passthrough_exact: FxHashMap<Box<str>, usize>,
     passthrough_wildcard: FxHashMap<Box<str>, usize>,
+    passthrough_suffix: FxHashMap<Box<str>, usize>,
 }
 
 /// The rules of one host and what applies to the whole host.
@@ -383,8 +385,11 @@ impl RouteTable {
             }
             match &p.host {
                 HostMatch::Exact(h) => table.passthrough_exact.insert(h.as_str().into(), p.backend),
-                HostMatch::Wildcard(s) | HostMatch::Suffix(s) => table
+                HostMatch::Wildcard(s) => table
                     .passthrough_wildcard
+                    .insert(s.as_str().into(), p.backend),
+                HostMatch::Suffix(s) => table
+                    .passthrough_suffix
                     .insert(s.as_str().into(), p.backend),
                 HostMatch::Any => None,
             };
@@ -542,15 +547,28 @@ impl RouteTable {
     /// then does a TLS listener read the ClientHello before the handshake.
     #[inline]
     pub fn has_passthrough(&self) -> bool {
-        !self.passthrough_exact.is_empty() || !self.passthrough_wildcard.is_empty()
+        !self.passthrough_exact.is_empty()
+            || !self.passthrough_wildcard.is_empty()
+            || !self.passthrough_suffix.is_empty()
     }
 
     /// The backend that `ssl-passthrough` relays TLS for `sni` (lower-case) to.
     pub fn passthrough(&self, sni: &str) -> Option<usize> {
-        self.passthrough_exact.get(sni).copied().or_else(|| {
-            let (_, parent) = sni.split_once('.')?;
-            self.passthrough_wildcard.get(parent).copied()
-        })
+        if let Some(b) = self.passthrough_exact.get(sni) {
+            return Some(*b);
+        }
+        let (_, parent) = sni.split_once('.')?;
+        if let Some(b) = self.passthrough_wildcard.get(parent) {
+            return Some(*b);
+        }
+        // The longest suffix first: each parent, dropping one label at a time.
+        let mut rest = parent;
+        loop {
+            if let Some(b) = self.passthrough_suffix.get(rest) {
+                return Some(*b);
+            }
+            rest = rest.split_once('.')?.1;
+        }
     }
 
     /// The passthrough hosts (`*.` before wildcard suffixes) and their
@@ -561,7 +579,9 @@ impl RouteTable {
             .iter()
             .map(|(h, b)| (h.to_string(), *b));
         let wild = (self.passthrough_wildcard.iter()).map(|(s, b)| (format!("*.{s}"), *b));
-        let mut all: Vec<_> = exact.chain(wild).collect();
+        let suffix =
+            (self.passthrough_suffix.iter()).map(|(s, b)| (format!("*.{s} (any depth)"), *b));
+        let mut all: Vec<_> = exact.chain(wild).chain(suffix).collect();
         all.sort();
         all
     }

@@ -19,8 +19,10 @@ trailing metadata `x-echo-trailer: done` (also on abort).
       serves TLS (ALPN h2) with that chain and key; with --client-ca it also
       requires a client certificate signed by that CA.
   grpc_peer.py call HOST:PORT SCENARIO [ARGS...] [--authority NAME]
-      [--timeout S] [--tls [--ca FILE] [--client-cert FILE --client-key FILE]]
-      prints one JSON object and exits 0, even when the call failed. With
+      [--timeout S] [--metadata KEY=VALUE ...]
+      [--tls [--ca FILE] [--client-cert FILE --client-key FILE]]
+      prints one JSON object and exits 0, even when the call failed. Every
+      call carries the --metadata pairs (request headers). With
       --tls the server's certificate is verified against --ca (else the
       system roots) for --authority (else the target's host).
 """
@@ -386,6 +388,34 @@ SCENARIOS = {
 }
 
 
+class Metadata(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds fixed metadata (request headers) to every call."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def _details(self, details):
+        extra = list(details.metadata or []) + self.pairs
+        return details._replace(metadata=extra)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+
 def call(args):
     options = list(MESSAGE_OPTIONS)
     if args.authority:
@@ -401,6 +431,9 @@ def call(args):
         channel = grpc.secure_channel(args.target, credentials, options=options)
     else:
         channel = grpc.insecure_channel(args.target, options=options)
+    if args.metadata:
+        pairs = [tuple(m.split("=", 1)) for m in args.metadata]
+        channel = grpc.intercept_channel(channel, Metadata(pairs))
     start = time.monotonic()
     with channel:
         out = SCENARIOS[args.scenario](channel, args.timeout, *args.args)
@@ -423,6 +456,7 @@ def main():
     c.add_argument("scenario", choices=sorted(SCENARIOS))
     c.add_argument("args", nargs="*")
     c.add_argument("--authority")
+    c.add_argument("--metadata", action="append", default=[])
     c.add_argument("--timeout", type=float, default=30.0)
     c.add_argument("--tls", action="store_true")
     c.add_argument("--ca")

@@ -112,6 +112,27 @@ const KINDS: &[Kind] = &[
         namespaced: true,
     },
     Kind {
+        resource: "grpcroutes",
+        prefix: "/apis/gateway.networking.k8s.io/v1",
+        kind: "GRPCRoute",
+        api_version: "gateway.networking.k8s.io/v1",
+        namespaced: true,
+    },
+    Kind {
+        resource: "tlsroutes",
+        prefix: "/apis/gateway.networking.k8s.io/v1",
+        kind: "TLSRoute",
+        api_version: "gateway.networking.k8s.io/v1",
+        namespaced: true,
+    },
+    Kind {
+        resource: "backendtlspolicies",
+        prefix: "/apis/gateway.networking.k8s.io/v1",
+        kind: "BackendTLSPolicy",
+        api_version: "gateway.networking.k8s.io/v1",
+        namespaced: true,
+    },
+    Kind {
         resource: "referencegrants",
         prefix: "/apis/gateway.networking.k8s.io/v1beta1",
         kind: "ReferenceGrant",

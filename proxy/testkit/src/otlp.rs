@@ -1,7 +1,8 @@
 //! A small OTLP/HTTP receiver: serves `POST /v1/traces` with the JSON
 //! encoding (`ExportTraceServiceRequest`), keeps every span it decodes
 //! with its resource attributes, and can be told to stall (read a request,
-//! then answer nothing until released).
+//! then answer nothing until released), to go down (close every connection
+//! without an answer) or to answer 503. Connections are kept alive.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -44,6 +45,9 @@ struct State {
     spans: Mutex<Vec<ReceivedSpan>>,
     posts: Mutex<u64>,
     stalled: AtomicBool,
+    down: AtomicBool,
+    failing: AtomicBool,
+    connections: Mutex<u64>,
 }
 
 /// The receiver; its thread runs until the process ends.
@@ -62,6 +66,11 @@ impl OtlpReceiver {
         let shared = state.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                if shared.down.load(Ordering::SeqCst) {
+                    drop(stream);
+                    continue;
+                }
+                *shared.connections.lock().expect("connections") += 1;
                 let state = shared.clone();
                 std::thread::spawn(move || {
                     let _ = serve(stream, &state);
@@ -84,6 +93,22 @@ impl OtlpReceiver {
     /// Export requests received so far (stalled ones included).
     pub fn posts(&self) -> u64 {
         *self.state.posts.lock().expect("posts")
+    }
+
+    /// Connections accepted so far (while up).
+    pub fn connections(&self) -> u64 {
+        *self.state.connections.lock().expect("connections")
+    }
+
+    /// Goes down (`true`: every connection, new or kept, is closed without
+    /// an answer) or comes back.
+    pub fn set_down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Answers every export with 503 (`true`), or takes them again.
+    pub fn set_failing(&self, failing: bool) {
+        self.state.failing.store(failing, Ordering::SeqCst);
     }
 
     /// Stalls (`true`) or releases every request.
@@ -116,17 +141,27 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
         }
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body)?;
+        if state.down.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         *state.posts.lock().expect("posts") += 1;
         while state.stalled.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let ok = line.starts_with("POST /v1/traces ");
+        let failing = state.failing.load(Ordering::SeqCst);
+        let ok = line.starts_with("POST /v1/traces ") && !failing;
         if ok {
             if let Ok(v) = serde_json::from_slice::<Value>(&body) {
                 state.spans.lock().expect("spans").extend(decode(&v));
             }
         }
-        let status = if ok { "200 OK" } else { "404 Not Found" };
+        let status = if ok {
+            "200 OK"
+        } else if failing {
+            "503 Service Unavailable"
+        } else {
+            "404 Not Found"
+        };
         out.write_all(
             format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}")
                 .as_bytes(),

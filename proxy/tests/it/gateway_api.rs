@@ -552,3 +552,428 @@ fn listeners_scope_routes_and_certificates_and_ingresses_keep_their_hosts() {
     );
     assert!(log.contains("HTTPRoute infra/partly-bad"), "{log}");
 }
+
+/// What one CORS response header must be: one of these values (spaces
+/// ignored, as the conformance test does), or absent.
+enum Want {
+    OneOf(&'static [&'static str]),
+    Absent,
+}
+
+/// A CORS case: name, method, target, request headers -> who answered
+/// (`status 204` for rauta's preflight answer, `v1` when proxied) and the
+/// response headers.
+type CorsCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static [(&'static str, Want)],
+);
+
+const ACAO: &str = "access-control-allow-origin";
+const ACAM: &str = "access-control-allow-methods";
+const ACAH: &str = "access-control-allow-headers";
+const ACEH: &str = "access-control-expose-headers";
+const ACAC: &str = "access-control-allow-credentials";
+const MAX_AGE: &str = "access-control-max-age";
+
+/// httproute-cors.go's cases (its four routes, same order), then rauta's
+/// own choices: default ports, what a preflight did not ask for, an
+/// OPTIONS that is not a preflight, and the 204 for a refused origin.
+const CORS_CASES: &[CorsCase] = &[
+    (
+        "preflight from an exact matching origin",
+        "OPTIONS",
+        "/cors-1",
+        &[
+            ("Origin", "https://www.foo.com"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "x-header-1, x-header-2"),
+        ],
+        "status 204",
+        &[
+            (ACAO, Want::OneOf(&["https://www.foo.com"])),
+            (ACAM, Want::OneOf(&["GET,OPTIONS", "OPTIONS,GET"])),
+            (
+                ACAH,
+                Want::OneOf(&["x-header-1,x-header-2", "x-header-2,x-header-1"]),
+            ),
+            (
+                ACEH,
+                Want::OneOf(&["x-header-3,x-header-4", "x-header-4,x-header-3"]),
+            ),
+            (MAX_AGE, Want::OneOf(&["3600"])),
+            (ACAC, Want::OneOf(&["true"])),
+        ],
+    ),
+    (
+        "preflight from a wildcard matching origin",
+        "OPTIONS",
+        "/cors-1",
+        &[
+            ("Origin", "https://www.bar.com"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "x-header-1, x-header-2"),
+        ],
+        "status 204",
+        &[
+            (ACAO, Want::OneOf(&["https://www.bar.com"])),
+            (ACAM, Want::OneOf(&["GET,OPTIONS", "OPTIONS,GET"])),
+            (
+                ACAH,
+                Want::OneOf(&["x-header-1,x-header-2", "x-header-2,x-header-1"]),
+            ),
+            (
+                ACEH,
+                Want::OneOf(&["x-header-3,x-header-4", "x-header-4,x-header-3"]),
+            ),
+            (MAX_AGE, Want::OneOf(&["3600"])),
+            (ACAC, Want::OneOf(&["true"])),
+        ],
+    ),
+    (
+        "preflight from a wildcard matching any number of labels left of *",
+        "OPTIONS",
+        "/cors-1",
+        &[
+            ("Origin", "https://xpto.www.bar.com"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "x-header-1, x-header-2"),
+        ],
+        "status 204",
+        &[
+            (ACAO, Want::OneOf(&["https://xpto.www.bar.com"])),
+            (ACAM, Want::OneOf(&["GET,OPTIONS", "OPTIONS,GET"])),
+            (
+                ACAH,
+                Want::OneOf(&["x-header-1,x-header-2", "x-header-2,x-header-1"]),
+            ),
+            (
+                ACEH,
+                Want::OneOf(&["x-header-3,x-header-4", "x-header-4,x-header-3"]),
+            ),
+            (MAX_AGE, Want::OneOf(&["3600"])),
+            (ACAC, Want::OneOf(&["true"])),
+        ],
+    ),
+    (
+        "preflight from a non-matching origin",
+        "OPTIONS",
+        "/cors-1",
+        &[
+            ("Origin", "https://foobar.com"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+        "status 204",
+        &[
+            (ACAO, Want::Absent),
+            (ACAM, Want::Absent),
+            (ACAC, Want::Absent),
+        ],
+    ),
+    (
+        "simple request from an exact matching origin",
+        "GET",
+        "/cors-1",
+        &[
+            ("Origin", "https://www.foo.com"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "x-header-1, x-header-2"),
+        ],
+        "v1",
+        &[
+            (ACAO, Want::OneOf(&["https://www.foo.com"])),
+            (ACAC, Want::OneOf(&["true"])),
+            (ACEH, Want::OneOf(&["x-header-3,x-header-4"])),
+            (ACAM, Want::Absent),
+            (MAX_AGE, Want::Absent),
+        ],
+    ),
+    (
+        "simple request from a wildcard matching origin",
+        "GET",
+        "/cors-1",
+        &[
+            ("Origin", "https://www.bar.com"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "x-header-1, x-header-2"),
+        ],
+        "v1",
+        &[(ACAO, Want::OneOf(&["https://www.bar.com"]))],
+    ),
+    (
+        "simple request from a non-matching origin",
+        "GET",
+        "/cors-1",
+        &[
+            ("Origin", "https://foobar.com"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+        "v1",
+        &[
+            (ACAO, Want::Absent),
+            (ACAC, Want::Absent),
+            (ACEH, Want::Absent),
+        ],
+    ),
+    (
+        "preflight with POST allowed by allowMethods *, without credentials",
+        "OPTIONS",
+        "/cors-2",
+        &[
+            ("Origin", "https://www.foo.com"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        "status 204",
+        &[
+            (ACAM, Want::OneOf(&["POST", "*"])),
+            (ACAO, Want::OneOf(&["https://www.foo.com"])),
+            (ACAC, Want::Absent),
+            (MAX_AGE, Want::OneOf(&["5"])),
+            (ACAH, Want::Absent),
+        ],
+    ),
+    (
+        "preflight from a wildcard origin",
+        "OPTIONS",
+        "/cors-wildcard-origin",
+        &[
+            ("Origin", "https://foobar.com"),
+            ("Access-Control-Request-Method", "PUT"),
+        ],
+        "status 204",
+        &[
+            (ACAO, Want::OneOf(&["https://foobar.com", "*"])),
+            (ACAM, Want::OneOf(&["PUT"])),
+            (ACAC, Want::Absent),
+        ],
+    ),
+    (
+        "preflight from a wildcard origin containing a port",
+        "OPTIONS",
+        "/cors-wildcard-origin",
+        &[
+            ("Origin", "https://foobar.com:12345"),
+            ("Access-Control-Request-Method", "PUT"),
+        ],
+        "status 204",
+        &[
+            (ACAO, Want::OneOf(&["https://foobar.com:12345", "*"])),
+            (ACAM, Want::OneOf(&["PUT"])),
+            (ACAC, Want::Absent),
+        ],
+    ),
+    (
+        "request from a wildcard origin containing a port",
+        "PUT",
+        "/cors-wildcard-origin",
+        &[("Origin", "https://foobar.com:12345")],
+        "v1",
+        &[(ACAO, Want::OneOf(&["https://foobar.com:12345", "*"]))],
+    ),
+    (
+        "simple request from a wildcard origin",
+        "PUT",
+        "/cors-wildcard-origin",
+        &[("Origin", "https://foobar.com")],
+        "v1",
+        &[
+            (ACAO, Want::OneOf(&["https://foobar.com", "*"])),
+            (ACAC, Want::Absent),
+        ],
+    ),
+    (
+        "preflight with wildcards and credentials echoes origin, method and headers",
+        "OPTIONS",
+        "/cors-wildcard-methods-headers",
+        &[
+            ("Origin", "https://other.foo.com"),
+            ("Access-Control-Request-Method", "PUT"),
+            ("Access-Control-Request-Headers", "x-header-1, x-header-2"),
+        ],
+        "status 204",
+        &[
+            (ACAO, Want::OneOf(&["https://other.foo.com"])),
+            (ACAM, Want::OneOf(&["PUT"])),
+            (
+                ACAH,
+                Want::OneOf(&["x-header-1,x-header-2", "x-header-2,x-header-1"]),
+            ),
+            (ACAC, Want::OneOf(&["true"])),
+        ],
+    ),
+    (
+        "preflight with wildcards without credentials",
+        "OPTIONS",
+        "/cors-wildcard-methods-headers-unauth",
+        &[
+            ("Origin", "https://other.foo.com"),
+            ("Access-Control-Request-Method", "PUT"),
+            ("Access-Control-Request-Headers", "x-header-1, x-header-2"),
+        ],
+        "status 204",
+        &[
+            (ACAO, Want::OneOf(&["https://other.foo.com", "*"])),
+            (ACAM, Want::OneOf(&["PUT", "*"])),
+            (
+                ACAH,
+                Want::OneOf(&["x-header-1,x-header-2", "x-header-2,x-header-1", "*"]),
+            ),
+            (ACAC, Want::Absent),
+        ],
+    ),
+    (
+        "request to a wildcard origin with credentials",
+        "GET",
+        "/cors-wildcard-methods-headers",
+        &[("Origin", "https://other.foo.com")],
+        "v1",
+        &[
+            (ACAO, Want::OneOf(&["https://other.foo.com"])),
+            (ACAC, Want::OneOf(&["true"])),
+        ],
+    ),
+    (
+        "request to a wildcard origin without credentials",
+        "GET",
+        "/cors-wildcard-methods-headers-unauth",
+        &[("Origin", "https://other.foo.com")],
+        "v1",
+        &[
+            (ACAO, Want::OneOf(&["https://other.foo.com", "*"])),
+            (ACAC, Want::Absent),
+        ],
+    ),
+    // rauta's own.
+    (
+        "an origin with the scheme's default port matches one without",
+        "OPTIONS",
+        "/cors-1",
+        &[
+            ("Origin", "https://www.foo.com:443"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+        "status 204",
+        &[
+            (ACAO, Want::OneOf(&["https://www.foo.com:443"])),
+            (ACAH, Want::Absent),
+        ],
+    ),
+    (
+        "another port does not",
+        "GET",
+        "/cors-1",
+        &[("Origin", "https://www.foo.com:8443")],
+        "v1",
+        &[(ACAO, Want::Absent)],
+    ),
+    (
+        "a preflight asking for no headers gets no Allow-Headers",
+        "OPTIONS",
+        "/cors-wildcard-methods-headers",
+        &[
+            ("Origin", "https://other.foo.com"),
+            ("Access-Control-Request-Method", "DELETE"),
+        ],
+        "status 204",
+        &[
+            (ACAM, Want::OneOf(&["DELETE"])),
+            (ACAH, Want::Absent),
+            (MAX_AGE, Want::OneOf(&["5"])),
+        ],
+    ),
+    (
+        "an OPTIONS without Access-Control-Request-Method is no preflight: proxied",
+        "OPTIONS",
+        "/cors-1",
+        &[("Origin", "https://www.foo.com")],
+        "v1",
+        &[
+            (ACAO, Want::OneOf(&["https://www.foo.com"])),
+            (ACAM, Want::Absent),
+        ],
+    ),
+];
+
+#[test]
+fn cors_filter_answers_as_the_conformance_test_checks() {
+    let cors = |name: &str, rules: &str| route(name, "cors.example.com", None, rules);
+    let routes = vec![
+        // httproute-cors.yaml
+        cors(
+            "cors-multiple-origins-methods-headers",
+            "  - matches: [{path: {type: PathPrefix, value: /cors-1}}]
+    filters:
+    - type: CORS
+      cors:
+        allowOrigins: ['https://www.foo.com', 'https://*.bar.com']
+        allowMethods: [GET, OPTIONS]
+        allowHeaders: [x-header-1, x-header-2]
+        exposeHeaders: [x-header-3, x-header-4]
+        allowCredentials: true
+        maxAge: 3600
+    backendRefs: [{name: v1, port: 80}]
+",
+        ),
+        cors(
+            "cors-wildcard-methods",
+            "  - matches: [{path: {type: PathPrefix, value: /cors-2}}]
+    filters: [{type: CORS, cors: {allowOrigins: ['https://www.foo.com'], allowMethods: ['*']}}]
+    backendRefs: [{name: v1, port: 80}]
+",
+        ),
+        cors(
+            "cors-wildcard-origin",
+            "  - matches: [{path: {type: PathPrefix, value: /cors-wildcard-origin}}]
+    filters: [{type: CORS, cors: {allowOrigins: ['*'], allowMethods: [PUT], allowCredentials: false}}]
+    backendRefs: [{name: v1, port: 80}]
+",
+        ),
+        cors(
+            "cors-wildcard-methods-headers",
+            "  - matches: [{path: {type: PathPrefix, value: /cors-wildcard-methods-headers}}]
+    filters: [{type: CORS, cors: {allowOrigins: ['*'], allowMethods: ['*'], allowHeaders: ['*'], allowCredentials: true}}]
+    backendRefs: [{name: v1, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /cors-wildcard-methods-headers-unauth}}]
+    filters: [{type: CORS, cors: {allowOrigins: ['*'], allowMethods: ['*'], allowHeaders: ['*'], allowCredentials: false}}]
+    backendRefs: [{name: v1, port: 80}]
+",
+        ),
+    ];
+    let s = setup(&routes);
+    let squeeze = |v: &str| v.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    let mut failures = Vec::new();
+    for (name, method, target, headers, answered_by, want) in CORS_CASES {
+        let resp = request(
+            s.rauta.addr(),
+            method,
+            "cors.example.com",
+            target,
+            headers,
+            b"",
+        )
+        .expect("request");
+        let mut wrong = Vec::new();
+        if who(&resp) != *answered_by {
+            wrong.push(format!("answered by {}, not {answered_by}", who(&resp)));
+        }
+        for (header, want) in *want {
+            let got = resp.header(header).map(squeeze);
+            let ok = match want {
+                Want::Absent => got.is_none(),
+                Want::OneOf(values) => got
+                    .as_deref()
+                    .is_some_and(|g| values.iter().any(|v| squeeze(v) == g)),
+            };
+            if !ok {
+                wrong.push(format!("{header}: {got:?}"));
+            }
+        }
+        if !wrong.is_empty() {
+            failures.push(format!("{name}: {}", wrong.join("; ")));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}\n{}", s.rauta.log());
+}

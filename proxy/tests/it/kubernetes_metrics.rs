@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Every resource the API source watches (the `resource` label).
-const RESOURCES: [&str; 11] = [
+const RESOURCES: [&str; 14] = [
     "ingresses",
     "ingressclasses",
     "services",
@@ -23,6 +23,9 @@ const RESOURCES: [&str; 11] = [
     "gatewayclasses",
     "gateways",
     "httproutes",
+    "grpcroutes",
+    "tlsroutes",
+    "backendtlspolicies",
     "referencegrants",
 ];
 

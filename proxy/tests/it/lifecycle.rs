@@ -201,6 +201,95 @@ fn not_ready_until_a_table_is_live() {
     });
 }
 
+/// `/routes` and `/status.json` of the moment `/readyz` first answers 200
+/// with `generation >= min`, polled with no pause.
+fn first_ready_views(rauta: &Rauta, min: u64) -> (u64, serde_json::Value, serde_json::Value) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "never ready; log:\n{}",
+            rauta.log()
+        );
+        let Ok(ready) = rauta.admin_get("/readyz") else {
+            continue;
+        };
+        let generation = ready
+            .text()
+            .trim()
+            .strip_prefix("ready generation=")
+            .and_then(|g| g.parse::<u64>().ok());
+        let Some(generation) = generation.filter(|g| *g >= min) else {
+            continue;
+        };
+        let json = |path: &str| -> serde_json::Value {
+            let r = rauta.admin_get(path).expect(path);
+            serde_json::from_slice(&r.body).expect("JSON")
+        };
+        return (generation, json("/routes"), json("/status.json"));
+    }
+}
+
+#[test]
+fn ready_means_the_admin_views_have_the_table_too() {
+    let (_blue, blue_svc) = service("live", "blue");
+    let (_green, green_svc) = service("live", "green");
+    // Enough rules that publishing a table takes a while after the shards
+    // could have it: a view updated only then would lag them visibly.
+    let paths: String = (0..4000)
+        .map(|i| format!("    - path: /p{i}\n      pathType: Prefix\n      backend:\n        service:\n          name: blue\n          port:\n            name: http\n"))
+        .collect();
+    let bulk = ingress(
+        "live",
+        "bulk",
+        Some("rauta"),
+        &[],
+        &format!("- host: bulk.example\n  http:\n    paths:\n{paths}"),
+    );
+    let dir = ManifestDir::new();
+    dir.write(
+        "services.yaml",
+        &join(&[&rauta_class(), &blue_svc, &green_svc, &bulk]),
+    );
+    dir.write("ingress.yaml", &route_to("blue"));
+    let rauta = Rauta::spawn(env!("CARGO_BIN_EXE_rauta"), dir.path(), &[]).expect("spawn");
+    let site = |routes: &serde_json::Value| -> Option<String> {
+        let rules = routes["rules"].as_array()?;
+        let rule = rules.iter().find(|r| r["host"] == "site.example")?;
+        rule["backend"].as_str().map(str::to_string)
+    };
+    let (generation, routes, status) = first_ready_views(&rauta, 1);
+    let shown = |v: &serde_json::Value| v["generation"].as_u64().unwrap_or(0);
+    assert!(
+        shown(&routes) >= generation,
+        "/routes {} < {generation}",
+        shown(&routes)
+    );
+    assert_eq!(site(&routes).as_deref(), Some("live/blue:http"));
+    assert!(
+        shown(&status) >= generation,
+        "/status.json {} < {generation}",
+        shown(&status)
+    );
+    let table = status["table"]["routes"].as_array().map_or(0, Vec::len);
+    assert!(table > 4000, "{table} routes in /status.json");
+    // A reload: the first /readyz naming the new generation comes with
+    // views that have it.
+    dir.write("ingress.yaml", &route_to("green"));
+    let (generation, routes, status) = first_ready_views(&rauta, generation + 1);
+    assert!(
+        shown(&routes) >= generation,
+        "/routes {} < {generation}",
+        shown(&routes)
+    );
+    assert_eq!(site(&routes).as_deref(), Some("live/green:http"));
+    assert!(
+        shown(&status) >= generation,
+        "/status.json {} < {generation}",
+        shown(&status)
+    );
+}
+
 #[test]
 fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let (slow, svc) = service("live", "slow");

@@ -791,3 +791,138 @@ fn the_kubernetes_api_source_shows_its_role_objects_and_watch_errors() {
     );
     api.clear_failures();
 }
+
+/// A TCP echo backend: every byte read is written back.
+fn tcp_echo() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the echo backend");
+    let port = listener.local_addr().expect("local addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut buf = [0u8; 4096];
+                loop {
+                    match std::io::Read::read(&mut conn, &mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if std::io::Write::write_all(&mut conn, &buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The TCP service's row on the page: its cells' text by class.
+const L4_ROW: &str = r#"
+const tr = document.querySelector(`#l4 tbody tr[data-service="${arguments[0]}"]`);
+if (!tr) return null;
+const td = c => tr.querySelector('td.' + c).textContent;
+return {
+  backend: td('backend'), source: td('source'), state: td('state'),
+  active: Number(td('active')), connections: Number(td('connections')),
+  bytes_in: Number(tr.querySelector('td.bytes-in').dataset.value),
+  bytes_out: Number(tr.querySelector('td.bytes-out').dataset.value),
+  connect_failures: Number(td('connect-failures')),
+};"#;
+
+#[test]
+fn a_tcp_service_row_shows_its_connections_and_bytes_moving() {
+    require!(Need::tool("chromium"), Need::tool("chromedriver"));
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let echo = tcp_echo();
+    let port = free_port();
+    let map = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tcp-services\n  namespace: web\ndata:\n  \"{port}\": \"web/db:80\"\n"
+    );
+    let (_dir, rauta) = serve_docs_with(
+        &[&service_on("db", &[echo]), &map],
+        &[
+            "--shards",
+            "2",
+            "--tcp-services-configmap",
+            "web/tcp-services",
+        ],
+    );
+    let browser = open(&rauta);
+    let service = format!("tcp/{port}");
+    let row = browser.wait_for("the TCP service's row", SHOWN, L4_ROW, &[json!(service)]);
+    assert_eq!(row["state"], "listening", "{row}");
+    assert_eq!(row["connections"], 0, "{row}");
+    assert_eq!(row["active"], 0, "{row}");
+    assert!(
+        row["backend"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("web/db")),
+        "{row}"
+    );
+    assert!(
+        row["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("tcp-services")),
+        "{row}"
+    );
+
+    // One connection held open: active 1, and its bytes counted once it closes.
+    let mut held = None;
+    for _ in 0..100 {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            held = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut held = held.expect("the TCP service accepts");
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    std::io::Write::write_all(&mut held, b"hello").expect("send");
+    let mut back = [0u8; 5];
+    std::io::Read::read_exact(&mut held, &mut back).expect("echo");
+    assert_eq!(&back, b"hello");
+    let row = browser.wait_for(
+        "one active connection on the page",
+        SHOWN,
+        &l4_row_when("r.active === 1 && r.connections === 1"),
+        &[json!(service)],
+    );
+    assert_eq!(row["connect_failures"], 0, "{row}");
+    drop(held);
+    // A second connection, closed at once: the count moves on, nothing
+    // stays active, and the first one's bytes are counted both ways.
+    let mut second = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    std::io::Write::write_all(&mut second, b"again").expect("send");
+    std::io::Read::read_exact(&mut second, &mut back).expect("echo");
+    drop(second);
+    let row = browser.wait_for(
+        "two connections, none active, bytes counted",
+        SHOWN,
+        &l4_row_when(
+            "r.active === 0 && r.connections === 2 && r.bytes_in >= 10 && r.bytes_out >= 10",
+        ),
+        &[json!(service)],
+    );
+    assert_eq!(row["bytes_in"], 10, "{row}");
+    assert_eq!(row["bytes_out"], 10, "{row}");
+    // /status.json says the same.
+    let status: Value =
+        serde_json::from_slice(&rauta.admin_get("/status.json").expect("status").body)
+            .expect("JSON");
+    let l4 = &status["l4_services"][0];
+    assert_eq!(l4["service"], service.as_str(), "{status}");
+    assert_eq!(l4["connections"], 2, "{status}");
+    assert_eq!(l4["port"], port, "{status}");
+    assert_eq!(l4["protocol"], "tcp", "{status}");
+    assert_eq!(status["passthrough"], json!([]), "{status}");
+}
+
+/// [`L4_ROW`] once `condition` holds of it (`r`), else null.
+fn l4_row_when(condition: &str) -> String {
+    format!("const r = (() => {{ {L4_ROW} }})(); return r && ({condition}) ? r : null;")
+}

@@ -14,7 +14,11 @@ const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
 
 /// `shop.example` -> alpha; `off.example` with `enable-opentelemetry:
-/// false`; `new.example` with `opentelemetry-trust-incoming-span: false`.
+/// false`; `new.example` with `opentelemetry-trust-incoming-span: false`;
+/// `moved.example` a permanent redirect; `empty.example` a Service
+/// without endpoints; `guarded.example` behind an auth service (alpha's
+/// `/status/401`) that refuses; `pages.example` to the Service without
+/// endpoints with alpha as its error backend (`default-backend`).
 fn setup(receiver: &OtlpReceiver, ratio: &str, extra: &[&str]) -> (Rauta, ManifestDir, Backend) {
     let (a, svc) = service("shop", "alpha");
     let plain = ingress(
@@ -41,10 +45,54 @@ fn setup(receiver: &OtlpReceiver, ratio: &str, extra: &[&str]) -> (Rauta, Manife
         )],
         &rule(Some("new.example"), &[path("/", "Prefix", "alpha")]),
     );
+    let moved = ingress(
+        "shop",
+        "moved",
+        Some("rauta"),
+        &[(
+            "nginx.ingress.kubernetes.io/permanent-redirect",
+            "https://elsewhere.example/",
+        )],
+        &rule(Some("moved.example"), &[path("/", "Prefix", "alpha")]),
+    );
+    let nobody = rauta_testkit::service("shop", "nobody", &[(Some("http"), 80, 8080)]);
+    let empty = ingress(
+        "shop",
+        "empty",
+        Some("rauta"),
+        &[],
+        &rule(Some("empty.example"), &[path("/", "Prefix", "nobody")]),
+    );
+    let auth_url = format!("http://127.0.0.1:{}/status/401", a.port());
+    let guarded = ingress(
+        "shop",
+        "guarded",
+        Some("rauta"),
+        &[("nginx.ingress.kubernetes.io/auth-url", auth_url.as_str())],
+        &rule(Some("guarded.example"), &[path("/", "Prefix", "alpha")]),
+    );
+    let pages = ingress(
+        "shop",
+        "pages",
+        Some("rauta"),
+        &[("nginx.ingress.kubernetes.io/default-backend", "alpha")],
+        &rule(Some("pages.example"), &[path("/", "Prefix", "nobody")]),
+    );
     let dir = ManifestDir::new();
     dir.write(
         "all.yaml",
-        &join(&[&rauta_class(), &svc, &plain, &off, &untrusted]),
+        &join(&[
+            &rauta_class(),
+            &svc,
+            &plain,
+            &off,
+            &untrusted,
+            &moved,
+            &nobody,
+            &empty,
+            &guarded,
+            &pages,
+        ]),
     );
     let endpoint = receiver.endpoint();
     let mut args = vec![
@@ -269,4 +317,173 @@ fn a_stalled_receiver_drops_and_counts_spans_and_never_blocks_requests() {
     });
     assert!(receiver.posts() >= 1);
     receiver.stall(false);
+}
+
+/// The one span of trace `trace` (the client's, continued).
+fn one_span(receiver: &OtlpReceiver, trace: &str) -> ReceivedSpan {
+    eventually_some("the span exported", || {
+        receiver.spans().into_iter().find(|s| s.trace_id == trace)
+    })
+}
+
+fn exported(rauta: &Rauta) -> f64 {
+    rauta.scrape().value("rauta_otel_spans_exported_total", &[])
+}
+
+fn failed(rauta: &Rauta) -> f64 {
+    rauta.scrape().value("rauta_otel_spans_failed_total", &[])
+}
+
+#[test]
+fn answers_rauta_gives_itself_get_one_span_each() {
+    let receiver = OtlpReceiver::start();
+    // Ratio 0: only the client's sampled parent makes these spans.
+    let (rauta, _dir, a) = setup(&receiver, "0", &[]);
+    let traced = |trace: &str| format!("00-{trace}-{PARENT}-01");
+
+    // No route: 404, no route attributes.
+    let t404 = "4bf92f3577b34da6a3ce929d0e0e0404";
+    let status = get(
+        &rauta,
+        "nowhere.example",
+        "/x?q=1",
+        &[("traceparent", traced(t404).as_str())],
+    );
+    assert_eq!(status, 404);
+    let span = one_span(&receiver, t404);
+    assert_eq!(span.parent_span_id, PARENT);
+    assert_ne!(span.span_id, PARENT);
+    assert_eq!(span.kind, 2, "SERVER");
+    assert_eq!(span.status_code, 0, "a 4xx is not a server error");
+    assert_eq!(span.name, "GET");
+    assert_eq!(span.attr("http.response.status_code"), Some("404"));
+    assert_eq!(span.attr("http.request.method"), Some("GET"));
+    assert_eq!(span.attr("url.path"), Some("/x"));
+    assert_eq!(span.attr("server.address"), Some("nowhere.example"));
+    assert_eq!(span.attr("http.route"), None);
+    assert_eq!(span.attr("rauta.ingress"), None);
+    assert_eq!(span.attr("rauta.upstream"), None);
+    assert_eq!(span.attr("error.type"), None);
+
+    // A redirect the route's policy answers: its route, no upstream.
+    let t301 = "4bf92f3577b34da6a3ce929d0e0e0301";
+    let status = get(
+        &rauta,
+        "moved.example",
+        "/old",
+        &[("traceparent", traced(t301).as_str())],
+    );
+    assert_eq!(status, 301);
+    let span = one_span(&receiver, t301);
+    assert_eq!(span.parent_span_id, PARENT);
+    assert_eq!(span.status_code, 0);
+    assert_eq!(span.name, "GET /");
+    assert_eq!(span.attr("http.response.status_code"), Some("301"));
+    assert_eq!(span.attr("http.route"), Some("/"));
+    assert_eq!(span.attr("rauta.ingress"), Some("shop/moved"));
+    assert_eq!(span.attr("rauta.upstream"), None);
+
+    // No endpoint: 503, an ERROR span that says why.
+    let t503 = "4bf92f3577b34da6a3ce929d0e0e0503";
+    let status = get(
+        &rauta,
+        "empty.example",
+        "/",
+        &[("traceparent", traced(t503).as_str())],
+    );
+    assert_eq!(status, 503);
+    let span = one_span(&receiver, t503);
+    assert_eq!(span.status_code, 2);
+    assert_eq!(span.attr("http.response.status_code"), Some("503"));
+    assert_eq!(span.attr("error.type"), Some("no_endpoint"));
+    assert_eq!(span.attr("rauta.ingress"), Some("shop/empty"));
+    assert!(a.last_request().is_none(), "no backend saw any of them");
+
+    // The auth service refuses: 401, the route's span, no upstream.
+    let t401 = "4bf92f3577b34da6a3ce929d0e0e0401";
+    let status = get(
+        &rauta,
+        "guarded.example",
+        "/",
+        &[("traceparent", traced(t401).as_str())],
+    );
+    assert_eq!(status, 401);
+    let span = one_span(&receiver, t401);
+    assert_eq!(span.parent_span_id, PARENT);
+    assert_eq!(span.attr("http.response.status_code"), Some("401"));
+    assert_eq!(span.attr("rauta.ingress"), Some("shop/guarded"));
+    assert_eq!(span.attr("http.route"), Some("/"));
+    assert_eq!(span.attr("rauta.upstream"), None);
+
+    // No endpoint, and the error backend answers instead: its answer and
+    // its address.
+    let terr = "4bf92f3577b34da6a3ce929d0e0e0e44";
+    let status = get(
+        &rauta,
+        "pages.example",
+        "/",
+        &[("traceparent", traced(terr).as_str())],
+    );
+    assert_eq!(status, 200);
+    let span = one_span(&receiver, terr);
+    assert_eq!(span.parent_span_id, PARENT);
+    assert_eq!(span.attr("http.response.status_code"), Some("200"));
+    assert_eq!(span.attr("rauta.ingress"), Some("shop/pages"));
+    let upstream = format!("127.0.0.1:{}", a.port());
+    assert_eq!(span.attr("rauta.upstream"), Some(upstream.as_str()));
+
+    // One span each, and the exporter counted exactly what arrived.
+    eventually("the exported counter matches the spans received", || {
+        exported(&rauta) == receiver.spans().len() as f64
+    });
+    assert_eq!(receiver.spans().len(), 5, "{:?}", receiver.spans());
+    assert_eq!(failed(&rauta), 0.0);
+}
+
+#[test]
+fn the_exporter_keeps_its_connection_and_counts_what_a_down_or_failing_receiver_cost() {
+    let receiver = OtlpReceiver::start();
+    let (rauta, _dir, _a) = setup(&receiver, "1", &[]);
+    let mut conn = Conn::open(rauta.addr()).expect("connect");
+    let mut send = |n: usize| {
+        for _ in 0..n {
+            let r = conn
+                .request("GET", "shop.example", "/", &[], b"")
+                .expect("served");
+            assert_eq!(r.status, 200);
+        }
+    };
+    // Three exports, one after another, on one connection.
+    for round in 1..=3 {
+        send(1);
+        eventually("the span exported", || exported(&rauta) == f64::from(round));
+    }
+    assert!(receiver.posts() >= 3);
+    assert_eq!(receiver.connections(), 1, "one kept-alive connection");
+    assert_eq!(receiver.spans().len(), 3);
+
+    // Down: the spans fail and are counted; requests are served as before.
+    receiver.set_down(true);
+    send(20);
+    eventually("spans failed and counted", || failed(&rauta) >= 20.0);
+    assert_eq!(exported(&rauta), 3.0);
+
+    // Back: the exporter connects again.
+    receiver.set_down(false);
+    send(5);
+    eventually("exported again", || exported(&rauta) >= 8.0);
+
+    // A receiver answering 503: failed, not exported.
+    let before = failed(&rauta);
+    receiver.set_failing(true);
+    send(5);
+    eventually("spans refused and counted", || {
+        failed(&rauta) >= before + 5.0
+    });
+    receiver.set_failing(false);
+    assert_eq!(
+        exported(&rauta),
+        receiver.spans().len() as f64,
+        "every span counted as exported arrived"
+    );
 }

@@ -3,7 +3,7 @@
 //! falls back to the default with a warning, as in ingress-nginx.
 
 use super::Reader;
-use rauta_shared::policy::{Cors, CorsOrigins, RoutePolicy};
+use rauta_shared::policy::{Cors, CorsAnswers, CorsOriginMatch, CorsOrigins, RoutePolicy};
 
 const DEFAULT_METHODS: &str = "GET, PUT, POST, DELETE, PATCH, OPTIONS";
 const DEFAULT_HEADERS: &str = "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization";
@@ -63,11 +63,13 @@ pub(super) fn parse(r: &mut Reader<'_>, route: &mut RoutePolicy) {
     };
     route.cors = Some(Cors {
         origins,
+        origin_match: CorsOriginMatch::OneLabel,
         methods,
         headers,
         expose_headers,
         credentials,
         max_age,
+        answers: CorsAnswers::Every,
     });
 }
 

@@ -1,16 +1,17 @@
-//! Which listeners an HTTPRoute's `parentRefs` reach, and with which
-//! hostnames: `sectionName` and `port` select listeners, `allowedRoutes`
-//! (namespaces, kinds) admits the route, and the route's hostnames are
-//! intersected with the listener's.
+//! Which listeners a route's `parentRefs` reach, and with which
+//! hostnames: `sectionName` and `port` select listeners, the listener's
+//! protocol and `allowedRoutes` (namespaces, kinds) admit the route's kind,
+//! and the route's hostnames are intersected with the listener's. The same
+//! for HTTPRoute, GRPCRoute and TLSRoute.
 
 use super::super::index::Index;
 use super::listeners::{Gateways, ServedListener};
 use super::status::{Condition, ParentStatus};
-use crate::gateway_api::{HttpRoute, GROUP};
+use crate::gateway_api::{ObjectRef, GROUP};
 use crate::objects::SourcedObject;
 use crate::problem::Problem;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use rauta_shared::config::HostMatch;
+use rauta_shared::config::{HostMatch, RouteKind};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
@@ -24,31 +25,46 @@ pub(super) struct Attachment {
     pub(super) port: Option<u16>,
 }
 
+/// What attaching reads of a route of any kind.
+pub(super) struct Route<'a> {
+    pub(super) kind: RouteKind,
+    pub(super) ns: &'a str,
+    pub(super) name: &'a str,
+    pub(super) src: &'a SourcedObject,
+    pub(super) parent_refs: &'a [ObjectRef],
+    pub(super) hostnames: &'a [String],
+}
+
+impl Route<'_> {
+    /// `HTTPRoute ns/name`, for messages.
+    pub(super) fn object(&self) -> String {
+        format!("{} {}/{}", self.kind.as_str(), self.ns, self.name)
+    }
+}
+
 /// The hosts and listener scopes `route` is attached with, and the
 /// `Accepted` condition of each parentRef to one of our Gateways; problems
 /// for parentRefs that reach nothing.
 pub(super) fn attach(
-    ns: &str,
-    name: &str,
-    src: &SourcedObject,
-    route: &HttpRoute,
+    route: &Route<'_>,
     gateways: &Gateways<'_>,
     index: &Index<'_>,
     problems: &mut Vec<Problem>,
 ) -> (Vec<Attachment>, Vec<ParentStatus>) {
+    let ns = route.ns;
     let mut parents = Vec::new();
     let warn = |message: String| {
-        Problem::warning(Some(format!("HTTPRoute {ns}/{name}")), message).in_file(src.file.clone())
+        Problem::warning(Some(route.object()), message).in_file(route.src.file.clone())
     };
     let mut route_hosts = Vec::new();
-    for raw in &route.spec.hostnames {
+    for raw in route.hostnames {
         match super::listeners::parse_hostname(raw) {
             Ok(h) => route_hosts.push(h),
             Err(e) => problems.push(warn(format!("spec.hostnames: {e}; ignored"))),
         }
     }
     let mut scopes: BTreeSet<(HostMatch, bool, Option<u16>)> = BTreeSet::new();
-    for (i, parent) in route.spec.parent_refs.iter().enumerate() {
+    for (i, parent) in route.parent_refs.iter().enumerate() {
         let place = format!("parentRefs[{i}]");
         let group = parent.group.as_deref().unwrap_or(GROUP);
         let kind = parent.kind.as_deref().unwrap_or("Gateway");
@@ -111,10 +127,10 @@ pub(super) fn attach(
                 ));
                 continue;
             };
-            if !allows_kind(l) {
+            if !l.kinds.contains(&route.kind) {
                 reasons.insert((
                     "NotAllowedByListeners",
-                    "the listener's allowedRoutes.kinds exclude HTTPRoute (NotAllowedByListeners)",
+                    "the listener's protocol or allowedRoutes.kinds do not take this kind of route (NotAllowedByListeners)",
                 ));
                 continue;
             }
@@ -160,6 +176,23 @@ pub(super) fn attach(
         }
     }
     (merge_scopes(scopes), parents)
+}
+
+/// True when two routes' attachments share a host (one takes the other's
+/// names) on a listener scope they both reach.
+pub(super) fn overlap(a: &[Attachment], b: &[Attachment]) -> bool {
+    let scopes = |x: &Attachment, y: &Attachment| match (x.tls, y.tls) {
+        (None, _) | (_, None) => true,
+        (Some(s), Some(t)) => s == t && (x.port.is_none() || y.port.is_none() || x.port == y.port),
+    };
+    a.iter().any(|x| {
+        b.iter().any(|y| {
+            scopes(x, y)
+                && (!intersect(Some(&x.host), std::slice::from_ref(&y.host)).is_empty()
+                    || x.host == HostMatch::Any
+                    || y.host == HostMatch::Any)
+        })
+    })
 }
 
 /// A parentRef as the status repeats it, defaults filled in.
@@ -211,15 +244,6 @@ fn merge_scopes(scopes: BTreeSet<(HostMatch, bool, Option<u16>)>) -> Vec<Attachm
         }
     }
     out
-}
-
-/// True unless `allowedRoutes.kinds` is set without HTTPRoute.
-fn allows_kind(l: &ServedListener<'_>) -> bool {
-    let kinds = l.allowed().map(|a| a.kinds.as_slice()).unwrap_or(&[]);
-    kinds.is_empty()
-        || kinds
-            .iter()
-            .any(|k| k.kind == "HTTPRoute" && k.group.as_deref().unwrap_or(GROUP) == GROUP)
 }
 
 /// `allowedRoutes.namespaces`: `Same` (default), `All`, or `Selector`.

@@ -34,6 +34,11 @@ pub(super) struct ServedListener<'a> {
     pub(super) bad_ref: Option<(&'static str, String)>,
     /// Routes attached to it, counted by `attach`.
     pub(super) attached: std::cell::Cell<i32>,
+    /// The route kinds it takes: its protocol's, narrowed by
+    /// `allowedRoutes.kinds`; empty when it is not served.
+    pub(super) kinds: Vec<RouteKind>,
+    /// `HostnameConflict` or `ProtocolConflict`: not served.
+    pub(super) conflicted: Option<&'static str>,
 }
 
 /// Which of rauta's listeners a Gateway listener is served on.
@@ -69,11 +74,25 @@ pub(super) fn served<'a>(
             Problem::warning(Some(format!("Gateway {ns}/{name}")), message)
                 .in_file(src.file.clone())
         };
-        let listeners = gateway
-            .spec
-            .listeners
-            .iter()
-            .map(|l| listener(ns, name, l, index, sel, builder, &warn, problems))
+        let conflicts = conflicts(&gateway.spec.listeners);
+        let listeners = (gateway.spec.listeners.iter().zip(conflicts))
+            .map(|(l, conflict)| match conflict {
+                Some((reason, message)) => {
+                    let place = format!("listener {:?}", l.name);
+                    problems.push(warn(format!("{place}: {message}; listener not served")));
+                    ServedListener {
+                        spec: l,
+                        scope: None,
+                        hostname: None,
+                        refused: Some((reason, message)),
+                        bad_ref: None,
+                        attached: Default::default(),
+                        kinds: Vec::new(),
+                        conflicted: Some(reason),
+                    }
+                }
+                None => listener(ns, name, l, index, sel, builder, &warn, problems),
+            })
             .collect();
         out.insert((ns, name), Served { listeners });
     }
@@ -113,59 +132,81 @@ fn listener<'a>(
                 refused: Some(("UnsupportedValue", e)),
                 bad_ref: None,
                 attached: Default::default(),
+                kinds: Vec::new(),
+                conflicted: None,
             };
         }
     };
     let port = u16::try_from(l.port).ok().filter(|p| *p > 0);
+    let mode = l
+        .tls
+        .as_ref()
+        .and_then(|t| t.mode.as_deref())
+        .unwrap_or("Terminate");
     let mut refused = None;
-    let scope = match (l.protocol.as_str(), port) {
-        ("HTTP", Some(p)) if p == 80 || Some(p) == sel.http_port => Some(Scope {
+    let mut refuse = |reason: &'static str, message: String| {
+        problems.push(warn(format!("{place}: {message}; listener not served")));
+        refused = Some((reason, message));
+        None
+    };
+    let tls_ports = || {
+        let ports: Vec<String> = sel.tls_ports.iter().map(u16::to_string).collect();
+        ports.join(", ")
+    };
+    let scope = match (l.protocol.as_str(), mode, port) {
+        ("HTTP", _, Some(p)) if p == 80 || Some(p) == sel.http_port => Some(Scope {
             tls: false,
             port: None,
         }),
-        ("HTTPS", Some(443)) => Some(Scope {
+        ("HTTPS", "Terminate", Some(443)) | ("TLS", "Passthrough", Some(443)) => Some(Scope {
             tls: true,
             port: None,
         }),
-        ("HTTPS", Some(p)) if sel.tls_ports.contains(&p) => Some(Scope {
-            tls: true,
-            port: Some(p),
-        }),
-        ("HTTP", _) => {
+        ("HTTPS", "Terminate", Some(p)) | ("TLS", "Passthrough", Some(p))
+            if sel.tls_ports.contains(&p) =>
+        {
+            Some(Scope {
+                tls: true,
+                port: Some(p),
+            })
+        }
+        ("HTTP", _, _) => {
             let listen = sel.http_port.map_or("none".to_string(), |p| p.to_string());
-            let message = format!(
+            refuse("PortUnavailable", format!(
                 "port {} has no rauta listener (HTTP is served on port 80 and on --listen's port, {listen})",
                 l.port
-            );
-            problems.push(warn(format!("{place}: {message}; listener not served")));
-            refused = Some(("PortUnavailable", message));
-            None
+            ))
         }
-        ("HTTPS", _) => {
-            let ports: Vec<String> = sel.tls_ports.iter().map(u16::to_string).collect();
-            let message = format!(
-                "port {} has no rauta listener (HTTPS is served on port 443 and on --listen-tls's ports, {})",
+        ("HTTPS", "Terminate", _) | ("TLS", "Passthrough", _) => refuse(
+            "PortUnavailable",
+            format!(
+                "port {} has no rauta listener ({} is served on port 443 and on --listen-tls's ports, {})",
                 l.port,
-                ports.join(", ")
-            );
-            problems.push(warn(format!("{place}: {message}; listener not served")));
-            refused = Some(("PortUnavailable", message));
-            None
-        }
-        (other, _) => {
-            let message = format!("protocol {other:?} is not supported yet (HTTP and HTTPS are)");
-            problems.push(warn(format!("{place}: {message}; listener not served")));
-            refused = Some(("UnsupportedProtocol", message));
-            None
-        }
+                l.protocol,
+                tls_ports()
+            ),
+        ),
+        ("HTTPS", other, _) => refuse(
+            "UnsupportedValue",
+            format!("tls.mode {other:?} is not valid for HTTPS (Terminate is)"),
+        ),
+        ("TLS", other, _) => refuse(
+            "UnsupportedValue",
+            format!("tls.mode {other:?} is not supported for TLS listeners yet (Passthrough is; terminate TLS with an HTTPS listener)"),
+        ),
+        (other, _, _) => refuse(
+            "UnsupportedProtocol",
+            format!("protocol {other:?} is not supported yet (HTTP, HTTPS and TLS passthrough are)"),
+        ),
     };
+    let passthrough = l.protocol == "TLS";
     let mut bad_ref = None;
     if let (Some(scope), Some(tls)) = (scope, &l.tls) {
-        if scope.tls {
+        if scope.tls && !passthrough {
             let host = hostname.as_ref();
             bad_ref = certificate(ns, name, l, tls, host, index, builder, warn, problems).err();
         }
-    } else if scope.is_some_and(|s| s.tls) {
+    } else if scope.is_some_and(|s| s.tls) && !passthrough {
         problems.push(warn(format!(
             "{place}: HTTPS without tls.certificateRefs; it gets the default certificate"
         )));
@@ -174,18 +215,36 @@ fn listener<'a>(
             "no tls.certificateRefs".to_string(),
         ));
     }
-    let scope = match &l.tls {
-        Some(tls) if tls.mode.as_deref().is_some_and(|m| m != "Terminate") => {
-            let message = format!(
-                "tls.mode {:?} is not supported yet (Terminate is)",
-                tls.mode.as_deref().unwrap_or("")
-            );
-            problems.push(warn(format!("{place}: {message}; listener not served")));
-            refused = Some(("UnsupportedValue", message));
-            None
-        }
-        _ => scope,
+    let offered: &[RouteKind] = match (scope, passthrough) {
+        (None, _) => &[],
+        (Some(_), true) => &[RouteKind::TlsRoute],
+        (Some(_), false) => &[RouteKind::HttpRoute, RouteKind::GrpcRoute],
     };
+    let mut kinds = offered.to_vec();
+    if let Some(allowed) = l.allowed_routes.as_ref().filter(|a| !a.kinds.is_empty()) {
+        let named = |k: &crate::gateway_api::GroupKind| {
+            offered
+                .iter()
+                .copied()
+                .find(|o| o.as_str() == k.kind && k.group.as_deref().unwrap_or(GROUP) == GROUP)
+        };
+        kinds.retain(|o| allowed.kinds.iter().any(|k| named(k) == Some(*o)));
+        let invalid: Vec<&str> = allowed
+            .kinds
+            .iter()
+            .filter(|k| named(k).is_none())
+            .map(|k| k.kind.as_str())
+            .collect();
+        if !invalid.is_empty() && scope.is_some() {
+            let message = format!(
+                "allowedRoutes.kinds {} cannot attach to a {} listener",
+                invalid.join(", "),
+                l.protocol
+            );
+            problems.push(warn(format!("{place}: {message} (InvalidRouteKinds)")));
+            bad_ref.get_or_insert(("InvalidRouteKinds", message));
+        }
+    }
     ServedListener {
         spec: l,
         scope,
@@ -193,6 +252,63 @@ fn listener<'a>(
         refused,
         bad_ref,
         attached: Default::default(),
+        kinds,
+        conflicted: None,
+    }
+}
+
+/// Listeners that rauta could not tell apart, each with its reason and a
+/// message: on one port, plain HTTP beside HTTPS or TLS
+/// (`ProtocolConflict`: one socket speaks one of them), or two HTTPS/TLS
+/// or two HTTP listeners with the same hostname (`HostnameConflict`: no
+/// SNI or Host could pick one). None of them is served, as the spec says.
+fn conflicts(listeners: &[Listener]) -> Vec<Option<(&'static str, String)>> {
+    let web = |l: &Listener| matches!(l.protocol.as_str(), "HTTP" | "HTTPS" | "TLS");
+    let host = |l: &Listener| l.hostname.as_deref().map(str::to_ascii_lowercase);
+    listeners
+        .iter()
+        .map(|l| {
+            if !web(l) {
+                return None;
+            }
+            let others = listeners
+                .iter()
+                .filter(|o| !std::ptr::eq(*o, l) && web(o) && o.port == l.port);
+            let mut names = Vec::new();
+            let mut reason = None;
+            for o in others {
+                let plain = |x: &Listener| x.protocol == "HTTP";
+                if plain(o) != plain(l) {
+                    reason = Some("ProtocolConflict");
+                    names.push(o.name.as_str());
+                } else if host(o) == host(l) {
+                    reason = reason.or(Some("HostnameConflict"));
+                    names.push(o.name.as_str());
+                }
+            }
+            let reason = reason?;
+            let message = match reason {
+                "ProtocolConflict" => format!(
+                    "port {} also has {} of another protocol (HTTP and HTTPS/TLS cannot share a port)",
+                    l.port,
+                    quoted(&names)
+                ),
+                _ => format!(
+                    "port {} also has {} with the same hostname",
+                    l.port,
+                    quoted(&names)
+                ),
+            };
+            Some((reason, message))
+        })
+        .collect()
+}
+
+fn quoted(names: &[&str]) -> String {
+    let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    match names.len() {
+        1 => format!("listener {}", names[0]),
+        _ => format!("listeners {}", names.join(", ")),
     }
 }
 
@@ -316,21 +432,51 @@ pub(super) fn status(gateway: &Served<'_>, generation: Option<i64>) -> GatewaySt
                     conditions.push(Condition::failed("ResolvedRefs", reason, message.clone()))
                 }
             }
-            conditions.push(Condition::failed("Conflicted", "NoConflicts", ""));
-            conditions.push(match l.scope {
-                Some(_) => Condition::ok("Programmed", "Programmed"),
-                None => Condition::failed("Programmed", "Invalid", "the listener is not served"),
+            conditions.push(match l.conflicted {
+                Some(reason) => Condition {
+                    kind: "Conflicted",
+                    status: true,
+                    reason: reason.into(),
+                    message: l.refused.as_ref().map_or(String::new(), |r| r.1.clone()),
+                },
+                None => Condition::failed("Conflicted", "NoConflicts", ""),
+            });
+            conditions.push(match (l.scope, l.conflicted) {
+                (Some(_), _) => Condition::ok("Programmed", "Programmed"),
+                (None, Some(reason)) => {
+                    Condition::failed("Programmed", reason, "the listener conflicts with another")
+                }
+                (None, None) => {
+                    Condition::failed("Programmed", "Invalid", "the listener is not served")
+                }
             });
             ListenerStatus {
                 name: l.spec.name.clone(),
                 attached_routes: l.attached.get(),
-                supports_http_routes: l.scope.is_some(),
+                supported_kinds: l.kinds.clone(),
                 conditions,
             }
         })
         .collect();
     let served = gateway.listeners.iter().any(|l| l.scope.is_some());
-    let conditions = if served {
+    let conflicted: Vec<&str> = (gateway.listeners.iter())
+        .filter(|l| l.conflicted.is_some())
+        .map(|l| l.spec.name.as_str())
+        .collect();
+    let conditions = if served && !conflicted.is_empty() {
+        vec![
+            Condition {
+                kind: "Accepted",
+                status: true,
+                reason: "ListenersNotValid".into(),
+                message: format!(
+                    "conflicted listeners are not served: {}",
+                    conflicted.join(", ")
+                ),
+            },
+            Condition::ok("Programmed", "Programmed"),
+        ]
+    } else if served {
         vec![
             Condition::ok("Accepted", "Accepted"),
             Condition::ok("Programmed", "Programmed"),

@@ -17,21 +17,27 @@
 //! reported: the Ingress is what served the host before the move.
 
 mod attach;
+mod backend_tls;
+mod cors;
 mod grants;
+mod grpc;
 mod listeners;
 mod rules;
 pub mod status;
+mod tls;
 
 use super::index::Index;
 use super::ingress::RuleKey;
 use super::merge::{BackendKey, Builder};
 use crate::problem::Problem;
 use crate::ClassSelector;
+use attach::Route;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use rauta_shared::config::{Conditions, IngressRef, SecretRef};
+use rauta_shared::config::{Conditions, IngressRef, RouteKind, SecretRef, UpstreamProtocol};
 use rauta_shared::policy::RoutePolicy;
 use status::{Condition, GatewayApiStatus, ObjectStatus, RouteStatus};
 use std::cmp::Reverse;
+use std::collections::BTreeMap;
 
 /// Route age: missing timestamps sort after present ones, then by
 /// namespace/name.
@@ -111,52 +117,133 @@ pub(super) fn add(
         }
     }
     let gateways = listeners::served(index, sel, builder, problems);
-    for ((ns, name), (src, route)) in &index.http_routes {
-        let (attached, mut parents) =
-            attach::attach(ns, name, src, route, &gateways, index, problems);
-        let outcome = if attached.is_empty() {
-            None
-        } else {
-            Some(rules::add(
-                ns, name, src, route, &attached, index, builder, problems,
-            ))
+    let policies = backend_tls::Policies::new(index, problems);
+    // Each BackendTLSPolicy's ancestors: the Gateways of the routes using it.
+    let mut ancestors: BTreeMap<backend_tls::PolicyKey, Vec<serde_json::Value>> = BTreeMap::new();
+    // HTTPRoutes and GRPCRoutes: attached first, so that of two routes of
+    // the two kinds sharing a host on a listener only the older is served.
+    enum Rules<'a> {
+        Http(&'a crate::gateway_api::HttpRoute),
+        Grpc(&'a crate::gateway_api::GrpcRoute),
+    }
+    let mut web = Vec::new();
+    let http_routes = (index.http_routes.iter()).map(|(&(ns, name), &(src, route))| {
+        let r = Route {
+            kind: RouteKind::HttpRoute,
+            ns,
+            name,
+            src,
+            parent_refs: &route.spec.parent_refs,
+            hostnames: &route.spec.hostnames,
         };
-        if parents.is_empty() {
+        (r, &route.metadata, Rules::Http(route))
+    });
+    let grpc_routes = (index.grpc_routes.iter()).map(|(&(ns, name), &(src, route))| {
+        let r = Route {
+            kind: RouteKind::GrpcRoute,
+            ns,
+            name,
+            src,
+            parent_refs: &route.spec.parent_refs,
+            hostnames: &route.spec.hostnames,
+        };
+        (r, &route.metadata, Rules::Grpc(route))
+    });
+    for (r, meta, rules) in http_routes.chain(grpc_routes) {
+        let (attached, parents) = attach::attach(&r, &gateways, index, problems);
+        let created = meta.creation_timestamp.clone();
+        let age = (created.is_none(), created, r.ns, r.name);
+        web.push((age, r, meta.generation, rules, attached, parents));
+    }
+    web.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut served: Vec<(RouteKind, String, Vec<attach::Attachment>)> = Vec::new();
+    for (_, r, generation, rules, attached, mut parents) in web {
+        let rival = served
+            .iter()
+            .find(|(kind, _, theirs)| *kind != r.kind && attach::overlap(&attached, theirs));
+        if let Some((kind, rival, _)) = rival {
+            let message = format!(
+                "shares a hostname on a listener with {} {rival}, which is older: a listener serves HTTPRoutes or GRPCRoutes for a host, not both",
+                kind.as_str()
+            );
+            problems.push(
+                Problem::warning(Some(r.object()), format!("{message}; not served"))
+                    .in_file(r.src.file.clone()),
+            );
+            for p in parents.iter_mut().filter(|p| p.conditions[0].status) {
+                p.conditions[0] = Condition::failed("Accepted", "Conflicted", message.clone());
+            }
+            record(&mut out, &r, generation, parents, None);
             continue;
         }
-        for parent in &mut parents {
-            let accepted = parent.conditions.first().is_some_and(|c| c.status);
-            let Some(outcome) = outcome.as_ref().filter(|_| accepted) else {
-                continue;
+        let outcome = (!attached.is_empty()).then(|| {
+            let (created, rules, protocol) = match rules {
+                Rules::Http(route) => (
+                    route.metadata.creation_timestamp.clone(),
+                    rules::http_rules(route),
+                    UpstreamProtocol::Http,
+                ),
+                Rules::Grpc(route) => (
+                    route.metadata.creation_timestamp.clone(),
+                    grpc::rules(route),
+                    UpstreamProtocol::Grpc,
+                ),
             };
-            if outcome.dropped == outcome.rules {
-                parent.conditions[0] = Condition::failed(
-                    "Accepted",
-                    "UnsupportedValue",
-                    "every rule has an error (see the route's problems)",
-                );
-            } else if outcome.dropped > 0 {
-                parent.conditions.push(Condition {
-                    kind: "PartiallyInvalid",
-                    status: true,
-                    reason: "UnsupportedValue".into(),
-                    message: format!(
-                        "{} of {} rules have errors and are not served",
-                        outcome.dropped, outcome.rules
-                    ),
-                });
-            }
-            parent.conditions.push(match &outcome.bad_ref {
-                None => Condition::ok("ResolvedRefs", "ResolvedRefs"),
-                Some((reason, message)) => {
-                    Condition::failed("ResolvedRefs", reason, message.clone())
+            rules::add(
+                &r, created, rules, protocol, &policies, &attached, index, builder, problems,
+            )
+        });
+        for policy in outcome.iter().flat_map(|o| &o.policies) {
+            let list = ancestors.entry(policy.clone()).or_default();
+            for p in parents.iter().filter(|p| p.conditions[0].status) {
+                let mut gateway = p.parent_ref.clone();
+                if let Some(g) = gateway.as_object_mut() {
+                    g.remove("sectionName");
+                    g.remove("port");
                 }
-            });
+                if !list.contains(&gateway) {
+                    list.push(gateway);
+                }
+            }
         }
-        out.routes.insert(
-            (ns.to_string(), name.to_string()),
+        record(&mut out, &r, generation, parents, outcome);
+        served.push((r.kind, format!("{}/{}", r.ns, r.name), attached));
+    }
+    // The oldest TLSRoute claims a contested host first.
+    let mut tls_routes: Vec<_> = index.tls_routes.iter().collect();
+    tls_routes.sort_by_key(|(key, (_, route))| {
+        let created = route.metadata.creation_timestamp.clone();
+        (created.is_none(), created, *key)
+    });
+    for ((ns, name), (src, route)) in tls_routes {
+        let r = Route {
+            kind: RouteKind::TlsRoute,
+            ns,
+            name,
+            src,
+            parent_refs: &route.spec.parent_refs,
+            hostnames: &route.spec.hostnames,
+        };
+        let (attached, parents) = attach::attach(&r, &gateways, index, problems);
+        let outcome = (!attached.is_empty())
+            .then(|| tls::add(&r, route, &attached, index, builder, problems));
+        record(&mut out, &r, route.metadata.generation, parents, outcome);
+    }
+    for (key, generation, conditions) in policies.conditions() {
+        let Some(list) = ancestors.get(key) else {
+            continue;
+        };
+        let parents = list
+            .iter()
+            .map(|gateway| status::ParentStatus {
+                parent_ref: gateway.clone(),
+                conditions: conditions.to_vec(),
+            })
+            .collect();
+        out.policies.insert(
+            key.clone(),
             RouteStatus {
-                generation: route.metadata.generation,
+                generation,
                 parents,
             },
         );
@@ -172,4 +259,53 @@ pub(super) fn add(
         );
     }
     out
+}
+
+/// Records a route's status per parent: Accepted from attaching, then
+/// what became of its rules (every rule bad: not accepted; some:
+/// PartiallyInvalid) and ResolvedRefs.
+fn record(
+    out: &mut GatewayApiStatus,
+    route: &Route<'_>,
+    generation: Option<i64>,
+    mut parents: Vec<status::ParentStatus>,
+    outcome: Option<rules::Outcome>,
+) {
+    if parents.is_empty() {
+        return;
+    }
+    for parent in &mut parents {
+        let accepted = parent.conditions.first().is_some_and(|c| c.status);
+        let Some(outcome) = outcome.as_ref().filter(|_| accepted) else {
+            continue;
+        };
+        if outcome.dropped == outcome.rules {
+            parent.conditions[0] = Condition::failed(
+                "Accepted",
+                "UnsupportedValue",
+                "every rule has an error (see the route's problems)",
+            );
+        } else if outcome.dropped > 0 {
+            parent.conditions.push(Condition {
+                kind: "PartiallyInvalid",
+                status: true,
+                reason: "UnsupportedValue".into(),
+                message: format!(
+                    "{} of {} rules have errors and are not served",
+                    outcome.dropped, outcome.rules
+                ),
+            });
+        }
+        parent.conditions.push(match &outcome.bad_ref {
+            None => Condition::ok("ResolvedRefs", "ResolvedRefs"),
+            Some((reason, message)) => Condition::failed("ResolvedRefs", reason, message.clone()),
+        });
+    }
+    out.routes.insert(
+        (route.kind, route.ns.to_string(), route.name.to_string()),
+        RouteStatus {
+            generation,
+            parents,
+        },
+    );
 }

@@ -1,26 +1,30 @@
-//! HTTPRoute rules -> [`GatewayRule`]s: each match becomes a path and
-//! conditions, the filters become the rule's policy, the backendRefs a
-//! weighted split. A rule with an error is left out, reported; the
-//! route's other rules are served (the spec's PartiallyInvalid).
+//! HTTPRoute and GRPCRoute rules -> [`GatewayRule`]s: each match becomes
+//! a path and conditions, the filters become the rule's policy, the
+//! backendRefs a weighted split. A rule with an error is left out,
+//! reported; the route's other rules are served (the spec's
+//! PartiallyInvalid). GRPCRoute matches are read into the same form by
+//! `grpc`.
 
 use super::super::endpoints::Asker;
 use super::super::index::Index;
 use super::super::merge::{BackendKey, Builder};
-use super::attach::Attachment;
+use super::attach::{Attachment, Route};
+use super::backend_tls::{Policies, PolicyKey};
 use super::grants;
 use super::{GatewayRule, RouteOrder};
 use crate::gateway_api::{
     HeaderFilter, HttpBackendRef, HttpRoute, HttpRouteFilter, HttpRouteMatch, HttpRouteRule,
-    PathModifier, GROUP,
+    HttpRouteTimeouts, PathModifier, GROUP,
 };
-use crate::objects::SourcedObject;
 use crate::problem::Problem;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use rauta_shared::config::{
-    Conditions, HostMatch, IngressRef, PathType, RouteKind, StringMatch, ValueMatch,
+    Conditions, HostMatch, IngressRef, PathType, StringMatch, UpstreamProtocol, ValueMatch,
 };
 use rauta_shared::policy::{
     is_header_name, HeaderModifier, PathRewrite, RequestRedirect, RoutePolicy,
 };
+use std::collections::BTreeSet;
 
 /// The methods an HTTPRoute match may name.
 const METHODS: &[&str] = &[
@@ -35,35 +39,81 @@ pub(super) struct Outcome {
     pub(super) dropped: usize,
     /// The first invalid backendRef: the spec's reason and a message.
     pub(super) bad_ref: Option<(&'static str, String)>,
+    /// BackendTLSPolicies that apply to its backends.
+    pub(super) policies: BTreeSet<PolicyKey>,
 }
 
-/// Adds the rules of one attached HTTPRoute to `builder`.
+/// One rule of an HTTPRoute or a GRPCRoute, its matches already read.
+pub(super) struct RuleInput<'a> {
+    pub(super) name: Option<&'a str>,
+    /// (path, path type, conditions) per match, or why the rule is invalid.
+    pub(super) matches: Result<Vec<(String, PathType, Conditions)>, String>,
+    pub(super) filters: &'a [HttpRouteFilter],
+    pub(super) backend_refs: &'a [HttpBackendRef],
+    pub(super) timeouts: Option<&'a HttpRouteTimeouts>,
+    /// Experimental fields set on the rule, reported as ignored.
+    pub(super) ignored: Vec<&'static str>,
+}
+
+/// The rules of an HTTPRoute; none: one rule matching every path, with
+/// no backend.
+pub(super) fn http_rules(route: &HttpRoute) -> Vec<RuleInput<'_>> {
+    static DEFAULT: std::sync::OnceLock<HttpRouteRule> = std::sync::OnceLock::new();
+    let rules = match route.spec.rules.as_deref() {
+        Some(rules) => rules,
+        None => std::slice::from_ref(DEFAULT.get_or_init(HttpRouteRule::default)),
+    };
+    rules
+        .iter()
+        .map(|rule| {
+            let mut ignored = Vec::new();
+            if rule.retry.is_some() {
+                ignored.push("retry");
+            }
+            if rule.session_persistence.is_some() {
+                ignored.push("sessionPersistence");
+            }
+            RuleInput {
+                name: rule.name.as_deref(),
+                matches: parse_matches(rule),
+                filters: &rule.filters,
+                backend_refs: &rule.backend_refs,
+                timeouts: rule.timeouts.as_ref(),
+                ignored,
+            }
+        })
+        .collect()
+}
+
+/// Adds the rules of one attached route to `builder`; its backends speak
+/// `protocol` (with TLS where `policies` say).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn add(
-    ns: &str,
-    name: &str,
-    src: &SourcedObject,
-    route: &HttpRoute,
+    route: &Route<'_>,
+    created: Option<Time>,
+    rules: Vec<RuleInput<'_>>,
+    protocol: UpstreamProtocol,
+    policies: &Policies,
     attached: &[Attachment],
     index: &Index<'_>,
     builder: &mut Builder,
     problems: &mut Vec<Problem>,
 ) -> Outcome {
+    let (ns, src) = (route.ns, route.src);
     let mut dropped = 0;
     let mut bad_ref: Option<(&'static str, String)> = None;
-    let object = format!("HTTPRoute {ns}/{name}");
+    let object = route.object();
     let warning = Problem::warning(Some(object.clone()), "").in_file(src.file.clone());
     let source = IngressRef {
         namespace: ns.to_string(),
-        name: name.to_string(),
-        kind: RouteKind::HttpRoute,
+        name: route.name.to_string(),
+        kind: route.kind,
     };
-    let created = route.metadata.creation_timestamp.clone();
     let order: RouteOrder = (created.is_none(), created, source.clone());
-    let default_rules = [HttpRouteRule::default()];
-    let rules = route.spec.rules.as_deref().unwrap_or(&default_rules);
-    for (i, rule) in rules.iter().enumerate() {
-        let place = match &rule.name {
+    let count = rules.len();
+    let mut used = BTreeSet::new();
+    for (i, rule) in rules.into_iter().enumerate() {
+        let place = match rule.name {
             Some(n) => format!("rules[{i}] ({n:?})"),
             None => format!("rules[{i}]"),
         };
@@ -78,7 +128,7 @@ pub(super) fn add(
             Problem::warning(Some(object.clone()), format!("{place}: {message}"))
                 .in_file(src.file.clone())
         };
-        let matches = match parse_matches(rule) {
+        let matches = match rule.matches {
             Ok(m) => m,
             Err(e) => {
                 dropped += 1;
@@ -86,7 +136,7 @@ pub(super) fn add(
                 continue;
             }
         };
-        let policy = match parse_filters(&rule.filters, &matches) {
+        let policy = match parse_filters(rule.filters, &matches) {
             Ok(p) => p,
             Err(e) => {
                 dropped += 1;
@@ -95,20 +145,15 @@ pub(super) fn add(
             }
         };
         let mut policy = policy;
-        if let Err(e) = parse_timeouts(rule, &mut policy) {
+        if let Err(e) = parse_timeouts(rule.timeouts, &mut policy) {
             dropped += 1;
             problems.push(error(e));
             continue;
         }
-        if rule.retry.is_some() {
-            problems.push(warn(
-                "retry (experimental channel) is not supported; ignored".into(),
-            ));
-        }
-        if rule.session_persistence.is_some() {
-            problems.push(warn(
-                "sessionPersistence (experimental channel) is not supported; ignored".into(),
-            ));
+        for field in &rule.ignored {
+            problems.push(warn(format!(
+                "{field} (experimental channel) is not supported; ignored"
+            )));
         }
         if let Some(k) = rule.backend_refs.iter().position(|b| !b.filters.is_empty()) {
             dropped += 1;
@@ -122,7 +167,8 @@ pub(super) fn add(
             file: src.file.as_deref(),
             service_upstream: false,
         };
-        let mirrors = match mirror_backends(ns, &rule.filters, index, builder, &asker, problems) {
+        let on = (route, protocol, policies, &mut used);
+        let mirrors = match mirror_backends(on, rule.filters, index, builder, &asker, problems) {
             Ok(keys) => keys,
             Err(e) => {
                 dropped += 1;
@@ -136,16 +182,19 @@ pub(super) fn add(
             .iter()
             .enumerate()
             .map(|(k, b)| {
-                let key = backend(ns, b, index, builder, &asker, problems)
-                    .map_err(|(reason, e)| {
-                        if !redirects {
-                            problems.push(warn(format!(
-                                "backendRefs[{k}]: {e}; its share of requests is answered 500"
-                            )));
-                            bad_ref.get_or_insert((reason, e));
-                        }
-                    })
-                    .ok();
+                let policies = Some((policies, &mut used));
+                let key = backend(
+                    route, b, protocol, policies, index, builder, &asker, problems,
+                )
+                .map_err(|(reason, e)| {
+                    if !redirects {
+                        problems.push(warn(format!(
+                            "backendRefs[{k}]: {e}; its share of requests is answered 500"
+                        )));
+                        bad_ref.get_or_insert((reason, e));
+                    }
+                })
+                .ok();
                 (key, u32::try_from(b.weight.unwrap_or(1)).unwrap_or(0))
             })
             .collect();
@@ -154,8 +203,18 @@ pub(super) fn add(
             Some(k) => k,
             None => builder.no_backend(ns),
         };
+        // gRPC: an invalid share, or no backend at all, is UNAVAILABLE (a
+        // backend without endpoints: 503), not the 500 (INTERNAL) of HTTP.
+        let grpc = protocol.is_h2();
+        let refs: Vec<(Option<BackendKey>, u32)> = match grpc {
+            true => (refs.into_iter())
+                .map(|(k, w)| (Some(k.unwrap_or_else(|| builder.no_backend(ns))), w))
+                .collect(),
+            false => refs,
+        };
         let split = match refs.as_slice() {
             _ if redirects => None,
+            [] if grpc => None,
             [(Some(_), w)] if *w > 0 => None,
             _ => Some(refs),
         };
@@ -184,9 +243,10 @@ pub(super) fn add(
         }
     }
     Outcome {
-        rules: rules.len(),
+        rules: count,
         dropped,
         bad_ref,
+        policies: used,
     }
 }
 
@@ -254,7 +314,7 @@ fn parse_match(m: &HttpRouteMatch) -> Result<(String, PathType, Conditions), Str
 
 /// Header or query conditions; a repeated name counts once (the first),
 /// as the spec says.
-fn values(
+pub(super) fn values(
     raw: &[crate::gateway_api::ValueMatch],
     fold_case: bool,
     what: &str,
@@ -289,7 +349,7 @@ fn values(
     Ok(out)
 }
 
-fn check_regex(pattern: &str) -> Result<(), String> {
+pub(super) fn check_regex(pattern: &str) -> Result<(), String> {
     regex::Regex::new(pattern).map(|_| ()).map_err(|e| {
         let detail = e.to_string();
         let first = detail
@@ -408,7 +468,14 @@ fn parse_filters(
                     .mirrors
                     .push(mirror(m).map_err(|e| format!("{place}: {e}"))?);
             }
-            "CORS" | "ExtensionRef" | "ExternalAuth" => {
+            "CORS" => {
+                let c = f
+                    .cors
+                    .as_ref()
+                    .ok_or_else(|| format!("{place}: type CORS without its cors field"))?;
+                policy.cors = Some(super::cors::parse(c).map_err(|e| format!("{place}: {e}"))?);
+            }
+            "ExtensionRef" | "ExternalAuth" => {
                 return Err(format!(
                     "{place}: filter {} is not supported yet (UnsupportedValue)",
                     f.kind
@@ -456,7 +523,12 @@ fn mirror(m: &crate::gateway_api::MirrorFilter) -> Result<rauta_shared::policy::
 /// The backends of the rule's `RequestMirror` filters, in order, or the
 /// first invalid one's error.
 fn mirror_backends(
-    ns: &str,
+    (route, protocol, policies, used): (
+        &Route<'_>,
+        UpstreamProtocol,
+        &Policies,
+        &mut BTreeSet<PolicyKey>,
+    ),
     filters: &[HttpRouteFilter],
     index: &Index<'_>,
     builder: &mut Builder,
@@ -476,8 +548,11 @@ fn mirror_backends(
             target: m.backend_ref.clone(),
             ..HttpBackendRef::default()
         };
-        let key = backend(ns, &target, index, builder, asker, problems)
-            .map_err(|(_, e)| format!("filters[{k}]: requestMirror.backendRef: {e}"))?;
+        let tls = Some((policies, &mut *used));
+        let key = backend(
+            route, &target, protocol, tls, index, builder, asker, problems,
+        )
+        .map_err(|(_, e)| format!("filters[{k}]: requestMirror.backendRef: {e}"))?;
         keys.push(key);
     }
     Ok(keys)
@@ -536,8 +611,11 @@ fn path_modifier(
 }
 
 /// `timeouts.request` and `timeouts.backendRequest`.
-fn parse_timeouts(rule: &HttpRouteRule, policy: &mut RoutePolicy) -> Result<(), String> {
-    let Some(t) = &rule.timeouts else {
+fn parse_timeouts(
+    timeouts: Option<&HttpRouteTimeouts>,
+    policy: &mut RoutePolicy,
+) -> Result<(), String> {
+    let Some(t) = timeouts else {
         return Ok(());
     };
     let request = t.request.as_deref().map(duration_ms).transpose()?;
@@ -592,10 +670,15 @@ fn duration_ms(raw: &str) -> Result<u64, String> {
     Ok(total)
 }
 
-/// The backend of one backendRef, or why it is invalid.
-fn backend(
-    ns: &str,
+/// The backend of one backendRef, or why it is invalid. With `policies`,
+/// a BackendTLSPolicy for its Service port turns on TLS (its key is put in
+/// `used`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backend(
+    route: &Route<'_>,
     b: &HttpBackendRef,
+    protocol: UpstreamProtocol,
+    policies: Option<(&Policies, &mut BTreeSet<PolicyKey>)>,
     index: &Index<'_>,
     builder: &mut Builder,
     asker: &Asker<'_>,
@@ -610,10 +693,11 @@ fn backend(
             format!("kind {kind} of group {group:?} is not supported (InvalidKind; Service is)"),
         ));
     }
+    let ns = route.ns;
     let svc_ns = t.namespace.as_deref().unwrap_or(ns);
     let from = grants::From {
         group: GROUP,
-        kind: "HTTPRoute",
+        kind: route.kind.as_str(),
         namespace: ns,
     };
     if !grants::allowed(index, &from, "", "Service", svc_ns, &t.name) {
@@ -641,7 +725,15 @@ fn backend(
             format!("Service {svc_ns}/{} not found (BackendNotFound)", t.name),
         ));
     }
-    Ok(builder.plain_backend(asker, index, svc_ns, &t.name, port, problems))
+    let speech = match policies {
+        Some((policies, used)) => {
+            let (protocol, tls, policy) = policies.apply(index, svc_ns, &t.name, port, protocol);
+            used.extend(policy);
+            (protocol, tls)
+        }
+        None => (protocol, None),
+    };
+    Ok(builder.plain_backend(asker, index, svc_ns, &t.name, port, speech, problems))
 }
 
 #[cfg(test)]

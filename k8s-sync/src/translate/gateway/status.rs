@@ -1,8 +1,10 @@
 //! What the Gateway API objects' status should say, as the translation
 //! found it: conditions of our GatewayClasses, Gateways (and their
-//! listeners) and of each HTTPRoute per parent. Pure data; the API source's
-//! writer puts it on the objects (leader only).
+//! listeners) and of each route (HTTPRoute, GRPCRoute, TLSRoute) per
+//! parent. Pure data; the API source's writer puts it on the objects
+//! (leader only).
 
+use rauta_shared::config::RouteKind;
 use std::collections::BTreeMap;
 
 /// One condition (`metav1.Condition` without times: the writer adds them).
@@ -56,8 +58,8 @@ pub struct ListenerStatus {
     pub name: String,
     /// Routes attached to it.
     pub attached_routes: i32,
-    /// Whether it takes HTTPRoutes (empty when its protocol takes none we serve).
-    pub supports_http_routes: bool,
+    /// The route kinds it takes (`supportedKinds`; empty when not served).
+    pub supported_kinds: Vec<RouteKind>,
     /// Its conditions.
     pub conditions: Vec<Condition>,
 }
@@ -96,6 +98,10 @@ pub struct GatewayApiStatus {
     pub classes: BTreeMap<String, ObjectStatus>,
     /// Our Gateways.
     pub gateways: BTreeMap<(String, String), GatewayStatus>,
-    /// HTTPRoutes with a parentRef to one of our Gateways.
-    pub routes: BTreeMap<(String, String), RouteStatus>,
+    /// Routes (HTTPRoute, GRPCRoute, TLSRoute) with a parentRef to one of
+    /// our Gateways, by (kind, namespace, name).
+    pub routes: BTreeMap<(RouteKind, String, String), RouteStatus>,
+    /// BackendTLSPolicies our routes use, by (namespace, name): one entry
+    /// per ancestor Gateway (`status.ancestors`).
+    pub policies: BTreeMap<(String, String), RouteStatus>,
 }

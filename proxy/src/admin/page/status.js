@@ -326,6 +326,7 @@ function applyLive(s) {
   renderReloads(s);
   renderShards(s);
   renderEbpf(s.ebpf);
+  renderL4(s);
   renderKubernetes(s.kubernetes, s.now);
 }
 
@@ -392,6 +393,60 @@ function renderShards(s) {
     );
     tbody.appendChild(tr);
   }
+}
+
+function fmtBytes(n) {
+  if (n < 1024) return n + " B";
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n, u = -1;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return v.toPrecision(3) + " " + units[u];
+}
+
+function renderL4(s) {
+  const services = s.l4_services || [];
+  const tbody = document.getElementById("l4").tBodies[0];
+  tbody.textContent = "";
+  if (services.length === 0) {
+    const tr = el("tr");
+    tr.appendChild(el("td", { colspan: 10, class: "muted" }, "none (no tcp-services or udp-services ConfigMap entries)"));
+    tbody.appendChild(tr);
+  }
+  for (const l of services) {
+    const tr = el("tr", { "data-service": l.service });
+    tr.append(
+      el("td", { class: "service" }, l.service),
+      el("td", { class: "backend" }, l.backend),
+      el("td", { class: "source" }, l.source),
+      el("td", { class: "state " + (l.listening ? "good" : "bad"), title: l.error || null }, l.listening ? "listening" : "not listening"),
+      el("td", { class: "active num" }, l.active),
+      el("td", { class: "connections num" }, l.connections),
+      el("td", { class: "bytes-in num", "data-value": l.bytes_in }, fmtBytes(l.bytes_in)),
+      el("td", { class: "bytes-out num", "data-value": l.bytes_out }, fmtBytes(l.bytes_out)),
+      el("td", { class: "connect-failures num" + (l.connect_failures ? " warn" : "") }, l.connect_failures),
+      el("td", { class: "unserved num" + (l.unserved ? " warn" : "") }, l.unserved),
+    );
+    tbody.appendChild(tr);
+  }
+  setText("l4-count", `(${services.length})`);
+  const hosts = s.passthrough || [];
+  const pt = document.getElementById("passthrough").tBodies[0];
+  pt.textContent = "";
+  if (hosts.length === 0) {
+    const tr = el("tr");
+    tr.appendChild(el("td", { colspan: 2, class: "muted" }, "none (no Ingress with ssl-passthrough)"));
+    pt.appendChild(tr);
+  }
+  for (const h of hosts) {
+    const tr = el("tr", { "data-host": h.host });
+    tr.append(el("td", { class: "host" }, h.host), el("td", { class: "backend" }, h.backend));
+    pt.appendChild(tr);
+  }
+  setText("passthrough-count", `(${hosts.length})`);
+  const hellos = s.client_hellos || [];
+  setText("hellos", hellos.length
+    ? "ClientHellos since start: " + hellos.map(([result, n]) => `${result} ${n}`).join(", ")
+    : "");
 }
 
 function renderKubernetes(k, now) {

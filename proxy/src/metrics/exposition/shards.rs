@@ -133,6 +133,18 @@ pub(super) fn render(out: &mut Out<'_>, registry: &Registry) {
         out.single(name, "counter", help, value);
     }
     per_shard(out, registry, &HOUSEKEEPING);
+    out.single(
+        "rauta_otel_spans_exported_total",
+        "counter",
+        "Trace spans the OTLP collector took (answered 2xx).",
+        crate::otel::exported_total(),
+    );
+    out.single(
+        "rauta_otel_spans_failed_total",
+        "counter",
+        "Trace spans the OTLP exporter gave up on: the collector could not be reached, timed out or answered an error.",
+        crate::otel::failed_total(),
+    );
     retries(out, registry);
     pools(out, registry);
     ejected(out, registry);
