@@ -8,9 +8,18 @@ use crate::common::start;
 use rauta_testkit::client::request;
 use rauta_testkit::manifests::{join, path};
 use rauta_testkit::{
-    backend_for, eventually, free_port, pattern, xxh3, Backend, ManifestDir, Rauta, ScriptedBackend,
+    backend_for, eventually, eventually_some, free_port, pattern, xxh3, Backend, ManifestDir,
+    Rauta, RecordedRequest, ScriptedBackend,
 };
 use std::time::Duration;
+
+/// The last request `backend` got, once it is the one for `path` (the
+/// backend counts a request before it records it).
+fn last_for(backend: &Backend, path: &str) -> RecordedRequest {
+    eventually_some(&format!("a request for {path}"), || {
+        backend.last_request().filter(|r| r.path == path)
+    })
+}
 
 /// `rauta_mirror_requests_total` of Ingress web/`name` with `result`.
 fn mirrored(rauta: &Rauta, name: &str, result: &str) -> f64 {
@@ -61,8 +70,8 @@ fn a_mirrored_get_reaches_the_mirror_while_the_client_gets_the_primary() {
     .expect("answer");
     assert_eq!(r.status, 200, "{}", rauta.log());
     assert_eq!(r.header("x-backend"), Some("app"), "the primary answers");
-    eventually("the mirror gets its copy", || shadow.requests() == 1);
-    let copy = shadow.last_request().expect("a copy");
+    let copy = last_for(&shadow, "/copy/page?x=1");
+    assert_eq!(shadow.requests(), 1);
     assert_eq!(copy.method, "GET");
     assert_eq!(copy.path, "/copy/page?x=1");
     assert_eq!(copy.header("host"), Some("shadow.web.svc.cluster.local"));
@@ -79,8 +88,7 @@ fn a_mirrored_get_reaches_the_mirror_while_the_client_gets_the_primary() {
 
     let r = request(rauta.addr(), "GET", "literal.example", "/a/b", &[], b"").expect("answer");
     assert_eq!(r.header("x-backend"), Some("app"));
-    eventually("the second copy", || shadow.requests() == 2);
-    let copy = shadow.last_request().expect("a copy");
+    let copy = last_for(&shadow, "/a/b");
     assert_eq!(copy.path, "/a/b");
     assert_eq!(copy.header("host"), Some("shadow.example"), "mirror-host");
 }
@@ -186,8 +194,7 @@ fn a_post_body_reaches_the_mirror_intact_and_the_bound_skips_larger_ones() {
         (primary.body_len, primary.body_xxh3),
         (body.len(), xxh3(&body))
     );
-    eventually("the mirror gets the POST", || shadow.requests() == 1);
-    let copy = shadow.last_request().expect("copy");
+    let copy = last_for(&shadow, "/upload");
     assert_eq!(copy.method, "POST");
     assert_eq!(copy.path, "/upload");
     assert_eq!((copy.body_len, copy.body_xxh3), (body.len(), xxh3(&body)));
@@ -203,8 +210,7 @@ fn a_post_body_reaches_the_mirror_intact_and_the_bound_skips_larger_ones() {
     )
     .expect("answer");
     assert_eq!(r.header("x-backend"), Some("app"));
-    eventually("the chunked copy", || shadow.requests() == 2);
-    let copy = shadow.last_request().expect("copy");
+    let copy = last_for(&shadow, "/chunks");
     assert_eq!((copy.path.as_str(), copy.body_len), ("/chunks", 11));
     assert_eq!(copy.body_xxh3, xxh3(b"hello world"));
 
@@ -221,8 +227,7 @@ fn a_post_body_reaches_the_mirror_intact_and_the_bound_skips_larger_ones() {
     let r = request(rauta.addr(), "POST", "nobody.example", "/form", &[], b"a=1").expect("answer");
     assert_eq!(r.header("x-backend"), Some("app"));
     assert_eq!(app.last_request().map(|p| p.body_len), Some(3));
-    eventually("the body-less copy", || shadow.requests() == 3);
-    let copy = shadow.last_request().expect("copy");
+    let copy = last_for(&shadow, "/form");
     assert_eq!((copy.method.as_str(), copy.body_len), ("POST", 0));
     assert_eq!(copy.header("content-length"), None);
     assert_eq!(shadow.requests(), 3, "nothing for the skipped copy");
