@@ -435,3 +435,24 @@ fn of_an_httproute_and_a_grpcroute_sharing_a_host_the_older_is_served() {
         "{warnings:#?}"
     );
 }
+
+#[test]
+fn a_grpc_request_mirror_is_reported_and_ignored() {
+    let grpc = route(
+        "GRPCRoute",
+        "mirrored",
+        "  hostnames: [grpc.example.com]\n  rules:\n\
+         \x20 - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: web, port: 80}}}]\n\
+         \x20   backendRefs: [{name: web, port: 80}]\n",
+    );
+    let t = run(&format!("{CLASSES}{WEB}{}{grpc}", gateway("")));
+    assert_eq!(t.config.rules.len(), 1, "the rule is served");
+    assert!(t.config.rules[0].policy.mirrors.is_empty());
+    assert!(
+        messages(&t.problems, Severity::Warning)
+            .iter()
+            .any(|w| w.contains("GRPCRoute demo/mirrored") && w.contains("RequestMirror")),
+        "{:#?}",
+        t.problems
+    );
+}

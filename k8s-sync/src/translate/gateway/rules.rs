@@ -167,8 +167,20 @@ pub(super) fn add(
             file: src.file.as_deref(),
             service_upstream: false,
         };
+        // A call's body streams to its HTTP/2 backend and is never copied:
+        // a GRPCRoute mirror would only ever count skipped copies.
+        let mirror_filters = match route.kind {
+            rauta_shared::config::RouteKind::GrpcRoute if !policy.mirrors.is_empty() => {
+                problems.push(warn(
+                    "RequestMirror on a GRPCRoute is not supported yet (a call's body is streamed, not copied); ignored".into(),
+                ));
+                policy.mirrors.clear();
+                &[][..]
+            }
+            _ => rule.filters,
+        };
         let on = (route, protocol, policies, &mut used);
-        let mirrors = match mirror_backends(on, rule.filters, index, builder, &asker, problems) {
+        let mirrors = match mirror_backends(on, mirror_filters, index, builder, &asker, problems) {
             Ok(keys) => keys,
             Err(e) => {
                 dropped += 1;
