@@ -436,6 +436,154 @@ fn of_an_httproute_and_a_grpcroute_sharing_a_host_the_older_is_served() {
     );
 }
 
+/// ConfigMap demo/`name` with `ca.crt`.
+fn ca_map(name: &str, pem: &str) -> String {
+    let indented = pem.trim_end().replace('\n', "\n    ");
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: demo}}\n\
+         data:\n  ca.crt: |\n    {indented}\n---\n"
+    )
+}
+
+/// BackendTLSPolicy demo/`name` for Service web (`section`: a port name).
+fn policy(name: &str, section: Option<&str>, validation: &str) -> String {
+    let section = section.map_or(String::new(), |s| format!(", sectionName: {s}"));
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\n\
+         metadata: {{name: {name}, namespace: demo}}\n\
+         spec:\n  targetRefs: [{{group: '', kind: Service, name: web{section}}}]\n  validation: {validation}\n---\n"
+    )
+}
+
+#[test]
+fn a_backend_tls_policy_turns_on_verified_tls_to_its_service() {
+    let (ca, _) = rauta_testkit::tls::self_signed(&["ca.example"]);
+    let http = route(
+        "HTTPRoute",
+        "web",
+        "  hostnames: [web.example.com]\n  rules:\n  - backendRefs: [{name: web, port: 80}]\n",
+    );
+    let grpc = route(
+        "GRPCRoute",
+        "calls",
+        "  hostnames: [grpc.example.com]\n  rules:\n  - backendRefs: [{name: web, port: 80}]\n",
+    );
+    let good = policy(
+        "good",
+        Some("http"),
+        "{caCertificateRefs: [{group: '', kind: ConfigMap, name: ca}], hostname: web.internal}",
+    );
+    // Younger, for the same Service without a section: the port's wins.
+    let whole = policy(
+        "whole",
+        None,
+        "{caCertificateRefs: [{group: '', kind: ConfigMap, name: missing}], hostname: x.internal}",
+    )
+    .replace(
+        "namespace: demo}",
+        "namespace: demo, creationTimestamp: '2026-06-01T00:00:00Z'}",
+    );
+    let t = run(&format!(
+        "{CLASSES}{WEB}{}{}{http}{grpc}{good}{whole}",
+        gateway(""),
+        ca_map("ca", &ca)
+    ));
+    for r in &t.config.rules {
+        let b = &t.config.backends[r.backend];
+        let want = match r.source.kind {
+            RouteKind::GrpcRoute => UpstreamProtocol::Grpcs,
+            _ => UpstreamProtocol::Https,
+        };
+        assert_eq!(b.protocol, want, "{}", r.source);
+        let tls = b.tls.as_ref().expect("tls");
+        assert!(tls.verify && tls.sni, "{tls:?}");
+        assert_eq!(tls.server_name.as_deref(), Some("web.internal"));
+        assert_eq!(tls.ca_pem.as_deref(), Some(ca.as_str()));
+    }
+    let s = &t.gateway_status.policies;
+    let conditions = |name: &str| -> Vec<String> {
+        s.get(&("demo".to_string(), name.to_string()))
+            .map(|p| {
+                p.parents[0]
+                    .conditions
+                    .iter()
+                    .map(|c| {
+                        let status = if c.status { "True" } else { "False" };
+                        format!("{}={status}({})", c.kind, c.reason)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        conditions("good"),
+        ["Accepted=True(Accepted)", "ResolvedRefs=True(ResolvedRefs)"]
+    );
+    assert_eq!(
+        s[&("demo".to_string(), "good".to_string())].parents[0].parent_ref["name"],
+        "gw"
+    );
+    // The whole-Service policy is used by no backend here: no status.
+    assert!(conditions("whole").is_empty());
+    let warnings = messages(&t.problems, Severity::Warning);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("BackendTLSPolicy demo/whole")
+                && w.contains("ConfigMap demo/missing not found")),
+        "{warnings:#?}"
+    );
+}
+
+#[test]
+fn a_broken_backend_tls_policy_verifies_against_nothing() {
+    let http = route(
+        "HTTPRoute",
+        "web",
+        "  hostnames: [web.example.com]\n  rules:\n  - backendRefs: [{name: web, port: 80}]\n",
+    );
+    let cases = [
+        (
+            "{caCertificateRefs: [{group: '', kind: ConfigMap, name: missing}], hostname: web.internal}",
+            "Accepted=False(NoValidCACertificate)",
+            "ResolvedRefs=False(InvalidCACertificateRef)",
+        ),
+        (
+            "{caCertificateRefs: [{group: '', kind: Secret, name: ca}], hostname: web.internal}",
+            "Accepted=False(NoValidCACertificate)",
+            "ResolvedRefs=False(InvalidKind)",
+        ),
+        (
+            "{wellKnownCACertificates: Mozilla, hostname: web.internal}",
+            "Accepted=False(Invalid)",
+            "ResolvedRefs=True(ResolvedRefs)",
+        ),
+        (
+            "{caCertificateRefs: [{group: '', kind: ConfigMap, name: junk}], hostname: web.internal}",
+            "Accepted=False(NoValidCACertificate)",
+            "ResolvedRefs=False(InvalidCACertificateRef)",
+        ),
+    ];
+    for (validation, accepted, resolved) in cases {
+        let p = policy("p", None, validation);
+        let junk = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: junk, namespace: demo}\ndata: {ca.crt: nonsense}\n---\n";
+        let t = run(&format!("{CLASSES}{WEB}{}{junk}{http}{p}", gateway("")));
+        let b = &t.config.backends[t.config.rules[0].backend];
+        let tls = b.tls.as_ref().expect("tls stays on");
+        assert!(tls.verify && tls.ca_pem.is_none(), "{validation}: {tls:?}");
+        let got: Vec<String> = t.gateway_status.policies[&("demo".to_string(), "p".to_string())]
+            .parents[0]
+            .conditions
+            .iter()
+            .map(|c| {
+                let status = if c.status { "True" } else { "False" };
+                format!("{}={status}({})", c.kind, c.reason)
+            })
+            .collect();
+        assert_eq!(got, [accepted, resolved], "{validation}");
+    }
+}
+
 #[test]
 fn a_grpc_request_mirror_is_reported_and_ignored() {
     let grpc = route(

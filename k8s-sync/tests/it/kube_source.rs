@@ -820,3 +820,66 @@ fn grpc_and_tls_routes_are_watched_and_get_their_status() {
     );
     source.stop();
 }
+
+#[test]
+fn backend_tls_policies_and_their_ca_maps_are_followed() {
+    let api = FakeApi::start();
+    seed(&api, &["/ingress"]);
+    for doc in gateway_objects("/gateway").split("---\n") {
+        api.apply_yaml(doc);
+    }
+    // A ConfigMap nobody names is never held.
+    api.apply_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, namespace: demo}\ndata: {ca.crt: x}\n");
+    api.apply_yaml(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\n\
+         metadata: {name: web, namespace: demo}\n\
+         spec:\n  targetRefs: [{group: '', kind: Service, name: web}]\n  \
+         validation: {caCertificateRefs: [{group: '', kind: ConfigMap, name: ca}], hostname: web.internal}\n",
+    );
+    let ca_doc = |pem: &str| {
+        let indented = pem.trim_end().replace('\n', "\n    ");
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ca, namespace: demo}}\n\
+             data:\n  ca.crt: |\n    {indented}\n"
+        )
+    };
+    let (source, rx) = start(options(&api, "kubeconfig"));
+    let tls_of = |c: &RouteConfig| {
+        let route = c.rules.iter().find(|r| r.path == "/gateway")?;
+        c.backends[route.backend].tls.clone()
+    };
+    // The named ConfigMap does not exist yet: TLS, verified against nothing.
+    let first = until(&rx, "the policy without its CA", |c| tls_of(c).is_some());
+    let tls = tls_of(&first).expect("tls");
+    assert!(tls.verify && tls.ca_pem.is_none(), "{tls:?}");
+    // It appears, then changes: each version is used.
+    let (ca1, _) = rauta_testkit::tls::self_signed(&["ca1.example"]);
+    api.apply_yaml(&ca_doc(&ca1));
+    until(&rx, "the CA", |c| {
+        tls_of(c).and_then(|t| t.ca_pem) == Some(ca1.clone())
+    });
+    let (ca2, _) = rauta_testkit::tls::self_signed(&["ca2.example"]);
+    api.apply_yaml(&ca_doc(&ca2));
+    until(&rx, "the new CA", |c| {
+        tls_of(c).and_then(|t| t.ca_pem) == Some(ca2.clone())
+    });
+    // Its status follows: refused while the CA was missing, then accepted.
+    let policy = api.wait_for("BackendTLSPolicy accepted", |api| {
+        api.get("backendtlspolicies", "demo", "web").filter(|p| {
+            conditions_at(p, "/status/ancestors/0/conditions")
+                == ["Accepted=True", "ResolvedRefs=True"]
+        })
+    });
+    assert_eq!(
+        policy["status"]["ancestors"][0]["ancestorRef"]["name"],
+        "gw"
+    );
+    let held = source.api_stats().counts();
+    let maps = held
+        .resources
+        .iter()
+        .find(|r| r.kind == "ConfigMap")
+        .map(|r| r.objects);
+    assert_eq!(maps, Some(1), "only the named CA ConfigMap is held");
+    source.stop();
+}

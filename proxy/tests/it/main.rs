@@ -6,6 +6,7 @@ mod common;
 mod xdp_util;
 
 mod affinity;
+mod backend_tls_policy;
 mod balancing;
 mod canary;
 mod dashboard;
