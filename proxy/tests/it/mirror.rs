@@ -343,3 +343,35 @@ spec:
         all.requests() == n + 1
     });
 }
+
+#[test]
+fn an_http2_clients_post_is_mirrored_with_its_body() {
+    rauta_testkit::require!(rauta_testkit::Need::tool("curl"));
+    let app = Backend::start("app");
+    let shadow = Backend::start("shadow");
+    let svc = service_on("app", &[app.port()]);
+    let target = format!("http://127.0.0.1:{}$request_uri", shadow.port());
+    let mirrored = ing(
+        "h2mirror",
+        &[("mirror-target", target.as_str())],
+        "h2.example",
+        &[path("/", "Prefix", "app")],
+    );
+    let (_dir, rauta) = serve_docs(&[&svc, &mirrored]);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--http2-prior-knowledge"])
+        .args(["-H", "Host: h2.example", "--data-binary", "hello over h2"])
+        .arg(format!("http://{}/h2/post?q=1", rauta.addr()))
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("backend=app"));
+    let copy = last_for(&shadow, "/h2/post?q=1");
+    assert_eq!(copy.method, "POST");
+    assert_eq!(copy.body_len, 13);
+    assert_eq!(copy.body_xxh3, xxh3(b"hello over h2"));
+}
