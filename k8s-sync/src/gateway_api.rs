@@ -277,6 +277,9 @@ pub struct HttpRouteFilter {
     /// `ResponseHeaderModifier`.
     #[serde(default)]
     pub response_header_modifier: Option<HeaderFilter>,
+    /// `RequestMirror`.
+    #[serde(default)]
+    pub request_mirror: Option<MirrorFilter>,
     /// `RequestRedirect`.
     #[serde(default)]
     pub request_redirect: Option<RedirectFilter>,
@@ -310,6 +313,32 @@ pub struct CorsFilter {
     /// Seconds a preflight may be cached (default 5).
     #[serde(default)]
     pub max_age: Option<i64>,
+}
+
+/// `HTTPRequestMirrorFilter`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorFilter {
+    /// Where the copies go (a Service by default).
+    #[serde(default)]
+    pub backend_ref: ObjectRef,
+    /// The share of requests mirrored, 0-100 (default: all).
+    #[serde(default)]
+    pub percent: Option<i32>,
+    /// The share as a fraction (not with `percent`).
+    #[serde(default)]
+    pub fraction: Option<Fraction>,
+}
+
+/// A `numerator` / `denominator` share (denominator default 100).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fraction {
+    /// The requests taken out of `denominator`.
+    #[serde(default)]
+    pub numerator: i32,
+    /// Default 100.
+    #[serde(default)]
+    pub denominator: Option<i32>,
 }
 
 /// `HTTPHeaderFilter`.

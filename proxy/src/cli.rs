@@ -270,6 +270,16 @@ pub struct ServeArgs {
     /// at once rather than piling up behind a slow backend.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub backend_max_requests: u32,
+    /// Most mirrored requests (`mirror-target`, HTTPRoute `RequestMirror`)
+    /// one shard has in flight; past it, further copies are dropped (the
+    /// client's request is never affected).
+    #[arg(long, default_value_t = 256)]
+    pub mirror_max_in_flight: usize,
+    /// The largest request body a mirror copies, in bytes: the body is
+    /// buffered as it is forwarded, and the copy of a larger one is
+    /// skipped (counted `result="skipped"`).
+    #[arg(long, default_value_t = 128 * 1024)]
+    pub mirror_max_body_bytes: usize,
     /// Failures in a row (connect failures, resets, timeouts, 502/503/504) after
     /// which a shard leaves an endpoint out of its picks; 0: never.
     #[arg(long, default_value_t = 5)]
@@ -460,6 +470,8 @@ impl ServeArgs {
             upstream_max_idle: self.upstream_max_idle,
             upstream_idle_timeout: self.upstream_idle_timeout,
             backend_max_requests: self.backend_max_requests,
+            mirror_max_in_flight: self.mirror_max_in_flight,
+            mirror_max_body_bytes: self.mirror_max_body_bytes,
             tls_handshake_timeout: self.tls_handshake_timeout,
             l4: crate::l4::L4Settings {
                 idle_timeout: self.l4_idle_timeout,

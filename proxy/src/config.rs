@@ -39,6 +39,12 @@ pub struct ProxyConfig {
     /// Most requests a shard has in flight to one backend; past it, 503
     /// with `Retry-After` (`--backend-max-requests`).
     pub backend_max_requests: u32,
+    /// Mirrored requests a shard has in flight at most; past it, further
+    /// copies are dropped (`--mirror-max-in-flight`).
+    pub mirror_max_in_flight: usize,
+    /// The largest request body a mirror copies; a copy of a larger one
+    /// is skipped (`--mirror-max-body-bytes`).
+    pub mirror_max_body_bytes: usize,
     /// HTTP/2 from clients: ALPN `h2` on TLS listeners and the connection
     /// preface on plain ones (`--http2`).
     pub http2: bool,

@@ -70,6 +70,8 @@ pub struct Shard {
     id_prefix: u64,
     id_counter: Cell<u64>,
     open: Cell<usize>,
+    /// Mirrored requests in flight (`exchange::mirror`).
+    pub mirrors: Cell<usize>,
 }
 
 impl Shard {
@@ -102,6 +104,7 @@ impl Shard {
             id_prefix: seed,
             id_counter: Cell::new(0),
             open: Cell::new(0),
+            mirrors: Cell::new(0),
         }
     }
 

@@ -64,6 +64,57 @@ pub struct RoutePolicy {
     /// the default (on, and the client's `traceparent` continued).
     #[serde(default)]
     pub tracing: Option<Tracing>,
+    /// Copies of each request sent to other backends, their answers
+    /// discarded (`mirror-target`, HTTPRoute `RequestMirror`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<Mirror>,
+}
+
+/// One request mirror: a copy of the request goes to `target`, and its
+/// answer is read and dropped; the client's exchange never waits for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mirror {
+    /// Where the copy goes: a Service (resolved in k8s-sync) or an IP
+    /// literal, as for an auth service.
+    pub target: AuthTarget,
+    /// The share of requests mirrored: `numerator` out of `denominator`
+    /// (`denominator` > 0; `numerator` >= `denominator`: every request).
+    pub numerator: u32,
+    /// See `numerator`.
+    pub denominator: u32,
+    /// The copy's `Host`; `None`: the one the primary upstream request carries.
+    pub host: Option<String>,
+    /// The copy's request target; `$request_uri` is the client's (path
+    /// and query). `None`: the primary upstream request's target.
+    pub path: Option<String>,
+    /// The body is mirrored too (`mirror-request-body`, default on);
+    /// without it the copy carries no body and no framing headers.
+    pub body: bool,
+    /// A name for reports (`ns/svc:port`, or the URL).
+    pub name: String,
+}
+
+impl Mirror {
+    /// Checks what the proxy relies on: a share that makes sense, a Host
+    /// and a path template without CR, LF, spaces or NUL, and a path that
+    /// starts with `/` or `$request_uri`.
+    pub fn check(&self) -> Result<(), String> {
+        if self.denominator == 0 {
+            return Err("the mirrored fraction has a denominator of 0".to_string());
+        }
+        let bad = |s: &str| s.bytes().any(|b| !b.is_ascii_graphic());
+        if self.host.as_deref().is_some_and(|h| h.is_empty() || bad(h)) {
+            return Err("the mirror Host is empty or not printable ASCII".to_string());
+        }
+        if let Some(p) = &self.path {
+            if bad(p) || !(p.starts_with('/') || p.starts_with("$request_uri")) {
+                return Err(format!(
+                    "mirror path {p:?} does not start with / or $request_uri"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A route's tracing (`enable-opentelemetry`,
@@ -389,8 +440,8 @@ pub struct ExtAuth {
     pub target: AuthTarget,
 }
 
-/// Where an auth subrequest is sent: resolved in k8s-sync, never by DNS
-/// on a shard.
+/// Where an auth subrequest (or a mirrored request) is sent: resolved in
+/// k8s-sync, never by DNS on a shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthTarget {
     /// An IP literal in the URL.

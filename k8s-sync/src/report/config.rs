@@ -4,7 +4,7 @@
 use rauta_shared::config::{
     Conditions, HashKey, HostMatch, LbPolicy, PathType, RouteConfig, RouteKind, StringMatch,
 };
-use rauta_shared::policy::WeightedBackend;
+use rauta_shared::policy::{AuthTarget, Mirror, WeightedBackend};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -43,7 +43,7 @@ pub fn render(config: &RouteConfig) -> String {
                 match &rule.policy.split {
                     Some(split) => split_name(split, &backend_name),
                     None => backend_name(rule.backend),
-                },
+                } + &mirrors_name(&rule.policy.mirrors, &backend_name),
                 match rule.source.kind {
                     RouteKind::Ingress => format!("Ingress {}", rule.source),
                     _ => rule.source.to_string(),
@@ -221,6 +221,31 @@ fn path_type(path_type: PathType) -> &'static str {
     }
 }
 
+/// A rule's mirrors in words, after its backend: ` + mirror ns/m:80 50%`.
+fn mirrors_name(mirrors: &[Mirror], name: &dyn Fn(usize) -> String) -> String {
+    let mut out = String::new();
+    for m in mirrors {
+        let _ = write!(out, " + mirror {}", mirror_name(m, name));
+    }
+    out
+}
+
+/// One mirror in words: `ns/m:80 50% (no body)`.
+fn mirror_name(m: &Mirror, name: &dyn Fn(usize) -> String) -> String {
+    let mut out = match m.target {
+        AuthTarget::Backend(i) => name(i),
+        AuthTarget::Addr(addr) => addr.to_string(),
+    };
+    if m.numerator < m.denominator {
+        let share = f64::from(m.numerator) * 100.0 / f64::from(m.denominator);
+        let _ = write!(out, " {share}%");
+    }
+    if !m.body {
+        out.push_str(" (no body)");
+    }
+    out
+}
+
 /// A weighted split in words: `ns/a:80 70%, (invalid: 500) 30%`.
 fn split_name(split: &[WeightedBackend], name: &dyn Fn(usize) -> String) -> String {
     let total: u64 = split.iter().map(|w| u64::from(w.weight)).sum();
@@ -306,6 +331,10 @@ pub struct RuleView {
     pub ingress: String,
     /// Plain HTTP redirected with 308 to https.
     pub ssl_redirect: bool,
+    /// Where copies of its requests go (`ns/svc:port`, with the share
+    /// when not all, and `(no body)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
 }
 
 /// One backend.
@@ -374,6 +403,9 @@ impl ConfigView {
                     backend: backend_name(r.backend),
                     ingress: r.source.to_string(),
                     ssl_redirect: r.ssl_redirect,
+                    mirrors: (r.policy.mirrors.iter())
+                        .map(|m| mirror_name(m, &backend_name))
+                        .collect(),
                 })
                 .collect(),
             backends: config

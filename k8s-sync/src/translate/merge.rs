@@ -55,6 +55,8 @@ struct Claimed {
     error_pages: Option<BackendKey>,
     /// The auth service's backend, resolved to an index at the end.
     auth: Option<BackendKey>,
+    /// The `mirror-target` Service's backend, resolved to an index at the end.
+    mirror: Option<BackendKey>,
 }
 
 /// Collects claimed rules and backends while Ingresses are visited oldest first.
@@ -135,6 +137,11 @@ impl Builder {
                 .auth_service
                 .as_ref()
                 .map(|svc| self.auth_backend(ing, svc, index, problems));
+            let mirror = ing
+                .annotations
+                .mirror_service
+                .as_ref()
+                .map(|svc| self.auth_backend(ing, svc, index, problems));
             self.rules.insert(
                 key,
                 Claimed {
@@ -146,6 +153,7 @@ impl Builder {
                     canary: None,
                     error_pages,
                     auth,
+                    mirror,
                 },
             );
         }
@@ -803,6 +811,9 @@ impl Builder {
                 if let (Some(auth), Some(key)) = (&mut policy.auth, &claimed.auth) {
                     auth.target = AuthTarget::Backend(index_of(key));
                 }
+                if let (Some(mirror), Some(key)) = (policy.mirrors.first_mut(), &claimed.mirror) {
+                    mirror.target = AuthTarget::Backend(index_of(key));
+                }
                 RuleConfig {
                     host,
                     path,
@@ -973,6 +984,9 @@ fn gateway_rules(
         }
         group.push((g.conditions.clone(), g.source.clone()));
         let mut policy = g.policy;
+        for (mirror, key) in policy.mirrors.iter_mut().zip(&g.mirrors) {
+            mirror.target = AuthTarget::Backend(index_of(key));
+        }
         policy.split = g.split.map(|split| {
             split
                 .iter()

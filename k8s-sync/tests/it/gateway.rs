@@ -6,7 +6,7 @@ use rauta_k8s_sync::problem::Severity;
 use rauta_k8s_sync::translate::{translate, Translation};
 use rauta_k8s_sync::ClassSelector;
 use rauta_shared::config::{HostMatch, PathType, RouteConfig, RouteKind, StringMatch};
-use rauta_shared::policy::{PathRewrite, RequestRedirect};
+use rauta_shared::policy::{AuthTarget, PathRewrite, RequestRedirect};
 
 /// GatewayClass `rauta` (ours) and `other` (another controller's).
 const CLASSES: &str = "
@@ -434,7 +434,7 @@ fn filters_become_the_rules_policy_and_bad_rules_are_left_out() {
     - {type: ResponseHeaderModifier, responseHeaderModifier: {remove: [Server]}}
     backendRefs: [{name: web, port: 80}]
   - matches: [{path: {value: /mirror}}]
-    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: web, port: 80}}}]
+    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: web, port: 80}, percent: 150}}]
     backendRefs: [{name: web, port: 80}]
   - matches: [{path: {value: /smuggle}}]
     filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: Transfer-Encoding, value: chunked}]}}]
@@ -488,7 +488,7 @@ fn filters_become_the_rules_policy_and_bad_rules_are_left_out() {
     );
     let errors = messages(&t.problems, Severity::Error);
     for expected in [
-        "rules[2]: filters[0]: filter RequestMirror is not supported yet (UnsupportedValue); rule left out",
+        "rules[2]: filters[0]: requestMirror.percent 150 is not 0-100; rule left out",
         "rules[3]: filters[0]: header Transfer-Encoding frames the message and cannot be changed; rule left out",
         "rules[4]: filters[0]: Host may be set, not added or removed; rule left out",
         "rules[5]: filters[0]: ReplacePrefixMatch needs every match of the rule to be a PathPrefix; rule left out",
@@ -496,6 +496,78 @@ fn filters_become_the_rules_policy_and_bad_rules_are_left_out() {
     ] {
         assert!(errors.iter().any(|e| e.contains(expected)), "{expected}: {errors:#?}");
     }
+}
+
+#[test]
+fn request_mirrors_name_services_and_shares_and_a_bad_one_leaves_the_rule_out() {
+    let spec = "  rules:
+  - matches: [{path: {value: /copied}}]
+    filters:
+    - {type: RequestMirror, requestMirror: {backendRef: {name: web, port: 9000}}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: web, port: 80}, percent: 25}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: web, port: 80}, fraction: {numerator: 1, denominator: 3}}}
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {value: /missing}}]
+    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: nothere, port: 80}}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {value: /elsewhere}}]
+    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: web, namespace: other, port: 80}}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {value: /both}}]
+    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: web, port: 80}, percent: 5, fraction: {numerator: 1}}}]
+    backendRefs: [{name: web, port: 80}]
+";
+    let yaml = format!(
+        "{CLASSES}{WEB}{}{}",
+        gateway("rauta", "", ""),
+        route("demo", "web", spec)
+    );
+    let t = run(&yaml);
+    let paths: Vec<&str> = t.config.rules.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/copied"]);
+    let mirrors = &t.config.rules[0].policy.mirrors;
+    let seen: Vec<(String, u32, u32, bool, Option<&str>)> = mirrors
+        .iter()
+        .map(|m| {
+            let AuthTarget::Backend(i) = m.target else {
+                panic!("a Service: {m:?}");
+            };
+            (
+                t.config.backends[i].name.clone(),
+                m.numerator,
+                m.denominator,
+                m.body,
+                m.host.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("demo/web:9000".to_string(), 1, 1, true, None),
+            ("demo/web:80".to_string(), 25, 100, true, None),
+            ("demo/web:80".to_string(), 1, 3, true, None),
+        ]
+    );
+    assert!(
+        mirrors.iter().all(|m| m.path.is_none()),
+        "the request's own path"
+    );
+    let errors = messages(&t.problems, Severity::Error);
+    for expected in [
+        "rules[1]: filters[0]: requestMirror.backendRef: Service demo/nothere not found (BackendNotFound); rule left out",
+        "rules[2]: filters[0]: requestMirror.backendRef: Service other/web is in another namespace and no ReferenceGrant there allows it (RefNotPermitted); rule left out",
+        "rules[3]: filters[0]: requestMirror sets both percent and fraction; rule left out",
+    ] {
+        assert!(errors.iter().any(|e| e.contains(expected)), "{expected}: {errors:#?}");
+    }
+    let report = rauta_k8s_sync::report::render(&t.config);
+    assert!(
+        report.contains(
+            "demo/web:80 + mirror demo/web:9000 + mirror demo/web:80 25% + mirror demo/web:80 33."
+        ),
+        "{report}"
+    );
 }
 
 /// `Type=True/False(Reason)` of each condition.

@@ -545,3 +545,24 @@ fn a_broken_backend_tls_policy_verifies_against_nothing() {
         assert_eq!(got, [accepted, resolved], "{validation}");
     }
 }
+
+#[test]
+fn a_grpc_request_mirror_is_reported_and_ignored() {
+    let grpc = route(
+        "GRPCRoute",
+        "mirrored",
+        "  hostnames: [grpc.example.com]\n  rules:\n\
+         \x20 - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: web, port: 80}}}]\n\
+         \x20   backendRefs: [{name: web, port: 80}]\n",
+    );
+    let t = run(&format!("{CLASSES}{WEB}{}{grpc}", gateway("")));
+    assert_eq!(t.config.rules.len(), 1, "the rule is served");
+    assert!(t.config.rules[0].policy.mirrors.is_empty());
+    assert!(
+        messages(&t.problems, Severity::Warning)
+            .iter()
+            .any(|w| w.contains("GRPCRoute demo/mirrored") && w.contains("RequestMirror")),
+        "{:#?}",
+        t.problems
+    );
+}

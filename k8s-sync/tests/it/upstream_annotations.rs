@@ -163,3 +163,80 @@ fn error_pages_need_an_existing_default_backend() {
     assert!(policy(&alone).error_pages.is_none());
     assert!(verdict(&alone, "custom-http-errors").starts_with("ignored"));
 }
+
+#[test]
+fn mirror_targets_resolve_like_auth_urls_and_keep_request_uri() {
+    let t = with(
+        "nginx.ingress.kubernetes.io/mirror-target: \"http://oauth.auth.svc:4180/copy$request_uri\", nginx.ingress.kubernetes.io/mirror-request-body: \"off\"",
+    );
+    assert!(!t.has_errors(), "{:#?}", t.problems);
+    let mirror = &policy(&t).mirrors[0];
+    let AuthTarget::Backend(i) = mirror.target else {
+        panic!("a Service target: {mirror:?}");
+    };
+    let backend = &t.config.backends[i];
+    assert_eq!(
+        (backend.namespace.as_str(), backend.service.as_str()),
+        ("auth", "oauth")
+    );
+    assert_eq!(backend.endpoints[0].addr.to_string(), "10.9.0.1:4181");
+    assert_eq!(mirror.path.as_deref(), Some("/copy$request_uri"));
+    assert_eq!(
+        mirror.host.as_deref(),
+        Some("oauth.auth.svc:4180"),
+        "the target's authority"
+    );
+    assert_eq!(
+        (mirror.numerator, mirror.denominator),
+        (1, 1),
+        "every request"
+    );
+    assert!(!mirror.body, "mirror-request-body: off");
+    assert!(verdict(&t, "mirror-target").starts_with("differs"));
+    assert!(verdict(&t, "mirror-request-body").starts_with("honoured"));
+
+    let ip = with(
+        "nginx.ingress.kubernetes.io/mirror-target: \"http://10.1.2.3:9000$request_uri\", nginx.ingress.kubernetes.io/mirror-host: shadow.example",
+    );
+    let mirror = &policy(&ip).mirrors[0];
+    assert_eq!(
+        mirror.target,
+        AuthTarget::Addr("10.1.2.3:9000".parse().expect("addr"))
+    );
+    assert_eq!(mirror.host.as_deref(), Some("shadow.example"));
+    assert_eq!(mirror.path.as_deref(), Some("$request_uri"));
+    assert!(mirror.body, "on by default");
+}
+
+#[test]
+fn a_bad_mirror_annotation_is_reported_and_the_ingress_served_without_it() {
+    for annotations in [
+        "nginx.ingress.kubernetes.io/mirror-target: \"mirror.example.com/\"",
+        "nginx.ingress.kubernetes.io/mirror-target: \"http://mirror.example.com/\"",
+        "nginx.ingress.kubernetes.io/mirror-target: \"http://10.1.2.3$uri\"",
+        "nginx.ingress.kubernetes.io/mirror-target: \"https://10.1.2.3/\"",
+        "nginx.ingress.kubernetes.io/mirror-target: \"http://10.1.2.3/\", nginx.ingress.kubernetes.io/mirror-host: \"a b\"",
+    ] {
+        let t = with(annotations);
+        assert!(!t.has_errors(), "{annotations}: the Ingress is served");
+        assert!(policy(&t).mirrors.is_empty(), "{annotations}");
+        assert!(policy(&t).denied.is_none(), "{annotations}");
+        assert!(
+            messages(&t.problems, Severity::Warning)
+                .iter()
+                .any(|w| w.contains("Ingress demo/app") && w.contains("mirror-")),
+            "{annotations}: {:#?}",
+            t.problems
+        );
+    }
+    let odd = with(
+        "nginx.ingress.kubernetes.io/mirror-target: \"http://10.1.2.3/\", nginx.ingress.kubernetes.io/mirror-request-body: maybe",
+    );
+    assert!(
+        policy(&odd).mirrors[0].body,
+        "a bad value keeps the default"
+    );
+    assert!(messages(&odd.problems, Severity::Warning)
+        .iter()
+        .any(|w| w.contains("mirror-request-body")));
+}

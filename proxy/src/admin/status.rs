@@ -671,6 +671,7 @@ mod cost {
                     }],
                     in_flight: 0,
                     errors: [0; crate::metrics::CAUSES],
+                    mirrors: [0; 4],
                     connect_us: vec![],
                     connect_us_sum: 0,
                 })

@@ -386,6 +386,7 @@ mod tests {
             }],
             in_flight: 0,
             errors: [0; CAUSES],
+            mirrors: [0; 4],
             connect_us: vec![],
             connect_us_sum: 0,
         }

@@ -443,7 +443,18 @@ async fn exchange_on(
     {
         return Err(Failure::ClientGone);
     }
-    tally.bytes_in += send_request(conn, up, sending.body, plan.body_limit).await?;
+    // A route with mirrors copies the body as it goes (not for the
+    // error-page request, which has none), and its copies leave after it.
+    let sent = match tally.mirror.take() {
+        None => send_request(conn, up, sending.body, plan.body_limit, None).await,
+        Some(mut pending) => {
+            let tee = (!sending.diverted).then_some(&mut pending.tee);
+            let sent = send_request(conn, up, sending.body, plan.body_limit, tee).await;
+            (*pending).release();
+            sent
+        }
+    };
+    tally.bytes_in += sent?;
     // The body was sent whole: after an upstream failure the client
     // connection is in step and can carry its next request.
     read_response_head(shard, conn, up, plan, endpoint, tally, client_head, check)
@@ -480,6 +491,7 @@ async fn send_request(
     up: &mut Upstream<'_>,
     body_len: BodyLen,
     limit: Option<u64>,
+    tee: Option<&mut super::mirror::Copying>,
 ) -> Result<u64, Failure> {
     if let Err(e) = up.stream.write_all(&conn.out).await {
         return Err(Failure::upstream(if is_reset(&e) {
@@ -494,15 +506,37 @@ async fn send_request(
         }
     }
     // A request body is never close-delimited (the parser never says so).
-    let result = body::relay(
-        &mut conn.stream,
-        &mut conn.rbuf,
-        &mut up.stream,
-        body_len,
-        false,
-        limit,
-    )
-    .await;
+    let result = match tee {
+        None => {
+            let dst = &mut up.stream;
+            body::relay(
+                &mut conn.stream,
+                &mut conn.rbuf,
+                dst,
+                body_len,
+                false,
+                limit,
+            )
+            .await
+        }
+        Some(copy) => {
+            let mut dst = super::mirror::Tee {
+                inner: &mut up.stream,
+                copy: &mut *copy,
+            };
+            let result = body::relay(
+                &mut conn.stream,
+                &mut conn.rbuf,
+                &mut dst,
+                body_len,
+                false,
+                limit,
+            )
+            .await;
+            copy.whole = result.is_ok();
+            result
+        }
+    };
     if result.is_ok() {
         up.stream.expect_read_wait();
     }

@@ -7,20 +7,24 @@
 //! - [`forward`]: pool or connect -> send -> response head (the one retry place)
 //! - [`answer`]: response policies -> stream back, or a [`tunnel`] -> pool
 //! - [`record`]: tally -> route stats -> access log; the error answer
+//! - [`mirror`]: copies of the request for the route's mirrors, sent
+//!   from tasks of their own (a leaf, like `record`)
 
 mod answer;
 mod auth;
 mod forward;
+mod mirror;
 mod plan;
 mod record;
 mod tunnel;
 
 use crate::downstream::{ClientConn, Outcome};
 use crate::shard::{LocalTable, Shard};
+use std::rc::Rc;
 use std::time::Instant;
 
 /// Serves one request whose head is complete in `conn.rbuf`.
-pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
+pub async fn exchange(shard: &Rc<Shard>, conn: &mut ClientConn) -> Outcome {
     let started = Instant::now();
     conn.log.clear();
     let Some(table) = shard.table() else {
@@ -35,9 +39,9 @@ pub async fn exchange(shard: &Shard, conn: &mut ClientConn) -> Outcome {
 }
 
 async fn serve(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     conn: &mut ClientConn,
-    table: &LocalTable,
+    table: &Rc<LocalTable>,
     tally: &mut record::Tally,
     started: Instant,
 ) -> Outcome {
@@ -61,6 +65,10 @@ async fn serve(
         }
     }
     let stats = record::begin(shard, table, plan.route);
+    if !plan.mirrors.is_empty() {
+        let copies = std::mem::take(&mut plan.mirrors);
+        tally.mirror = mirror::start(shard, table, plan.route, copies, plan.body);
+    }
     let forwarded = forward::forward(
         shard,
         conn,

@@ -51,6 +51,8 @@ pub(super) struct Plan<'t> {
     /// The request already goes to the error backend (its own backend has
     /// no endpoint): its answer is not intercepted again.
     pub(super) diverted: bool,
+    /// Copies for the route's mirrors (empty for nearly every route).
+    pub(super) mirrors: Vec<super::mirror::Copy>,
 }
 
 /// A request that cannot be forwarded, with what is known about it.
@@ -244,6 +246,7 @@ fn route<'t>(
         .unwrap_or(backend_index);
     // The policies stay the rule's; a weighted share's requests are
     // counted under the share's own route, which names its backend.
+    let rule = route;
     let route_policy = table.routes.route(route).policy.as_deref();
     let route = match prepared.as_ref().and_then(|p| p.share) {
         Some(share) => table.routes.route(route).share_route(share),
@@ -306,6 +309,7 @@ fn route<'t>(
             auth,
             error_page: None,
             diverted: true,
+            mirrors: Vec::new(),
         });
     };
 
@@ -348,10 +352,29 @@ fn route<'t>(
         drop: &drop[..edited],
         add: &add[..edited],
     };
-    head::write_request(out, req, &fwd, &edits, &fallback_host[..fallback_len]);
-    if let Some(headers) = prepared.as_ref().and_then(|p| p.headers) {
+    let fallback = &fallback_host[..fallback_len];
+    head::write_request(out, req, &fwd, &edits, fallback);
+    let header_edits = prepared.as_ref().and_then(|p| p.headers);
+    if let Some(headers) = header_edits {
         headers.apply(out);
     }
+    // An upgrade (a WebSocket) is not mirrored: its copy would turn into a
+    // tunnel nobody reads.
+    let mirrors = match route_policy.and_then(Policy::mirrors) {
+        Some(mirrors) if req.upgrade.is_none() => {
+            let request = policy_request(shard, via, table, req, host);
+            let mirrored = Mirrored {
+                req: &request,
+                fwd: &fwd,
+                edits: &edits,
+                fallback,
+                headers: header_edits,
+                rule,
+            };
+            mirror_heads(mirrors, &shard.rng, &mirrored)
+        }
+        _ => Vec::new(),
+    };
     Ok(Plan {
         route,
         policy: route_policy,
@@ -372,7 +395,65 @@ fn route<'t>(
         auth,
         error_page: error_page.map(|(_, head)| head),
         diverted: false,
+        mirrors,
     })
+}
+
+/// What a mirrored copy's head is written from.
+struct Mirrored<'a, 'r, 'h, 'b> {
+    req: &'a policy::Request<'r, 'h, 'b>,
+    fwd: &'a Forwarded<'a>,
+    /// The primary upstream head's edits.
+    edits: &'a head::Edits<'a>,
+    fallback: &'a [u8],
+    headers: Option<&'a policy::headers::HeaderEdits>,
+    rule: RouteId,
+}
+
+/// The copies this request gets: the primary upstream head with the
+/// mirror's target and Host, and without body framing when the mirror
+/// does not copy the body.
+fn mirror_heads(
+    mirrors: &policy::mirror::Mirrors,
+    rng: &crate::balance::least_request::Rng,
+    m: &Mirrored<'_, '_, '_, '_>,
+) -> Vec<super::mirror::Copy> {
+    let head = m.req.head;
+    let bodyless = request::RequestHead {
+        body: BodyLen::None,
+        content_length: None,
+        ..*head
+    };
+    mirrors
+        .chosen(rng)
+        .map(|(index, mirror)| {
+            let target = mirror.target_for(m.req);
+            let edits = head::Edits {
+                target: target.as_deref().map(str::as_bytes).or(m.edits.target),
+                host: mirror.host().map(str::as_bytes).or(m.edits.host),
+                drop: m.edits.drop,
+                drop_names: m.edits.drop_names,
+                add: m.edits.add,
+            };
+            let body = mirror.body && head.body != BodyLen::None;
+            let from = if body || head.body == BodyLen::None {
+                head
+            } else {
+                &bodyless
+            };
+            let mut out = Vec::with_capacity(head.len + 256);
+            head::write_request(&mut out, from, m.fwd, &edits, m.fallback);
+            if let Some(headers) = m.headers {
+                headers.apply(&mut out);
+            }
+            super::mirror::Copy {
+                rule: m.rule,
+                index,
+                head: out,
+                body,
+            }
+        })
+        .collect()
 }
 
 /// The request's trace context, when tracing is on for its route: the

@@ -34,6 +34,8 @@ pub(super) struct Tally {
     pub(super) trace: Option<crate::otel::Trace>,
     /// The route that answered, once one was chosen.
     pub(super) route: Option<crate::router::path::RouteId>,
+    /// Mirrored copies waiting for the request body, when the route has any.
+    pub(super) mirror: Option<Box<super::mirror::Pending>>,
 }
 
 impl Tally {
@@ -50,6 +52,7 @@ impl Tally {
             retried: Vec::new(),
             trace: None,
             route: None,
+            mirror: None,
         }
     }
 }

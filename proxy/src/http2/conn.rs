@@ -225,7 +225,7 @@ impl ConnState {
 /// client reset it before its answer was complete.
 #[allow(clippy::too_many_arguments)]
 async fn serve_stream(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     state: &ConnState,
     parts: &http::request::Parts,
     body: RecvStream,
@@ -287,7 +287,7 @@ async fn serve_stream(
 
 /// Reads the head the bridge staged, runs the exchange, ends the stream;
 /// returns whether the client reset it before its answer was complete.
-async fn run_stream(shard: &Shard, conn: &mut ClientConn) -> bool {
+async fn run_stream(shard: &Rc<Shard>, conn: &mut ClientConn) -> bool {
     // The whole head is staged in the bridge: read until it is buffered.
     let mut scanned = 0;
     while !head_complete(conn.rbuf.data(), scanned) {

@@ -39,6 +39,24 @@ pub fn status_index(status: u16) -> usize {
     (usize::from(status / 100)).clamp(1, 5) - 1
 }
 
+/// What became of a mirrored copy, as counted in
+/// `rauta_mirror_requests_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorResult {
+    /// The mirror answered (any status).
+    Sent = 0,
+    /// Connecting, sending or reading the answer failed or timed out.
+    Failed,
+    /// The shard had `--mirror-max-in-flight` copies in flight.
+    Dropped,
+    /// The body was not copied (larger than `--mirror-max-body-bytes`, or
+    /// not sent whole to the primary), so neither was the request.
+    Skipped,
+}
+
+/// The `result` label values, by [`MirrorResult`] index.
+pub const MIRROR_RESULTS: [&str; 4] = ["sent", "failed", "dropped", "skipped"];
+
 /// Why a request failed, as counted in `rauta_errors_total{cause}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {

@@ -22,6 +22,8 @@ pub struct RouteTotals {
     pub bytes_out: u64,
     /// Failures by cause.
     pub errors: [u64; CAUSES],
+    /// Mirrored copies by [`super::MirrorResult`].
+    pub mirrors: [u64; super::MIRROR_RESULTS.len()],
     /// Request durations (µs).
     pub request: Timing,
     /// Upstream durations (µs).
@@ -142,6 +144,9 @@ impl Registry {
         for (i, n) in d.errors.iter().enumerate() {
             t.errors[i] += n;
         }
+        for (i, n) in d.mirrors.iter().enumerate() {
+            t.mirrors[i] += n;
+        }
         t.connect.add(&d.connect_us, d.connect_us_sum);
     }
 
@@ -176,6 +181,7 @@ mod tests {
             }],
             in_flight,
             errors: [0; CAUSES],
+            mirrors: [0; 4],
             connect_us: vec![],
             connect_us_sum: 0,
         }

@@ -17,6 +17,8 @@ pub struct RouteStats {
     pub(super) outcomes: RefCell<Vec<Outcome>>,
     pub(super) in_flight: Cell<i64>,
     pub(super) errors: [Cell<u64>; CAUSES],
+    /// Mirrored copies by [`super::MirrorResult`].
+    pub(super) mirrors: [Cell<u64>; super::MIRROR_RESULTS.len()],
     pub(super) connect_us: RefCell<Latency<u32>>,
     pub(super) connect_us_sum: Cell<u64>,
     /// Already listed in the shard's dirty list.
@@ -36,6 +38,7 @@ impl RouteStats {
             outcomes: RefCell::default(),
             in_flight: Cell::new(0),
             errors: Default::default(),
+            mirrors: Default::default(),
             connect_us: RefCell::default(),
             connect_us_sum: Cell::new(0),
             dirty: Cell::new(false),
@@ -90,6 +93,12 @@ impl RouteStats {
     pub(crate) fn holds_histograms(&self) -> bool {
         self.outcomes.borrow().capacity() > 0
             || !matches!(&*self.connect_us.borrow(), Latency::Sparse(p) if p.capacity() == 0)
+    }
+
+    /// A mirrored copy of one of the route's requests ended as `result`.
+    pub fn mirrored(&self, result: super::MirrorResult) {
+        let cell = &self.mirrors[result as usize];
+        cell.set(cell.get() + 1);
     }
 
     /// A request failed for `cause`.

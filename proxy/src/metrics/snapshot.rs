@@ -19,6 +19,8 @@ pub struct RouteDelta {
     pub in_flight: i64,
     /// Failures by cause.
     pub errors: [u64; CAUSES],
+    /// Mirrored copies by [`super::MirrorResult`].
+    pub mirrors: [u64; super::MIRROR_RESULTS.len()],
     /// Upstream connect durations: (µs, count) pairs.
     pub connect_us: Vec<(u64, u64)>,
     /// Sum of connect durations (µs).
@@ -40,6 +42,7 @@ impl RouteDelta {
                 .collect(),
             in_flight: s.in_flight.get(),
             errors: std::array::from_fn(|i| s.errors[i].take()),
+            mirrors: std::array::from_fn(|i| s.mirrors[i].take()),
             connect_us: drain(&s.connect_us),
             connect_us_sum: s.connect_us_sum.take(),
         }

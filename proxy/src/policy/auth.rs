@@ -18,6 +18,30 @@ pub enum Target {
     Addr(Backend),
 }
 
+impl Target {
+    /// `target` compiled; `name` and `host` name an address's backend.
+    pub fn compile(target: &AuthTarget, name: &str, host: &str) -> Target {
+        match target {
+            AuthTarget::Backend(i) => Target::Backend(*i),
+            AuthTarget::Addr(addr) => Target::Addr(Backend::compile(&BackendConfig {
+                name: name.to_string(),
+                namespace: String::new(),
+                service: host.to_string(),
+                port: ServicePort::Number(addr.port()),
+                endpoints: vec![rauta_shared::config::EndpointConfig {
+                    addr: *addr,
+                    weight: 1,
+                    ready: true,
+                    target: None,
+                }],
+                policy: LbPolicy::RoundRobin,
+                protocol: Default::default(),
+                tls: None,
+            })),
+        }
+    }
+}
+
 /// A route's auth service, compiled.
 #[derive(Debug)]
 pub struct Auth {
@@ -68,24 +92,7 @@ const NOT_COPIED: [&str; 17] = [
 impl Auth {
     /// Compiles the route's [`ExtAuth`].
     pub fn compile(a: &ExtAuth) -> Auth {
-        let target = match &a.target {
-            AuthTarget::Backend(i) => Target::Backend(*i),
-            AuthTarget::Addr(addr) => Target::Addr(Backend::compile(&BackendConfig {
-                name: a.url.clone(),
-                namespace: String::new(),
-                service: a.host.clone(),
-                port: ServicePort::Number(addr.port()),
-                endpoints: vec![rauta_shared::config::EndpointConfig {
-                    addr: *addr,
-                    weight: 1,
-                    ready: true,
-                    target: None,
-                }],
-                policy: LbPolicy::RoundRobin,
-                protocol: Default::default(),
-                tls: None,
-            })),
-        };
+        let target = Target::compile(&a.target, &a.url, &a.host);
         Auth {
             method_set: a.method != "GET",
             method: a.method.as_str().into(),

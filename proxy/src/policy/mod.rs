@@ -19,6 +19,7 @@ pub mod error_pages;
 pub mod headers;
 pub mod limit;
 pub mod limit_cells;
+pub mod mirror;
 pub mod path_rewrite;
 pub mod request_redirect;
 pub mod retry;
@@ -63,6 +64,7 @@ pub struct Policy {
     path_rewrite: Option<path_rewrite::PathRewrite>,
     /// Spans on, and the client's `traceparent` trusted.
     tracing: (bool, bool),
+    mirrors: Option<mirror::Mirrors>,
 }
 
 /// Where a rule comes from, as its error pages tell the error backend.
@@ -94,6 +96,9 @@ pub enum CompileError {
     /// A path modifier that cannot apply to the rule's path.
     #[error("path modifier: {0}")]
     PathRewrite(&'static str),
+    /// A mirror whose share, Host or path cannot be used.
+    #[error("mirror: {0}")]
+    Mirror(String),
 }
 
 impl Policy {
@@ -116,9 +121,14 @@ impl Policy {
             _ => None,
         };
         let pages_backend = policy.error_pages.as_ref().map(|p| p.backend);
+        let mirror_backends = policy.mirrors.iter().filter_map(|m| match m.target {
+            rauta_shared::policy::AuthTarget::Backend(i) => Some(i),
+            rauta_shared::policy::AuthTarget::Addr(_) => None,
+        });
         if let Some(missing) = auth_backend
             .into_iter()
             .chain(pages_backend)
+            .chain(mirror_backends)
             .find(|b| *b >= backends.len())
         {
             return Err(CompileError::MissingBackend(missing));
@@ -201,6 +211,7 @@ impl Policy {
             tracing: policy
                 .tracing
                 .map_or((true, true), |t| (t.enabled, t.trust_incoming)),
+            mirrors: mirror::Mirrors::compile(&policy.mirrors).map_err(CompileError::Mirror)?,
         })))
     }
 
@@ -222,6 +233,12 @@ impl Policy {
     /// The route's auth service, when it has one.
     pub fn auth(&self) -> Option<&auth::Auth> {
         self.auth.as_ref()
+    }
+
+    /// The route's request mirrors, when it has any.
+    #[inline]
+    pub fn mirrors(&self) -> Option<&mirror::Mirrors> {
+        self.mirrors.as_ref()
     }
 
     /// The route's error pages, when it has them.

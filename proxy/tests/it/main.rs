@@ -26,6 +26,7 @@ mod l4;
 mod lifecycle;
 mod limits;
 mod migration;
+mod mirror;
 mod observability;
 mod passthrough;
 mod policies;

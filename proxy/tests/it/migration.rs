@@ -6,7 +6,7 @@
 //! table. Verdicts change as annotation families land, so the tests assert
 //! the report's structure and only the verdicts that are settled: snippets
 //! and WAF keys refused, a stale key ignored, `ssl-redirect` honoured,
-//! `load-balance: ewma` differs.
+//! `load-balance: ewma` and `mirror-target` (a Service, resolved) differ.
 
 use crate::common::BIN;
 use rauta_testkit::fake_api::FakeApi;
@@ -281,6 +281,10 @@ fn assert_settled(report: &Value) {
     let (verdict, note) = get("demo/main", "load-balance");
     assert_eq!(verdict, "differs");
     assert!(note.contains("least_request"), "{note}");
+    // Honoured since request mirroring landed, with its stated differences.
+    let (verdict, note) = get("demo/main", "mirror-target");
+    assert_eq!(verdict, "differs");
+    assert!(note.contains("$request_uri"), "{note}");
     let (verdict, note) = get("demo/main", "enable-websockets");
     assert_eq!(verdict, "ignored");
     assert!(note.contains("not supported"), "{note}");

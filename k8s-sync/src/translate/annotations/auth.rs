@@ -21,19 +21,19 @@ pub(in crate::translate) struct AuthService {
 
 /// What the URL's host is.
 #[derive(Debug, PartialEq, Eq)]
-enum Host {
+pub(super) enum Host {
     Addr(SocketAddr),
     Service(AuthService),
 }
 
 /// An `auth-url` taken apart.
 #[derive(Debug, PartialEq, Eq)]
-struct AuthUrl {
+pub(super) struct AuthUrl {
     /// The authority as written, for the `Host` header.
-    authority: String,
-    host: Host,
+    pub(super) authority: String,
+    pub(super) host: Host,
     /// Path and query, at least `/`.
-    path: String,
+    pub(super) path: String,
 }
 
 /// Methods ingress-nginx accepts for `auth-method`.
@@ -118,7 +118,7 @@ fn url_safe(s: &str) -> bool {
 }
 
 /// Takes an `http://host[:port][/path][?query]` URL apart.
-fn parse_url(url: &str) -> Result<AuthUrl, String> {
+pub(super) fn parse_url(url: &str) -> Result<AuthUrl, String> {
     let lower = url.to_ascii_lowercase();
     let rest = if lower.starts_with("http://") {
         &url[7..]

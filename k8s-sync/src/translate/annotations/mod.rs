@@ -22,6 +22,7 @@ mod canary;
 mod cors;
 mod error_pages;
 mod limits;
+mod mirror;
 mod redirect;
 mod registry;
 mod retry;
@@ -76,6 +77,8 @@ pub(super) struct Annotations {
     pub(super) backend_tls: Option<BackendTls>,
     /// The Service `auth-url` names, resolved to a backend when merging.
     pub(super) auth_service: Option<AuthService>,
+    /// The Service `mirror-target` names, resolved to a backend when merging.
+    pub(super) mirror_service: Option<AuthService>,
     /// The `default-backend` Service (this namespace), when the rules get error pages.
     pub(super) error_service: Option<String>,
     /// The verdict on every annotation the Ingress carries, by full key.
@@ -113,7 +116,7 @@ impl Annotations {
         limits::parse(&mut r, &mut route, zone);
         affinity::parse(&mut r, &mut route);
         let mut www_redirect = www_redirect;
-        let (mut auth_service, mut error_service) = (None, None);
+        let (mut auth_service, mut error_service, mut mirror_service) = (None, None, None);
         if let Some(c) = canary::parse(&mut r) {
             // A canary Ingress only lends its backend: nothing else of it applies.
             canary::ignore_the_rest(&mut r);
@@ -130,6 +133,7 @@ impl Annotations {
             retry::parse(&mut r, &mut route);
             auth_service = auth::parse(&mut r, &mut route);
             error_service = error_pages::parse(&mut r, &mut route);
+            mirror_service = mirror::parse(&mut r, &mut route);
         }
         let verdicts = r.finish(findings, &mut route);
         Annotations {
@@ -145,6 +149,7 @@ impl Annotations {
             protocol,
             backend_tls,
             auth_service,
+            mirror_service,
             error_service,
             verdicts,
         }

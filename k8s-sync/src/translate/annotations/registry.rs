@@ -106,6 +106,12 @@ const KEYS: &[(&str, Support)] = &[
         Support::Differs("http:// only; the host must be an IP or a Service (svc.ns[.svc.cluster.local]), resolved through its EndpointSlices; the route's proxy-*-timeouts apply to the auth call"),
     ),
     ("auth-method", Support::Honoured),
+    (
+        "mirror-target",
+        Support::Differs("http:// only; the host must be an IP or a Service (svc.ns[.svc.cluster.local]), resolved through its EndpointSlices; only $request_uri is expanded; a body is mirrored up to --mirror-max-body-bytes"),
+    ),
+    ("mirror-request-body", Support::Honoured),
+    ("mirror-host", Support::Honoured),
     ("auth-signin", Support::Honoured),
     ("auth-response-headers", Support::Honoured),
     (

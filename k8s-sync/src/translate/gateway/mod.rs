@@ -56,6 +56,8 @@ pub(crate) struct GatewayRule {
     /// Weighted backends (`None`: an invalid reference) when more than
     /// one, an invalid one, or a weight of 0 is involved.
     pub(super) split: Option<Vec<(Option<BackendKey>, u32)>>,
+    /// The backends of the policy's mirrors, in order.
+    pub(super) mirrors: Vec<BackendKey>,
     /// A warning about the route, for conflicts found when merging.
     pub(super) warn: Problem,
 }

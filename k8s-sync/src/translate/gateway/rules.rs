@@ -167,6 +167,27 @@ pub(super) fn add(
             file: src.file.as_deref(),
             service_upstream: false,
         };
+        // A call's body streams to its HTTP/2 backend and is never copied:
+        // a GRPCRoute mirror would only ever count skipped copies.
+        let mirror_filters = match route.kind {
+            rauta_shared::config::RouteKind::GrpcRoute if !policy.mirrors.is_empty() => {
+                problems.push(warn(
+                    "RequestMirror on a GRPCRoute is not supported yet (a call's body is streamed, not copied); ignored".into(),
+                ));
+                policy.mirrors.clear();
+                &[][..]
+            }
+            _ => rule.filters,
+        };
+        let on = (route, protocol, policies, &mut used);
+        let mirrors = match mirror_backends(on, mirror_filters, index, builder, &asker, problems) {
+            Ok(keys) => keys,
+            Err(e) => {
+                dropped += 1;
+                problems.push(error(e));
+                continue;
+            }
+        };
         let redirects = policy.request_redirect.is_some();
         let refs: Vec<(Option<BackendKey>, u32)> = rule
             .backend_refs
@@ -227,6 +248,7 @@ pub(super) fn add(
                     policy: policy.clone(),
                     backend: backend.clone(),
                     split: split.clone(),
+                    mirrors: mirrors.clone(),
                     warn: warning.clone(),
                 });
             }
@@ -361,7 +383,8 @@ fn parse_filters(
     let mut seen: Vec<&str> = Vec::new();
     for (k, f) in filters.iter().enumerate() {
         let place = format!("filters[{k}]");
-        if seen.contains(&f.kind.as_str()) {
+        // A rule may mirror to several backends.
+        if f.kind != "RequestMirror" && seen.contains(&f.kind.as_str()) {
             return Err(format!("{place}: filter {} appears twice", f.kind));
         }
         seen.push(&f.kind);
@@ -451,6 +474,12 @@ fn parse_filters(
                     .transpose()
                     .map_err(|e| format!("{place}: {e}"))?;
             }
+            "RequestMirror" => {
+                let m = f.request_mirror.as_ref().ok_or_else(missing)?;
+                policy
+                    .mirrors
+                    .push(mirror(m).map_err(|e| format!("{place}: {e}"))?);
+            }
             "CORS" => {
                 let c = f
                     .cors
@@ -458,7 +487,7 @@ fn parse_filters(
                     .ok_or_else(|| format!("{place}: type CORS without its cors field"))?;
                 policy.cors = Some(super::cors::parse(c).map_err(|e| format!("{place}: {e}"))?);
             }
-            "RequestMirror" | "ExtensionRef" | "ExternalAuth" => {
+            "ExtensionRef" | "ExternalAuth" => {
                 return Err(format!(
                     "{place}: filter {} is not supported yet (UnsupportedValue)",
                     f.kind
@@ -473,6 +502,72 @@ fn parse_filters(
         return Err("RequestRedirect and URLRewrite cannot be used together".into());
     }
     Ok(policy)
+}
+
+/// A `RequestMirror` filter, its backend filled in by [`mirror_backends`]:
+/// the share mirrored, the Host and path of the request as it is sent.
+fn mirror(m: &crate::gateway_api::MirrorFilter) -> Result<rauta_shared::policy::Mirror, String> {
+    let (numerator, denominator) = match (m.percent, &m.fraction) {
+        (Some(_), Some(_)) => return Err("requestMirror sets both percent and fraction".into()),
+        (Some(p), None) if (0..=100).contains(&p) => (p, 100),
+        (Some(p), None) => return Err(format!("requestMirror.percent {p} is not 0-100")),
+        (None, Some(f)) => (f.numerator, f.denominator.unwrap_or(100)),
+        (None, None) => (1, 1),
+    };
+    if denominator < 1 || numerator < 0 || numerator > denominator {
+        return Err(format!(
+            "requestMirror.fraction {numerator}/{denominator} is not a share (0 <= numerator <= denominator, denominator >= 1)"
+        ));
+    }
+    let r = &m.backend_ref;
+    let port = r.port.map_or(String::new(), |p| format!(":{p}"));
+    Ok(rauta_shared::policy::Mirror {
+        target: rauta_shared::policy::AuthTarget::Backend(0),
+        numerator: numerator as u32,
+        denominator: denominator as u32,
+        host: None,
+        path: None,
+        body: true,
+        name: format!("{}{port}", r.name),
+    })
+}
+
+/// The backends of the rule's `RequestMirror` filters, in order, or the
+/// first invalid one's error.
+fn mirror_backends(
+    (route, protocol, policies, used): (
+        &Route<'_>,
+        UpstreamProtocol,
+        &Policies,
+        &mut BTreeSet<PolicyKey>,
+    ),
+    filters: &[HttpRouteFilter],
+    index: &Index<'_>,
+    builder: &mut Builder,
+    asker: &Asker<'_>,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<BackendKey>, String> {
+    let mut keys = Vec::new();
+    for (k, f) in filters.iter().enumerate() {
+        let Some(m) = f
+            .request_mirror
+            .as_ref()
+            .filter(|_| f.kind == "RequestMirror")
+        else {
+            continue;
+        };
+        let target = HttpBackendRef {
+            target: m.backend_ref.clone(),
+            ..HttpBackendRef::default()
+        };
+        let tls = Some((policies, &mut *used));
+        let key = backend(
+            route, &target, protocol, tls, index, builder, asker, problems,
+        )
+        .map_err(|(_, e)| format!("filters[{k}]: requestMirror.backendRef: {e}"))?;
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// `requestRedirect` -> `requestRedirect` for messages.

@@ -141,6 +141,22 @@ pub(super) fn render(out: &mut Out<'_>, registry: &Registry, table: Option<&Rout
         let unrouted = registry.shards.values();
         unrouted.map(|s| s.unrouted[cause.index()]).sum()
     });
+    out.family(
+        "rauta_mirror_requests_total",
+        "counter",
+        "Mirrored copies of requests by route and result: sent (the mirror answered), failed, dropped (--mirror-max-in-flight), skipped (body over --mirror-max-body-bytes).",
+    );
+    for (labels, t) in &series {
+        for (i, result) in crate::metrics::MIRROR_RESULTS.iter().enumerate() {
+            if t.mirrors[i] > 0 {
+                out.sample(
+                    "rauta_mirror_requests_total",
+                    &format!("{labels},result=\"{result}\""),
+                    t.mirrors[i],
+                );
+            }
+        }
+    }
 }
 
 /// The `rauta_errors_total` samples of one route, causes with no failure left out.
