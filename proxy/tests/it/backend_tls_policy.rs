@@ -82,3 +82,47 @@ fn a_backend_tls_policy_verifies_the_backend_and_sends_its_hostname() {
         "nothing reached the unverified backend"
     );
 }
+
+#[test]
+fn rauta_check_reports_the_policy_and_the_routes_it_serves() {
+    let ca = Ca::new();
+    let leaf = ca.issue(&["backend.internal"], 2099);
+    let backend = HttpsBackend::start(&leaf.cert_pem, &leaf.key_pem, None);
+    let dir = ManifestDir::new();
+    dir.write(
+        "all.yaml",
+        &join(&[
+            &rauta_gateway("infra", "gw", &["{name: http, port: 80, protocol: HTTP}"]),
+            // The policy names a ConfigMap that is not there.
+            &tls_service("secure", &backend),
+            &route_with_policy("secure", "secure.example.com", "secure", "missing"),
+        ]),
+    );
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["check", "--output", "json", "--manifests"])
+        .arg(dir.path())
+        .output()
+        .expect("run rauta check");
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("check's JSON report");
+    let views = report["gateway_api"].as_array().expect("gateway_api");
+    let policy = views
+        .iter()
+        .find(|v| v["object"] == "BackendTLSPolicy infra/secure -> Gateway infra/gw")
+        .unwrap_or_else(|| panic!("no policy row: {views:#?}"));
+    let conditions = policy["conditions"].to_string();
+    assert!(
+        conditions.contains("Accepted=False (NoValidCACertificate)"),
+        "{conditions}"
+    );
+    assert!(
+        conditions.contains("ResolvedRefs=False (InvalidCACertificateRef)"),
+        "{conditions}"
+    );
+    assert!(
+        views
+            .iter()
+            .any(|v| v["object"] == "HTTPRoute infra/secure -> Gateway infra/gw"),
+        "{views:#?}"
+    );
+}
