@@ -109,15 +109,7 @@ pub(crate) fn plan(
             status: body,
         });
     }
-    let policies = status.policies.iter().map(|((ns, name), policy)| {
-        let key = (RouteKind::BackendTlsPolicy, ns.clone(), name.clone());
-        (key, policy)
-    });
-    let routes = status
-        .routes
-        .iter()
-        .map(|(key, route)| (key.clone(), route));
-    for (key, route) in routes.chain(policies) {
+    for (key, route) in status.entries() {
         // A policy's entries are its ancestors, a route's its parents.
         let (list, reference) = match key.0 {
             RouteKind::BackendTlsPolicy => ("ancestors", "ancestorRef"),

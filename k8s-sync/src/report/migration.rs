@@ -7,7 +7,6 @@ use super::config::ConfigView;
 use crate::problem::{Problem, Severity};
 use crate::translate::gateway_status::Condition;
 use crate::translate::{GatewayApiStatus, Translation, Verdict};
-use rauta_shared::config::RouteKind;
 use serde::Serialize;
 
 /// Exit code: everything is honoured (and, with `--accept-warnings`,
@@ -81,15 +80,7 @@ impl GatewayApiView {
                 });
             }
         }
-        let policies = status.policies.iter().map(|((ns, name), policy)| {
-            let key = (RouteKind::BackendTlsPolicy, ns.clone(), name.clone());
-            (key, policy)
-        });
-        let routes = status
-            .routes
-            .iter()
-            .map(|(key, route)| (key.clone(), route));
-        for ((kind, ns, name), route) in routes.chain(policies) {
+        for ((kind, ns, name), route) in status.entries() {
             for p in &route.parents {
                 let r = &p.parent_ref;
                 let section = r

@@ -105,3 +105,16 @@ pub struct GatewayApiStatus {
     /// per ancestor Gateway (`status.ancestors`).
     pub policies: BTreeMap<(String, String), RouteStatus>,
 }
+
+impl GatewayApiStatus {
+    /// The routes' entries and the policies', by (kind, namespace, name):
+    /// a route's are its parents, a BackendTLSPolicy's its ancestors.
+    pub fn entries(&self) -> impl Iterator<Item = ((RouteKind, String, String), &RouteStatus)> {
+        let routes = self.routes.iter().map(|(key, route)| (key.clone(), route));
+        let policies = self.policies.iter().map(|((ns, name), policy)| {
+            let key = (RouteKind::BackendTlsPolicy, ns.clone(), name.clone());
+            (key, policy)
+        });
+        routes.chain(policies)
+    }
+}
