@@ -35,7 +35,26 @@ pub(super) struct Route<'a> {
     pub(super) hostnames: &'a [String],
 }
 
-impl Route<'_> {
+impl<'a> Route<'a> {
+    /// The route of `kind` at (`ns`, `name`), with its spec's parentRefs
+    /// and hostnames.
+    pub(super) fn new(
+        kind: RouteKind,
+        (ns, name): (&'a str, &'a str),
+        src: &'a SourcedObject,
+        parent_refs: &'a [ObjectRef],
+        hostnames: &'a [String],
+    ) -> Route<'a> {
+        Route {
+            kind,
+            ns,
+            name,
+            src,
+            parent_refs,
+            hostnames,
+        }
+    }
+
     /// `HTTPRoute ns/name`, for messages.
     pub(super) fn object(&self) -> String {
         format!("{} {}/{}", self.kind.as_str(), self.ns, self.name)

@@ -127,26 +127,26 @@ pub(super) fn add(
         Grpc(&'a crate::gateway_api::GrpcRoute),
     }
     let mut web = Vec::new();
-    let http_routes = (index.http_routes.iter()).map(|(&(ns, name), &(src, route))| {
-        let r = Route {
-            kind: RouteKind::HttpRoute,
-            ns,
-            name,
+    let http_routes = (index.http_routes.iter()).map(|(&key, &(src, route))| {
+        let spec = &route.spec;
+        let r = Route::new(
+            RouteKind::HttpRoute,
+            key,
             src,
-            parent_refs: &route.spec.parent_refs,
-            hostnames: &route.spec.hostnames,
-        };
+            &spec.parent_refs,
+            &spec.hostnames,
+        );
         (r, &route.metadata, Rules::Http(route))
     });
-    let grpc_routes = (index.grpc_routes.iter()).map(|(&(ns, name), &(src, route))| {
-        let r = Route {
-            kind: RouteKind::GrpcRoute,
-            ns,
-            name,
+    let grpc_routes = (index.grpc_routes.iter()).map(|(&key, &(src, route))| {
+        let spec = &route.spec;
+        let r = Route::new(
+            RouteKind::GrpcRoute,
+            key,
             src,
-            parent_refs: &route.spec.parent_refs,
-            hostnames: &route.spec.hostnames,
-        };
+            &spec.parent_refs,
+            &spec.hostnames,
+        );
         (r, &route.metadata, Rules::Grpc(route))
     });
     for (r, meta, rules) in http_routes.chain(grpc_routes) {
@@ -157,7 +157,7 @@ pub(super) fn add(
     }
     web.sort_by(|a, b| a.0.cmp(&b.0));
     let mut served: Vec<(RouteKind, String, Vec<attach::Attachment>)> = Vec::new();
-    for (_, r, generation, rules, attached, mut parents) in web {
+    for ((_, created, ..), r, generation, rules, attached, mut parents) in web {
         let rival = served
             .iter()
             .find(|(kind, _, theirs)| *kind != r.kind && attach::overlap(&attached, theirs));
@@ -177,17 +177,9 @@ pub(super) fn add(
             continue;
         }
         let outcome = (!attached.is_empty()).then(|| {
-            let (created, rules, protocol) = match rules {
-                Rules::Http(route) => (
-                    route.metadata.creation_timestamp.clone(),
-                    rules::http_rules(route),
-                    UpstreamProtocol::Http,
-                ),
-                Rules::Grpc(route) => (
-                    route.metadata.creation_timestamp.clone(),
-                    grpc::rules(route),
-                    UpstreamProtocol::Grpc,
-                ),
+            let (rules, protocol) = match rules {
+                Rules::Http(route) => (rules::http_rules(route), UpstreamProtocol::Http),
+                Rules::Grpc(route) => (grpc::rules(route), UpstreamProtocol::Grpc),
             };
             rules::add(
                 &r, created, rules, protocol, &policies, &attached, index, builder, problems,
@@ -215,15 +207,15 @@ pub(super) fn add(
         let created = route.metadata.creation_timestamp.clone();
         (created.is_none(), created, *key)
     });
-    for ((ns, name), (src, route)) in tls_routes {
-        let r = Route {
-            kind: RouteKind::TlsRoute,
-            ns,
-            name,
+    for (&key, &(src, route)) in tls_routes {
+        let spec = &route.spec;
+        let r = Route::new(
+            RouteKind::TlsRoute,
+            key,
             src,
-            parent_refs: &route.spec.parent_refs,
-            hostnames: &route.spec.hostnames,
-        };
+            &spec.parent_refs,
+            &spec.hostnames,
+        );
         let (attached, parents) = attach::attach(&r, &gateways, index, problems);
         let outcome = (!attached.is_empty())
             .then(|| tls::add(&r, route, &attached, index, builder, problems));
