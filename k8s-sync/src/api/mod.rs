@@ -432,7 +432,7 @@ fn fetch_secrets(
 fn fetch_into<K: watch::Referenced>(
     tasks: &mut JoinSet<()>,
     client: &kube::Client,
-    store: &watch::SecretStore<K>,
+    store: &watch::RefStore<K>,
     names: Vec<SecretRef>,
     changed: &Arc<Notify>,
     backoff: WatchBackoff,

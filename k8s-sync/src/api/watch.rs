@@ -4,9 +4,10 @@
 //! the store only once the new list is complete, so the last good state
 //! keeps serving through errors and outages.
 //!
-//! TLS Secrets are watched the same way but kept in a store of their own
-//! ([`SecretStore`]) that holds only the Secrets served Ingresses name:
-//! private keys of other applications are never kept in memory.
+//! TLS Secrets and the CA ConfigMaps of BackendTLSPolicies are watched the
+//! same way but kept in stores of their own ([`RefStore`]) that hold only
+//! the objects routing names: private keys of other applications, and the
+//! cluster's other ConfigMaps, are never kept in memory.
 //!
 //! Namespaced kinds are watched cluster-wide, or, with `--watch-namespace`,
 //! in each of the namespaces given (one reflector per kind and namespace,
@@ -101,11 +102,11 @@ pub(crate) struct Stores {
     pub(crate) classes: Store<IngressClass>,
     pub(crate) services: Scoped<Service>,
     pub(crate) slices: Scoped<EndpointSlice>,
-    pub(crate) secrets: SecretStore,
+    pub(crate) secrets: RefStore,
     /// The L4 services ConfigMaps the flags name (one watch each, by name).
     pub(crate) config_maps: Vec<Store<ConfigMap>>,
     /// The CA bundles BackendTLSPolicies name, and only those.
-    pub(crate) ca_maps: SecretStore<ConfigMap>,
+    pub(crate) ca_maps: RefStore<ConfigMap>,
     /// The Gateway API kinds, where the cluster has their CRDs.
     pub(crate) gateway: GatewayStores,
 }
@@ -236,6 +237,29 @@ pub(super) fn strip<K: Resource>(object: &mut K) {
     object.annotations_mut().remove(LAST_APPLIED);
 }
 
+/// A namespaced kind a reflector can watch.
+pub(crate) trait Namespaced:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Namespaced for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// What starting reflectors needs.
 struct Spawner<'a> {
     client: &'a Client,
@@ -275,13 +299,7 @@ impl Spawner<'_> {
     /// Reflectors of a namespaced kind, one per scope, with `config`.
     fn scoped<K>(&mut self, config: &watcher::Config) -> Scoped<K>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Namespaced,
     {
         let parts = scopes(self.namespaces)
             .iter()
@@ -293,13 +311,7 @@ impl Spawner<'_> {
     /// A namespaced kind that may be missing (a CRD), one reflector per scope.
     fn optional_scoped<K>(&mut self) -> Optional<K>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Namespaced,
     {
         let parts = scopes(self.namespaces)
             .iter()
@@ -434,11 +446,11 @@ impl Stores {
             grants: spawn.optional_scoped(),
             namespaces: spawn.cluster(),
         };
-        let secrets = SecretStore::watch(
+        let secrets = RefStore::watch(
             &mut spawn,
             config.clone().fields(&format!("type={TLS_SECRET_TYPE}")),
         );
-        let ca_maps = SecretStore::watch(&mut spawn, config.clone());
+        let ca_maps = RefStore::watch(&mut spawn, config.clone());
         Stores {
             ca_maps,
             gateway,
@@ -588,24 +600,16 @@ impl Stores {
 }
 
 /// Namespace and name of an object.
-type SecretKey = (String, String);
+type ObjectKey = (String, String);
 
-fn secret_key<K: Resource>(object: &K) -> SecretKey {
+fn object_key<K: Resource>(object: &K) -> ObjectKey {
     (object.namespace().unwrap_or_default(), object.name_any())
 }
 
 /// An object kind kept only where routing names it: TLS Secrets (private
 /// keys of other applications are never kept in memory) and the CA
 /// ConfigMaps of BackendTLSPolicies.
-pub(crate) trait Referenced:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + DeserializeOwned
-    + Debug
-    + Send
-    + Sync
-    + 'static
-{
+pub(crate) trait Referenced: Namespaced {
     /// Whether an object of this name may be used at all.
     fn usable(&self) -> bool;
     /// Until the first reconcile says what is named, everything listed
@@ -631,20 +635,20 @@ impl Referenced for ConfigMap {
 }
 
 /// A list in progress: the names seen and the objects kept.
-type Listing<K> = (BTreeSet<SecretKey>, BTreeMap<SecretKey, Arc<K>>);
+type Listing<K> = (BTreeSet<ObjectKey>, BTreeMap<ObjectKey, Arc<K>>);
 
 /// What a referenced-objects store knows.
 #[derive(Debug)]
-struct SecretState<K> {
-    /// The Secrets served Ingresses name; `None` until the first
+struct RefState<K> {
+    /// The objects routing names; `None` until the first
     /// reconcile says, when everything listed is kept.
-    referenced: Option<BTreeSet<SecretKey>>,
-    /// Every TLS Secret that exists, by name only.
-    existing: BTreeSet<SecretKey>,
+    referenced: Option<BTreeSet<ObjectKey>>,
+    /// Every object of the watch that exists, by name only.
+    existing: BTreeSet<ObjectKey>,
     /// The referenced ones, whole.
-    held: BTreeMap<SecretKey, Arc<K>>,
+    held: BTreeMap<ObjectKey, Arc<K>>,
     /// Being fetched because they became referenced after they were seen.
-    fetching: BTreeSet<SecretKey>,
+    fetching: BTreeSet<ObjectKey>,
     /// The lists in progress, by the scope of their watcher: what each
     /// brought so far.
     listing: BTreeMap<Scope, Listing<K>>,
@@ -654,9 +658,9 @@ struct SecretState<K> {
     scopes: usize,
 }
 
-impl<K> Default for SecretState<K> {
+impl<K> Default for RefState<K> {
     fn default() -> Self {
-        SecretState {
+        RefState {
             referenced: None,
             existing: BTreeSet::new(),
             held: BTreeMap::new(),
@@ -668,48 +672,48 @@ impl<K> Default for SecretState<K> {
     }
 }
 
-impl<K> SecretState<K> {
-    fn wanted(&self, key: &SecretKey) -> bool {
+impl<K> RefState<K> {
+    fn wanted(&self, key: &ObjectKey) -> bool {
         self.referenced.as_ref().is_none_or(|r| r.contains(key))
     }
 }
 
-/// The TLS Secrets served Ingresses name (a watcher per scope with field
-/// selector `type=kubernetes.io/tls`); every other Secret is dropped as
-/// it arrives.
-pub(crate) struct SecretStore<K = Secret> {
-    state: Arc<Mutex<SecretState<K>>>,
+/// The objects of kind `K` that routing names (a watcher per scope; for
+/// Secrets with field selector `type=kubernetes.io/tls`); every other one
+/// is dropped as it arrives, only its name kept.
+pub(crate) struct RefStore<K = Secret> {
+    state: Arc<Mutex<RefState<K>>>,
     ready: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-impl<K> Clone for SecretStore<K> {
+impl<K> Clone for RefStore<K> {
     fn clone(&self) -> Self {
-        SecretStore {
+        RefStore {
             state: self.state.clone(),
             ready: self.ready.clone(),
         }
     }
 }
 
-impl<K> Default for SecretStore<K> {
+impl<K> Default for RefStore<K> {
     fn default() -> Self {
-        SecretStore {
+        RefStore {
             state: Default::default(),
             ready: Default::default(),
         }
     }
 }
 
-impl<K: Referenced> SecretStore<K> {
-    fn lock(&self) -> MutexGuard<'_, SecretState<K>> {
+impl<K: Referenced> RefStore<K> {
+    fn lock(&self) -> MutexGuard<'_, RefState<K>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts one watcher task per scope; every change to a held Secret
     /// wakes `changed`.
-    fn watch(spawn: &mut Spawner<'_>, config: watcher::Config) -> SecretStore<K> {
+    fn watch(spawn: &mut Spawner<'_>, config: watcher::Config) -> RefStore<K> {
         let scopes = scopes(spawn.namespaces);
-        let store = SecretStore::default();
+        let store = RefStore::default();
         store.lock().scopes = scopes.len();
         if !K::KEEP_ALL_AT_FIRST {
             store.lock().referenced = Some(BTreeSet::new());
@@ -749,7 +753,7 @@ impl<K: Referenced> SecretStore<K> {
     }
 
     /// Applies one watch event of the watcher of `scope`; true when a held
-    /// or wanted Secret changed.
+    /// or wanted object changed.
     fn apply(&self, event: Event<K>, scope: &Scope) -> bool {
         let mut st = self.lock();
         match event {
@@ -759,7 +763,7 @@ impl<K: Referenced> SecretStore<K> {
                 false
             }
             Event::InitApply(secret) => {
-                let key = secret_key(&secret);
+                let key = object_key(&secret);
                 let wanted = st.wanted(&key);
                 if let Some((existing, held)) = st.listing.get_mut(scope) {
                     existing.insert(key.clone());
@@ -772,7 +776,7 @@ impl<K: Referenced> SecretStore<K> {
             Event::InitDone => {
                 // The list replaces what this scope had, and only that.
                 if let Some((existing, held)) = st.listing.remove(scope) {
-                    let outside = |k: &SecretKey| scope.as_ref().is_some_and(|ns| &k.0 != ns);
+                    let outside = |k: &ObjectKey| scope.as_ref().is_some_and(|ns| &k.0 != ns);
                     st.existing.retain(outside);
                     st.existing.extend(existing);
                     st.held.retain(|k, _| outside(k));
@@ -787,7 +791,7 @@ impl<K: Referenced> SecretStore<K> {
                 true
             }
             Event::Apply(secret) => {
-                let key = secret_key(&secret);
+                let key = object_key(&secret);
                 st.existing.insert(key.clone());
                 if st.wanted(&key) {
                     st.held.insert(key, Arc::new(secret));
@@ -797,7 +801,7 @@ impl<K: Referenced> SecretStore<K> {
                 }
             }
             Event::Delete(secret) => {
-                let key = secret_key(&secret);
+                let key = object_key(&secret);
                 st.existing.remove(&key);
                 st.held.remove(&key).is_some()
             }
@@ -825,12 +829,12 @@ impl<K: Referenced> SecretStore<K> {
     /// but are not held (seen while nobody named them), to be fetched.
     pub(crate) fn set_referenced(&self, referenced: &[SecretRef]) -> Vec<SecretRef> {
         let mut st = self.lock();
-        let keys: BTreeSet<SecretKey> = referenced
+        let keys: BTreeSet<ObjectKey> = referenced
             .iter()
             .map(|s| (s.namespace.clone(), s.name.clone()))
             .collect();
         st.held.retain(|k, _| keys.contains(k));
-        let missing: Vec<SecretKey> = keys
+        let missing: Vec<ObjectKey> = keys
             .iter()
             .filter(|k| st.existing.contains(*k) && !st.held.contains_key(*k))
             .filter(|k| !st.fetching.contains(*k))
@@ -844,7 +848,7 @@ impl<K: Referenced> SecretStore<K> {
             .collect()
     }
 
-    /// Stores a fetched Secret if it is still named; `true` when held.
+    /// Stores a fetched object if it is still named and usable; `true` when held.
     pub(crate) fn fetched(&self, key: &SecretRef, secret: Option<K>) -> bool {
         let mut st = self.lock();
         let key = (key.namespace.clone(), key.name.clone());
