@@ -6,9 +6,7 @@
 
 use crate::common::{ingress, rules, start, until, CLASS, QUIET, WEB};
 use rauta_k8s_sync::api::snapshot::snapshot;
-use rauta_k8s_sync::api::{
-    ApiOptions, ApiSource, ClientSource, LeaderOptions, PublishTarget, WatchBackoff,
-};
+use rauta_k8s_sync::api::{ApiOptions, ApiSource, ClientSource, LeaderOptions, PublishTarget};
 use rauta_k8s_sync::stats::{ApiCounts, RESOURCES, STATUS_KINDS};
 use rauta_k8s_sync::{ClassSelector, RouteConfig};
 use rauta_shared::config::{HostMatch, RouteKind};
@@ -17,18 +15,10 @@ use rauta_testkit::tls::self_signed as cert;
 use rauta_testkit::tls_secret;
 use std::time::Duration;
 
-/// Options for tests: short debounce, backoff and retry.
+/// The shared test options, with re-lists at most 200 ms apart.
 fn options(api: &FakeApi, name: &str) -> ApiOptions {
-    let mut opts = ApiOptions::new(
-        ClientSource::Kubeconfig(api.kubeconfig(name)),
-        ClassSelector::default(),
-    );
-    opts.debounce = Duration::from_millis(20);
-    opts.backoff = WatchBackoff {
-        min: Duration::from_millis(50),
-        max: Duration::from_millis(200),
-    };
-    opts.write_retry = Duration::from_millis(200);
+    let mut opts = crate::common::options(api, name);
+    opts.backoff.max = Duration::from_millis(200);
     opts
 }
 

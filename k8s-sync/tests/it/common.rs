@@ -1,6 +1,6 @@
 //! Fixtures shared by the integration tests: inline manifests and helpers.
 
-use rauta_k8s_sync::api::{ApiOptions, ApiSource};
+use rauta_k8s_sync::api::{ApiOptions, ApiSource, ClientSource, WatchBackoff};
 use rauta_k8s_sync::manifests::load_dir;
 use rauta_k8s_sync::objects::SourcedObject;
 use rauta_k8s_sync::problem::{Problem, Severity};
@@ -121,6 +121,22 @@ pub fn messages(t: &[Problem], severity: Severity) -> Vec<String> {
 
 /// How long "nothing happens" is watched for.
 pub const QUIET: Duration = Duration::from_millis(400);
+
+/// API-source options against `api` (kubeconfig file `name`) for tests:
+/// short debounce, backoff (50 to 400 ms) and status-write retry.
+pub fn options(api: &rauta_testkit::fake_api::FakeApi, name: &str) -> ApiOptions {
+    let mut opts = ApiOptions::new(
+        ClientSource::Kubeconfig(api.kubeconfig(name)),
+        ClassSelector::default(),
+    );
+    opts.debounce = Duration::from_millis(20);
+    opts.backoff = WatchBackoff {
+        min: Duration::from_millis(50),
+        max: Duration::from_millis(400),
+    };
+    opts.write_retry = Duration::from_millis(200);
+    opts
+}
 
 /// Starts an API source with `opts`; its configurations arrive on the receiver.
 pub fn start(opts: ApiOptions) -> (ApiSource, mpsc::Receiver<RouteConfig>) {

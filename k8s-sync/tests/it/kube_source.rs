@@ -2,9 +2,9 @@
 //! list/watch wire format: the unmodified kube-rs client, watcher and
 //! reflectors run over a real socket.
 
-use crate::common::{ingress, rules, start, until, CLASS, QUIET, WEB};
+use crate::common::{ingress, options, rules, start, until, CLASS, QUIET, WEB};
 use rauta_k8s_sync::api::{
-    ApiOptions, ApiSource, ClientSource, LeaderOptions, PublishTarget, WatchBackoff, REASON_INVALID,
+    ApiOptions, ApiSource, ClientSource, LeaderOptions, PublishTarget, REASON_INVALID,
 };
 use rauta_k8s_sync::{ClassSelector, RouteConfig};
 use rauta_testkit::fake_api::{object_path, status_addresses, FakeApi};
@@ -15,21 +15,6 @@ use std::time::{Duration, Instant};
 /// Service demo/web alone (port http 80 -> 8080).
 const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: demo}\n\
 spec: {ports: [{name: http, port: 80, targetPort: 8080}]}\n";
-
-/// Options for tests: short debounce, backoff and retry.
-fn options(api: &FakeApi, name: &str) -> ApiOptions {
-    let mut opts = ApiOptions::new(
-        ClientSource::Kubeconfig(api.kubeconfig(name)),
-        ClassSelector::default(),
-    );
-    opts.debounce = Duration::from_millis(20);
-    opts.backoff = WatchBackoff {
-        min: Duration::from_millis(50),
-        max: Duration::from_millis(400),
-    };
-    opts.write_retry = Duration::from_millis(200);
-    opts
-}
 
 /// Lease reads by `client`.
 fn lease_reads(api: &FakeApi, client: &str, lease_path: &str) -> usize {

@@ -6,7 +6,7 @@
 use crate::annotated::{assert_reported, ing, serve_docs, service_on};
 use crate::common::start;
 use rauta_testkit::client::request;
-use rauta_testkit::manifests::{join, path};
+use rauta_testkit::manifests::{join, path, rauta_gateway};
 use rauta_testkit::{
     backend_for, eventually, eventually_some, free_port, pattern, xxh3, Backend, ManifestDir,
     Rauta, RecordedRequest, ScriptedBackend,
@@ -256,20 +256,9 @@ fn an_invalid_mirror_annotation_is_reported_and_the_ingress_still_served() {
     );
 }
 
-const GATEWAY: &str = "
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: rauta}
-spec: {controllerName: rauta.io/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: rauta
-  listeners:
-  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
-";
+/// Gateway infra/gw's one listener.
+const LISTENER: &str =
+    "{name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}";
 
 #[test]
 fn an_httproute_request_mirror_copies_the_share_it_names() {
@@ -296,7 +285,7 @@ spec:
     - {type: RequestMirror, requestMirror: {backendRef: {name: missing, port: 80}}}
     backendRefs: [{name: app, port: 80}]
 ";
-    let mut docs = vec![GATEWAY.to_string()];
+    let mut docs = vec![rauta_gateway("infra", "gw", &[LISTENER])];
     for b in [&app, &all, &none, &half] {
         docs.push(backend_for("infra", b.name(), "http", &[b]));
     }

@@ -5,7 +5,7 @@
 
 use crate::annotated::{ing, serve_docs_with, service_on};
 use rauta_testkit::browser::Browser;
-use rauta_testkit::manifests::path;
+use rauta_testkit::manifests::{path, rauta_gateway};
 use rauta_testkit::tls::Ca;
 use rauta_testkit::{free_port, require, tls_secret, Backend, Conn, Need, Rauta};
 use serde_json::{json, Value};
@@ -642,20 +642,8 @@ fn httproute_conditions_and_weighted_shares_are_noted() {
     require!(Need::tool("chromium"), Need::tool("chromedriver"));
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let (v1, v2) = (Backend::start("v1"), Backend::start("v2"));
-    let gateway = "\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: rauta}
-spec: {controllerName: rauta.io/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: web}
-spec:
-  gatewayClassName: rauta
-  listeners:
-  - {name: http, port: 80, protocol: HTTP}
----
+    let gateway = rauta_gateway("web", "gw", &["{name: http, port: 80, protocol: HTTP}"]);
+    let route = "\
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: shop, namespace: web}
@@ -672,7 +660,8 @@ spec:
         &[
             &service_on("v1", &[v1.port()]),
             &service_on("v2", &[v2.port()]),
-            gateway,
+            &gateway,
+            route,
         ],
         &["--shards", "1"],
     );
