@@ -7,11 +7,12 @@
 //! not HTTP, is a 500 for this route only.
 
 use super::plan::Plan;
+use super::side_call;
 use crate::downstream::ClientConn;
 use crate::error::ProxyError;
 use crate::http::response;
 use crate::http::{BodyLen, MAX_HEADERS};
-use crate::policy::auth::{Call, Target};
+use crate::policy::auth::Call;
 use crate::policy::PolicyAnswer;
 use crate::shard::{LocalTable, Shard};
 use crate::upstream::{self, Upstream};
@@ -38,13 +39,7 @@ pub(super) async fn authorize(
         return Ok(());
     };
     let connect = policy.connect_policy(&shard.cfg.connect);
-    let (backend, endpoint) = match auth.target() {
-        Target::Backend(i) => {
-            let backend = table.routes.backend(*i);
-            (backend, backend.pick(&table.states[*i], None, &shard.rng))
-        }
-        Target::Addr(backend) => (backend, Some(0)),
-    };
+    let (backend, endpoint) = side_call::endpoint(shard, table, auth.target());
     let Some(endpoint) = endpoint else {
         return Err(failed(&"the auth Service has no endpoint"));
     };
@@ -56,7 +51,7 @@ pub(super) async fn authorize(
             .map_err(|e| failed(&e))?;
         match ask(conn, &mut up, &call).await {
             Ok(()) => break up,
-            Err(e) if up.reused && !fresh && is_stale(&e) => fresh = true,
+            Err(e) if up.reused && !fresh && side_call::is_stale(&e) => fresh = true,
             Err(e) => return Err(failed(&e)),
         }
     };
@@ -95,33 +90,5 @@ async fn ask(conn: &mut ClientConn, up: &mut Upstream<'_>, call: &Call) -> io::R
     conn.ubuf.clear();
     up.stream.write_all(&call.head).await?;
     up.stream.expect_read_wait();
-    loop {
-        {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            match response::parse(conn.ubuf.data(), &mut headers, call.head_request) {
-                Ok(Some(resp)) if (100..200).contains(&resp.status) => {
-                    let len = resp.len;
-                    conn.ubuf.consume(len);
-                    continue;
-                }
-                Ok(Some(_)) => return Ok(()),
-                Ok(None) => {}
-                Err(_) => return Err(io::Error::other("the auth answer is not valid HTTP")),
-            }
-        }
-        if conn.ubuf.is_full() {
-            return Err(io::Error::other("the auth answer's head is too large"));
-        }
-        if conn.ubuf.fill(&mut up.stream).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-}
-
-/// A failure that a pooled connection closed by the peer explains.
-fn is_stale(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof
-    )
+    side_call::final_head(&mut up.stream, &mut conn.ubuf, call.head_request, "auth").await
 }

@@ -13,13 +13,13 @@
 //! A leaf of the exchange: it uses the upstream pool and the policies,
 //! never another step.
 
+use super::side_call;
 use crate::http::body;
 use crate::http::buf::IoBuf;
 use crate::http::response;
 use crate::http::{BodyLen, MAX_HEADERS};
 use crate::metrics::route::RouteStats;
 use crate::metrics::MirrorResult;
-use crate::policy::auth::Target;
 use crate::router::path::RouteId;
 use crate::rt;
 use crate::shard::{LocalTable, Shard};
@@ -208,13 +208,7 @@ async fn exchange(
     let (Some(policy), Some(mirror)) = (policy, mirror) else {
         return Err(io::Error::other("the mirror left the table"));
     };
-    let (backend, endpoint) = match &mirror.target {
-        Target::Backend(i) => {
-            let backend = table.routes.backend(*i);
-            (backend, backend.pick(&table.states[*i], None, &shard.rng))
-        }
-        Target::Addr(backend) => (backend, Some(0)),
-    };
+    let (backend, endpoint) = side_call::endpoint(shard, table, &mirror.target);
     let endpoint = endpoint.ok_or_else(|| io::Error::other("the mirror has no endpoint"))?;
     let connect = policy.connect_policy(&shard.cfg.connect);
     let head_request = copy.head.starts_with(b"HEAD ");
@@ -250,7 +244,9 @@ async fn exchange(
                     }
                     return Ok(());
                 }
-                Err(e) if up.reused && !fresh && buf.is_empty() && is_stale(&e) => fresh = true,
+                Err(e) if up.reused && !fresh && buf.is_empty() && side_call::is_stale(&e) => {
+                    fresh = true
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -263,44 +259,20 @@ async fn exchange(
 /// Reads a final response head and its body, dropping both; true when the
 /// connection may carry another request.
 async fn read_answer(up: &mut UpStream, buf: &mut IoBuf, head_request: bool) -> io::Result<bool> {
-    loop {
-        let parsed = {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            match response::parse(buf.data(), &mut headers, head_request) {
-                Ok(Some(resp)) if (100..200).contains(&resp.status) => Some((resp.len, None)),
-                Ok(Some(resp)) => Some((resp.len, Some((resp.body, resp.reusable)))),
-                Ok(None) => None,
-                Err(_) => return Err(io::Error::other("the mirror's answer is not HTTP")),
-            }
-        };
-        match parsed {
-            Some((len, None)) => buf.consume(len),
-            Some((len, Some((body_len, reusable)))) => {
-                buf.consume(len);
-                let mut sink = futures_lite::io::sink();
-                body::relay(up, buf, &mut sink, body_len, true, None)
-                    .await
-                    .map_err(|e| io::Error::other(format!("{e:?}")))?;
-                return Ok(reusable && body_len != BodyLen::Close);
-            }
-            None => {
-                if buf.is_full() {
-                    return Err(io::Error::other("the mirror's answer head is too large"));
-                }
-                if buf.fill(up).await? == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-            }
+    side_call::final_head(up, buf, head_request, "mirror").await?;
+    let (len, body_len, reusable) = {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match response::parse(buf.data(), &mut headers, head_request) {
+            Ok(Some(resp)) => (resp.len, resp.body, resp.reusable),
+            _ => return Err(io::Error::other("the mirror answer is not valid HTTP")),
         }
-    }
-}
-
-/// A failure that a pooled connection closed by the peer explains.
-fn is_stale(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof
-    )
+    };
+    buf.consume(len);
+    let mut sink = futures_lite::io::sink();
+    body::relay(up, buf, &mut sink, body_len, true, None)
+        .await
+        .map_err(|e| io::Error::other(format!("{e:?}")))?;
+    Ok(reusable && body_len != BodyLen::Close)
 }
 
 /// A writer that keeps a copy of what it writes (up to the bound) while

@@ -9,6 +9,8 @@
 //! - [`record`]: tally -> route stats -> access log; the error answer
 //! - [`mirror`]: copies of the request for the route's mirrors, sent
 //!   from tasks of their own (a leaf, like `record`)
+//! - [`side_call`]: what the auth subrequest and the mirrored copies share
+//!   (a leaf)
 
 mod answer;
 mod auth;
@@ -16,6 +18,7 @@ mod forward;
 mod mirror;
 mod plan;
 mod record;
+mod side_call;
 mod tunnel;
 
 use crate::downstream::{ClientConn, Outcome};
