@@ -11,7 +11,7 @@ use crate::gateway_api::{ObjectRef, GROUP};
 use crate::objects::SourcedObject;
 use crate::problem::Problem;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use rauta_shared::config::{HostMatch, RouteKind};
+use rauta_shared::config::{HostMatch, IngressRef, RouteKind};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
@@ -52,6 +52,15 @@ impl<'a> Route<'a> {
             src,
             parent_refs,
             hostnames,
+        }
+    }
+
+    /// The route as the source of the rules and hosts it gives.
+    pub(super) fn source(&self) -> IngressRef {
+        IngressRef {
+            namespace: self.ns.to_string(),
+            name: self.name.to_string(),
+            kind: self.kind,
         }
     }
 

@@ -19,7 +19,7 @@ use crate::gateway_api::{
 use crate::problem::Problem;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use rauta_shared::config::{
-    Conditions, HostMatch, IngressRef, PathType, StringMatch, UpstreamProtocol, ValueMatch,
+    Conditions, HostMatch, PathType, StringMatch, UpstreamProtocol, ValueMatch,
 };
 use rauta_shared::policy::{
     is_header_name, HeaderModifier, PathRewrite, RequestRedirect, RoutePolicy,
@@ -104,11 +104,7 @@ pub(super) fn add(
     let mut bad_ref: Option<(&'static str, String)> = None;
     let object = route.object();
     let warning = Problem::warning(Some(object.clone()), "").in_file(src.file.clone());
-    let source = IngressRef {
-        namespace: ns.to_string(),
-        name: route.name.to_string(),
-        kind: route.kind,
-    };
+    let source = route.source();
     let order: RouteOrder = (created.is_none(), created, source.clone());
     let count = rules.len();
     let mut used = BTreeSet::new();

@@ -10,7 +10,7 @@ use super::attach::{Attachment, Route};
 use super::rules::{backend, Outcome};
 use crate::gateway_api::TlsRoute;
 use crate::problem::Problem;
-use rauta_shared::config::{HostMatch, IngressRef, UpstreamProtocol};
+use rauta_shared::config::{HostMatch, UpstreamProtocol};
 
 /// Adds the hosts of one attached TLSRoute to `builder`.
 pub(super) fn add(
@@ -82,11 +82,7 @@ pub(super) fn add(
             return outcome;
         }
     };
-    let source = IngressRef {
-        namespace: route.ns.to_string(),
-        name: route.name.to_string(),
-        kind: route.kind,
-    };
+    let source = route.source();
     let mut hosts: Vec<HostMatch> = attached.iter().map(|a| a.host.clone()).collect();
     hosts.dedup();
     for host in hosts {
